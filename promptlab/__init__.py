@@ -1,0 +1,77 @@
+"""promptlab: prompts under version control, every LLM call logged, experiments with real
+statistics. Everything works offline from plain files.
+
+    from promptlab import Registry, Logger, Experiment, compare
+
+Public names are imported on first use so that `import promptlab` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# Public name -> module that defines it.
+_EXPORTS: dict[str, str] = {
+    # errors
+    "PromptlabError": "promptlab.errors",
+    # config
+    "Settings": "promptlab.config",
+    "load_settings": "promptlab.config",
+    # prompts
+    "Registry": "promptlab.registry",
+    "Prompt": "promptlab.registry",
+    "Version": "promptlab.registry",
+    "Template": "promptlab.template",
+    "Rendered": "promptlab.template",
+    # logging
+    "Logger": "promptlab.logs.logger",
+    "Call": "promptlab.logs.logger",
+    "get_logger": "promptlab.logs.logger",
+    "log": "promptlab.logs.logger",
+    "log_llm_call": "promptlab.logs.logger",
+    "feedback": "promptlab.logs.logger",
+    "trace": "promptlab.tracing",
+    "span": "promptlab.tracing",
+    "traced": "promptlab.tracing",
+    "read_entries": "promptlab.logs.reader",
+    # index
+    "Index": "promptlab.logs.index",
+    "query": "promptlab.logs.index",
+    # experiments
+    "Experiment": "promptlab.experiments",
+    "load_experiment": "promptlab.experiments",
+    # compare
+    "compare": "promptlab.comparison",
+    "Comparison": "promptlab.comparison",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'promptlab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from promptlab.comparison import Comparison, compare
+    from promptlab.config import Settings, load_settings
+    from promptlab.errors import PromptlabError
+    from promptlab.experiments import Experiment, load_experiment
+    from promptlab.logs.index import Index, query
+    from promptlab.logs.logger import Call, Logger, feedback, get_logger, log, log_llm_call
+    from promptlab.logs.reader import read_entries
+    from promptlab.registry import Prompt, Registry, Version
+    from promptlab.template import Rendered, Template
+    from promptlab.tracing import span, trace, traced

@@ -1,0 +1,57 @@
+"""A click group whose subcommands are imported only when used.
+
+Every command family lives in its own module; `promptlab logs …` must not pay for
+importing the experiment runner or scipy. Listing commands (`--help`) imports the family
+modules, which themselves import nothing heavy at module level.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from promptlab.errors import PromptlabError
+
+
+class PromptlabCommandError(click.ClickException):
+    """Carries a PromptlabError's message and exit code through click."""
+
+    def __init__(self, error: PromptlabError):
+        super().__init__(str(error))
+        self.exit_code = error.exit_code
+
+    def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
+        click.echo(f"Error: {self.format_message()}", err=True)
+
+
+class LazyGroup(click.Group):
+    """Group with `lazy_subcommands={"name": "module:attr"}` imported on first use.
+
+    PromptlabError raised anywhere below becomes one line on stderr and its exit code.
+    """
+
+    def __init__(self, *args, lazy_subcommands: dict[str, str] | None = None, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.lazy_subcommands = dict(lazy_subcommands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_subcommands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy_subcommands:
+            return self._load(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def _load(self, cmd_name: str) -> click.Command:
+        module_name, attr = self.lazy_subcommands[cmd_name].split(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{module_name}:{attr} is not a click command")
+        return command
+
+    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except PromptlabError as exc:
+            raise PromptlabCommandError(exc) from exc

@@ -1,0 +1,208 @@
+"""Prompt commands: `prompts`, `render`, `new`, `promote`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from promptlab.cli._common import Output, dumps_json, get_settings, output_options, project_options
+from promptlab.errors import UsageError
+
+
+def get_registry():  # type: ignore[no-untyped-def]
+    from promptlab.registry import Registry
+
+    return Registry(get_settings().prompts_dir)
+
+
+def parse_vars(var_items: tuple[str, ...], vars_file: str | None) -> dict[str, Any]:
+    """`--vars FILE.json|-` first, then each `--var k=v` / `--var k=@file` on top."""
+    values: dict[str, Any] = {}
+    if vars_file is not None:
+        values.update(_read_vars_file(vars_file))
+    for item in var_items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise UsageError(f"--var {item!r}: expected NAME=VALUE (or NAME=@FILE to read a file)")
+        if value.startswith("@") and len(value) > 1:
+            path = Path(value[1:])
+            try:
+                value = path.read_text(encoding="utf-8")
+            except FileNotFoundError as exc:
+                raise UsageError(f"--var {name}: file {path} not found") from exc
+            except (OSError, UnicodeDecodeError) as exc:
+                raise UsageError(f"--var {name}: cannot read {path} as UTF-8 text: {exc}") from exc
+        values[name] = value
+    return values
+
+
+def _read_vars_file(vars_file: str) -> dict[str, Any]:
+    where = "standard input" if vars_file == "-" else vars_file
+    try:
+        text = sys.stdin.read() if vars_file == "-" else Path(vars_file).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise UsageError(f"--vars: file {where} not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--vars: cannot read {where}: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--vars: {where} is not valid JSON (line {exc.lineno}, column "
+                         f"{exc.colno}: {exc.msg})") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"--vars: {where} must hold a JSON object of variables, "
+                         f"got {type(data).__name__}")
+    return data
+
+
+def coerce_cli_vars(template: Any, values: dict[str, Any], from_cli: set[str]) -> dict[str, Any]:
+    """Convert `--var` strings to the types declared in input.schema."""
+    from promptlab.template import coerce_value
+
+    schema = template.front.schema or {}
+    out = dict(values)
+    for name in from_cli:
+        field = schema.get(name)
+        if field is not None and isinstance(out.get(name), str):
+            try:
+                out[name] = coerce_value(field.type, out[name])
+            except UsageError:
+                raise
+            except Exception as exc:
+                raise UsageError(f"--var {name}: {exc}") from exc
+    return out
+
+
+def _version_summary(versions: list[str]) -> str:
+    return ", ".join(versions)
+
+
+@click.command(name="prompts")
+@project_options
+@output_options
+def prompts_list(out: Output) -> None:
+    """List every prompt: versions, labels and the version each points at, description.
+
+    \b
+    Example:
+      promptlab prompts
+      promptlab prompts --json
+    """
+    from promptlab.errors import PromptlabError
+
+    registry = get_registry()
+    rows, data = [], []
+    for prompt_id in registry.ids():
+        versions = [v.name for v in registry.versions(prompt_id)]
+        labels = registry.labels(prompt_id)
+        description = None
+        try:
+            description = registry.get(prompt_id).description
+        except PromptlabError as exc:
+            description = f"(error: {exc})"
+        rows.append({
+            "id": prompt_id,
+            "versions": _version_summary(versions),
+            "labels": ", ".join(f"{lab.name} -> {lab.version or 'DANGLING'}" for lab in labels),
+            "description": description or "",
+        })
+        data.append({
+            "id": prompt_id,
+            "versions": versions,
+            "labels": {lab.name: lab.version for lab in labels},
+            "description": description,
+        })
+    out.table(rows, ["id", "versions", "labels", "description"], json_rows=data,
+              empty=f"No prompts in {registry.path}; create one with 'promptlab new ID'.")
+
+
+@click.command(name="render")
+@click.argument("ref")
+@click.option("version", "--version", "-v", metavar="vN", help="Render this version.")
+@click.option("label", "--label", "-l", metavar="LABEL", help="Render the version this label points at.")
+@click.option("var_items", "--var", multiple=True, metavar="NAME=VALUE",
+              help="A variable; NAME=@FILE reads the value from a file. Repeatable.")
+@click.option("vars_file", "--vars", metavar="FILE.json|-", help="Variables as a JSON object.")
+@click.option("as_json", "--json", is_flag=True, help="Print messages, model, config and stamp as JSON.")
+@project_options
+def prompts_render(ref: str, version: str | None, label: str | None, var_items: tuple[str, ...],
+                   vars_file: str | None, as_json: bool) -> None:
+    """Render a prompt version with variables.
+
+    REF is an id (uses the `current` label), ID@LABEL or ID/vN. The stamp (id, version,
+    label, sha256) goes to stderr, the messages to stdout.
+
+    \b
+    Examples:
+      promptlab render code-review --var code=@app.py --var language=Python
+      promptlab render code-review@production --vars item.json --json
+      promptlab render summarization/v1 --var text="..."
+    """
+    prompt = get_registry().get(ref, version=version, label=label)
+    values = parse_vars(var_items, vars_file)
+    values = coerce_cli_vars(prompt.template, values, {i.partition("=")[0].strip() for i in var_items})
+    rendered = prompt.render(values)
+    schema = prompt.template.front.schema
+    if schema is not None:
+        from promptlab.cli._common import warn
+
+        unused = sorted(set(values) - set(schema) - prompt.template.variables())
+        if unused:
+            warn(f"variable(s) not used by {prompt.id}/{prompt.version.name}: {', '.join(unused)}")
+    if as_json:
+        click.echo(dumps_json(rendered.to_dict(), indent=True))
+        return
+    stamp = rendered.stamp
+    label_part = f" @{stamp['prompt_label']}" if stamp.get("prompt_label") else ""
+    dirty = " (uncommitted changes)" if stamp.get("prompt_dirty") else ""
+    click.echo(f"# {stamp['prompt_id']} {stamp['prompt_version']}{label_part} "
+               f"sha256:{stamp['prompt_sha'][:12]}{dirty}", err=True)
+    if len(rendered.messages) == 1:
+        click.echo(rendered.messages[0]["content"])
+        return
+    blocks = [f"{m['role']}:\n{m['content']}" for m in rendered.messages]
+    click.echo("\n\n".join(blocks))
+
+
+@click.command(name="new")
+@click.argument("prompt_id", metavar="ID")
+@click.option("from_version", "--from", metavar="vN", help="Copy this version (default: current).")
+@click.option("--description", "-d", help="Description for a brand-new prompt.")
+@project_options
+def prompts_new(prompt_id: str, from_version: str | None, description: str | None) -> None:
+    """Create the next version of a prompt and print its path.
+
+    An existing prompt gets a copy of `current` (or of --from vN) as vN+1; a new id gets
+    a starter v1 and a `current` label. Existing files are never overwritten.
+
+    \b
+    Examples:
+      promptlab new code-review            # v3.txt, a copy of current
+      promptlab new code-review --from v1
+      promptlab new support/triage -d "Route tickets"
+    """
+    path = get_registry().new(prompt_id, from_version=from_version, description=description)
+    click.echo(str(path))
+
+
+@click.command(name="promote")
+@click.argument("prompt_id", metavar="ID")
+@click.argument("version", metavar="vN")
+@click.option("label", "--label", "-l", default="current", show_default=True,
+              help="The label to move.")
+@project_options
+def prompts_promote(prompt_id: str, version: str, label: str) -> None:
+    """Point a label (default `current`) at a version, atomically.
+
+    \b
+    Examples:
+      promptlab promote code-review v2
+      promptlab promote code-review v1 --label production
+    """
+    previous, new = get_registry().promote(prompt_id, version, label)
+    click.echo(f"{prompt_id}: {label} {previous or '(none)'} -> {new}")

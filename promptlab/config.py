@@ -1,0 +1,160 @@
+"""Project discovery and settings.
+
+The project root is the nearest folder, from the working directory upward, that holds a
+`promptlab.toml`, a `pyproject.toml` with a `[tool.promptlab]` table, or a `prompts/`
+folder. Settings come from (highest first) explicit arguments (CLI options), environment
+variables, the project file, then defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from promptlab.errors import ConfigError
+
+ENV_PROMPTS_DIR = "PROMPTLAB_PROMPTS_DIR"
+ENV_EXPERIMENTS_DIR = "PROMPTLAB_EXPERIMENTS_DIR"
+ENV_LOG_DIR = "PROMPTLAB_LOG_DIR"
+ENV_PRICES = "PROMPTLAB_PRICES"
+
+DEFAULT_LOG_DIR = "~/llm-logs"
+
+# Keys accepted in [tool.promptlab] / promptlab.toml, with the type each must have.
+KNOWN_KEYS: dict[str, type | tuple[type, ...]] = {
+    "prompts_dir": str,
+    "experiments_dir": str,
+    "log_dir": str,
+    "prices": str,
+    "redact": bool,
+    "cache": bool,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved paths and options for one project. Paths are absolute."""
+
+    root: Path
+    prompts_dir: Path
+    experiments_dir: Path
+    log_dir: Path
+    prices: Path | None = None
+    redact: bool = True
+    cache: bool = True
+    config_file: Path | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def find_root(start: Path | None = None) -> tuple[Path, Path | None]:
+    """Return (project root, config file or None), searching upward from `start`.
+
+    With no marker anywhere above, the root is `start` itself.
+    """
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        own = folder / "promptlab.toml"
+        if own.is_file():
+            return folder, own
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file() and _has_tool_table(pyproject):
+            return folder, pyproject
+        if (folder / "prompts").is_dir():
+            return folder, None
+    return start, None
+
+
+def _has_tool_table(pyproject: Path) -> bool:
+    try:
+        text = pyproject.read_text(encoding="utf-8")
+    except OSError:
+        return False
+    # Cheap pre-check so unrelated pyproject files are not parsed.
+    return "[tool.promptlab]" in text and "promptlab" in _read_toml(pyproject).get("tool", {})
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}; fix the file") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The promptlab table of a config file, validated against KNOWN_KEYS."""
+    data = _read_toml(path)
+    if path.name == "pyproject.toml":
+        data = data.get("tool", {}).get("promptlab", {})
+        where = f"{path} [tool.promptlab]"
+    else:
+        where = str(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a table of settings")
+    for key, value in data.items():
+        expected = KNOWN_KEYS.get(key)
+        if expected is None:
+            known = ", ".join(sorted(KNOWN_KEYS))
+            raise ConfigError(f"{where}: unknown setting {key!r}; known settings: {known}")
+        if not isinstance(value, expected):
+            name = expected.__name__ if isinstance(expected, type) else "/".join(
+                t.__name__ for t in expected
+            )
+            raise ConfigError(f"{where}: setting {key!r} must be a {name}, got {value!r}")
+    return data
+
+
+def _resolve(root: Path, value: str | os.PathLike[str]) -> Path:
+    path = Path(os.path.expandvars(str(value))).expanduser()
+    return path if path.is_absolute() else (root / path)
+
+
+def load_settings(
+    start: Path | None = None,
+    *,
+    prompts_dir: str | os.PathLike[str] | None = None,
+    experiments_dir: str | os.PathLike[str] | None = None,
+    log_dir: str | os.PathLike[str] | None = None,
+    prices: str | os.PathLike[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> Settings:
+    """Discover the project and resolve every setting.
+
+    Explicit arguments are relative to the working directory; values from the config file
+    are relative to the project root.
+    """
+    env = os.environ if env is None else env
+    cwd = Path.cwd()
+    root, config_file = find_root(start)
+    raw = read_config_file(config_file) if config_file else {}
+
+    def pick(explicit: Any, env_name: str | None, key: str, default: str | None) -> Path | None:
+        if explicit is not None:
+            return _resolve(cwd, explicit).absolute()
+        if env_name and env.get(env_name):
+            return _resolve(cwd, env[env_name]).absolute()
+        if key in raw:
+            return _resolve(root, raw[key]).absolute()
+        return None if default is None else _resolve(root, default).absolute()
+
+    return Settings(
+        root=root,
+        prompts_dir=pick(prompts_dir, ENV_PROMPTS_DIR, "prompts_dir", "prompts"),  # type: ignore[arg-type]
+        experiments_dir=pick(experiments_dir, ENV_EXPERIMENTS_DIR, "experiments_dir", "experiments"),  # type: ignore[arg-type]
+        log_dir=pick(log_dir, ENV_LOG_DIR, "log_dir", DEFAULT_LOG_DIR),  # type: ignore[arg-type]
+        prices=pick(prices, ENV_PRICES, "prices", None),
+        redact=bool(raw.get("redact", True)),
+        cache=bool(raw.get("cache", True)),
+        config_file=config_file,
+        raw=raw,
+    )
+
+
+def default_log_dir(env: dict[str, str] | None = None) -> Path:
+    """The log folder for library use without a CLI: env var, project config, ~/llm-logs."""
+    return load_settings(env=env).log_dir

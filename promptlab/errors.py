@@ -1,0 +1,83 @@
+"""One error family. Library code raises these; the CLI prints the message and exits.
+
+`exit_code` 2 marks a user mistake (bad input, unknown name, invalid file); 1 marks any
+other failure (a provider that is down, a disk that is full). Messages are one line that
+names the file, value or option and says what to do next.
+"""
+
+from __future__ import annotations
+
+
+class PromptlabError(Exception):
+    """Base of every error promptlab raises on purpose."""
+
+    exit_code = 2
+
+
+class ConfigError(PromptlabError):
+    """Invalid project configuration (pyproject/promptlab.toml, env vars, options)."""
+
+
+class UsageError(PromptlabError):
+    """A command-line value that cannot be used as given (`--var` without `=`, …)."""
+
+
+class PromptNotFoundError(PromptlabError):
+    """An unknown prompt id, version or label."""
+
+
+class InvalidPromptIdError(PromptlabError):
+    """A prompt id that is malformed or resolves outside the prompts folder."""
+
+
+class LabelError(PromptlabError):
+    """A dangling, escaping or malformed label."""
+
+
+class TemplateError(PromptlabError):
+    """A version file that cannot be parsed: front matter YAML, Jinja syntax."""
+
+
+class RenderError(PromptlabError):
+    """A template that parses but cannot be rendered with the given variables."""
+
+
+class SandboxError(RenderError):
+    """A template tried something the sandbox refuses (`''.__class__`, …)."""
+
+
+class GitError(PromptlabError):
+    """A git operation that cannot be done here (not a repository, unknown revision, …)."""
+
+
+class LogError(PromptlabError):
+    """Writing or reading the call log failed."""
+
+    exit_code = 1
+
+
+class LogIndexError(PromptlabError):
+    """The SQLite index cannot be used (locked, corrupt, bad query)."""
+
+
+class ExperimentError(PromptlabError):
+    """An invalid experiment file, dataset or run option."""
+
+
+class ProviderError(PromptlabError):
+    """A model provider call failed. `retryable` says whether trying again may help."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class ScorerError(PromptlabError):
+    """A scorer that is misconfigured (at load time) or failed on one output."""
+
+
+class CompareError(PromptlabError):
+    """A comparison that cannot be made from the logs as asked."""

@@ -1,0 +1,484 @@
+"""The prompt registry: `prompts/<id>/vN.<ext>` version files and label symlinks.
+
+A prompt id is a folder path under the prompts folder (`code-review`, `support/triage`);
+a version is a file `v<N>.<ext>`; a label is a symlink (or, where symlinks are impossible,
+a small plain file holding a version name) in the prompt folder. `current` is the label
+used when neither a version nor a label is asked for.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from promptlab.errors import (
+    InvalidPromptIdError,
+    LabelError,
+    PromptlabError,
+    PromptNotFoundError,
+    UsageError,
+)
+from promptlab.template import Rendered, Template
+
+VERSION_EXTS = (".txt", ".j2", ".jinja", ".md")
+DEFAULT_LABEL = "current"
+_SEGMENT = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_VERSION_NAME = re.compile(r"^v(0|[1-9][0-9]*)$")
+_VERSION_FILE = re.compile(r"^v(0|[1-9][0-9]*)(\.txt|\.j2|\.jinja|\.md)$")
+_LABEL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_PLAIN_LABEL_MAX = 64
+NEW_TEMPLATE = """\
+---
+description: {description}
+model: gpt-4o-mini
+config: {{temperature: 0.2}}
+input:
+  schema: {{text: string}}
+---
+system:
+You are a helpful assistant.
+user:
+{{{{ text }}}}
+"""
+
+
+def validate_id(prompt_id: str) -> str:
+    """Return `prompt_id` if it is a valid id, else raise InvalidPromptIdError.
+
+    Valid: one or more `/`-separated segments of `[a-z0-9][a-z0-9._-]*`, none of them a
+    version name (`v2`) and none ending in `.` (so `..` and friends are impossible).
+    """
+    if not isinstance(prompt_id, str) or not prompt_id:
+        raise InvalidPromptIdError("a prompt id must be a non-empty string")
+    segments = prompt_id.split("/")
+    for seg in segments:
+        if not _SEGMENT.match(seg) or seg.endswith(".") or _VERSION_NAME.match(seg):
+            raise InvalidPromptIdError(
+                f"invalid prompt id {prompt_id!r}: use lowercase letters, digits, '.', '_', '-' "
+                "(starting with a letter or digit), '/' between nested ids, and no '..'"
+            )
+    return prompt_id
+
+
+def is_version_name(name: str) -> bool:
+    return bool(_VERSION_NAME.match(name))
+
+
+def parse_ref(ref: str) -> tuple[str, str | None, str | None]:
+    """Split `id`, `id@label` or `id/vN` into (id, version, label)."""
+    if "@" in ref:
+        prompt_id, _, label = ref.partition("@")
+        if not label:
+            raise UsageError(f"reference {ref!r} has an empty label after '@'")
+        return prompt_id, None, label
+    head, _, last = ref.rpartition("/")
+    if head and _VERSION_NAME.match(last):
+        return head, last, None
+    return ref, None, None
+
+
+@dataclass(frozen=True, order=True)
+class Version:
+    """One version file of a prompt."""
+
+    number: int
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return f"v{self.number}"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Label:
+    """A label in a prompt folder: its name, its file, and the version it points at."""
+
+    name: str
+    path: Path
+    target: str  # what the symlink or plain file says, as written
+    version: str | None  # resolved version name, or None when dangling/invalid
+    problem: str | None = None  # why it does not resolve
+
+
+class Prompt:
+    """A prompt id with its versions and labels, resolved to one selected version."""
+
+    def __init__(self, registry: Registry, prompt_id: str, version: Version, label: str | None):
+        self.registry = registry
+        self.id = prompt_id
+        self.version = version
+        self.label = label
+
+    def __repr__(self) -> str:
+        suffix = f"@{self.label}" if self.label else ""
+        return f"<Prompt {self.id}/{self.version.name}{suffix}>"
+
+    @property
+    def dir(self) -> Path:
+        return self.registry.prompt_dir(self.id)
+
+    @property
+    def path(self) -> Path:
+        return self.version.path
+
+    @property
+    def versions(self) -> list[Version]:
+        return self.registry.versions(self.id)
+
+    @property
+    def labels(self) -> dict[str, str | None]:
+        """Label name -> version name it points at (None when dangling)."""
+        return {lab.name: lab.version for lab in self.registry.labels(self.id)}
+
+    @cached_property
+    def template(self) -> Template:
+        return Template.load(self.version.path)
+
+    @property
+    def description(self) -> str | None:
+        return self.template.front.description
+
+    @property
+    def model(self) -> str | None:
+        return self.template.front.model
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.template.front.config
+
+    def stamp(self) -> dict[str, Any]:
+        """The fields a log entry carries to say which prompt text produced it."""
+        from promptlab.history import provenance
+
+        template = Template.load(self.version.path)
+        commit, dirty = provenance(self.version.path)
+        return {
+            "prompt_id": self.id,
+            "prompt_version": self.version.name,
+            "prompt_label": self.label,
+            "prompt_sha": template.sha256,
+            "prompt_commit": commit,
+            "prompt_dirty": dirty,
+        }
+
+    def render(self, variables: dict[str, Any] | None = None, /, **kwargs: Any) -> Rendered:
+        """Render this version with `variables` (and/or keyword variables)."""
+        values = {**(variables or {}), **kwargs}
+        template = Template.load(self.version.path)
+        messages = template.render_messages(values)
+        return Rendered(
+            messages=messages,
+            model=template.front.model,
+            config=dict(template.front.config),
+            stamp=self.stamp(),
+        )
+
+
+class Registry:
+    """The prompts folder. `Registry("prompts").get("code-review").render(code=...)`."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None):
+        if path is None:
+            from promptlab.config import load_settings
+
+            path = load_settings().prompts_dir
+        self.path = Path(path).absolute()
+
+    def __repr__(self) -> str:
+        return f"<Registry {self.path}>"
+
+    # -- locating ------------------------------------------------------------------------
+
+    def _require_root(self) -> Path:
+        if not self.path.is_dir():
+            raise PromptNotFoundError(
+                f"prompts folder {self.path} does not exist; run 'promptlab init' or pass "
+                "--prompts-dir (env PROMPTLAB_PROMPTS_DIR)"
+            )
+        return self.path
+
+    def prompt_dir(self, prompt_id: str) -> Path:
+        """The folder of `prompt_id`, refusing ids that resolve outside the prompts folder."""
+        validate_id(prompt_id)
+        root = self._require_root()
+        folder = root / prompt_id
+        real_root = root.resolve()
+        real = folder.resolve()
+        if real != real_root and real_root not in real.parents:
+            raise InvalidPromptIdError(
+                f"prompt id {prompt_id!r} resolves to {real}, outside {root}; refusing it"
+            )
+        return folder
+
+    def ids(self) -> list[str]:
+        """Every prompt id (a folder holding at least one version file), sorted."""
+        root = self._require_root()
+        found: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if _SEGMENT.match(d) and not d.endswith("."))
+            if any(_VERSION_FILE.match(f) for f in filenames):
+                rel = Path(dirpath).relative_to(root).as_posix()
+                if rel != ".":
+                    try:
+                        found.append(validate_id(rel))
+                    except InvalidPromptIdError:
+                        continue
+        return sorted(found)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.ids())
+
+    def exists(self, prompt_id: str) -> bool:
+        try:
+            folder = self.prompt_dir(prompt_id)
+        except PromptlabError:
+            return False
+        return folder.is_dir() and any(
+            _VERSION_FILE.match(p.name) for p in folder.iterdir() if p.is_file()
+        )
+
+    def _require_prompt(self, prompt_id: str) -> Path:
+        folder = self.prompt_dir(prompt_id)
+        if not self.exists(prompt_id):
+            known = self.ids()
+            close = difflib.get_close_matches(prompt_id, known, n=3, cutoff=0.5)
+            hint = (f"; did you mean {', '.join(close)}?" if close
+                    else f"; known prompts: {', '.join(known)}" if known
+                    else "; create it with 'promptlab new " + prompt_id + "'")
+            raise PromptNotFoundError(f"unknown prompt {prompt_id!r} in {self.path}{hint}")
+        return folder
+
+    # -- versions and labels -------------------------------------------------------------
+
+    def versions(self, prompt_id: str) -> list[Version]:
+        """The versions of `prompt_id`, sorted by number (v2 before v10)."""
+        folder = self._require_prompt(prompt_id)
+        versions = []
+        for entry in os.scandir(folder):
+            m = _VERSION_FILE.match(entry.name)
+            if m and not entry.is_symlink() and entry.is_file():
+                versions.append(Version(int(m.group(1)), Path(entry.path)))
+        versions.sort()
+        return versions
+
+    def duplicate_versions(self, prompt_id: str) -> dict[str, list[Path]]:
+        """Version names held by more than one file (`v2.txt` and `v2.j2`)."""
+        by_name: dict[str, list[Path]] = {}
+        for v in self.versions(prompt_id):
+            by_name.setdefault(v.name, []).append(v.path)
+        return {name: paths for name, paths in by_name.items() if len(paths) > 1}
+
+    def version(self, prompt_id: str, name: str) -> Version:
+        """The version called `name` (`v2`, or `v2.txt`)."""
+        name = name.strip()
+        stem = _VERSION_FILE.match(name)
+        if stem:
+            name = f"v{stem.group(1)}"
+        if not _VERSION_NAME.match(name):
+            raise UsageError(f"invalid version {name!r}: versions are named v1, v2, …")
+        matches = [v for v in self.versions(prompt_id) if v.name == name]
+        if not matches:
+            names = ", ".join(v.name for v in self.versions(prompt_id))
+            raise PromptNotFoundError(f"prompt {prompt_id!r} has no version {name}; "
+                                      f"versions: {names}")
+        if len(matches) > 1:
+            files = " and ".join(p.path.name for p in matches)
+            raise PromptNotFoundError(f"prompt {prompt_id!r} has {files} for {name}; "
+                                      "remove one of them")
+        return matches[0]
+
+    def labels(self, prompt_id: str) -> list[Label]:
+        """Every label in the prompt folder, resolved or with the reason it does not resolve."""
+        folder = self._require_prompt(prompt_id)
+        labels = []
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            if _VERSION_FILE.match(entry.name) and not entry.is_symlink():
+                continue
+            if entry.is_symlink():
+                target = os.readlink(entry.path)
+                name = _label_name(entry.name)
+            elif entry.is_file() and "." not in entry.name:
+                target = _read_plain_label(Path(entry.path))
+                if target is None:
+                    continue
+                name = entry.name
+            else:
+                continue
+            if name is None:
+                continue
+            labels.append(self._resolve_label(folder, name, Path(entry.path), target))
+        return labels
+
+    def _resolve_label(self, folder: Path, name: str, path: Path, target: str) -> Label:
+        where = f"label {name!r} of {folder.name}"
+        if os.path.isabs(target) or "/" in target.replace(os.sep, "/"):
+            resolved = (folder / target).resolve()
+            if resolved.parent != folder.resolve():
+                return Label(name, path, target, None,
+                             f"{where} points at {target}, outside the prompt folder")
+            target_name = resolved.name
+        else:
+            target_name = target
+        m = _VERSION_FILE.match(target_name) or _VERSION_NAME.match(target_name)
+        if not m:
+            return Label(name, path, target, None,
+                         f"{where} points at {target!r}, which is not a version file (vN.txt)")
+        if _VERSION_NAME.match(target_name):
+            candidates = [folder / f"{target_name}{ext}" for ext in VERSION_EXTS]
+            existing = [c for c in candidates if c.is_file() and not c.is_symlink()]
+            if not existing:
+                return Label(name, path, target, None, f"{where} points at {target_name}, "
+                             "which does not exist")
+            return Label(name, path, target, target_name)
+        target_path = folder / target_name
+        if not target_path.is_file() or target_path.is_symlink():
+            return Label(name, path, target, None, f"{where} points at {target_name}, "
+                         "which does not exist (dangling label)")
+        return Label(name, path, target, f"v{m.group(1)}")
+
+    def label(self, prompt_id: str, name: str) -> Label | None:
+        for lab in self.labels(prompt_id):
+            if lab.name == name:
+                return lab
+        return None
+
+    # -- get -------------------------------------------------------------------------------
+
+    def get(self, ref: str, version: str | None = None, label: str | None = None) -> Prompt:
+        """Resolve a reference to one version.
+
+        `ref` is an id, `id@label` or `id/vN`. Without a version or label, the `current`
+        label is used, or the newest version when the prompt has no `current` label.
+        """
+        prompt_id, ref_version, ref_label = parse_ref(ref)
+        if ref_version and version and ref_version != version:
+            raise UsageError(f"{ref!r} names {ref_version} but --version says {version}")
+        if ref_label and label and ref_label != label:
+            raise UsageError(f"{ref!r} names label {ref_label} but --label says {label}")
+        version = version or ref_version
+        label = label or ref_label
+        if version and label:
+            raise UsageError(f"asked for both version {version} and label {label!r} of "
+                             f"{prompt_id!r}; give one of them")
+        self._require_prompt(prompt_id)
+        if version:
+            return Prompt(self, prompt_id, self.version(prompt_id, version), None)
+        wanted = label or DEFAULT_LABEL
+        lab = self.label(prompt_id, wanted)
+        if lab is None:
+            if label is None:
+                versions = self.versions(prompt_id)
+                return Prompt(self, prompt_id, versions[-1], None)
+            names = ", ".join(lab.name for lab in self.labels(prompt_id)) or "none"
+            raise LabelError(f"prompt {prompt_id!r} has no label {wanted!r}; labels: {names}")
+        if lab.version is None:
+            raise LabelError(f"{lab.problem}; fix it with 'promptlab promote {prompt_id} vN "
+                             f"--label {wanted}'")
+        return Prompt(self, prompt_id, self.version(prompt_id, lab.version), wanted)
+
+    def render(self, ref: str, variables: dict[str, Any] | None = None, /, **kwargs: Any) -> Rendered:
+        """Shortcut for `registry.get(ref).render(...)`."""
+        return self.get(ref).render(variables, **kwargs)
+
+    # -- changing things -----------------------------------------------------------------
+
+    def new(self, prompt_id: str, from_version: str | None = None,
+            description: str | None = None) -> Path:
+        """Create the next version and return its path; never overwrites a file.
+
+        An existing prompt gets a copy of `from_version`, else of the `current` label's
+        version, else of the newest. A new prompt gets a starter template as v1 and a
+        `current` label pointing at it.
+        """
+        validate_id(prompt_id)
+        if not self.exists(prompt_id):
+            if from_version:
+                raise PromptNotFoundError(f"prompt {prompt_id!r} does not exist, so there is no "
+                                          f"{from_version} to copy; omit --from to start it")
+            folder = self.prompt_dir(prompt_id)
+            if self.path.exists() and not self.path.is_dir():
+                raise UsageError(f"{self.path} is not a folder")
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / "v1.txt"
+            text = NEW_TEMPLATE.format(description=description or f"{prompt_id} prompt")
+            _write_new(path, text.encode("utf-8"))
+            self.promote(prompt_id, "v1", DEFAULT_LABEL)
+            return path
+        if from_version:
+            source = self.version(prompt_id, from_version)
+        else:
+            lab = self.label(prompt_id, DEFAULT_LABEL)
+            source = (self.version(prompt_id, lab.version) if lab and lab.version
+                      else self.versions(prompt_id)[-1])
+        number = self.versions(prompt_id)[-1].number + 1
+        path = self.prompt_dir(prompt_id) / f"v{number}{source.path.suffix}"
+        _write_new(path, source.path.read_bytes())
+        return path
+
+    def promote(self, prompt_id: str, version: str, label: str = DEFAULT_LABEL) -> tuple[str | None, str]:
+        """Point `label` at `version` atomically; return (previous version or None, version)."""
+        if not _LABEL_NAME.match(label) or _VERSION_NAME.match(label) or label.endswith("."):
+            raise UsageError(f"invalid label name {label!r}: use lowercase letters, digits, "
+                             "'.', '_', '-', and not a version name like v2")
+        target = self.version(prompt_id, version)
+        folder = self.prompt_dir(prompt_id)
+        existing = self.label(prompt_id, label)
+        previous = existing.version if existing else None
+        link = existing.path if existing else folder / label
+        tmp = folder / f".{label}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        plain = existing is not None and not existing.path.is_symlink()
+        try:
+            if plain:
+                tmp.write_text(target.name + "\n", encoding="utf-8")
+            else:
+                try:
+                    os.symlink(target.path.name, tmp)
+                except (OSError, NotImplementedError):  # no symlinks here: plain-file label
+                    tmp.write_text(target.name + "\n", encoding="utf-8")
+            os.replace(tmp, link)
+        finally:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+        return previous, target.name
+
+
+def _label_name(filename: str) -> str | None:
+    """`current` and `current.txt` are both the label `current`."""
+    for ext in VERSION_EXTS:
+        if filename.endswith(ext):
+            filename = filename[: -len(ext)]
+            break
+    if not _LABEL_NAME.match(filename) or _VERSION_NAME.match(filename):
+        return None
+    return filename
+
+
+def _read_plain_label(path: Path) -> str | None:
+    try:
+        if path.stat().st_size > _PLAIN_LABEL_MAX:
+            return None
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if (_VERSION_NAME.match(text) or _VERSION_FILE.match(text)) else None
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError as exc:
+        raise UsageError(f"{path} already exists; promptlab never overwrites a version") from exc
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)

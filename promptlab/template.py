@@ -1,0 +1,414 @@
+"""Version files: YAML front matter, a sandboxed Jinja template, role markers → `Rendered`.
+
+Role markers (`system:`, `user:`, `assistant:` alone on a line) are found in the template
+*source*. Each is replaced by a token carrying a per-process random nonce before Jinja
+sees the text, and the rendered output is split on those tokens. A variable's value can
+therefore never start a new message (it cannot know the nonce), while Jinja statements
+(`{% set %}`, macros, `{% for %}` around a user/assistant pair for few-shot examples)
+work across messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import threading
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from promptlab.errors import RenderError, SandboxError, TemplateError
+
+ROLES = ("system", "user", "assistant")
+_MARKER_LINE = re.compile(r"^(system|user|assistant):[ \t]*\r?$", re.MULTILINE)
+_NONCE = secrets.token_hex(8)
+_TOKEN = "\x00\x01{role}:" + _NONCE + "\x01\x00"
+_TOKEN_SPLIT = re.compile("\x00\x01(system|user|assistant):" + _NONCE + "\x01\x00")
+
+SCHEMA_TYPES = ("string", "number", "integer", "boolean", "array", "object", "any")
+_SCHEMA_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\?)?(?:\(([^,)]*)(?:,([^)]*))?\))?$")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered prompt: chat messages, model settings and the stamp for the log.
+
+    `stamp` holds `prompt_id`, `prompt_version`, `prompt_label`, `prompt_sha`,
+    `prompt_commit` and `prompt_dirty`; an experiment adds `experiment`, `variant`,
+    `unit_id`. `logger.call(rendered)` copies all of it into the log entry.
+    """
+
+    messages: list[dict[str, str]]
+    model: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    stamp: dict[str, Any] = field(default_factory=dict)
+
+    def _joined(self, role: str) -> str | None:
+        parts = [m["content"] for m in self.messages if m["role"] == role]
+        return "\n\n".join(parts) if parts else None
+
+    @property
+    def system(self) -> str | None:
+        """The system messages' text, or None when there is none."""
+        return self._joined("system")
+
+    @property
+    def user(self) -> str | None:
+        """The user messages' text, or None when there is none."""
+        return self._joined("user")
+
+    @property
+    def text(self) -> str:
+        """Every message's text, joined by blank lines (what a plain-text model is fed)."""
+        return "\n\n".join(m["content"] for m in self.messages)
+
+    def with_stamp(self, **fields: Any) -> Rendered:
+        """A copy whose stamp also carries `fields` (e.g. experiment, variant, unit_id)."""
+        return replace(self, stamp={**self.stamp, **fields})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "messages": [dict(m) for m in self.messages],
+            "model": self.model,
+            "config": dict(self.config),
+            "stamp": dict(self.stamp),
+        }
+
+
+@dataclass(frozen=True)
+class Field:
+    """One declared input variable (Picoschema: `name?: type, description`)."""
+
+    name: str
+    type: str = "any"
+    required: bool = True
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class FrontMatter:
+    description: str | None = None
+    model: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    schema: dict[str, Field] | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def split_front_matter(text: str, path: Path | str) -> tuple[dict[str, Any], str, int]:
+    """Return (front matter mapping, body, number of lines the front matter took)."""
+    if not (text.startswith("---\n") or text.startswith("---\r\n")):
+        return {}, text, 0
+    lines = text.splitlines(keepends=True)
+    for i in range(1, len(lines)):
+        if lines[i].rstrip("\r\n") == "---":
+            yaml_text = "".join(lines[1:i])
+            body = "".join(lines[i + 1 :])
+            return _parse_yaml(yaml_text, path), body, i + 1
+    raise TemplateError(f"{path}: front matter starts with '---' on line 1 but is never closed;"
+                        " add a line '---' after it")
+
+
+# Picoschema's optional marker in a flow mapping (`{code: string, language?: string}`) is
+# not valid YAML 1.1; when the plain parse fails, such keys are quoted and parsed again.
+_OPTIONAL_KEY = re.compile(r"(?<=[{,\s])([A-Za-z_][A-Za-z0-9_]*\?)(?=:)")
+
+
+def _parse_yaml(yaml_text: str, path: Path | str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        try:
+            data = yaml.safe_load(yaml_text)
+        except yaml.YAMLError:
+            fixed = _OPTIONAL_KEY.sub(r'"\1"', yaml_text)
+            if fixed == yaml_text:
+                raise
+            try:
+                data = yaml.safe_load(fixed)
+            except yaml.YAMLError:
+                data = yaml.safe_load(yaml_text)  # re-raise the original error
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f" line {mark.line + 2}" if mark is not None else ""
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise TemplateError(f"{path}:{line}: invalid front matter YAML: {problem}") from exc
+    except yaml.YAMLError as exc:
+        raise TemplateError(f"{path}: invalid front matter YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise TemplateError(f"{path}: front matter must be a mapping of keys "
+                            f"(description, model, config, input, tags), got {type(data).__name__}")
+    return data
+
+
+def parse_front_matter(data: dict[str, Any], path: Path | str) -> FrontMatter:
+    """Validate the known front matter keys; anything else is kept in `extra`."""
+
+    def expect(key: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+        if not isinstance(value, kind):
+            raise TemplateError(f"{path}: front matter {key!r} must be {what}, got {value!r}")
+        return value
+
+    data = dict(data)
+    description = data.pop("description", None)
+    if description is not None:
+        expect("description", description, str, "a string")
+    model = data.pop("model", None)
+    if model is not None:
+        expect("model", model, str, "a string")
+    config = expect("config", data.pop("config", None) or {}, dict, "a mapping")
+    tags = data.pop("tags", None) or []
+    if isinstance(tags, str):
+        tags = [tags]
+    expect("tags", tags, list, "a list of strings")
+    if not all(isinstance(t, str) for t in tags):
+        raise TemplateError(f"{path}: front matter 'tags' must be a list of strings, got {tags!r}")
+    inp = expect("input", data.pop("input", None) or {}, dict, "a mapping with schema/default")
+    unknown = set(inp) - {"schema", "default"}
+    if unknown:
+        raise TemplateError(f"{path}: front matter input has unknown key(s) "
+                            f"{', '.join(sorted(unknown))}; use 'schema' and 'default'")
+    schema = parse_schema(inp["schema"], path) if inp.get("schema") is not None else None
+    defaults = expect("input.default", inp.get("default") or {}, dict, "a mapping")
+    return FrontMatter(description=description, model=model, config=config, schema=schema,
+                       defaults=defaults, tags=tuple(tags), extra=data)
+
+
+def parse_schema(schema: Any, path: Path | str) -> dict[str, Field]:
+    """Picoschema (`{code: string, language?: string}`) or a JSON-schema object."""
+    if not isinstance(schema, dict):
+        raise TemplateError(f"{path}: input.schema must be a mapping of variable names, "
+                            f"got {schema!r}")
+    if schema.get("type") == "object" and isinstance(schema.get("properties"), dict):
+        required = set(schema.get("required") or [])
+        return {
+            name: Field(name, _json_schema_type(spec), name in required,
+                        spec.get("description") if isinstance(spec, dict) else None)
+            for name, spec in schema["properties"].items()
+        }
+    fields: dict[str, Field] = {}
+    for key, spec in schema.items():
+        m = _SCHEMA_KEY.match(str(key).strip())
+        if not m:
+            raise TemplateError(f"{path}: input.schema key {key!r} is not a variable name "
+                                "(letters, digits, _; add '?' for optional)")
+        name, optional, paren_type, paren_desc = m.groups()
+        description = paren_desc.strip() if paren_desc else None
+        if paren_type:
+            type_ = paren_type.strip()
+        elif isinstance(spec, dict):
+            type_ = "object"
+        elif isinstance(spec, str):
+            type_, _, desc = spec.partition(",")
+            type_ = type_.strip()
+            description = desc.strip() or description
+        elif spec is None:
+            type_ = "any"
+        else:
+            raise TemplateError(f"{path}: input.schema {key!r}: expected a type name, got {spec!r}")
+        if type_ not in SCHEMA_TYPES:
+            raise TemplateError(f"{path}: input.schema {key!r}: unknown type {type_!r}; "
+                                f"use one of {', '.join(SCHEMA_TYPES)}")
+        fields[name] = Field(name, type_, not optional, description)
+    return fields
+
+
+def _json_schema_type(spec: Any) -> str:
+    type_ = spec.get("type") if isinstance(spec, dict) else None
+    return type_ if type_ in SCHEMA_TYPES else "any"
+
+
+def _type_ok(type_: str, value: Any) -> bool:
+    if type_ == "any":
+        return True
+    if type_ == "string":
+        return isinstance(value, str)
+    if type_ == "boolean":
+        return isinstance(value, bool)
+    if type_ == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if type_ == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if type_ == "array":
+        return isinstance(value, list | tuple)
+    return isinstance(value, dict)
+
+
+def coerce_value(type_: str, value: str) -> Any:
+    """Turn a command-line string into the declared type (numbers, booleans, JSON)."""
+    import json
+
+    try:
+        if type_ == "integer":
+            return int(value)
+        if type_ == "number":
+            return float(value) if any(c in value for c in ".eE") else int(value)
+        if type_ == "boolean":
+            lowered = value.strip().lower()
+            if lowered in ("true", "1", "yes", "on"):
+                return True
+            if lowered in ("false", "0", "no", "off"):
+                return False
+            raise ValueError(value)
+        if type_ in ("array", "object"):
+            return json.loads(value)
+    except ValueError as exc:
+        raise RenderError(f"value {value!r} is not a valid {type_}") from exc
+    return value
+
+
+# -- the sandbox --------------------------------------------------------------------------
+
+_env_lock = threading.Lock()
+_env: Any = None
+
+
+def _environment() -> Any:
+    global _env
+    if _env is None:
+        with _env_lock:
+            if _env is None:
+                import json
+
+                from jinja2 import StrictUndefined
+                from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+                env = ImmutableSandboxedEnvironment(
+                    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+                )
+                # Jinja's own tojson escapes <, > and & for HTML; prompts want plain JSON.
+                env.filters["tojson"] = lambda v, indent=None: json.dumps(
+                    v, ensure_ascii=False, indent=indent, default=str
+                )
+                _env = env
+    return _env
+
+
+@dataclass(frozen=True)
+class Template:
+    """A parsed, compiled version file. Load through `Template.load` (cached)."""
+
+    path: Path
+    source: str
+    sha256: str
+    front: FrontMatter
+    body: str
+    has_roles: bool
+    _compiled: Any = field(repr=False, compare=False)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Template:
+        """Parse and compile `path`, reusing the compiled template while the file is unchanged."""
+        path = Path(path)
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise TemplateError(f"{path}: cannot read: {exc.strerror}") from exc
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        hit = _cache.get(path)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        template = cls.from_bytes(path.read_bytes(), path)
+        _cache[path] = (key, template)
+        return template
+
+    @classmethod
+    def from_bytes(cls, data: bytes, path: Path | str = "<template>") -> Template:
+        path = Path(path)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise TemplateError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
+        text = text.removeprefix("\ufeff")
+        raw_front, body, front_lines = split_front_matter(text, path)
+        front = parse_front_matter(raw_front, path)
+        has_roles = bool(_MARKER_LINE.search(body))
+        # Blank lines in place of the front matter keep Jinja's line numbers equal to the file's.
+        jinja_source = "\n" * front_lines + _MARKER_LINE.sub(
+            lambda m: _TOKEN.format(role=m.group(1)), body
+        )
+        from jinja2 import TemplateSyntaxError
+
+        try:
+            compiled = _environment().from_string(jinja_source)
+        except TemplateSyntaxError as exc:
+            raise TemplateError(f"{path}:{exc.lineno}: Jinja syntax error: {exc.message}") from exc
+        return cls(path=path, source=text, sha256=hashlib.sha256(data).hexdigest(), front=front,
+                   body=body, has_roles=has_roles, _compiled=compiled)
+
+    def variables(self) -> set[str]:
+        """Names the template reads from its context (Jinja's undeclared variables)."""
+        from jinja2 import meta
+
+        env = _environment()
+        source = _MARKER_LINE.sub(lambda m: _TOKEN.format(role=m.group(1)), self.body)
+        return set(meta.find_undeclared_variables(env.parse(source)))
+
+    def check_vars(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Merge defaults under `values` and check them against input.schema."""
+        merged = {**self.front.defaults, **values}
+        schema = self.front.schema
+        if schema:
+            missing = [f.name for f in schema.values() if f.required and f.name not in merged]
+            if missing:
+                names = ", ".join(repr(n) for n in missing)
+                raise RenderError(f"{self.path}: missing variable {names} "
+                                  f"(required by input.schema); pass {missing[0]}=…")
+            for f in schema.values():
+                if f.name in merged and not _type_ok(f.type, merged[f.name]):
+                    raise RenderError(f"{self.path}: variable {f.name!r} must be {f.type}, "
+                                      f"got {type(merged[f.name]).__name__} {merged[f.name]!r}")
+        return merged
+
+    def render_messages(self, values: dict[str, Any]) -> list[dict[str, str]]:
+        """Render with `values` (defaults applied) into chat messages."""
+        from jinja2 import TemplateError as JinjaTemplateError
+        from jinja2 import UndefinedError
+        from jinja2.sandbox import SecurityError
+
+        merged = self.check_vars(values)
+        try:
+            output = self._compiled.render(merged)
+        except SecurityError as exc:
+            raise SandboxError(f"{self.path}: refused by the sandbox: {exc}") from exc
+        except UndefinedError as exc:
+            message = str(exc)
+            if "unsafe" in message:
+                raise SandboxError(f"{self.path}: refused by the sandbox: {message}") from exc
+            m = re.match(r"'([^']+)' is undefined", message)
+            if m:
+                raise RenderError(f"{self.path}: missing variable {m.group(1)!r}; "
+                                  f"pass {m.group(1)}=…") from exc
+            raise RenderError(f"{self.path}: {message}") from exc
+        except JinjaTemplateError as exc:
+            raise RenderError(f"{self.path}: {exc}") from exc
+        except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+            raise RenderError(f"{self.path}: rendering failed: {type(exc).__name__}: {exc}") from exc
+        return self._split(output)
+
+    def _split(self, output: str) -> list[dict[str, str]]:
+        parts = _TOKEN_SPLIT.split(output)
+        prefix, rest = parts[0], parts[1:]
+        if not rest:
+            return [{"role": "user", "content": _tidy(prefix)}]
+        if prefix.strip():
+            raise RenderError(f"{self.path}: text before the first role marker "
+                              f"({prefix.strip()[:40]!r}); start the template with system:/user:")
+        messages = []
+        for role, content in zip(rest[0::2], rest[1::2], strict=True):
+            content = _tidy(content)
+            if content:
+                messages.append({"role": role, "content": content})
+        return messages
+
+
+def _tidy(content: str) -> str:
+    return content.lstrip("\r\n").rstrip()
+
+
+_cache: dict[Path, tuple[tuple[int, int, int], Template]] = {}

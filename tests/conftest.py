@@ -1,0 +1,45 @@
+"""Shared fixtures: no test touches the real home, log folder or prompts."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _isolate(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("PROMPTLAB_LOG_DIR", str(home / "llm-logs"))
+    for name in ("PROMPTLAB_PROMPTS_DIR", "PROMPTLAB_EXPERIMENTS_DIR", "PROMPTLAB_PRICES"):
+        monkeypatch.delenv(name, raising=False)
+    # Tests that build git repositories need an identity, whatever the machine's config.
+    for key, value in {
+        "GIT_AUTHOR_NAME": "Test Author", "GIT_AUTHOR_EMAIL": "author@example.com",
+        "GIT_COMMITTER_NAME": "Test Author", "GIT_COMMITTER_EMAIL": "author@example.com",
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(home)
+
+
+@pytest.fixture
+def log_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """An empty log folder, also set as PROMPTLAB_LOG_DIR."""
+    path = tmp_path / "llm-logs"
+    monkeypatch.setenv("PROMPTLAB_LOG_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A temporary project holding a copy of the shipped prompts/; the working directory."""
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copytree(REPO / "prompts", root / "prompts", symlinks=True)
+    monkeypatch.chdir(root)
+    return root
