@@ -14,6 +14,16 @@ COMMANDS: dict[str, str] = {
     "render": "promptlab.cli.prompts:prompts_render",
     "new": "promptlab.cli.prompts:prompts_new",
     "promote": "promptlab.cli.prompts:prompts_promote",
+    "history": "promptlab.cli.history:prompts_history",
+    "diff": "promptlab.cli.history:prompts_diff",
+    "check": "promptlab.cli.history:prompts_check",
+    "log": "promptlab.cli.log:log_wrap",
+    "logs": "promptlab.cli.logs:logs",
+    "trace": "promptlab.cli.logs:logs_trace",
+    "costs": "promptlab.cli.logs:logs_costs",
+    "experiment": "promptlab.cli.experiment:experiment",
+    "compare": "promptlab.cli.compare:compare_cmd",
+    "init": "promptlab.cli.init:init_project",
 }
 
 

@@ -43,9 +43,15 @@ class LazyGroup(click.Group):
             return self._load(cmd_name)
         return super().get_command(ctx, cmd_name)
 
-    def _load(self, cmd_name: str) -> click.Command:
+    def _load(self, cmd_name: str) -> click.Command | None:
         module_name, attr = self.lazy_subcommands[cmd_name].split(":")
-        command = getattr(importlib.import_module(module_name), attr)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:  # a family not built into this install
+                return None
+            raise
+        command = getattr(module, attr)
         if not isinstance(command, click.Command):
             raise TypeError(f"{module_name}:{attr} is not a click command")
         return command
