@@ -133,6 +133,8 @@ def _parse_yaml(yaml_text: str, path: Path | str) -> dict[str, Any]:
                 data = yaml.safe_load(yaml_text)  # re-raise the original error
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        if exc.context_mark is not None and "stream end" in (exc.problem or ""):
+            mark = exc.context_mark  # an unclosed bracket: point at where it opened
         line = f" line {mark.line + 2}" if mark is not None else ""
         problem = exc.problem or exc.context or "invalid YAML"
         raise TemplateError(f"{path}:{line}: invalid front matter YAML: {problem}") from exc
@@ -358,7 +360,7 @@ class Template:
             if missing:
                 names = ", ".join(repr(n) for n in missing)
                 raise RenderError(f"{self.path}: missing variable {names} "
-                                  f"(required by input.schema); pass {missing[0]}=…")
+                                  f"(required by input.schema); pass it, e.g. --var {missing[0]}=…")
             for f in schema.values():
                 if f.name in merged and not _type_ok(f.type, merged[f.name]):
                     raise RenderError(f"{self.path}: variable {f.name!r} must be {f.type}, "
@@ -383,7 +385,7 @@ class Template:
             m = re.match(r"'([^']+)' is undefined", message)
             if m:
                 raise RenderError(f"{self.path}: missing variable {m.group(1)!r}; "
-                                  f"pass {m.group(1)}=…") from exc
+                                  f"pass it, e.g. --var {m.group(1)}=…") from exc
             raise RenderError(f"{self.path}: {message}") from exc
         except JinjaTemplateError as exc:
             raise RenderError(f"{self.path}: {exc}") from exc

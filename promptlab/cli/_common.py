@@ -151,6 +151,7 @@ def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
     wrapper = click.option(
         "out_fmt", "--fmt", default="simple", show_default=True, metavar="FORMAT",
+        callback=_check_fmt,
         help="Table format (any tabulate format: simple, github, grid, plain, …).",
     )(wrapper)
     wrapper = click.option("out_csv", "--csv", is_flag=True, help="Output CSV.")(wrapper)
@@ -159,6 +160,18 @@ def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
     )
     wrapper = click.option("out_json", "--json", is_flag=True, help="Output JSON.")(wrapper)
     return wrapper
+
+
+def _check_fmt(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value != "simple":
+        from tabulate import tabulate_formats
+
+        if value not in tabulate_formats:
+            raise click.BadParameter(
+                f"unknown table format {value!r}; use one of {', '.join(sorted(tabulate_formats))}",
+                ctx=ctx, param=param,
+            )
+    return value
 
 
 def dumps_json(data: Any, *, indent: bool = False) -> str:
