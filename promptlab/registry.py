@@ -212,8 +212,8 @@ class Registry:
         validate_id(prompt_id)
         root = self._require_root()
         folder = root / prompt_id
-        real_root = root.resolve()
-        real = folder.resolve()
+        real_root = Path(os.path.realpath(root))
+        real = Path(os.path.realpath(folder))
         if real != real_root and real_root not in real.parents:
             raise InvalidPromptIdError(
                 f"prompt id {prompt_id!r} resolves to {real}, outside {root}; refusing it"
@@ -243,13 +243,11 @@ class Registry:
             folder = self.prompt_dir(prompt_id)
         except PromptlabError:
             return False
-        return folder.is_dir() and any(
-            _VERSION_FILE.match(p.name) for p in folder.iterdir() if p.is_file()
-        )
+        return _has_versions(folder)
 
     def _require_prompt(self, prompt_id: str) -> Path:
         folder = self.prompt_dir(prompt_id)
-        if not self.exists(prompt_id):
+        if not _has_versions(folder):
             known = self.ids()
             close = difflib.get_close_matches(prompt_id, known, n=3, cutoff=0.5)
             hint = (f"; did you mean {', '.join(close)}?" if close
@@ -286,16 +284,21 @@ class Registry:
             name = f"v{stem.group(1)}"
         if not _VERSION_NAME.match(name):
             raise UsageError(f"invalid version {name!r}: versions are named v1, v2, …")
-        matches = [v for v in self.versions(prompt_id) if v.name == name]
+        return self._version_in(self._require_prompt(prompt_id), prompt_id, name)
+
+    def _version_in(self, folder: Path, prompt_id: str, name: str) -> Version:
+        # Look the few possible file names up directly: no folder scan on the hot path.
+        matches = [p for p in (folder / f"{name}{ext}" for ext in VERSION_EXTS)
+                   if p.is_file() and not p.is_symlink()]
         if not matches:
             names = ", ".join(v.name for v in self.versions(prompt_id))
             raise PromptNotFoundError(f"prompt {prompt_id!r} has no version {name}; "
                                       f"versions: {names}")
         if len(matches) > 1:
-            files = " and ".join(p.path.name for p in matches)
+            files = " and ".join(p.name for p in matches)
             raise PromptNotFoundError(f"prompt {prompt_id!r} has {files} for {name}; "
                                       "remove one of them")
-        return matches[0]
+        return Version(int(name[1:]), matches[0])
 
     def labels(self, prompt_id: str) -> list[Label]:
         """Every label in the prompt folder, resolved or with the reason it does not resolve."""
@@ -347,9 +350,18 @@ class Registry:
         return Label(name, path, target, f"v{m.group(1)}")
 
     def label(self, prompt_id: str, name: str) -> Label | None:
-        for lab in self.labels(prompt_id):
-            if lab.name == name:
-                return lab
+        """The label called `name` (file `name` or `name.<ext>`), or None when there is none."""
+        return self._label_in(self._require_prompt(prompt_id), name)
+
+    def _label_in(self, folder: Path, name: str) -> Label | None:
+        for filename in (name, *(f"{name}{ext}" for ext in VERSION_EXTS)):
+            path = folder / filename
+            if path.is_symlink():
+                return self._resolve_label(folder, name, path, os.readlink(path))
+            if filename == name and path.is_file():
+                target = _read_plain_label(path)
+                if target is not None:
+                    return self._resolve_label(folder, name, path, target)
         return None
 
     # -- get -------------------------------------------------------------------------------
@@ -370,11 +382,11 @@ class Registry:
         if version and label:
             raise UsageError(f"asked for both version {version} and label {label!r} of "
                              f"{prompt_id!r}; give one of them")
-        self._require_prompt(prompt_id)
+        folder = self._require_prompt(prompt_id)
         if version:
             return Prompt(self, prompt_id, self.version(prompt_id, version), None)
         wanted = label or DEFAULT_LABEL
-        lab = self.label(prompt_id, wanted)
+        lab = self._label_in(folder, wanted)
         if lab is None:
             if label is None:
                 versions = self.versions(prompt_id)
@@ -384,7 +396,7 @@ class Registry:
         if lab.version is None:
             raise LabelError(f"{lab.problem}; fix it with 'promptlab promote {prompt_id} vN "
                              f"--label {wanted}'")
-        return Prompt(self, prompt_id, self.version(prompt_id, lab.version), wanted)
+        return Prompt(self, prompt_id, self._version_in(folder, prompt_id, lab.version), wanted)
 
     def render(self, ref: str, variables: dict[str, Any] | None = None, /, **kwargs: Any) -> Rendered:
         """Shortcut for `registry.get(ref).render(...)`."""
@@ -450,6 +462,14 @@ class Registry:
             if os.path.lexists(tmp):
                 os.unlink(tmp)
         return previous, target.name
+
+
+def _has_versions(folder: Path) -> bool:
+    try:
+        with os.scandir(folder) as entries:
+            return any(_VERSION_FILE.match(e.name) and e.is_file() for e in entries)
+    except OSError:
+        return False
 
 
 def _label_name(filename: str) -> str | None:
