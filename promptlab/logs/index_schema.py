@@ -1,0 +1,343 @@
+"""The SQLite log index schema (`<log_dir>/index.db`) and its ordered, named migrations.
+
+The index is derived from the JSONL files and can be deleted at any time
+(`promptlab logs reindex` rebuilds it). Other modules may read these tables with plain
+SQL through `Index(log_dir).conn` after `.sync()`; the columns below are a contract —
+add columns in a new migration, never rename or reorder the existing ones.
+
+Tables
+------
+entries      one row per log line (every kind: llm, span, feedback).
+    rowid INTEGER PRIMARY KEY   ingest order; also the FTS rowid; never reused
+    id TEXT UNIQUE              the entry's ULID
+    file_id, offset, length     where the JSON line lives (files.file_id, byte offset, bytes)
+                                — the full entry is read from the JSONL, texts are not copied
+    timestamp TEXT              as logged (UTC ISO 8601, `Z`) — the START of the call/span
+    ts REAL                     the same instant as Unix epoch seconds (UTC)
+    day INTEGER                 days since 1970-01-01 UTC (= ts // 86400)
+    kind TEXT                   'llm' | 'span' | 'feedback' ('llm' when absent)
+    model, provider TEXT
+    prompt_id, prompt_version, prompt_label, prompt_sha, prompt_commit TEXT
+    experiment, variant, unit_id, item_id TEXT   (unit_id/item_id stored as text: 7 -> '7')
+    repeat INTEGER, run_id TEXT
+    status TEXT                 'ok' | 'error' — 'error' when absent but `error` is set,
+                                'ok' when both are absent
+    error TEXT
+    input_tokens, output_tokens, cached_tokens, reasoning_tokens INTEGER
+    latency_ms REAL, cost_usd REAL (NULL = not stored in the entry)
+    trace_id, span_id, parent_id, name TEXT    tracing
+    target TEXT                 feedback entries: the id they score
+    tags TEXT                   JSON array of strings, or NULL
+
+entry_tags   (tag, entry_rowid) one row per tag of an entry, for `--tag` filters.
+
+scores       one row per (scored entry, score name). WITHOUT ROWID, key (entry_rowid, name).
+    entry_rowid INTEGER         entries.rowid of the scored entry
+    entry_id TEXT               entries.id of the scored entry
+    name TEXT, value REAL       bools are stored as 0/1 with is_bool = 1
+    is_bool INTEGER
+    source TEXT                 'entry' (the entry's own `scores`) or 'feedback'
+    feedback_id TEXT            id of the feedback entry that set the value (NULL for 'entry')
+    prompt_id, prompt_version, experiment, variant TEXT   copied from the scored entry, so
+                                per-version and per-variant aggregates need no join
+    Feedback entries are folded onto their target: a feedback score replaces the entry's own
+    score of the same name, and among feedback entries the latest (greatest feedback id,
+    ULIDs sort by time) wins. Feedback whose target is not indexed yet waits in
+    pending_feedback and is folded when the target arrives.
+    Indexes: scores_by_prompt (prompt_id, prompt_version, name, value) and
+    scores_by_experiment (experiment, variant, name, value) WHERE experiment IS NOT NULL
+    — both covering for count / sum(value) / sum(value*value) per group.
+
+pending_feedback  feedback entries whose target is not in the index yet.
+
+entries_fts  FTS5, contentless (content=''): columns system_prompt, user_message,
+    assistant_response; rowid = entries.rowid. Texts are stored once — in the JSONL — and
+    the index only holds the inverted lists. Entries that carry only `messages` are indexed
+    from them (system / user turns / assistant turns). Rows of entries removed because their
+    file was deleted or replaced stay in the FTS index until `logs reindex`; always join on
+    entries.rowid (meta 'fts_stale' counts them).
+
+rollup       cost roll-up kept at sync time, one row per
+    (day, model, provider, prompt_id, prompt_version, experiment) with
+    calls, errors, input/output/cached/reasoning tokens, latency_ms_sum,
+    cost_usd (sum of stored costs), cost_calls (calls that stored a cost) and the
+    tokens of calls without a stored cost (unpriced_calls, unpriced_input_tokens,
+    unpriced_output_tokens, unpriced_cached_tokens) so they can be priced at query time.
+    Only kind = 'llm' entries are rolled up. Group-by columns are '' instead of NULL.
+rollup_tags  the same measures per tag as well (tag '' = untagged); an entry with two tags
+    counts under both.
+
+files        one row per JSONL file: name, dev, inode, size, mtime_ns, offset (bytes ingested,
+             always at a line end), head (first bytes, to notice a rewritten file), lines,
+             malformed.
+meta         key/value: 'next_rowid', 'fts_stale', 'reindex_needed'.
+migrations   name, applied_at — one row per applied migration, in order.
+
+PRAGMA user_version = number of applied migrations.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from promptlab.errors import LogIndexError
+
+ENTRY_COLUMNS: tuple[str, ...] = (
+    "rowid", "id", "file_id", "offset", "length", "timestamp", "ts", "day", "kind",
+    "model", "provider", "prompt_id", "prompt_version", "prompt_label", "prompt_sha",
+    "prompt_commit", "experiment", "variant", "unit_id", "item_id", "repeat", "run_id",
+    "status", "error", "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens",
+    "latency_ms", "cost_usd", "trace_id", "span_id", "parent_id", "name", "target", "tags",
+)
+
+ROLLUP_KEYS: tuple[str, ...] = (
+    "day", "model", "provider", "prompt_id", "prompt_version", "experiment",
+)
+ROLLUP_MEASURES: tuple[str, ...] = (
+    "calls", "errors", "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens",
+    "latency_ms_sum", "cost_usd", "cost_calls", "unpriced_calls", "unpriced_input_tokens",
+    "unpriced_output_tokens", "unpriced_cached_tokens",
+)
+
+FTS_COLUMNS: tuple[str, ...] = ("system_prompt", "user_message", "assistant_response")
+
+# Secondary indexes on entries. Sync may drop them for a bulk load of an empty index and
+# create them again afterwards (sorting once beats updating them row by row).
+ENTRY_INDEXES: dict[str, str] = {
+    "entries_by_ts": "CREATE INDEX IF NOT EXISTS entries_by_ts ON entries(ts)",
+    "entries_by_prompt": (
+        "CREATE INDEX IF NOT EXISTS entries_by_prompt ON entries(prompt_id, prompt_version, ts)"
+    ),
+    "entries_by_model": "CREATE INDEX IF NOT EXISTS entries_by_model ON entries(model, ts)",
+    "entries_by_experiment": (
+        "CREATE INDEX IF NOT EXISTS entries_by_experiment ON entries(experiment, variant)"
+        " WHERE experiment IS NOT NULL"
+    ),
+    "entries_by_trace": (
+        "CREATE INDEX IF NOT EXISTS entries_by_trace ON entries(trace_id)"
+        " WHERE trace_id IS NOT NULL"
+    ),
+    "entries_by_target": (
+        "CREATE INDEX IF NOT EXISTS entries_by_target ON entries(target)"
+        " WHERE target IS NOT NULL"
+    ),
+    "entries_errors": (
+        "CREATE INDEX IF NOT EXISTS entries_errors ON entries(ts) WHERE status = 'error'"
+    ),
+    "entry_tags_by_tag": (
+        "CREATE INDEX IF NOT EXISTS entry_tags_by_tag ON entry_tags(tag, entry_rowid)"
+    ),
+    "scores_by_prompt": (
+        "CREATE INDEX IF NOT EXISTS scores_by_prompt"
+        " ON scores(prompt_id, prompt_version, name, value)"
+    ),
+    "scores_by_experiment": (
+        "CREATE INDEX IF NOT EXISTS scores_by_experiment"
+        " ON scores(experiment, variant, name, value) WHERE experiment IS NOT NULL"
+    ),
+}
+
+
+def _execute_script(conn: sqlite3.Connection, script: str) -> None:
+    # Not conn.executescript(): it commits first, and migrations run inside a transaction.
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _m001_core(conn: sqlite3.Connection) -> None:
+    """Files, entries, tags, scores and feedback folding."""
+    _execute_script(
+        conn,
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+        CREATE TABLE files (
+            file_id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            dev INTEGER, inode INTEGER, size INTEGER, mtime_ns INTEGER,
+            offset INTEGER NOT NULL DEFAULT 0,
+            head BLOB,
+            lines INTEGER NOT NULL DEFAULT 0,
+            malformed INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE entries (
+            rowid INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            file_id INTEGER NOT NULL,
+            offset INTEGER NOT NULL,
+            length INTEGER NOT NULL,
+            timestamp TEXT NOT NULL,
+            ts REAL NOT NULL,
+            day INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            model TEXT, provider TEXT,
+            prompt_id TEXT, prompt_version TEXT, prompt_label TEXT, prompt_sha TEXT,
+            prompt_commit TEXT,
+            experiment TEXT, variant TEXT, unit_id TEXT, item_id TEXT, repeat INTEGER,
+            run_id TEXT,
+            status TEXT NOT NULL, error TEXT,
+            input_tokens INTEGER, output_tokens INTEGER, cached_tokens INTEGER,
+            reasoning_tokens INTEGER,
+            latency_ms REAL, cost_usd REAL,
+            trace_id TEXT, span_id TEXT, parent_id TEXT, name TEXT, target TEXT,
+            tags TEXT
+        );
+        CREATE TABLE entry_tags (
+            tag TEXT NOT NULL,
+            entry_rowid INTEGER NOT NULL
+        );
+        CREATE TABLE scores (
+            entry_rowid INTEGER NOT NULL,
+            entry_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value REAL NOT NULL,
+            is_bool INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            feedback_id TEXT,
+            prompt_id TEXT, prompt_version TEXT, experiment TEXT, variant TEXT,
+            PRIMARY KEY (entry_rowid, name)
+        ) WITHOUT ROWID;
+        CREATE TABLE pending_feedback (
+            feedback_id TEXT PRIMARY KEY,
+            target TEXT NOT NULL,
+            scores TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX pending_feedback_by_target ON pending_feedback(target);
+        """
+    )
+    for sql in ENTRY_INDEXES.values():
+        conn.execute(sql)
+
+
+def _m002_fts(conn: sqlite3.Connection) -> None:
+    """Contentless FTS5 over the three texts. Existing rows need their texts: reindex."""
+    conn.execute(
+        "CREATE VIRTUAL TABLE entries_fts USING fts5("
+        + ", ".join(FTS_COLUMNS)
+        + ", content='', tokenize='unicode61 remove_diacritics 2')"
+    )
+    if conn.execute("SELECT 1 FROM entries LIMIT 1").fetchone():
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('reindex_needed', 1)")
+
+
+def _rollup_table_sql(name: str, extra_keys: tuple[str, ...] = ()) -> str:
+    keys = (*ROLLUP_KEYS, *extra_keys)
+    key_cols = ", ".join(
+        f"{k} INTEGER NOT NULL" if k == "day" else f"{k} TEXT NOT NULL" for k in keys
+    )
+    measures = ", ".join(
+        f"{m} REAL NOT NULL DEFAULT 0" if m in ("latency_ms_sum", "cost_usd")
+        else f"{m} INTEGER NOT NULL DEFAULT 0"
+        for m in ROLLUP_MEASURES
+    )
+    return (f"CREATE TABLE {name} ({key_cols}, {measures}, PRIMARY KEY ({', '.join(keys)}))"
+            " WITHOUT ROWID")
+
+
+def rollup_select_sql(*, per_tag: bool, where: str = "1") -> str:
+    """SELECT computing rollup rows from `entries` (used to backfill and to recompute days).
+
+    The columns come out in the order of ROLLUP_KEYS (+ tag) then ROLLUP_MEASURES.
+    """
+    keys = [f"COALESCE(e.{k}, '')" if k != "day" else "e.day" for k in ROLLUP_KEYS]
+    source = "entries e"
+    if per_tag:
+        keys.append("COALESCE(t.tag, '')")
+        source = "entries e LEFT JOIN entry_tags t ON t.entry_rowid = e.rowid"
+    nocost = "e.cost_usd IS NULL"
+    measures = [
+        "count(*)",
+        "sum(e.status = 'error')",
+        "COALESCE(sum(e.input_tokens), 0)",
+        "COALESCE(sum(e.output_tokens), 0)",
+        "COALESCE(sum(e.cached_tokens), 0)",
+        "COALESCE(sum(e.reasoning_tokens), 0)",
+        "COALESCE(sum(e.latency_ms), 0)",
+        "COALESCE(sum(e.cost_usd), 0)",
+        "count(e.cost_usd)",
+        f"sum({nocost})",
+        f"COALESCE(sum(CASE WHEN {nocost} THEN e.input_tokens END), 0)",
+        f"COALESCE(sum(CASE WHEN {nocost} THEN e.output_tokens END), 0)",
+        f"COALESCE(sum(CASE WHEN {nocost} THEN e.cached_tokens END), 0)",
+    ]
+    return (f"SELECT {', '.join(keys)}, {', '.join(measures)} FROM {source}"
+            f" WHERE e.kind = 'llm' AND ({where}) GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}")
+
+
+def _m003_rollup(conn: sqlite3.Connection) -> None:
+    """Cost roll-ups by day × model × provider × prompt × version × experiment (× tag)."""
+    conn.execute(_rollup_table_sql("rollup"))
+    conn.execute(_rollup_table_sql("rollup_tags", ("tag",)))
+    # Backfill from the rows an older index already holds.
+    conn.execute(f"INSERT INTO rollup {rollup_select_sql(per_tag=False)}")
+    conn.execute(f"INSERT INTO rollup_tags {rollup_select_sql(per_tag=True)}")
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    apply: Callable[[sqlite3.Connection], None]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration("001_core", _m001_core),
+    Migration("002_fts", _m002_fts),
+    Migration("003_rollup", _m003_rollup),
+)
+
+
+def applied_migrations(conn: sqlite3.Connection) -> list[str]:
+    """Names of the migrations already applied to `conn`, in order."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'migrations'"
+    ).fetchone()
+    if not exists:
+        return []
+    return [r[0] for r in conn.execute("SELECT name FROM migrations ORDER BY rowid")]
+
+
+def migrate(conn: sqlite3.Connection, *, upto: int | None = None, where: str = "") -> list[str]:
+    """Apply every pending migration (or only the first `upto`), each in its own transaction.
+
+    Returns the names applied now. Safe when several processes open a new index at once:
+    the check and the migration happen under the write lock.
+    """
+    known = [m.name for m in MIGRATIONS]
+    wanted = MIGRATIONS[:upto] if upto is not None else MIGRATIONS
+    if conn.execute("PRAGMA user_version").fetchone()[0] == len(wanted):
+        done = applied_migrations(conn)
+        if done == [m.name for m in wanted]:
+            return []
+    applied_now: list[str] = []
+    for migration in wanted:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            done = applied_migrations(conn)
+            unknown = [name for name in done if name not in known]
+            if unknown:
+                raise LogIndexError(
+                    f"{where or 'the log index'} was built by a newer promptlab (migration "
+                    f"{unknown[0]!r} is unknown here); upgrade promptlab, or delete the index "
+                    "file to rebuild it from the JSONL logs"
+                )
+            if not done:
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS migrations "
+                    "(name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+                )
+            if migration.name not in done:
+                migration.apply(conn)
+                conn.execute(
+                    "INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
+                    (migration.name, time.time()),
+                )
+                conn.execute(f"PRAGMA user_version = {len(done) + 1}")
+                applied_now.append(migration.name)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return applied_now

@@ -1,0 +1,50 @@
+"""The index schema: ordered named migrations, upgrade of an older index."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from promptlab.errors import LogIndexError
+from promptlab.logs.index_schema import MIGRATIONS, applied_migrations, migrate
+
+
+def _conn() -> sqlite3.Connection:
+    return sqlite3.connect(":memory:", isolation_level=None)
+
+
+def test_fresh_index_applies_every_migration_in_order() -> None:
+    conn = _conn()
+    assert migrate(conn) == [m.name for m in MIGRATIONS]
+    assert applied_migrations(conn) == [m.name for m in MIGRATIONS]
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert migrate(conn) == []  # idempotent
+
+
+def test_older_schema_is_migrated_and_keeps_its_rows() -> None:
+    conn = _conn()
+    migrate(conn, upto=1)  # an index built before full-text search and roll-ups existed
+    conn.execute(
+        "INSERT INTO entries (rowid, id, file_id, offset, length, timestamp, ts, day, kind,"
+        " status, model, input_tokens, output_tokens, cost_usd, tags)"
+        " VALUES (1, 'A', 1, 0, 10, '2026-01-02T00:00:00.000000Z', 1767312000, 20455, 'llm',"
+        " 'ok', 'gpt-4o', 100, 20, 0.5, '[\"prod\"]')"
+    )
+    conn.execute("INSERT INTO entry_tags VALUES ('prod', 1)")
+    assert migrate(conn) == ["002_fts", "003_rollup"]
+    # The roll-up was backfilled from the rows already there.
+    assert conn.execute("SELECT day, model, calls, input_tokens, cost_usd FROM rollup").fetchall() \
+        == [(20455, "gpt-4o", 1, 100, 0.5)]
+    assert conn.execute("SELECT tag, calls FROM rollup_tags").fetchall() == [("prod", 1)]
+    # FTS cannot be backfilled from the database (texts live in the JSONL): flagged.
+    assert conn.execute("SELECT value FROM meta WHERE key = 'reindex_needed'").fetchone() == (1,)
+
+
+def test_index_from_a_newer_promptlab_is_refused_with_advice() -> None:
+    conn = _conn()
+    migrate(conn)
+    conn.execute("INSERT INTO migrations VALUES ('099_future', 0)")
+    conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(LogIndexError, match="newer promptlab.*099_future.*delete the index"):
+        migrate(conn, where="/tmp/x/index.db")
