@@ -1,0 +1,852 @@
+"""Significance tests, intervals, SRM, multiple-testing corrections and power — pure numbers.
+
+Every function takes counts, sufficient statistics (`Moments`) or arrays and returns plain
+floats or small frozen dataclasses. No I/O, no SQL, nothing from promptlab. Differences are
+always B − A (R reports x − y, so signs flip against R when x is A).
+
+No NaN or infinity ever leaves this module: degenerate inputs (n < 2, zero variance,
+all-identical values) give `None` where a number cannot be defined, and a finite number
+where the limit is clear (identical arms: difference 0, p = 1).
+
+scipy is imported inside the functions that need it; `scipy.special` (fast to import) covers
+the distribution functions used by the tests that run on sufficient statistics, so the
+large-n path never pays for `scipy.stats`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Interval = tuple[float, float]
+
+
+# -- plumbing ---------------------------------------------------------------------------
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _clip_p(p: float) -> float:
+    return min(1.0, max(0.0, float(p)))
+
+
+def _z(q: float) -> float:
+    """Standard normal quantile."""
+    from scipy.special import ndtri
+
+    return float(ndtri(q))
+
+
+def _norm_cdf(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+def _norm_sf(x: float) -> float:
+    return 0.5 * math.erfc(x / math.sqrt(2.0))
+
+
+def _t_sf(t: float, df: float) -> float:
+    from scipy.special import stdtr
+
+    return float(stdtr(df, -t))
+
+
+def _t_quantile(q: float, df: float) -> float:
+    from scipy.special import stdtrit
+
+    return float(stdtrit(df, q))
+
+
+def _chi2_sf(x: float, df: float) -> float:
+    from scipy.special import chdtrc
+
+    return float(chdtrc(df, x))
+
+
+# -- sufficient statistics --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Moments:
+    """n, mean and sample variance (ddof = 1) of one sample.
+
+    Built from values (`Moments.of`) or from sums pushed down to SQL
+    (`Moments.from_sums(n, sum, sum_of_squares)`), so a Welch or paired t-test never needs
+    the raw values.
+    """
+
+    n: int
+    mean: float
+    var: float
+
+    @classmethod
+    def of(cls, values: Sequence[float] | np.ndarray) -> Moments:
+        arr = np.asarray(values, dtype=float)
+        n = int(arr.size)
+        if n == 0:
+            return cls(0, 0.0, 0.0)
+        mean = float(arr.mean())
+        var = float(arr.var(ddof=1)) if n > 1 else 0.0
+        return cls(n, mean, max(var, 0.0))
+
+    @classmethod
+    def from_sums(cls, n: int, total: float, total_sq: float) -> Moments:
+        n = int(n)
+        if n <= 0:
+            return cls(0, 0.0, 0.0)
+        mean = total / n
+        if n < 2:
+            return cls(n, mean, 0.0)
+        ss = total_sq - total * total / n
+        # Cancellation can leave a tiny negative number for constant samples.
+        var = max(ss / (n - 1), 0.0)
+        if var <= 1e-12 * max(1.0, mean * mean):
+            var = 0.0
+        return cls(n, mean, var)
+
+    @property
+    def sd(self) -> float:
+        return math.sqrt(self.var)
+
+    @property
+    def se(self) -> float:
+        return math.sqrt(self.var / self.n) if self.n > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One test's outcome. `estimate` is B − A (a paired mean difference for paired tests).
+
+    `ci` is the (1 − alpha) interval of `estimate`; `p_value` is two-sided. A field that
+    cannot be defined from the data is None, never NaN.
+    """
+
+    test: str
+    estimate: float
+    ci: Interval | None
+    p_value: float | None
+    statistic: float | None = None
+    df: float | None = None
+    se: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# -- one-sample intervals ---------------------------------------------------------------
+
+
+def wilson_interval(successes: int, n: int, alpha: float = 0.05) -> Interval | None:
+    """Wilson score interval for a binomial proportion (no continuity correction).
+
+    Reference: Wilson (1927) JASA 22:209–212; Newcombe (1998) Stat Med 17:857–872, method 3.
+    Equals R's `prop.test(x, n, correct = FALSE)$conf.int`.
+    """
+    if n <= 0:
+        return None
+    z = _z(1 - alpha / 2)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def mean_interval(m: Moments, alpha: float = 0.05) -> Interval | None:
+    """Student-t interval for a mean: mean ± t(1 − α/2, n − 1)·s/√n (R `t.test(x)`)."""
+    if m.n < 2:
+        return None
+    half = _t_quantile(1 - alpha / 2, m.n - 1) * m.se
+    return (m.mean - half, m.mean + half)
+
+
+def binomial_test(successes: int, n: int, p: float = 0.5, alpha: float = 0.05) -> TestResult:
+    """Exact binomial test with the Clopper–Pearson interval.
+
+    Two-sided p sums the probabilities of outcomes no more likely than the one observed
+    (R's `binom.test`). Reference: Clopper & Pearson (1934) Biometrika 26:404–413.
+    """
+    if n <= 0:
+        return TestResult("binomial_exact", p, None, None)
+    from scipy.stats import binomtest
+
+    res = binomtest(int(successes), int(n), p)
+    ci = res.proportion_ci(confidence_level=1 - alpha, method="exact")
+    return TestResult(
+        "binomial_exact", successes / n, (float(ci.low), float(ci.high)), _clip_p(res.pvalue),
+        statistic=float(successes),
+    )
+
+
+# -- unpaired, binary -------------------------------------------------------------------
+
+
+def newcombe_interval(
+    x_a: int, n_a: int, x_b: int, n_b: int, alpha: float = 0.05
+) -> Interval | None:
+    """Newcombe's hybrid score interval for p_B − p_A (method 10), built from Wilson limits.
+
+    Keeps sensible width at 0 % and 100 %, where the Wald interval collapses to a point.
+    Reference: Newcombe (1998) Stat Med 17:873–890, method 10.
+    """
+    wa, wb = wilson_interval(x_a, n_a, alpha), wilson_interval(x_b, n_b, alpha)
+    if wa is None or wb is None:
+        return None
+    pa, pb = x_a / n_a, x_b / n_b
+    d = pb - pa
+    lower = d - math.sqrt((pb - wb[0]) ** 2 + (wa[1] - pa) ** 2)
+    upper = d + math.sqrt((wb[1] - pb) ** 2 + (pa - wa[0]) ** 2)
+    return (max(-1.0, lower), min(1.0, upper))
+
+
+def two_proportion_z_test(
+    x_a: int, n_a: int, x_b: int, n_b: int, alpha: float = 0.05
+) -> TestResult:
+    """Two-proportion z-test with pooled variance = Pearson χ² on the 2×2 table without
+    continuity correction (z² = χ²); interval for p_B − p_A by Newcombe's method 10.
+
+    Reference: Agresti (2013) Categorical Data Analysis, 3rd ed., §3.2; R's
+    `prop.test(x, n, correct = FALSE)` (same p-value).
+    """
+    if n_a <= 0 or n_b <= 0:
+        return TestResult("two_proportion_z", 0.0, None, None)
+    pa, pb = x_a / n_a, x_b / n_b
+    d = pb - pa
+    pooled = (x_a + x_b) / (n_a + n_b)
+    var = pooled * (1 - pooled) * (1 / n_a + 1 / n_b)
+    ci = newcombe_interval(x_a, n_a, x_b, n_b, alpha)
+    if var <= 0:  # every value identical in both arms
+        return TestResult("two_proportion_z", d, ci, 1.0, statistic=0.0, se=0.0,
+                          extra={"chi2": 0.0})
+    z = d / math.sqrt(var)
+    se = math.sqrt(pa * (1 - pa) / n_a + pb * (1 - pb) / n_b)
+    return TestResult(
+        "two_proportion_z", d, ci, _clip_p(2 * _norm_sf(abs(z))), statistic=z, se=se,
+        extra={"chi2": z * z},
+    )
+
+
+def expected_cells(x_a: int, n_a: int, x_b: int, n_b: int) -> list[float]:
+    """Expected counts of the 2×2 table (arm × outcome) under independence."""
+    total = n_a + n_b
+    if total == 0:
+        return [0.0, 0.0, 0.0, 0.0]
+    succ = x_a + x_b
+    fail = total - succ
+    return [n_a * succ / total, n_a * fail / total, n_b * succ / total, n_b * fail / total]
+
+
+def fisher_exact_test(x_a: int, n_a: int, x_b: int, n_b: int, alpha: float = 0.05) -> TestResult:
+    """Fisher's exact test on the 2×2 table, two-sided (R's `fisher.test`: sum of tables no
+    more likely than the observed); reports the conditional MLE odds ratio (B vs A) with its
+    exact interval (R's construction: each tail at α/2), and Newcombe's interval for
+    p_B − p_A.
+
+    Reference: Fisher (1935) J R Stat Soc 98:39–82; Agresti (2013) §3.5 and §16.6.
+    """
+    if n_a <= 0 or n_b <= 0:
+        return TestResult("fisher_exact", 0.0, None, None)
+    from scipy.stats import fisher_exact
+
+    table = [[x_b, n_b - x_b], [x_a, n_a - x_a]]
+    _, p = fisher_exact(table, alternative="two-sided")
+    estimate, low, high = conditional_odds_ratio(x_b, n_b - x_b, x_a, n_a - x_a, alpha)
+    return TestResult(
+        "fisher_exact", x_b / n_b - x_a / n_a, newcombe_interval(x_a, n_a, x_b, n_b, alpha),
+        _clip_p(p), extra={"odds_ratio": estimate, "odds_ratio_ci": (low, high)},
+    )
+
+
+def conditional_odds_ratio(a: int, b: int, c: int, d: int, alpha: float = 0.05
+                           ) -> tuple[float | None, float | None, float | None]:
+    """Conditional maximum-likelihood odds ratio of the table [[a, b], [c, d]] and its exact
+    interval, from the noncentral hypergeometric distribution of `a` given the margins.
+    An infinite limit or estimate is None. Matches R's `fisher.test` estimate and conf.int.
+    Reference: Agresti (2013) §16.6.4; R's `fisher.test` source.
+    """
+    from scipy.optimize import brentq
+
+    m, n, k = a + b, c + d, a + c
+    lo, hi = max(0, k - n), min(k, m)
+    if m == 0 or n == 0 or k == 0 or k == m + n:
+        return None, None, None
+    support = np.arange(lo, hi + 1)
+    logdc = np.array([math.lgamma(m + 1) - math.lgamma(x + 1) - math.lgamma(m - x + 1)
+                      + math.lgamma(n + 1) - math.lgamma(k - x + 1) - math.lgamma(n - k + x + 1)
+                      for x in support])
+
+    def dens(ncp: float) -> np.ndarray:
+        logd = logdc + math.log(ncp) * support
+        w = np.exp(logd - logd.max())
+        return w / w.sum()
+
+    def tail(ncp: float, upper: bool) -> float:
+        w = dens(ncp)
+        return float(w[support >= a].sum() if upper else w[support <= a].sum())
+
+    def solve(f: Any) -> float:
+        return float(brentq(f, 1e-300, 1.0, xtol=1e-14, rtol=1e-12))
+
+    def ncp_upper(q: float) -> float | None:
+        if a == hi:
+            return None
+        p = tail(1.0, False)
+        if p < q:
+            return solve(lambda t: tail(t, False) - q)
+        if p > q:
+            return 1.0 / solve(lambda t: tail(1.0 / t, False) - q)
+        return 1.0
+
+    def ncp_lower(q: float) -> float | None:
+        if a == lo:
+            return 0.0
+        p = tail(1.0, True)
+        if p > q:
+            return solve(lambda t: tail(t, True) - q)
+        if p < q:
+            return 1.0 / solve(lambda t: tail(1.0 / t, True) - q)
+        return 1.0
+
+    if a == lo:
+        mle: float | None = 0.0
+    elif a == hi:
+        mle = None
+    else:
+        def mean_gap(log_t: float) -> float:
+            return float((support * dens(math.exp(log_t))).sum()) - a
+
+        mle = math.exp(float(brentq(mean_gap, -700.0, 700.0, xtol=1e-12)))
+    return _finite(mle), _finite(ncp_lower(alpha / 2)), _finite(ncp_upper(alpha / 2))
+
+
+def compare_proportions(
+    x_a: int, n_a: int, x_b: int, n_b: int, alpha: float = 0.05
+) -> TestResult:
+    """Unpaired binary outcome: the z/χ² test, or Fisher's exact test when any expected cell
+    of the 2×2 table is below 5 (Cochran's rule; Agresti 2013 §3.5)."""
+    if min(expected_cells(x_a, n_a, x_b, n_b)) < 5 and 0 < x_a + x_b < n_a + n_b:
+        return fisher_exact_test(x_a, n_a, x_b, n_b, alpha)
+    return two_proportion_z_test(x_a, n_a, x_b, n_b, alpha)
+
+
+# -- unpaired, numeric ------------------------------------------------------------------
+
+
+def welch_t_test(a: Moments, b: Moments, alpha: float = 0.05) -> TestResult:
+    """Welch's unequal-variance t-test and interval for mean_B − mean_A, from sufficient
+    statistics; Welch–Satterthwaite degrees of freedom.
+
+    Reference: Welch (1947) Biometrika 34:28–35; R's `t.test(x, y)` (var.equal = FALSE).
+    """
+    d = b.mean - a.mean
+    if a.n < 2 or b.n < 2:
+        return TestResult("welch_t", d, None, None)
+    va, vb = a.var / a.n, b.var / b.n
+    se2 = va + vb
+    if se2 <= 0:
+        return _degenerate("welch_t", d)
+    df_den = (va * va / (a.n - 1) if va > 0 else 0.0) + (vb * vb / (b.n - 1) if vb > 0 else 0.0)
+    df = se2 * se2 / df_den
+    se = math.sqrt(se2)
+    t = d / se
+    half = _t_quantile(1 - alpha / 2, df) * se
+    return TestResult("welch_t", d, (d - half, d + half), _clip_p(2 * _t_sf(abs(t), df)),
+                      statistic=t, df=df, se=se)
+
+
+def _degenerate(test: str, d: float) -> TestResult:
+    """Zero variance on both sides: the difference is exact. Equal means → p = 1."""
+    p = 1.0 if d == 0 else 0.0
+    return TestResult(test, d, (d, d), p, statistic=0.0 if d == 0 else None, se=0.0,
+                      extra={"zero_variance": True})
+
+
+def mann_whitney_test(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray,
+                      alternative: str = "two-sided") -> TestResult:
+    """Mann–Whitney U (Wilcoxon rank-sum) test of B against A.
+
+    Exact distribution for small samples without ties, otherwise the normal approximation
+    with tie correction and continuity correction (R's `wilcox.test(x, y)` defaults).
+    `statistic` is U for B (R's W when x is B); `estimate` is the probability of
+    superiority P(B > A) + ½·P(B = A) = U / (n_A·n_B).
+    Reference: Mann & Whitney (1947) Ann Math Stat 18:50–60; Hollander & Wolfe (1999) §4.1.
+    """
+    xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if xa.size < 1 or xb.size < 1 or xa.size + xb.size < 3:
+        return TestResult("mann_whitney", 0.5, None, None)
+    if np.ptp(np.concatenate([xa, xb])) == 0:
+        return TestResult("mann_whitney", 0.5, None, 1.0,
+                          statistic=xa.size * xb.size / 2, extra={"all_identical": True})
+    from scipy.stats import mannwhitneyu
+
+    res = mannwhitneyu(xb, xa, alternative=alternative, method="auto", use_continuity=True)
+    u = float(res.statistic)
+    return TestResult("mann_whitney", u / (xa.size * xb.size), None, _clip_p(res.pvalue),
+                      statistic=u)
+
+
+# -- paired -----------------------------------------------------------------------------
+
+
+def paired_t_test(diff: Moments, alpha: float = 0.05) -> TestResult:
+    """Paired t-test and interval for the mean of the differences d = B − A per item.
+
+    Reference: Student (1908); R's `t.test(x, y, paired = TRUE)`.
+    """
+    if diff.n < 2:
+        return TestResult("paired_t", diff.mean, None, None)
+    if diff.var <= 0:
+        return _degenerate("paired_t", diff.mean)
+    df = diff.n - 1
+    se = diff.se
+    t = diff.mean / se
+    half = _t_quantile(1 - alpha / 2, df) * se
+    return TestResult("paired_t", diff.mean, (diff.mean - half, diff.mean + half),
+                      _clip_p(2 * _t_sf(abs(t), df)), statistic=t, df=float(df), se=se)
+
+
+def wilcoxon_signed_rank_test(diff: Sequence[float] | np.ndarray,
+                              alternative: str = "two-sided") -> TestResult:
+    """Wilcoxon signed-rank test on paired differences, zero differences handled by Pratt's
+    method (zeros are ranked, then dropped), so ties at zero still count toward n.
+
+    Exact null distribution when n ≤ 50 without zeros or ties; with zeros or ties, the exact
+    sign-flip permutation distribution when n ≤ 13, else the normal approximation with
+    Pratt's adjusted mean and variance, tie correction and continuity correction (R's
+    default). `statistic` is V, the sum of positive ranks.
+    Reference: Wilcoxon (1945) Biometrics Bull 1:80–83; Pratt (1959) JASA 54:655–667.
+    """
+    d = np.asarray(diff, dtype=float)
+    if d.size < 2:
+        return TestResult("wilcoxon_pratt", 0.0, None, None)
+    if not np.any(d):
+        return TestResult("wilcoxon_pratt", 0.0, None, 1.0, statistic=0.0,
+                          extra={"all_zero": True})
+    from scipy.stats import rankdata, wilcoxon
+
+    res = wilcoxon(d, zero_method="pratt", alternative=alternative, correction=True)
+    ranks = rankdata(np.abs(d))
+    v = float(ranks[d > 0].sum())
+    return TestResult("wilcoxon_pratt", float(np.median(d)), None, _clip_p(res.pvalue),
+                      statistic=v)
+
+
+def mcnemar_test(a_only: int, b_only: int, exact: bool = True,
+                 correction: bool = True) -> TestResult:
+    """McNemar's test on the discordant pairs of a paired binary outcome.
+
+    `a_only` = pairs where A passed and B failed, `b_only` = B passed and A failed.
+    Exact: two-sided binomial test of b_only out of a_only + b_only against ½. Otherwise
+    χ² = (|b − c| − 1)² / (b + c) with continuity correction (R's `mcnemar.test`).
+    Reference: McNemar (1947) Psychometrika 12:153–157; Fagerland, Lydersen & Laake (2013)
+    BMC Med Res Methodol 13:91.
+    """
+    disc = a_only + b_only
+    name = "mcnemar_exact" if exact else "mcnemar_chi2"
+    if disc == 0:
+        return TestResult(name, 0.0, None, 1.0, statistic=0.0)
+    if exact:
+        return TestResult(name, 0.0, None, binomial_test(b_only, disc, 0.5).p_value,
+                          statistic=float(b_only))
+    num = abs(b_only - a_only) - (1 if correction else 0)
+    chi2 = max(num, 0) ** 2 / disc
+    return TestResult(name, 0.0, None, _clip_p(_chi2_sf(chi2, 1)), statistic=chi2, df=1.0)
+
+
+def paired_proportions_interval(both: int, a_only: int, b_only: int, neither: int,
+                                alpha: float = 0.05) -> Interval | None:
+    """Interval for p_B − p_A from paired binary data, Newcombe's method 10 (Wilson limits
+    of each margin combined with the φ correlation of the 2×2 table).
+
+    Reference: Newcombe (1998) Stat Med 17:2635–2650, method 10.
+    """
+    n = both + a_only + b_only + neither
+    if n <= 0:
+        return None
+    x_a, x_b = both + a_only, both + b_only
+    pa, pb = x_a / n, x_b / n
+    wa, wb = wilson_interval(x_a, n, alpha), wilson_interval(x_b, n, alpha)
+    assert wa is not None and wb is not None
+    denom = (both + a_only) * (b_only + neither) * (both + b_only) * (a_only + neither)
+    phi = (both * neither - a_only * b_only) / math.sqrt(denom) if denom > 0 else 0.0
+    d = pb - pa
+    dl = (pb - wb[0]) ** 2 - 2 * phi * (pb - wb[0]) * (wa[1] - pa) + (wa[1] - pa) ** 2
+    du = (wb[1] - pb) ** 2 - 2 * phi * (wb[1] - pb) * (pa - wa[0]) + (pa - wa[0]) ** 2
+    return (max(-1.0, d - math.sqrt(max(dl, 0.0))), min(1.0, d + math.sqrt(max(du, 0.0))))
+
+
+# -- relative lift ----------------------------------------------------------------------
+
+
+def relative_lift(a: Moments, b: Moments, alpha: float = 0.05, *, cov: float = 0.0,
+                  paired: bool = False) -> TestResult:
+    """Relative lift mean_B / mean_A − 1 with a delta-method interval.
+
+    Var ≈ var_B/(n_B·μ_A²) + var_A·μ_B²/(n_A·μ_A⁴) (− 2·cov·μ_B/(n·μ_A³) when paired); the
+    interval uses the t quantile at Welch's df (n − 1 when paired), as GrowthBook does.
+    Pass proportions as Moments with var = p(1 − p). Undefined (None) when μ_A = 0.
+    Reference: GrowthBook gbstats `TwoSidedTTest` (relative); Casella & Berger (2002) §5.5.4.
+    """
+    if a.n < 1 or b.n < 1 or a.mean == 0:
+        return TestResult("delta_method", 0.0, None, None)
+    lift = b.mean / a.mean - 1
+    if a.n < 2 or b.n < 2:
+        return TestResult("delta_method", lift, None, None)
+    ma2 = a.mean * a.mean
+    var = b.var / (ma2 * b.n) + a.var * b.mean * b.mean / (ma2 * ma2 * a.n)
+    if paired:
+        var -= 2 * cov * b.mean / (ma2 * a.mean * a.n)
+        df = float(a.n - 1)
+    else:
+        va, vb = a.var / a.n, b.var / b.n
+        den = (va * va / (a.n - 1)) + (vb * vb / (b.n - 1))
+        df = (va + vb) ** 2 / den if den > 0 else float(a.n + b.n - 2)
+    if var <= 0:
+        return TestResult("delta_method", lift, (lift, lift), 1.0 if lift == 0 else 0.0, se=0.0)
+    se = math.sqrt(var)
+    half = _t_quantile(1 - alpha / 2, df) * se
+    p = 2 * _t_sf(abs(lift) / se, df)
+    return TestResult("delta_method", lift, (lift - half, lift + half), _clip_p(p),
+                      statistic=lift / se, df=df, se=se)
+
+
+def proportion_moments(successes: int, n: int) -> Moments:
+    """A proportion as Moments with the binomial variance p(1 − p) (GrowthBook's
+    convention for relative lift and sequential tests)."""
+    if n <= 0:
+        return Moments(0, 0.0, 0.0)
+    p = successes / n
+    return Moments(n, p, p * (1 - p))
+
+
+# -- bootstrap --------------------------------------------------------------------------
+
+
+def bootstrap_interval(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray | None
+                       = None, *, statistic: str = "mean", alpha: float = 0.05,
+                       n_boot: int = 2000, seed: int = 0,
+                       max_cells: int = 4_000_000) -> Interval | None:
+    """Percentile bootstrap interval of stat(B) − stat(A), or of stat(A) alone when `b` is
+    None (paired differences). Vectorised resampling in chunks of at most `max_cells`
+    draws, seeded so the same data always gives the same interval.
+
+    `statistic` is "mean" or "median". Useful for heavy-tailed metrics (latency, cost).
+    Reference: Efron & Tibshirani (1993) An Introduction to the Bootstrap, ch. 13.
+    """
+    stat = {"mean": np.mean, "median": np.median}[statistic]
+    rng = np.random.default_rng(seed)
+
+    def draws(x: np.ndarray) -> np.ndarray:
+        out = np.empty(n_boot)
+        chunk = max(1, max_cells // max(1, x.size))
+        for start in range(0, n_boot, chunk):
+            k = min(chunk, n_boot - start)
+            idx = rng.integers(0, x.size, size=(k, x.size))
+            out[start:start + k] = stat(x[idx], axis=1)
+        return out
+
+    xa = np.asarray(a, dtype=float)
+    if xa.size < 2:
+        return None
+    boots = draws(xa)
+    if b is not None:
+        xb = np.asarray(b, dtype=float)
+        if xb.size < 2:
+            return None
+        boots = draws(xb) - boots
+    lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
+    return (float(lo), float(hi))
+
+
+# -- sample ratio mismatch --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SRMResult:
+    """Sample-ratio-mismatch check. `p_value` is None when skipped (`reason` says why)."""
+
+    p_value: float | None
+    flag: bool
+    observed: list[int]
+    expected: list[float]
+    reason: str | None = None
+
+
+def srm_test(observed: Sequence[int], weights: Sequence[float], threshold: float = 0.001,
+             min_units: int = 8) -> SRMResult:
+    """χ² goodness-of-fit of units per arm against the configured traffic weights; flags a
+    sample ratio mismatch at p < `threshold` (0.001, as GrowthBook and Optimizely do).
+    Skipped when any arm has fewer than `min_units` units (the χ² approximation is poor).
+
+    Reference: Fabijan et al. (2019) "Diagnosing Sample Ratio Mismatch in Online Controlled
+    Experiments", KDD; R's `chisq.test(x, p = weights)`.
+    """
+    obs = [int(o) for o in observed]
+    total_w = float(sum(weights))
+    total = sum(obs)
+    expected = [total * w / total_w for w in weights] if total_w > 0 else [0.0] * len(obs)
+    if len(obs) < 2 or len(obs) != len(weights) or total_w <= 0:
+        return SRMResult(None, False, obs, expected, "needs two or more weighted arms")
+    if min(obs) < min_units:
+        return SRMResult(None, False, obs, expected,
+                         f"skipped: fewer than {min_units} units in an arm")
+    if any(e <= 0 for e in expected):
+        flagged = any(o > 0 for o, e in zip(obs, expected, strict=True) if e <= 0)
+        return SRMResult(0.0 if flagged else 1.0, flagged, obs, expected)
+    chi2 = sum((o - e) ** 2 / e for o, e in zip(obs, expected, strict=True))
+    p = _clip_p(_chi2_sf(chi2, len(obs) - 1))
+    return SRMResult(p, p < threshold, obs, expected)
+
+
+# -- multiple comparisons ---------------------------------------------------------------
+
+
+def holm_adjust(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjusted p-values (family-wise error rate); None entries are kept
+    and not counted. Reference: Holm (1979) Scand J Stat 6:65–70; R `p.adjust(, "holm")`."""
+    idx = [i for i, p in enumerate(p_values) if p is not None]
+    m = len(idx)
+    out: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(sorted(idx, key=lambda j: p_values[j])):  # type: ignore[arg-type,return-value]
+        running = max(running, min(1.0, (m - rank) * float(p_values[i])))  # type: ignore[arg-type]
+        out[i] = running
+    return out
+
+
+def bh_adjust(p_values: Sequence[float | None]) -> list[float | None]:
+    """Benjamini–Hochberg adjusted p-values (false discovery rate); None entries kept.
+    Reference: Benjamini & Hochberg (1995) J R Stat Soc B 57:289–300; R `p.adjust(, "BH")`."""
+    idx = [i for i, p in enumerate(p_values) if p is not None]
+    m = len(idx)
+    out: list[float | None] = [None] * len(p_values)
+    running = 1.0
+    order = sorted(idx, key=lambda j: p_values[j])  # type: ignore[arg-type,return-value]
+    for rank in range(m - 1, -1, -1):
+        i = order[rank]
+        running = min(running, m * float(p_values[i]) / (rank + 1))  # type: ignore[arg-type]
+        out[i] = running
+    return out
+
+
+def adjust_p_values(p_values: Sequence[float | None], method: str = "holm") -> list[float | None]:
+    """Dispatch to `holm_adjust` or `bh_adjust`; "none" returns the p-values unchanged."""
+    if method == "holm":
+        return holm_adjust(p_values)
+    if method == "bh":
+        return bh_adjust(p_values)
+    if method == "none":
+        return list(p_values)
+    raise ValueError(f"unknown correction {method!r}; use holm, bh or none")
+
+
+# -- power ------------------------------------------------------------------------------
+
+
+def power_two_proportions(p1: float, p2: float, n: float, alpha: float = 0.05) -> float:
+    """Power of the two-sided two-proportion test with n per arm (R's `power.prop.test`,
+    strict = FALSE). Reference: Fleiss, Levin & Paik (2003) Statistical Methods for Rates
+    and Proportions, §4.2."""
+    qa = _z(1 - alpha / 2)
+    q1, q2 = 1 - p1, 1 - p2
+    denom = math.sqrt(p1 * q1 + p2 * q2)
+    if denom == 0:
+        return 1.0 if p1 != p2 else alpha
+    return _norm_cdf((math.sqrt(n) * abs(p1 - p2) - qa * math.sqrt((p1 + p2) * (q1 + q2) / 2))
+                     / denom)
+
+
+def n_two_proportions(p1: float, p2: float, power: float = 0.8,
+                      alpha: float = 0.05) -> float | None:
+    """n per arm for the two-proportion test to reach `power` (R's `power.prop.test`)."""
+    if p1 == p2:
+        return None
+    qa, qb = _z(1 - alpha / 2), _z(power)
+    pbar = (p1 + p2) / 2
+    num = qa * math.sqrt(2 * pbar * (1 - pbar)) + qb * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))
+    return num * num / (p1 - p2) ** 2
+
+
+def mde_two_proportions(p1: float, n: float, power: float = 0.8,
+                        alpha: float = 0.05) -> float | None:
+    """Minimum detectable |p2 − p1| at n per arm: the smallest shift (toward ½, the
+    conservative side) that `power_two_proportions` detects with the given power."""
+    if n < 2:
+        return None
+    from scipy.optimize import brentq
+
+    up = p1 <= 0.5
+    limit = 1.0 - p1 if up else p1
+    if limit <= 0:
+        return None
+
+    def gap(delta: float) -> float:
+        return power_two_proportions(p1, p1 + delta if up else p1 - delta, n, alpha) - power
+
+    if gap(limit) < 0:
+        return None
+    return float(brentq(gap, 1e-12, limit, xtol=1e-10))
+
+
+def power_t(n: float, delta: float, sd: float, alpha: float = 0.05,
+            paired: bool = False) -> float:
+    """Power of the two-sided t-test (noncentral t; R's `power.t.test`, strict = FALSE).
+
+    Two-sample: n per arm, df = 2(n − 1), ncp = √(n/2)·δ/σ. Paired/one-sample: n pairs,
+    df = n − 1, ncp = √n·δ/σ (σ = sd of the differences).
+    Reference: Cohen (1988) Statistical Power Analysis, ch. 2; R `power.t.test`.
+    """
+    from scipy.special import nctdtr
+
+    if sd <= 0:
+        return 1.0 if delta != 0 else alpha
+    df = (n - 1) if paired else 2 * (n - 1)
+    ncp = (math.sqrt(n) if paired else math.sqrt(n / 2)) * abs(delta) / sd
+    crit = _t_quantile(1 - alpha / 2, df)
+    return float(1 - nctdtr(df, ncp, crit))
+
+
+def n_t(delta: float, sd: float, power: float = 0.8, alpha: float = 0.05,
+        paired: bool = False) -> float | None:
+    """n per arm (or pairs) for the t-test to reach `power` (R's `power.t.test`)."""
+    if delta == 0 or sd <= 0:
+        return None
+    from scipy.optimize import brentq
+
+    def gap(n: float) -> float:
+        return power_t(n, delta, sd, alpha, paired) - power
+
+    hi = 4.0
+    while gap(hi) < 0:
+        hi *= 4
+        if hi > 1e15:
+            return None
+    return float(brentq(gap, 2.0, hi, xtol=1e-9, rtol=1e-12))
+
+
+def mde_t(n: float, sd: float, power: float = 0.8, alpha: float = 0.05,
+          paired: bool = False) -> float | None:
+    """Minimum detectable difference of means at n per arm (or pairs) for the t-test."""
+    if n < 2 or sd <= 0:
+        return None
+    from scipy.optimize import brentq
+
+    def gap(delta: float) -> float:
+        return power_t(n, delta, sd, alpha, paired) - power
+
+    hi = sd
+    while gap(hi) < 0:
+        hi *= 4
+    return float(brentq(gap, 0.0, hi, xtol=1e-12 * max(sd, 1e-300), rtol=1e-12))
+
+
+def n_mcnemar(p_discordant: float, delta: float, power: float = 0.8,
+              alpha: float = 0.05) -> float | None:
+    """Pairs needed by McNemar's test to detect a paired difference `delta` = p_B − p_A
+    when a share `p_discordant` of pairs disagree.
+    Reference: Connor (1987) Biometrics 43:207–211."""
+    if delta == 0 or p_discordant <= 0 or delta * delta >= p_discordant:
+        return None
+    qa, qb = _z(1 - alpha / 2), _z(power)
+    num = qa * math.sqrt(p_discordant) + qb * math.sqrt(p_discordant - delta * delta)
+    return num * num / (delta * delta)
+
+
+def mde_mcnemar(p_discordant: float, n: float, power: float = 0.8,
+                alpha: float = 0.05) -> float | None:
+    """Minimum detectable p_B − p_A for McNemar's test with n pairs at the observed
+    discordant share (Connor 1987, solved for the difference)."""
+    if n < 2 or p_discordant <= 0:
+        return None
+    qa = _z(1 - alpha / 2)
+
+    def power_at(delta: float) -> float:
+        return _norm_cdf((math.sqrt(n) * delta - qa * math.sqrt(p_discordant))
+                         / math.sqrt(max(p_discordant - delta * delta, 1e-300)))
+
+    hi = math.sqrt(p_discordant) * (1 - 1e-12)
+    if power_at(hi) < power:
+        return None
+    from scipy.optimize import brentq
+
+    return float(brentq(lambda d: power_at(d) - power, 0.0, hi, xtol=1e-12))
+
+
+# -- sequential testing -----------------------------------------------------------------
+
+
+def sequential_rho(alpha: float, tuning: float = 5000.0) -> float:
+    """Mixing parameter ρ of the asymptotic confidence sequence, optimised for width at
+    n ≈ `tuning` (Waudby-Smith et al. 2023, eq. 161; GrowthBook's `sequential_rho`)."""
+    la = -2 * math.log(alpha)
+    return math.sqrt((la + math.log(la + 1)) / tuning)
+
+
+def sequential_test(estimate: float, se: float, n: int, alpha: float = 0.05,
+                    tuning: float = 5000.0) -> tuple[Interval | None, float | None]:
+    """Always-valid (interval, p-value) for an estimate with standard error `se` from n
+    units in total: asymptotic confidence sequences, valid however often you peek.
+
+    Half-width = σ̂·√(2(nρ² + 1)·log(√(nρ² + 1)/α) / (nρ)²) with σ̂² = n·se²; the p-value
+    is 1/e-value (eq. 155), capped at 1, and is below α exactly when the interval excludes 0.
+    Reference: Waudby-Smith, Arbour, Sinha, Kennedy & Ramdas (2023) "Time-uniform central
+    limit theory and asymptotic confidence sequences", arXiv:2103.06476; GrowthBook gbstats
+    `SequentialTwoSidedTTest`.
+    """
+    if n < 2 or se is None:
+        return None, None
+    if se <= 0:
+        return (estimate, estimate), (1.0 if estimate == 0 else 0.0)
+    rho = sequential_rho(alpha, tuning)
+    s2 = se * se * n
+    nr2 = n * rho * rho
+    half = math.sqrt(s2) * math.sqrt(2 * (nr2 + 1) * math.log(math.sqrt(nr2 + 1) / alpha)
+                                     / (n * rho) ** 2)
+    st2 = estimate * estimate * n / (se * se)
+    log_e = rho * rho * st2 / (2 * (nr2 + 1)) - 0.5 * math.log(nr2 + 1)
+    p = 1.0 if log_e <= 0 else math.exp(-log_e)
+    return (estimate - half, estimate + half), _clip_p(p)
+
+
+# -- Bayesian ---------------------------------------------------------------------------
+
+
+def chance_b_beats_a_binary(x_a: int, n_a: int, x_b: int, n_b: int) -> float | None:
+    """Bayesian P(p_B > p_A) with independent uniform Beta(1, 1) priors.
+
+    Exact closed form (sum over the Beta posteriors) up to 100,000 terms; beyond that the
+    normal approximation of the two posteriors (indistinguishable at such n).
+    Reference: Evan Miller, "Formulas for Bayesian A/B Testing" (2015).
+    """
+    if n_a <= 0 or n_b <= 0:
+        return None
+    from scipy.special import betaln
+
+    a1, b1 = x_b + 1, n_b - x_b + 1  # B's posterior
+    a2, b2 = x_a + 1, n_a - x_a + 1  # A's posterior
+    if a1 <= 100_000:
+        i = np.arange(a1, dtype=float)
+        terms = betaln(a2 + i, b1 + b2) - np.log(b1 + i) - betaln(1 + i, b1) - betaln(a2, b2)
+        top = terms.max()
+        return _clip_p(float(np.exp(top) * np.exp(terms - top).sum()))
+    ma, mb = a2 / (a2 + b2), a1 / (a1 + b1)
+    va = a2 * b2 / ((a2 + b2) ** 2 * (a2 + b2 + 1))
+    vb = a1 * b1 / ((a1 + b1) ** 2 * (a1 + b1 + 1))
+    return _clip_p(_norm_cdf((mb - ma) / math.sqrt(va + vb)))
+
+
+def chance_b_beats_a_normal(diff: float, se: float) -> float | None:
+    """Bayesian P(B − A > 0) under a flat prior and a normal likelihood for the difference:
+    Φ(diff / se) (GrowthBook's "chance to win" with an uninformative prior)."""
+    if se is None:
+        return None
+    if se <= 0:
+        return 1.0 if diff > 0 else 0.0 if diff < 0 else 0.5
+    return _clip_p(_norm_cdf(diff / se))
