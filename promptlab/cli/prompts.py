@@ -173,21 +173,38 @@ def prompts_render(ref: str, version: str | None, label: str | None, var_items: 
 @click.argument("prompt_id", metavar="ID")
 @click.option("from_version", "--from", metavar="vN", help="Copy this version (default: current).")
 @click.option("--description", "-d", help="Description for a brand-new prompt.")
+@click.option("do_commit", "--commit", is_flag=True,
+              help="Commit the new file(s), and only them, with git.")
+@click.option("message", "--message", "-m", metavar="MSG",
+              help="Commit message for --commit (default: 'new ID: add vN').")
 @project_options
-def prompts_new(prompt_id: str, from_version: str | None, description: str | None) -> None:
+def prompts_new(prompt_id: str, from_version: str | None, description: str | None,
+                do_commit: bool, message: str | None) -> None:
     """Create the next version of a prompt and print its path.
 
     An existing prompt gets a copy of `current` (or of --from vN) as vN+1; a new id gets
-    a starter v1 and a `current` label. Existing files are never overwritten.
+    a starter v1 and a `current` label. Existing files are never overwritten. --commit
+    stages and commits only those files; it refuses when other changes are staged.
 
     \b
     Examples:
       promptlab new code-review            # v3.txt, a copy of current
       promptlab new code-review --from v1
-      promptlab new support/triage -d "Route tickets"
+      promptlab new support/triage -d "Route tickets" --commit
     """
-    path = get_registry().new(prompt_id, from_version=from_version, description=description)
+    if message is not None and not do_commit:
+        raise UsageError("-m/--message is the commit message: add --commit")
+    if not do_commit:
+        path = get_registry().new(prompt_id, from_version=from_version, description=description)
+        click.echo(str(path))
+        return
+    from promptlab.cli.history import report_commit
+    from promptlab.history import new_version_committed
+
+    path, done = new_version_committed(get_registry(), prompt_id, from_version=from_version,
+                                       description=description, message=message)
     click.echo(str(path))
+    report_commit(done)
 
 
 @click.command(name="promote")
@@ -195,14 +212,34 @@ def prompts_new(prompt_id: str, from_version: str | None, description: str | Non
 @click.argument("version", metavar="vN")
 @click.option("label", "--label", "-l", default="current", show_default=True,
               help="The label to move.")
+@click.option("do_commit", "--commit", is_flag=True,
+              help="Commit the label change, and only it, with git.")
+@click.option("message", "--message", "-m", metavar="MSG",
+              help="Commit message for --commit (default: 'promote ID: LABEL vA -> vB').")
 @project_options
-def prompts_promote(prompt_id: str, version: str, label: str) -> None:
+def prompts_promote(prompt_id: str, version: str, label: str, do_commit: bool,
+                    message: str | None) -> None:
     """Point a label (default `current`) at a version, atomically.
+
+    --commit stages and commits only the label file; it refuses when other changes are
+    staged.
 
     \b
     Examples:
       promptlab promote code-review v2
       promptlab promote code-review v1 --label production
+      promptlab promote code-review v2 --commit -m "v2 finds more bugs (exp 12)"
     """
-    previous, new = get_registry().promote(prompt_id, version, label)
+    if message is not None and not do_commit:
+        raise UsageError("-m/--message is the commit message: add --commit")
+    if not do_commit:
+        previous, new = get_registry().promote(prompt_id, version, label)
+        click.echo(f"{prompt_id}: {label} {previous or '(none)'} -> {new}")
+        return
+    from promptlab.cli.history import report_commit
+    from promptlab.history import promote_committed
+
+    previous, new, done = promote_committed(get_registry(), prompt_id, version, label, message)
     click.echo(f"{prompt_id}: {label} {previous or '(none)'} -> {new}")
+    report_commit(done)
+
