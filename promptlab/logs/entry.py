@@ -1,0 +1,408 @@
+"""The log entry: field order and types, ULID ids, timestamps, encoding.
+
+One entry is one JSON object on one line. `FIELDS` fixes the order fields are written in;
+do not reorder or rename them without bumping `SCHEMA_VERSION` (readers and the index rely
+on it). Empty and None values are omitted. Types are checked here, at the edge, so the
+writer and every reader can trust what is on disk.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import random
+import re
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from promptlab.errors import LogError
+
+SCHEMA_VERSION = 1
+KINDS = ("llm", "span", "feedback")
+STATUSES = ("ok", "error")
+
+
+class EntryError(LogError):
+    """A log field with a value of the wrong type or shape (a caller's mistake)."""
+
+    exit_code = 2
+
+
+# Field -> type tag. The order of this mapping is the order fields are written in.
+_STR, _INT, _NUM, _BOOL, _TAGS, _OBJ, _MSGS, _SCORES, _ID = (
+    "str", "int", "num", "bool", "tags", "obj", "msgs", "scores", "id"
+)
+SCHEMA: dict[str, str] = {
+    "v": _INT,
+    "id": _STR,
+    "timestamp": _STR,
+    "kind": _STR,
+    "model": _STR,
+    "provider": _STR,
+    "config": _OBJ,
+    "system_prompt": _STR,
+    "user_message": _STR,
+    "assistant_response": _STR,
+    "messages": _MSGS,
+    "input_tokens": _INT,
+    "output_tokens": _INT,
+    "cached_tokens": _INT,
+    "reasoning_tokens": _INT,
+    "latency_ms": _NUM,
+    "cost_usd": _NUM,
+    "tags": _TAGS,
+    "metadata": _OBJ,
+    "prompt_id": _STR,
+    "prompt_version": _STR,
+    "prompt_label": _STR,
+    "prompt_sha": _STR,
+    "prompt_commit": _STR,
+    "prompt_dirty": _BOOL,
+    "run_id": _STR,
+    "experiment": _STR,
+    "variant": _STR,
+    "unit_id": _ID,
+    "item_id": _ID,
+    "repeat": _INT,
+    "scores": _SCORES,
+    "target": _STR,
+    "trace_id": _STR,
+    "span_id": _STR,
+    "parent_id": _STR,
+    "name": _STR,
+    "status": _STR,
+    "error": _STR,
+}
+FIELDS: tuple[str, ...] = tuple(SCHEMA)
+_FIELD_SET = frozenset(FIELDS)
+
+# -- ULIDs ---------------------------------------------------------------------------------
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_ULID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
+# 10-bit value -> its two Crockford characters.
+_PAIRS = [_CROCKFORD[i >> 5] + _CROCKFORD[i & 31] for i in range(1024)]
+_RAND_MAX = (1 << 80) - 1
+
+
+def _encode(value: int, length: int) -> str:
+    out = []
+    for _ in range(length):
+        out.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(out))
+
+
+def _encode80(r: int, t: list[str] = _PAIRS) -> str:
+    return "".join((t[r >> 70], t[(r >> 60) & 1023], t[(r >> 50) & 1023], t[(r >> 40) & 1023],
+                    t[(r >> 30) & 1023], t[(r >> 20) & 1023], t[(r >> 10) & 1023], t[r & 1023]))
+
+
+class _UlidState:
+    """Monotonic ULIDs within a process: same millisecond -> previous random part + 1."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.lock = threading.Lock()
+        self.last_ms = -1
+        self.last_rand = 0
+        self.prefix = ""
+
+
+_ulid = _UlidState()
+
+
+def new_id(ms: int | None = None) -> str:
+    """A new 26-character ULID: 48-bit millisecond time + 80 random bits, Crockford base32.
+
+    Ids sort by creation time; within one process they are strictly increasing even inside
+    the same millisecond. Random bits (reseeded in forked children) make them unique
+    across processes.
+    """
+    now = time.time_ns() // 1_000_000 if ms is None else ms
+    state = _ulid
+    with state.lock:
+        if now <= state.last_ms:
+            now = state.last_ms
+            rand = state.last_rand + 1
+            if rand > _RAND_MAX:  # 2**80 ids in one millisecond: borrow the next one
+                now += 1
+                rand = random.getrandbits(80)
+        else:
+            rand = random.getrandbits(80)
+        if now != state.last_ms:
+            state.prefix = _encode(now, 10)
+        state.last_ms = now
+        state.last_rand = rand
+        prefix = state.prefix
+    return prefix + _encode80(rand)
+
+
+def is_ulid(value: Any) -> bool:
+    return isinstance(value, str) and bool(_ULID_RE.match(value))
+
+
+def ulid_time(value: str) -> _dt.datetime:
+    """The creation time encoded in a ULID."""
+    ms = 0
+    for ch in value[:10]:
+        ms = ms * 32 + _CROCKFORD.index(ch)
+    return _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.UTC)
+
+
+if hasattr(os, "register_at_fork"):
+    # A forked child must not continue the parent's monotonic sequence (duplicate ids).
+    os.register_at_fork(after_in_child=_ulid.reset)
+
+# -- timestamps ----------------------------------------------------------------------------
+
+_TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+_ts_cache: list[Any] = [-1, ""]
+
+
+def format_timestamp(ns: int | None = None) -> str:
+    """UTC ISO 8601 with microseconds and Z for `ns` nanoseconds since the epoch (or now)."""
+    if ns is None:
+        ns = time.time_ns()
+    sec, rem = divmod(ns, 1_000_000_000)
+    cache = _ts_cache
+    if cache[0] != sec:
+        cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
+        cache[0] = sec
+    return f"{cache[1]}{rem // 1000:06d}Z"
+
+
+def normalize_timestamp(value: Any) -> str:
+    """Accept a datetime, epoch seconds or an ISO 8601 string; return the canonical form."""
+    if isinstance(value, str):
+        if _TS_RE.match(value):
+            return value
+        try:
+            parsed = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise EntryError(f"log field 'timestamp': {value!r} is not an ISO 8601 time; "
+                             "use e.g. 2026-11-26T23:33:13.123456Z") from None
+        value = parsed
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.UTC)  # naive datetimes are taken as UTC
+        value = value.astimezone(_dt.UTC)
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return format_timestamp(int(value * 1_000_000_000))
+    raise EntryError(f"log field 'timestamp' must be an ISO 8601 string or a datetime, "
+                     f"got {type(value).__name__} {value!r}")
+
+
+# -- validation ------------------------------------------------------------------------------
+
+
+def _bad(name: str, what: str, value: Any) -> EntryError:
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return EntryError(f"log field {name!r} must be {what}, got {type(value).__name__} {shown}")
+
+
+def _check_number(name: str, value: Any) -> int | float:
+    tv = type(value)
+    if tv is float:
+        if not math.isfinite(value) or value < 0:
+            raise _bad(name, "a finite number >= 0", value)
+        return value
+    if tv is int:
+        if value < 0:
+            raise _bad(name, "a number >= 0", value)
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _check_number(name, float(value) if isinstance(value, float) else int(value))
+    raise _bad(name, "a number", value)
+
+
+def _check_int(name: str, value: Any) -> int:
+    if type(value) is int:
+        if value < 0:
+            raise _bad(name, "an integer >= 0", value)
+        return value
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return int(value)
+    raise _bad(name, "an integer >= 0", value)
+
+
+def check_scores(name: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _bad(name, "a mapping of score name to number or bool", value)
+    out: dict[str, Any] = {}
+    for key, score in value.items():
+        if not isinstance(key, str) or not key:
+            raise EntryError(f"log field {name!r}: score names must be non-empty strings, "
+                             f"got {key!r}")
+        if isinstance(score, bool):
+            out[key] = score
+        elif isinstance(score, int | float):
+            if isinstance(score, float) and not math.isfinite(score):
+                raise EntryError(f"log field {name!r}: score {key!r} must be a finite number, "
+                                 f"got {score!r}")
+            out[key] = score if type(score) in (int, float) else float(score)
+        else:
+            raise EntryError(f"log field {name!r}: score {key!r} must be a number or bool, "
+                             f"got {type(score).__name__} {score!r}")
+    return out
+
+
+def _check(name: str, kind: str, value: Any) -> Any:
+    """Validate one field; return the value to write (possibly normalised)."""
+    if kind == _STR:
+        if isinstance(value, str):
+            return value
+        if name == "error" and isinstance(value, BaseException):
+            return f"{type(value).__name__}: {value}"
+        raise _bad(name, "a string", value)
+    if kind == _INT:
+        return _check_int(name, value)
+    if kind == _NUM:
+        return _check_number(name, value)
+    if kind == _BOOL:
+        if isinstance(value, bool):
+            return value
+        raise _bad(name, "true or false", value)
+    if kind == _TAGS:
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list | tuple | set | frozenset):
+            tags = list(value)
+            for tag in tags:
+                if not isinstance(tag, str):
+                    raise _bad(name, "a list of strings", value)
+            return tags
+        raise _bad(name, "a list of strings", value)
+    if kind == _OBJ:
+        if isinstance(value, Mapping):
+            return value if type(value) is dict else dict(value)
+        raise _bad(name, "a mapping (JSON object)", value)
+    if kind == _MSGS:
+        if not isinstance(value, list | tuple):
+            raise _bad(name, "a list of {role, content} messages", value)
+        for i, message in enumerate(value):
+            if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
+                raise EntryError(f"log field 'messages': item {i} must be an object with a "
+                                 f"string 'role', got {message!r:.60}")
+        return list(value)
+    if kind == _SCORES:
+        return check_scores(name, value)
+    if kind == _ID:
+        if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        raise _bad(name, "a string (or integer) id", value)
+    raise AssertionError(kind)  # pragma: no cover
+
+
+def _unknown(names: list[str]) -> EntryError:
+    import difflib
+
+    name = names[0]
+    close = difflib.get_close_matches(name, FIELDS, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return EntryError(f"unknown log field {name!r}; {hint}put custom data in metadata={{...}}")
+
+
+def build_entry(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate `fields` and return them in schema order with empty values dropped.
+
+    Does not add `v`, `id` or `timestamp`; the logger does (see `Logger.log`).
+    """
+    schema = SCHEMA
+    checked: dict[str, Any] = {}
+    unknown = None
+    for name, value in fields.items():
+        if value is None:
+            continue
+        kind = schema.get(name)
+        if kind is None:
+            unknown = [name] if unknown is None else [*unknown, name]
+            continue
+        if kind == _STR and type(value) is str:
+            if value or name in _KEEP_EMPTY:
+                checked[name] = value
+            continue
+        value = _check(name, kind, value)
+        if kind in _CONTAINERS and not value:
+            continue
+        checked[name] = value
+    if unknown:
+        raise _unknown(unknown)
+    kind_value = checked.get("kind")
+    if kind_value is not None and kind_value not in KINDS:
+        raise EntryError(f"log field 'kind' must be one of {', '.join(KINDS)}, got {kind_value!r}")
+    status = checked.get("status")
+    if status is not None and status not in STATUSES:
+        raise EntryError(f"log field 'status' must be 'ok' or 'error', got {status!r}")
+    return checked
+
+
+_CONTAINERS = frozenset({_TAGS, _OBJ, _MSGS, _SCORES})
+# Text fields where an empty string is a real value worth keeping (a model may answer "").
+_KEEP_EMPTY = frozenset({"assistant_response", "user_message", "system_prompt"})
+
+
+def order_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """`entry` with its keys in schema order (unknown keys, if any, last)."""
+    ordered = {k: entry[k] for k in FIELDS if k in entry}
+    if len(ordered) != len(entry):
+        ordered.update((k, v) for k, v in entry.items() if k not in ordered)
+    return ordered
+
+
+# -- encoding ---------------------------------------------------------------------------------
+
+
+def _fallback(value: Any) -> Any:
+    """orjson's `default`: make common non-JSON values writable instead of failing the call."""
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    import decimal
+
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return str(value)
+
+
+def encode_line(entry: Mapping[str, Any]) -> bytes:
+    """One entry as one UTF-8 JSON line ending in a newline (orjson, fields in given order)."""
+    import orjson
+
+    option = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+    try:
+        return orjson.dumps(entry, default=_fallback, option=option)
+    except orjson.JSONEncodeError as exc:
+        if "surrogates" in str(exc):
+            return orjson.dumps(_scrub_surrogates(entry), default=_fallback, option=option)
+        raise EntryError(f"log entry cannot be written as JSON: {exc}") from exc
+
+
+def _scrub_surrogates(value: Any) -> Any:
+    """Replace lone surrogates (not encodable as UTF-8) with U+FFFD, recursively."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if isinstance(value, Mapping):
+        return {_scrub_surrogates(k): _scrub_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub_surrogates(v) for v in value]
+    return value
+
+
+def decode_line(line: bytes | str) -> Any:
+    import orjson
+
+    return orjson.loads(line)

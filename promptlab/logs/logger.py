@@ -1,0 +1,542 @@
+"""The logging API: `Logger`, `logger.call(rendered)`, `feedback`, and module-level shortcuts.
+
+    from promptlab import Registry, Logger
+
+    logger = Logger()                       # log folder from env / project / ~/llm-logs
+    rendered = Registry().get("code-review").render(code=source)
+    with logger.call(rendered) as call:
+        reply = client.chat.completions.create(model=rendered.model, messages=rendered.messages)
+        call.finish(response=reply)         # text, tokens and cost taken from the response
+    logger.feedback(call.entry["id"], helpful=True)
+
+A logging failure (disk full, permission denied, a bad prices file) never breaks the
+caller: it warns once with the reason and the entry is dropped (`logger.dropped` counts
+them). `strict=True` raises `LogError` instead. Fields of the wrong type are a caller's
+mistake and always raise `EntryError` (a `LogError`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from promptlab.errors import LogError, PromptlabError
+from promptlab.logs.entry import (
+    FIELDS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    EntryError,
+    build_entry,
+    encode_line,
+    format_timestamp,
+    is_ulid,
+    new_id,
+    normalize_timestamp,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from promptlab.costs import Prices
+    from promptlab.logs.writer import LogWriter
+    from promptlab.template import Rendered
+    from promptlab.tracing import Span
+
+__all__ = ["Call", "LogWarning", "Logger", "feedback", "get_logger", "log", "log_llm_call"]
+
+
+class LogWarning(UserWarning):
+    """A log entry could not be written; the caller's work went on."""
+
+
+_HEAD = ("v", "id", "timestamp", "kind")
+_BODY = tuple(f for f in FIELDS if f not in _HEAD)
+_TEXT_ROLES = ("system", "user")
+
+
+class Logger:
+    """Writes log entries to `<log_dir>/YYYY-MM-DD.jsonl`. Thread-safe and fork-safe.
+
+    log_dir:  folder for the daily files; None = PROMPTLAB_LOG_DIR, else the project's
+              `log_dir` setting, else ~/llm-logs (resolved at the first write).
+    redact:   replace API keys, bearer tokens, AWS keys and private keys with [REDACTED]
+              (None = the project's `redact` setting, on by default).
+    redactor: extra redaction, a function `str -> str` or a `Redactor`, applied to every
+              string value of every entry.
+    fsync:    flush each entry to disk before returning (survives power loss; ~100x slower).
+    strict:   raise LogError when an entry cannot be written instead of warning once.
+    prices:   a `Prices` table, a path to a prices file, or False for no cost; None = the
+              shipped table plus the project's `prices` file.
+    """
+
+    def __init__(
+        self,
+        log_dir: str | os.PathLike[str] | None = None,
+        *,
+        redact: bool | None = None,
+        redactor: Callable[[str], str] | None = None,
+        fsync: bool = False,
+        strict: bool = False,
+        prices: Prices | str | os.PathLike[str] | bool | None = None,
+        check_interval: float = 1.0,
+    ):
+        self._log_dir_arg = None if log_dir is None else Path(log_dir).expanduser()
+        self._redact_arg = redact
+        self.redactor = redactor
+        self.fsync = fsync
+        self.strict = strict
+        self._prices_arg = prices
+        self.check_interval = check_interval
+        self.dropped = 0
+        self._warned: set[str] = set()
+        self._setup_lock = threading.Lock()
+        self._ready = False
+        self._writer: LogWriter | None = None
+        self._prices: Prices | None = None
+        self._redact = True
+        self._log_dir: Path | None = self._log_dir_arg
+
+    def __repr__(self) -> str:
+        where = self._log_dir or "(log folder resolved at first write)"
+        return f"<Logger {where}>"
+
+    # -- set-up -----------------------------------------------------------------------------
+
+    @property
+    def log_dir(self) -> Path:
+        """The folder entries go to (resolving the project settings if needed)."""
+        if self._log_dir is None:
+            self._setup()
+        return self._log_dir  # type: ignore[return-value]
+
+    def _setup(self) -> None:
+        with self._setup_lock:
+            if self._ready:
+                return
+            settings = None
+            if self._log_dir_arg is None or self._redact_arg is None or self._prices_arg is None:
+                from promptlab.config import load_settings
+
+                settings = load_settings()
+            self._log_dir = self._log_dir_arg or settings.log_dir  # type: ignore[union-attr]
+            self._redact = (settings.redact if self._redact_arg is None  # type: ignore[union-attr]
+                            else bool(self._redact_arg))
+            from promptlab.logs.writer import LogWriter
+
+            self._writer = LogWriter(self._log_dir, fsync=self.fsync,
+                                     check_interval=self.check_interval)
+            self._prices = self._load_prices(settings)
+            self._ready = True
+
+    def _load_prices(self, settings: Any) -> Prices | None:
+        arg = self._prices_arg
+        if arg is False:
+            return None
+        from promptlab.costs import Prices, load_prices
+
+        if isinstance(arg, Prices):
+            return arg
+        try:
+            if arg is None or arg is True:
+                return load_prices(settings.prices if settings is not None else None)
+            return load_prices(arg)  # type: ignore[arg-type]
+        except PromptlabError as exc:
+            if self.strict:
+                raise
+            self._warn(f"costs are not computed: {exc}")
+            return None
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def log(self, **fields: Any) -> dict[str, Any]:
+        """Write one entry and return it as written (with `id`, `timestamp`, `cost_usd`).
+
+        Accepts the fields of the log entry (design.md): model, system_prompt,
+        user_message, assistant_response, messages, input_tokens, output_tokens,
+        cached_tokens, reasoning_tokens, latency_ms, tags, metadata, prompt_*, run_id,
+        experiment, variant, unit_id, item_id, repeat, scores, status, error, …
+        """
+        return self._write(fields, attach_trace=True)
+
+    def _write(self, fields: Mapping[str, Any], *, attach_trace: bool) -> dict[str, Any]:
+        if not self._ready:
+            self._setup()
+        body = build_entry(fields)
+        if self.redactor is not None:
+            from promptlab.logs.redact import apply_to_strings
+
+            body = {k: apply_to_strings(v, self.redactor) if k not in _HEAD else v
+                    for k, v in body.items()}
+        entry_id = body.get("id")
+        if entry_id is None:
+            entry_id = new_id()
+        elif not is_ulid(entry_id):
+            raise EntryError(f"log field 'id' must be a 26-character ULID, got {entry_id!r}; "
+                             "leave it out to get a new one")
+        ts = body.get("timestamp")
+        ts = format_timestamp() if ts is None else normalize_timestamp(ts)
+        kind = body.get("kind", "llm")
+        v = body.get("v", SCHEMA_VERSION)
+        if v != SCHEMA_VERSION:
+            raise EntryError(f"log field 'v' must be {SCHEMA_VERSION}, got {v!r}")
+        if attach_trace and kind == "llm" and "trace_id" not in body:
+            span = _current_span()
+            if span is not None:
+                body["trace_id"] = span.trace_id
+                body["parent_id"] = span.id
+                body["span_id"] = entry_id
+        if "cost_usd" not in body and self._prices is not None:
+            model = body.get("model")
+            if model is not None and ("input_tokens" in body or "output_tokens" in body):
+                cost = self._prices.cost(model, body.get("input_tokens"),
+                                         body.get("output_tokens"), body.get("cached_tokens"))
+                if cost is not None:
+                    body["cost_usd"] = cost
+        entry = {"v": SCHEMA_VERSION, "id": entry_id, "timestamp": ts, "kind": kind}
+        for name in _BODY:
+            if name in body:
+                entry[name] = body[name]
+        line = encode_line(entry)
+        if self._redact:
+            redacted = _redact_line(line)
+            if redacted is not line:
+                line = redacted
+                entry = _decode(line)
+        try:
+            self._writer.write(line, ts[:10])  # type: ignore[union-attr]
+        except LogError as exc:
+            self._failed(exc)
+        return entry
+
+    def _failed(self, exc: LogError) -> None:
+        if self.strict:
+            raise exc
+        self.dropped += 1
+        self._warn(f"a log entry was not written: {exc}")
+
+    def _warn(self, message: str) -> None:
+        if message in self._warned:
+            return
+        self._warned.add(message)
+        warnings.warn(f"promptlab: {message}", LogWarning, stacklevel=4)
+
+    def close(self) -> None:
+        """Close the open log files (they reopen on the next write)."""
+        if self._writer is not None:
+            self._writer.close()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def call(self, rendered: Rendered | str | None = None, model: str | None = None,
+             **fields: Any) -> Call:
+        """Time one LLM call and log it: `with logger.call(rendered) as call: …`.
+
+        Copies the stamp, messages, model and config from `rendered` (a `Rendered`, or a
+        plain string logged as the user message). Finish with `call.finish(response=…,
+        input_tokens=…, output_tokens=…)`; if the block raises, an entry with
+        status "error" is logged and the exception propagates.
+        """
+        return Call(self, rendered, model, fields)
+
+    def log_llm_call(self, model: str | None, system: str | None, user: str | None,
+                     response: str | None, tokens_in: int | None = None,
+                     tokens_out: int | None = None, **fields: Any) -> dict[str, Any]:
+        """The seed's positional form of `log`."""
+        return self.log(model=model, system_prompt=system, user_message=user,
+                        assistant_response=response, input_tokens=tokens_in,
+                        output_tokens=tokens_out, **fields)
+
+    def feedback(self, entry_id: str, *, comment: str | None = None,
+                 metadata: Mapping[str, Any] | None = None, tags: list[str] | None = None,
+                 **scores: float | bool) -> dict[str, Any]:
+        """Append a `feedback` entry scoring an earlier entry: `feedback(id, helpful=True)`."""
+        if not is_ulid(entry_id):
+            raise EntryError(f"feedback target {entry_id!r} is not a log entry id "
+                             "(a 26-character ULID from entry['id'])")
+        if not scores:
+            raise EntryError("feedback needs at least one score, e.g. feedback(id, helpful=True)"
+                             " or feedback(id, rating=4)")
+        if comment is not None:
+            metadata = {**(metadata or {}), "comment": comment}
+        return self._write({"kind": "feedback", "target": entry_id, "scores": scores,
+                            "metadata": metadata, "tags": tags}, attach_trace=False)
+
+    def trace(self, name: str, **fields: Any) -> Span:
+        """A new trace (root span) written to this logger: `with logger.trace("answer"):`."""
+        from promptlab.tracing import Span
+
+        return Span(name, logger=self, new_trace=True, fields=fields)
+
+    def span(self, name: str, **fields: Any) -> Span:
+        """A span inside the current trace (or a new trace when there is none)."""
+        from promptlab.tracing import Span
+
+        return Span(name, logger=self, fields=fields)
+
+
+def _current_span() -> Span | None:
+    tracing = _tracing()
+    return tracing._current.get() if tracing is not None else None
+
+
+_tracing_mod: Any = None
+
+
+def _tracing() -> Any:
+    """promptlab.tracing if it has been imported (no span can be open otherwise)."""
+    global _tracing_mod
+    if _tracing_mod is None:
+        import sys
+
+        _tracing_mod = sys.modules.get("promptlab.tracing")
+    return _tracing_mod
+
+
+def _redact_line(line: bytes) -> bytes:
+    from promptlab.logs.redact import redact_line
+
+    global _redact_line
+    _redact_line = redact_line  # bind the real function after the first call
+    return redact_line(line)
+
+
+def _decode(line: bytes) -> dict[str, Any]:
+    import orjson
+
+    return orjson.loads(line)
+
+
+# -- Call ----------------------------------------------------------------------------------------
+
+
+class Call:
+    """One timed LLM call; logged by `finish()` or, failing that, when the block exits."""
+
+    def __init__(self, logger: Logger, rendered: Rendered | str | None, model: str | None,
+                 fields: dict[str, Any]):
+        self.logger = logger
+        self.entry: dict[str, Any] | None = None
+        self.fields: dict[str, Any] = _fields_from(rendered, model, fields)
+        self._start()
+
+    def _start(self) -> None:
+        self.start_ns = time.time_ns()
+        self._t0 = time.perf_counter()
+        self.id = new_id(self.start_ns // 1_000_000)
+        span = _current_span()
+        if span is not None and "trace_id" not in self.fields:
+            self.fields.setdefault("trace_id", span.trace_id)
+            self.fields.setdefault("parent_id", span.id)
+            self.fields.setdefault("span_id", self.id)
+
+    @property
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self._t0) * 1000.0
+
+    def update(self, **fields: Any) -> Call:
+        """Add or change fields before the entry is written (metadata, tags, …)."""
+        self.fields.update(fields)
+        return self
+
+    def finish(self, response: Any = None, *, input_tokens: int | None = None,
+               output_tokens: int | None = None, cached_tokens: int | None = None,
+               reasoning_tokens: int | None = None, scores: Mapping[str, Any] | None = None,
+               **more: Any) -> dict[str, Any]:
+        """Log the call as finished and return the entry.
+
+        `response` is the reply text, or a provider response (OpenAI chat/responses,
+        Anthropic messages; objects or dicts) from which text, token counts and the model
+        are taken. Explicit arguments win over what the response says.
+        """
+        if self.entry is not None:
+            raise EntryError(f"call {self.id} was already logged; call finish() once")
+        fields = dict(self.fields)
+        if response is not None:
+            if isinstance(response, str):
+                fields["assistant_response"] = response
+            else:
+                for key, value in extract_response(response).items():
+                    if key == "model":
+                        fields.setdefault("model", value)
+                    elif value is not None:
+                        fields[key] = value
+        explicit = {"input_tokens": input_tokens, "output_tokens": output_tokens,
+                    "cached_tokens": cached_tokens, "reasoning_tokens": reasoning_tokens,
+                    "scores": scores}
+        fields.update({k: v for k, v in explicit.items() if v is not None})
+        fields.update(more)
+        fields.setdefault("status", "ok")
+        return self._log(fields)
+
+    def fail(self, error: BaseException | str, **more: Any) -> dict[str, Any]:
+        """Log the call as failed (status "error") without raising."""
+        if self.entry is not None:
+            raise EntryError(f"call {self.id} was already logged")
+        fields = {**self.fields, **more, "status": "error"}
+        fields["error"] = (error if isinstance(error, str)
+                           else f"{type(error).__name__}: {error}")
+        return self._log(fields)
+
+    def _log(self, fields: dict[str, Any]) -> dict[str, Any]:
+        fields["id"] = self.id
+        fields["timestamp"] = format_timestamp(self.start_ns)
+        fields.setdefault("latency_ms", round(self.elapsed_ms, 3))
+        self.entry = self.logger._write(fields, attach_trace=False)
+        return self.entry
+
+    def __enter__(self) -> Call:
+        self._start()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if self.entry is None:
+            if exc is not None:
+                self.fail(exc)
+            else:
+                self.finish()
+        return False
+
+    async def __aenter__(self) -> Call:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        return self.__exit__(exc_type, exc, tb)
+
+
+def _fields_from(rendered: Rendered | str | None, model: str | None,
+                 fields: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if isinstance(rendered, str):
+        out["user_message"] = rendered
+    elif rendered is not None:
+        messages = list(rendered.messages)
+        out["system_prompt"] = rendered.system
+        out["user_message"] = rendered.user
+        if _needs_messages(messages):
+            out["messages"] = messages
+        if rendered.config:
+            out["config"] = dict(rendered.config)
+        if rendered.model:
+            out["model"] = rendered.model
+        extra: dict[str, Any] = {}
+        for key, value in (rendered.stamp or {}).items():
+            if key in SCHEMA:
+                out[key] = value
+            elif value is not None:
+                extra[key] = value
+        if extra:
+            out["metadata"] = extra
+    if model is not None:
+        out["model"] = model
+    if "metadata" in out and "metadata" in fields and fields["metadata"] is not None:
+        fields = {**fields, "metadata": {**out["metadata"], **fields["metadata"]}}
+    out.update(fields)
+    return out
+
+
+def _needs_messages(messages: list[dict[str, Any]]) -> bool:
+    """Whether system_prompt + user_message lose anything (other roles, several turns)."""
+    seen: set[str] = set()
+    for m in messages:
+        role = m.get("role")
+        if role not in _TEXT_ROLES or role in seen:
+            return True
+        seen.add(role)
+    return False
+
+
+def _get(obj: Any, key: str) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(key)
+    return getattr(obj, key, None)
+
+
+def extract_response(response: Any) -> dict[str, Any]:
+    """Text, token counts and model from an OpenAI or Anthropic response (object or dict)."""
+    out: dict[str, Any] = {"model": _get(response, "model")}
+    usage = _get(response, "usage")
+    choices = _get(response, "choices")
+    content = _get(response, "content")
+    if choices:  # OpenAI chat completions
+        first = choices[0]
+        message = _get(first, "message")
+        text = _get(message, "content") if message is not None else _get(first, "text")
+        out["assistant_response"] = text if isinstance(text, str) else None
+        out["input_tokens"] = _get(usage, "prompt_tokens")
+        out["output_tokens"] = _get(usage, "completion_tokens")
+        out["cached_tokens"] = _get(_get(usage, "prompt_tokens_details"), "cached_tokens")
+        out["reasoning_tokens"] = _get(_get(usage, "completion_tokens_details"),
+                                       "reasoning_tokens")
+    elif isinstance(content, list):  # Anthropic messages
+        parts = [_get(block, "text") for block in content if _get(block, "type") == "text"]
+        out["assistant_response"] = "".join(p for p in parts if isinstance(p, str))
+        base = _get(usage, "input_tokens")
+        read = _get(usage, "cache_read_input_tokens") or 0
+        written = _get(usage, "cache_creation_input_tokens") or 0
+        # Anthropic counts cache reads and writes outside input_tokens; promptlab's
+        # input_tokens counts all input, with cached_tokens the part read from cache.
+        out["input_tokens"] = None if base is None else base + read + written
+        out["cached_tokens"] = read or None
+        out["output_tokens"] = _get(usage, "output_tokens")
+    elif _get(response, "output") is not None or _get(response, "output_text") is not None:
+        text = _get(response, "output_text")  # OpenAI responses API
+        if text is None:
+            texts = []
+            for item in _get(response, "output") or []:
+                for part in _get(item, "content") or []:
+                    if _get(part, "type") == "output_text":
+                        texts.append(_get(part, "text") or "")
+            text = "".join(texts)
+        out["assistant_response"] = text
+        out["input_tokens"] = _get(usage, "input_tokens")
+        out["output_tokens"] = _get(usage, "output_tokens")
+        out["cached_tokens"] = _get(_get(usage, "input_tokens_details"), "cached_tokens")
+        out["reasoning_tokens"] = _get(_get(usage, "output_tokens_details"), "reasoning_tokens")
+    else:
+        raise EntryError(f"cannot read a reply from a {type(response).__name__}; pass "
+                         "response=<text> with input_tokens=… and output_tokens=…")
+    if not isinstance(out["model"], str):
+        out["model"] = None
+    return {k: v for k, v in out.items() if v is not None}
+
+
+# -- the default logger ----------------------------------------------------------------------
+
+_default: tuple[tuple[str | None, str | None], Logger] | None = None
+_default_lock = threading.Lock()
+
+
+def get_logger() -> Logger:
+    """The process's default logger (recreated when PROMPTLAB_LOG_DIR/PRICES change)."""
+    global _default
+    key = (os.environ.get("PROMPTLAB_LOG_DIR"), os.environ.get("PROMPTLAB_PRICES"))
+    current = _default
+    if current is not None and current[0] == key:
+        return current[1]
+    with _default_lock:
+        if _default is None or _default[0] != key:
+            _default = (key, Logger())
+        return _default[1]
+
+
+def log(**fields: Any) -> dict[str, Any]:
+    """Write one entry with the default logger (see `Logger.log`)."""
+    return get_logger().log(**fields)
+
+
+def log_llm_call(model: str | None, system: str | None, user: str | None, response: str | None,
+                 tokens_in: int | None = None, tokens_out: int | None = None,
+                 **fields: Any) -> dict[str, Any]:
+    """The seed's call: `log_llm_call(model, system, user, response, tokens_in, tokens_out)`."""
+    return get_logger().log_llm_call(model, system, user, response, tokens_in, tokens_out,
+                                     **fields)
+
+
+def feedback(entry_id: str, **scores: Any) -> dict[str, Any]:
+    """Score an earlier entry with the default logger: `feedback(entry_id, helpful=True)`."""
+    return get_logger().feedback(entry_id, **scores)

@@ -1,0 +1,129 @@
+"""Secret redaction before anything reaches the log.
+
+Built-in rules replace OpenAI/Anthropic-style API keys (`sk-…`), bearer tokens, AWS access
+key ids and secret keys, and private-key blocks with `[REDACTED]`. They run on the encoded
+JSON line, so one pass per rule covers every field (prompt, response, messages, metadata,
+error). Each rule's pattern starts with a literal, which `re` finds with a fast scan, and
+can only consume characters that never sit at the edge of a JSON escape sequence, so a
+replacement always leaves valid JSON.
+
+Users add rules as regular expressions or as a function `str -> str`; both are applied to
+every string value of the entry before it is encoded:
+
+    Logger(redactor=lambda text: text.replace(customer_email, "[EMAIL]"))
+    Logger(redactor=Redactor(patterns=[r"\\b\\d{3}-\\d{2}-\\d{4}\\b"]))
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+REDACTED = "[REDACTED]"
+_R = REDACTED.encode()
+_TOKEN = rb"A-Za-z0-9_\-"
+
+# (pattern, replacement) on the encoded line. In the line a newline inside text is the two
+# bytes `\n`, so "a token starts here" means: no token character before it, or an escape.
+_RULES: list[tuple[re.Pattern[bytes], Callable[[re.Match[bytes]], bytes]]] = [
+    (
+        # sk-… API keys (OpenAI sk-/sk-proj-, Anthropic sk-ant-…): keep "sk-", redact the rest.
+        # -----BEGIN … PRIVATE KEY----- blocks, to their END line or the end of the text.
+        re.compile(
+            rb"-(?:"
+            rb"(?P<key>(?:(?<![" + _TOKEN + rb"]sk-)|(?<=\\[nrt]sk-))(?<=sk-)"
+            rb"[" + _TOKEN + rb"]{20,})"
+            rb"|----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----(?:(?:[^\"\\]|\\.)*?"
+            rb"-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----|(?:[^\"\\]|\\.)*))"
+        ),
+        lambda m: b"-" + _R if m.group("key") else _R,
+    ),
+    (
+        # AWS access key ids (AKIA…/ASIA…) and `SecretAccessKey` values (AWS JSON).
+        re.compile(
+            rb"A(?:"
+            rb"(?P<id>(?:(?<![A-Za-z0-9]A)|(?<=\\[nrt]A))(?:KIA|SIA)[A-Z0-9]{16})(?![A-Za-z0-9])"
+            rb"|(?<=SecretA)ccessKey(?P<sep>(?:\\\"|[\"' :=])+)[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+]))"
+        ),
+        lambda m: _R if m.group("id") else b"AccessKey" + m.group("sep") + _R,
+    ),
+    (
+        # aws_secret_access_key = … (credentials files, env dumps, config objects).
+        re.compile(
+            rb"_access_key(?<=[Ss]ecret_access_key)(?P<sep>(?:\\\"|[\"' :=])+)"
+            rb"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])"
+        ),
+        lambda m: b"_access_key" + m.group("sep") + _R,
+    ),
+    (
+        # Authorization: Bearer <token> (also "bearer"): keep the word, redact the token.
+        re.compile(rb"earer(?<=[Bb]earer)(?P<sp>(?: |\\t)+)[A-Za-z0-9._~+/\-]{8,}=*"),
+        lambda m: b"earer" + m.group("sp") + _R,
+    ),
+]
+
+
+def redact_line(line: bytes) -> bytes:
+    """`line` (an encoded JSON entry) with built-in secrets replaced by [REDACTED]."""
+    for pattern, replace in _RULES:
+        if pattern.search(line) is not None:
+            line = pattern.sub(replace, line)
+    return line
+
+
+def redact_text(text: str) -> str:
+    """Plain text with built-in secrets replaced (same rules as the log line)."""
+    import orjson
+
+    encoded = orjson.dumps(text)
+    redacted = redact_line(encoded)
+    return text if redacted is encoded else orjson.loads(redacted)
+
+
+class Redactor:
+    """Extra redaction rules: regular expressions and/or a function on each string value.
+
+    `patterns` are replaced by `replacement`; a pattern with a named group `secret`
+    replaces only that group. `hook(text) -> text` runs after the patterns. Built-in rules
+    always run too unless the logger is created with `redact=False`.
+    """
+
+    def __init__(
+        self,
+        patterns: Iterable[str | re.Pattern[str]] = (),
+        hook: Callable[[str], str] | None = None,
+        replacement: str = REDACTED,
+    ):
+        self.patterns = [re.compile(p) if isinstance(p, str) else p for p in patterns]
+        self.hook = hook
+        self.replacement = replacement
+
+    def __call__(self, text: str) -> str:
+        for pattern in self.patterns:
+            if "secret" in pattern.groupindex:
+                text = pattern.sub(self._replace_group, text)
+            else:
+                text = pattern.sub(self.replacement, text)
+        if self.hook is not None:
+            text = self.hook(text)
+            if not isinstance(text, str):
+                raise TypeError(f"redaction hook returned {type(text).__name__}, not str")
+        return text
+
+    def _replace_group(self, m: re.Match[str]) -> str:
+        start, end = m.span("secret")
+        whole = m.group(0)
+        offset = m.start()
+        return whole[: start - offset] + self.replacement + whole[end - offset :]
+
+
+def apply_to_strings(value: Any, fn: Callable[[str], str]) -> Any:
+    """`value` with `fn` applied to every string inside it (dict keys are left alone)."""
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, Mapping):
+        return {k: apply_to_strings(v, fn) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [apply_to_strings(v, fn) for v in value]
+    return value

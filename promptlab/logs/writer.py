@@ -1,0 +1,192 @@
+"""Appending lines to the daily log files, safely from many threads and processes.
+
+Each entry is one `os.write` of one complete line on an `O_APPEND` descriptor that stays
+open between calls. The kernel appends each such write whole, so lines from concurrent
+writers never interleave. A line longer than `PIPE_BUF` is written under an exclusive
+`flock` (and written in a loop, should the kernel accept only part of it).
+
+The descriptor is reopened when the UTC day changes (the entry's date picks the file) and,
+checked at most every `check_interval` seconds, when the file was renamed or deleted
+(log rotation). The folder is created 0700 and files 0600.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import select
+import threading
+import time
+from pathlib import Path
+
+from promptlab.errors import LogError
+
+PIPE_BUF = getattr(select, "PIPE_BUF", 4096)
+_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+_MAX_OPEN = 2  # the current day and, around midnight, the previous one
+
+
+def day_file(log_dir: Path, day: str) -> Path:
+    """`<log_dir>/YYYY-MM-DD.jsonl` for the UTC day `YYYY-MM-DD`."""
+    return log_dir / f"{day}.jsonl"
+
+
+class _Open:
+    __slots__ = ("checked", "fd", "ino", "path")
+
+    def __init__(self, fd: int, path: str, ino: tuple[int, int], checked: float):
+        self.fd = fd
+        self.path = path
+        self.ino = ino
+        self.checked = checked
+
+
+class LogWriter:
+    """Appends encoded lines to `<log_dir>/<day>.jsonl`. Thread-safe; fork-safe."""
+
+    def __init__(self, log_dir: str | os.PathLike[str], *, fsync: bool = False,
+                 check_interval: float = 1.0):
+        self.log_dir = Path(log_dir)
+        self.fsync = fsync
+        self.check_interval = check_interval
+        self._files: dict[str, _Open] = {}
+        self._lock = threading.Lock()
+        self._dir_ready = False
+        if hasattr(os, "register_at_fork"):
+            import weakref
+
+            ref = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: (w := ref()) and w._after_fork())
+
+    def _after_fork(self) -> None:
+        # The parent's lock may have been held by another thread at fork time, and an
+        # inherited descriptor shares the parent's flock: start afresh in the child.
+        self._lock = threading.Lock()
+        for handle in self._files.values():
+            with contextlib.suppress(OSError):
+                os.close(handle.fd)
+        self._files = {}
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def write(self, line: bytes, day: str) -> None:
+        """Append one complete line (ending in a newline) to the file of `day`."""
+        with self._lock:
+            handle = self._files.get(day)
+            if handle is None:
+                handle = self._open(day)
+            elif self.check_interval >= 0:
+                now = time.monotonic()
+                if now - handle.checked >= self.check_interval:
+                    handle = self._recheck(day, handle, now)
+            try:
+                if len(line) <= PIPE_BUF:
+                    written = os.write(handle.fd, line)
+                    if written != len(line):
+                        self._write_rest(handle.fd, line, written)
+                else:
+                    self._write_locked(handle.fd, line)
+                if self.fsync:
+                    os.fsync(handle.fd)
+            except OSError as exc:
+                self._close(day)
+                raise LogError(_describe(exc, handle.path)) from exc
+
+    def _write_locked(self, fd: int, line: bytes) -> None:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            written = os.write(fd, line)
+            if written != len(line):
+                self._write_rest(fd, line, written)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _write_rest(fd: int, line: bytes, written: int) -> None:
+        view = memoryview(line)
+        while written < len(line):
+            n = os.write(fd, view[written:])
+            if n <= 0:  # pragma: no cover - the kernel reports errors as OSError
+                raise OSError(errno.EIO, "short write")
+            written += n
+
+    # -- files ----------------------------------------------------------------------------------
+
+    def _open(self, day: str) -> _Open:
+        path = str(day_file(self.log_dir, day))
+        if not self._dir_ready:
+            self._make_dir()
+        try:
+            fd = os.open(path, _FLAGS, 0o600)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:  # folder removed since: make it again, once
+                self._make_dir()
+                try:
+                    fd = os.open(path, _FLAGS, 0o600)
+                except OSError as exc2:
+                    raise LogError(_describe(exc2, path)) from exc2
+            else:
+                raise LogError(_describe(exc, path)) from exc
+        st = os.fstat(fd)
+        handle = _Open(fd, path, (st.st_dev, st.st_ino), time.monotonic())
+        if len(self._files) >= _MAX_OPEN:
+            oldest = min(self._files)  # days sort as strings
+            self._close(oldest)
+        self._files[day] = handle
+        return handle
+
+    def _recheck(self, day: str, handle: _Open, now: float) -> _Open:
+        """Reopen when the file at the path is no longer the one we hold (rotated/deleted)."""
+        try:
+            st = os.stat(handle.path)
+            current = (st.st_dev, st.st_ino)
+        except OSError:
+            current = None
+        if current == handle.ino:
+            handle.checked = now
+            return handle
+        self._close(day)
+        return self._open(day)
+
+    def _make_dir(self) -> None:
+        path = self.log_dir
+        try:
+            if not path.is_dir():
+                path.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+        except OSError as exc:
+            raise LogError(f"cannot create log folder {path}: {exc.strerror}; "
+                           "set PROMPTLAB_LOG_DIR or log_dir to a writable folder") from exc
+        self._dir_ready = True
+
+    def _close(self, day: str) -> None:
+        handle = self._files.pop(day, None)
+        if handle is not None:
+            with contextlib.suppress(OSError):
+                os.close(handle.fd)
+
+    def close(self) -> None:
+        with self._lock:
+            for day in list(self._files):
+                self._close(day)
+
+    def __del__(self) -> None:
+        try:
+            for handle in self._files.values():
+                os.close(handle.fd)
+        except Exception:
+            pass
+
+
+def _describe(exc: OSError, path: str) -> str:
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        hint = "free some disk space"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = "check the folder's permissions or set PROMPTLAB_LOG_DIR"
+    else:
+        hint = "check the log folder"
+    return f"cannot write to log file {path}: {reason}; {hint}"
