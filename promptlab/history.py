@@ -664,15 +664,20 @@ def check_prompts(registry: Registry, prompt_ids: Sequence[str] | None = None, *
         report.findings.extend(check_templates(registry, prompt_id))
         report.findings.extend(check_labels(registry, prompt_id))
     report.findings.extend(_check_git(registry, ids, base, report.notes))
+    skipped: list[str] = []
     if entries is None and log_dir is not None:
         if log_dir.is_dir():
-            entries = read_log_entries(log_dir)
+            entries = read_log_entries(log_dir, skipped)
         else:
             report.notes.append(f"no log folder at {log_dir}: skipped the logged-sha check")
     if entries is not None:
         counted = _Counted(entries)
         report.findings.extend(check_logged_shas(registry, ids, counted))
         report.log_entries = counted.n
+    if skipped:
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        report.notes.append(f"skipped {len(skipped)} unreadable log line(s) in {log_dir} "
+                            f"({', '.join(skipped[:5])}{more})")
     order = {"immutable": 0, "duplicate": 1, "template": 2, "schema": 3, "label": 4, "logs": 5}
     report.findings.sort(key=lambda f: (f.prompt_id, str(f.path), order.get(f.check, 9),
                                         f.line or 0))
@@ -864,11 +869,41 @@ def _hash_objects(repo: Repo, rel_paths: list[str]) -> list[str]:
     return out.split()
 
 
-def read_log_entries(log_dir: Path) -> Iterator[dict[str, Any]]:
-    """Entries of `<log_dir>/*.jsonl`, through the log reader."""
-    from promptlab.logs.reader import read_entries
-
+def read_log_entries(log_dir: Path, skipped: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Entries of `<log_dir>/*.jsonl`: through the log reader when this install has it,
+    else with a tolerant parser of our own (unreadable lines are named in `skipped`)."""
+    try:
+        from promptlab.logs.reader import read_entries
+    except ImportError:
+        return _read_jsonl(log_dir, skipped if skipped is not None else [])
     return read_entries(log_dir)
+
+
+def _read_jsonl(log_dir: Path, skipped: list[str]) -> Iterator[dict[str, Any]]:
+    import json
+
+    for path in sorted(log_dir.glob("*.jsonl")):
+        try:
+            fh = path.open("rb")
+        except OSError as exc:
+            skipped.append(f"{path.name}: {exc.strerror}")
+            continue
+        with fh:
+            for lineno, raw in enumerate(fh, 1):
+                raw = raw.strip()
+                if not raw:
+                    continue
+                # A torn fragment and the next writer's entry may share one physical line.
+                for candidate in (raw, raw[raw.rfind(b'{"v":'):] if b'{"v":' in raw[1:] else b""):
+                    try:
+                        entry = json.loads(candidate)
+                    except ValueError:
+                        continue
+                    if isinstance(entry, dict):
+                        yield entry
+                        break
+                else:
+                    skipped.append(f"{path.name}:{lineno}")
 
 
 def check_logged_shas(registry: Registry, ids: Sequence[str],

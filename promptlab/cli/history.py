@@ -141,6 +141,8 @@ def prompts_diff(prompt_id: str, a: str, b: str | None, rev: str | None, rendere
         what = f"{prompt_id} {a} and {b}"
     from promptlab.history import unified_diff
 
+    if rendered:
+        old_name, new_name = f"{old_name} (rendered)", f"{new_name} (rendered)"
     lines = unified_diff(old, new, old_name, new_name, context=context)
     if not lines:
         click.echo(f"No differences: {what} are identical"
@@ -174,10 +176,10 @@ def _rendered_text(template: Any, values: dict[str, Any], cli_names: set[str]) -
     from promptlab.cli.prompts import coerce_cli_vars
 
     messages = template.render_messages(coerce_cli_vars(template, values, cli_names))
-    head = [f"model: {template.front.model or '(none)'}",
-            f"config: {dumps_json(template.front.config)}", ""]
+    head = (f"model: {template.front.model or '(none)'}\n"
+            f"config: {dumps_json(template.front.config)}\n\n")
     body = "\n\n".join(f"{m['role']}:\n{m['content']}" for m in messages)
-    return "\n".join(head) + body + "\n"
+    return head + body + "\n"
 
 
 def _colour(line: str) -> str:
@@ -241,7 +243,8 @@ def prompts_check(prompt_ids: tuple[str, ...], base: str | None, no_logs: bool,
             click.echo(f"Note: {note}", err=True)
         for finding in report.findings:
             click.echo(finding.format())
-        logs = f", {report.log_entries} log entries" if report.log_entries else ""
+        logs = (f", {report.log_entries} log {'entry' if report.log_entries == 1 else 'entries'}"
+                if report.log_entries else "")
         scope = (f"{_plural(len(report.prompt_ids), 'prompt')}, "
                  f"{_plural(report.versions, 'version')}, {_plural(report.labels, 'label')}{logs}")
         if report.ok:
