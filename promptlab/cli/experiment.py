@@ -1,0 +1,360 @@
+"""`promptlab experiment …`: run, assign, list, status (and `report`, from compare)."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter, defaultdict
+from typing import Any
+
+import click
+
+from promptlab.cli._common import Output, get_settings, output_options, project_options, warn
+from promptlab.cli._lazy import LazyGroup
+from promptlab.errors import UsageError
+
+EXIT_INTERRUPTED = 130
+
+
+@click.group(cls=LazyGroup, lazy_subcommands={"report": "promptlab.cli.compare:experiment_report"})
+@project_options
+def experiment() -> None:
+    """Run experiments on prompt versions and split live traffic between them.
+
+    \b
+    Examples:
+      promptlab experiment list
+      promptlab experiment run code-review-ab
+      promptlab experiment run code-review-ab --limit 5 --dry-run
+      promptlab experiment assign code-review-ab user-42
+      promptlab experiment status code-review-ab
+    """
+
+
+def _load(name: str) -> Any:
+    from promptlab.experiments import load_experiment
+
+    return load_experiment(name, get_settings())
+
+
+def _only_experiment() -> str:
+    """The name to run when none is given: the only experiment file, else a clear error."""
+    from promptlab.experiments import list_experiments
+    from promptlab.experiments._validate import display_path
+
+    settings = get_settings()
+    names = list_experiments(settings)
+    folder = display_path(settings.experiments_dir)
+    if not names:
+        raise UsageError(f"no experiment files in {folder}/; create {folder}/NAME.toml "
+                         "(see docs/experiments.md)")
+    if len(names) > 1:
+        raise UsageError(f"{len(names)} experiments in {folder}/: {', '.join(names)}; "
+                         "name one: promptlab experiment run NAME")
+    return names[0]
+
+
+# -- run ----------------------------------------------------------------------------------
+
+
+@experiment.command(name="run")
+@click.argument("name", required=False)
+@click.option("concurrency", "-c", "--concurrency", type=click.IntRange(min=1),
+              help="Calls in flight at once (default: [run] concurrency).")
+@click.option("limit", "-n", "--limit", type=click.IntRange(min=1),
+              help="Use only the first N dataset items.")
+@click.option("dry_run", "--dry-run", is_flag=True,
+              help="Render every cell and show the counts; call nothing.")
+@click.option("resume", "--resume", is_flag=True,
+              help="Skip cells already logged successfully for this experiment.")
+@click.option("no_cache", "--no-cache", is_flag=True,
+              help="Call the provider even for requests answered before.")
+@click.option("timeout_s", "--timeout", type=click.FloatRange(min=0, min_open=True),
+              metavar="SECONDS", help="Per-call timeout (default: [run] timeout_s).")
+@click.option("max_retries", "--max-retries", type=click.IntRange(min=0),
+              help="Retries of a retryable error (default: [run] max_retries).")
+@click.option("quiet", "-q", "--quiet", is_flag=True, help="No progress on stderr.")
+@output_options
+@project_options
+def experiment_run(name: str | None, concurrency: int | None, limit: int | None, dry_run: bool,
+                   resume: bool, no_cache: bool, timeout_s: float | None,
+                   max_retries: int | None, quiet: bool, out: Output) -> None:
+    """Send the dataset through every variant, score each output and log every call.
+
+    With no NAME, runs the only experiment in experiments/. Progress goes to stderr;
+    the per-variant summary and the compare command to run next go to stdout.
+
+    \b
+    Examples:
+      promptlab experiment run code-review-ab
+      promptlab experiment run code-review-ab --limit 5 --dry-run
+      promptlab experiment run code-review-ab --resume --concurrency 16
+    """
+    from promptlab.experiments.runner import RunOptions, run_experiment
+
+    exp = _load(name or _only_experiment())
+    options = RunOptions(concurrency=concurrency, limit=limit, dry_run=dry_run, resume=resume,
+                         cache=not no_cache, timeout_s=timeout_s, max_retries=max_retries)
+    if dry_run:
+        _check_provider(exp)
+    reporter = None if quiet or out.structured else _reporter()
+    if not (quiet or out.structured):
+        _announce(exp, options)
+    result = run_experiment(exp, options, reporter=reporter)
+    _print_result(exp, result, out)
+    if result.stopped == "error_rate":
+        raise click.exceptions.Exit(1)
+    if result.stopped == "interrupted":
+        raise click.exceptions.Exit(EXIT_INTERRUPTED)
+
+
+def _check_provider(exp: Any) -> None:
+    """A dry run still checks that the provider can be set up (keys, functions, commands)."""
+    if exp.provider is None:
+        return
+    from promptlab.providers import create_provider
+
+    create_provider(exp.provider).close()
+
+
+def _reporter() -> Any:
+    from promptlab.experiments.progress import LineReporter, TtyReporter
+
+    def write(text: str) -> None:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+    if sys.stderr.isatty():
+        import shutil
+
+        return TtyReporter(write, columns=shutil.get_terminal_size().columns)
+    return LineReporter(write)
+
+
+def _announce(exp: Any, options: Any) -> None:
+    variants = exp.active_variants
+    what = (f"{len(variants)} variants ({', '.join(variants)})" if len(variants) != 1
+            else f"variant {variants[0]}")
+    design = ("paired: every item through every variant" if exp.dataset.design == "paired"
+              else "split: one assigned variant per item")
+    provider = exp.provider.type if exp.provider else "none"
+    if exp.provider and exp.provider.model:
+        provider += f" {exp.provider.model}"
+    limit = f", first {options.limit} items" if options.limit else ""
+    click.echo(f"{exp.name}: {exp.prompt} × {what}, {design}, repeat {exp.dataset.repeat}"
+               f"{limit}; provider {provider}", err=True)
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _print_result(exp: Any, result: Any, out: Output) -> None:
+    if out.json:
+        out.emit_json(result.to_dict())
+        return
+    primary = result.primary or "primary"
+    rows = []
+    for v in result.variants.values():
+        row = {"variant": v.variant, "version": v.prompt_version}
+        if result.dry_run:
+            row.update(cells=v.planned - v.skipped, skipped=v.skipped)
+        else:
+            row.update(cells=v.cells, errors=v.errors)
+            if result.skipped:
+                row["skipped"] = v.skipped
+            row[primary] = _fmt(v.primary_mean)
+            row.update(input_tokens=v.input_tokens, output_tokens=v.output_tokens,
+                       cost_usd=_fmt(v.cost_usd, 4),
+                       latency_ms=_fmt(v.latency_mean, 1))
+        rows.append(row)
+    json_rows = [v.to_dict() for v in result.variants.values()]
+    out.table(rows, list(rows[0]) if rows else None, json_rows=json_rows)
+    if out.structured or out.csv:
+        return
+    if result.dry_run:
+        todo = result.planned - result.skipped
+        skipped = f" ({result.skipped} already logged, skipped)" if result.skipped else ""
+        click.echo(f"\nDry run: {todo} cells would be called{skipped}; nothing was called.")
+        return
+    cached = f", {result.cache_hits} from the cache" if result.cache_hits else ""
+    click.echo(f"\nRun {result.run_id}: {result.done} cells in {result.elapsed_s:.1f}s, "
+               f"{result.errors} errors{cached}.")
+    if result.skipped:
+        click.echo(f"{result.skipped} cells were already logged and skipped (--resume).")
+    if result.errors:
+        click.echo(f"First error: {result.first_errors[0]}", err=True)
+    if result.stopped == "interrupted":
+        click.echo(f"Interrupted: {result.remaining} cells not run; continue with: "
+                   f"promptlab experiment run {exp.name} --resume", err=True)
+    elif result.stopped == "error_rate":
+        click.echo(f"Error: {result.stop_reason}; fix the cause, then continue with: "
+                   f"promptlab experiment run {exp.name} --resume", err=True)
+    elif len(result.variants) > 1:
+        click.echo(f"Next: {result.compare_command}")
+
+
+# -- assign -------------------------------------------------------------------------------
+
+
+@experiment.command(name="assign")
+@click.argument("name")
+@click.argument("units", nargs=-1, required=True)
+@output_options
+@project_options
+def experiment_assign(name: str, units: tuple[str, ...], out: Output) -> None:
+    """Print the variant each UNIT (user id, session id, …) is assigned.
+
+    Sticky and stateless: the same unit always gets the same variant, in any process
+    or language (sha256 of "SALT:UNIT"). Give `-` to read units from stdin, one a line.
+
+    \b
+    Examples:
+      promptlab experiment assign code-review-ab user-42
+      cut -f1 users.tsv | promptlab experiment assign code-review-ab - --csv
+    """
+    exp = _load(name)
+    if units == ("-",):
+        units = tuple(line.strip() for line in sys.stdin if line.strip())
+    elif "-" in units:
+        raise UsageError("give either '-' (read units from stdin) or units, not both")
+    if not units:
+        raise UsageError("no units on stdin")
+    rows = [{"unit": unit, "variant": exp.assign(unit)} for unit in units]
+    if len(rows) == 1 and not (out.structured or out.csv):
+        click.echo(rows[0]["variant"])
+        return
+    out.table(rows, ["unit", "variant"])
+
+
+# -- list ---------------------------------------------------------------------------------
+
+
+@experiment.command(name="list")
+@output_options
+@project_options
+def experiment_list(out: Output) -> None:
+    """List the experiment files: prompt, variants and weights, design, provider.
+
+    \b
+    Example:
+      promptlab experiment list --json
+    """
+    from promptlab.errors import PromptlabError
+    from promptlab.experiments import list_experiments, load_experiment
+    from promptlab.experiments._validate import display_path
+
+    settings = get_settings()
+    rows, json_rows = [], []
+    for name in list_experiments(settings):
+        try:
+            exp = load_experiment(name, settings)
+        except PromptlabError as exc:
+            warn(str(exc))
+            rows.append({"name": name, "prompt": "(invalid file)"})
+            json_rows.append({"name": name, "error": str(exc)})
+            continue
+        try:
+            items: int | str = len(exp.load_items()) if exp.dataset.path else "–"
+        except PromptlabError:
+            items = "?"
+        provider = exp.provider.type if exp.provider else "–"
+        if exp.provider and exp.provider.model:
+            provider += f" {exp.provider.model}"
+        rows.append({"name": name, "prompt": exp.prompt,
+                     "variants": " ".join(f"{k}:{w:g}" for k, w in exp.variants.items()),
+                     "design": exp.dataset.design, "items": items, "provider": provider,
+                     "primary": exp.metrics.primary or "–",
+                     "description": exp.description or ""})
+        json_rows.append({**exp.to_dict(), "items": items if isinstance(items, int) else None})
+    folder = display_path(settings.experiments_dir)
+    out.table(rows, ["name", "prompt", "variants", "design", "items", "provider", "primary",
+                     "description"], json_rows=json_rows,
+              empty=f"No experiments in {folder}/ (create {folder}/NAME.toml).")
+
+
+# -- status -------------------------------------------------------------------------------
+
+
+@experiment.command(name="status")
+@click.argument("name", required=False)
+@output_options
+@project_options
+def experiment_status(name: str | None, out: Output) -> None:
+    """Cells and errors per variant from the logs, the last run, and the traffic split
+    observed against the configured weights (live traffic counts too).
+
+    \b
+    Example:
+      promptlab experiment status code-review-ab
+    """
+    from promptlab.experiments.logged import logged_cells
+
+    exp = _load(name or _only_experiment())
+    cells = logged_cells(get_settings().log_dir, exp.name)
+    status = summarize_status(exp, cells)
+    if out.json:
+        out.emit_json(status)
+        return
+    rows = [{"variant": r["variant"], "versions": ", ".join(r["versions"]) or "–",
+             "configured": f"{r['configured']:.1%}",
+             "observed": "–" if r["observed"] is None else f"{r['observed']:.1%}",
+             "units": r["units"], "cells": r["cells"], "errors": r["errors"],
+             "error_rate": "–" if r["error_rate"] is None else f"{r['error_rate']:.1%}",
+             "runs": r["runs"]} for r in status["variants"]]
+    out.table(rows, list(rows[0]) if rows else None, json_rows=status["variants"])
+    if out.structured or out.csv:
+        return
+    last = status["last_run"]
+    if last is None:
+        click.echo(f"\nNo calls logged for {exp.name} yet; run: promptlab experiment run "
+                   f"{exp.name}")
+        return
+    click.echo(f"\nLast run {last['run_id']}: {last['cells']} cells, {last['errors']} errors, "
+               f"{last['started']} → {last['ended']}")
+    if status["unknown_variants"]:
+        warn(f"entries for variants not in {exp.path.name}: "
+             f"{', '.join(status['unknown_variants'])}")
+
+
+def summarize_status(exp: Any, cells: list[Any]) -> dict[str, Any]:
+    """Per-variant counts, observed vs configured split, and the last run, as plain data."""
+    per_variant: dict[str, list[Any]] = defaultdict(list)
+    for cell in cells:
+        per_variant[cell.variant or "?"].append(cell)
+    units = {v: {c.unit_id or c.item_id for c in cs} for v, cs in per_variant.items()}
+    total_units = sum(len(u) for v, u in units.items() if v in exp.variants)
+    shares = exp.shares
+    rows = []
+    for variant in exp.variants:
+        cs = per_variant.get(variant, [])
+        errors = sum(c.status == "error" for c in cs)
+        rows.append({
+            "variant": variant,
+            "versions": sorted({c.prompt_version for c in cs if c.prompt_version}),
+            "configured": shares[variant],
+            "observed": len(units.get(variant, ())) / total_units if total_units else None,
+            "units": len(units.get(variant, ())), "cells": len(cs), "errors": errors,
+            "error_rate": errors / len(cs) if cs else None,
+            "runs": len({c.run_id for c in cs if c.run_id}),
+        })
+    last_run = None
+    ends: dict[str, str] = {}
+    for c in cells:
+        if c.run_id and c.timestamp >= ends.get(c.run_id, ""):
+            ends[c.run_id] = c.timestamp
+    if ends:
+        latest = max(ends, key=lambda r: ends[r])
+        mine = [c for c in cells if c.run_id == latest]
+        last_run = {"run_id": latest, "cells": len(mine),
+                    "errors": sum(c.status == "error" for c in mine),
+                    "started": min(c.timestamp for c in mine),
+                    "ended": max(c.timestamp for c in mine),
+                    "per_variant": dict(Counter(c.variant for c in mine))}
+    return {"experiment": exp.name, "prompt": exp.prompt, "design": exp.dataset.design,
+            "cells": len(cells), "variants": rows, "last_run": last_run,
+            "unknown_variants": sorted(v for v in per_variant if v not in exp.variants)}
+

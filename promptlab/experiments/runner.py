@@ -1,0 +1,593 @@
+"""The runner: every cell through the provider, scored, logged — concurrently and safely.
+
+    result = run_experiment(load_experiment("code-review-ab"), RunOptions(limit=10))
+
+- Concurrency: `concurrency` worker threads (daemon threads, so an abandoned call can
+  never keep the process alive).
+- Retries: a retryable provider error (rate limit, overload, timeout, dropped
+  connection) is retried up to `max_retries` times, waiting `backoff_s * 2**attempt`
+  seconds with jitter (capped at `max_backoff_s`), or what the server's Retry-After says.
+- Every finished call is logged as an ordinary entry — a failed one with `status: error`
+  — carrying `run_id`, `experiment`, `variant`, `item_id`, `unit_id`, `repeat`, `scores`
+  and the prompt stamp. The run goes on after errors, but stops early once more than
+  `max_error_rate` of the finished cells failed.
+- Ctrl-C (KeyboardInterrupt in the calling thread) stops taking new cells, lets the calls
+  in flight finish and be logged, and returns; a second Ctrl-C returns at once.
+  `resume=True` then skips every cell already logged successfully.
+- Identical requests are answered from the response cache unless `cache=False`.
+
+The runner never prints: progress goes to the `progress` object the caller passes.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from promptlab.errors import ExperimentError, PromptlabError, ProviderError, ScorerError
+from promptlab.experiments.cache import ResponseCache, cache_key
+from promptlab.experiments.logged import done_keys, latest_run, logged_cells
+from promptlab.experiments.plan import Cell, plan_cells
+from promptlab.experiments.scorers import (
+    LlmJudge,
+    ScoreInput,
+    Scorer,
+    ScorerRuntime,
+    build_scorers,
+    overall,
+)
+from promptlab.experiments.spec import Experiment, provider_spec
+from promptlab.providers import create_provider
+from promptlab.providers.base import Provider, ProviderSpec, Request, Response
+
+_TICK_S = 0.1
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Per-run choices; None means "as the experiment file says"."""
+
+    concurrency: int | None = None
+    limit: int | None = None
+    dry_run: bool = False
+    resume: bool = False
+    cache: bool = True
+    timeout_s: float | None = None
+    max_retries: int | None = None
+    run_id: str | None = None
+
+
+@dataclass
+class VariantSummary:
+    """Totals of one variant in one run (finished cells only)."""
+
+    variant: str
+    prompt_version: str | None = None
+    planned: int = 0
+    skipped: int = 0
+    cells: int = 0
+    errors: int = 0
+    cache_hits: int = 0
+    primary_sum: float = 0.0
+    primary_n: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+    latency_sum: float = 0.0
+    latency_n: int = 0
+
+    @property
+    def primary_mean(self) -> float | None:
+        return self.primary_sum / self.primary_n if self.primary_n else None
+
+    @property
+    def latency_mean(self) -> float | None:
+        return self.latency_sum / self.latency_n if self.latency_n else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"variant": self.variant, "prompt_version": self.prompt_version,
+                "planned": self.planned, "skipped": self.skipped, "cells": self.cells,
+                "errors": self.errors, "cache_hits": self.cache_hits,
+                "primary_mean": self.primary_mean, "input_tokens": self.input_tokens,
+                "output_tokens": self.output_tokens, "cost_usd": self.cost_usd,
+                "latency_ms_mean": self.latency_mean}
+
+
+@dataclass
+class RunResult:
+    """What a run did. `stopped` is None, "interrupted" or "error_rate"."""
+
+    experiment: str
+    run_id: str
+    design: str
+    primary: str | None
+    planned: int = 0
+    skipped: int = 0
+    done: int = 0
+    errors: int = 0
+    cache_hits: int = 0
+    dry_run: bool = False
+    stopped: str | None = None
+    stop_reason: str | None = None
+    elapsed_s: float = 0.0
+    variants: dict[str, VariantSummary] = field(default_factory=dict)
+    first_errors: list[str] = field(default_factory=list)
+
+    @property
+    def remaining(self) -> int:
+        return self.planned - self.skipped - self.done
+
+    @property
+    def compare_command(self) -> str:
+        """What to run next to judge the variants."""
+        names = " ".join(self.variants)
+        return f"promptlab compare {names} --experiment {self.experiment}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"experiment": self.experiment, "run_id": self.run_id, "design": self.design,
+                "primary": self.primary, "planned": self.planned, "skipped": self.skipped,
+                "done": self.done, "errors": self.errors, "cache_hits": self.cache_hits,
+                "dry_run": self.dry_run, "stopped": self.stopped,
+                "stop_reason": self.stop_reason, "elapsed_s": round(self.elapsed_s, 3),
+                "variants": [v.to_dict() for v in self.variants.values()],
+                "compare": self.compare_command}
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot handed to the progress reporter."""
+
+    total: int
+    done: int
+    errors: int
+    cache_hits: int
+    in_flight: int
+    elapsed_s: float
+
+
+class Reporter:
+    """Receives progress. The CLI draws a bar on a TTY, plain lines otherwise."""
+
+    def start(self, result: RunResult, todo: int, concurrency: int, provider: str) -> None:
+        """The run is about to start."""
+
+    def update(self, progress: Progress) -> None:
+        """Called about ten times a second while the run goes."""
+
+    def note(self, message: str) -> None:
+        """Something the user should know now (stopping, waiting for calls in flight)."""
+
+    def finish(self, progress: Progress) -> None:
+        """The run is over (finished, stopped or interrupted)."""
+
+
+def new_run_id() -> str:
+    """A readable, time-sortable run id: `20261126T233313Z-3f9a1c`."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + f"{random.getrandbits(24):06x}"
+
+
+def run_experiment(experiment: Experiment, options: RunOptions | None = None, *,
+                   logger: Any = None, reporter: Reporter | None = None) -> RunResult:
+    """Run `experiment` (see the module docstring) and return what happened."""
+    options = options or RunOptions()
+    if options.limit is not None and options.limit < 1:
+        raise ExperimentError(f"--limit must be ≥ 1, got {options.limit}")
+    if options.concurrency is not None and options.concurrency < 1:
+        raise ExperimentError(f"--concurrency must be ≥ 1, got {options.concurrency}")
+    if experiment.provider is None and not options.dry_run:
+        raise ExperimentError(f"{experiment.path.name}: no [provider] table; add one "
+                              "(type = \"openai\" | \"anthropic\" | \"command\" | \"python\" | "
+                              "\"echo\")")
+    items = experiment.load_items(options.limit)
+    cells = plan_cells(experiment, items)
+    versions = {v: experiment.prompt_for(v).version.name for v in experiment.active_variants}
+    log_dir = experiment.settings.log_dir
+    run_id = options.run_id
+    todo = cells
+    result = RunResult(experiment=experiment.name, run_id="", design=experiment.dataset.design,
+                       primary=experiment.metrics.primary, planned=len(cells),
+                       dry_run=options.dry_run)
+    for variant in experiment.active_variants:
+        result.variants[variant] = VariantSummary(variant, versions[variant])
+    for cell in cells:
+        result.variants[cell.variant].planned += 1
+    if options.resume:
+        logged = logged_cells(log_dir, experiment.name)
+        done = done_keys(logged, versions)
+        todo = [c for c in cells if c.key not in done]
+        run_id = run_id or latest_run(logged)
+        result.skipped = len(cells) - len(todo)
+        for cell in cells:
+            if cell.key in done:
+                result.variants[cell.variant].skipped += 1
+    result.run_id = run_id or new_run_id()
+    if options.dry_run:
+        return result
+    runner = _Runner(experiment, options, result, logger=logger, reporter=reporter or Reporter())
+    return runner.run(todo)
+
+
+class _Interrupted(PromptlabError):
+    """The run was stopped while this cell waited to retry: it is not logged."""
+
+
+class _Runner:
+    def __init__(self, experiment: Experiment, options: RunOptions, result: RunResult, *,
+                 logger: Any, reporter: Reporter):
+        self.experiment = experiment
+        self.options = options
+        self.result = result
+        self.reporter = reporter
+        run = experiment.run
+        self.concurrency = options.concurrency or run.concurrency
+        self.timeout_s = options.timeout_s or run.timeout_s
+        self.max_retries = run.max_retries if options.max_retries is None else options.max_retries
+        self.stop = threading.Event()
+        self.rng = random.Random()
+        self.rng_lock = threading.Lock()
+        if logger is None:
+            from promptlab.logs.logger import Logger
+
+            logger = Logger(experiment.settings.log_dir)
+        self.logger = logger
+        self.provider = create_provider(experiment.provider)  # type: ignore[arg-type]
+        self.judges: dict[int, Provider] = {}
+        self.judge_lock = threading.Lock()
+        self.cache: ResponseCache | None = None
+        try:
+            runtime = ScorerRuntime(base_dir=experiment.base_dir,
+                                    registry=_registry(experiment),
+                                    complete=self._judge_complete,
+                                    make_provider_spec=self._judge_spec)
+            self.scorers: list[Scorer] = build_scorers(experiment.scorers, runtime)
+            if options.cache and run.cache and self.provider.cacheable:
+                self.cache = ResponseCache(experiment.settings.log_dir / "cache.db")
+        except BaseException:
+            self.provider.close()
+            raise
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self, todo: list[Cell]) -> RunResult:
+        result = self.result
+        started = time.perf_counter()
+        self.reporter.start(result, len(todo), self.concurrency, self.provider.type)
+        work: queue.SimpleQueue[Cell | None] = queue.SimpleQueue()
+        for cell in todo:
+            work.put(cell)
+        outcomes: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        workers = min(self.concurrency, max(1, len(todo)))
+        for _ in range(workers):
+            work.put(None)
+        self.in_flight = 0
+        self.flight_lock = threading.Lock()
+        threads = [threading.Thread(target=self._worker, args=(work, outcomes), daemon=True,
+                                    name=f"promptlab-runner-{i}") for i in range(workers)]
+        for thread in threads:
+            thread.start()
+        alive = workers
+        last_update = 0.0
+        interrupts = 0
+        try:
+            while alive:
+                try:
+                    try:
+                        kind, payload = outcomes.get(timeout=_TICK_S)
+                    except queue.Empty:
+                        kind, payload = "tick", None
+                    if kind == "exit":
+                        alive -= 1
+                    elif kind == "cell":
+                        self._record(payload)
+                    elif kind == "crash":
+                        self.stop.set()
+                        raise payload
+                    now = time.perf_counter()
+                    if now - last_update >= _TICK_S:
+                        last_update = now
+                        self.reporter.update(self._progress(started))
+                except KeyboardInterrupt:
+                    interrupts += 1
+                    self.stop.set()
+                    if interrupts > 1:
+                        self.reporter.note("Abandoning the calls still in flight.")
+                        break
+                    result.stopped = "interrupted"
+                    result.stop_reason = "interrupted (Ctrl-C)"
+                    with self.flight_lock:
+                        flying = self.in_flight
+                    if flying:
+                        self.reporter.note(f"Stopping: waiting for {flying} call(s) in flight to "
+                                           "finish and be logged (Ctrl-C again to quit now).")
+        finally:
+            result.elapsed_s = time.perf_counter() - started
+            self.reporter.finish(self._progress(started))
+            self._close()
+        return result
+
+    def _worker(self, work: queue.SimpleQueue[Cell | None],
+                outcomes: queue.SimpleQueue[tuple[str, Any]]) -> None:
+        try:
+            while not self.stop.is_set():
+                cell = work.get()
+                if cell is None:
+                    break
+                with self.flight_lock:
+                    self.in_flight += 1
+                try:
+                    outcome = self._run_cell(cell)
+                finally:
+                    with self.flight_lock:
+                        self.in_flight -= 1
+                if outcome is not None:
+                    outcomes.put(("cell", outcome))
+        except BaseException as exc:  # a bug, not a provider error: stop the run, report it
+            outcomes.put(("crash", exc))
+        finally:
+            outcomes.put(("exit", None))
+
+    def _record(self, outcome: _Outcome) -> None:
+        result = self.result
+        summary = result.variants[outcome.variant]
+        result.done += 1
+        summary.cells += 1
+        if outcome.error:
+            result.errors += 1
+            summary.errors += 1
+            if len(result.first_errors) < 3:
+                result.first_errors.append(outcome.error)
+        if outcome.cache_hit:
+            result.cache_hits += 1
+            summary.cache_hits += 1
+        entry = outcome.entry or {}
+        primary = result.primary
+        scores = entry.get("scores") or {}
+        if primary is not None:
+            value = scores.get(primary, entry.get(primary) if primary in (
+                "latency_ms", "cost_usd", "input_tokens", "output_tokens") else None)
+            if primary == "error_rate":
+                value = bool(outcome.error)
+            if isinstance(value, bool | int | float):
+                summary.primary_sum += float(value)
+                summary.primary_n += 1
+        summary.input_tokens += entry.get("input_tokens") or 0
+        summary.output_tokens += entry.get("output_tokens") or 0
+        if isinstance(entry.get("cost_usd"), int | float):
+            summary.cost_usd = (summary.cost_usd or 0.0) + entry["cost_usd"]
+        if not outcome.error and isinstance(entry.get("latency_ms"), int | float):
+            summary.latency_sum += entry["latency_ms"]
+            summary.latency_n += 1
+        run = self.experiment.run
+        if (result.stopped is None and result.done >= run.min_cells_for_error_rate
+                and result.errors / result.done > run.max_error_rate):
+            result.stopped = "error_rate"
+            result.stop_reason = (f"stopped early: {result.errors} of {result.done} cells failed "
+                                  f"({result.errors / result.done:.0%}), more than [run] "
+                                  f"max_error_rate = {run.max_error_rate:g}")
+            self.stop.set()
+            self.reporter.note(result.stop_reason.capitalize())
+
+    def _progress(self, started: float) -> Progress:
+        r = self.result
+        with self.flight_lock:
+            flying = self.in_flight
+        return Progress(total=r.planned - r.skipped, done=r.done, errors=r.errors,
+                        cache_hits=r.cache_hits, in_flight=flying,
+                        elapsed_s=time.perf_counter() - started)
+
+    def _close(self) -> None:
+        self.provider.close()
+        for judge in self.judges.values():
+            judge.close()
+        if self.cache is not None:
+            self.cache.close()
+
+    # -- one cell ----------------------------------------------------------------------------
+
+    def _params(self, cell: Cell) -> dict[str, Any]:
+        """The prompt's config (front matter) overridden by the provider's params."""
+        return {**cell.rendered.config, **self.experiment.provider.params}  # type: ignore[union-attr]
+
+    def _run_cell(self, cell: Cell) -> _Outcome | None:
+        rendered = cell.rendered
+        spec = self.experiment.provider
+        request = Request(messages=rendered.messages, model=spec.model or rendered.model,  # type: ignore[union-attr]
+                          params=self._params(cell), repeat=cell.repeat,
+                          timeout_s=self.timeout_s)
+        started_ns = time.time_ns()
+        t0 = time.perf_counter()
+        metadata: dict[str, Any] = {}
+        cache_hit = False
+        try:
+            response = None
+            key = None
+            if self.cache is not None:
+                key = cache_key(self.provider.type, self.provider.endpoint, request)
+                response = self.cache.get(key)
+                cache_hit = response is not None
+            if response is None:
+                response, attempts = self._call(self.provider, request)
+                if attempts > 1:
+                    metadata["attempts"] = attempts
+                if key is not None:
+                    self.cache.put(key, response, self.provider.type)  # type: ignore[union-attr]
+            else:
+                metadata["cache"] = "hit"
+        except _Interrupted:
+            return None
+        except ProviderError as exc:
+            attempts = getattr(exc, "attempts", 1)
+            if attempts > 1:
+                metadata["attempts"] = attempts
+            error = str(exc)
+            entry = self._log(cell, request, started_ns, status="error", error=error,
+                              latency_ms=(time.perf_counter() - t0) * 1000, metadata=metadata)
+            return _Outcome(cell.variant, entry, error=error)
+        latency = response.latency_ms or (time.perf_counter() - t0) * 1000
+        scores, errors = self._score(cell, response, latency, metadata)
+        if errors:
+            metadata["scorer_errors"] = errors
+        entry = self._log(cell, request, started_ns, status="ok", response=response,
+                          latency_ms=latency, scores=scores, metadata=metadata)
+        return _Outcome(cell.variant, entry, cache_hit=cache_hit)
+
+    def _call(self, provider: Provider, request: Request) -> tuple[Response, int]:
+        run = self.experiment.run
+        attempt = 0
+        while True:
+            try:
+                return provider.complete(request), attempt + 1
+            except ProviderError as exc:
+                error = exc
+            except PromptlabError as exc:
+                error = ProviderError(str(exc))
+            except Exception as exc:
+                error = ProviderError(f"provider {provider.type} failed: "
+                                      f"{type(exc).__name__}: {exc}")
+            if not error.retryable or attempt >= self.max_retries or self.stop.is_set():
+                if error.retryable and attempt >= self.max_retries and attempt > 0:
+                    error = ProviderError(f"{error} (gave up after {attempt + 1} attempts)")
+                error.attempts = attempt + 1  # type: ignore[attr-defined]
+                raise error
+            if error.retry_after is not None:
+                if error.retry_after > run.max_retry_after_s:
+                    final = ProviderError(f"{error} (the server asked to wait "
+                                          f"{error.retry_after:.0f}s, more than [run] "
+                                          f"max_retry_after_s = {run.max_retry_after_s:g})")
+                    final.attempts = attempt + 1  # type: ignore[attr-defined]
+                    raise final
+                with self.rng_lock:
+                    delay = error.retry_after * (1 + 0.1 * self.rng.random())
+            else:
+                with self.rng_lock:
+                    jitter = 0.5 + 0.5 * self.rng.random()
+                delay = min(run.max_backoff_s, run.backoff_s * 2**attempt) * jitter
+            if self.stop.wait(delay):
+                raise _Interrupted
+            attempt += 1
+
+    def _score(self, cell: Cell, response: Response, latency: float,
+               metadata: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        if not self.scorers:
+            return {}, {}
+        item = cell.item
+        inp = ScoreInput(output=response.text, item_id=item.id, vars=item.vars,
+                         expected=item.expected, metadata=item.metadata, variant=cell.variant,
+                         latency_ms=latency, usage=response.usage(),
+                         prompt=cell.rendered.text)
+        scores: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for scorer in self.scorers:
+            try:
+                scores[scorer.spec.name] = scorer(inp)
+            except _Interrupted:
+                errors[scorer.spec.name] = "not scored: the run was stopped"
+            except (ScorerError, ProviderError) as exc:
+                errors[scorer.spec.name] = str(exc)
+            except PromptlabError as exc:
+                errors[scorer.spec.name] = str(exc)
+            if isinstance(scorer, LlmJudge):
+                metadata.setdefault("judges", {})[scorer.spec.name] = scorer.judge_ref
+        if len(self.scorers) > 1:
+            combined = overall(scores, self.experiment.scorers)
+            if combined is not None:
+                scores["overall"] = combined
+        return scores, errors
+
+    def _log(self, cell: Cell, request: Request, started_ns: int, *, status: str,
+             latency_ms: float, metadata: dict[str, Any], response: Response | None = None,
+             error: str | None = None, scores: dict[str, Any] | None = None) -> dict[str, Any]:
+        from promptlab.logs.entry import format_timestamp
+
+        rendered = cell.rendered
+        stamp = rendered.stamp
+        messages = rendered.messages
+        plain = len(messages) <= 2 and sum(m["role"] == "user" for m in messages) == 1 and all(
+            m["role"] in ("system", "user") for m in messages)
+        fields: dict[str, Any] = {
+            "timestamp": format_timestamp(started_ns),
+            "model": self._model(request, response),
+            "provider": self.provider.type,
+            "config": request.params,
+            "system_prompt": rendered.system,
+            "user_message": rendered.user,
+            "messages": None if plain else messages,
+            "latency_ms": round(latency_ms, 3),
+            "tags": self.experiment.tags,
+            "metadata": metadata,
+            "prompt_id": stamp.get("prompt_id"),
+            "prompt_version": stamp.get("prompt_version"),
+            "prompt_label": stamp.get("prompt_label"),
+            "prompt_sha": stamp.get("prompt_sha"),
+            "prompt_commit": stamp.get("prompt_commit"),
+            "prompt_dirty": stamp.get("prompt_dirty"),
+            "run_id": self.result.run_id,
+            "experiment": self.experiment.name,
+            "variant": cell.variant,
+            "unit_id": cell.item.unit_id,
+            "item_id": cell.item.id,
+            "repeat": cell.repeat,
+            "scores": scores,
+            "status": status,
+            "error": error,
+        }
+        if response is not None:
+            fields["assistant_response"] = response.text
+            fields.update(response.usage())
+        return self.logger.log(**fields)
+
+    def _model(self, request: Request, response: Response | None) -> str | None:
+        if response is not None and response.model and (
+                self.provider.model_from_response or not request.model):
+            return response.model
+        return request.model
+
+    # -- judges ------------------------------------------------------------------------------
+
+    def _judge_spec(self, table: dict[str, Any], where: str) -> ProviderSpec:
+        from promptlab.providers import validate_provider
+
+        spec = provider_spec(table, self.experiment.base_dir, f"{where} provider")
+        validate_provider(spec)
+        return spec
+
+    def _judge_complete(self, spec: ProviderSpec | None, rendered: Any) -> str:
+        if spec is None:
+            provider, spec = self.provider, self.experiment.provider
+        else:
+            with self.judge_lock:
+                provider = self.judges.get(id(spec))
+                if provider is None:
+                    provider = self.judges[id(spec)] = create_provider(spec)
+        params = {**rendered.config, **spec.params}  # type: ignore[union-attr]
+        request = Request(messages=rendered.messages, model=spec.model or rendered.model,  # type: ignore[union-attr]
+                          params=params, timeout_s=self.timeout_s)
+        key = None
+        if self.cache is not None and provider.cacheable:
+            key = cache_key(provider.type, provider.endpoint, request)
+            hit = self.cache.get(key)
+            if hit is not None:
+                return hit.text
+        response, _ = self._call(provider, request)
+        if key is not None:
+            self.cache.put(key, response, provider.type)  # type: ignore[union-attr]
+        return response.text
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    variant: str
+    entry: dict[str, Any] | None
+    error: str | None = None
+    cache_hit: bool = False
+
+
+def _registry(experiment: Experiment) -> Any:
+    from promptlab.registry import Registry
+
+    return Registry(experiment.settings.prompts_dir)
+

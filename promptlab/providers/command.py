@@ -1,0 +1,115 @@
+"""`command`: any program as the model — no shell, the request on stdin, the answer on stdout.
+
+    [provider]
+    type = "command"
+    model_from_response = True
+    command = ["llm", "-m", "gpt-4o-mini"]   # or ["ollama", "run", "llama3.2"]
+    input = "text"                           # "json" (default) or "text"
+
+With `input = "json"` the program reads `{"messages", "model", "params", "repeat",
+"system", "prompt", "text"}`; with `input = "text"` it reads the rendered prompt (all
+messages joined), which is what `llm` and `ollama run` expect. Its stdout is the
+response: plain text, or a JSON object `{"output": …, "usage": {…}}`. A non-zero exit is
+an error; exit status 75 (EX_TEMPFAIL) marks it retryable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import time
+from typing import Any
+
+from promptlab.errors import ExperimentError, ProviderError
+from promptlab.providers.base import Provider, ProviderSpec, Request, Response, elapsed_ms
+from promptlab.providers.python import parse_output
+
+EX_TEMPFAIL = 75
+
+
+class CommandProvider(Provider):
+    type = "command"
+    model_from_response = True
+    keys = frozenset({"command", "input", "env", "cwd"})
+
+    @classmethod
+    def validate(cls, spec: ProviderSpec) -> None:
+        super().validate(spec)
+        argv_of(spec)
+        if spec.option("input", "json") not in ("json", "text"):
+            raise ExperimentError(f"{spec.where}: 'input' must be \"json\" or \"text\", "
+                                  f"got {spec.option('input')!r}")
+        env = spec.option("env", {})
+        if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+            raise ExperimentError(f"{spec.where}: 'env' must be a table of strings")
+
+    def __init__(self, spec: ProviderSpec):
+        super().__init__(spec)
+        self.argv = argv_of(spec)
+        self.input = spec.option("input", "json")
+        env = spec.option("env")
+        self.env = {**os.environ, **env} if env else None
+        cwd = spec.option("cwd")
+        self.cwd = str(spec.base_dir / cwd) if cwd else None
+
+    @property
+    def endpoint(self) -> str:
+        return "command:" + shlex.join(self.argv)
+
+    def complete(self, request: Request) -> Response:
+        if self.input == "text":
+            payload = request.text
+        else:
+            user = [m["content"] for m in request.messages if m["role"] == "user"]
+            payload = json.dumps({**request.to_dict(), "system": request.system,
+                                  "prompt": "\n\n".join(user), "text": request.text},
+                                 ensure_ascii=False)
+        name = self.argv[0]
+        start = time.perf_counter()
+        try:
+            # A session of its own: Ctrl-C in the terminal stops the run, not the calls
+            # still in flight, so those finish and are logged.
+            proc = subprocess.run(self.argv, input=payload.encode("utf-8"), capture_output=True,
+                                  timeout=request.timeout_s, env=self.env, cwd=self.cwd,
+                                  start_new_session=True, check=False)
+        except FileNotFoundError as exc:
+            raise ProviderError(f"command {name!r} not found; check [provider] command "
+                                "or your PATH") from exc
+        except PermissionError as exc:
+            raise ProviderError(f"command {name!r} is not executable") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise ProviderError(f"command {name!r} timed out after {request.timeout_s:g}s",
+                                retryable=True) from exc
+        latency = elapsed_ms(start)
+        if proc.returncode != 0:
+            stderr = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            detail = f": {stderr[-1]}" if stderr else ""
+            raise ProviderError(f"command {name!r} exited with status {proc.returncode}{detail}",
+                                retryable=proc.returncode == EX_TEMPFAIL)
+        out = proc.stdout.decode("utf-8", "replace")
+        return parse_output(_maybe_json(out), latency, request.model, f"command {name!r}")
+
+
+def _maybe_json(out: str) -> Any:
+    stripped = out.strip()
+    if stripped.startswith("{"):
+        try:
+            data = json.loads(stripped)
+        except json.JSONDecodeError:
+            return out.rstrip("\n")
+        if isinstance(data, dict) and "output" in data:
+            return data
+    return out.rstrip("\n")
+
+
+def argv_of(spec: ProviderSpec) -> list[str]:
+    command = spec.option("command")
+    if isinstance(command, str) and command.strip():
+        return shlex.split(command)
+    if (isinstance(command, list) and command
+            and all(isinstance(part, str) for part in command)):
+        return list(command)
+    raise ExperimentError(f"{spec.where}: type 'command' needs command = [\"program\", "
+                          "\"arg\", …] (run without a shell)")

@@ -1,0 +1,72 @@
+"""`openai`: any OpenAI-compatible chat-completions endpoint over httpx.
+
+OpenAI, Ollama (`http://localhost:11434/v1`), vLLM, llama.cpp server, LM Studio, …
+
+    [provider]
+    type = "openai"
+    model = "gpt-4o-mini"
+    base_url = "https://api.openai.com/v1"   # the default
+    api_key_env = "OPENAI_API_KEY"            # the default for the default base_url
+    params = {temperature = 0.2}
+
+Usage includes cached prompt tokens (`prompt_tokens_details.cached_tokens`) and
+reasoning tokens (`completion_tokens_details.reasoning_tokens`) when reported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from promptlab.errors import ProviderError
+from promptlab.providers._http import HttpProvider, shape_error
+from promptlab.providers.base import Request, Response
+
+
+class OpenAIProvider(HttpProvider):
+    type = "openai"
+    default_base_url = "https://api.openai.com/v1"
+    default_key_env = "OPENAI_API_KEY"
+
+    def complete(self, request: Request) -> Response:
+        if not request.model:
+            raise ProviderError("no model: set [provider] model or the prompt's front matter "
+                                "model")
+        url = f"{self.base_url}/chat/completions"
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        body = {**request.params, "model": request.model, "messages": request.messages,
+                "stream": False}
+        data, latency = self.post_json(url, body, headers, request.timeout_s)
+        return parse_chat_completion(data, url, latency, request.model)
+
+
+def parse_chat_completion(data: Any, url: str, latency_ms: float, model: str | None) -> Response:
+    if not isinstance(data, dict):
+        raise shape_error(url, "expected a JSON object")
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise shape_error(url, "no 'choices'")
+    message = choices[0].get("message") or {}
+    content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, list):  # content parts
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    if content is not None and not isinstance(content, str):
+        raise shape_error(url, "choices[0].message.content is not text")
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    prompt_details = usage.get("prompt_tokens_details") or {}
+    completion_details = usage.get("completion_tokens_details") or {}
+    return Response(
+        text=content or "",
+        input_tokens=_int(usage.get("prompt_tokens")),
+        output_tokens=_int(usage.get("completion_tokens")),
+        cached_tokens=_int(prompt_details.get("cached_tokens")) if isinstance(
+            prompt_details, dict) else None,
+        reasoning_tokens=_int(completion_details.get("reasoning_tokens")) if isinstance(
+            completion_details, dict) else None,
+        latency_ms=latency_ms,
+        model=data.get("model") if isinstance(data.get("model"), str) else model,
+        raw=data,
+    )
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
