@@ -87,37 +87,58 @@ def _read(path: str) -> str | None:
         return None
 
 
-def head_state(git_dir: str) -> str:
-    """A cheap fingerprint of HEAD read from files: the commit it resolves to.
-
-    Handles detached HEAD, loose and packed refs, unborn branches and reftable repositories
-    (where the fingerprint is the table list, which changes on every ref update).
-    """
-    head = (_read(os.path.join(git_dir, "HEAD")) or "").strip()
-    if not head.startswith("ref:"):
-        return head  # detached: the commit id itself
-    ref = head[4:].strip()
-    common = _common_dir(git_dir)
-    tables = _read(os.path.join(common, "reftable", "tables.list"))
-    if tables is not None:
-        return "reftable:" + tables
-    loose = _read(os.path.join(common, ref))
-    if loose is not None:
-        return loose.strip()
-    packed = _read(os.path.join(common, "packed-refs"))
-    if packed is not None:
-        for line in packed.splitlines():
-            if line.endswith(" " + ref):
-                return line.split(" ", 1)[0]
-    return "unborn:" + ref
+_StatKey = tuple[int, int, int] | None
 
 
-def _stat_key(path: str) -> tuple[int, int]:
+def _stat(path: str) -> _StatKey:
     try:
         st = os.stat(path)
     except OSError:
-        return (0, 0)
-    return (st.st_mtime_ns, st.st_size)
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+@lru_cache(maxsize=256)
+def _is_reftable(common: str) -> bool:
+    return os.path.isdir(os.path.join(common, "reftable"))
+
+
+# git dir -> (stat of HEAD, the files whose stats say where HEAD is)
+_heads: dict[str, tuple[_StatKey, tuple[str, ...] | str]] = {}
+
+
+def head_state(git_dir: str) -> tuple[Any, ...]:
+    """A fingerprint that changes whenever HEAD moves, from stats rather than reads.
+
+    git replaces HEAD, refs, packed-refs and the reftable list by renaming a new file into
+    place, so a new commit, checkout or reset always changes a stat seen here. Covers
+    detached HEAD, loose and packed refs, unborn branches, linked worktrees and reftable.
+    """
+    head_path = os.path.join(git_dir, "HEAD")
+    st = _stat(head_path)
+    seen = _heads.get(git_dir)
+    if seen is None or seen[0] != st:
+        seen = (st, _ref_files(git_dir, (_read(head_path) or "").strip()))
+        _heads[git_dir] = seen
+    files = seen[1]
+    if isinstance(files, str):
+        return (st, files)  # detached: the commit id itself
+    loose = _stat(files[0])
+    if loose is not None or len(files) == 1:
+        return (st, loose)
+    return (st, None, _stat(files[1]))  # packed ref, or an unborn branch
+
+
+def _ref_files(git_dir: str, head: str) -> tuple[str, ...] | str:
+    """The files to stat for HEAD's commit: loose ref then packed-refs, or the reftable
+    list; a detached HEAD's commit id as a string."""
+    if not head.startswith("ref:"):
+        return head
+    ref = head[4:].strip()
+    common = _common_dir(git_dir)
+    if _is_reftable(common):
+        return (os.path.join(common, "reftable", "tables.list"),)
+    return (os.path.join(common, ref), os.path.join(common, "packed-refs"))
 
 
 _cache: dict[str, tuple[tuple[Any, ...], tuple[str | None, bool | None]]] = {}
@@ -140,7 +161,7 @@ def provenance(path: str | os.PathLike[str]) -> tuple[str | None, bool | None]:
     except OSError:
         return None, None
     key = (head_state(git_dir), st.st_mtime_ns, st.st_size, st.st_ino,
-           _stat_key(os.path.join(git_dir, "index")))
+           _stat(os.path.join(git_dir, "index")))
     hit = _cache.get(path)
     if hit is not None and hit[0] == key:
         return hit[1]
@@ -152,8 +173,10 @@ def provenance(path: str | os.PathLike[str]) -> tuple[str | None, bool | None]:
 def clear_provenance_cache() -> None:
     """Forget every cached answer (for long-running processes that create repositories)."""
     _cache.clear()
+    _heads.clear()
     _git_dir_for.cache_clear()
     _common_dir.cache_clear()
+    _is_reftable.cache_clear()
 
 
 def _git(args: list[str], cwd: str) -> subprocess.CompletedProcess[str] | None:
