@@ -417,9 +417,12 @@ class _VersionTracker:
         self.current: dict[str, str | None] = {}  # version -> blob at the last commit seen
         self.diverged: dict[str, str] = {}  # version -> commit that moved it off its first text
 
-    def see(self, version: str, blob: str | None, commit: str) -> str:
-        """Record `version` now holding `blob` (None = removed); return how that reads."""
-        before = self.current.get(version)
+    def see(self, version: str, blob: str | None, commit: str, parent: str | None) -> str:
+        """Record `version` holding `blob` (None = removed) after `commit`, whose parent held
+        `parent`; return how that reads: added, restored, unchanged, edited, re-added
+        (removed earlier, back with other text) or parallel (added on another branch with
+        other text)."""
+        linear = self.current.get(version)
         self.current[version] = blob
         if blob is None:
             self.diverged.pop(version, None)
@@ -430,10 +433,14 @@ class _VersionTracker:
         original = self.first[version][0]
         if blob == original:
             self.diverged.pop(version, None)
-            return "restored" if before != original else "unchanged"
-        if before == original or version not in self.diverged:
+            if parent == original:
+                return "unchanged"
+            return "restored" if parent is not None or linear is None else "added"
+        if parent == original or version not in self.diverged:
             self.diverged[version] = commit
-        return "edited" if before is not None else "re-added"
+        if parent is not None:
+            return "edited"
+        return "re-added" if linear is None else "parallel"
 
 
 # -- history ----------------------------------------------------------------------------------
@@ -508,6 +515,11 @@ def _text_after(changes: list[_Change]) -> str | None:
     return next((ch.new_blob for ch in changes if ch.new_blob is not None), None)
 
 
+def _text_before(changes: list[_Change]) -> str | None:
+    """The version's blob in the commit's (first) parent (None when it did not exist)."""
+    return next((ch.old_blob for ch in changes if ch.old_blob is not None), None)
+
+
 def _describe(c: _Commit, tracker: _VersionTracker, blobs: _Blobs) -> list[str]:
     """A commit's changes to one prompt folder, as "added v3", "current: v1 -> v2", …."""
     versions = _version_changes(c)
@@ -539,20 +551,19 @@ def _describe_version(version: str, changes: list[_Change], tracker: _VersionTra
                       commit: str) -> list[str]:
     added = [ch for ch in changes if ch.new_blob is not None]
     removed = [ch for ch in changes if ch.new_blob is None]
-    if len(added) == 1 and len(removed) == 1 and added[0].status == "A":
-        old, new = removed[0], added[0]  # v2.txt -> v2.j2 in one commit
-        how = tracker.see(version, new.new_blob, commit)
-        mark = " (!)" if how in ("edited", "re-added") or old.old_blob != new.new_blob else ""
-        return [f"renamed {old.name} -> {new.name}{mark}"]
+    how = tracker.see(version, _text_after(changes), commit, _text_before(changes))
     if len(added) > 1:  # two files for one version (v2.txt and v2.j2): a problem in itself
         names = " and ".join(ch.name for ch in added)
-        tracker.see(version, _text_after(changes), commit)
         return [f"added {names} (!) (two files for {version})"]
-    if not added:
-        tracker.see(version, None, commit)
-        return [f"removed {version}"]
-    how = tracker.see(version, added[0].new_blob, commit)
+    if len(added) == 1 and len(removed) == 1 and added[0].status == "A":
+        old, new = removed[0], added[0]  # v2.txt -> v2.j2 in one commit
+        mark = " (!)" if how != "unchanged" else ""
+        return [f"renamed {old.name} -> {new.name}{mark}"]
+    if how == "parallel":
+        first = tracker.first[version][1][:7]
+        return [f"added {version} (!) (another {version} text was committed in {first})"]
     return [{
+        "removed": f"removed {version}",
         "added": f"added {version}",
         "restored": f"restored {version}",
         "unchanged": f"touched {version}",
@@ -837,8 +848,8 @@ def check_immutable(repo: Repo, registry: Registry, prompt_id: str,
         tracker = _VersionTracker()
         for c in _read_log(repo, folder_rel, "HEAD", reverse=True):
             for v, changes in _version_changes(c).items():
-                tracker.see(v, _text_after(changes), c.sha)
-        released, head_blob, diverged = tracker.first, dict(tracker.current), tracker.diverged
+                tracker.see(v, _text_after(changes), c.sha, _text_before(changes))
+        released, diverged = tracker.first, tracker.diverged
     else:
         tree = repo.commit(base).tree
         try:
@@ -851,16 +862,17 @@ def check_immutable(repo: Repo, registry: Registry, prompt_id: str,
                 released[v] = (blob.hexsha, base)
         tracker = _VersionTracker()
         for v, (blob, commit) in released.items():
-            tracker.see(v, blob, commit)
+            tracker.see(v, blob, commit, None)
         for c in _read_log(repo, folder_rel, f"{base}..HEAD", reverse=True):
             for v, changes in _version_changes(c).items():
                 if v in released:
-                    tracker.see(v, _text_after(changes), c.sha)
-        head_blob, diverged = dict(tracker.current), tracker.diverged
+                    tracker.see(v, _text_after(changes), c.sha, _text_before(changes))
+        diverged = tracker.diverged
     if not released:
         return []
     files = [v for v in registry.versions(prompt_id) if v.name in released]
     worktree = _hash_objects(repo, [repo_path(repo, v.path) for v in files])
+    head_blob = _blobs_at_head(repo, [repo_path(repo, v.path) for v in files])
     findings = []
     next_version = _next_version(registry, prompt_id)
     for version, sha in zip(files, worktree, strict=True):
@@ -868,8 +880,8 @@ def check_immutable(repo: Repo, registry: Registry, prompt_id: str,
         if sha == original:
             continue
         rel = repo_path(repo, version.path)
-        committed_edit = head_blob.get(version.name) not in (None, original)
-        if committed_edit and sha == head_blob.get(version.name):
+        in_head = head_blob.get(rel)
+        if in_head is not None and in_head != original and sha == in_head:
             message = (f"{version.name} was edited after it was committed (committed in "
                        f"{first_commit[:7]}, changed in {diverged.get(version.name, 'HEAD')[:7]});"
                        f" restore it (git checkout {first_commit[:7]} -- {rel}) and put the new "
@@ -882,6 +894,18 @@ def check_immutable(repo: Repo, registry: Registry, prompt_id: str,
         findings.append(Finding(version.path, prompt_id, "immutable", message,
                                 version=version.name))
     return findings
+
+
+def _blobs_at_head(repo: Repo, rel_paths: list[str]) -> dict[str, str]:
+    """Blob ids HEAD holds for these paths (paths absent from HEAD are left out)."""
+    tree = repo.head.commit.tree
+    found = {}
+    for rel in rel_paths:
+        try:
+            found[rel] = (tree / rel).hexsha
+        except KeyError:
+            continue
+    return found
 
 
 def _hash_objects(repo: Repo, rel_paths: list[str]) -> list[str]:

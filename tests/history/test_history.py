@@ -234,3 +234,29 @@ def test_history_does_not_modify_files(story, gitproject):
     run("history", "code-review")
     assert gitproject.git("status", "--porcelain", "--ignored") == before
     assert {p: p.lstat().st_mtime_ns for p in Path(gitproject.prompts).rglob("*")} == mtimes
+
+
+def test_two_branches_adding_the_same_version(gitproject):
+    g = gitproject
+    g.write("p/v1.txt", "one\n")
+    g.commit("init")
+    g.git("checkout", "-q", "-b", "feature")
+    g.write("p/v2.txt", "feature text\n")
+    feature = g.commit("v2 on feature")
+    g.git("checkout", "-q", "main")
+    g.write("p/v2.txt", "main text\n")
+    main_v2 = g.commit("v2 on main")
+    g.git("merge", "-q", "feature", "-m", "merge", check=False)  # add/add conflict
+    g.write("p/v2.txt", "resolved text\n")
+    merge = g.commit("Merge feature")
+    # walked oldest first in topological order, main's v2 comes first, so the feature
+    # branch's v2 is the one flagged; the merge then changed main's v2 again
+    assert changes(g, "p") == [
+        (merge, ["edited v2 (!)"]),
+        (feature, [f"added v2 (!) (another v2 text was committed in {main_v2})"]),
+        (main_v2, ["added v2"]),
+        (g.short("HEAD~1~1"), ["added v1"]),
+    ]
+    result = CliRunner().invoke(main, ["check", "--no-logs"])
+    assert result.exit_code == 1
+    assert "p/v2.txt: v2 was edited after it was committed" in result.stdout
