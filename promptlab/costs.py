@@ -56,10 +56,14 @@ class Price:
 
     def cost(self, input_tokens: int = 0, output_tokens: int = 0, cached_tokens: int = 0) -> float:
         """USD for one call. `input_tokens` includes `cached_tokens` (OpenAI's convention)."""
-        cached = min(max(cached_tokens or 0, 0), input_tokens or 0)
-        uncached = (input_tokens or 0) - cached
+        it = input_tokens or 0
+        ct = cached_tokens or 0
+        if ct > it:
+            ct = it
+        elif ct < 0:
+            ct = 0
         cached_rate = self.input if self.cached_input is None else self.cached_input
-        total = uncached * self.input + cached * cached_rate + (output_tokens or 0) * self.output
+        total = (it - ct) * self.input + ct * cached_rate + (output_tokens or 0) * self.output
         return round(total / 1_000_000, 10)
 
 
@@ -126,7 +130,9 @@ class Prices:
     def cost(self, model: str | None, input_tokens: int | None, output_tokens: int | None,
              cached_tokens: int | None = 0) -> float | None:
         """USD for one call, or None when the model has no price (never a made-up 0)."""
-        price = self.lookup(model)
+        price = self._cache.get(model, _MISS) if isinstance(model, str) else None
+        if price is _MISS:
+            price = self.lookup(model)
         if price is None or (input_tokens is None and output_tokens is None):
             return None
         return price.cost(input_tokens or 0, output_tokens or 0, cached_tokens or 0)

@@ -29,15 +29,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from promptlab.logs.entry import format_timestamp, new_id
+from promptlab.logs.logger import _current_span as _current
 
 __all__ = ["Span", "current_span", "propagate", "span", "trace", "traced"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_current: contextvars.ContextVar[Span | None] = contextvars.ContextVar(
-    "promptlab_span", default=None
-)
-
 
 class Span:
     """One timed step. Use as a (sync or async) context manager; `set()` adds fields."""

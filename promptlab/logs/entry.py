@@ -8,6 +8,7 @@ writer and every reader can trust what is on disk.
 
 from __future__ import annotations
 
+import contextvars
 import datetime as _dt
 import math
 import os
@@ -313,43 +314,68 @@ def _unknown(names: list[str]) -> EntryError:
     return EntryError(f"unknown log field {name!r}; {hint}put custom data in metadata={{...}}")
 
 
-def build_entry(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate `fields` and return them in schema order with empty values dropped.
-
-    Does not add `v`, `id` or `timestamp`; the logger does (see `Logger.log`).
-    """
-    schema = SCHEMA
-    checked: dict[str, Any] = {}
-    unknown = None
-    for name, value in fields.items():
-        if value is None:
-            continue
-        kind = schema.get(name)
-        if kind is None:
-            unknown = [name] if unknown is None else [*unknown, name]
-            continue
-        if kind == _STR and type(value) is str:
-            if value or name in _KEEP_EMPTY:
-                checked[name] = value
-            continue
-        value = _check(name, kind, value)
-        if kind in _CONTAINERS and not value:
-            continue
-        checked[name] = value
-    if unknown:
-        raise _unknown(unknown)
-    kind_value = checked.get("kind")
-    if kind_value is not None and kind_value not in KINDS:
-        raise EntryError(f"log field 'kind' must be one of {', '.join(KINDS)}, got {kind_value!r}")
-    status = checked.get("status")
-    if status is not None and status not in STATUSES:
-        raise EntryError(f"log field 'status' must be 'ok' or 'error', got {status!r}")
-    return checked
-
-
+_INDEX = {name: i for i, name in enumerate(FIELDS)}
 _CONTAINERS = frozenset({_TAGS, _OBJ, _MSGS, _SCORES})
 # Text fields where an empty string is a real value worth keeping (a model may answer "").
 _KEEP_EMPTY = frozenset({"assistant_response", "user_message", "system_prompt"})
+_plans: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
+
+
+def _plan(keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """(name, type tag) of `keys` in schema order; cached, as callers repeat their key sets."""
+    plan = _plans.get(keys)
+    if plan is None:
+        unknown = [k for k in keys if k not in _INDEX]
+        if unknown:
+            raise _unknown(unknown)
+        plan = tuple((k, SCHEMA[k]) for k in sorted(keys, key=_INDEX.__getitem__))
+        if len(_plans) > 512:
+            _plans.clear()
+        _plans[keys] = plan
+    return plan
+
+
+def build_entry(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate `fields`; return them in schema order with None and empty values dropped.
+
+    `timestamp` is normalised to the canonical UTC form; `kind` and `status` are checked
+    against their allowed values. Raises EntryError naming the first bad field.
+    """
+    out: dict[str, Any] = {}
+    for name, kind in _plan(tuple(fields)):
+        value = fields[name]
+        if value is None:
+            continue
+        tv = type(value)
+        # Fast paths for the common, already-correct types; _check handles the rest.
+        if kind == _STR:
+            if tv is not str:
+                value = _check(name, kind, value)
+            if not value and name not in _KEEP_EMPTY:
+                continue
+        elif kind == _INT:
+            if tv is not int or value < 0:
+                value = _check_int(name, value)
+        elif kind == _NUM:
+            if not ((tv is int or (tv is float and value - value == 0)) and value >= 0):
+                value = _check_number(name, value)
+        elif kind == _OBJ and tv is dict:
+            if not value:
+                continue
+        else:
+            value = _check(name, kind, value)
+            if kind in _CONTAINERS and not value:
+                continue
+        out[name] = value
+    if "timestamp" in out:
+        out["timestamp"] = normalize_timestamp(out["timestamp"])
+    kind_value = out.get("kind")
+    if kind_value is not None and kind_value not in KINDS:
+        raise EntryError(f"log field 'kind' must be one of {', '.join(KINDS)}, got {kind_value!r}")
+    status = out.get("status")
+    if status is not None and status not in STATUSES:
+        raise EntryError(f"log field 'status' must be 'ok' or 'error', got {status!r}")
+    return out
 
 
 def order_entry(entry: dict[str, Any]) -> dict[str, Any]:
@@ -365,12 +391,15 @@ def order_entry(entry: dict[str, Any]) -> dict[str, Any]:
 
 def _fallback(value: Any) -> Any:
     """orjson's `default`: make common non-JSON values writable instead of failing the call."""
+    _approximated.set(True)
     if isinstance(value, set | frozenset | tuple):
         return list(value)
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return value.tolist()
     import decimal
 
     if isinstance(value, decimal.Decimal):
@@ -378,23 +407,55 @@ def _fallback(value: Any) -> Any:
     return str(value)
 
 
-def encode_line(entry: Mapping[str, Any]) -> bytes:
-    """One entry as one UTF-8 JSON line ending in a newline (orjson, fields in given order)."""
+_dumps: Any = None
+_OPT = 1 << 10  # orjson.OPT_APPEND_NEWLINE, checked when orjson is first loaded
+# Set when encoding had to convert a value (set -> list, Path -> str, lone surrogate -> U+FFFD):
+# the entry as written then differs from the dict given, and callers re-read the line.
+_approximated: contextvars.ContextVar[bool] = contextvars.ContextVar("promptlab_approx",
+                                                                     default=False)
+
+
+def _load_orjson() -> Any:
+    global _dumps
     import orjson
 
-    option = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+    assert orjson.OPT_APPEND_NEWLINE == _OPT
+    _dumps = orjson.dumps
+    return _dumps
+
+
+def encode_entry(entry: Mapping[str, Any]) -> tuple[bytes, bool]:
+    """(one UTF-8 JSON line ending in a newline, whether it holds `entry` exactly)."""
+    dumps = _dumps or _load_orjson()
     try:
-        return orjson.dumps(entry, default=_fallback, option=option)
-    except orjson.JSONEncodeError as exc:
-        if "surrogates" in str(exc):
-            return orjson.dumps(_scrub_surrogates(entry), default=_fallback, option=option)
-        raise EntryError(f"log entry cannot be written as JSON: {exc}") from exc
+        line = dumps(entry, default=_fallback, option=_OPT)
+    except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
+        import orjson
+
+        # Rare shapes: non-string dict keys, lone surrogates in text. Retry slowly.
+        option = _OPT | orjson.OPT_NON_STR_KEYS
+        try:
+            return dumps(_scrub_surrogates(entry), default=_fallback, option=option), False
+        except TypeError:
+            raise EntryError(f"log entry cannot be written as JSON: {exc}") from exc
+    if _approximated.get():
+        _approximated.set(False)
+        return line, False
+    return line, True
+
+
+def encode_line(entry: Mapping[str, Any]) -> bytes:
+    """One entry as one UTF-8 JSON line ending in a newline (orjson, fields in given order)."""
+    return encode_entry(entry)[0]
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _scrub_surrogates(value: Any) -> Any:
     """Replace lone surrogates (not encodable as UTF-8) with U+FFFD, recursively."""
     if isinstance(value, str):
-        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        return _SURROGATE.sub("\ufffd", value)
     if isinstance(value, Mapping):
         return {_scrub_surrogates(k): _scrub_surrogates(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

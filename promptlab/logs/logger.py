@@ -17,6 +17,8 @@ mistake and always raise `EntryError` (a `LogError`).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import threading
 import time
@@ -27,16 +29,14 @@ from typing import TYPE_CHECKING, Any
 
 from promptlab.errors import LogError, PromptlabError
 from promptlab.logs.entry import (
-    FIELDS,
     SCHEMA,
     SCHEMA_VERSION,
     EntryError,
     build_entry,
-    encode_line,
+    encode_entry,
     format_timestamp,
     is_ulid,
     new_id,
-    normalize_timestamp,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -53,7 +53,11 @@ class LogWarning(UserWarning):
 
 
 _HEAD = ("v", "id", "timestamp", "kind")
-_BODY = tuple(f for f in FIELDS if f not in _HEAD)
+
+# The innermost open span (promptlab.tracing); LLM entries logged inside it become children.
+_current_span: contextvars.ContextVar[Span | None] = contextvars.ContextVar(
+    "promptlab_span", default=None
+)
 _TEXT_ROLES = ("system", "user")
 
 
@@ -161,45 +165,48 @@ class Logger:
         """
         return self._write(fields, attach_trace=True)
 
-    def _write(self, fields: Mapping[str, Any], *, attach_trace: bool) -> dict[str, Any]:
+    def _write(self, fields: dict[str, Any], *, attach_trace: bool) -> dict[str, Any]:
+        """Validate, complete, encode, redact and append one entry. Mutates `fields`."""
         if not self._ready:
             self._setup()
+        now_ns = time.time_ns()
+        entry_id = fields.get("id")
+        if entry_id is None:
+            entry_id = new_id(now_ns // 1_000_000)
+        kind = fields.get("kind") or "llm"
+        if attach_trace and kind == "llm" and fields.get("trace_id") is None:
+            span = _current_span.get()
+            if span is not None:
+                fields["trace_id"] = span.trace_id
+                fields["parent_id"] = span.id
+                fields["span_id"] = entry_id
+        prices = self._prices
+        if prices is not None and fields.get("cost_usd") is None:
+            model = fields.get("model")
+            if model is not None and (fields.get("input_tokens") is not None
+                                      or fields.get("output_tokens") is not None):
+                # A token count of the wrong type raises TypeError: build_entry names it below.
+                with contextlib.suppress(TypeError):
+                    fields["cost_usd"] = prices.cost(model, fields.get("input_tokens"),
+                                                     fields.get("output_tokens"),
+                                                     fields.get("cached_tokens"))
         body = build_entry(fields)
         if self.redactor is not None:
             from promptlab.logs.redact import apply_to_strings
 
-            body = {k: apply_to_strings(v, self.redactor) if k not in _HEAD else v
+            body = {k: v if k in _HEAD else apply_to_strings(v, self.redactor)
                     for k, v in body.items()}
-        entry_id = body.get("id")
-        if entry_id is None:
-            entry_id = new_id()
-        elif not is_ulid(entry_id):
+        if "id" in body and not is_ulid(entry_id):
             raise EntryError(f"log field 'id' must be a 26-character ULID, got {entry_id!r}; "
                              "leave it out to get a new one")
-        ts = body.get("timestamp")
-        ts = format_timestamp() if ts is None else normalize_timestamp(ts)
-        kind = body.get("kind", "llm")
-        v = body.get("v", SCHEMA_VERSION)
-        if v != SCHEMA_VERSION:
-            raise EntryError(f"log field 'v' must be {SCHEMA_VERSION}, got {v!r}")
-        if attach_trace and kind == "llm" and "trace_id" not in body:
-            span = _current_span()
-            if span is not None:
-                body["trace_id"] = span.trace_id
-                body["parent_id"] = span.id
-                body["span_id"] = entry_id
-        if "cost_usd" not in body and self._prices is not None:
-            model = body.get("model")
-            if model is not None and ("input_tokens" in body or "output_tokens" in body):
-                cost = self._prices.cost(model, body.get("input_tokens"),
-                                         body.get("output_tokens"), body.get("cached_tokens"))
-                if cost is not None:
-                    body["cost_usd"] = cost
+        if body.get("v", SCHEMA_VERSION) != SCHEMA_VERSION:
+            raise EntryError(f"log field 'v' must be {SCHEMA_VERSION}, got {body['v']!r}")
+        ts = body.get("timestamp") or format_timestamp(now_ns)
         entry = {"v": SCHEMA_VERSION, "id": entry_id, "timestamp": ts, "kind": kind}
-        for name in _BODY:
-            if name in body:
-                entry[name] = body[name]
-        line = encode_line(entry)
+        entry.update(body)
+        line, exact = encode_entry(entry)
+        if not exact:
+            entry = _decode(line)
         if self._redact:
             redacted = _redact_line(line)
             if redacted is not line:
@@ -277,24 +284,6 @@ class Logger:
         return Span(name, logger=self, fields=fields)
 
 
-def _current_span() -> Span | None:
-    tracing = _tracing()
-    return tracing._current.get() if tracing is not None else None
-
-
-_tracing_mod: Any = None
-
-
-def _tracing() -> Any:
-    """promptlab.tracing if it has been imported (no span can be open otherwise)."""
-    global _tracing_mod
-    if _tracing_mod is None:
-        import sys
-
-        _tracing_mod = sys.modules.get("promptlab.tracing")
-    return _tracing_mod
-
-
 def _redact_line(line: bytes) -> bytes:
     from promptlab.logs.redact import redact_line
 
@@ -326,7 +315,7 @@ class Call:
         self.start_ns = time.time_ns()
         self._t0 = time.perf_counter()
         self.id = new_id(self.start_ns // 1_000_000)
-        span = _current_span()
+        span = _current_span.get()
         if span is not None and "trace_id" not in self.fields:
             self.fields.setdefault("trace_id", span.trace_id)
             self.fields.setdefault("parent_id", span.id)

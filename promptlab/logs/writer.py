@@ -23,7 +23,7 @@ from pathlib import Path
 from promptlab.errors import LogError
 
 PIPE_BUF = getattr(select, "PIPE_BUF", 4096)
-_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+_FLAGS = os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 _MAX_OPEN = 2  # the current day and, around midnight, the previous one
 
 
@@ -120,16 +120,17 @@ class LogWriter:
         if not self._dir_ready:
             self._make_dir()
         try:
-            fd = os.open(path, _FLAGS, 0o600)
+            fd = _open_append(path)
         except OSError as exc:
             if exc.errno == errno.ENOENT:  # folder removed since: make it again, once
                 self._make_dir()
                 try:
-                    fd = os.open(path, _FLAGS, 0o600)
+                    fd = _open_append(path)
                 except OSError as exc2:
                     raise LogError(_describe(exc2, path)) from exc2
             else:
                 raise LogError(_describe(exc, path)) from exc
+        _terminate_torn_tail(fd)
         st = os.fstat(fd)
         handle = _Open(fd, path, (st.st_dev, st.st_ino), time.monotonic())
         if len(self._files) >= _MAX_OPEN:
@@ -179,6 +180,35 @@ class LogWriter:
                 os.close(handle.fd)
         except Exception:
             pass
+
+
+def _open_append(path: str) -> int:
+    try:
+        return os.open(path, os.O_RDWR | _FLAGS, 0o600)
+    except PermissionError:  # appendable but not readable: no tail repair
+        return os.open(path, os.O_WRONLY | _FLAGS, 0o600)
+
+
+def _terminate_torn_tail(fd: int) -> None:
+    """End a line left unterminated by a killed writer, so our first line starts clean.
+
+    Runs once per open. Done under the big-line flock so that it cannot land inside a
+    large line another process is writing.
+    """
+    try:
+        if os.fstat(fd).st_size == 0:
+            return
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                os.write(fd, b"\n")
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    except OSError:  # not readable, or locking unsupported: the reader copes with torn lines
+        pass
 
 
 def _describe(exc: OSError, path: str) -> str:

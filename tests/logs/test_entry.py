@@ -1,0 +1,199 @@
+"""The entry schema: ULIDs, timestamps, field validation, exact round-trips."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import multiprocessing
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from promptlab import Logger
+from promptlab.logs.entry import (
+    FIELDS,
+    EntryError,
+    _encode,
+    build_entry,
+    format_timestamp,
+    is_ulid,
+    new_id,
+    normalize_timestamp,
+    ulid_time,
+)
+from promptlab.logs.reader import read_entries
+
+# -- ULIDs ----------------------------------------------------------------------------------
+
+
+def test_ulid_shape_and_time() -> None:
+    before = dt.datetime.now(dt.UTC)
+    value = new_id()
+    assert len(value) == 26 and is_ulid(value)
+    assert set(value) <= set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+    assert abs((ulid_time(value) - before).total_seconds()) < 1
+
+
+def test_ulids_are_strictly_increasing_within_a_process() -> None:
+    ids = [new_id() for _ in range(20000)]  # many share a millisecond
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=253_402_300_799_999), min_size=2, max_size=20))
+def test_ulid_time_prefix_sorts_like_the_time_it_encodes(stamps: list[int]) -> None:
+    prefixes = {ms: _encode(ms, 10) for ms in stamps}
+    assert sorted(prefixes, key=prefixes.__getitem__) == sorted(prefixes)
+    for ms, prefix in prefixes.items():
+        decoded = ulid_time(prefix + "0" * 16)
+        assert round(decoded.timestamp() * 1000) == ms
+
+
+def _ids(queue: multiprocessing.Queue, n: int) -> None:  # type: ignore[type-arg]
+    queue.put([new_id() for _ in range(n)])
+
+
+def test_ulids_are_unique_across_forked_processes() -> None:
+    new_id()  # the parent has state to (wrongly) inherit
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_ids, args=(queue, 5000)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    ids = [i for _ in procs for i in queue.get(timeout=30)]
+    for p in procs:
+        p.join()
+    ids += [new_id() for _ in range(5000)]
+    assert len(set(ids)) == len(ids) == 25000
+
+
+# -- timestamps ------------------------------------------------------------------------------
+
+
+def test_timestamps_are_utc_with_microseconds_and_z() -> None:
+    assert format_timestamp(1_795_000_000_123_456_789) == "2026-11-18T11:06:40.123456Z"
+    now = format_timestamp()
+    parsed = dt.datetime.strptime(now, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+    assert abs((parsed - dt.datetime.now(dt.UTC)).total_seconds()) < 2
+
+
+@pytest.mark.parametrize(("given_value", "expected"), [
+    ("2026-11-26T23:33:13.123456Z", "2026-11-26T23:33:13.123456Z"),
+    ("2026-11-26T23:33:13Z", "2026-11-26T23:33:13.000000Z"),
+    ("2026-11-27T01:33:13.5+02:00", "2026-11-26T23:33:13.500000Z"),
+    (dt.datetime(2026, 11, 26, 23, 33, 13, tzinfo=dt.UTC), "2026-11-26T23:33:13.000000Z"),
+    (dt.datetime(2026, 11, 26, 23, 33, 13), "2026-11-26T23:33:13.000000Z"),
+])
+def test_timestamp_inputs_are_normalised(given_value: object, expected: str) -> None:
+    assert normalize_timestamp(given_value) == expected
+
+
+def test_bad_timestamp_names_the_field() -> None:
+    with pytest.raises(EntryError, match="log field 'timestamp': 'yesterday' is not an ISO 8601"):
+        normalize_timestamp("yesterday")
+
+
+# -- validation ------------------------------------------------------------------------------
+
+
+def test_fields_come_out_in_schema_order_without_empty_values() -> None:
+    entry = build_entry({"status": "ok", "tags": [], "metadata": {}, "model": "m",
+                         "input_tokens": 3, "error": None, "user_message": "",
+                         "prompt_label": None, "system_prompt": "s"})
+    assert list(entry) == ["model", "system_prompt", "user_message", "input_tokens", "status"]
+    assert list(entry) == [f for f in FIELDS if f in entry]
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"input_tokens": -1}, "log field 'input_tokens' must be an integer >= 0, got int -1"),
+    ({"input_tokens": True}, "log field 'input_tokens' must be an integer >= 0, got bool True"),
+    ({"latency_ms": float("nan")}, "log field 'latency_ms' must be a finite number >= 0"),
+    ({"latency_ms": "fast"}, "log field 'latency_ms' must be a number, got str 'fast'"),
+    ({"tags": ["a", 1]}, "log field 'tags' must be a list of strings"),
+    ({"metadata": "x"}, "log field 'metadata' must be a mapping (JSON object), got str 'x'"),
+    ({"scores": {"ok": "yes"}}, "log field 'scores': score 'ok' must be a number or bool"),
+    ({"scores": {"x": float("inf")}}, "score 'x' must be a finite number"),
+    ({"kind": "chat"}, "log field 'kind' must be one of llm, span, feedback, got 'chat'"),
+    ({"status": "failed"}, "log field 'status' must be 'ok' or 'error', got 'failed'"),
+    ({"messages": [{"content": "hi"}]}, "log field 'messages': item 0 must be an object"),
+    ({"model": 4}, "log field 'model' must be a string, got int 4"),
+    ({"prompt_dirty": "no"}, "log field 'prompt_dirty' must be true or false"),
+    ({"assistant_reponse": "x"}, "unknown log field 'assistant_reponse'; did you mean "
+                                 "'assistant_response'"),
+])
+def test_invalid_fields_raise_one_clear_message(fields: dict, message: str) -> None:
+    with pytest.raises(EntryError) as info:
+        build_entry(fields)
+    assert message in str(info.value)
+
+
+def test_friendly_conversions() -> None:
+    entry = build_entry({"tags": "one", "input_tokens": 12.0, "error": ValueError("bad"),
+                         "item_id": 7})
+    assert entry == {"input_tokens": 12, "tags": ["one"], "item_id": 7, "error": "ValueError: bad"}
+
+
+# -- round trip ------------------------------------------------------------------------------
+
+texts = st.text(max_size=300)
+json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53),
+                         st.floats(allow_nan=False, allow_infinity=False), texts)
+json_values = st.recursive(json_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)),
+    max_leaves=12)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    model=st.text(min_size=1, max_size=40),
+    system=texts, user=texts, response=texts,
+    tokens=st.tuples(st.integers(0, 2**53), st.integers(0, 2**53)),
+    latency=st.floats(min_value=0, max_value=1e9, allow_nan=False),
+    tags=st.lists(st.text(max_size=20), max_size=5),
+    metadata=st.dictionaries(st.text(max_size=10), json_values, max_size=5),
+    scores=st.dictionaries(st.text(min_size=1, max_size=10),
+                           st.one_of(st.booleans(), st.integers(-1000, 1000),
+                                     st.floats(allow_nan=False, allow_infinity=False)),
+                           max_size=4),
+)
+def test_entries_round_trip_exactly(tmp_path: Path, model: str, system: str, user: str,
+                                    response: str, tokens: tuple[int, int], latency: float,
+                                    tags: list[str], metadata: dict, scores: dict) -> None:
+    logger = Logger(tmp_path / "rt", redact=False, prices=False)
+    written = logger.log(model=model, system_prompt=system, user_message=user,
+                         assistant_response=response, input_tokens=tokens[0],
+                         output_tokens=tokens[1], latency_ms=latency, tags=tags,
+                         metadata=metadata, scores=scores)
+    read = list(read_entries(tmp_path / "rt"))[-1]
+    assert read == written
+    assert read["system_prompt"] == system and read["user_message"] == user
+    assert read["assistant_response"] == response and read["model"] == model
+    assert read["latency_ms"] == latency and read.get("tags", []) == tags
+    assert read.get("metadata", {}) == metadata and read.get("scores", {}) == scores
+    # one entry per physical line, whatever the text contained
+    path = next((tmp_path / "rt").glob("*.jsonl"))
+    last = path.read_bytes().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    assert json.loads(last) == written
+
+
+def test_huge_text_round_trips(tmp_path: Path) -> None:
+    text = ("line one\n\"quoted\" ✨ " * 200_000)[:3_000_000]
+    entry = Logger(tmp_path, redact=False).log(model="m", assistant_response=text)
+    (read,) = read_entries(tmp_path)
+    assert read["assistant_response"] == text == entry["assistant_response"]
+
+
+def test_lone_surrogates_do_not_break_the_call(tmp_path: Path) -> None:
+    entry = Logger(tmp_path).log(model="m", user_message="bad \ud800 text")
+    assert entry["user_message"] == "bad \ufffd text"
+    assert list(read_entries(tmp_path)) == [entry]
+
+
+def test_non_json_metadata_values_are_written_as_text(tmp_path: Path) -> None:
+    entry = Logger(tmp_path).log(model="m", metadata={"path": Path("/x"), "when": {1, 2},
+                                                      "obj": object.__new__(object)})
+    assert entry["metadata"]["path"] == "/x" and sorted(entry["metadata"]["when"]) == [1, 2]
+    assert entry["metadata"]["obj"].startswith("<object object")
+    assert list(read_entries(tmp_path)) == [entry]  # returned exactly as written
