@@ -96,10 +96,9 @@ def experiment_run(name: str | None, concurrency: int | None, limit: int | None,
                          cache=not no_cache, timeout_s=timeout_s, max_retries=max_retries)
     if dry_run:
         _check_provider(exp)
-    reporter = None if quiet or out.structured else _reporter()
-    if not (quiet or out.structured):
-        _announce(exp, options)
-    result = run_experiment(exp, options, reporter=reporter)
+    result = run_experiment(exp, options, reporter=_reporter(exp, options, quiet or out.structured))
+    if dry_run and not (quiet or out.structured):
+        click.echo(_header(exp, options, result), err=True)
     _print_result(exp, result, out)
     if result.stopped == "error_rate":
         raise click.exceptions.Exit(1)
@@ -116,32 +115,43 @@ def _check_provider(exp: Any) -> None:
     create_provider(exp.provider).close()
 
 
-def _reporter() -> Any:
-    from promptlab.experiments.progress import LineReporter, TtyReporter
+def _write_err(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
 
-    def write(text: str) -> None:
-        sys.stderr.write(text)
-        sys.stderr.flush()
 
+def _reporter(exp: Any, options: Any, quiet: bool) -> Any:
+    """A header line and a bar on a TTY, plain lines otherwise; only notes when quiet."""
+    from promptlab.experiments.progress import Announcer, LineReporter, TtyReporter
+
+    if quiet:
+        return Announcer(_write_err, None, None)
     if sys.stderr.isatty():
         import shutil
 
-        return TtyReporter(write, columns=shutil.get_terminal_size().columns)
-    return LineReporter(write)
+        inner: Any = TtyReporter(_write_err, columns=shutil.get_terminal_size().columns)
+    else:
+        inner = LineReporter(_write_err)
+    return Announcer(_write_err, lambda result, conc: _header(exp, options, result, conc), inner)
 
 
-def _announce(exp: Any, options: Any) -> None:
-    variants = exp.active_variants
+def _header(exp: Any, options: Any, result: Any, concurrency: int | None = None) -> str:
+    """One line on stderr saying what is about to happen."""
+    variants = list(result.variants)
     what = (f"{len(variants)} variants ({', '.join(variants)})" if len(variants) != 1
             else f"variant {variants[0]}")
-    design = ("paired: every item through every variant" if exp.dataset.design == "paired"
-              else "split: one assigned variant per item")
     provider = exp.provider.type if exp.provider else "none"
     if exp.provider and exp.provider.model:
         provider += f" {exp.provider.model}"
     limit = f", first {options.limit} items" if options.limit else ""
-    click.echo(f"{exp.name}: {exp.prompt} × {what}, {design}, repeat {exp.dataset.repeat}"
-               f"{limit}; provider {provider}", err=True)
+    todo = result.planned - result.skipped
+    skipped = f" ({result.skipped} already logged)" if result.skipped else ""
+    line = (f"{exp.name}: {todo} cells{skipped} — {exp.prompt} × {what}, "
+            f"{exp.dataset.design} design, repeat {exp.dataset.repeat}{limit}; "
+            f"provider {provider}")
+    if concurrency is not None:
+        line += f", concurrency {concurrency}; run {result.run_id}"
+    return line
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

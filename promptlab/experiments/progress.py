@@ -105,3 +105,36 @@ class LineReporter(Reporter):
 
     def finish(self, progress: Progress) -> None:
         self.write(self._text(progress) + f" in {progress.elapsed_s:.1f}s\n")
+
+
+class Announcer(Reporter):
+    """Writes a header line once the run is planned, then forwards to `inner` (if any).
+
+    Notes (stopping, waiting for calls in flight) are shown even without progress.
+    """
+
+    def __init__(self, write: Write, header: Callable[[RunResult, int], str] | None,
+                 inner: Reporter | None):
+        self.write = write
+        self.header = header
+        self.inner = inner
+
+    def start(self, result: RunResult, todo: int, concurrency: int, provider: str) -> None:
+        if self.header is not None:
+            self.write(self.header(result, concurrency) + "\n")
+        if self.inner is not None:
+            self.inner.start(result, todo, concurrency, provider)
+
+    def update(self, progress: Progress) -> None:
+        if self.inner is not None:
+            self.inner.update(progress)
+
+    def note(self, message: str) -> None:
+        if self.inner is not None:
+            self.inner.note(message)
+        else:
+            self.write(message + "\n")
+
+    def finish(self, progress: Progress) -> None:
+        if self.inner is not None:
+            self.inner.finish(progress)
