@@ -919,11 +919,18 @@ def _hash_objects(repo: Repo, rel_paths: list[str]) -> list[str]:
 def read_log_entries(log_dir: Path, skipped: list[str] | None = None) -> Iterator[dict[str, Any]]:
     """Entries of `<log_dir>/*.jsonl`: through the log reader when this install has it,
     else with a tolerant parser of our own (unreadable lines are named in `skipped`)."""
+    skipped = skipped if skipped is not None else []
     try:
-        from promptlab.logs.reader import read_entries
+        from promptlab.logs.reader import ReadStats, read_entries
     except ImportError:
-        return _read_jsonl(log_dir, skipped if skipped is not None else [])
-    return read_entries(log_dir)
+        return _read_jsonl(log_dir, skipped)
+    return _through_reader(read_entries, ReadStats(), log_dir, skipped)
+
+
+def _through_reader(read_entries: Any, stats: Any, log_dir: Path,
+                    skipped: list[str]) -> Iterator[dict[str, Any]]:
+    yield from read_entries(log_dir, stats=stats)
+    skipped.extend(f"{p.path.name}:{p.line}" for p in stats.problems)
 
 
 def _read_jsonl(log_dir: Path, skipped: list[str]) -> Iterator[dict[str, Any]]:

@@ -272,9 +272,8 @@ def test_logged_sha_that_no_longer_matches(story, gitproject, log_dir, reader, m
     )
     assert len(lines) == 2  # the immutability finding, then the log finding
     assert "6 log entries" in result.stderr
-    if reader == "fallback":
-        assert (f"Note: skipped 1 unreadable log line(s) in {log_dir} (2026-01-02.jsonl:7)"
-                in result.stderr)
+    assert (f"Note: skipped 1 unreadable log line(s) in {log_dir} (2026-01-02.jsonl:7)"
+            in result.stderr)
 
 
 def test_log_check_passes_when_shas_match(story, gitproject, log_dir):
