@@ -156,11 +156,11 @@ class Prompt:
     def config(self) -> dict[str, Any]:
         return self.template.front.config
 
-    def stamp(self) -> dict[str, Any]:
+    def stamp(self, template: Template | None = None) -> dict[str, Any]:
         """The fields a log entry carries to say which prompt text produced it."""
         from promptlab.history import provenance
 
-        template = Template.load(self.version.path)
+        template = template or Template.load(self.version.path)
         commit, dirty = provenance(self.version.path)
         return {
             "prompt_id": self.id,
@@ -180,7 +180,7 @@ class Prompt:
             messages=messages,
             model=template.front.model,
             config=dict(template.front.config),
-            stamp=self.stamp(),
+            stamp=self.stamp(template),
         )
 
 
