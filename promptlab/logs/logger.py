@@ -277,11 +277,11 @@ class Logger:
 
         return Span(name, logger=self, new_trace=True, fields=fields)
 
-    def span(self, name: str, **fields: Any) -> Span:
-        """A span inside the current trace (or a new trace when there is none)."""
+    def span(self, name: str, *, parent: Span | None = None, **fields: Any) -> Span:
+        """A span inside the current one (or `parent`); a new trace when there is none."""
         from promptlab.tracing import Span
 
-        return Span(name, logger=self, fields=fields)
+        return Span(name, logger=self, parent=parent, fields=fields)
 
 
 def _redact_line(line: bytes) -> bytes:
@@ -309,17 +309,21 @@ class Call:
         self.logger = logger
         self.entry: dict[str, Any] | None = None
         self.fields: dict[str, Any] = _fields_from(rendered, model, fields)
+        self._own_trace = self.fields.get("trace_id") is None
         self._start()
 
     def _start(self) -> None:
+        """(Re)start the clock; the call belongs to the span open at this moment."""
         self.start_ns = time.time_ns()
         self._t0 = time.perf_counter()
         self.id = new_id(self.start_ns // 1_000_000)
-        span = _current_span.get()
-        if span is not None and "trace_id" not in self.fields:
-            self.fields.setdefault("trace_id", span.trace_id)
-            self.fields.setdefault("parent_id", span.id)
-            self.fields.setdefault("span_id", self.id)
+        if self._own_trace:
+            span = _current_span.get()
+            if span is not None:
+                self.fields.update(trace_id=span.trace_id, parent_id=span.id, span_id=self.id)
+            else:
+                for key in ("trace_id", "parent_id", "span_id"):
+                    self.fields.pop(key, None)
 
     @property
     def elapsed_ms(self) -> float:

@@ -1,0 +1,117 @@
+"""Secrets never reach the log file; ordinary text is left alone."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from promptlab import Logger
+from promptlab.logs.reader import read_entries
+from promptlab.logs.redact import Redactor, redact_line, redact_text
+
+OPENAI = "sk-proj-Ab3dEf5hIj7kLm9nOp1qRs3tUv5wXy7z0123456789"
+ANTHROPIC = "sk-ant-api03-ZZ9x8w7v6u5t4s3r2q1p0o9n8m7l6k5j4i3h2g1f-AbCdEf"
+AWS_ID = "AKIAIOSFODNN7EXAMPLE"
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+PEM = ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7bq\n\"x\"+/=abc\n"
+       "-----END RSA PRIVATE KEY-----")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (f"my key is {OPENAI}, thanks", "my key is sk-[REDACTED], thanks"),
+    (f"key:\n{ANTHROPIC}\n", "key:\nsk-[REDACTED]\n"),
+    (f"export OPENAI_API_KEY='{OPENAI}'", "export OPENAI_API_KEY='sk-[REDACTED]'"),
+    (f"Authorization: Bearer {JWT}", "Authorization: Bearer [REDACTED]"),
+    (f"curl -H 'authorization: bearer {JWT}'", "curl -H 'authorization: bearer [REDACTED]'"),
+    (f"aws_access_key_id={AWS_ID}", "aws_access_key_id=[REDACTED]"),
+    (f"aws_secret_access_key = {AWS_SECRET}", "aws_secret_access_key = [REDACTED]"),
+    (f'{{"SecretAccessKey": "{AWS_SECRET}"}}', '{"SecretAccessKey": "[REDACTED]"}'),
+    (f"before\n{PEM}\nafter", "before\n[REDACTED]\nafter"),
+    ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk (cut off)", "[REDACTED]"),
+])
+def test_builtin_rules(text: str, expected: str) -> None:
+    assert redact_text(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "task-management-system-overview and a risk-averse-approach-for-everyone",
+    "the desk-organisation-guidelines-for-new-hires document",
+    "ASIAN markets and AKIA (too short)",
+    "xAKIAIOSFODNN7EXAMPLE is glued to a word",
+    "a bearer of bad news; Bearer short",
+    "-----BEGIN PUBLIC KEY----- is not secret",
+    "sk- alone, and sk-short",
+])
+def test_ordinary_text_is_untouched(text: str) -> None:
+    assert redact_text(text) == text
+
+
+def test_every_field_is_covered_and_the_file_never_sees_the_secret(tmp_path: Path) -> None:
+    entry = Logger(tmp_path).log(
+        model="gpt-4o", system_prompt=f"use {OPENAI}", user_message=f"id {AWS_ID}",
+        assistant_response=PEM, error=f"401 for Bearer {JWT}",
+        messages=[{"role": "tool", "content": f"key {ANTHROPIC}"}],
+        metadata={"headers": {"Authorization": f"Bearer {JWT}"},
+                  "aws_secret_access_key": AWS_SECRET},
+    )
+    raw = next(tmp_path.glob("*.jsonl")).read_text()
+    for secret in (OPENAI, ANTHROPIC, AWS_ID, AWS_SECRET, JWT, "MIIEowIBAAKCAQEA"):
+        assert secret not in raw
+    assert json.loads(raw) == entry  # the returned entry is what was written
+    assert entry["metadata"] == {"headers": {"Authorization": "Bearer [REDACTED]"},
+                                 "aws_secret_access_key": "[REDACTED]"}
+    assert entry["messages"][0]["content"] == "key sk-[REDACTED]"
+
+
+def test_redact_false_keeps_text_verbatim(tmp_path: Path) -> None:
+    entry = Logger(tmp_path, redact=False).log(model="m", user_message=OPENAI)
+    assert entry["user_message"] == OPENAI
+    assert [e["user_message"] for e in read_entries(tmp_path)] == [OPENAI]
+
+
+def test_project_setting_turns_redaction_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "promptlab.toml").write_text("redact = false\nlog_dir = 'logs'\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PROMPTLAB_LOG_DIR")
+    entry = Logger().log(model="m", user_message=OPENAI)
+    assert entry["user_message"] == OPENAI
+    assert (tmp_path / "logs").is_dir()
+
+
+def test_user_hook_and_patterns_add_rules(tmp_path: Path) -> None:
+    email = re.compile(r"[\w.]+@[\w.]+")
+    redactor = Redactor(patterns=[email, r"ssn (?P<secret>\d{3}-\d{2}-\d{4})"],
+                        hook=lambda text: text.replace("Project Falcon", "[CODENAME]"))
+    entry = Logger(tmp_path, redactor=redactor).log(
+        model="m", user_message="mail ann@example.com about Project Falcon, ssn 123-45-6789",
+        metadata={"note": "cc bob@example.org"}, tags=["Project Falcon"])
+    assert entry["user_message"] == "mail [REDACTED] about [CODENAME], ssn [REDACTED]"
+    assert entry["metadata"] == {"note": "cc [REDACTED]"}
+    assert entry["tags"] == ["[CODENAME]"]
+    plain = Logger(tmp_path, redactor=lambda t: t.replace("x", "y")).log(
+        model="m", user_message=f"x {OPENAI}")
+    assert plain["user_message"] == "y sk-[REDACTED]"  # built-in rules still run after the hook
+
+
+secrets = st.sampled_from([OPENAI, ANTHROPIC, AWS_ID, f"Bearer {JWT}", PEM,
+                           f"aws_secret_access_key={AWS_SECRET}"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(before=st.text(max_size=40), secret=secrets, after=st.text(max_size=40))
+def test_redaction_keeps_the_line_valid_json(before: str, secret: str, after: str) -> None:
+    text = f"{before} {secret} {after}"
+    line = json.dumps({"user_message": text, "metadata": {"k": [text]}},
+                      ensure_ascii=False).encode() + b"\n"
+    out = redact_line(line)
+    decoded = json.loads(out)  # still one valid JSON line
+    assert out.count(b"\n") == 1
+    core = secret.split()[-1].split("=")[-1]
+    assert core[8:30] not in decoded["user_message"] or core[8:30] in before + after
+    assert decoded["metadata"]["k"][0] == decoded["user_message"]
