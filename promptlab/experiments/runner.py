@@ -21,6 +21,7 @@ The runner never prints: progress goes to the `progress` object the caller passe
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import random
 import threading
@@ -45,6 +46,7 @@ from promptlab.providers import create_provider
 from promptlab.providers.base import Provider, ProviderSpec, Request, Response
 
 _TICK_S = 0.1
+_BATCH_S = 0.01
 
 
 @dataclass(frozen=True)
@@ -272,24 +274,34 @@ class _Runner:
         alive = workers
         last_update = 0.0
         interrupts = 0
+        pending: list[tuple[str, Any]] = []
         try:
             while alive:
                 try:
-                    try:
-                        kind, payload = outcomes.get(timeout=_TICK_S)
-                    except queue.Empty:
-                        kind, payload = "tick", None
-                    if kind == "exit":
-                        alive -= 1
-                    elif kind == "cell":
-                        self._record(payload)
-                    elif kind == "crash":
-                        self.stop.set()
-                        raise payload
+                    if not pending:
+                        with contextlib.suppress(queue.Empty):
+                            pending.append(outcomes.get(timeout=_TICK_S))
+                        while True:  # take everything that is ready: one wake-up, many cells
+                            try:
+                                pending.append(outcomes.get_nowait())
+                            except queue.Empty:
+                                break
+                    busy = bool(pending)
+                    while pending:
+                        kind, payload = pending.pop(0)
+                        if kind == "exit":
+                            alive -= 1
+                        elif kind == "cell":
+                            self._record(payload)
+                        elif kind == "crash":
+                            self.stop.set()
+                            raise payload
                     now = time.perf_counter()
                     if now - last_update >= _TICK_S:
                         last_update = now
                         self.reporter.update(self._progress(started))
+                    if busy and alive:
+                        time.sleep(_BATCH_S)  # let outcomes gather rather than switch per cell
                 except KeyboardInterrupt:
                     interrupts += 1
                     self.stop.set()
