@@ -1,0 +1,915 @@
+"""Incremental sync: JSONL files → the SQLite index (see index_schema for the tables).
+
+Each file's identity (device, inode, first bytes) and byte offset are remembered; a sync
+reads only the bytes after the offset and ingests whole lines only, so a line still being
+written is picked up by a later sync. A file whose identity changed, that shrank, or whose
+byte before the offset is not a newline was replaced: its rows are removed and it is read
+again. A file that disappeared has its rows removed. Malformed lines are counted, never
+fatal.
+
+Every chunk is one `BEGIN IMMEDIATE` transaction that re-reads the file's offset under the
+write lock, so any number of processes may sync at once: each line is ingested once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from promptlab.logs.index_schema import (
+    ENTRY_COLUMNS,
+    ENTRY_INDEXES,
+    ROLLUP_KEYS,
+    ROLLUP_MEASURES,
+    rollup_select_sql,
+)
+
+LOG_FILE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}.*\.jsonl$")
+HEAD_BYTES = 256
+CHUNK_BYTES = 16 * 1024 * 1024
+BULK_BYTES = 64 * 1024 * 1024  # an empty index loading more than this drops secondary indexes
+MAX_PROBLEMS = 20
+PREFETCH = True  # parse the next chunk on a helper thread while SQLite indexes this one
+
+_INSERT_ENTRY = (
+    f"INSERT OR IGNORE INTO entries ({', '.join(ENTRY_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(ENTRY_COLUMNS))})"
+)
+_SCORE_COLS = (
+    "entry_rowid, entry_id, name, value, is_bool, source, feedback_id, "
+    "prompt_id, prompt_version, experiment, variant"
+)
+_INSERT_OWN_SCORE = (
+    f"INSERT INTO scores ({_SCORE_COLS}) VALUES (?, ?, ?, ?, ?, 'entry', NULL, ?, ?, ?, ?) "
+    "ON CONFLICT (entry_rowid, name) DO NOTHING"
+)
+_FOLD_FEEDBACK = (
+    f"INSERT INTO scores ({_SCORE_COLS}) VALUES (?, ?, ?, ?, ?, 'feedback', ?, ?, ?, ?, ?) "
+    "ON CONFLICT (entry_rowid, name) DO UPDATE SET value = excluded.value, "
+    "is_bool = excluded.is_bool, source = 'feedback', feedback_id = excluded.feedback_id "
+    "WHERE scores.source = 'entry' OR scores.feedback_id < excluded.feedback_id"
+)
+_TARGET_COLS = "rowid, id, prompt_id, prompt_version, experiment, variant"
+
+
+@dataclass
+class SyncStats:
+    """What one sync did. `problems` holds the first malformed lines as `file:line: why`."""
+
+    files: int = 0
+    entries: int = 0
+    duplicates: int = 0
+    malformed: int = 0
+    replaced: int = 0
+    removed: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    def problem(self, text: str) -> None:
+        self.malformed += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(text)
+
+
+# -- reading entries ---------------------------------------------------------------------
+
+
+def list_log_files(log_dir: Path) -> list[str]:
+    """Names of the daily JSONL files in `log_dir`, oldest first."""
+    try:
+        names = [e.name for e in os.scandir(log_dir) if LOG_FILE_RE.match(e.name) and e.is_file()]
+    except FileNotFoundError:
+        return []
+    return sorted(names)
+
+
+def parse_timestamp(value: Any) -> float | None:
+    """Epoch seconds for an ISO 8601 timestamp (naive means UTC), or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+_CROCKFORD = {c: i for i, c in enumerate("0123456789ABCDEFGHJKMNPQRSTVWXYZ")}
+
+
+def ulid_time(value: str) -> float | None:
+    """The time (epoch seconds) in a ULID's first 10 characters, or None."""
+    if len(value) != 26:
+        return None
+    ms = 0
+    for ch in value[:10].upper():
+        digit = _CROCKFORD.get(ch)
+        if digit is None:
+            return None
+        ms = ms * 32 + digit
+    return ms / 1000.0
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # OpenAI/Anthropic content parts
+        parts = []
+        for part in content:
+            if isinstance(part, str):
+                parts.append(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+        return "\n".join(parts)
+    return "" if content is None else str(content)
+
+
+def entry_texts(entry: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """(system, user, assistant) text to index: explicit fields, else from `messages`."""
+    system = entry.get("system_prompt")
+    user = entry.get("user_message")
+    response = entry.get("assistant_response")
+    messages = entry.get("messages")
+    if isinstance(messages, list) and (system is None or user is None or response is None):
+        by_role: dict[str, list[str]] = {"system": [], "user": [], "assistant": []}
+        for message in messages:
+            if isinstance(message, dict):
+                role = message.get("role")
+                role = "system" if role == "developer" else role
+                if role in by_role:
+                    text = _content_text(message.get("content"))
+                    if text:
+                        by_role[role].append(text)
+        if system is None and by_role["system"]:
+            system = "\n".join(by_role["system"])
+        if user is None and by_role["user"]:
+            user = "\n".join(by_role["user"])
+        if response is None and by_role["assistant"]:
+            response = "\n".join(by_role["assistant"])
+    return (
+        system if isinstance(system, str) or system is None else _content_text(system),
+        user if isinstance(user, str) or user is None else _content_text(user),
+        response if isinstance(response, str) or response is None else _content_text(response),
+    )
+
+
+def score_rows(scores: Any) -> list[tuple[str, float, int]]:
+    """(name, value, is_bool) for each usable score: numbers and bools; others skipped."""
+    if not isinstance(scores, dict):
+        return []
+    rows = []
+    for name, value in scores.items():
+        if value is True or value is False:
+            rows.append((str(name), 1.0 if value else 0.0, 1))
+        elif isinstance(value, int | float) and math.isfinite(value):
+            rows.append((str(name), float(value), 0))
+    return rows
+
+
+def _opt_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return str(value)
+    return orjson.dumps(value).decode()
+
+
+def _key_text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if type(value) is str else (_opt_text(value) or "")
+
+
+def _opt_num(value: Any) -> int | float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        return float(value)
+    return value
+
+
+# Columns bound as text / as numbers; used only when a batch has values SQLite cannot bind.
+_NUMERIC = {"repeat", "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens",
+            "latency_ms", "cost_usd"}
+_FIXERS = [
+    (lambda v: v) if c in ("rowid", "file_id", "offset", "length", "ts", "day")
+    else _opt_num if c in _NUMERIC else _opt_text
+    for c in ENTRY_COLUMNS
+]
+
+
+def _sanitize(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(fix(v) for fix, v in zip(_FIXERS, row, strict=True))
+
+
+# -- parsing one chunk (runs on a helper thread while SQLite indexes the previous one) ------
+
+
+@dataclass
+class _Batch:
+    """Whole lines parsed from one chunk of a file, ready to insert."""
+
+    offset: int
+    read_end: int  # file offset just past the bytes read (a torn tail is read, not consumed)
+    consumed: int = 0
+    lines: int = 0
+    first_rowid: int = 0
+    entries: list[tuple[Any, ...]] = field(default_factory=list)
+    texts: list[tuple[int, str | None, str | None, str | None]] = field(default_factory=list)
+    texts_json: bytes = b"[]"
+    own_scores: list[tuple[Any, ...]] = field(default_factory=list)
+    feedback: list[tuple[str, str, Any]] = field(default_factory=list)  # (id, target, scores)
+    has_tags: bool = False
+    tag_lists: dict[int, list[str]] = field(default_factory=dict)
+    rollup: list[tuple[Any, ...]] = field(default_factory=list)
+    rollup_tags: list[tuple[Any, ...]] = field(default_factory=list)
+    malformed: int = 0
+    problems: list[str] = field(default_factory=list)
+    head: bytes = b""
+    dev: int = 0
+    ino: int = 0
+
+
+@dataclass(frozen=True)
+class _Work:
+    """A file with new bytes, as the index knew it when the sync started."""
+
+    name: str
+    file_id: int
+    offset: int
+    lines: int
+
+
+def read_lines(fd: int, offset: int, size: int) -> tuple[bytes, int]:
+    """(whole lines from `offset`, offset just past what was read), about CHUNK_BYTES."""
+    want = CHUNK_BYTES
+    while True:
+        data = os.pread(fd, max(0, min(want, size - offset)), offset)
+        cut = data.rfind(b"\n")
+        if cut >= 0 or offset + len(data) >= size or len(data) < want:
+            return data[: cut + 1], offset + len(data)
+        want *= 2  # a single line longer than a chunk
+
+
+def parse_lines(
+    data: bytes, *, offset: int, read_end: int, start_line: int, file_id: int, file_name: str,
+    first_rowid: int, fallback_ts: float,
+) -> _Batch:
+    """Parse whole lines (`data` ends with a newline) into rows for every table."""
+    batch = _Batch(offset=offset, read_end=read_end, consumed=len(data), first_rowid=first_rowid)
+    if offset == 0:
+        batch.head = data[:HEAD_BYTES]
+    loads = orjson.loads
+    dumps = orjson.dumps
+    entries_append = batch.entries.append
+    texts_append = batch.texts.append
+    rowid = first_rowid
+    pos = 0
+    line_no = start_line
+    end = len(data)
+    while pos < end:
+        nl = data.find(b"\n", pos)
+        line_no += 1
+        line = data[pos:nl]
+        line_offset = offset + pos
+        pos = nl + 1
+        try:
+            e = loads(line)
+        except orjson.JSONDecodeError:
+            e = _lenient_loads(line)
+            if e is None:
+                if line.strip():
+                    _problem(batch, f"{file_name}:{line_no}: not valid JSON")
+                continue
+        if type(e) is not dict:
+            _problem(batch, f"{file_name}:{line_no}: not a JSON object")
+            continue
+        g = e.get
+        entry_id = g("id")
+        if type(entry_id) is not str or not entry_id:
+            _problem(batch, f"{file_name}:{line_no}: no \"id\"")
+            continue
+        stamp = g("timestamp")
+        ts = parse_timestamp(stamp)
+        if ts is None:
+            ts = ulid_time(entry_id) or fallback_ts
+            stamp = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        kind = g("kind") or "llm"
+        if type(kind) is not str:
+            kind = _opt_text(kind)
+        error = g("error")
+        if error is not None and type(error) is not str:
+            error = _opt_text(error)
+        status = g("status") or ("error" if error else "ok")
+        tags = g("tags")
+        tags_json = None
+        if tags:
+            if type(tags) is str:
+                tags = [tags]
+            if type(tags) is list:
+                tags = list(dict.fromkeys(t if type(t) is str else str(t) for t in tags))
+                tags_json = dumps(tags).decode()
+                batch.has_tags = True
+                batch.tag_lists[rowid] = tags
+        unit_id = g("unit_id")
+        item_id = g("item_id")
+        prompt_id = g("prompt_id")
+        prompt_version = g("prompt_version")
+        experiment = g("experiment")
+        variant = g("variant")
+        entries_append((
+            rowid, entry_id, file_id, line_offset, len(line), stamp, ts, int(ts // 86400), kind,
+            g("model"), g("provider"),
+            prompt_id, prompt_version, g("prompt_label"), g("prompt_sha"), g("prompt_commit"),
+            experiment, variant,
+            unit_id if unit_id is None or type(unit_id) is str else _opt_text(unit_id),
+            item_id if item_id is None or type(item_id) is str else _opt_text(item_id),
+            g("repeat"), g("run_id"),
+            status, error,
+            g("input_tokens"), g("output_tokens"), g("cached_tokens"), g("reasoning_tokens"),
+            g("latency_ms"), g("cost_usd"),
+            g("trace_id"), g("span_id"), g("parent_id"), g("name"), g("target"),
+            tags_json,
+        ))
+        if kind == "feedback":
+            target = g("target")
+            if type(target) is str and target:
+                batch.feedback.append((entry_id, target, g("scores")))
+        else:
+            scores = g("scores")
+            if scores:
+                for name, value, is_bool in score_rows(scores):
+                    batch.own_scores.append((rowid, entry_id, name, value, is_bool, prompt_id,
+                                             prompt_version, experiment, variant))
+            system, user, response = g("system_prompt"), g("user_message"), g("assistant_response")
+            if "messages" in e or not (
+                (system is None or type(system) is str)
+                and (user is None or type(user) is str)
+                and (response is None or type(response) is str)
+            ):
+                system, user, response = entry_texts(e)
+            if system or user or response:
+                texts_append((rowid, system, user, response))
+        rowid += 1
+    batch.lines = line_no - start_line
+    if batch.texts:
+        batch.texts_json = dumps(batch.texts)
+    batch.rollup, batch.rollup_tags = rollup_rows(batch.entries, batch.tag_lists)
+    return batch
+
+
+def _sum_num(rows: list[tuple[Any, ...]], i: int) -> int | float:
+    return sum(v for r in rows if type(v := r[i]) is int or type(v) is float)
+
+
+def _measures(rows: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    priced = [r for r in rows if type(r[29]) is int or type(r[29]) is float]
+    unpriced = [r for r in rows if not (type(r[29]) is int or type(r[29]) is float)]
+    return (
+        len(rows), sum(1 for r in rows if r[22] == "error"),
+        _sum_num(rows, 24), _sum_num(rows, 25), _sum_num(rows, 26), _sum_num(rows, 27),
+        _sum_num(rows, 28), _sum_num(priced, 29), len(priced), len(unpriced),
+        _sum_num(unpriced, 24), _sum_num(unpriced, 25), _sum_num(unpriced, 26),
+    )
+
+
+def rollup_rows(
+    entries: list[tuple[Any, ...]], tag_lists: dict[int, list[str]],
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Roll-up rows (keys then measures, as index_schema.rollup_select_sql computes them)
+    for the llm entries among `entries`: one list per key, one per key × tag."""
+    groups: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+    tag_groups: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+    for r in entries:
+        if r[8] != "llm":
+            continue
+        key = (r[7], _key_text(r[9]), _key_text(r[10]), _key_text(r[11]), _key_text(r[12]),
+               _key_text(r[16]))
+        rows = groups.get(key)
+        if rows is None:
+            groups[key] = [r]
+        else:
+            rows.append(r)
+        for tag in tag_lists.get(r[0]) or ("",):
+            tkey = (*key, tag)
+            rows = tag_groups.get(tkey)
+            if rows is None:
+                tag_groups[tkey] = [r]
+            else:
+                rows.append(r)
+    return (
+        [(*k, *_measures(rows)) for k, rows in groups.items()],
+        [(*k, *_measures(rows)) for k, rows in tag_groups.items()],
+    )
+
+
+def _lenient_loads(line: bytes) -> Any:
+    """What Python's json accepts but orjson refuses (NaN, a BOM, lone surrogates), cleaned
+    so SQLite and orjson can take it; None when it is not JSON at all."""
+    import json
+
+    try:
+        return _clean(json.loads(line.decode("utf-8-sig", errors="replace")))
+    except ValueError:
+        return None
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _problem(batch: _Batch, text: str) -> None:
+    batch.malformed += 1
+    if len(batch.problems) < MAX_PROBLEMS:
+        batch.problems.append(text)
+
+
+# -- writing -----------------------------------------------------------------------------
+
+_INSERT_FTS_JSON = (
+    "INSERT INTO entries_fts (rowid, system_prompt, user_message, assistant_response) "
+    "SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?)"
+)
+_INSERT_TAGS = (
+    "INSERT OR IGNORE INTO entry_tags (tag, entry_rowid) SELECT t.value, e.rowid "
+    "FROM entries e, json_each(e.tags) t WHERE e.rowid BETWEEN ? AND ? AND e.tags IS NOT NULL"
+)
+_ROLLUP_ADD = {
+    table: (
+        f"INSERT INTO {table} ({', '.join((*ROLLUP_KEYS, *tag, *ROLLUP_MEASURES))}) "
+        f"VALUES ({', '.join('?' * (len(ROLLUP_KEYS) + len(tag) + len(ROLLUP_MEASURES)))}) "
+        "ON CONFLICT DO UPDATE SET "
+        + ", ".join(f"{m} = {m} + excluded.{m}" for m in ROLLUP_MEASURES)
+    )
+    for table, tag in (("rollup", ()), ("rollup_tags", ("tag",)))
+}
+
+
+@dataclass
+class _Prefetch:
+    """The next chunk of a file, parsed ahead on the helper thread."""
+
+    key: tuple[int, int, int, int]  # (file_id, offset, first rowid, lines before)
+    future: Any
+
+
+class Syncer:
+    """Brings the index tables up to date with the JSONL files of one log folder."""
+
+    def __init__(self, conn: sqlite3.Connection, log_dir: Path):
+        self.conn = conn
+        self.log_dir = log_dir
+        self._executor: Any = None
+
+    # - public -
+
+    def sync(self) -> SyncStats:
+        """Ingest what is new in every file; remove the rows of files that disappeared."""
+        started = time.perf_counter()
+        stats = SyncStats()
+        if self._meta("reindex_needed"):
+            self.clear()
+        names = list_log_files(self.log_dir)
+        known = {
+            row[0]: row[1:]
+            for row in self.conn.execute("SELECT name, dev, inode, size, mtime_ns FROM files")
+        }
+        todo: list[tuple[str, int]] = []
+        for name in names:
+            try:
+                st = os.stat(self.log_dir / name)
+            except FileNotFoundError:
+                continue
+            if known.get(name) != (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
+                todo.append((name, st.st_size))
+        gone = sorted(set(known) - set(names))
+        if not todo and not gone:
+            stats.seconds = time.perf_counter() - started
+            return stats
+        for name in gone:
+            self._in_transaction(self._forget_file, name, stats)
+        bulk = (
+            sum(size for _, size in todo) > BULK_BYTES
+            and self.conn.execute("SELECT 1 FROM entries LIMIT 1").fetchone() is None
+        )
+        try:
+            if bulk:
+                self._in_transaction(self._drop_secondary_indexes)
+            self._ingest([name for name, _ in todo], stats)
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
+            if bulk or self._missing_indexes():
+                self._in_transaction(self._create_indexes)
+        stats.seconds = time.perf_counter() - started
+        return stats
+
+    def clear(self) -> None:
+        """Empty every derived table (the next sync reads all files from the start)."""
+
+        def run() -> None:
+            for table in ("entries", "entry_tags", "scores", "pending_feedback", "rollup",
+                          "rollup_tags", "files", "meta"):
+                self.conn.execute(f"DELETE FROM {table}")
+            self.conn.execute("INSERT INTO entries_fts (entries_fts) VALUES ('delete-all')")
+
+        self._in_transaction(run)
+
+    def read_entry(self, file_id: int, offset: int, length: int) -> dict[str, Any] | None:
+        """The entry stored at a file position, or None when it cannot be read any more."""
+        row = self.conn.execute("SELECT name FROM files WHERE file_id = ?", (file_id,)).fetchone()
+        if row is None:
+            return None
+        try:
+            with open(self.log_dir / row[0], "rb") as fh:
+                data = os.pread(fh.fileno(), length, offset)
+            entry = orjson.loads(data)
+        except (OSError, orjson.JSONDecodeError):
+            return None
+        return entry if isinstance(entry, dict) else None
+
+    # - plumbing -
+
+    def _in_transaction(self, fn: Any, *args: Any) -> Any:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(*args)
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+        return result
+
+    def _meta(self, key: str, default: Any = None) -> Any:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else row[0]
+
+    def _set_meta(self, key: str, value: Any) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def _missing_indexes(self) -> bool:
+        have = {r[0] for r in self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index'")}
+        return not set(ENTRY_INDEXES) <= have
+
+    def _drop_secondary_indexes(self) -> None:
+        for name in ENTRY_INDEXES:
+            self.conn.execute(f"DROP INDEX IF EXISTS {name}")
+
+    def _create_indexes(self) -> None:
+        for sql in ENTRY_INDEXES.values():
+            self.conn.execute(sql)
+
+    def _next_rowid(self) -> int:
+        stored = self._meta("next_rowid", 1)
+        top = self.conn.execute("SELECT max(rowid) FROM entries").fetchone()[0] or 0
+        return max(int(stored), top + 1)
+
+    # - files and chunks -
+
+    def _plan(self, names: list[str]) -> list[_Work]:
+        """Register new files; return what each file to read holds so far (under the lock)."""
+        for name in names:
+            self.conn.execute(
+                "INSERT OR IGNORE INTO files (name, size, mtime_ns) VALUES (?, -1, 0)", (name,)
+            )
+        rows = {
+            r[0]: r[1:] for r in self.conn.execute("SELECT name, file_id, offset, lines FROM files")
+        }
+        return [_Work(name, *rows[name]) for name in names]
+
+    def _ingest(self, names: list[str], stats: SyncStats) -> None:
+        plan = self._in_transaction(self._plan, names)
+        files_with_news: set[str] = set()
+        prefetch: _Prefetch | None = None
+        i = 0
+        try:
+            while i < len(plan):
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    chunk_bytes = 0
+                    while i < len(plan) and chunk_bytes < CHUNK_BYTES:
+                        following = plan[i + 1] if i + 1 < len(plan) else None
+                        more, prefetch, consumed = self._ingest_chunk(
+                            plan[i], following, stats, prefetch
+                        )
+                        chunk_bytes += consumed
+                        if consumed:
+                            files_with_news.add(plan[i].name)
+                        if not more:
+                            i += 1
+                except BaseException:
+                    self.conn.execute("ROLLBACK")
+                    raise
+                self.conn.execute("COMMIT")
+        finally:
+            if prefetch is not None:  # abandoned on an error: let the helper finish first
+                prefetch.future.exception()
+        stats.files += len(files_with_news)
+
+    def _ingest_chunk(
+        self, work: _Work, following: _Work | None, stats: SyncStats,
+        prefetch: _Prefetch | None,
+    ) -> tuple[bool, _Prefetch | None, int]:
+        """Ingest the next chunk of whole lines of one file (inside a write transaction).
+
+        Returns (more may follow in this file, the chunk being parsed ahead, bytes consumed).
+        """
+        path = self.log_dir / work.name
+        try:
+            fh = open(path, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            self._forget_file(work.name, stats)
+            return False, prefetch, 0
+        with fh:
+            fd = fh.fileno()
+            st = os.fstat(fd)
+            row = self.conn.execute(
+                "SELECT file_id, dev, inode, offset, head, lines FROM files WHERE name = ?",
+                (work.name,),
+            ).fetchone()
+            if row is None:  # another process saw it vanish and forgot it
+                return False, prefetch, 0
+            file_id, dev, inode, offset, head, lines = row
+            if dev is not None and (
+                (dev, inode) != (st.st_dev, st.st_ino)
+                or st.st_size < offset
+                or (head and os.pread(fd, len(head), 0) != head)
+                or (offset and os.pread(fd, 1, offset - 1) != b"\n")
+            ):
+                self._remove_rows(file_id, stats)
+                stats.replaced += 1
+                offset, lines = 0, 0
+                self.conn.execute(
+                    "UPDATE files SET offset = 0, head = NULL, lines = 0, malformed = 0 "
+                    "WHERE file_id = ?", (file_id,),
+                )
+            first_rowid = self._next_rowid()
+            key = (file_id, offset, first_rowid, lines, st.st_dev, st.st_ino)
+            batch = None
+            if prefetch is not None:
+                ready = prefetch.future.result()
+                if prefetch.key == key[:4] and (ready.dev, ready.ino) == key[4:]:
+                    batch = ready
+            if batch is None:
+                batch = self._read_and_parse(work.name, key[:4], fd)
+            if batch.consumed == 0:
+                self.conn.execute(
+                    "UPDATE files SET dev = ?, inode = ?, size = ?, mtime_ns = ? "
+                    "WHERE file_id = ?",
+                    (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, file_id),
+                )
+                return False, None, 0
+            done = batch.read_end >= st.st_size
+            next_rowid = first_rowid + len(batch.entries)
+            if not done:
+                next_key = (file_id, offset + batch.consumed, next_rowid, lines + batch.lines)
+                next_name = work.name
+            elif following is not None:
+                next_key = (following.file_id, following.offset, next_rowid, following.lines)
+                next_name = following.name
+            ahead: list[_Prefetch] = []
+
+            def start_prefetch() -> None:
+                if not PREFETCH or (done and following is None):
+                    return
+                if self._executor is None:
+                    from concurrent.futures import ThreadPoolExecutor
+
+                    self._executor = ThreadPoolExecutor(1, thread_name_prefix="promptlab-sync")
+                ahead.append(_Prefetch(next_key, self._executor.submit(
+                    self._read_and_parse, next_name, next_key, None)))
+
+            self._write_batch(batch, stats, start_prefetch)
+            stats.bytes += batch.consumed
+            stats.malformed += batch.malformed
+            stats.problems.extend(batch.problems[: MAX_PROBLEMS - len(stats.problems)])
+            # A size of -1 makes the next sync look again if this one stops between chunks.
+            self.conn.execute(
+                "UPDATE files SET dev = ?, inode = ?, size = ?, mtime_ns = ?, offset = ?, "
+                "head = COALESCE(head, ?), lines = lines + ?, malformed = malformed + ? "
+                "WHERE file_id = ?",
+                (st.st_dev, st.st_ino, st.st_size if done else -1, st.st_mtime_ns,
+                 offset + batch.consumed, batch.head or None, batch.lines, batch.malformed,
+                 file_id),
+            )
+            self._set_meta("next_rowid", next_rowid)
+            return not done, (ahead[0] if ahead else None), batch.consumed
+
+    def _read_and_parse(self, name: str, key: tuple[int, int, int, int],
+                        fd: int | None) -> _Batch:
+        """Read and parse the chunk at `key` (file_id, offset, first rowid, lines before).
+
+        Runs on the helper thread (fd None: opens the file itself) or inline."""
+        file_id, offset, first_rowid, lines = key
+        if fd is None:
+            try:
+                with open(self.log_dir / name, "rb") as fh:
+                    return self._read_and_parse(name, key, fh.fileno())
+            except FileNotFoundError:
+                return _Batch(offset=offset, read_end=offset, dev=-1, ino=-1)
+        st = os.fstat(fd)
+        data, read_end = read_lines(fd, offset, st.st_size)
+        batch = parse_lines(
+            data, offset=offset, read_end=read_end, start_line=lines, file_id=file_id,
+            file_name=name, first_rowid=first_rowid, fallback_ts=_file_date(name),
+        )
+        batch.dev, batch.ino = st.st_dev, st.st_ino
+        return batch
+
+    def _write_batch(self, batch: _Batch, stats: SyncStats, start_prefetch: Any) -> None:
+        """Insert a batch. `start_prefetch` is called once the GIL-heavy part is over, so the
+        helper thread parses the next chunk while SQLite builds the full-text index."""
+        conn = self.conn
+        rows = batch.entries
+        lo, hi = batch.first_rowid, batch.first_rowid + len(rows) - 1
+        kept: set[int] | None = None
+        if rows:
+            before = conn.total_changes
+            conn.execute("SAVEPOINT batch")
+            try:
+                conn.executemany(_INSERT_ENTRY, rows)
+            except (sqlite3.ProgrammingError, sqlite3.InterfaceError, OverflowError):
+                conn.execute("ROLLBACK TO batch")
+                before = conn.total_changes
+                rows = batch.entries = [_sanitize(r) for r in rows]
+                conn.executemany(_INSERT_ENTRY, rows)
+            conn.execute("RELEASE batch")
+            inserted = conn.total_changes - before
+            stats.entries += inserted
+            if inserted != len(rows):  # ids already indexed (a copied file, a repeated line)
+                kept = {r[0] for r in conn.execute(
+                    "SELECT rowid FROM entries WHERE rowid BETWEEN ? AND ?", (lo, hi))}
+                stats.duplicates += len(rows) - inserted
+                rows = [r for r in rows if r[0] in kept]
+            if batch.has_tags:
+                conn.execute(_INSERT_TAGS, (lo, hi))
+            own = batch.own_scores
+            if kept is not None:
+                own = [s for s in own if s[0] in kept]
+            if own:
+                conn.executemany(_INSERT_OWN_SCORE, own)
+            if batch.feedback:
+                self._fold_batch_feedback(batch.feedback, rows, kept)
+            if kept is not None:
+                tag_lists = {k: v for k, v in batch.tag_lists.items() if k in kept}
+                batch.rollup, batch.rollup_tags = rollup_rows(rows, tag_lists)
+            conn.executemany(_ROLLUP_ADD["rollup"], batch.rollup)
+            conn.executemany(_ROLLUP_ADD["rollup_tags"], batch.rollup_tags)
+        if conn.execute("SELECT 1 FROM pending_feedback LIMIT 1").fetchone():
+            self._fold_pending()
+        start_prefetch()
+        if batch.texts:
+            texts_json = batch.texts_json
+            if kept is not None:
+                texts_json = orjson.dumps([t for t in batch.texts if t[0] in kept])
+            conn.execute(_INSERT_FTS_JSON, (texts_json,))
+
+    # - feedback -
+
+    def _fold_batch_feedback(self, feedback: list[tuple[str, str, Any]],
+                             rows: list[tuple[Any, ...]], kept: set[int] | None) -> None:
+        in_batch = {r[1]: r for r in rows}
+        for feedback_id, target, scores in feedback:
+            if kept is not None and feedback_id not in in_batch:
+                continue  # this feedback line was a duplicate
+            r = in_batch.get(target)
+            found = (r[0], r[1], r[11], r[12], r[16], r[17]) if r else self.conn.execute(
+                f"SELECT {_TARGET_COLS} FROM entries WHERE id = ?", (target,)
+            ).fetchone()
+            if found:
+                self._fold(found, feedback_id, scores)
+            else:
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO pending_feedback VALUES (?, ?, ?)",
+                    (feedback_id, target, orjson.dumps(scores).decode()),
+                )
+
+    def _fold(self, target: tuple[Any, ...], feedback_id: str, scores: Any) -> None:
+        rowid, entry_id, prompt_id, prompt_version, experiment, variant = target
+        self.conn.executemany(_FOLD_FEEDBACK, [
+            (rowid, entry_id, name, value, is_bool, feedback_id,
+             prompt_id, prompt_version, experiment, variant)
+            for name, value, is_bool in score_rows(scores)
+        ])
+
+    def _fold_pending(self) -> None:
+        cols = ", ".join("e." + c for c in _TARGET_COLS.split(", "))
+        ready = self.conn.execute(
+            f"SELECT p.feedback_id, p.scores, {cols} FROM pending_feedback p "
+            "JOIN entries e ON e.id = p.target"
+        ).fetchall()
+        for feedback_id, scores, *target in sorted(ready):
+            self._fold(tuple(target), feedback_id, orjson.loads(scores))
+            self.conn.execute("DELETE FROM pending_feedback WHERE feedback_id = ?", (feedback_id,))
+
+    # - removing a file's rows -
+
+    def _forget_file(self, name: str, stats: SyncStats) -> None:
+        row = self.conn.execute("SELECT file_id FROM files WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return
+        self._remove_rows(row[0], stats)
+        self.conn.execute("DELETE FROM files WHERE file_id = ?", (row[0],))
+        stats.removed += 1
+
+    def _remove_rows(self, file_id: int, stats: SyncStats) -> None:
+        """Remove a file's entries and what was derived from them, keeping the rest exact."""
+        conn = self.conn
+        rows = conn.execute(
+            "SELECT rowid, id, kind, target, day FROM entries WHERE file_id = ?", (file_id,)
+        ).fetchall()
+        if not rows:
+            return
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS gone (rowid INTEGER PRIMARY KEY, id TEXT)")
+        conn.execute("DELETE FROM temp.gone")
+        conn.executemany("INSERT INTO temp.gone VALUES (?, ?)", [(r[0], r[1]) for r in rows])
+        removed_ids = {r[1] for r in rows}
+        refold = {r[3] for r in rows if r[2] == "feedback" and r[3]} - removed_ids
+        conn.execute("DELETE FROM scores WHERE entry_rowid IN (SELECT rowid FROM temp.gone)")
+        conn.execute("DELETE FROM entry_tags WHERE entry_rowid IN (SELECT rowid FROM temp.gone)")
+        conn.execute("DELETE FROM pending_feedback WHERE feedback_id IN (SELECT id FROM temp.gone)")
+        # Feedback kept in other files whose target goes away waits again for that target.
+        orphaned = conn.execute(
+            "SELECT id, target, file_id, offset, length FROM entries WHERE kind = 'feedback' "
+            "AND target IN (SELECT id FROM temp.gone) AND file_id != ?", (file_id,),
+        ).fetchall()
+        for feedback_id, target, fid, off, length in orphaned:
+            entry = self.read_entry(fid, off, length)
+            if entry is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO pending_feedback VALUES (?, ?, ?)",
+                    (feedback_id, target, orjson.dumps(entry.get("scores")).decode()),
+                )
+        conn.execute("DELETE FROM entries WHERE file_id = ?", (file_id,))
+        for target in sorted(refold):
+            self._refold(target)
+        self._recompute_rollup(sorted({r[4] for r in rows}))
+        self._set_meta("fts_stale", int(self._meta("fts_stale", 0)) + len(rows))
+
+    def _refold(self, target_id: str) -> None:
+        """Recompute one entry's scores from its own line and the feedback still indexed."""
+        row = self.conn.execute(
+            f"SELECT {_TARGET_COLS}, file_id, offset, length FROM entries WHERE id = ?",
+            (target_id,),
+        ).fetchone()
+        if row is None:
+            return
+        target = row[:6]
+        self.conn.execute("DELETE FROM scores WHERE entry_rowid = ?", (row[0],))
+        own = self.read_entry(*row[6:])
+        if own is not None:
+            self.conn.executemany(_INSERT_OWN_SCORE, [
+                (row[0], row[1], name, value, is_bool, *row[2:6])
+                for name, value, is_bool in score_rows(own.get("scores"))
+            ])
+        for feedback_id, fid, off, length in self.conn.execute(
+            "SELECT id, file_id, offset, length FROM entries WHERE kind = 'feedback' "
+            "AND target = ? ORDER BY id", (target_id,),
+        ).fetchall():
+            entry = self.read_entry(fid, off, length)
+            if entry is not None:
+                self._fold(target, feedback_id, entry.get("scores"))
+
+    def _recompute_rollup(self, days: Iterable[int]) -> None:
+        day_list = ", ".join(str(int(d)) for d in days)
+        if not day_list:
+            return
+        for table, per_tag in (("rollup", False), ("rollup_tags", True)):
+            self.conn.execute(f"DELETE FROM {table} WHERE day IN ({day_list})")
+            self.conn.execute(
+                f"INSERT INTO {table} "
+                + rollup_select_sql(per_tag=per_tag, where=f"e.day IN ({day_list})")
+            )
+
+
+def _file_date(name: str) -> float:
+    try:
+        return datetime.strptime(name[:10], "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return 0.0
