@@ -8,9 +8,9 @@ No NaN or infinity ever leaves this module: degenerate inputs (n < 2, zero varia
 all-identical values) give `None` where a number cannot be defined, and a finite number
 where the limit is clear (identical arms: difference 0, p = 1).
 
-scipy is imported inside the functions that need it; `scipy.special` (fast to import) covers
-the distribution functions used by the tests that run on sufficient statistics, so the
-large-n path never pays for `scipy.stats`.
+scipy is imported inside the functions that need it, and only `scipy.special` (a fifth of the
+import time of `scipy.stats`): exact tests, rank tests and root finding are done here, with
+R's algorithms, so results do not move with scipy's defaults.
 """
 
 from __future__ import annotations
@@ -70,6 +70,56 @@ def _chi2_sf(x: float, df: float) -> float:
     from scipy.special import chdtrc
 
     return float(chdtrc(df, x))
+
+
+def _solve(f: Any, lo: float, hi: float, tol: float = 1e-12) -> float:
+    """Root of a monotone `f` on [lo, hi] (f(lo), f(hi) of opposite signs) by bisection on
+    the relative scale; plenty fast for the scalar problems here."""
+    f_lo = f(lo)
+    for _ in range(400):
+        mid = 0.5 * (lo + hi)
+        if hi - lo <= tol * max(1.0, abs(mid)):
+            break
+        f_mid = f(mid)
+        if f_mid == 0:
+            return mid
+        if (f_mid < 0) == (f_lo < 0):
+            lo, f_lo = mid, f_mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def rank_data(values: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Average ranks (1-based, ties share their mean rank) and the size of each tie group."""
+    x = np.asarray(values, dtype=float)
+    order = np.argsort(x, kind="mergesort")
+    sorted_x = x[order]
+    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])
+    sizes = np.diff(np.r_[starts, x.size])
+    mean_rank = starts + (sizes + 1) / 2.0
+    ranks = np.empty(x.size)
+    ranks[order] = np.repeat(mean_rank, sizes)
+    return ranks, sizes
+
+
+def _two_sided_exact(pmf: np.ndarray, observed: int) -> float:
+    """Sum of the probabilities no larger than the observed one (R's rule, relErr 1e-7)."""
+    return _clip_p(float(pmf[pmf <= pmf[observed] * (1 + 1e-7)].sum()))
+
+
+def _binom_pmf(n: int, p: float) -> np.ndarray:
+    from scipy.special import gammaln
+
+    k = np.arange(n + 1, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_pmf = (gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+                   + k * np.log(p) + (n - k) * np.log1p(-p))
+    if p == 0 or p == 1:
+        out = np.zeros(n + 1)
+        out[0 if p == 0 else n] = 1.0
+        return out
+    return np.exp(log_pmf)
 
 
 # -- sufficient statistics --------------------------------------------------------------
@@ -175,14 +225,13 @@ def binomial_test(successes: int, n: int, p: float = 0.5, alpha: float = 0.05) -
     """
     if n <= 0:
         return TestResult("binomial_exact", p, None, None)
-    from scipy.stats import binomtest
+    from scipy.special import betaincinv
 
-    res = binomtest(int(successes), int(n), p)
-    ci = res.proportion_ci(confidence_level=1 - alpha, method="exact")
-    return TestResult(
-        "binomial_exact", successes / n, (float(ci.low), float(ci.high)), _clip_p(res.pvalue),
-        statistic=float(successes),
-    )
+    x = int(successes)
+    low = 0.0 if x == 0 else float(betaincinv(x, n - x + 1, alpha / 2))
+    high = 1.0 if x == n else float(betaincinv(x + 1, n - x, 1 - alpha / 2))
+    p_value = 1.0 if x == n * p else _two_sided_exact(_binom_pmf(int(n), p), x)
+    return TestResult("binomial_exact", x / n, (low, high), p_value, statistic=float(x))
 
 
 # -- unpaired, binary -------------------------------------------------------------------
@@ -253,15 +302,29 @@ def fisher_exact_test(x_a: int, n_a: int, x_b: int, n_b: int, alpha: float = 0.0
     """
     if n_a <= 0 or n_b <= 0:
         return TestResult("fisher_exact", 0.0, None, None)
-    from scipy.stats import fisher_exact
-
-    table = [[x_b, n_b - x_b], [x_a, n_a - x_a]]
-    _, p = fisher_exact(table, alternative="two-sided")
-    estimate, low, high = conditional_odds_ratio(x_b, n_b - x_b, x_a, n_a - x_a, alpha)
+    a, b, c, d = x_b, n_b - x_b, x_a, n_a - x_a
+    support, logdc = _hypergeometric(a, b, c, d)
+    pmf = np.exp(logdc - logdc.max())
+    pmf /= pmf.sum()
+    p = _two_sided_exact(pmf, int(a - support[0]))
+    estimate, low, high = conditional_odds_ratio(a, b, c, d, alpha)
     return TestResult(
         "fisher_exact", x_b / n_b - x_a / n_a, newcombe_interval(x_a, n_a, x_b, n_b, alpha),
-        _clip_p(p), extra={"odds_ratio": estimate, "odds_ratio_ci": (low, high)},
+        p, extra={"odds_ratio": estimate, "odds_ratio_ci": (low, high)},
     )
+
+
+def _hypergeometric(a: int, b: int, c: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Support of the [1,1] cell given the margins of [[a, b], [c, d]] and its log weights
+    (log of the central hypergeometric coefficients, unnormalised)."""
+    from scipy.special import gammaln
+
+    m, n, k = a + b, c + d, a + c
+    support = np.arange(max(0, k - n), min(k, m) + 1)
+    x = support.astype(float)
+    logdc = (gammaln(m + 1) - gammaln(x + 1) - gammaln(m - x + 1)
+             + gammaln(n + 1) - gammaln(k - x + 1) - gammaln(n - k + x + 1))
+    return support, logdc
 
 
 def conditional_odds_ratio(a: int, b: int, c: int, d: int, alpha: float = 0.05
@@ -271,16 +334,11 @@ def conditional_odds_ratio(a: int, b: int, c: int, d: int, alpha: float = 0.05
     An infinite limit or estimate is None. Matches R's `fisher.test` estimate and conf.int.
     Reference: Agresti (2013) §16.6.4; R's `fisher.test` source.
     """
-    from scipy.optimize import brentq
-
     m, n, k = a + b, c + d, a + c
-    lo, hi = max(0, k - n), min(k, m)
     if m == 0 or n == 0 or k == 0 or k == m + n:
         return None, None, None
-    support = np.arange(lo, hi + 1)
-    logdc = np.array([math.lgamma(m + 1) - math.lgamma(x + 1) - math.lgamma(m - x + 1)
-                      + math.lgamma(n + 1) - math.lgamma(k - x + 1) - math.lgamma(n - k + x + 1)
-                      for x in support])
+    support, logdc = _hypergeometric(a, b, c, d)
+    lo, hi = int(support[0]), int(support[-1])
 
     def dens(ncp: float) -> np.ndarray:
         logd = logdc + math.log(ncp) * support
@@ -292,7 +350,8 @@ def conditional_odds_ratio(a: int, b: int, c: int, d: int, alpha: float = 0.05
         return float(w[support >= a].sum() if upper else w[support <= a].sum())
 
     def solve(f: Any) -> float:
-        return float(brentq(f, 1e-300, 1.0, xtol=1e-14, rtol=1e-12))
+        # On the log scale: the limits span many orders of magnitude.
+        return math.exp(_solve(lambda u: f(math.exp(u)), -690.0, 0.0, tol=1e-13))
 
     def ncp_upper(q: float) -> float | None:
         if a == hi:
@@ -322,7 +381,7 @@ def conditional_odds_ratio(a: int, b: int, c: int, d: int, alpha: float = 0.05
         def mean_gap(log_t: float) -> float:
             return float((support * dens(math.exp(log_t))).sum()) - a
 
-        mle = math.exp(float(brentq(mean_gap, -700.0, 700.0, xtol=1e-12)))
+        mle = math.exp(_solve(mean_gap, -700.0, 700.0, tol=1e-13))
     return _finite(mle), _finite(ncp_lower(alpha / 2)), _finite(ncp_upper(alpha / 2))
 
 
@@ -370,26 +429,74 @@ def _degenerate(test: str, d: float) -> TestResult:
 
 def mann_whitney_test(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray,
                       alternative: str = "two-sided") -> TestResult:
-    """Mann–Whitney U (Wilcoxon rank-sum) test of B against A.
+    """Mann–Whitney U (Wilcoxon rank-sum) test of B against A, as R's `wilcox.test(x, y)`.
 
-    Exact distribution for small samples without ties, otherwise the normal approximation
-    with tie correction and continuity correction (R's `wilcox.test(x, y)` defaults).
-    `statistic` is U for B (R's W when x is B); `estimate` is the probability of
-    superiority P(B > A) + ½·P(B = A) = U / (n_A·n_B).
+    Exact null distribution when both samples are under 50 and there are no ties;
+    otherwise the normal approximation with tie and continuity correction. `statistic`
+    is U for B (R's W when x is B); `estimate` is the probability of superiority
+    P(B > A) + ½·P(B = A) = U / (n_A·n_B). `alternative`: "two-sided", "greater" (B > A)
+    or "less".
     Reference: Mann & Whitney (1947) Ann Math Stat 18:50–60; Hollander & Wolfe (1999) §4.1.
     """
     xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if xa.size < 1 or xb.size < 1 or xa.size + xb.size < 3:
+    m, n = xb.size, xa.size
+    if m < 1 or n < 1 or m + n < 3:
         return TestResult("mann_whitney", 0.5, None, None)
     if np.ptp(np.concatenate([xa, xb])) == 0:
-        return TestResult("mann_whitney", 0.5, None, 1.0,
-                          statistic=xa.size * xb.size / 2, extra={"all_identical": True})
-    from scipy.stats import mannwhitneyu
+        return TestResult("mann_whitney", 0.5, None, 1.0, statistic=m * n / 2,
+                          extra={"all_identical": True})
+    ranks, ties = rank_data(np.concatenate([xb, xa]))
+    u = float(ranks[:m].sum() - m * (m + 1) / 2)
+    if m < 50 and n < 50 and np.all(ties == 1):
+        counts = _rank_sum_counts(m, n)
+        total = counts.sum()
+        k = round(u)
+        below, above = counts[:k + 1].sum() / total, counts[k:].sum() / total
+        p = _tail(below, above, alternative)
+    else:
+        tie_term = float((ties ** 3 - ties).sum()) / ((m + n) * (m + n - 1))
+        sigma = math.sqrt(m * n / 12 * ((m + n + 1) - tie_term))
+        p = _normal_p(u - m * n / 2, sigma, alternative)
+    return TestResult("mann_whitney", u / (m * n), None, p, statistic=u)
 
-    res = mannwhitneyu(xb, xa, alternative=alternative, method="auto", use_continuity=True)
-    u = float(res.statistic)
-    return TestResult("mann_whitney", u / (xa.size * xb.size), None, _clip_p(res.pvalue),
-                      statistic=u)
+
+def _rank_sum_counts(m: int, n: int) -> np.ndarray:
+    """Number of arrangements giving each U = 0..m·n (m from one sample, n from the other),
+    by the recursion f(u; m, n) = f(u − n; m − 1, n) + f(u; m, n − 1)."""
+    # f[j] holds counts for (i, j) as i grows; start with i = 0: U = 0 only.
+    table = [np.ones(1) for _ in range(n + 1)]
+    for i in range(1, m + 1):
+        row = [np.ones(1)]  # j = 0: U = 0 only
+        for j in range(1, n + 1):
+            size = i * j + 1
+            cur = np.zeros(size)
+            prev_i = table[j]  # (i - 1, j): shift by j
+            cur[j:j + prev_i.size] += prev_i
+            prev_j = row[j - 1]  # (i, j - 1)
+            cur[:prev_j.size] += prev_j
+            row.append(cur)
+        table = row
+    return table[n]
+
+
+def _tail(below: float, above: float, alternative: str) -> float:
+    if alternative == "greater":
+        return _clip_p(above)
+    if alternative == "less":
+        return _clip_p(below)
+    return _clip_p(2 * min(below, above))
+
+
+def _normal_p(centred: float, sigma: float, alternative: str) -> float:
+    """p-value of a statistic minus its null mean, with a continuity correction of ½."""
+    if sigma <= 0:
+        return 1.0
+    if alternative == "greater":
+        return _clip_p(_norm_sf((centred - 0.5) / sigma))
+    if alternative == "less":
+        return _clip_p(_norm_cdf((centred + 0.5) / sigma))
+    z = (centred - math.copysign(0.5, centred)) / sigma if centred else 0.0
+    return _clip_p(2 * _norm_sf(abs(z)))
 
 
 # -- paired -----------------------------------------------------------------------------
@@ -417,10 +524,10 @@ def wilcoxon_signed_rank_test(diff: Sequence[float] | np.ndarray,
     """Wilcoxon signed-rank test on paired differences, zero differences handled by Pratt's
     method (zeros are ranked, then dropped), so ties at zero still count toward n.
 
-    Exact null distribution when n ≤ 50 without zeros or ties; with zeros or ties, the exact
-    sign-flip permutation distribution when n ≤ 13, else the normal approximation with
-    Pratt's adjusted mean and variance, tie correction and continuity correction (R's
-    default). `statistic` is V, the sum of positive ranks.
+    Exact null distribution when n < 50 without zeros or ties (R's `wilcox.test(x, y,
+    paired = TRUE)`); otherwise the normal approximation with Pratt's adjusted mean and
+    variance (Cureton 1967), tie correction and continuity correction. `statistic` is V,
+    the sum of the positive differences' ranks; `estimate` the median difference.
     Reference: Wilcoxon (1945) Biometrics Bull 1:80–83; Pratt (1959) JASA 54:655–667.
     """
     d = np.asarray(diff, dtype=float)
@@ -429,13 +536,34 @@ def wilcoxon_signed_rank_test(diff: Sequence[float] | np.ndarray,
     if not np.any(d):
         return TestResult("wilcoxon_pratt", 0.0, None, 1.0, statistic=0.0,
                           extra={"all_zero": True})
-    from scipy.stats import rankdata, wilcoxon
-
-    res = wilcoxon(d, zero_method="pratt", alternative=alternative, correction=True)
-    ranks = rankdata(np.abs(d))
+    ranks, ties = rank_data(np.abs(d))
     v = float(ranks[d > 0].sum())
-    return TestResult("wilcoxon_pratt", float(np.median(d)), None, _clip_p(res.pvalue),
-                      statistic=v)
+    n = d.size
+    zeros = int((d == 0).sum())
+    if zeros == 0 and n < 50 and np.all(ties == 1):
+        counts = _signed_rank_counts(n)
+        total = counts.sum()
+        k = round(v)
+        p = _tail(counts[:k + 1].sum() / total, counts[k:].sum() / total, alternative)
+    else:
+        mean = n * (n + 1) / 4 - zeros * (zeros + 1) / 4
+        var = (n * (n + 1) * (2 * n + 1) - zeros * (zeros + 1) * (2 * zeros + 1)) / 24
+        if zeros:  # the zeros' own tie group is not corrected for
+            ties = ties[1:]
+        var -= float((ties ** 3 - ties).sum()) / 48
+        p = _normal_p(v - mean, math.sqrt(max(var, 0.0)), alternative)
+    return TestResult("wilcoxon_pratt", float(np.median(d)), None, p, statistic=v)
+
+
+def _signed_rank_counts(n: int) -> np.ndarray:
+    """Number of sign patterns giving each V = 0..n(n+1)/2 (subset sums of 1..n)."""
+    counts = np.zeros(n * (n + 1) // 2 + 1)
+    counts[0] = 1
+    top = 0
+    for r in range(1, n + 1):
+        counts[r:top + r + 1] += counts[:top + 1].copy()
+        top += r
+    return counts
 
 
 def mcnemar_test(a_only: int, b_only: int, exact: bool = True,
@@ -680,8 +808,6 @@ def mde_two_proportions(p1: float, n: float, power: float = 0.8,
     conservative side) that `power_two_proportions` detects with the given power."""
     if n < 2:
         return None
-    from scipy.optimize import brentq
-
     up = p1 <= 0.5
     limit = 1.0 - p1 if up else p1
     if limit <= 0:
@@ -692,7 +818,7 @@ def mde_two_proportions(p1: float, n: float, power: float = 0.8,
 
     if gap(limit) < 0:
         return None
-    return float(brentq(gap, 1e-12, limit, xtol=1e-10))
+    return _solve(gap, 1e-12, limit, tol=1e-11)
 
 
 def power_t(n: float, delta: float, sd: float, alpha: float = 0.05,
@@ -718,7 +844,6 @@ def n_t(delta: float, sd: float, power: float = 0.8, alpha: float = 0.05,
     """n per arm (or pairs) for the t-test to reach `power` (R's `power.t.test`)."""
     if delta == 0 or sd <= 0:
         return None
-    from scipy.optimize import brentq
 
     def gap(n: float) -> float:
         return power_t(n, delta, sd, alpha, paired) - power
@@ -728,7 +853,9 @@ def n_t(delta: float, sd: float, power: float = 0.8, alpha: float = 0.05,
         hi *= 4
         if hi > 1e15:
             return None
-    return float(brentq(gap, 2.0, hi, xtol=1e-9, rtol=1e-12))
+    if gap(2.0) >= 0:
+        return 2.0
+    return _solve(gap, 2.0, hi, tol=1e-12)
 
 
 def mde_t(n: float, sd: float, power: float = 0.8, alpha: float = 0.05,
@@ -736,7 +863,6 @@ def mde_t(n: float, sd: float, power: float = 0.8, alpha: float = 0.05,
     """Minimum detectable difference of means at n per arm (or pairs) for the t-test."""
     if n < 2 or sd <= 0:
         return None
-    from scipy.optimize import brentq
 
     def gap(delta: float) -> float:
         return power_t(n, delta, sd, alpha, paired) - power
@@ -744,7 +870,7 @@ def mde_t(n: float, sd: float, power: float = 0.8, alpha: float = 0.05,
     hi = sd
     while gap(hi) < 0:
         hi *= 4
-    return float(brentq(gap, 0.0, hi, xtol=1e-12 * max(sd, 1e-300), rtol=1e-12))
+    return _solve(gap, 0.0, hi, tol=1e-13) if gap(0.0) < 0 else 0.0
 
 
 def n_mcnemar(p_discordant: float, delta: float, power: float = 0.8,
@@ -774,9 +900,7 @@ def mde_mcnemar(p_discordant: float, n: float, power: float = 0.8,
     hi = math.sqrt(p_discordant) * (1 - 1e-12)
     if power_at(hi) < power:
         return None
-    from scipy.optimize import brentq
-
-    return float(brentq(lambda d: power_at(d) - power, 0.0, hi, xtol=1e-12))
+    return _solve(lambda d: power_at(d) - power, 0.0, hi, tol=1e-13)
 
 
 # -- sequential testing -----------------------------------------------------------------

@@ -453,3 +453,73 @@ def test_moments_from_sums_equal_moments_of_values(values):
     assert pushed.n == direct.n
     assert pushed.mean == pytest.approx(direct.mean, abs=1e-9)
     assert pushed.var == pytest.approx(direct.var, rel=1e-6, abs=1e-6)
+
+
+# -- cross-checks against scipy.stats (an independent implementation) ---------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    a=st.lists(st.integers(0, 6), min_size=2, max_size=40),
+    b=st.lists(st.integers(0, 6), min_size=2, max_size=40),
+)
+def test_mann_whitney_matches_scipy_normal_approximation_with_ties(a, b):
+    from scipy.stats import mannwhitneyu
+
+    ours = S.mann_whitney_test(a, b)
+    if len(set(a + b)) == 1:
+        assert ours.p_value == 1.0
+        return
+    theirs = mannwhitneyu(b, a, method="asymptotic", use_continuity=True)
+    assert ours.statistic == pytest.approx(float(theirs.statistic))
+    if len(set(a + b)) < len(a + b) or max(len(a), len(b)) >= 50:  # our normal branch
+        assert ours.p_value == pytest.approx(float(theirs.pvalue), rel=1e-9, abs=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_mann_whitney_exact_matches_scipy_exact(data):
+    from scipy.stats import mannwhitneyu
+
+    values = data.draw(st.lists(st.floats(-100, 100, allow_nan=False), min_size=4,
+                                max_size=30, unique=True))
+    cut = data.draw(st.integers(1, len(values) - 1))
+    a, b = values[:cut], values[cut:]
+    theirs = mannwhitneyu(b, a, method="exact")
+    assert S.mann_whitney_test(a, b).p_value == pytest.approx(float(theirs.pvalue), rel=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-4, 4), min_size=14, max_size=60))
+def test_wilcoxon_pratt_matches_scipy_normal_approximation(d):
+    from scipy.stats import wilcoxon
+
+    if not any(d):
+        assert S.wilcoxon_signed_rank_test(d).p_value == 1.0
+        return
+    theirs = wilcoxon(d, zero_method="pratt", correction=True, method="asymptotic")
+    assert S.wilcoxon_signed_rank_test(d).p_value == pytest.approx(float(theirs.pvalue),
+                                                                   rel=1e-9, abs=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 300), data=st.data(), p=st.sampled_from([0.5, 0.3, 0.75, 0.01]))
+def test_binomial_test_matches_scipy(n, data, p):
+    from scipy.stats import binomtest
+
+    x = data.draw(st.integers(0, n))
+    ours, theirs = S.binomial_test(x, n, p), binomtest(x, n, p)
+    assert ours.p_value == pytest.approx(theirs.pvalue, rel=1e-9, abs=1e-15)
+    ci = theirs.proportion_ci(method="exact")
+    assert ours.ci == pytest.approx((ci.low, ci.high), rel=1e-9, abs=1e-15)
+
+
+@settings(max_examples=60, deadline=None)
+@given(na=st.integers(1, 30), nb=st.integers(1, 30), data=st.data())
+def test_fisher_exact_matches_scipy(na, nb, data):
+    from scipy.stats import fisher_exact
+
+    xa, xb = data.draw(st.integers(0, na)), data.draw(st.integers(0, nb))
+    _, p = fisher_exact([[xb, nb - xb], [xa, na - xa]])
+    assert S.fisher_exact_test(xa, na, xb, nb).p_value == pytest.approx(p, rel=1e-9,
+                                                                         abs=1e-15)
