@@ -17,7 +17,6 @@ mistake and always raise `EntryError` (a `LogError`).
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import os
 import threading
@@ -170,26 +169,28 @@ class Logger:
         if not self._ready:
             self._setup()
         now_ns = time.time_ns()
-        entry_id = fields.get("id")
+        get = fields.get
+        entry_id = get("id")
         if entry_id is None:
             entry_id = new_id(now_ns // 1_000_000)
-        kind = fields.get("kind") or "llm"
-        if attach_trace and kind == "llm" and fields.get("trace_id") is None:
+        kind = get("kind") or "llm"
+        if attach_trace and kind == "llm" and get("trace_id") is None:
             span = _current_span.get()
             if span is not None:
                 fields["trace_id"] = span.trace_id
                 fields["parent_id"] = span.id
                 fields["span_id"] = entry_id
         prices = self._prices
-        if prices is not None and fields.get("cost_usd") is None:
-            model = fields.get("model")
-            if model is not None and (fields.get("input_tokens") is not None
-                                      or fields.get("output_tokens") is not None):
-                # A token count of the wrong type raises TypeError: build_entry names it below.
-                with contextlib.suppress(TypeError):
-                    fields["cost_usd"] = prices.cost(model, fields.get("input_tokens"),
-                                                     fields.get("output_tokens"),
-                                                     fields.get("cached_tokens"))
+        if prices is not None and get("cost_usd") is None:
+            model = get("model")
+            tokens_in, tokens_out = get("input_tokens"), get("output_tokens")
+            if model is not None and (tokens_in is not None or tokens_out is not None):
+                try:
+                    cost = prices.cost(model, tokens_in, tokens_out, get("cached_tokens"))
+                except TypeError:  # a token count of the wrong type: build_entry names it
+                    cost = None
+                if cost is not None:
+                    fields["cost_usd"] = cost
         body = build_entry(fields)
         if self.redactor is not None:
             from promptlab.logs.redact import apply_to_strings
@@ -310,20 +311,21 @@ class Call:
         self.entry: dict[str, Any] | None = None
         self.fields: dict[str, Any] = _fields_from(rendered, model, fields)
         self._own_trace = self.fields.get("trace_id") is None
+        self._id: str | None = None
         self._start()
 
     def _start(self) -> None:
         """(Re)start the clock; the call belongs to the span open at this moment."""
         self.start_ns = time.time_ns()
         self._t0 = time.perf_counter()
-        self.id = new_id(self.start_ns // 1_000_000)
-        if self._own_trace:
-            span = _current_span.get()
-            if span is not None:
-                self.fields.update(trace_id=span.trace_id, parent_id=span.id, span_id=self.id)
-            else:
-                for key in ("trace_id", "parent_id", "span_id"):
-                    self.fields.pop(key, None)
+        self._span = _current_span.get() if self._own_trace else None
+
+    @property
+    def id(self) -> str:
+        """The entry's id (known before the call is logged, e.g. to pass along)."""
+        if self._id is None:
+            self._id = new_id(self.start_ns // 1_000_000)
+        return self._id
 
     @property
     def elapsed_ms(self) -> float:
@@ -374,7 +376,12 @@ class Call:
         return self._log(fields)
 
     def _log(self, fields: dict[str, Any]) -> dict[str, Any]:
-        fields["id"] = self.id
+        fields["id"] = entry_id = self.id
+        span = self._span
+        if span is not None:
+            fields["trace_id"] = span.trace_id
+            fields["parent_id"] = span.id
+            fields["span_id"] = entry_id
         fields["timestamp"] = format_timestamp(self.start_ns)
         fields.setdefault("latency_ms", round(self.elapsed_ms, 3))
         self.entry = self.logger._write(fields, attach_trace=False)

@@ -1,7 +1,8 @@
 """Secret redaction before anything reaches the log.
 
 Built-in rules replace OpenAI/Anthropic-style API keys (`sk-…`), bearer tokens, AWS access
-key ids and secret keys, and private-key blocks with `[REDACTED]`. They run on the encoded
+key ids and secret keys, and private-key blocks with `[REDACTED]` (keeping the marker that
+says what it was: `sk-[REDACTED]`, `AKIA[REDACTED]`, `Bearer [REDACTED]`). They run on the encoded
 JSON line, so one pass per rule covers every field (prompt, response, messages, metadata,
 error). Each rule's pattern starts with a literal, which `re` finds with a fast scan, and
 can only consume characters that never sit at the edge of a JSON escape sequence, so a
@@ -40,25 +41,24 @@ _RULES: list[tuple[re.Pattern[bytes], Callable[[re.Match[bytes]], bytes]]] = [
         lambda m: b"-" + _R if m.group("key") else _R,
     ),
     (
-        # AWS access key ids (AKIA…/ASIA…) and `SecretAccessKey` values (AWS JSON).
+        # AWS access key ids: AKIA… (long-term) and ASIA… (temporary), 20 characters.
         re.compile(
-            rb"A(?:"
-            rb"(?P<id>(?:(?<![A-Za-z0-9]A)|(?<=\\[nrt]A))(?:KIA|SIA)[A-Z0-9]{16})(?![A-Za-z0-9])"
-            rb"|(?<=SecretA)ccessKey(?P<sep>(?:\\\"|[\"' :=])+)[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+]))"
+            rb"IA(?<=AKIA|ASIA)(?:(?<![A-Za-z0-9]..IA)|(?<=\\[nrt]..IA))[A-Z0-9]{16}"
+            rb"(?![A-Za-z0-9])"
         ),
-        lambda m: _R if m.group("id") else b"AccessKey" + m.group("sep") + _R,
+        lambda m: b"IA" + _R,  # keeps "AKIA"/"ASIA" visible, like "sk-"
     ),
     (
-        # aws_secret_access_key = … (credentials files, env dumps, config objects).
+        # AWS secret access keys: aws_secret_access_key = …, "SecretAccessKey": "…".
         re.compile(
-            rb"_access_key(?<=[Ss]ecret_access_key)(?P<sep>(?:\\\"|[\"' :=])+)"
-            rb"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])"
+            rb"ccess(?:(?<=[Ss]ecret_access)_key|(?<=[Ss]ecretAccess)Key)"
+            rb"(?P<sep>(?:\\\"|[\"' :=])+)[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])"
         ),
-        lambda m: b"_access_key" + m.group("sep") + _R,
+        lambda m: m.group(0)[: m.start("sep") - m.start()] + m.group("sep") + _R,
     ),
     (
         # Authorization: Bearer <token> (also "bearer"): keep the word, redact the token.
-        re.compile(rb"earer(?<=[Bb]earer)(?P<sp>(?: |\\t)+)[A-Za-z0-9._~+/\-]{8,}=*"),
+        re.compile(rb"earer(?<=[Bb]earer)(?P<sp>(?: |\\t)+)[A-Za-z0-9._~+/\-]{16,}=*"),
         lambda m: b"earer" + m.group("sp") + _R,
     ),
 ]

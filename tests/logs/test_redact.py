@@ -29,7 +29,8 @@ PEM = ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7bq\n\"x\"+/=abc\n"
     (f"export OPENAI_API_KEY='{OPENAI}'", "export OPENAI_API_KEY='sk-[REDACTED]'"),
     (f"Authorization: Bearer {JWT}", "Authorization: Bearer [REDACTED]"),
     (f"curl -H 'authorization: bearer {JWT}'", "curl -H 'authorization: bearer [REDACTED]'"),
-    (f"aws_access_key_id={AWS_ID}", "aws_access_key_id=[REDACTED]"),
+    (f"aws_access_key_id={AWS_ID}", "aws_access_key_id=AKIA[REDACTED]"),
+    ("temporary: ASIAY34FZKBOKMUTVV7A\n", "temporary: ASIA[REDACTED]\n"),
     (f"aws_secret_access_key = {AWS_SECRET}", "aws_secret_access_key = [REDACTED]"),
     (f'{{"SecretAccessKey": "{AWS_SECRET}"}}', '{"SecretAccessKey": "[REDACTED]"}'),
     (f"before\n{PEM}\nafter", "before\n[REDACTED]\nafter"),
@@ -44,7 +45,7 @@ def test_builtin_rules(text: str, expected: str) -> None:
     "the desk-organisation-guidelines-for-new-hires document",
     "ASIAN markets and AKIA (too short)",
     "xAKIAIOSFODNN7EXAMPLE is glued to a word",
-    "a bearer of bad news; Bearer short",
+    "a bearer of bad news; Bearer short; bearer instruments",
     "-----BEGIN PUBLIC KEY----- is not secret",
     "sk- alone, and sk-short",
 ])
