@@ -2,12 +2,11 @@
 counts `experiment status` shows.
 
 The SQLite index is used when it can be (it syncs incrementally, so this stays fast on a
-big log); otherwise the JSONL files are read directly, tolerating torn lines.
+big log); otherwise the JSONL files are read with the tolerant log reader.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,24 +62,10 @@ def _from_index(log_dir: Path, experiment: str) -> list[LoggedCell]:
 
 
 def _from_files(log_dir: Path, experiment: str) -> list[LoggedCell]:
-    needle = json.dumps(experiment)[1:-1]
-    cells = []
-    for path in sorted(log_dir.glob("*.jsonl")):
-        try:
-            fh = path.open("r", encoding="utf-8", errors="replace")
-        except OSError:
-            continue
-        with fh:
-            for line in fh:
-                if needle not in line:  # cheap pre-filter before parsing
-                    continue
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue  # a torn or malformed line: skip it, keep the rest
-                if (isinstance(entry, dict) and entry.get("experiment") == experiment
-                        and entry.get("kind", "llm") == "llm"):
-                    cells.append(_cell(entry))
+    from promptlab.logs.reader import read_entries
+
+    cells = [_cell(entry) for entry in read_entries(log_dir)
+             if entry.get("experiment") == experiment and entry.get("kind", "llm") == "llm"]
     cells.sort(key=lambda c: c.timestamp)
     return cells
 

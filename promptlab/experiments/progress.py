@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from promptlab.experiments.runner import Progress, Reporter, RunResult
+from promptlab.experiments.results import Progress, Reporter, RunResult
 
 Write = Callable[[str], None]
 

@@ -16,23 +16,31 @@
   `resume=True` then skips every cell already logged successfully.
 - Identical requests are answered from the response cache unless `cache=False`.
 
-The runner never prints: progress goes to the `progress` object the caller passes.
+The runner never prints: progress goes to the `reporter` the caller passes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import queue
-import random
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from promptlab.errors import ExperimentError, PromptlabError, ProviderError, ScorerError
 from promptlab.experiments.cache import ResponseCache, cache_key
 from promptlab.experiments.logged import done_keys, latest_run, logged_cells
 from promptlab.experiments.plan import Cell, plan_cells
+from promptlab.experiments.results import (
+    Progress,
+    Reporter,
+    RunOptions,
+    RunResult,
+    VariantSummary,
+    new_run_id,
+)
+from promptlab.experiments.retry import Interrupted, RetryPolicy, call_with_retries
 from promptlab.experiments.scorers import (
     LlmJudge,
     ScoreInput,
@@ -47,129 +55,6 @@ from promptlab.providers.base import Provider, ProviderSpec, Request, Response
 
 _TICK_S = 0.1
 _BATCH_S = 0.01
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """Per-run choices; None means "as the experiment file says"."""
-
-    concurrency: int | None = None
-    limit: int | None = None
-    dry_run: bool = False
-    resume: bool = False
-    cache: bool = True
-    timeout_s: float | None = None
-    max_retries: int | None = None
-    run_id: str | None = None
-
-
-@dataclass
-class VariantSummary:
-    """Totals of one variant in one run (finished cells only)."""
-
-    variant: str
-    prompt_version: str | None = None
-    planned: int = 0
-    skipped: int = 0
-    cells: int = 0
-    errors: int = 0
-    cache_hits: int = 0
-    primary_sum: float = 0.0
-    primary_n: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float | None = None
-    latency_sum: float = 0.0
-    latency_n: int = 0
-
-    @property
-    def primary_mean(self) -> float | None:
-        return self.primary_sum / self.primary_n if self.primary_n else None
-
-    @property
-    def latency_mean(self) -> float | None:
-        return self.latency_sum / self.latency_n if self.latency_n else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"variant": self.variant, "prompt_version": self.prompt_version,
-                "planned": self.planned, "skipped": self.skipped, "cells": self.cells,
-                "errors": self.errors, "cache_hits": self.cache_hits,
-                "primary_mean": self.primary_mean, "input_tokens": self.input_tokens,
-                "output_tokens": self.output_tokens, "cost_usd": self.cost_usd,
-                "latency_ms_mean": self.latency_mean}
-
-
-@dataclass
-class RunResult:
-    """What a run did. `stopped` is None, "interrupted" or "error_rate"."""
-
-    experiment: str
-    run_id: str
-    design: str
-    primary: str | None
-    planned: int = 0
-    skipped: int = 0
-    done: int = 0
-    errors: int = 0
-    cache_hits: int = 0
-    dry_run: bool = False
-    stopped: str | None = None
-    stop_reason: str | None = None
-    elapsed_s: float = 0.0
-    variants: dict[str, VariantSummary] = field(default_factory=dict)
-    first_errors: list[str] = field(default_factory=list)
-
-    @property
-    def remaining(self) -> int:
-        return self.planned - self.skipped - self.done
-
-    @property
-    def compare_command(self) -> str:
-        """What to run next to judge the variants."""
-        names = " ".join(self.variants)
-        return f"promptlab compare {names} --experiment {self.experiment}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"experiment": self.experiment, "run_id": self.run_id, "design": self.design,
-                "primary": self.primary, "planned": self.planned, "skipped": self.skipped,
-                "done": self.done, "errors": self.errors, "cache_hits": self.cache_hits,
-                "dry_run": self.dry_run, "stopped": self.stopped,
-                "stop_reason": self.stop_reason, "elapsed_s": round(self.elapsed_s, 3),
-                "variants": [v.to_dict() for v in self.variants.values()],
-                "compare": self.compare_command}
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A snapshot handed to the progress reporter."""
-
-    total: int
-    done: int
-    errors: int
-    cache_hits: int
-    in_flight: int
-    elapsed_s: float
-
-
-class Reporter:
-    """Receives progress. The CLI draws a bar on a TTY, plain lines otherwise."""
-
-    def start(self, result: RunResult, todo: int, concurrency: int, provider: str) -> None:
-        """The run is about to start."""
-
-    def update(self, progress: Progress) -> None:
-        """Called about ten times a second while the run goes."""
-
-    def note(self, message: str) -> None:
-        """Something the user should know now (stopping, waiting for calls in flight)."""
-
-    def finish(self, progress: Progress) -> None:
-        """The run is over (finished, stopped or interrupted)."""
-
-
-def new_run_id() -> str:
-    """A readable, time-sortable run id: `20261126T233313Z-3f9a1c`."""
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + f"{random.getrandbits(24):06x}"
 
 
 def run_experiment(experiment: Experiment, options: RunOptions | None = None, *,
@@ -213,10 +98,6 @@ def run_experiment(experiment: Experiment, options: RunOptions | None = None, *,
     return runner.run(todo)
 
 
-class _Interrupted(PromptlabError):
-    """The run was stopped while this cell waited to retry: it is not logged."""
-
-
 class _Runner:
     def __init__(self, experiment: Experiment, options: RunOptions, result: RunResult, *,
                  logger: Any, reporter: Reporter):
@@ -229,8 +110,9 @@ class _Runner:
         self.timeout_s = options.timeout_s or run.timeout_s
         self.max_retries = run.max_retries if options.max_retries is None else options.max_retries
         self.stop = threading.Event()
-        self.rng = random.Random()
-        self.rng_lock = threading.Lock()
+        self.retry = RetryPolicy(max_retries=self.max_retries, backoff_s=run.backoff_s,
+                                 max_backoff_s=run.max_backoff_s,
+                                 max_retry_after_s=run.max_retry_after_s)
         if logger is None:
             from promptlab.logs.logger import Logger
 
@@ -344,35 +226,7 @@ class _Runner:
 
     def _record(self, outcome: _Outcome) -> None:
         result = self.result
-        summary = result.variants[outcome.variant]
-        result.done += 1
-        summary.cells += 1
-        if outcome.error:
-            result.errors += 1
-            summary.errors += 1
-            if len(result.first_errors) < 3:
-                result.first_errors.append(outcome.error)
-        if outcome.cache_hit:
-            result.cache_hits += 1
-            summary.cache_hits += 1
-        entry = outcome.entry or {}
-        primary = result.primary
-        scores = entry.get("scores") or {}
-        if primary is not None:
-            value = scores.get(primary, entry.get(primary) if primary in (
-                "latency_ms", "cost_usd", "input_tokens", "output_tokens") else None)
-            if primary == "error_rate":
-                value = bool(outcome.error)
-            if isinstance(value, bool | int | float):
-                summary.primary_sum += float(value)
-                summary.primary_n += 1
-        summary.input_tokens += entry.get("input_tokens") or 0
-        summary.output_tokens += entry.get("output_tokens") or 0
-        if isinstance(entry.get("cost_usd"), int | float):
-            summary.cost_usd = (summary.cost_usd or 0.0) + entry["cost_usd"]
-        if not outcome.error and isinstance(entry.get("latency_ms"), int | float):
-            summary.latency_sum += entry["latency_ms"]
-            summary.latency_n += 1
+        result.record(outcome.variant, outcome.entry, outcome.error, outcome.cache_hit)
         run = self.experiment.run
         if (result.stopped is None and result.done >= run.min_cells_for_error_rate
                 and result.errors / result.done > run.max_error_rate):
@@ -429,7 +283,7 @@ class _Runner:
                     self.cache.put(key, response, self.provider.type)  # type: ignore[union-attr]
             else:
                 metadata["cache"] = "hit"
-        except _Interrupted:
+        except Interrupted:
             return None
         except ProviderError as exc:
             attempts = getattr(exc, "attempts", 1)
@@ -448,39 +302,7 @@ class _Runner:
         return _Outcome(cell.variant, entry, cache_hit=cache_hit)
 
     def _call(self, provider: Provider, request: Request) -> tuple[Response, int]:
-        run = self.experiment.run
-        attempt = 0
-        while True:
-            try:
-                return provider.complete(request), attempt + 1
-            except ProviderError as exc:
-                error = exc
-            except PromptlabError as exc:
-                error = ProviderError(str(exc))
-            except Exception as exc:
-                error = ProviderError(f"provider {provider.type} failed: "
-                                      f"{type(exc).__name__}: {exc}")
-            if not error.retryable or attempt >= self.max_retries or self.stop.is_set():
-                if error.retryable and attempt >= self.max_retries and attempt > 0:
-                    error = ProviderError(f"{error} (gave up after {attempt + 1} attempts)")
-                error.attempts = attempt + 1  # type: ignore[attr-defined]
-                raise error
-            if error.retry_after is not None:
-                if error.retry_after > run.max_retry_after_s:
-                    final = ProviderError(f"{error} (the server asked to wait "
-                                          f"{error.retry_after:.0f}s, more than [run] "
-                                          f"max_retry_after_s = {run.max_retry_after_s:g})")
-                    final.attempts = attempt + 1  # type: ignore[attr-defined]
-                    raise final
-                with self.rng_lock:
-                    delay = error.retry_after * (1 + 0.1 * self.rng.random())
-            else:
-                with self.rng_lock:
-                    jitter = 0.5 + 0.5 * self.rng.random()
-                delay = min(run.max_backoff_s, run.backoff_s * 2**attempt) * jitter
-            if self.stop.wait(delay):
-                raise _Interrupted
-            attempt += 1
+        return call_with_retries(provider, request, self.retry, self.stop)
 
     def _score(self, cell: Cell, response: Response, latency: float,
                metadata: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -496,7 +318,7 @@ class _Runner:
         for scorer in self.scorers:
             try:
                 scores[scorer.spec.name] = scorer(inp)
-            except _Interrupted:
+            except Interrupted:
                 errors[scorer.spec.name] = "not scored: the run was stopped"
             except (ScorerError, ProviderError) as exc:
                 errors[scorer.spec.name] = str(exc)
@@ -603,3 +425,7 @@ def _registry(experiment: Experiment) -> Any:
 
     return Registry(experiment.settings.prompts_dir)
 
+
+
+__all__ = ["Progress", "Reporter", "RunOptions", "RunResult", "VariantSummary",
+           "new_run_id", "run_experiment"]

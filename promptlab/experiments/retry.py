@@ -1,0 +1,72 @@
+"""Calling a provider with retries: exponential backoff with jitter, honouring Retry-After.
+
+A retryable `ProviderError` (rate limit, overload, timeout, dropped connection) is tried
+again up to `max_retries` times. Without a Retry-After the wait is
+`min(max_backoff_s, backoff_s * 2**attempt)` times a random factor in [0.5, 1) ("equal
+jitter", so many workers do not retry in lockstep); with one, the server's wait plus up to
+10%. A server asking for more than `max_retry_after_s` fails the call at once. Waiting
+stops as soon as the run is stopped (`Interrupted`): such a cell is not logged, and
+`--resume` runs it again.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass
+
+from promptlab.errors import PromptlabError, ProviderError
+from promptlab.providers.base import Provider, Request, Response
+
+_rng = random.Random()
+_rng_lock = threading.Lock()
+
+
+class Interrupted(PromptlabError):
+    """The run was stopped while a call waited to be retried."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 3
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
+    max_retry_after_s: float = 120.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait before retry number `attempt + 1` (attempt counts from 0)."""
+        with _rng_lock:
+            r = _rng.random()
+        if retry_after is not None:
+            return retry_after * (1 + 0.1 * r)
+        return min(self.max_backoff_s, self.backoff_s * 2**attempt) * (0.5 + 0.5 * r)
+
+
+def call_with_retries(provider: Provider, request: Request, policy: RetryPolicy,
+                      stop: threading.Event) -> tuple[Response, int]:
+    """(response, attempts made), or the last ProviderError with `.attempts` set."""
+    attempt = 0
+    while True:
+        try:
+            return provider.complete(request), attempt + 1
+        except ProviderError as exc:
+            error = exc
+        except PromptlabError as exc:
+            error = ProviderError(str(exc))
+        except Exception as exc:  # a provider bug: an error on this cell, not a crash
+            error = ProviderError(f"provider {provider.type} failed: "
+                                  f"{type(exc).__name__}: {exc}")
+        if not error.retryable or attempt >= policy.max_retries or stop.is_set():
+            if error.retryable and attempt >= policy.max_retries and attempt > 0:
+                error = ProviderError(f"{error} (gave up after {attempt + 1} attempts)")
+            error.attempts = attempt + 1  # type: ignore[attr-defined]
+            raise error
+        if error.retry_after is not None and error.retry_after > policy.max_retry_after_s:
+            final = ProviderError(f"{error} (the server asked to wait {error.retry_after:.0f}s, "
+                                  f"more than [run] max_retry_after_s = "
+                                  f"{policy.max_retry_after_s:g})")
+            final.attempts = attempt + 1  # type: ignore[attr-defined]
+            raise final
+        if stop.wait(policy.delay(attempt, error.retry_after)):
+            raise Interrupted("stopped while waiting to retry")
+        attempt += 1

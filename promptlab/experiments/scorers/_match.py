@@ -1,0 +1,140 @@
+"""Scorers that match text: equals, contains, icontains, regex, json_valid, and
+max_latency_ms."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, ClassVar
+
+from promptlab.errors import ExperimentError, ScorerError
+from promptlab.experiments.scorers._base import ScoreInput, Scorer, ScorerRuntime, ScorerSpec, Value
+
+
+def _texts(value: Any) -> list[str]:
+    """A value as a list of alternatives (a list means 'any of these')."""
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+class Equals(Scorer):
+    """True when the output, trimmed, equals `value` (or any item of a list)."""
+
+    type = "equals"
+    keys = frozenset({"ignore_case"})
+    needs_value = True
+
+    def score(self, inp: ScoreInput) -> bool:
+        fold = str.casefold if self.spec.options.get("ignore_case") else (lambda s: s)
+        output = fold(inp.output.strip())
+        return any(output == fold(v.strip()) for v in _texts(self.value.get(inp)))
+
+
+class Contains(Scorer):
+    """True when the output contains `value`; a list means any of them (`all = true`: all)."""
+
+    type = "contains"
+    keys = frozenset({"all", "ignore_case"})
+    needs_value = True
+    ignore_case = False
+
+    def score(self, inp: ScoreInput) -> bool:
+        ignore = self.ignore_case or bool(self.spec.options.get("ignore_case"))
+        output = inp.output.casefold() if ignore else inp.output
+        needles = [v.casefold() if ignore else v for v in _texts(self.value.get(inp))]
+        found = (needle in output for needle in needles)
+        return all(found) if self.spec.options.get("all") else any(found)
+
+
+class IContains(Contains):
+    type = "icontains"
+    keys = frozenset({"all"})
+    ignore_case = True
+
+
+class Regex(Scorer):
+    """True when `value` (a Python regular expression) matches anywhere in the output."""
+
+    type = "regex"
+    keys = frozenset({"flags"})
+    needs_value = True
+    _FLAGS: ClassVar[dict[str, int]] = {"i": re.IGNORECASE, "m": re.MULTILINE,
+                                        "s": re.DOTALL, "x": re.VERBOSE}
+
+    @classmethod
+    def validate(cls, spec: ScorerSpec) -> None:
+        super().validate(spec)
+        flags = cls._flags(spec)
+        value = Value(spec.value, spec.where)
+        if not value.dynamic:
+            cls._compile(spec.value, flags, spec.where)
+
+    @classmethod
+    def _flags(cls, spec: ScorerSpec) -> int:
+        letters = spec.options.get("flags", "")
+        if not isinstance(letters, str) or any(c not in cls._FLAGS for c in letters):
+            raise ExperimentError(f"{spec.where}: 'flags' must be letters from 'imsx', "
+                                  f"got {letters!r}")
+        result = 0
+        for c in letters:
+            result |= cls._FLAGS[c]
+        return result
+
+    @staticmethod
+    def _compile(pattern: Any, flags: int, where: str) -> re.Pattern[str]:
+        try:
+            return re.compile(str(pattern), flags)
+        except re.error as exc:
+            raise ScorerError(f"{where}: invalid regular expression {pattern!r}: {exc}") from exc
+
+    def __init__(self, spec: ScorerSpec, runtime: ScorerRuntime | None = None):
+        super().__init__(spec, runtime)
+        self.flags = self._flags(spec)
+        self.pattern = None if self.value.dynamic else self._compile(spec.value, self.flags,
+                                                                     spec.where)
+
+    def score(self, inp: ScoreInput) -> bool:
+        pattern = self.pattern or self._compile(self.value.get(inp), self.flags, "regex")
+        return pattern.search(inp.output) is not None
+
+
+_FENCE = re.compile(r"^```[A-Za-z0-9_-]*\s*\n(.*?)\n?```\s*$", re.DOTALL)
+
+
+class JsonValid(Scorer):
+    """True when the output is JSON (a reply that is one ```json fenced block counts)."""
+
+    type = "json_valid"
+
+    def score(self, inp: ScoreInput) -> bool:
+        text = inp.output.strip()
+        m = _FENCE.match(text)
+        if m:
+            text = m.group(1)
+        try:
+            json.loads(text)
+        except ValueError:
+            return False
+        return True
+
+
+class MaxLatency(Scorer):
+    """True when the call took at most `value` milliseconds."""
+
+    type = "max_latency_ms"
+    needs_value = True
+
+    @classmethod
+    def validate(cls, spec: ScorerSpec) -> None:
+        super().validate(spec)
+        if isinstance(spec.value, bool) or not isinstance(spec.value, int | float):
+            raise ExperimentError(f"{spec.where}: 'value' must be a number of milliseconds, "
+                                  f"got {spec.value!r}")
+
+    def score(self, inp: ScoreInput) -> bool:
+        if inp.latency_ms is None:
+            raise ScorerError("no latency recorded for this call")
+        return inp.latency_ms <= self.spec.value
+
+
