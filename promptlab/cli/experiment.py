@@ -320,8 +320,12 @@ def experiment_status(name: str | None, out: Output) -> None:
         return
     last = status["last_run"]
     if last is None:
-        click.echo(f"\nNo calls logged for {exp.name} yet; run: promptlab experiment run "
-                   f"{exp.name}")
+        if status["cells"]:
+            click.echo(f"\n{status['cells']} calls logged from live traffic; no experiment "
+                       "runs yet.")
+        else:
+            click.echo(f"\nNo calls logged for {exp.name} yet; run: promptlab experiment run "
+                       f"{exp.name}")
         return
     click.echo(f"\nLast run {last['run_id']}: {last['cells']} cells, {last['errors']} errors, "
                f"{last['started']} → {last['ended']}")

@@ -94,3 +94,24 @@ def test_example_runs_and_v2_finds_more_bugs(example_project) -> None:
     assert again.exit_code == 0
     second = example_project.entries()[len(entries):]
     assert {(e["item_id"], e["variant"]): e["scores"]["finds_bug"] for e in second} == by_item
+
+
+def test_the_documented_change_to_a_real_endpoint(example_project, fake_llm) -> None:
+    """docs/experiments.md: replace [provider]'s two lines (plus base_url for Ollama)."""
+    path = example_project.experiments / "code-review-ab.toml"
+    text = path.read_text()
+    stand_in = 'type = "python"\nfunction = "standin_reviewer.py:review"\n'
+    assert stand_in in text
+    path.write_text(text.replace(stand_in, 'type = "openai"\nmodel = "gpt-4o-mini"\n'
+                                           f'base_url = "{fake_llm.url}/v1"\n'))
+    result = CliRunner().invoke(main, ["experiment", "run", "code-review-ab", "--limit", "3"])
+    assert result.exit_code == 0, result.output
+    entries = example_project.entries()
+    assert len(entries) == 6 and {e["provider"] for e in entries} == {"openai"}
+    assert {e["model"] for e in entries} == {"gpt-4o-mini"}
+    assert all(e["cost_usd"] > 0 for e in entries)  # priced from the shipped table
+    sent = fake_llm.requests[0]["json"]
+    assert sent["model"] == "gpt-4o-mini" and sent["temperature"] == 0.2
+    systems = {r["json"]["messages"][0]["content"] for r in fake_llm.requests}
+    assert systems == {e["system_prompt"] for e in entries}  # v1's and v2's system prompts
+    assert len(systems) == 2

@@ -354,6 +354,8 @@ def test_status_counts_live_traffic(exp_project, toml, rows) -> None:
     for n in range(200):
         with logger.call(exp.render(f"user-{n}", code="x")) as call:
             call.finish(response="ok")
+    assert run("experiment", "status", "live").stdout.splitlines()[-1] == (
+        "200 calls logged from live traffic; no experiment runs yet.")
     data = json.loads(run("experiment", "status", "live", "--json").stdout)
     observed = {r["variant"]: r["observed"] for r in data["variants"]}
     assert abs(observed["v1"] - 0.5) < 0.1 and observed["v1"] + observed["v2"] == 1.0
