@@ -1,0 +1,150 @@
+"""`promptlab compare` and `promptlab experiment report`: is the new version better?
+
+Thin commands: parse, call `promptlab.comparison.compare`, print. The statistics (and
+scipy) are imported only when a command runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from promptlab.cli._common import Output, get_settings, output_options, project_options, warn
+
+CORRECTION_CHOICES = ("holm", "bh", "none")
+
+
+def _analysis_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by `compare` and `experiment report`."""
+    for option in reversed([
+        click.option("metrics", "--metric", multiple=True, metavar="NAME",
+                     help="Metric to compare (repeatable): a score name, latency_ms, "
+                          "output_tokens, input_tokens, cost_usd or error_rate."),
+        click.option("alpha", "--alpha", type=float, default=0.05, show_default=True,
+                     help="Significance level (two-sided)."),
+        click.option("since", "--since", metavar="WHEN",
+                     help="Only calls since a date, ISO time or age (2026-11-01, 7d, 24h)."),
+        click.option("until", "--until", metavar="WHEN", help="Only calls before this."),
+        click.option("correction", "--correction", type=click.Choice(CORRECTION_CHOICES),
+                     default="holm", show_default=True,
+                     help="Multiple-testing correction across metrics and versions."),
+        click.option("sequential", "--sequential", is_flag=True,
+                     help="Always-valid p-values and confidence sequences: safe to re-run "
+                          "while data is still coming in."),
+        click.option("fail_if_worse", "--fail-if-worse", is_flag=True,
+                     help="Exit 1 when a version is significantly worse on the primary "
+                          "metric or a guardrail (every metric when none is configured)."),
+    ]):
+        f = option(f)
+    return f
+
+
+@click.command(name="compare")
+@click.argument("versions", nargs=-1, metavar="A B [C ...]")
+@click.option("prompt_id", "--prompt", metavar="ID",
+              help="Prompt id (needed only when several prompts have these versions).")
+@click.option("experiment", "--experiment", metavar="NAME",
+              help="Compare this experiment's entries (variants); paired when items match.")
+@_analysis_options
+@output_options
+@project_options
+def compare_cmd(versions: tuple[str, ...], prompt_id: str | None, experiment: str | None,
+                metrics: tuple[str, ...], alpha: float, since: str | None, until: str | None,
+                correction: str, sequential: bool, fail_if_worse: bool, out: Output) -> None:
+    """Is version B better than version A? Tests every metric in the logs.
+
+    Picks the design (paired on experiment items, else unpaired per unit) and the test
+    (McNemar, paired t, two-proportion z / Fisher, Welch t) by itself, adjusts p-values
+    across metrics and versions (Holm), and states the power. The difference is
+    always B − A; several versions are each compared with A.
+
+    \b
+    Examples:
+      promptlab compare v1 v2
+      promptlab compare v1 v2 --prompt code-review --metric finds_bug --json
+      promptlab compare v1 v2 v3 --since 7d --correction bh
+      promptlab compare --experiment code-review-ab --fail-if-worse
+    """
+    from promptlab.comparison import compare
+
+    result = compare(
+        *versions, prompt=prompt_id, experiment=experiment, metrics=list(metrics) or None,
+        alpha=alpha, since=since, until=until, correction=correction, sequential=sequential,
+        settings=get_settings(),
+    )
+    _emit(result, out, fail_if_worse)
+
+
+@click.command(name="report")
+@click.argument("name", required=False)
+@_analysis_options
+@output_options
+@project_options
+def experiment_report(name: str | None, metrics: tuple[str, ...], alpha: float,
+                      since: str | None, until: str | None, correction: str,
+                      sequential: bool, fail_if_worse: bool, out: Output) -> None:
+    """Compare an experiment's variants on its configured metrics.
+
+    The first variant in the experiment file is the baseline; the primary metric and the
+    guardrails come from its [metrics] table. Without NAME: the only experiment there is.
+
+    \b
+    Examples:
+      promptlab experiment report code-review-ab
+      promptlab experiment report code-review-ab --json --fail-if-worse
+    """
+    from promptlab.comparison import compare
+    from promptlab.errors import ExperimentError
+    from promptlab.experiments import list_experiments
+
+    settings = get_settings()
+    if name is None:
+        known = list_experiments(settings)
+        if len(known) != 1:
+            listed = ", ".join(known) if known else f"none in {settings.experiments_dir}"
+            raise ExperimentError(f"name the experiment to report on (experiments: {listed})")
+        name = known[0]
+    from promptlab.errors import CompareError
+    from promptlab.experiments import load_experiment
+
+    try:
+        load_experiment(name, settings)
+        missing: ExperimentError | None = None
+    except ExperimentError as exc:  # no file: the logs may still hold its entries
+        missing = exc
+    try:
+        result = compare(
+            experiment=name, metrics=list(metrics) or None, alpha=alpha, since=since,
+            until=until, correction=correction, sequential=sequential, settings=settings,
+        )
+    except CompareError:
+        if missing is not None:
+            raise missing from None
+        raise
+    _emit(result, out, fail_if_worse)
+
+
+def _emit(result: Any, out: Output, fail_if_worse: bool) -> None:
+    from promptlab.comparison import all_warnings
+
+    if out.json:
+        out.emit_json(result.to_dict())
+    elif out.nl or out.csv:
+        rows = result.rows()
+        out.table(rows, list(rows[0]) if rows else None)
+    else:
+        click.echo(result.table(out.fmt))
+        for line in all_warnings(result):
+            warn(line)
+    if fail_if_worse:
+        worse = result.worse()
+        for pair, metric in worse:
+            role = f" ({metric.role})" if metric.role else ""
+            click.echo(
+                f"Failed: {pair.b} is significantly worse than {pair.a} on {metric.name}{role}: "
+                f"{pair.b} − {pair.a} = {metric.diff:+.4g}, adjusted p = "
+                f"{metric.p_adjusted:.2g}", err=True)
+        if worse:
+            raise SystemExit(1)
