@@ -31,7 +31,7 @@ _CHUNK = 65536
 @click.option("provider", "--provider", default="command", show_default=True,
               help="Provider name to log.")
 @click.option("print_id", "--print-id", is_flag=True,
-              help="Print the entry id on stderr (for `promptlab` feedback later).")
+              help="Print the logged entry's id on stderr (to attach feedback later).")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- CMD [ARGS]...")
 @project_options
 def log_wrap(model: str | None, tags: tuple[str, ...], prompt_ref: str | None,

@@ -318,21 +318,58 @@ _INDEX = {name: i for i, name in enumerate(FIELDS)}
 _CONTAINERS = frozenset({_TAGS, _OBJ, _MSGS, _SCORES})
 # Text fields where an empty string is a real value worth keeping (a model may answer "").
 _KEEP_EMPTY = frozenset({"assistant_response", "user_message", "system_prompt"})
-_plans: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
+_validators: dict[tuple[str, ...], Any] = {}
 
 
-def _plan(keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    """(name, type tag) of `keys` in schema order; cached, as callers repeat their key sets."""
-    plan = _plans.get(keys)
-    if plan is None:
-        unknown = [k for k in keys if k not in _INDEX]
-        if unknown:
-            raise _unknown(unknown)
-        plan = tuple((k, SCHEMA[k]) for k in sorted(keys, key=_INDEX.__getitem__))
-        if len(_plans) > 512:
-            _plans.clear()
-        _plans[keys] = plan
-    return plan
+def _validator(keys: tuple[str, ...]) -> Any:
+    """A function validating exactly `keys`, in schema order, as straight-line code.
+
+    Callers repeat the same key sets call after call, so each set is compiled once (the
+    technique dataclasses and attrs use): no per-field dispatch on the hot path.
+    """
+    fn = _validators.get(keys)
+    if fn is not None:
+        return fn
+    unknown = [k for k in keys if k not in _INDEX]
+    if unknown:
+        raise _unknown(unknown)
+    lines = ["def validate(f):", "    out = {}"]
+    for name in sorted(keys, key=_INDEX.__getitem__):
+        kind = SCHEMA[name]
+        n = repr(name)  # schema names only: plain identifiers
+        lines.append(f"    v = f[{n}]")
+        lines.append("    if v is not None:")
+        if kind == _STR:
+            lines.append(f"        if type(v) is not str: v = _check({n}, {kind!r}, v)")
+            if name in _KEEP_EMPTY:
+                lines.append(f"        out[{n}] = v")
+            else:
+                lines.append(f"        if v: out[{n}] = v")
+        elif kind == _INT:
+            lines.append(f"        if type(v) is not int or v < 0: v = _check_int({n}, v)")
+            lines.append(f"        out[{n}] = v")
+        elif kind == _NUM:
+            lines.append("        t = type(v)")
+            lines.append("        if not ((t is int or (t is float and v - v == 0)) and v >= 0):")
+            lines.append(f"            v = _check_number({n}, v)")
+            lines.append(f"        out[{n}] = v")
+        elif kind == _OBJ:
+            lines.append(f"        if type(v) is not dict: v = _check({n}, {kind!r}, v)")
+            lines.append(f"        if v: out[{n}] = v")
+        else:
+            lines.append(f"        v = _check({n}, {kind!r}, v)")
+            if kind in _CONTAINERS:
+                lines.append(f"        if v: out[{n}] = v")
+            else:
+                lines.append(f"        out[{n}] = v")
+    lines.append("    return out")
+    namespace = {"_check": _check, "_check_int": _check_int, "_check_number": _check_number}
+    exec("\n".join(lines), namespace)  # generated from the fixed schema only
+    fn = namespace["validate"]
+    if len(_validators) > 512:
+        _validators.clear()
+    _validators[keys] = fn
+    return fn
 
 
 def build_entry(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -341,32 +378,7 @@ def build_entry(fields: Mapping[str, Any]) -> dict[str, Any]:
     `timestamp` is normalised to the canonical UTC form; `kind` and `status` are checked
     against their allowed values. Raises EntryError naming the first bad field.
     """
-    out: dict[str, Any] = {}
-    for name, kind in _plan(tuple(fields)):
-        value = fields[name]
-        if value is None:
-            continue
-        tv = type(value)
-        # Fast paths for the common, already-correct types; _check handles the rest.
-        if kind == _STR:
-            if tv is not str:
-                value = _check(name, kind, value)
-            if not value and name not in _KEEP_EMPTY:
-                continue
-        elif kind == _INT:
-            if tv is not int or value < 0:
-                value = _check_int(name, value)
-        elif kind == _NUM:
-            if not ((tv is int or (tv is float and value - value == 0)) and value >= 0):
-                value = _check_number(name, value)
-        elif kind == _OBJ and tv is dict:
-            if not value:
-                continue
-        else:
-            value = _check(name, kind, value)
-            if kind in _CONTAINERS and not value:
-                continue
-        out[name] = value
+    out = _validator(tuple(fields))(fields)
     if "timestamp" in out:
         out["timestamp"] = normalize_timestamp(out["timestamp"])
     kind_value = out.get("kind")
