@@ -120,6 +120,7 @@ class _Runner:
         self.logger = logger
         self.provider = create_provider(experiment.provider)  # type: ignore[arg-type]
         self.judges: dict[int, Provider] = {}
+        self.scoring = threading.local()  # the cell being scored, for judge call entries
         self.judge_lock = threading.Lock()
         self.cache: ResponseCache | None = None
         try:
@@ -294,7 +295,10 @@ class _Runner:
                               latency_ms=(time.perf_counter() - t0) * 1000, metadata=metadata)
             return _Outcome(cell.variant, entry, error=error)
         latency = response.latency_ms or (time.perf_counter() - t0) * 1000
-        scores, errors = self._score(cell, response, latency, metadata)
+        try:
+            scores, errors = self._score(cell, response, latency, metadata)
+        except Interrupted:
+            return None
         if errors:
             metadata["scorer_errors"] = errors
         entry = self._log(cell, request, started_ns, status="ok", response=response,
@@ -316,10 +320,13 @@ class _Runner:
         scores: dict[str, Any] = {}
         errors: dict[str, str] = {}
         for scorer in self.scorers:
+            self.scoring.context = {"experiment": self.experiment.name, "variant": cell.variant,
+                                    "item_id": item.id, "repeat": cell.repeat,
+                                    "scorer": scorer.spec.name}
             try:
                 scores[scorer.spec.name] = scorer(inp)
             except Interrupted:
-                errors[scorer.spec.name] = "not scored: the run was stopped"
+                raise  # stopped while a judge waited to retry: the cell is not logged
             except (ScorerError, ProviderError) as exc:
                 errors[scorer.spec.name] = str(exc)
             except PromptlabError as exc:
@@ -390,6 +397,12 @@ class _Runner:
         return spec
 
     def _judge_complete(self, spec: ProviderSpec | None, rendered: Any) -> str:
+        """Run a judge prompt (with retries and the cache) and log the call.
+
+        Judge calls are logged as ordinary entries stamped with the judge prompt, tagged
+        `judge` and without experiment/variant fields (so they never count as cells); their
+        `metadata.judge_for` names the cell they scored.
+        """
         if spec is None:
             provider, spec = self.provider, self.experiment.provider
         else:
@@ -406,10 +419,37 @@ class _Runner:
             hit = self.cache.get(key)
             if hit is not None:
                 return hit.text
-        response, _ = self._call(provider, request)
+        started_ns = time.time_ns()
+        t0 = time.perf_counter()
+        try:
+            response, _ = call_with_retries(provider, request, self.retry, self.stop)
+        except ProviderError as exc:
+            self._log_judge(provider, request, rendered, started_ns, t0, None, str(exc))
+            raise
         if key is not None:
             self.cache.put(key, response, provider.type)  # type: ignore[union-attr]
+        self._log_judge(provider, request, rendered, started_ns, t0, response, None)
         return response.text
+
+    def _log_judge(self, provider: Provider, request: Request, rendered: Any, started_ns: int,
+                   t0: float, response: Response | None, error: str | None) -> None:
+        from promptlab.logs.entry import format_timestamp
+
+        context = getattr(self.scoring, "context", None) or {}
+        stamp = {k: v for k, v in rendered.stamp.items() if k.startswith("prompt_")}
+        latency = (response.latency_ms if response is not None and response.latency_ms
+                   else (time.perf_counter() - t0) * 1000)
+        self.logger.log(
+            timestamp=format_timestamp(started_ns),
+            model=(response.model if response is not None and response.model
+                   and provider.model_from_response else request.model),
+            provider=provider.type, config=request.params, system_prompt=rendered.system,
+            user_message=rendered.user,
+            assistant_response=response.text if response is not None else None,
+            latency_ms=round(latency, 3), tags=[*self.experiment.tags, "judge"],
+            metadata={"judge_for": context}, run_id=self.result.run_id,
+            status="ok" if error is None else "error", error=error,
+            **(response.usage() if response is not None else {}), **stamp)
 
 
 @dataclass(frozen=True)

@@ -193,11 +193,21 @@ value = ".{5000}"
 '''), rows)
     result = CliRunner().invoke(main, ["experiment", "run", "ab", "-q"])
     assert result.exit_code == 0, result.output
-    entries = exp_project.entries()
+    entries = [e for e in exp_project.entries() if "judge" not in e.get("tags", [])]
+    judged = [e for e in exp_project.entries() if "judge" in e.get("tags", [])]
     assert len(entries) == 12
     # echo repeats the prompt, which contains the code, which contains f{i} = expected
     assert all(e["scores"] == {"judged": True, "long": False, "overall": 0.5} for e in entries)
     assert all(e["metadata"]["judges"] == {"judged": "judge/v1"} for e in entries)
+    # every judge call is logged too, stamped with the judge prompt, never as a cell
+    assert len(judged) == 12
+    first = judged[0]
+    assert (first["prompt_id"], first["prompt_version"], first["assistant_response"]) == (
+        "judge", "v1", "PASS")
+    assert "experiment" not in first and first["run_id"] == entries[0]["run_id"]
+    assert first["metadata"]["judge_for"]["scorer"] == "judged"
+    assert {(j["metadata"]["judge_for"]["item_id"], j["metadata"]["judge_for"]["variant"])
+            for j in judged} == {(e["item_id"], e["variant"]) for e in entries}
 
 
 def test_a_failing_scorer_is_recorded_on_the_cell(exp_project, toml, rows) -> None:
