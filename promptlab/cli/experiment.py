@@ -94,8 +94,6 @@ def experiment_run(name: str | None, concurrency: int | None, limit: int | None,
     exp = _load(name or _only_experiment())
     options = RunOptions(concurrency=concurrency, limit=limit, dry_run=dry_run, resume=resume,
                          cache=not no_cache, timeout_s=timeout_s, max_retries=max_retries)
-    if dry_run:
-        _check_provider(exp)
     result = run_experiment(exp, options, reporter=_reporter(exp, options, quiet or out.structured))
     if dry_run and not (quiet or out.structured):
         click.echo(_header(exp, options, result), err=True)
@@ -104,15 +102,6 @@ def experiment_run(name: str | None, concurrency: int | None, limit: int | None,
         raise click.exceptions.Exit(1)
     if result.stopped == "interrupted":
         raise click.exceptions.Exit(EXIT_INTERRUPTED)
-
-
-def _check_provider(exp: Any) -> None:
-    """A dry run still checks that the provider can be set up (keys, functions, commands)."""
-    if exp.provider is None:
-        return
-    from promptlab.providers import create_provider
-
-    create_provider(exp.provider).close()
 
 
 def _write_err(text: str) -> None:

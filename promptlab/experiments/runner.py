@@ -93,6 +93,7 @@ def run_experiment(experiment: Experiment, options: RunOptions | None = None, *,
                 result.variants[cell.variant].skipped += 1
     result.run_id = run_id or new_run_id()
     if options.dry_run:
+        _check_setup(experiment)
         return result
     runner = _Runner(experiment, options, result, logger=logger, reporter=reporter or Reporter())
     return runner.run(todo)
@@ -458,6 +459,28 @@ class _Outcome:
     entry: dict[str, Any] | None
     error: str | None = None
     cache_hit: bool = False
+
+
+def _check_setup(experiment: Experiment) -> None:
+    """What a dry run checks besides rendering: the provider can be set up (keys,
+    functions, commands) and every scorer prepared (functions imported, judge prompts
+    found). Nothing is called."""
+    if experiment.provider is not None:
+        create_provider(experiment.provider).close()
+
+    def no_calls(spec: Any, rendered: Any) -> str:  # pragma: no cover - never called
+        raise AssertionError("a dry run makes no calls")
+
+    def judge_spec(table: dict[str, Any], where: str) -> ProviderSpec:
+        from promptlab.providers import validate_provider
+
+        spec = provider_spec(table, experiment.base_dir, f"{where} provider")
+        validate_provider(spec)
+        return spec
+
+    build_scorers(experiment.scorers, ScorerRuntime(
+        base_dir=experiment.base_dir, registry=_registry(experiment), complete=no_calls,
+        make_provider_spec=judge_spec))
 
 
 def _registry(experiment: Experiment) -> Any:

@@ -396,3 +396,21 @@ def test_console_script_runs_an_experiment(exp_project, toml, rows) -> None:
     assert bad.stderr == "Error: no experiment 'nope' in experiments/; known: ab\n"
     assert "Traceback" not in bad.stderr
 
+
+
+def test_dry_run_checks_provider_and_scorers_without_calling(exp_project, toml, rows,
+                                                             monkeypatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    exp_project.write("ab", toml('type = "openai"\nmodel = "gpt-4o-mini"'), rows)
+    result = run("experiment", "run", "ab", "--dry-run")
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: experiments/ab.toml [provider]: environment variable "
+                             "OPENAI_API_KEY is not set; export OPENAI_API_KEY=… or point "
+                             "api_key_env at the variable holding your key\n")
+    exp_project.write("ab", toml(scorers='[[scorers]]\nname = "j"\ntype = "llm_judge"\n'
+                                         'prompt = "no-such-judge"\n'), rows)
+    result = run("experiment", "run", "ab", "--dry-run")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: experiments/ab.toml: [[scorers]] 'j': judge prompt: "
+                                    "unknown prompt 'no-such-judge'")
+    assert exp_project.entries() == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from promptlab.errors import ExperimentError, ScorerError
+from promptlab.errors import ExperimentError, PromptlabError, ScorerError
 from promptlab.experiments.scorers._base import ScoreInput, Scorer, ScorerSpec
 from promptlab.experiments.scorers._verdict import parse_verdict
 
@@ -44,8 +44,11 @@ class LlmJudge(Scorer):
         if self.runtime is None or self.runtime.registry is None or not self.runtime.complete:
             raise ScorerError(f"{self.spec.where}: llm_judge needs a prompt registry and a "
                               "provider")
-        self.prompt = self.runtime.registry.get(self.spec.options["prompt"])
-        self.prompt.template  # noqa: B018 - parse now so a broken judge prompt fails early
+        try:
+            self.prompt = self.runtime.registry.get(self.spec.options["prompt"])
+            self.prompt.template  # noqa: B018 - parse now so a broken judge prompt fails early
+        except PromptlabError as exc:
+            raise ScorerError(f"{self.spec.where}: judge prompt: {exc}") from exc
         table = self.spec.options.get("provider")
         self.provider_spec = (self.runtime.make_provider_spec(table, self.spec.where)
                               if table is not None and self.runtime.make_provider_spec
