@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import click
 
-from promptlab.cli._common import Output, dumps_json, get_settings, output_options, project_options
+from promptlab.cli._common import (
+    Output,
+    dumps_json,
+    get_settings,
+    output_options,
+    project_options,
+    warn,
+)
 from promptlab.errors import UsageError
 
 
@@ -49,7 +58,6 @@ def prompts_history(prompt_id: str, rev: str, limit: int | None, out: Output) ->
       promptlab history code-review --rev origin/main -n 10
       promptlab history code-review --json
     """
-    from promptlab.cli._common import warn
     from promptlab.history import prompt_history
 
     history = prompt_history(get_registry(), _plain_id(prompt_id, "history"), rev=rev)
@@ -113,37 +121,21 @@ def prompts_diff(prompt_id: str, a: str, b: str | None, rev: str | None, rendere
     prompt_id = _plain_id(prompt_id, "diff")
     values = parse_vars(var_items, vars_file) if rendered else {}
     cli_names = {item.partition("=")[0].strip() for item in var_items}
-    left = _side(registry, prompt_id, a)
+    old = _side(registry, prompt_id, a)
     if rev is not None:
-        from promptlab.history import file_at_revision
-        from promptlab.template import Template
-
-        at = file_at_revision(left.prompt.path, rev)
-        old_name = f"{prompt_id}/{left.prompt.path.name} @ {rev} ({at.short})"
-        new_name = f"{prompt_id}/{left.prompt.path.name} (working tree)"
-        if rendered:
-            old = _rendered_text(Template.from_bytes(at.data, old_name), values, cli_names)
-            new = _rendered_text(left.prompt.template, values, cli_names)
-        else:
-            old = at.data.decode("utf-8", "replace")
-            new = left.prompt.path.read_text(encoding="utf-8", errors="replace")
-        what = f"{prompt_id} {left.prompt.version.name} at {rev} and now"
+        new = replace(old, title=f"{prompt_id}/{old.prompt.path.name} (working tree)")
+        old = _at_revision(old, prompt_id, rev)
+        what = f"{prompt_id} {old.prompt.version.name} at {rev} and now"
     else:
         assert b is not None
-        right = _side(registry, prompt_id, b)
-        old_name, new_name = left.title, right.title
-        if rendered:
-            old = _rendered_text(left.prompt.template, values, cli_names)
-            new = _rendered_text(right.prompt.template, values, cli_names)
-        else:
-            old = left.prompt.path.read_text(encoding="utf-8", errors="replace")
-            new = right.prompt.path.read_text(encoding="utf-8", errors="replace")
+        new = _side(registry, prompt_id, b)
         what = f"{prompt_id} {a} and {b}"
     from promptlab.history import unified_diff
 
-    if rendered:
-        old_name, new_name = f"{old_name} (rendered)", f"{new_name} (rendered)"
-    lines = unified_diff(old, new, old_name, new_name, context=context)
+    suffix = " (rendered)" if rendered else ""
+    lines = unified_diff(old.text(rendered, values, cli_names),
+                         new.text(rendered, values, cli_names),
+                         old.title + suffix, new.title + suffix, context=context)
     if not lines:
         click.echo(f"No differences: {what} are identical"
                    f"{' once rendered' if rendered else ''}.", err=True)
@@ -153,10 +145,17 @@ def prompts_diff(prompt_id: str, a: str, b: str | None, rev: str | None, rendere
         click.echo(_colour(line) if colour else line, color=colour)
 
 
+@dataclass(frozen=True)
 class _Side:
-    def __init__(self, prompt: Any, title: str):
-        self.prompt = prompt
-        self.title = title
+    """One side of a diff: its title, and its text read (or parsed) only when needed."""
+
+    prompt: Any
+    title: str
+    load: Callable[[], Any]  # the parsed Template, for --rendered
+    read: Callable[[], str]  # the source text
+
+    def text(self, rendered: bool, values: dict[str, Any], cli_names: set[str]) -> str:
+        return _rendered_text(self.load(), values, cli_names) if rendered else self.read()
 
 
 def _side(registry: Any, prompt_id: str, name: str) -> _Side:
@@ -166,9 +165,23 @@ def _side(registry: Any, prompt_id: str, name: str) -> _Side:
 
     if is_version_name(name) or version_of(name):
         prompt = registry.get(prompt_id, version=name)
-        return _Side(prompt, f"{prompt_id}/{prompt.path.name}")
-    prompt = registry.get(prompt_id, label=name)
-    return _Side(prompt, f"{prompt_id}/{prompt.path.name} ({name})")
+        title = f"{prompt_id}/{prompt.path.name}"
+    else:
+        prompt = registry.get(prompt_id, label=name)
+        title = f"{prompt_id}/{prompt.path.name} ({name})"
+    return _Side(prompt, title, lambda: prompt.template,
+                 lambda: prompt.path.read_text(encoding="utf-8", errors="replace"))
+
+
+def _at_revision(side: _Side, prompt_id: str, rev: str) -> _Side:
+    """`side`'s version file as it was at git revision `rev`."""
+    from promptlab.history import file_at_revision
+    from promptlab.template import Template
+
+    at = file_at_revision(side.prompt.path, rev)
+    title = f"{prompt_id}/{side.prompt.path.name} @ {rev} ({at.short})"
+    return _Side(side.prompt, title, lambda: Template.from_bytes(at.data, title),
+                 lambda: at.data.decode("utf-8", "replace"))
 
 
 def _rendered_text(template: Any, values: dict[str, Any], cli_names: set[str]) -> str:
@@ -221,7 +234,6 @@ def prompts_check(prompt_ids: tuple[str, ...], base: str | None, no_logs: bool,
       promptlab check
       promptlab check code-review --base origin/main
     """
-    from promptlab.cli._common import warn
     from promptlab.history import check_prompts
 
     settings = get_settings()

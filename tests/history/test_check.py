@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from promptlab.cli import main
-from promptlab.history import _read_jsonl, check_prompts
+from promptlab.history import check_prompts
+from promptlab.history._logscan import _read_jsonl
 from promptlab.registry import Registry
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import promptlab.history as history
+import promptlab.history._provenance as history
 from promptlab.cli import main
 from promptlab.history import clear_provenance_cache, provenance
 from promptlab.registry import Registry
