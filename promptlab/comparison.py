@@ -53,6 +53,7 @@ VALUES_LIMIT = 100_000
 # those missing a numeric score) to count them.
 NON_NUMERIC_CHECK_LIMIT = 1_000
 SMALL_SAMPLE = 20
+DISTINCT_LIMIT = 5_000  # a score with more distinct values is summed by SQL aggregates
 MANY_ERRORS = 0.10
 POWER = 0.8
 EXACT_MCNEMAR_MAX = 100
@@ -945,10 +946,19 @@ class _Engine:
         """One score's sums for one arm; counts booleans when cheap (or when it matters)."""
         if not unit_mode and fast:
             where, params = self._fast_where(scope, arm, fast)
-            row = self.reader.one(
-                f"SELECT {_agg_columns('value')} FROM scores WHERE {where} AND name = ?",
-                [*params, name])
-            agg = _agg_from(row)
+            # Scores usually take few distinct values (pass/fail, 1–5): counting rows per
+            # value along the covering index is half the work of four aggregates.
+            groups = self.reader.all(
+                f"SELECT value, count(*) FROM scores WHERE {where} AND name = ? "
+                f"GROUP BY value LIMIT {DISTINCT_LIMIT + 1}", [*params, name])
+            if len(groups) <= DISTINCT_LIMIT:
+                agg = _Agg(sum(c for _, c in groups), math.fsum(v * c for v, c in groups),
+                           math.fsum(v * v * c for v, c in groups),
+                           sum(c for v, c in groups if v in (0, 1)))
+            else:
+                agg = _agg_from(self.reader.one(
+                    f"SELECT {_agg_columns('value')} FROM scores WHERE {where} AND name = ?",
+                    [*params, name]))
             if small or (small is None and agg.n <= VALUES_LIMIT):
                 agg.n_bool = int(self.reader.one(
                     f"SELECT total(is_bool) FROM scores WHERE {where} AND name = ?",

@@ -560,3 +560,48 @@ def test_since_until_window(write_calls, cli):
     assert data.code == 2
     recent = cli("compare", "v1", "v2", "--since", "1d", "--json").json
     assert metric(recent, "ok")["a"]["n"] == 5
+
+
+# -- where the scores and versions come from ---------------------------------------------------
+
+
+def test_feedback_scores_are_compared_like_any_score(write_calls, cli, log_dir):
+    from promptlab.logs.logger import Logger
+
+    written = write_calls(calls("v1", [{}] * 30) + calls("v2", [{}] * 30))
+    logger = Logger(log_dir, prices=False, strict=True)
+    for i, entry in enumerate(written):
+        helpful = i % 30 < (9 if entry["prompt_version"] == "v1" else 24)
+        logger.feedback(entry["id"], helpful=helpful)
+    m = metric(cli("compare", "v1", "v2", "--json").json, "helpful")
+    assert m["a"]["mean"] == pytest.approx(0.3) and m["b"]["mean"] == pytest.approx(0.8)
+    assert m["verdict"] == "v2 better"
+
+
+def test_experiment_alone_compares_its_variants_in_file_order(split_experiment, write_calls,
+                                                              cli):
+    write_calls(split_rows(30, 30, 0.3, 0.8))
+    data = cli("compare", "--experiment", "split", "--json").json
+    assert (data["a"], data["b"], data["experiment"]) == ("v1", "v2", "split")
+
+
+def test_variants_that_are_not_versions_find_their_experiment(write_calls, cli):
+    rows = [{"prompt_id": "qa", "prompt_version": "v7", "model": "m", "experiment": "tone",
+             "variant": variant, "unit_id": f"{variant}{i}", "scores": {"ok": i < k}}
+            for variant, k in (("control", 10), ("friendly", 20)) for i in range(30)]
+    write_calls(rows)
+    data = cli("compare", "control", "friendly", "--json").json
+    assert data["experiment"] == "tone" and data["prompt"] == "qa"
+    assert metric(data, "ok")["b"]["mean"] == pytest.approx(20 / 30)
+
+
+def test_mixed_experiment_and_live_entries_are_flagged(write_calls, cli):
+    write_calls(calls("v1", [{"ok": True}] * 5) + calls("v2", [{"ok": False}] * 5))
+    write_calls(calls("v1", [{"ok": True}] * 5, experiment="e1", variant="v1", item_id="a")
+                + calls("v2", [{"ok": True}] * 5, experiment="e1", variant="v2", item_id="a"))
+    data = cli("compare", "v1", "v2", "--json").json
+    assert data["experiment"] is None and data["design"] == "unpaired"
+    assert ("these entries come from experiment(s) e1 and live traffic; they are compared "
+            "together, unpaired; pass --experiment NAME to compare one experiment"
+            ) in data["warnings"]
+    assert metric(data, "ok")["a"]["n"] + metric(data, "ok")["b"]["n"] == 12  # units
