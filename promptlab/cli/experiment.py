@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections import Counter, defaultdict
 from typing import Any
 
 import click
@@ -290,11 +289,10 @@ def experiment_status(name: str | None, out: Output) -> None:
     Example:
       promptlab experiment status code-review-ab
     """
-    from promptlab.experiments.logged import logged_cells
+    from promptlab.experiments.status import experiment_status
 
     exp = _load(name or _only_experiment())
-    cells = logged_cells(get_settings().log_dir, exp.name)
-    status = summarize_status(exp, cells)
+    status = experiment_status(exp, get_settings().log_dir)
     if out.json:
         out.emit_json(status)
         return
@@ -321,43 +319,3 @@ def experiment_status(name: str | None, out: Output) -> None:
     if status["unknown_variants"]:
         warn(f"entries for variants not in {exp.path.name}: "
              f"{', '.join(status['unknown_variants'])}")
-
-
-def summarize_status(exp: Any, cells: list[Any]) -> dict[str, Any]:
-    """Per-variant counts, observed vs configured split, and the last run, as plain data."""
-    per_variant: dict[str, list[Any]] = defaultdict(list)
-    for cell in cells:
-        per_variant[cell.variant or "?"].append(cell)
-    units = {v: {c.unit_id or c.item_id for c in cs} for v, cs in per_variant.items()}
-    total_units = sum(len(u) for v, u in units.items() if v in exp.variants)
-    shares = exp.shares
-    rows = []
-    for variant in exp.variants:
-        cs = per_variant.get(variant, [])
-        errors = sum(c.status == "error" for c in cs)
-        rows.append({
-            "variant": variant,
-            "versions": sorted({c.prompt_version for c in cs if c.prompt_version}),
-            "configured": shares[variant],
-            "observed": len(units.get(variant, ())) / total_units if total_units else None,
-            "units": len(units.get(variant, ())), "cells": len(cs), "errors": errors,
-            "error_rate": errors / len(cs) if cs else None,
-            "runs": len({c.run_id for c in cs if c.run_id}),
-        })
-    last_run = None
-    ends: dict[str, str] = {}
-    for c in cells:
-        if c.run_id and c.timestamp >= ends.get(c.run_id, ""):
-            ends[c.run_id] = c.timestamp
-    if ends:
-        latest = max(ends, key=lambda r: ends[r])
-        mine = [c for c in cells if c.run_id == latest]
-        last_run = {"run_id": latest, "cells": len(mine),
-                    "errors": sum(c.status == "error" for c in mine),
-                    "started": min(c.timestamp for c in mine),
-                    "ended": max(c.timestamp for c in mine),
-                    "per_variant": dict(Counter(c.variant for c in mine))}
-    return {"experiment": exp.name, "prompt": exp.prompt, "design": exp.dataset.design,
-            "cells": len(cells), "variants": rows, "last_run": last_run,
-            "unknown_variants": sorted(v for v in per_variant if v not in exp.variants)}
-

@@ -339,7 +339,7 @@ def test_list_and_status(exp_project, toml, rows) -> None:
     lines = status.stdout.splitlines()
     assert lines[0].split() == ["variant", "versions", "configured", "observed", "units",
                                 "cells", "errors", "error_rate", "runs"]
-    assert lines[2].split() == ["v1", "v1", "30.0%", "50.0%", "6", "6", "0", "0.0%", "1"]
+    assert lines[2].split() == ["v1", "v1", "30.0%", "–", "6", "6", "0", "0.0%", "1"]
     assert lines[-1].startswith("Last run ") and "12 cells, 0 errors" in lines[-1]
     data = json.loads(run("experiment", "status", "ab", "--json").stdout)
     assert data["last_run"]["per_variant"] == {"v1": 6, "v2": 6}
