@@ -150,6 +150,17 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def _money(value: float | None) -> str:
+    """Dollars with enough digits to see small runs: 1.2346, 0.0123, 0.000017."""
+    if value is None:
+        return "–"
+    if value >= 0.01 or value <= 0:
+        return f"{value:.4f}"
+    import math
+
+    return f"{value:.{2 - math.floor(math.log10(value))}f}"  # two significant digits
+
+
 def _print_result(exp: Any, result: Any, out: Output) -> None:
     if out.json:
         out.emit_json(result.to_dict())
@@ -166,7 +177,7 @@ def _print_result(exp: Any, result: Any, out: Output) -> None:
                 row["skipped"] = v.skipped
             row[primary] = _fmt(v.primary_mean)
             row.update(input_tokens=v.input_tokens, output_tokens=v.output_tokens,
-                       cost_usd=_fmt(v.cost_usd, 4),
+                       cost_usd=_money(v.cost_usd),
                        latency_ms=_fmt(v.latency_mean, 1))
         rows.append(row)
     json_rows = [v.to_dict() for v in result.variants.values()]
