@@ -158,7 +158,7 @@ def _money(value: float | None) -> str:
         return f"{value:.4f}"
     import math
 
-    return f"{value:.{2 - math.floor(math.log10(value))}f}"  # two significant digits
+    return f"{value:.{1 - math.floor(math.log10(value))}f}"  # two significant digits
 
 
 def _print_result(exp: Any, result: Any, out: Output) -> None:
