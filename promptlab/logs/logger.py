@@ -157,6 +157,8 @@ class Logger:
     def log(self, **fields: Any) -> dict[str, Any]:
         """Write one entry and return it as written (with `id`, `timestamp`, `cost_usd`).
 
+        `timestamp` defaults to the call's start: now, minus `latency_ms` when given.
+
         Accepts the fields of the log entry (design.md): model, system_prompt,
         user_message, assistant_response, messages, input_tokens, output_tokens,
         cached_tokens, reasoning_tokens, latency_ms, tags, metadata, prompt_*, run_id,
@@ -202,7 +204,12 @@ class Logger:
                              "leave it out to get a new one")
         if body.get("v", SCHEMA_VERSION) != SCHEMA_VERSION:
             raise EntryError(f"log field 'v' must be {SCHEMA_VERSION}, got {body['v']!r}")
-        ts = body.get("timestamp") or format_timestamp(now_ns)
+        ts = body.get("timestamp")
+        if ts is None:
+            # The timestamp is the call's start: with a latency given, that is its end
+            # (now) minus the latency.
+            latency = body.get("latency_ms")
+            ts = format_timestamp(now_ns if latency is None else now_ns - int(latency * 1e6))
         entry = {"v": SCHEMA_VERSION, "id": entry_id, "timestamp": ts, "kind": kind}
         entry.update(body)
         line, exact = encode_entry(entry)

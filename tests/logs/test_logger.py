@@ -92,13 +92,166 @@ def test_module_level_shortcuts_use_the_env_log_dir(log_dir: Path) -> None:
 
 
 def test_failure_to_write_warns_once_and_never_raises(tmp_path: Path) -> None:
+    import warnings
+
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     logger = Logger(blocker / "logs")
-    with pytest.warns(UserWarning, match="cannot create log folder"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         entry = logger.log(model="m", user_message="hi")
-    assert entry["user_message"] == "hi"
-    logger.log(model="m")  # no second warning (pytest would fail on an unexpected one only if errors)
-    assert logger.dropped == 2
+        logger.log(model="m")
+        logger.log(model="m")
+    assert entry["user_message"] == "hi"  # the caller still gets its entry
+    assert [str(w.message) for w in caught] == [
+        f"promptlab: a log entry was not written: cannot create log folder {blocker / 'logs'}: "
+        "Not a directory; set PROMPTLAB_LOG_DIR or log_dir to a writable folder"]
+    assert logger.dropped == 3
     with pytest.raises(LogError, match="cannot create log folder"):
         Logger(blocker / "logs", strict=True).log(model="m")
+
+
+def test_read_only_log_file_is_reported_with_its_path(tmp_path: Path) -> None:
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root ignores file permissions")
+    entry = Logger(tmp_path).log(model="m")
+    path = tmp_path / f"{entry['timestamp'][:10]}.jsonl"
+    path.chmod(0o400)
+    with pytest.raises(LogError, match=f"cannot write to log file {path}: Permission denied"):
+        Logger(tmp_path, strict=True).log(model="m")
+
+
+def test_timestamp_is_the_start_of_the_call(log_dir: Path) -> None:
+    import datetime as dt
+
+    before = dt.datetime.now(dt.UTC)
+    entry = Logger().log(model="m", latency_ms=60_000)  # logged after a one-minute call
+    start = dt.datetime.strptime(entry["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=dt.UTC)
+    assert 59 <= (before - start).total_seconds() <= 61
+    given = Logger().log(model="m", latency_ms=5, timestamp="2026-11-26T10:00:00Z")
+    assert given["timestamp"] == "2026-11-26T10:00:00.000000Z"
+
+
+OPENAI_CHAT = {
+    "model": "gpt-4o-mini-2024-07-18",
+    "choices": [{"message": {"role": "assistant", "content": "BUG: off by one"}}],
+    "usage": {"prompt_tokens": 1200, "completion_tokens": 40,
+              "prompt_tokens_details": {"cached_tokens": 1024},
+              "completion_tokens_details": {"reasoning_tokens": 0}},
+}
+ANTHROPIC = {
+    "model": "claude-haiku-4-5-20251001", "stop_reason": "end_turn",
+    "content": [{"type": "text", "text": "BUG: "}, {"type": "tool_use", "id": "t"},
+                {"type": "text", "text": "off by one"}],
+    "usage": {"input_tokens": 100, "output_tokens": 20, "cache_read_input_tokens": 1000,
+              "cache_creation_input_tokens": 50},
+}
+RESPONSES = {
+    "model": "gpt-5-mini", "output": [
+        {"type": "reasoning", "content": []},
+        {"type": "message", "content": [{"type": "output_text", "text": "BUG: off by one"}]}],
+    "usage": {"input_tokens": 300, "output_tokens": 90,
+              "input_tokens_details": {"cached_tokens": 0},
+              "output_tokens_details": {"reasoning_tokens": 64}},
+}
+
+
+def test_finish_reads_openai_anthropic_and_responses_replies(log_dir: Path) -> None:
+    from types import SimpleNamespace
+
+    logger = Logger()
+    with logger.call("q") as call:
+        call.finish(response=OPENAI_CHAT)
+    e = call.entry
+    assert (e["assistant_response"], e["input_tokens"], e["output_tokens"], e["cached_tokens"]) \
+        == ("BUG: off by one", 1200, 40, 1024)
+    assert e["model"] == "gpt-4o-mini-2024-07-18"  # no model given: the reply's
+    assert e["cost_usd"] == pytest.approx((176 * 0.15 + 1024 * 0.075 + 40 * 0.60) / 1e6)
+
+    with logger.call("q", model="claude-haiku-4-5") as call:
+        call.finish(response=ANTHROPIC)
+    e = call.entry
+    assert e["model"] == "claude-haiku-4-5"  # the model asked for wins
+    assert e["assistant_response"] == "BUG: off by one"
+    assert (e["input_tokens"], e["cached_tokens"], e["output_tokens"]) == (1150, 1000, 20)
+
+    with logger.call("q") as call:
+        call.finish(response=RESPONSES, output_tokens=91)  # explicit values win
+    e = call.entry
+    assert (e["assistant_response"], e["output_tokens"], e["reasoning_tokens"]) == (
+        "BUG: off by one", 91, 64)
+
+    reply = SimpleNamespace(model="gpt-4o", choices=[SimpleNamespace(
+        message=SimpleNamespace(content="hi"))], usage=SimpleNamespace(
+        prompt_tokens=3, completion_tokens=1, prompt_tokens_details=None,
+        completion_tokens_details=None))
+    with logger.call("q") as call:
+        call.finish(response=reply)
+    assert call.entry["assistant_response"] == "hi" and call.entry["input_tokens"] == 3
+
+    with pytest.raises(EntryError, match="cannot read a reply from a int"), \
+            logger.call("q") as call:
+        call.finish(response=42)
+    assert call.entry["status"] == "error"  # the failed finish is still logged
+    assert len(read_lines(log_dir)) == 5
+
+
+def test_call_without_with_update_fail_and_async(log_dir: Path) -> None:
+    import asyncio
+
+    logger = Logger()
+    call = logger.call("q", model="gpt-4o", tags=["a"])
+    call.update(metadata={"attempt": 2})
+    early_id = call.id
+    entry = call.fail(TimeoutError("slow"), latency_ms=5.0)
+    assert entry["id"] == early_id and entry["metadata"] == {"attempt": 2}
+    assert entry["status"] == "error" and entry["error"] == "TimeoutError: slow"
+    with pytest.raises(EntryError, match="already logged"):
+        call.finish(response="late")
+
+    async def run() -> dict:
+        async with logger.call("q", model="gpt-4o") as acall:
+            await asyncio.sleep(0.01)
+        return acall.entry
+
+    done = asyncio.run(run())
+    assert done["status"] == "ok" and done["latency_ms"] >= 10
+    assert "assistant_response" not in done  # finished by the block's end, no reply given
+
+
+def test_messages_are_kept_when_text_fields_would_lose_turns(log_dir: Path) -> None:
+    from promptlab.template import Rendered
+
+    few_shot = Rendered(messages=[
+        {"role": "system", "content": "Classify."}, {"role": "user", "content": "great!"},
+        {"role": "assistant", "content": "positive"}, {"role": "user", "content": "awful"}],
+        model="gpt-4o-mini", stamp={"prompt_id": "sentiment", "prompt_version": "v3",
+                                    "salt": "s1"})
+    with Logger().call(few_shot) as call:
+        call.finish(response="negative")
+    e = call.entry
+    assert e["messages"] == few_shot.messages
+    assert e["user_message"] == "great!\n\nawful" and e["system_prompt"] == "Classify."
+    assert e["metadata"] == {"salt": "s1"}  # stamp keys outside the schema are kept
+
+
+def test_disk_full_warns_with_the_reason(tmp_path: Path) -> None:
+    import os
+    import warnings
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    day = "2026-11-26"
+    (tmp_path / f"{day}.jsonl").symlink_to("/dev/full")  # every write fails with ENOSPC
+    logger = Logger(tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        entry = logger.log(model="m", timestamp=f"{day}T10:00:00Z", assistant_response="ok")
+    assert entry["assistant_response"] == "ok"
+    (warning,) = caught
+    assert "No space left on device; free some disk space" in str(warning.message)
+    with pytest.raises(LogError, match="No space left on device"):
+        Logger(tmp_path, strict=True).log(model="m", timestamp=f"{day}T10:00:00Z")
