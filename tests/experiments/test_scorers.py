@@ -231,3 +231,31 @@ function = "checks.py:picky"
     assert bad["status"] == "ok" and "scores" not in bad
     assert bad["metadata"]["scorer_errors"] == {"picky": "ValueError: cannot score item-1"}
     assert entries[("item-2", "v2")]["scores"] == {"picky": True}
+
+
+def test_third_party_scorer_via_entry_point(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    (site / "acme_checks").mkdir(parents=True)
+    (site / "acme_checks" / "__init__.py").write_text(textwrap.dedent("""
+        from promptlab.experiments.scorers import Scorer
+
+        class Shouty(Scorer):
+            type = "shouty"
+            keys = frozenset({"min_ratio"})
+
+            def score(self, inp):
+                letters = [c for c in inp.output if c.isalpha()]
+                upper = sum(c.isupper() for c in letters) / max(1, len(letters))
+                return upper >= self.spec.options.get("min_ratio", 0.5)
+    """))
+    dist = site / "acme_checks-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-checks\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[promptlab.scorers]\nshouty = acme_checks:Shouty\n")
+    monkeypatch.syspath_prepend(str(site))
+    s = scorer({"name": "loud", "type": "shouty", "min_ratio": 0.8})
+    assert s(inp("HELLO THERE")) is True
+    assert s(inp("Hello there")) is False
+    with pytest.raises(ExperimentError, match="unknown key 'ratio' for scorer type 'shouty'"):
+        parse_scorer({"type": "shouty", "ratio": 1}, 1, "exp.toml")
