@@ -265,7 +265,10 @@ def rollup_select_sql(*, per_tag: bool, where: str = "1") -> str:
         f"COALESCE(sum(CASE WHEN {nocost} THEN e.cached_tokens END), 0)",
     ]
     group = ", ".join(str(i + 1) for i in range(len(keys)))
-    return (f"SELECT {', '.join(keys)}, {', '.join(measures)} FROM {source}"
+    names = [*ROLLUP_KEYS, *(("tag",) if per_tag else ()), *ROLLUP_MEASURES]
+    columns = ", ".join(f"{expr} AS {name}"
+                        for expr, name in zip([*keys, *measures], names, strict=True))
+    return (f"SELECT {columns} FROM {source}"
             f" WHERE e.kind = 'llm' AND ({where}) GROUP BY {group}")
 
 

@@ -1,0 +1,598 @@
+"""Log commands: `logs` (list), `logs search`, `logs show`, `logs reindex`, `trace`, `costs`.
+
+Every command syncs the index first, so results are never stale. Heavy modules are not
+imported here: `promptlab logs --help` must stay fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from promptlab.cli._common import Output, get_settings, output_options, project_options, warn
+from promptlab.cli._lazy import LazyGroup
+
+if TYPE_CHECKING:
+    from promptlab.logs.index import Index
+    from promptlab.logs.index_query import Filters
+
+
+# -- shared options ---------------------------------------------------------------------------
+
+
+def filter_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--prompt --version --model --tag --experiment --variant --status --kind --since --until"""
+    for decorator in reversed([
+        click.option("prompt", "--prompt", metavar="ID",
+                     help="Prompt id (also ID@v2 or ID/v2 for one version)."),
+        click.option("version", "--version", metavar="vN", help="Prompt version (v2 or 2)."),
+        click.option("model", "-m", "--model", metavar="MODEL",
+                     help="Model name; * and ? match any characters."),
+        click.option("tags", "-t", "--tag", multiple=True, metavar="TAG",
+                     help="Tag (repeat: entries with all of them)."),
+        click.option("experiment", "-e", "--experiment", metavar="NAME", help="Experiment."),
+        click.option("variant", "--variant", metavar="NAME", help="Experiment variant."),
+        click.option("status", "--status", type=click.Choice(["ok", "error"]),
+                     help="Only successful calls, or only failures."),
+        click.option("kind", "--kind", type=click.Choice(["llm", "span", "feedback", "all"]),
+                     default="llm", show_default=True, help="Kind of entry."),
+        click.option("since", "--since", metavar="WHEN",
+                     help="From this time: 2026-01-31, 2026-01-31T14:00, 30m, 24h, 7d, today."),
+        click.option("until", "--until", metavar="WHEN",
+                     help="Before this time (a date includes that whole day)."),
+    ]):
+        f = decorator(f)
+    return f
+
+
+def limit_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("limit", "-n", "--limit", type=click.IntRange(min=0), default=20,
+                        show_default=True, help="How many entries (0: all).")(f)
+
+
+def _filters(**values: Any) -> Filters:
+    from promptlab.logs.index_query import make_filters
+
+    return make_filters(None, values)
+
+
+def open_index(out: Output | None = None, *, empty: Any = None) -> Index | None:
+    """The synced index of the project's log folder, or None (after saying so) when the
+    folder does not exist yet."""
+    from promptlab.logs.index import Index
+
+    log_dir = get_settings().log_dir
+    if not log_dir.is_dir():
+        if out is not None and out.structured:
+            out.emit_json([] if empty is None else empty)
+        else:
+            click.echo(f"No log entries yet: {log_dir} does not exist.", err=True)
+        return None
+    index = Index(log_dir)
+    report_sync(index, index.sync())
+    return index
+
+
+def report_sync(index: Index, stats: Any) -> None:
+    if stats.malformed:
+        first = f" (first: {stats.problems[0]})" if stats.problems else ""
+        warn(f"skipped {stats.malformed} malformed log line{'s' if stats.malformed > 1 else ''}"
+             f"{first}; `promptlab logs check` lists them")
+    if stats.replaced:
+        warn(f"{stats.replaced} log file{'s were' if stats.replaced > 1 else ' was'} replaced "
+             "since the last sync and read again")
+    stale = index.conn.execute("SELECT value FROM meta WHERE key = 'fts_stale'").fetchone()
+    total = index.conn.execute("SELECT max(rowid) FROM entries").fetchone()[0] or 0
+    if stale and stale[0] > max(10_000, total // 5):
+        warn(f"the search index holds {stale[0]:,} rows of removed log lines; "
+             "`promptlab logs reindex` compacts it")
+
+
+# -- formatting -------------------------------------------------------------------------------
+
+
+def fmt_time(timestamp: str | None) -> str:
+    if not timestamp:
+        return ""
+    return timestamp[:19].replace("T", " ")
+
+
+def fmt_tokens(entry: dict[str, Any]) -> str:
+    inp, out = entry.get("input_tokens"), entry.get("output_tokens")
+    if inp is None and out is None:
+        return ""
+    return f"{_num(inp)}→{_num(out)}"
+
+
+def _num(value: Any) -> str:
+    return "?" if value is None else (f"{value:,}" if isinstance(value, int) else str(value))
+
+
+def fmt_ms(value: Any) -> str:
+    if not isinstance(value, int | float):
+        return ""
+    return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.0f} ms"
+
+
+def fmt_cost(value: Any, digits: int = 4) -> str:
+    if not isinstance(value, int | float):
+        return ""
+    if 0 < value < 10 ** -digits:
+        return f"${value:.2g}"
+    return f"${value:,.{digits}f}"
+
+
+def fmt_prompt(entry: dict[str, Any]) -> str:
+    prompt = entry.get("prompt_id")
+    if not prompt:
+        return ""
+    version = entry.get("prompt_version")
+    return f"{prompt}@{version}" if version else str(prompt)
+
+
+def one_line(text: Any, width: int) -> str:
+    if text is None:
+        return ""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def summary(entry: dict[str, Any], width: int = 50) -> str:
+    """What a listing shows of an entry's content."""
+    kind = entry.get("kind", "llm")
+    if entry.get("status") == "error" or (entry.get("error") and kind == "llm"):
+        return one_line(f"ERROR: {entry.get('error') or 'failed'}", width)
+    if kind == "span":
+        return one_line(f"span {entry.get('name') or ''}", width)
+    if kind == "feedback":
+        scores = entry.get("scores") or {}
+        text = " ".join(f"{k}={_score(v)}" for k, v in scores.items())
+        return one_line(f"feedback on {entry.get('target')}: {text}", width)
+    response = entry.get("assistant_response")
+    if response is None:
+        from promptlab.logs.sync import entry_texts
+
+        response = entry_texts(entry)[2]
+    return one_line(response, width)
+
+
+def _score(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def entry_row(entry: dict[str, Any], width: int = 50) -> dict[str, Any]:
+    return {
+        "time": fmt_time(entry.get("timestamp")),
+        "id": entry.get("id"),
+        "model": entry.get("model") or "",
+        "prompt": fmt_prompt(entry),
+        "tokens": fmt_tokens(entry),
+        "latency": fmt_ms(entry.get("latency_ms")),
+        "cost": fmt_cost(entry.get("cost_usd")),
+        "response": summary(entry, width),
+    }
+
+
+ENTRY_COLUMNS = ["time", "id", "model", "prompt", "tokens", "latency", "cost", "response"]
+ENTRY_HEADERS = ["time (UTC)", "id", "model", "prompt", "tokens", "latency", "cost", "response"]
+
+
+# -- logs -------------------------------------------------------------------------------------
+
+
+@click.group(
+    "logs", cls=LazyGroup, invoke_without_command=True,
+    lazy_subcommands={"check": "promptlab.cli.logs_check:logs_check"},
+)
+@limit_option
+@filter_options
+@output_options
+@project_options
+@click.pass_context
+def logs(ctx: click.Context, out: Output, limit: int, **filters: Any) -> None:
+    """List logged calls, newest first; search, show and rebuild the index.
+
+    \b
+    Examples:
+      promptlab logs -n 5
+      promptlab logs --prompt code-review@v2 --since 7d
+      promptlab logs --status error --json
+      promptlab logs search "rate limit"
+      promptlab logs show 01JD3Z6X0M
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from promptlab.logs.index_query import list_entries
+
+    flt = _filters(**filters)
+    index = open_index(out)
+    if index is None:
+        return
+    with index:
+        hits = list_entries(index, flt, limit or None)
+    entries = [h.entry for h in hits]
+    out.table([entry_row(e) for e in entries], ENTRY_COLUMNS, headers=ENTRY_HEADERS,
+              json_rows=entries, empty="No matching log entries.")
+
+
+@logs.command(name="search")
+@click.argument("query")
+@limit_option
+@click.option("sort", "--sort", type=click.Choice(["rank", "recent"]), default="rank",
+              show_default=True,
+              help="rank: best matches among the newest --window; recent: newest first.")
+@click.option("window", "--window", type=click.IntRange(min=0), default=2000,
+              show_default=True, help="How many of the newest matches --sort rank ranks "
+              "(0: every match; slower on large logs).")
+@click.option("field_name", "--in", type=click.Choice(["system", "user", "response"]),
+              help="Search only the system prompt, the user message or the response.")
+@click.option("raw", "--fts", is_flag=True,
+              help="QUERY is raw SQLite FTS5 syntax (NEAR, column filters, …).")
+@filter_options
+@output_options
+@project_options
+def logs_search(query: str, limit: int, sort: str, window: int, field_name: str | None,
+                raw: bool, out: Output, **filters: Any) -> None:
+    """Full-text search of prompts and responses, with snippets.
+
+    \b
+    QUERY words are searched literally (case and accents ignored), plus:
+      "exact phrase"    retr*  (prefix)    a OR b    a -b  (a without b)
+
+    \b
+    Examples:
+      promptlab logs search timeout
+      promptlab logs search '"rate limit" -retry' --since 7d --prompt code-review
+      promptlab logs search 'NEAR(stack overflow, 5)' --fts
+    """
+    from promptlab.logs.index_fts import parse_search
+    from promptlab.logs.index_query import search_entries
+
+    flt = _filters(**filters)
+    if not raw:
+        parse_search(query)  # a query with nothing to search for fails before any I/O
+    index = open_index(out)
+    if index is None:
+        return
+    mark = (("\x1b[1m", "\x1b[0m") if sys.stdout.isatty() and not out.structured and not out.csv
+            else ("**", "**"))
+    with index:
+        hits = search_entries(index, query, flt, limit=limit or None, sort=sort,
+                              window=window or None, raw=raw, field_name=field_name)
+    rows = []
+    for hit in hits:
+        rows.append({
+            "time": fmt_time(hit.entry.get("timestamp")), "id": hit.entry.get("id"),
+            "model": hit.entry.get("model") or "", "prompt": fmt_prompt(hit.entry),
+            "snippet": _restyle(hit.snippet or "", mark),
+        })
+    out.table(rows, ["time", "id", "model", "prompt", "snippet"],
+              headers=["time (UTC)", "id", "model", "prompt", "match"],
+              json_rows=[{"rank": h.rank, "snippet": h.snippet, "entry": h.entry} for h in hits],
+              empty=f"No log entries match {query!r}.")
+
+
+def _restyle(snippet: str, mark: tuple[str, str]) -> str:
+    if mark == ("**", "**"):
+        return snippet
+    parts = snippet.split("**")
+    return "".join(p if i % 2 == 0 else f"{mark[0]}{p}{mark[1]}" for i, p in enumerate(parts))
+
+
+@logs.command(name="show")
+@click.argument("entry_id", metavar="ID")
+@output_options
+@project_options
+def logs_show(entry_id: str, out: Output) -> None:
+    """Show one entry whole: texts, tokens, cost, scores, feedback and trace position.
+
+    ID may be a unique prefix of at least 6 characters.
+
+    \b
+    Examples:
+      promptlab logs show 01JD3Z6X0M
+      promptlab logs show 01JD3Z6X0M --json
+    """
+    from promptlab.logs.index_query import entry_details
+
+    index = open_index(out, empty={})
+    if index is None:
+        raise click.exceptions.Exit(1)
+    with index:
+        details = entry_details(index, entry_id)
+    if out.structured or out.csv:
+        out.emit_json({"entry": details.entry, "scores": details.scores,
+                       "feedback": details.feedback, "trace": details.trace})
+        return
+    click.echo(render_entry(details))
+
+
+def render_entry(details: Any) -> str:
+    e = details.entry
+    lines: list[str] = []
+
+    def field(label: str, value: Any) -> None:
+        if value not in (None, "", []):
+            lines.append(f"{label:<11}{value}")
+
+    field("id", e.get("id"))
+    field("time", (e.get("timestamp") or "").replace("T", " ").replace("Z", " UTC"))
+    status = e.get("status") or ("error" if e.get("error") else "ok")
+    field("kind", f"{e.get('kind', 'llm')} · {status}")
+    if e.get("name"):
+        field("name", e.get("name"))
+    if e.get("model"):
+        field("model", e["model"] + (f" ({e['provider']})" if e.get("provider") else ""))
+    if e.get("prompt_id"):
+        extra = [f"label {e['prompt_label']}" if e.get("prompt_label") else "",
+                 f"sha {str(e['prompt_sha'])[:12]}" if e.get("prompt_sha") else "",
+                 f"commit {str(e['prompt_commit'])[:10]}" if e.get("prompt_commit") else "",
+                 "uncommitted changes" if e.get("prompt_dirty") else ""]
+        extra_text = ", ".join(x for x in extra if x)
+        field("prompt", fmt_prompt(e) + (f" ({extra_text})" if extra_text else ""))
+    if e.get("experiment"):
+        parts = [str(e["experiment"])] + [f"{k} {e[k]}" for k in
+                                          ("variant", "unit_id", "item_id", "repeat", "run_id")
+                                          if e.get(k) is not None]
+        field("experiment", " · ".join(parts))
+    tokens = [f"{_num(e.get(k))} {label}" for k, label in
+              (("input_tokens", "in"), ("cached_tokens", "cached"), ("output_tokens", "out"),
+               ("reasoning_tokens", "reasoning")) if e.get(k) is not None]
+    field("tokens", " · ".join(tokens))
+    field("latency", fmt_ms(e.get("latency_ms")))
+    field("cost", fmt_cost(e.get("cost_usd"), 6))
+    field("tags", ", ".join(str(t) for t in e.get("tags") or []))
+    if e.get("kind") == "feedback":
+        field("target", e.get("target"))
+    if details.trace:
+        t = details.trace
+        field("trace", f"{t['trace_id']}  {' › '.join(str(p) for p in t['path'])}  "
+                       f"(depth {t['depth']}, {t['children']} children; trace has "
+                       f"{t['trace_spans']} spans, {t['trace_llm_calls']} LLM calls)")
+    sections: list[tuple[str, Any]] = []
+    if e.get("messages") and not (e.get("system_prompt") or e.get("user_message")):
+        from promptlab.logs.sync import _content_text
+
+        for message in e["messages"]:
+            if isinstance(message, dict):
+                sections.append((str(message.get("role", "?")),
+                                 _content_text(message.get("content"))))
+    else:
+        sections += [("system", e.get("system_prompt")), ("user", e.get("user_message"))]
+    sections += [("response", e.get("assistant_response")), ("error", e.get("error"))]
+    for title, text in sections:
+        if text:
+            lines += ["", f"── {title} ──", str(text).rstrip()]
+    if details.scores:
+        lines += ["", "── scores ──"]
+        width = max(len(s["name"]) for s in details.scores)
+        for s in details.scores:
+            origin = f"feedback {s['feedback_id']}" if s["source"] == "feedback" else "logged"
+            lines.append(f"  {s['name']:<{width}}  {_score(s['value']):<8} ({origin})")
+    if details.feedback:
+        lines += ["", "── feedback ──"]
+        for fb in details.feedback:
+            scores = " ".join(f"{k}={_score(v)}" for k, v in (fb.get("scores") or {}).items())
+            comment = (fb.get("metadata") or {}).get("comment") or fb.get("comment")
+            lines.append(f"  {fmt_time(fb.get('timestamp'))}  {fb.get('id')}  {scores}"
+                         + (f"  “{comment}”" if comment else ""))
+    if e.get("metadata"):
+        from promptlab.cli._common import dumps_json
+
+        lines += ["", "── metadata ──", dumps_json(e["metadata"], indent=True)]
+    return "\n".join(lines)
+
+
+@logs.command(name="reindex")
+@project_options
+def logs_reindex() -> None:
+    """Rebuild the index from the JSONL files (safe: the files are never changed).
+
+    \b
+    Example:
+      promptlab logs reindex
+    """
+    from promptlab.logs.index import Index
+
+    log_dir = get_settings().log_dir
+    if not log_dir.is_dir():
+        click.echo(f"No log entries yet: {log_dir} does not exist.", err=True)
+        return
+    with Index(log_dir) as index:
+        stats = index.reindex()
+        report_sync(index, stats)
+        files = index.conn.execute("SELECT count(*) FROM files").fetchone()[0]
+    click.echo(f"Indexed {stats.entries:,} entries from {files} file{'s' if files != 1 else ''}"
+               f" in {stats.seconds:.1f} s ({index.path}).")
+
+
+# -- trace ------------------------------------------------------------------------------------
+
+
+@click.command("trace")
+@click.argument("trace_id", required=False, metavar="[TRACE_ID]")
+@limit_option
+@click.option("since", "--since", metavar="WHEN", help="Traces started from this time.")
+@click.option("until", "--until", metavar="WHEN", help="Traces started before this time.")
+@output_options
+@project_options
+def logs_trace(trace_id: str | None, limit: int, since: str | None, until: str | None,
+               out: Output) -> None:
+    """Show a trace as a tree: spans with durations, LLM calls with tokens and cost.
+
+    Without TRACE_ID, list recent traces. TRACE_ID may also be a unique prefix, or the id
+    of any span or call in the trace.
+
+    \b
+    Examples:
+      promptlab trace
+      promptlab trace 01JD3Z6X0M
+      promptlab trace 01JD3Z6X0M --json
+    """
+    from promptlab.logs.index_trace import build_trace, list_traces
+
+    flt = _filters(since=since, until=until)
+    index = open_index(out, empty=[] if trace_id is None else {})
+    if index is None:
+        if trace_id is not None:
+            raise click.exceptions.Exit(1)
+        return
+    with index:
+        if trace_id is None:
+            traces = list_traces(index, flt, limit or None)
+            rows = [{
+                "time": fmt_time(t["timestamp"]), "trace": t["trace_id"], "name": t["name"] or "",
+                "duration": fmt_ms(t["duration_ms"]), "spans": t["spans"],
+                "calls": t["llm_calls"], "tokens": f"{t['input_tokens']:,}→{t['output_tokens']:,}",
+                "cost": fmt_cost(t["cost_usd"]), "errors": t["errors"] or "",
+            } for t in traces]
+            out.table(rows, list(rows[0]) if rows else None, json_rows=traces,
+                      empty="No traces in the log.")
+            return
+        trace = build_trace(index, trace_id)
+    if out.structured or out.csv:
+        out.emit_json(trace.to_dict())
+        return
+    click.echo(render_trace(trace))
+
+
+def render_trace(trace: Any) -> str:
+    s = trace.summary()
+    head = [f"trace {s['trace_id']}"]
+    if s["name"]:
+        head.append(str(s["name"]))
+    head.append(fmt_ms(s["duration_ms"]))
+    head.append(f"{s['spans']} span{'s' if s['spans'] != 1 else ''}")
+    head.append(f"{s['llm_calls']} LLM call{'s' if s['llm_calls'] != 1 else ''}")
+    if s["llm_calls"]:
+        head.append(f"{s['input_tokens']:,}→{s['output_tokens']:,} tokens")
+    if s["cost_usd"] is not None:
+        head.append(fmt_cost(s["cost_usd"]))
+    if s["errors"]:
+        head.append(f"{s['errors']} error{'s' if s['errors'] != 1 else ''}")
+    start = trace.start
+    rows: list[tuple[str, str, str, str]] = []
+
+    def visit(node: Any, prefix: str, last: bool, top: bool) -> None:
+        branch = "" if top else ("└── " if last else "├── ")
+        if node.kind == "llm":
+            label = " ".join(x for x in ("llm", node.model or "", node.prompt or "") if x)
+            if node.name:
+                label = f"{node.name}: {label}"
+        else:
+            label = node.name or node.kind
+        if node.orphan:
+            label += "  (parent not in the log)"
+        details = []
+        if node.kind == "llm" and (node.input_tokens is not None or node.output_tokens is not None):
+            details.append(f"{_num(node.input_tokens)}→{_num(node.output_tokens)} tokens")
+        if node.cost_usd is not None:
+            details.append(fmt_cost(node.cost_usd))
+        if node.scores:
+            details.append(" ".join(f"{k}={_score(v)}" for k, v in node.scores.items()))
+        if node.status == "error":
+            details.append(f"ERROR: {one_line(node.error or 'failed', 60)}")
+        rows.append((prefix + branch + label, fmt_ms(node.duration_ms),
+                     f"+{fmt_ms((node.start - start) * 1000) or '0 ms'}", "  ".join(details)))
+        child_prefix = prefix + ("" if top else ("    " if last else "│   "))
+        for i, child in enumerate(node.children):
+            visit(child, child_prefix, i == len(node.children) - 1, False)
+
+    for root in trace.roots:
+        visit(root, "", True, True)
+    width = max(len(r[0]) for r in rows) if rows else 0
+    dur = max(len(r[1]) for r in rows) if rows else 0
+    off = max(len(r[2]) for r in rows) if rows else 0
+    lines = [" · ".join(head), ""]
+    lines += [f"{r[0]:<{width}}  {r[1]:>{dur}}  {r[2]:>{off}}  {r[3]}".rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+# -- costs ------------------------------------------------------------------------------------
+
+
+@click.command("costs")
+@click.option("by", "--by", multiple=True, default=("day",), show_default=True,
+              type=click.Choice(["day", "model", "provider", "tag", "prompt", "version",
+                                 "experiment"]),
+              help="Group by (repeat to group by several).")
+@click.option("since", "--since", metavar="WHEN",
+              help="From this time: 2026-01-31, 2026-01-31T14:00, 30m, 24h, 7d, today.")
+@click.option("until", "--until", metavar="WHEN",
+              help="Before this time (a date includes that whole day).")
+@click.option("prompt", "--prompt", metavar="ID", help="Only this prompt (ID@v2: one version).")
+@click.option("version", "--version", metavar="vN", help="Only this prompt version.")
+@click.option("model", "-m", "--model", metavar="MODEL", help="Only this model (* ? match).")
+@click.option("tag", "-t", "--tag", metavar="TAG", help="Only calls with this tag.")
+@click.option("experiment", "-e", "--experiment", metavar="NAME", help="Only this experiment.")
+@click.option("prices", "--prices", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Prices file overriding the shipped table (default: project setting).")
+@output_options
+@project_options
+def logs_costs(by: tuple[str, ...], since: str | None, until: str | None, prompt: str | None,
+               version: str | None, model: str | None, tag: str | None,
+               experiment: str | None, prices: str | None, out: Output) -> None:
+    """Tokens and cost (USD) of the logged calls per group, with a total row.
+
+    Stored costs are used as logged; calls without one are priced from the price table.
+    Calls to models without a price are counted as unknown, never as $0.
+
+    \b
+    Examples:
+      promptlab costs
+      promptlab costs --by model --since 7d
+      promptlab costs --by prompt --by version --json
+      promptlab costs --prices my-prices.toml
+    """
+    from promptlab.costs import load_prices
+    from promptlab.logs.index_costs import cost_report
+
+    by_list = list(dict.fromkeys(by))
+    flt = _filters(since=since, until=until, prompt=prompt, version=version, model=model,
+                   tag=tag, experiment=experiment, kind=None)
+    price_table = load_prices(prices or get_settings().prices)
+    empty = {"by": by_list, "groups": [], "total": None, "unknown_models": {}}
+    index = open_index(out, empty=empty)
+    if index is None:
+        return
+    with index:
+        report = cost_report(index, by_list, flt, prices=price_table)
+    if out.structured:
+        out.emit_json(report.to_dict())
+        return
+    if not report.rows:
+        click.echo("No LLM calls in the log" + (" for these filters." if any(
+            (since, until, prompt, version, model, tag, experiment)) else "."), err=True)
+        return
+    cached = any(r.cached_tokens for r in report.rows)
+
+    def row(r: Any, is_total: bool = False) -> dict[str, Any]:
+        cost = fmt_cost(r.cost_usd) if r.cost_usd is not None else ""
+        if r.unpriced_calls:
+            cost = f"{cost} + unknown" if cost else "unknown"
+        data = dict(r.group)
+        data.update({"calls": f"{r.calls:,}", "input tokens": f"{r.input_tokens:,}"})
+        if cached:
+            data["cached tokens"] = f"{r.cached_tokens:,}"
+        data.update({"output tokens": f"{r.output_tokens:,}", "cost (USD)": cost})
+        return data
+
+    rows = [row(r) for r in report.rows]
+    if not out.csv:
+        rows.append(row(report.total, True))
+    out.table(rows, list(rows[0]))
+    if report.unknown_models and not out.csv:
+        names = ", ".join(f"{m} ({n:,} call{'s' if n != 1 else ''})"
+                          for m, n in sorted(report.unknown_models.items()))
+        warn(f"no price for {names}; their cost is unknown — add them to a prices file "
+             "(--prices, or `prices = \"…\"` in the project config)")
+    if "tag" in by_list and not out.csv:
+        click.echo("(a call with several tags counts under each; the total counts it once)",
+                   err=True)
