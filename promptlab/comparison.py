@@ -628,9 +628,9 @@ class _Engine:
                     return self._resolve_experiment(versions, None, experiment, explicit=False)
                 self._explain_missing(versions, by_prompt)
             prompt = complete[0]
-        arms = [Arm(v, "prompt_version" if v not in labels.get(prompt, ()) or
-                    v in {pv for p, pv, _, _ in rows if p == prompt} else "prompt_label")
-                for v in versions]
+        logged = {pv for p, pv, _, _ in rows if p == prompt}
+        arms = [Arm(v, "prompt_version" if v in logged or v not in labels.get(prompt, ())
+                    else "prompt_label") for v in versions]
         target = _Target(prompt, None, arms)
         experiments = sorted({e for p, v, e, _ in rows if p == prompt})
         if experiments and all(a.column == "prompt_version" for a in arms):
@@ -1139,12 +1139,11 @@ class _Engine:
 def _adjust(pairs: list[PairComparison], alpha: float, correction: str) -> None:
     from promptlab.stats import adjust_p_values
 
-    metrics = [m for p in pairs for m in p.metrics]
-    adjusted = adjust_p_values([m.p_value for m in metrics], correction)
-    for pair in pairs:
-        for m in pair.metrics:
-            m.p_adjusted = adjusted[metrics.index(m)]
-            _verdict(m, pair.b, alpha)
+    flat = [(pair, m) for pair in pairs for m in pair.metrics]
+    adjusted = adjust_p_values([m.p_value for _, m in flat], correction)
+    for (pair, m), p_adjusted in zip(flat, adjusted, strict=True):
+        m.p_adjusted = p_adjusted
+        _verdict(m, pair.b, alpha)
 
 
 def _verdict(m: MetricResult, b: str, alpha: float) -> None:
@@ -1229,10 +1228,11 @@ def _paired_result(name: str, direction: str, agg: _PairAgg, diffs: list[float] 
                           arm_b, n_total=n)
     a_agg = _Agg(n, agg.sa, agg.saa, n if binary else 0)
     b_agg = _Agg(n, agg.sb, agg.sbb, n if binary else 0)
+    if n == 0:
+        result.warnings.append(f"no item has a `{name}` value under both {a} and {b}")
+        return result
     result.warnings.extend(_sample_warnings(name, a_agg, b_agg, a, b, unit="pairs"))
     if n < 2:
-        if n == 0:
-            result.warnings.append(f"no item has `{name}` under both {a} and {b}")
         return result
     cov = (agg.sab - agg.sa * agg.sb / n) / (n - 1)
     lift = S.relative_lift(ma, mb, alpha, cov=cov, paired=True)
@@ -1265,10 +1265,8 @@ def _fill(result: MetricResult, test: TestResult, lift: TestResult, chance: floa
     result.diff_ci = test.ci
     result.p_value = test.p_value
     result.se = se
-    result.lift = lift.estimate if lift.ci is not None or lift.estimate else None
-    result.lift_ci = lift.ci
-    if result.a.mean == 0:
-        result.lift, result.lift_ci = None, None
+    if result.a.mean:  # a relative lift over a zero baseline is undefined
+        result.lift, result.lift_ci = lift.estimate, lift.ci
     if sequential:
         ci, p = sequential_test(test.estimate, se, n, alpha)
         result.diff_ci, result.p_value = ci, p
