@@ -48,10 +48,13 @@ __all__ = ["Comparison", "MetricResult", "PairComparison", "compare"]
 
 # Units above which per-unit values are not fetched (robustness tests are skipped).
 VALUES_LIMIT = 100_000
-# Score values that are not numbers are not in the index: up to this many entries per
-# version are re-read from their log line (all of them in a smaller arm; in a larger one,
-# those missing a numeric score) to count them.
+# Score values that are not numbers are not in the index: entries are re-read from their
+# log line to count them — all of them in an arm up to NON_NUMERIC_CHECK_LIMIT entries, the
+# ones missing a numeric score (at most that many) in an arm up to CHECK_LIMIT entries.
 NON_NUMERIC_CHECK_LIMIT = 1_000
+# Up to this many entries per version, booleans among score values are counted exactly and
+# non-numeric values looked for; above it, a bounded sample is checked for booleans.
+CHECK_LIMIT = 20_000
 SMALL_SAMPLE = 20
 DISTINCT_LIMIT = 5_000  # a score with more distinct values is summed by SQL aggregates
 MANY_ERRORS = 0.10
@@ -756,7 +759,7 @@ class _Engine:
                                           for arm in (a, b)]
         early = fast is not None and not paired
         if early:
-            tasks += [(lambda arm=arm, n=n: self._score_agg(scope, arm, n, False, fast, None))
+            tasks += [(lambda arm=arm, n=n: self._score_agg(scope, arm, n, False, fast))
                       for n in score_metrics for arm in (a, b)]
         done = self.reader.run(tasks)
         entry_stats = done[:2]
@@ -942,7 +945,7 @@ class _Engine:
                 "builtins": aggs}
 
     def _score_agg(self, scope: Scope, arm: Arm, name: str, unit_mode: bool,
-                   fast: str | None, small: bool | None) -> _Agg:
+                   fast: str | None) -> _Agg:
         """One score's sums for one arm; counts booleans when cheap (or when it matters)."""
         if not unit_mode and fast:
             where, params = self._fast_where(scope, arm, fast)
@@ -959,7 +962,7 @@ class _Engine:
                 agg = _agg_from(self.reader.one(
                     f"SELECT {_agg_columns('value')} FROM scores WHERE {where} AND name = ?",
                     [*params, name]))
-            if small or (small is None and agg.n <= VALUES_LIMIT):
+            if agg.n <= CHECK_LIMIT:
                 agg.n_bool = int(self.reader.one(
                     f"SELECT total(is_bool) FROM scores WHERE {where} AND name = ?",
                     [*params, name])[0])
@@ -1010,7 +1013,7 @@ class _Engine:
         the entries that lack a numeric value for some score."""
         counts: dict[str, int] = {}
         for arm, st in zip(arms, entry_stats, strict=True):
-            if st["entries"] > VALUES_LIMIT:
+            if st["entries"] > CHECK_LIMIT:
                 continue
             where, params = scope.where(arm)
             sql = (f"SELECT e.file_id, e.offset, e.length FROM entries e WHERE {where} AND "
@@ -1035,10 +1038,9 @@ class _Engine:
                           directions: dict[str, str], alpha: float, sequential: bool,
                           entry_stats: list[dict[str, Any]], fast: str | None, unit_mode: bool,
                           scores: dict[str, tuple[_Agg, _Agg]]) -> list[MetricResult]:
-        small = all(st["entries"] <= VALUES_LIMIT for st in entry_stats)
         todo = [n for n in names if n not in BUILTINS and n not in scores]
         fetched = self.reader.run(
-            [(lambda arm=arm, n=n: self._score_agg(scope, arm, n, unit_mode, fast, small))
+            [(lambda arm=arm, n=n: self._score_agg(scope, arm, n, unit_mode, fast))
              for n in todo for arm in (a, b)])
         aggs = dict(scores)
         aggs.update({n: (fetched[2 * i], fetched[2 * i + 1]) for i, n in enumerate(todo)})
