@@ -605,3 +605,16 @@ def test_mixed_experiment_and_live_entries_are_flagged(write_calls, cli):
             "together, unpaired; pass --experiment NAME to compare one experiment"
             ) in data["warnings"]
     assert metric(data, "ok")["a"]["n"] + metric(data, "ok")["b"]["n"] == 12  # units
+
+
+def test_a_broken_experiment_file_is_ignored_only_when_inferred(project, write_calls, cli):
+    (project / "experiments").mkdir()
+    (project / "experiments" / "sleep-ab.toml").write_text("prompt = [unclosed\n")
+    write_calls(sleep_rows())
+    data = cli("compare", "v1", "v2", "--json").json
+    assert data["design"] == "paired" and data["experiment"] == "sleep-ab"
+    assert any(w.startswith("ignoring sleep-ab.toml: ") and "invalid TOML" in w
+               for w in data["warnings"])
+    run = cli("compare", "v1", "v2", "--experiment", "sleep-ab")
+    assert run.code == 2 and "invalid TOML" in run.err
+    assert len(run.err.strip().splitlines()) == 1
