@@ -618,3 +618,19 @@ def test_a_broken_experiment_file_is_ignored_only_when_inferred(project, write_c
     run = cli("compare", "v1", "v2", "--experiment", "sleep-ab")
     assert run.code == 2 and "invalid TOML" in run.err
     assert len(run.err.strip().splitlines()) == 1
+
+
+def test_the_shipped_example_end_to_end(project, cli):
+    import shutil
+
+    repo = Path(__file__).resolve().parents[2]
+    shutil.copytree(repo / "experiments", project / "experiments")
+    run = cli("experiment", "run", "code-review-ab")
+    assert run.code == 0, run.err
+    data = cli("compare", "v1", "v2", "--json").json
+    assert (data["prompt"], data["experiment"], data["design"]) == (
+        "code-review", "code-review-ab", "paired")
+    finds = metric(data, "finds_bug")
+    assert finds["role"] == "primary" and finds["test"] == "mcnemar_exact"
+    assert finds["verdict"] == "v2 better"
+    assert data == cli("experiment", "report", "code-review-ab", "--json").json
