@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import multiprocessing
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -161,21 +162,23 @@ json_values = st.recursive(json_scalars, lambda inner: st.one_of(
 def test_entries_round_trip_exactly(tmp_path: Path, model: str, system: str, user: str,
                                     response: str, tokens: tuple[int, int], latency: float,
                                     tags: list[str], metadata: dict, scores: dict) -> None:
-    logger = Logger(tmp_path / "rt", redact=False, prices=False)
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))  # one entry per folder and example
+    logger = Logger(folder, redact=False, prices=False)
     written = logger.log(model=model, system_prompt=system, user_message=user,
                          assistant_response=response, input_tokens=tokens[0],
                          output_tokens=tokens[1], latency_ms=latency, tags=tags,
                          metadata=metadata, scores=scores)
-    read = list(read_entries(tmp_path / "rt"))[-1]
+    (read,) = read_entries(folder)
     assert read == written
     assert read["system_prompt"] == system and read["user_message"] == user
     assert read["assistant_response"] == response and read["model"] == model
     assert read["latency_ms"] == latency and read.get("tags", []) == tags
     assert read.get("metadata", {}) == metadata and read.get("scores", {}) == scores
     # one entry per physical line, whatever the text contained
-    path = next((tmp_path / "rt").glob("*.jsonl"))
-    last = path.read_bytes().rstrip(b"\n").rsplit(b"\n", 1)[-1]
-    assert json.loads(last) == written
+    (path,) = folder.glob("*.jsonl")
+    assert path.name == written["timestamp"][:10] + ".jsonl"
+    (line,) = path.read_bytes().splitlines()
+    assert json.loads(line) == written
 
 
 def test_huge_text_round_trips(tmp_path: Path) -> None:
