@@ -153,7 +153,7 @@ def summary(entry: dict[str, Any], width: int = 50) -> str:
         return one_line(f"feedback on {entry.get('target')}: {text}", width)
     response = entry.get("assistant_response")
     if response is None:
-        from promptlab.logs.sync import entry_texts
+        from promptlab.logs.sync_parse import entry_texts
 
         response = entry_texts(entry)[2]
     return one_line(response, width)
@@ -358,12 +358,12 @@ def render_entry(details: Any) -> str:
                        f"{t['trace_spans']} spans, {t['trace_llm_calls']} LLM calls)")
     sections: list[tuple[str, Any]] = []
     if e.get("messages") and not (e.get("system_prompt") or e.get("user_message")):
-        from promptlab.logs.sync import _content_text
+        from promptlab.logs.sync_parse import content_text
 
         for message in e["messages"]:
             if isinstance(message, dict):
                 sections.append((str(message.get("role", "?")),
-                                 _content_text(message.get("content"))))
+                                 content_text(message.get("content"))))
     else:
         sections += [("system", e.get("system_prompt")), ("user", e.get("user_message"))]
     sections += [("response", e.get("assistant_response")), ("error", e.get("error"))]
@@ -450,7 +450,8 @@ def logs_trace(trace_id: str | None, limit: int, since: str | None, until: str |
             rows = [{
                 "time": fmt_time(t["timestamp"]), "trace": t["trace_id"], "name": t["name"] or "",
                 "duration": fmt_ms(t["duration_ms"]), "spans": t["spans"],
-                "calls": t["llm_calls"], "tokens": f"{t['input_tokens']:,}→{t['output_tokens']:,}",
+                "calls": t["llm_calls"],
+                "tokens": f"{t['input_tokens']:,}→{t['output_tokens']:,}",
                 "cost": fmt_cost(t["cost_usd"]), "errors": t["errors"] or "",
             } for t in traces]
             out.table(rows, list(rows[0]) if rows else None, json_rows=traces,

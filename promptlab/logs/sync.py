@@ -13,19 +13,17 @@ write lock, so any number of processes may sync at once: each line is ingested o
 
 from __future__ import annotations
 
-import math
 import os
-import re
 import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from promptlab.logs import sync_parse
 from promptlab.logs.index_schema import (
     ENTRY_COLUMNS,
     ENTRY_INDEXES,
@@ -33,12 +31,21 @@ from promptlab.logs.index_schema import (
     ROLLUP_MEASURES,
     rollup_select_sql,
 )
+from promptlab.logs.sync_parse import (
+    MAX_PROBLEMS,
+    Batch,
+    content_text,
+    entry_texts,
+    file_date,
+    list_log_files,
+    parse_lines,
+    read_lines,
+    rollup_rows,
+    sanitize,
+    score_rows,
+)
 
-LOG_FILE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}.*\.jsonl$")
-HEAD_BYTES = 256
-CHUNK_BYTES = 16 * 1024 * 1024
 BULK_BYTES = 64 * 1024 * 1024  # an empty index loading more than this drops secondary indexes
-MAX_PROBLEMS = 20
 PREFETCH = True  # parse the next chunk on a helper thread while SQLite indexes this one
 
 _INSERT_ENTRY = (
@@ -76,375 +83,6 @@ class SyncStats:
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
-    def problem(self, text: str) -> None:
-        self.malformed += 1
-        if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(text)
-
-
-# -- reading entries ---------------------------------------------------------------------
-
-
-def list_log_files(log_dir: Path) -> list[str]:
-    """Names of the daily JSONL files in `log_dir`, oldest first."""
-    try:
-        names = [e.name for e in os.scandir(log_dir) if LOG_FILE_RE.match(e.name) and e.is_file()]
-    except FileNotFoundError:
-        return []
-    return sorted(names)
-
-
-def parse_timestamp(value: Any) -> float | None:
-    """Epoch seconds for an ISO 8601 timestamp (naive means UTC), or None."""
-    if not isinstance(value, str):
-        return None
-    try:
-        dt = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
-
-
-_CROCKFORD = {c: i for i, c in enumerate("0123456789ABCDEFGHJKMNPQRSTVWXYZ")}
-
-
-def ulid_time(value: str) -> float | None:
-    """The time (epoch seconds) in a ULID's first 10 characters, or None."""
-    if len(value) != 26:
-        return None
-    ms = 0
-    for ch in value[:10].upper():
-        digit = _CROCKFORD.get(ch)
-        if digit is None:
-            return None
-        ms = ms * 32 + digit
-    return ms / 1000.0
-
-
-def _content_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # OpenAI/Anthropic content parts
-        parts = []
-        for part in content:
-            if isinstance(part, str):
-                parts.append(part)
-            elif isinstance(part, dict) and isinstance(part.get("text"), str):
-                parts.append(part["text"])
-        return "\n".join(parts)
-    return "" if content is None else str(content)
-
-
-def entry_texts(entry: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
-    """(system, user, assistant) text to index: explicit fields, else from `messages`."""
-    system = entry.get("system_prompt")
-    user = entry.get("user_message")
-    response = entry.get("assistant_response")
-    messages = entry.get("messages")
-    if isinstance(messages, list) and (system is None or user is None or response is None):
-        by_role: dict[str, list[str]] = {"system": [], "user": [], "assistant": []}
-        for message in messages:
-            if isinstance(message, dict):
-                role = message.get("role")
-                role = "system" if role == "developer" else role
-                if role in by_role:
-                    text = _content_text(message.get("content"))
-                    if text:
-                        by_role[role].append(text)
-        if system is None and by_role["system"]:
-            system = "\n".join(by_role["system"])
-        if user is None and by_role["user"]:
-            user = "\n".join(by_role["user"])
-        if response is None and by_role["assistant"]:
-            response = "\n".join(by_role["assistant"])
-    return (
-        system if isinstance(system, str) or system is None else _content_text(system),
-        user if isinstance(user, str) or user is None else _content_text(user),
-        response if isinstance(response, str) or response is None else _content_text(response),
-    )
-
-
-def score_rows(scores: Any) -> list[tuple[str, float, int]]:
-    """(name, value, is_bool) for each usable score: numbers and bools; others skipped."""
-    if not isinstance(scores, dict):
-        return []
-    rows = []
-    for name, value in scores.items():
-        if value is True or value is False:
-            rows.append((str(name), 1.0 if value else 0.0, 1))
-        elif isinstance(value, int | float) and math.isfinite(value):
-            rows.append((str(name), float(value), 0))
-    return rows
-
-
-def _opt_text(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int | float):
-        return str(value)
-    return orjson.dumps(value).decode()
-
-
-def _key_text(value: Any) -> str:
-    if value is None:
-        return ""
-    return value if type(value) is str else (_opt_text(value) or "")
-
-
-def _opt_num(value: Any) -> int | float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if isinstance(value, int) and not -(2**63) <= value < 2**63:
-        return float(value)
-    return value
-
-
-# Columns bound as text / as numbers; used only when a batch has values SQLite cannot bind.
-_NUMERIC = {"repeat", "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens",
-            "latency_ms", "cost_usd"}
-_FIXERS = [
-    (lambda v: v) if c in ("rowid", "file_id", "offset", "length", "ts", "day")
-    else _opt_num if c in _NUMERIC else _opt_text
-    for c in ENTRY_COLUMNS
-]
-
-
-def _sanitize(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(fix(v) for fix, v in zip(_FIXERS, row, strict=True))
-
-
-# -- parsing one chunk (runs on a helper thread while SQLite indexes the previous one) ------
-
-
-@dataclass
-class _Batch:
-    """Whole lines parsed from one chunk of a file, ready to insert."""
-
-    offset: int
-    read_end: int  # file offset just past the bytes read (a torn tail is read, not consumed)
-    consumed: int = 0
-    lines: int = 0
-    first_rowid: int = 0
-    entries: list[tuple[Any, ...]] = field(default_factory=list)
-    texts: list[tuple[int, str | None, str | None, str | None]] = field(default_factory=list)
-    texts_json: bytes = b"[]"
-    own_scores: list[tuple[Any, ...]] = field(default_factory=list)
-    feedback: list[tuple[str, str, Any]] = field(default_factory=list)  # (id, target, scores)
-    has_tags: bool = False
-    tag_lists: dict[int, list[str]] = field(default_factory=dict)
-    rollup: list[tuple[Any, ...]] = field(default_factory=list)
-    rollup_tags: list[tuple[Any, ...]] = field(default_factory=list)
-    malformed: int = 0
-    problems: list[str] = field(default_factory=list)
-    head: bytes = b""
-    dev: int = 0
-    ino: int = 0
-
-
-@dataclass(frozen=True)
-class _Work:
-    """A file with new bytes, as the index knew it when the sync started."""
-
-    name: str
-    file_id: int
-    offset: int
-    lines: int
-
-
-def read_lines(fd: int, offset: int, size: int) -> tuple[bytes, int]:
-    """(whole lines from `offset`, offset just past what was read), about CHUNK_BYTES."""
-    want = CHUNK_BYTES
-    while True:
-        data = os.pread(fd, max(0, min(want, size - offset)), offset)
-        cut = data.rfind(b"\n")
-        if cut >= 0 or offset + len(data) >= size or len(data) < want:
-            return data[: cut + 1], offset + len(data)
-        want *= 2  # a single line longer than a chunk
-
-
-def parse_lines(
-    data: bytes, *, offset: int, read_end: int, start_line: int, file_id: int, file_name: str,
-    first_rowid: int, fallback_ts: float,
-) -> _Batch:
-    """Parse whole lines (`data` ends with a newline) into rows for every table."""
-    batch = _Batch(offset=offset, read_end=read_end, consumed=len(data), first_rowid=first_rowid)
-    if offset == 0:
-        batch.head = data[:HEAD_BYTES]
-    loads = orjson.loads
-    dumps = orjson.dumps
-    entries_append = batch.entries.append
-    texts_append = batch.texts.append
-    rowid = first_rowid
-    pos = 0
-    line_no = start_line
-    end = len(data)
-    while pos < end:
-        nl = data.find(b"\n", pos)
-        line_no += 1
-        line = data[pos:nl]
-        line_offset = offset + pos
-        pos = nl + 1
-        try:
-            e = loads(line)
-        except orjson.JSONDecodeError:
-            e = _lenient_loads(line)
-            if e is None:
-                if line.strip():
-                    _problem(batch, f"{file_name}:{line_no}: not valid JSON")
-                continue
-        if type(e) is not dict:
-            _problem(batch, f"{file_name}:{line_no}: not a JSON object")
-            continue
-        g = e.get
-        entry_id = g("id")
-        if type(entry_id) is not str or not entry_id:
-            _problem(batch, f"{file_name}:{line_no}: no \"id\"")
-            continue
-        stamp = g("timestamp")
-        ts = parse_timestamp(stamp)
-        if ts is None:
-            ts = ulid_time(entry_id) or fallback_ts
-            stamp = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        kind = g("kind") or "llm"
-        if type(kind) is not str:
-            kind = _opt_text(kind)
-        error = g("error")
-        if error is not None and type(error) is not str:
-            error = _opt_text(error)
-        status = g("status") or ("error" if error else "ok")
-        tags = g("tags")
-        tags_json = None
-        if tags:
-            if type(tags) is str:
-                tags = [tags]
-            if type(tags) is list:
-                tags = list(dict.fromkeys(t if type(t) is str else str(t) for t in tags))
-                tags_json = dumps(tags).decode()
-                batch.has_tags = True
-                batch.tag_lists[rowid] = tags
-        unit_id = g("unit_id")
-        item_id = g("item_id")
-        prompt_id = g("prompt_id")
-        prompt_version = g("prompt_version")
-        experiment = g("experiment")
-        variant = g("variant")
-        entries_append((
-            rowid, entry_id, file_id, line_offset, len(line), stamp, ts, int(ts // 86400), kind,
-            g("model"), g("provider"),
-            prompt_id, prompt_version, g("prompt_label"), g("prompt_sha"), g("prompt_commit"),
-            experiment, variant,
-            unit_id if unit_id is None or type(unit_id) is str else _opt_text(unit_id),
-            item_id if item_id is None or type(item_id) is str else _opt_text(item_id),
-            g("repeat"), g("run_id"),
-            status, error,
-            g("input_tokens"), g("output_tokens"), g("cached_tokens"), g("reasoning_tokens"),
-            g("latency_ms"), g("cost_usd"),
-            g("trace_id"), g("span_id"), g("parent_id"), g("name"), g("target"),
-            tags_json,
-        ))
-        if kind == "feedback":
-            target = g("target")
-            if type(target) is str and target:
-                batch.feedback.append((entry_id, target, g("scores")))
-        else:
-            scores = g("scores")
-            if scores:
-                for name, value, is_bool in score_rows(scores):
-                    batch.own_scores.append((rowid, entry_id, name, value, is_bool, prompt_id,
-                                             prompt_version, experiment, variant))
-            system, user, response = g("system_prompt"), g("user_message"), g("assistant_response")
-            if "messages" in e or not (
-                (system is None or type(system) is str)
-                and (user is None or type(user) is str)
-                and (response is None or type(response) is str)
-            ):
-                system, user, response = entry_texts(e)
-            if system or user or response:
-                texts_append((rowid, system, user, response))
-        rowid += 1
-    batch.lines = line_no - start_line
-    if batch.texts:
-        batch.texts_json = dumps(batch.texts)
-    batch.rollup, batch.rollup_tags = rollup_rows(batch.entries, batch.tag_lists)
-    return batch
-
-
-def _sum_num(rows: list[tuple[Any, ...]], i: int) -> int | float:
-    return sum(v for r in rows if type(v := r[i]) is int or type(v) is float)
-
-
-def _measures(rows: list[tuple[Any, ...]]) -> tuple[Any, ...]:
-    priced = [r for r in rows if type(r[29]) is int or type(r[29]) is float]
-    unpriced = [r for r in rows if not (type(r[29]) is int or type(r[29]) is float)]
-    return (
-        len(rows), sum(1 for r in rows if r[22] == "error"),
-        _sum_num(rows, 24), _sum_num(rows, 25), _sum_num(rows, 26), _sum_num(rows, 27),
-        _sum_num(rows, 28), _sum_num(priced, 29), len(priced), len(unpriced),
-        _sum_num(unpriced, 24), _sum_num(unpriced, 25), _sum_num(unpriced, 26),
-    )
-
-
-def rollup_rows(
-    entries: list[tuple[Any, ...]], tag_lists: dict[int, list[str]],
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Roll-up rows (keys then measures, as index_schema.rollup_select_sql computes them)
-    for the llm entries among `entries`: one list per key, one per key × tag."""
-    groups: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
-    tag_groups: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
-    for r in entries:
-        if r[8] != "llm":
-            continue
-        key = (r[7], _key_text(r[9]), _key_text(r[10]), _key_text(r[11]), _key_text(r[12]),
-               _key_text(r[16]))
-        rows = groups.get(key)
-        if rows is None:
-            groups[key] = [r]
-        else:
-            rows.append(r)
-        for tag in tag_lists.get(r[0]) or ("",):
-            tkey = (*key, tag)
-            rows = tag_groups.get(tkey)
-            if rows is None:
-                tag_groups[tkey] = [r]
-            else:
-                rows.append(r)
-    return (
-        [(*k, *_measures(rows)) for k, rows in groups.items()],
-        [(*k, *_measures(rows)) for k, rows in tag_groups.items()],
-    )
-
-
-def _lenient_loads(line: bytes) -> Any:
-    """What Python's json accepts but orjson refuses (NaN, a BOM, lone surrogates), cleaned
-    so SQLite and orjson can take it; None when it is not JSON at all."""
-    import json
-
-    try:
-        return _clean(json.loads(line.decode("utf-8-sig", errors="replace")))
-    except ValueError:
-        return None
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {_clean(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
-
-
-def _problem(batch: _Batch, text: str) -> None:
-    batch.malformed += 1
-    if len(batch.problems) < MAX_PROBLEMS:
-        batch.problems.append(text)
 
 
 # -- writing -----------------------------------------------------------------------------
@@ -466,6 +104,16 @@ _ROLLUP_ADD = {
     )
     for table, tag in (("rollup", ()), ("rollup_tags", ("tag",)))
 }
+
+
+@dataclass(frozen=True)
+class _Work:
+    """A file with new bytes, as the index knew it when the sync started."""
+
+    name: str
+    file_id: int
+    offset: int
+    lines: int
 
 
 @dataclass
@@ -613,7 +261,7 @@ class Syncer:
                 self.conn.execute("BEGIN IMMEDIATE")
                 try:
                     chunk_bytes = 0
-                    while i < len(plan) and chunk_bytes < CHUNK_BYTES:
+                    while i < len(plan) and chunk_bytes < sync_parse.CHUNK_BYTES:
                         following = plan[i + 1] if i + 1 < len(plan) else None
                         more, prefetch, consumed = self._ingest_chunk(
                             plan[i], following, stats, prefetch
@@ -722,7 +370,7 @@ class Syncer:
             return not done, (ahead[0] if ahead else None), batch.consumed
 
     def _read_and_parse(self, name: str, key: tuple[int, int, int, int],
-                        fd: int | None) -> _Batch:
+                        fd: int | None) -> Batch:
         """Read and parse the chunk at `key` (file_id, offset, first rowid, lines before).
 
         Runs on the helper thread (fd None: opens the file itself) or inline."""
@@ -732,17 +380,17 @@ class Syncer:
                 with open(self.log_dir / name, "rb") as fh:
                     return self._read_and_parse(name, key, fh.fileno())
             except FileNotFoundError:
-                return _Batch(offset=offset, read_end=offset, dev=-1, ino=-1)
+                return Batch(offset=offset, read_end=offset, dev=-1, ino=-1)
         st = os.fstat(fd)
         data, read_end = read_lines(fd, offset, st.st_size)
         batch = parse_lines(
             data, offset=offset, read_end=read_end, start_line=lines, file_id=file_id,
-            file_name=name, first_rowid=first_rowid, fallback_ts=_file_date(name),
+            file_name=name, first_rowid=first_rowid, fallback_ts=file_date(name),
         )
         batch.dev, batch.ino = st.st_dev, st.st_ino
         return batch
 
-    def _write_batch(self, batch: _Batch, stats: SyncStats, start_prefetch: Any) -> None:
+    def _write_batch(self, batch: Batch, stats: SyncStats, start_prefetch: Any) -> None:
         """Insert a batch. `start_prefetch` is called once the GIL-heavy part is over, so the
         helper thread parses the next chunk while SQLite builds the full-text index."""
         conn = self.conn
@@ -757,7 +405,7 @@ class Syncer:
             except (sqlite3.ProgrammingError, sqlite3.InterfaceError, OverflowError):
                 conn.execute("ROLLBACK TO batch")
                 before = conn.total_changes
-                rows = batch.entries = [_sanitize(r) for r in rows]
+                rows = batch.entries = [sanitize(r) for r in rows]
                 conn.executemany(_INSERT_ENTRY, rows)
             conn.execute("RELEASE batch")
             inserted = conn.total_changes - before
@@ -908,8 +556,4 @@ class Syncer:
             )
 
 
-def _file_date(name: str) -> float:
-    try:
-        return datetime.strptime(name[:10], "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return 0.0
+__all__ = ["Batch", "SyncStats", "Syncer", "content_text", "entry_texts", "list_log_files"]

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from promptlab.logs import sync as sync_module
+from promptlab.logs import sync_parse
 from promptlab.logs.index import Index
 from promptlab.logs.index_schema import rollup_select_sql
 
@@ -205,7 +206,7 @@ def test_chunked_and_prefetched_sync_builds_the_same_index(
         append(log_dir, *[entry(day, i, tags=[f"t{i % 3}"], scores={"ok": i % 2 == 0},
                                 assistant_response=f"word{i % 7} reply") for i in range(60)])
     append(log_dir, raw=b"garbage\n", day=days[1])
-    monkeypatch.setattr(sync_module, "CHUNK_BYTES", 2000)  # many chunks per file
+    monkeypatch.setattr(sync_parse, "CHUNK_BYTES", 2000)  # many chunks per file
     monkeypatch.setattr(sync_module, "BULK_BYTES", 1000)  # and the bulk path
     with Index(log_dir) as index:
         stats = index.sync()
@@ -216,7 +217,7 @@ def test_chunked_and_prefetched_sync_builds_the_same_index(
             "SELECT 1 FROM sqlite_master WHERE name = ?", (n,)).fetchone()]
         assert missing == []
     monkeypatch.setattr(sync_module, "PREFETCH", False)
-    monkeypatch.setattr(sync_module, "CHUNK_BYTES", 16 * 1024 * 1024)
+    monkeypatch.setattr(sync_parse, "CHUNK_BYTES", 16 * 1024 * 1024)
     with Index(log_dir, path=str(tmp_path / "plain.db")) as plain:
         plain.sync()
         assert _dump(plain) == chunked
