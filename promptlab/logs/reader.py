@@ -99,14 +99,19 @@ def parse_bound(value: TimeBound, *, end: bool = False, now: float | None = None
     """A time bound as a canonical timestamp string (comparable with entry timestamps).
 
     Accepts a date (the whole day: `end=True` gives the start of the next day), a
-    datetime, a timedelta or "7d"/"24h"/"30m" (that long ago), or an ISO date/time string.
+    datetime, a timedelta or "7d"/"24h"/"30m" (that long ago), "today", "yesterday"
+    (UTC days), or an ISO date/time string.
     """
     if value is None:
         return None
     if isinstance(value, str):
         text = value.strip()
         m = _RELATIVE.match(text)
-        if m:
+        if text in ("today", "yesterday"):
+            current = time.time() if now is None else now
+            today = _dt.datetime.fromtimestamp(current, tz=_dt.UTC).date()
+            value = today if text == "today" else today - _dt.timedelta(days=1)
+        elif m:
             value = _dt.timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
         else:
             try:
@@ -116,7 +121,8 @@ def parse_bound(value: TimeBound, *, end: bool = False, now: float | None = None
                     value = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
             except ValueError:
                 raise UsageError(f"time {value!r} is not a date (2026-11-01), an ISO time "
-                                 "(2026-11-01T12:00:00Z) or an age like 7d, 24h, 30m") from None
+                                 "(2026-11-01T12:00:00Z), today, yesterday or an age like 7d, "
+                                 "24h, 30m") from None
     if isinstance(value, _dt.timedelta):
         current = time.time() if now is None else now
         value = _dt.datetime.fromtimestamp(current - value.total_seconds(), tz=_dt.UTC)

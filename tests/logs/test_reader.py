@@ -83,6 +83,8 @@ def test_relative_and_bad_bounds() -> None:
     now = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC).timestamp()
     assert parse_bound("7d", now=now) == "2026-11-19T12:00:00.000000Z"
     assert parse_bound("90m", now=now) == "2026-11-26T10:30:00.000000Z"
+    assert parse_bound("today", now=now) == "2026-11-26T00:00:00.000000Z"
+    assert parse_bound("yesterday", end=True, now=now) == "2026-11-26T00:00:00.000000Z"
     with pytest.raises(UsageError, match="'last week' is not a date"):
         parse_bound("last week")
 
