@@ -97,6 +97,7 @@ class Logger:
         self._warned: set[str] = set()
         self._setup_lock = threading.Lock()
         self._ready = False
+        self._setup_error: PromptlabError | None = None
         self._writer: LogWriter | None = None
         self._prices: Prices | None = None
         self._redact = True
@@ -116,6 +117,11 @@ class Logger:
         return self._log_dir  # type: ignore[return-value]
 
     def _setup(self) -> None:
+        """Resolve settings, open the writer and load prices, once.
+
+        When the project configuration cannot be read, non-strict loggers keep going:
+        entries are dropped with a warning, and set-up is retried at the next write.
+        """
         with self._setup_lock:
             if self._ready:
                 return
@@ -123,10 +129,20 @@ class Logger:
             if self._log_dir_arg is None or self._redact_arg is None or self._prices_arg is None:
                 from promptlab.config import load_settings
 
-                settings = load_settings()
+                try:
+                    settings = load_settings()
+                except PromptlabError as exc:
+                    if self.strict or self._log_dir_arg is None:
+                        self._setup_error = exc
+                        if self.strict:
+                            raise
+                        return
+            self._setup_error = None
             self._log_dir = self._log_dir_arg or settings.log_dir  # type: ignore[union-attr]
-            self._redact = (settings.redact if self._redact_arg is None  # type: ignore[union-attr]
-                            else bool(self._redact_arg))
+            if self._redact_arg is not None:
+                self._redact = bool(self._redact_arg)
+            elif settings is not None:
+                self._redact = settings.redact
             from promptlab.logs.writer import LogWriter
 
             self._writer = LogWriter(self._log_dir, fsync=self.fsync,
@@ -220,8 +236,11 @@ class Logger:
             if redacted is not line:
                 line = redacted
                 entry = _decode(line)
+        writer = self._writer
         try:
-            self._writer.write(line, ts[:10])  # type: ignore[union-attr]
+            if writer is None:
+                raise LogError(f"no log folder: {self._setup_error}")
+            writer.write(line, ts[:10])
         except LogError as exc:
             self._failed(exc)
         return entry

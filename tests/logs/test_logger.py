@@ -255,3 +255,28 @@ def test_disk_full_warns_with_the_reason(tmp_path: Path) -> None:
     assert "No space left on device; free some disk space" in str(warning.message)
     with pytest.raises(LogError, match="No space left on device"):
         Logger(tmp_path, strict=True).log(model="m", timestamp=f"{day}T10:00:00Z")
+
+
+def test_broken_project_config_does_not_break_the_call(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import warnings
+
+    from promptlab.errors import ConfigError
+
+    (tmp_path / "promptlab.toml").write_text("log_dir = [broken\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PROMPTLAB_LOG_DIR")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        entry = Logger().log(model="m", user_message="still works")
+    assert entry["user_message"] == "still works"
+    (warning,) = caught
+    assert "a log entry was not written: no log folder:" in str(warning.message)
+    assert "promptlab.toml: invalid TOML" in str(warning.message)
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        Logger(strict=True).log(model="m")
+    # an explicit folder does not need the project settings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert Logger(tmp_path / "logs").log(model="m")["model"] == "m"
+    assert (tmp_path / "logs").is_dir()
