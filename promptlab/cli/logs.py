@@ -228,7 +228,7 @@ def logs(ctx: click.Context, out: Output, limit: int, **filters: Any) -> None:
 @click.option("sort", "--sort", type=click.Choice(["rank", "recent"]), default="rank",
               show_default=True,
               help="rank: best matches among the newest --window; recent: newest first.")
-@click.option("window", "--window", type=click.IntRange(min=0), default=2000,
+@click.option("window", "--window", type=click.IntRange(min=0), default=1000,
               show_default=True, help="How many of the newest matches --sort rank ranks "
               "(0: every match; slower on large logs).")
 @click.option("field_name", "--in", type=click.Choice(["system", "user", "response"]),

@@ -90,7 +90,7 @@ def parse_search(text: str) -> FtsQuery:
     items: list[tuple[str, Any]] = []  # ("term", (_Term, negated)) | ("or", None)
     operators: list[str] = []  # operator words, searched as words when nothing else is left
     negate_next = False
-    for phrase, bare in _CHUNK.findall(text):
+    for phrase, bare in _CHUNK.findall(text.replace("\x00", " ")):  # FTS5 stops at a NUL
         if phrase or bare == '""':
             term: _Term | None = _Term(phrase) if _WORD.search(phrase) else None
             negated = negate_next

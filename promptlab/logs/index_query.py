@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -17,14 +18,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from promptlab.errors import LogIndexError, UsageError
-from promptlab.logs.index_fts import FtsQuery, parse_search, snippet
+from promptlab.logs.index_fts import FtsQuery, SearchQueryError, parse_search, snippet
 
 if TYPE_CHECKING:
     from promptlab.logs.index import Index
 
 KINDS = ("llm", "span", "feedback")
 STATUSES = ("ok", "error")
-SEARCH_WINDOW = 2000  # default: rank the newest this-many matches
+SEARCH_WINDOW = 1000  # default: rank the newest this-many matches
 
 
 class EntryNotFoundError(LogIndexError):
@@ -50,8 +51,10 @@ class Filters:
     until: float | None = None
     trace_id: str | None = None
 
-    def where(self, alias: str = "e") -> tuple[str, list[Any]]:
-        """SQL condition over `entries AS alias` and its parameters."""
+    def where(self, alias: str = "e", conn: Any = None) -> tuple[str, list[Any]]:
+        """SQL condition over `entries AS alias` and its parameters. With `conn`, a tag
+        filter is planned by how common the tag is (a rare tag: look its entries up; a common
+        one: check each entry while walking newest first and stop at the limit)."""
         a = alias
         clauses: list[str] = []
         params: list[Any] = []
@@ -70,7 +73,11 @@ class Filters:
                 clauses.append(f"{a}.model = ?")
             params.append(self.model)
         for tag in self.tags:
-            clauses.append(f"{a}.rowid IN (SELECT entry_rowid FROM entry_tags WHERE tag = ?)")
+            if conn is not None and _is_common_tag(conn, tag):
+                clauses.append(f"EXISTS (SELECT 1 FROM entry_tags WHERE tag = ? AND "
+                               f"entry_rowid = {a}.rowid)")
+            else:
+                clauses.append(f"{a}.rowid IN (SELECT entry_rowid FROM entry_tags WHERE tag = ?)")
             params.append(tag)
         if self.since is not None:
             clauses.append(f"{a}.ts >= ?")
@@ -79,6 +86,12 @@ class Filters:
             clauses.append(f"{a}.ts < ?")
             params.append(self.until)
         return (" AND ".join(clauses) or "1"), params
+
+
+def _is_common_tag(conn: Any, tag: str, threshold: int = 5000) -> bool:
+    return conn.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM entry_tags WHERE tag = ? LIMIT ?)", (tag, threshold)
+    ).fetchone()[0] >= threshold
 
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d|day|days|w|wk|weeks?)\s*$", re.I)
@@ -243,7 +256,7 @@ def load_entries(index: Index, rows: Iterable[tuple[Any, ...]]) -> list[SearchHi
 
 def list_entries(index: Index, filters: Filters, limit: int | None = 20) -> list[SearchHit]:
     """Entries matching `filters`, newest first."""
-    where, params = filters.where()
+    where, params = filters.where(conn=index.conn)
     sql = (f"SELECT {_select_hits()} FROM entries e WHERE {where} "
            "ORDER BY e.ts DESC, e.rowid DESC")
     if limit is not None:
@@ -265,26 +278,43 @@ def search_entries(index: Index, text: str, filters: Filters, *, limit: int | No
     query = FtsQuery(text, raw=True) if raw else parse_search(text)
     match = query.match(field_name)
     filters = replace(filters, kind=None) if filters.kind == "llm" else filters
-    where, params = filters.where()
-    rank = ", f.rank" if sort == "rank" else ", NULL"
-    sql = (f"SELECT {_select_hits()}{rank} FROM entries_fts f JOIN entries e "
-           f"ON e.rowid = f.rowid WHERE entries_fts MATCH ? AND {where} ORDER BY f.rowid DESC")
+    where, params = filters.where(conn=index.conn)
+    rank = "f.rank" if sort == "rank" else "NULL"
+    stale = index.conn.execute("SELECT value FROM meta WHERE key = 'fts_stale'").fetchone()
+    if where == "1" and not (stale and stale[0]):
+        # Nothing to filter, no rows of removed lines: rank on the full-text index alone and
+        # fetch the columns of the top rows only.
+        sql = (f"SELECT f.rowid, {rank} FROM entries_fts f WHERE entries_fts MATCH ? "
+               "ORDER BY f.rowid DESC")
+    else:
+        sql = (f"SELECT f.rowid, {rank} FROM entries_fts f JOIN entries e ON e.rowid = f.rowid "
+               f"WHERE entries_fts MATCH ? AND {where} ORDER BY f.rowid DESC")
     cap = limit if sort == "recent" else window
     if cap is not None:
         sql += f" LIMIT {int(cap)}"
     try:
-        rows = index.conn.execute(sql, [match, *params]).fetchall()
-    except Exception as exc:  # sqlite3.OperationalError: fts5 syntax errors and the like
+        ranked = index.conn.execute(sql, [match, *params]).fetchall()
+    except sqlite3.OperationalError as exc:  # fts5 syntax errors and the like
         if raw:
             raise LogIndexError(
                 f"invalid full-text query {text!r}: {exc}; leave out --fts to search the words "
                 "literally"
             ) from exc
-        raise
+        if "fts5" not in str(exc) and "string" not in str(exc):
+            raise
+        raise SearchQueryError(f"cannot search for {text!r}: {exc}; try fewer special "
+                               "characters") from exc
     if sort == "rank":
-        rows.sort(key=lambda r: (r[-1], -r[0]))
-        if limit is not None:
-            rows = rows[: int(limit)]
+        ranked.sort(key=lambda r: (r[1], -r[0]))
+    if limit is not None:
+        ranked = ranked[: int(limit)]
+    found = {}
+    for start in range(0, len(ranked), 500):
+        chunk = [r[0] for r in ranked[start:start + 500]]
+        found.update((r[0], r) for r in index.conn.execute(
+            f"SELECT {_select_hits()} FROM entries e WHERE e.rowid IN "
+            f"({', '.join('?' * len(chunk))})", chunk))
+    rows = [(*found[rowid], rank_value) for rowid, rank_value in ranked if rowid in found]
     hits = load_entries(index, [r[:-1] for r in rows])
     for hit, row in zip(hits, rows, strict=True):
         hit.rank = row[-1]

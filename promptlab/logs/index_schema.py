@@ -72,6 +72,10 @@ files        one row per JSONL file: name, dev, inode, size, mtime_ns, offset (b
              always at a line end), head (first bytes, to notice a rewritten file), lines,
              malformed.
 meta         key/value: 'next_rowid', 'fts_stale', 'reindex_needed'.
+
+Indexes on entries: id (unique), ts, (prompt_id, prompt_version, ts), (model, ts),
+(experiment, variant), trace_id, target, ts of errors, ts of root spans (partial indexes
+where a column is mostly NULL).
 migrations   name, applied_at — one row per applied migration, in order.
 
 PRAGMA user_version = number of applied migrations.
@@ -105,9 +109,10 @@ ROLLUP_MEASURES: tuple[str, ...] = (
 
 FTS_COLUMNS: tuple[str, ...] = ("system_prompt", "user_message", "assistant_response")
 
-# Secondary indexes on entries. Sync may drop them for a bulk load of an empty index and
-# create them again afterwards (sorting once beats updating them row by row).
-ENTRY_INDEXES: dict[str, str] = {
+# Secondary indexes. Sync may drop them for a bulk load of an empty index and create them
+# again afterwards (sorting once beats updating them row by row). Migrations create them
+# first; this list is every index an up-to-date schema has.
+_M001_INDEXES: dict[str, str] = {
     "entries_by_ts": "CREATE INDEX IF NOT EXISTS entries_by_ts ON entries(ts)",
     "entries_by_prompt": (
         "CREATE INDEX IF NOT EXISTS entries_by_prompt ON entries(prompt_id, prompt_version, ts)"
@@ -137,6 +142,13 @@ ENTRY_INDEXES: dict[str, str] = {
         " ON scores(experiment, variant, name, value) WHERE experiment IS NOT NULL"
     ),
 }
+_M004_INDEXES: dict[str, str] = {
+    "entries_trace_roots": (
+        "CREATE INDEX IF NOT EXISTS entries_trace_roots ON entries(ts)"
+        " WHERE kind = 'span' AND parent_id IS NULL"
+    ),
+}
+ENTRY_INDEXES: dict[str, str] = {**_M001_INDEXES, **_M004_INDEXES}
 
 
 def _execute_script(conn: sqlite3.Connection, script: str) -> None:
@@ -207,7 +219,7 @@ def _m001_core(conn: sqlite3.Connection) -> None:
         CREATE INDEX pending_feedback_by_target ON pending_feedback(target);
         """
     )
-    for sql in ENTRY_INDEXES.values():
+    for sql in _M001_INDEXES.values():
         conn.execute(sql)
 
 
@@ -281,6 +293,12 @@ def _m003_rollup(conn: sqlite3.Connection) -> None:
     conn.execute(f"INSERT INTO rollup_tags {rollup_select_sql(per_tag=True)}")
 
 
+def _m004_trace_roots(conn: sqlite3.Connection) -> None:
+    """Root spans by start time, for listing recent traces without a scan."""
+    for sql in _M004_INDEXES.values():
+        conn.execute(sql)
+
+
 @dataclass(frozen=True)
 class Migration:
     name: str
@@ -291,6 +309,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("001_core", _m001_core),
     Migration("002_fts", _m002_fts),
     Migration("003_rollup", _m003_rollup),
+    Migration("004_trace_roots", _m004_trace_roots),
 )
 
 

@@ -196,22 +196,26 @@ def position_in(trace: Trace, entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_traces(index: Index, filters: Filters, limit: int | None = 20) -> list[dict[str, Any]]:
-    """Recent traces, newest first: id, root name, start, duration, spans, calls, tokens."""
-    where, params = Filters(since=filters.since, until=filters.until, kind=None).where()
-    sql = (
-        "SELECT trace_id, min(timestamp), min(ts), max(ts + COALESCE(latency_ms, 0) / 1000.0),"
-        " sum(kind = 'span'), sum(kind = 'llm'), COALESCE(sum(input_tokens), 0),"
-        " COALESCE(sum(output_tokens), 0), sum(cost_usd), sum(status = 'error'),"
-        " max(CASE WHEN parent_id IS NULL AND kind = 'span' THEN name END)"
-        f" FROM entries e WHERE trace_id IS NOT NULL AND kind != 'feedback' AND {where}"
-        " GROUP BY trace_id ORDER BY min(ts) DESC"
-    )
+    """Recent traces, newest first (by their root span's start): id, root name, start,
+    duration, spans, calls, tokens, cost, errors."""
+    where, params = Filters(since=filters.since, until=filters.until, kind=None).where("r")
+    roots = (f"SELECT r.trace_id, r.name, r.timestamp, r.ts FROM entries r WHERE r.kind = 'span'"
+             f" AND r.parent_id IS NULL AND r.trace_id IS NOT NULL AND {where} ORDER BY r.ts DESC")
     if limit is not None:
-        sql += f" LIMIT {int(limit)}"
+        roots += f" LIMIT {int(limit)}"
+    sql = (
+        f"WITH roots AS ({roots}) "
+        "SELECT roots.trace_id, roots.name, roots.timestamp, min(e.ts),"
+        " max(e.ts + COALESCE(e.latency_ms, 0) / 1000.0), sum(e.kind = 'span'),"
+        " sum(e.kind = 'llm'), COALESCE(sum(e.input_tokens), 0),"
+        " COALESCE(sum(e.output_tokens), 0), sum(e.cost_usd), sum(e.status = 'error')"
+        " FROM roots JOIN entries e ON e.trace_id = roots.trace_id AND e.kind != 'feedback'"
+        " GROUP BY roots.trace_id ORDER BY roots.ts DESC"
+    )
     return [
         {"trace_id": t, "name": name, "timestamp": stamp,
          "duration_ms": round((end - start) * 1000, 3), "spans": spans, "llm_calls": calls,
          "input_tokens": inp, "output_tokens": out, "cost_usd": cost, "errors": errors}
-        for t, stamp, start, end, spans, calls, inp, out, cost, errors, name
+        for t, name, stamp, start, end, spans, calls, inp, out, cost, errors
         in index.conn.execute(sql, params)
     ]

@@ -182,3 +182,14 @@ def test_logs_check_is_attached(sample: Sample) -> None:
     result = run("logs", "check", ok=False)
     assert result.exit_code in (0, 1)
     assert "No such command" not in result.output
+
+
+def test_common_tags_are_filtered_the_same_way(sample: Sample,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from promptlab.logs import index_query
+
+    rare = listed_ids("-n", "0", "--tag", "prod", "--tag", "eval")
+    monkeypatch.setattr(index_query, "_is_common_tag", lambda conn, tag: True)
+    assert listed_ids("-n", "0", "--tag", "prod", "--tag", "eval") == rare
+    assert listed_ids("-n", "0", "--tag", "prod") == [
+        sample.e[n]["id"] for n in ("error", "review_v2", "review_v1")]

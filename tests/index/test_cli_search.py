@@ -83,6 +83,7 @@ def test_query_forms(sample: Sample, query: str, names: list[str]) -> None:
     ("division's", []),
     ("'division'", ["review_v2"]),
     ("division;", ["review_v2"]),
+    ("divi\x00sion", []),
     ("division -- DROP TABLE entries", []),
     ("division --", ["review_v2"]),
 ])
@@ -152,7 +153,8 @@ def test_no_match_says_so(sample: Sample) -> None:
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.text(alphabet=st.sampled_from(list('ab "*-:()^{}[]+.,\'\\NOTRAD_é\t')), max_size=30))
+@given(st.text(alphabet=st.sampled_from(list('ab "*-:()^{}[]+.,\'\\NOTRAD_é\t\x00')),
+               max_size=30))
 def test_any_text_is_a_valid_query_or_a_clear_refusal(text: str) -> None:
     import sqlite3
 
@@ -167,3 +169,19 @@ def test_any_text_is_a_valid_query_or_a_clear_refusal(text: str) -> None:
         return
     for field_name in (None, "user"):
         conn.execute("SELECT rowid FROM f WHERE f MATCH ?", (query.match(field_name),)).fetchall()
+
+
+def test_search_after_a_file_was_replaced_finds_only_live_lines(log_dir) -> None:
+    import os
+
+    old = [entry(seconds=i, assistant_response="needle old") for i in range(30)]
+    path = append(log_dir, *old)
+    assert len(json.loads(run("logs", "search", "needle", "--json", "-n", "0").stdout)) == 30
+    new = entry(seconds=99, assistant_response="needle new")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(json.dumps(new).encode() + b"\n")
+    os.replace(tmp, path)
+    for sort in ("rank", "recent"):
+        hits = json.loads(run("logs", "search", "needle", "--sort", sort, "--json", "-n", "5"
+                              ).stdout)
+        assert [h["entry"]["id"] for h in hits] == [new["id"]]

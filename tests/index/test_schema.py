@@ -32,13 +32,37 @@ def test_older_schema_is_migrated_and_keeps_its_rows() -> None:
         " 'ok', 'gpt-4o', 100, 20, 0.5, '[\"prod\"]')"
     )
     conn.execute("INSERT INTO entry_tags VALUES ('prod', 1)")
-    assert migrate(conn) == ["002_fts", "003_rollup"]
+    assert migrate(conn) == ["002_fts", "003_rollup", "004_trace_roots"]
     # The roll-up was backfilled from the rows already there.
     assert conn.execute("SELECT day, model, calls, input_tokens, cost_usd FROM rollup").fetchall() \
         == [(20455, "gpt-4o", 1, 100, 0.5)]
     assert conn.execute("SELECT tag, calls FROM rollup_tags").fetchall() == [("prod", 1)]
     # FTS cannot be backfilled from the database (texts live in the JSONL): flagged.
     assert conn.execute("SELECT value FROM meta WHERE key = 'reindex_needed'").fetchone() == (1,)
+    assert conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE name = 'entries_trace_roots'").fetchone() == (1,)
+
+
+def test_an_old_index_on_disk_is_upgraded_and_refilled_on_first_use(log_dir) -> None:
+    from promptlab.logs.index import Index
+
+    from .helpers import append, entry
+
+    e = entry(seconds=1, assistant_response="searchable after the upgrade")
+    append(log_dir, e)
+    conn = sqlite3.connect(log_dir / "index.db", isolation_level=None)
+    migrate(conn, upto=1)  # what an early promptlab left behind, with a row already in it
+    size = (log_dir / "2026-01-05.jsonl").stat().st_size
+    conn.execute("INSERT INTO files (file_id, name, offset, size) VALUES "
+                 "(1, '2026-01-05.jsonl', ?, ?)", (size, size))  # already read to the end
+    conn.execute("INSERT INTO entries (rowid, id, file_id, offset, length, timestamp, ts, day,"
+                 " kind, status) VALUES (1, ?, 1, 0, ?, ?, 0, 0, 'llm', 'ok')",
+                 (e["id"], size - 1, e["timestamp"]))
+    conn.close()
+    with Index(log_dir) as index:
+        assert [h.entry for h in index.search("upgrade")] == [e]
+        assert index.conn.execute("SELECT sum(calls) FROM rollup").fetchone() == (1,)
+        assert applied_migrations(index.conn) == [m.name for m in MIGRATIONS]
 
 
 def test_index_from_a_newer_promptlab_is_refused_with_advice() -> None:
