@@ -8,19 +8,22 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from promptlab import comparison as C
+from promptlab.comparison import MetricResult, PairComparison
+from promptlab.comparison._analyse import paired_result, unpaired_result
+from promptlab.comparison._samples import Agg, PairAgg
+from promptlab.comparison._verdict import adjust
 
 values = st.lists(st.sampled_from([0.0, 1.0, 0.5, 3.0, 3.0, 250.0]), max_size=25)
 
 
-def agg_of(xs: list[float]) -> C._Agg:
+def agg_of(xs: list[float]) -> Agg:
     arr = np.array(xs, dtype=float)
-    return C._Agg(len(xs), float(arr.sum()), float((arr * arr).sum()),
-                  int(np.isin(arr, (0.0, 1.0)).sum()), n_bool=0)
+    return Agg(len(xs), float(arr.sum()), float((arr * arr).sum()),
+               int(np.isin(arr, (0.0, 1.0)).sum()), n_bool=0)
 
 
-def check(result: C.MetricResult, b: str = "v2") -> None:
-    C._adjust([C.PairComparison("v1", b, "unpaired", [result])], 0.05, "holm")
+def check(result: MetricResult, b: str = "v2") -> None:
+    adjust([PairComparison("v1", b, "unpaired", [result])], 0.05, "holm")
     data = result.to_dict()
     json.dumps(data, allow_nan=False)
     assert data["p_value"] is None or 0 <= data["p_value"] <= 1
@@ -40,8 +43,8 @@ def check(result: C.MetricResult, b: str = "v2") -> None:
        sequential=st.booleans())
 def test_unpaired_verdicts_are_always_json_safe(a, b, direction, sequential):
     values_ = (a, b) if len(a) >= 2 and len(b) >= 2 else None
-    check(C._unpaired_result("m", direction, agg_of(a), agg_of(b), values_, "v1", "v2", 0.05,
-                             sequential))
+    check(unpaired_result("m", direction, agg_of(a), agg_of(b), values_, "v1", "v2", 0.05,
+                          sequential))
 
 
 @settings(max_examples=200, deadline=None)
@@ -52,12 +55,12 @@ def test_paired_verdicts_are_always_json_safe(pairs, sequential):
     va = np.array([p[0] for p in pairs])
     vb = np.array([p[1] for p in pairs])
     both01 = np.isin(va, (0, 1)) & np.isin(vb, (0, 1))
-    agg = C._PairAgg(len(pairs), float(va.sum()), float(vb.sum()), float((va * va).sum()),
-                     float((vb * vb).sum()), float((va * vb).sum()), int(both01.sum()),
-                     int(((va == 1) & (vb == 0)).sum()), int(((va == 0) & (vb == 1)).sum()),
-                     int(((va == 1) & (vb == 1)).sum()))
+    agg = PairAgg(len(pairs), float(va.sum()), float(vb.sum()), float((va * va).sum()),
+                  float((vb * vb).sum()), float((va * vb).sum()), int(both01.sum()),
+                  int(((va == 1) & (vb == 0)).sum()), int(((va == 0) & (vb == 1)).sum()),
+                  int(((va == 1) & (vb == 1)).sum()))
     diffs = list(vb - va) if len(pairs) >= 2 else None
-    result = C._paired_result("m", "higher", agg, diffs, "v1", "v2", 0.05, sequential)
+    result = paired_result("m", "higher", agg, diffs, "v1", "v2", 0.05, sequential)
     check(result)
     if len(pairs) >= 2 and both01.all():
         assert result.test.startswith("mcnemar")
@@ -65,8 +68,8 @@ def test_paired_verdicts_are_always_json_safe(pairs, sequential):
 
 def test_lower_is_better_flips_the_verdict_and_the_chance():
     fast, slow = [100.0 + i % 3 for i in range(30)], [130.0 + i % 3 for i in range(30)]
-    result = C._unpaired_result("latency_ms", "lower", agg_of(slow), agg_of(fast),
-                                None, "v1", "v2", 0.05, False)
-    C._adjust([C.PairComparison("v1", "v2", "unpaired", [result])], 0.05, "holm")
+    result = unpaired_result("latency_ms", "lower", agg_of(slow), agg_of(fast),
+                             None, "v1", "v2", 0.05, False)
+    adjust([PairComparison("v1", "v2", "unpaired", [result])], 0.05, "holm")
     assert result.diff < 0 and result.verdict == "v2 better"
     assert result.chance_b_better > 0.99
