@@ -192,6 +192,11 @@ class Index:
 
 def _operational(exc: sqlite3.Error, path: Path) -> LogIndexError:
     text = str(exc)
+    if "readonly" in text or "read-only" in text:
+        return LogIndexError(
+            f"cannot update the log index {path}: it is read-only; give yourself write access "
+            "to it and its folder, or use --log-dir on a copy of the logs"
+        )
     if "locked" in text or "busy" in text:
         return LogIndexError(
             f"the log index {path} stayed locked for {BUSY_TIMEOUT_S:.0f} s by another process; "

@@ -354,6 +354,10 @@ class Syncer:
                     self._read_and_parse, next_name, next_key, None)))
 
             self._write_batch(batch, stats, start_prefetch)
+            if ahead:
+                # Let the helper finish before any more SQL: each statement needs the GIL
+                # back, and taking it from a busy thread can cost a 5 ms switch interval.
+                ahead[0].future.exception()
             stats.bytes += batch.consumed
             stats.malformed += batch.malformed
             stats.problems.extend(batch.problems[: MAX_PROBLEMS - len(stats.problems)])
