@@ -265,7 +265,8 @@ def logs_search(query: str, limit: int, sort: str, window: int, field_name: str 
             else ("**", "**"))
     with index:
         hits = search_entries(index, query, flt, limit=limit or None, sort=sort,
-                              window=window or None, raw=raw, field_name=field_name)
+                              window=window or None, raw=raw, field_name=field_name,
+                              snippet_width=160 if out.structured else 90)
     rows = []
     for hit in hits:
         rows.append({
@@ -454,8 +455,9 @@ def logs_trace(trace_id: str | None, limit: int, since: str | None, until: str |
                 "tokens": f"{t['input_tokens']:,}→{t['output_tokens']:,}",
                 "cost": fmt_cost(t["cost_usd"]), "errors": t["errors"] or "",
             } for t in traces]
-            out.table(rows, list(rows[0]) if rows else None, json_rows=traces,
-                      empty="No traces in the log.")
+            headers = ["time (UTC)", *(list(rows[0])[1:] if rows else [])]
+            out.table(rows, list(rows[0]) if rows else None, headers=headers,
+                      json_rows=traces, empty="No traces in the log.")
             return
         trace = build_trace(index, trace_id)
     if out.structured or out.csv:

@@ -270,7 +270,8 @@ def list_entries(index: Index, filters: Filters, limit: int | None = 20) -> list
 
 def search_entries(index: Index, text: str, filters: Filters, *, limit: int | None = 20,
                    sort: str = "rank", window: int | None = SEARCH_WINDOW,
-                   raw: bool = False, field_name: str | None = None) -> list[SearchHit]:
+                   raw: bool = False, field_name: str | None = None,
+                   snippet_width: int = 160) -> list[SearchHit]:
     """Full-text search. `sort="rank"` ranks (bm25) the newest `window` matches (None: all
     of them); `sort="recent"` returns the newest matches. Query syntax: see index_fts."""
     if sort not in ("rank", "recent"):
@@ -318,7 +319,7 @@ def search_entries(index: Index, text: str, filters: Filters, *, limit: int | No
     hits = load_entries(index, [r[:-1] for r in rows])
     for hit, row in zip(hits, rows, strict=True):
         hit.rank = row[-1]
-        hit.snippet = snippet(hit.entry, query.highlight_terms())
+        hit.snippet = snippet(hit.entry, query.highlight_terms(), width=snippet_width)
     return hits
 
 

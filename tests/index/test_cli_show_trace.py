@@ -106,8 +106,8 @@ def test_trace_from_any_entry_of_it_and_as_json(sample: Sample) -> None:
 
 def test_trace_list_and_unknown_trace(sample: Sample) -> None:
     out = run("trace").stdout.splitlines()
-    assert out[0].split() == ["time", "trace", "name", "duration", "spans", "calls", "tokens",
-                              "cost", "errors"]
+    assert out[0].split() == ["time", "(UTC)", "trace", "name", "duration", "spans", "calls",
+                              "tokens", "cost", "errors"]
     assert sample.e["span_root"]["id"] in out[2]
     assert "answer-question" in out[2]
     result = run("trace", "nope", ok=False)
