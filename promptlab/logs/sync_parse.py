@@ -304,19 +304,20 @@ def parse_lines(
     return batch
 
 
-def _sum_num(rows: list[tuple[Any, ...]], i: int) -> int | float:
-    return sum(v for r in rows if type(v := r[i]) is int or type(v) is float)
+def _num(value: Any) -> int | float:
+    return value if type(value) is int or type(value) is float else 0
 
 
-def _measures(rows: list[tuple[Any, ...]]) -> tuple[Any, ...]:
-    priced = [r for r in rows if type(r[29]) is int or type(r[29]) is float]
-    unpriced = [r for r in rows if not (type(r[29]) is int or type(r[29]) is float)]
-    return (
-        len(rows), sum(1 for r in rows if r[22] == "error"),
-        _sum_num(rows, 24), _sum_num(rows, 25), _sum_num(rows, 26), _sum_num(rows, 27),
-        _sum_num(rows, 28), _sum_num(priced, 29), len(priced), len(unpriced),
-        _sum_num(unpriced, 24), _sum_num(unpriced, 25), _sum_num(unpriced, 26),
-    )
+def _measures(r: tuple[Any, ...]) -> tuple[Any, ...]:
+    """One llm row's contribution to the ROLLUP_MEASURES."""
+    cost = r[29]
+    priced = type(cost) is int or type(cost) is float
+    inp, out, cached = _num(r[24]), _num(r[25]), _num(r[26])
+    if priced:
+        return (1, r[22] == "error", inp, out, cached, _num(r[27]), _num(r[28]), cost, 1, 0,
+                0, 0, 0)
+    return (1, r[22] == "error", inp, out, cached, _num(r[27]), _num(r[28]), 0, 0, 1,
+            inp, out, cached)
 
 
 def rollup_rows(
@@ -331,21 +332,24 @@ def rollup_rows(
             continue
         key = (r[7], _key_text(r[9]), _key_text(r[10]), _key_text(r[11]), _key_text(r[12]),
                _key_text(r[16]))
-        rows = groups.get(key)
-        if rows is None:
-            groups[key] = [r]
+        m = _measures(r)
+        found = groups.get(key)
+        if found is None:
+            groups[key] = [m]
         else:
-            rows.append(r)
+            found.append(m)
         for tag in tag_lists.get(r[0]) or ("",):
             tkey = (*key, tag)
-            rows = tag_groups.get(tkey)
-            if rows is None:
-                tag_groups[tkey] = [r]
+            found = tag_groups.get(tkey)
+            if found is None:
+                tag_groups[tkey] = [m]
             else:
-                rows.append(r)
+                found.append(m)
     return (
-        [(*k, *_measures(rows)) for k, rows in groups.items()],
-        [(*k, *_measures(rows)) for k, rows in tag_groups.items()],
+        [(*k, *(ms[0] if len(ms) == 1 else map(sum, zip(*ms, strict=True))))
+         for k, ms in groups.items()],
+        [(*k, *(ms[0] if len(ms) == 1 else map(sum, zip(*ms, strict=True))))
+         for k, ms in tag_groups.items()],
     )
 
 
