@@ -16,6 +16,7 @@
     [metrics]
     primary = "finds_bug"
     guardrails = ["latency_ms", "cost_usd"]
+    tolerance = {latency_ms = 0.25}    # v2 may be up to 25% slower
     [run]
     concurrency = 8
 
@@ -26,10 +27,11 @@ line, for TOML syntax). `Experiment` is also what an app uses to split live traf
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,10 +73,12 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class Metrics:
-    """`[metrics]`: the metric that decides, and the ones that must not get worse."""
+    """`[metrics]`: the metric that decides, the ones that must not get worse, and how
+    much worse (relative: 0.25 = up to 25 %) each of those may get before it counts."""
 
     primary: str | None = None
     guardrails: tuple[str, ...] = ()
+    tolerance: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -221,7 +225,8 @@ class Experiment:
             "scorers": [{"name": s.name, "type": s.type, "direction": s.direction,
                          "weight": s.weight, "not_": s.not_} for s in self.scorers],
             "metrics": {"primary": self.metrics.primary,
-                        "guardrails": list(self.metrics.guardrails)},
+                        "guardrails": list(self.metrics.guardrails),
+                        "tolerance": dict(self.metrics.tolerance)},
         }
 
 
@@ -374,7 +379,7 @@ def _scorers(data: dict[str, Any], file: str) -> list[ScorerSpec]:
 
 
 def _metrics(table: dict[str, Any], scorers: list[ScorerSpec], where: str) -> Metrics:
-    check_keys(table, ("primary", "guardrails"), where)
+    check_keys(table, ("primary", "guardrails", "tolerance"), where)
     known = [s.name for s in scorers] + list(BUILTIN_METRICS)
     if len(scorers) > 1:
         known.append(OVERALL)
@@ -388,7 +393,29 @@ def _metrics(table: dict[str, Any], scorers: list[ScorerSpec], where: str) -> Me
             if name is not None and name not in known:
                 raise ExperimentError(f"{where}: {key} {name!r} is not a scorer or a built-in "
                                       f"metric{suggest(name, known)}")
-    return Metrics(primary=primary, guardrails=tuple(guardrails))
+    tolerance = _tolerance(table, [*([primary] if primary else []), *guardrails], where)
+    return Metrics(primary=primary, guardrails=tuple(guardrails), tolerance=tolerance)
+
+
+def _tolerance(table: dict[str, Any], watched: list[str], where: str) -> dict[str, float]:
+    """`tolerance = {latency_ms = 0.25}`: how much worse (relative) the primary metric or a
+    guardrail may get before compare calls it worse; each a finite number ≥ 0."""
+    value = table.get("tolerance", {})
+    if not isinstance(value, dict):
+        raise ExperimentError(f"{where}: 'tolerance' must be a table like "
+                              f"{{latency_ms = 0.25}} (up to 25% worse), got {value!r}")
+    out: dict[str, float] = {}
+    for name, margin in value.items():
+        if name not in watched:
+            hint = suggest(name, watched) or "; add it to guardrails first"
+            raise ExperimentError(f"{where}: tolerance {name!r} is not the primary metric or "
+                                  f"a guardrail{hint}")
+        if (isinstance(margin, bool) or not isinstance(margin, int | float)
+                or not math.isfinite(margin) or margin < 0):
+            raise ExperimentError(f"{where}: tolerance {name!r} must be a number ≥ 0 (a "
+                                  f"fraction: 0.25 = up to 25% worse), got {margin!r}")
+        out[name] = float(margin)
+    return out
 
 
 def _run(table: dict[str, Any], where: str) -> RunSettings:

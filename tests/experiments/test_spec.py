@@ -296,3 +296,74 @@ def test_row_that_cannot_render_names_the_line(exp_project, toml) -> None:
                                     "rendered with v1: ")
     assert "missing variable 'code'" in result.stderr
     assert exp_project.entries() == []
+
+
+# -- [metrics] tolerance -------------------------------------------------------------------
+
+
+def test_tolerance_loads_as_fractions(exp_project, toml, rows) -> None:
+    exp_project.write("ab", toml(extra='[metrics]\nguardrails = ["latency_ms", "cost_usd"]\n'
+                                       'tolerance = {latency_ms = 0.25, cost_usd = 0, '
+                                       'mentions = 1}\n'), rows)
+    exp = load_experiment("ab")
+    assert exp.metrics.tolerance == {"latency_ms": 0.25, "cost_usd": 0.0, "mentions": 1.0}
+    assert all(type(v) is float for v in exp.metrics.tolerance.values())
+    assert exp.to_dict()["metrics"] == {"primary": "mentions",
+                                        "guardrails": ["latency_ms", "cost_usd"],
+                                        "tolerance": {"latency_ms": 0.25, "cost_usd": 0.0,
+                                                      "mentions": 1.0}}
+
+
+def test_tolerance_as_a_subtable_and_default(exp_project, toml, rows) -> None:
+    exp_project.write("ab", toml(extra='[metrics]\nguardrails = ["latency_ms"]\n'
+                                       '[metrics.tolerance]\nlatency_ms = 0.5\n'), rows)
+    assert load_experiment("ab").metrics.tolerance == {"latency_ms": 0.5}
+    exp_project.write("ab", toml(), rows)
+    assert load_experiment("ab").metrics.tolerance == {}
+
+
+def test_the_shipped_example_has_a_latency_tolerance(example_project) -> None:
+    exp = load_experiment("code-review-ab")
+    assert exp.metrics.tolerance == {"latency_ms": 0.5}
+
+
+@pytest.mark.parametrize("metrics, message", [
+    ('guardrails = ["latency_ms"]\ntolerance = 0.25',
+     "experiments/ab.toml [metrics]: 'tolerance' must be a table like {latency_ms = 0.25} "
+     "(up to 25% worse), got 0.25"),
+    ('guardrails = ["latency_ms"]\ntolerance = {latency = 0.25}',
+     "experiments/ab.toml [metrics]: tolerance 'latency' is not the primary metric or a "
+     "guardrail; did you mean 'latency_ms'?"),
+    ('guardrails = ["latency_ms"]\ntolerance = {cost_usd = 0.1}',
+     "experiments/ab.toml [metrics]: tolerance 'cost_usd' is not the primary metric or a "
+     "guardrail; known: latency_ms, mentions"),
+    ('guardrails = ["latency_ms"]\ntolerance = {latency_ms = -0.1}',
+     "experiments/ab.toml [metrics]: tolerance 'latency_ms' must be a number ≥ 0 (a fraction: "
+     "0.25 = up to 25% worse), got -0.1"),
+    ('guardrails = ["latency_ms"]\ntolerance = {latency_ms = "25%"}',
+     "experiments/ab.toml [metrics]: tolerance 'latency_ms' must be a number ≥ 0 (a fraction: "
+     "0.25 = up to 25% worse), got '25%'"),
+    ('guardrails = ["latency_ms"]\ntolerance = {latency_ms = true}',
+     "experiments/ab.toml [metrics]: tolerance 'latency_ms' must be a number ≥ 0"),
+    ('guardrails = ["latency_ms"]\ntolerance = {latency_ms = inf}',
+     "experiments/ab.toml [metrics]: tolerance 'latency_ms' must be a number ≥ 0 (a fraction: "
+     "0.25 = up to 25% worse), got inf"),
+    ('guardrails = ["latency_ms"]\ntolerance = {latency_ms = nan}',
+     "experiments/ab.toml [metrics]: tolerance 'latency_ms' must be a number ≥ 0"),
+    ('guardrails = ["latency_ms"]\ntolerances = {latency_ms = 0.2}',
+     "experiments/ab.toml [metrics]: unknown key 'tolerances'; did you mean 'tolerance'?"),
+])
+def test_invalid_tolerance_names_the_file_and_key(exp_project, toml, rows, metrics: str,
+                                                 message: str) -> None:
+    exp_project.write("ab", toml(extra=f"[metrics]\n{metrics}\n"), rows)
+    assert error_of().startswith(message)
+
+
+def test_tolerance_without_scorers_or_guardrails_says_what_to_do(exp_project) -> None:
+    exp_project.write("ab", 'prompt = "code-review"\n[variants]\nv1 = 1\n'
+                            '[metrics]\ntolerance = {latency_ms = 0.2}\n')
+    assert error_of() == ("experiments/ab.toml [metrics]: tolerance 'latency_ms' is not the "
+                          "primary metric or a guardrail; add it to guardrails first")
+    result = CliRunner().invoke(main, ["experiment", "run", "ab"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"Error: {error_of()}"
