@@ -6,6 +6,7 @@ scipy) are imported only when a command runs.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,18 @@ CORRECTION_CHOICES = ("holm", "bh", "none")
 
 
 def _analysis_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Options shared by `compare` and `experiment report`."""
+    """Options shared by `compare` and `experiment report`, passed on to the command as
+    one `analysis` dict of `compare()` keyword arguments plus `fail_if_worse`."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, metrics: tuple[str, ...], alpha: float, since: str | None,
+                until: str | None, correction: str, sequential: bool,
+                tolerance: tuple[str, ...], **kwargs: Any) -> Any:
+        analysis = {"metrics": list(metrics) or None, "alpha": alpha, "since": since,
+                    "until": until, "correction": correction, "sequential": sequential,
+                    "tolerance": parse_tolerances(tolerance)}
+        return f(*args, analysis=analysis, **kwargs)
+
     for option in reversed([
         click.option("metrics", "--metric", multiple=True, metavar="NAME",
                      help="Metric to compare (repeatable): a score name, latency_ms, "
@@ -33,12 +45,39 @@ def _analysis_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("sequential", "--sequential", is_flag=True,
                      help="Always-valid p-values and confidence sequences: safe to re-run "
                           "while data is still coming in."),
+        click.option("tolerance", "--tolerance", multiple=True, metavar="METRIC=FRACTION",
+                     help="How much worse (relative) a metric may get, e.g. "
+                          "latency_ms=0.25: it then counts as worse only when its lift's CI "
+                          "lies entirely beyond 25% worse (repeatable; overrides the "
+                          "experiment's [metrics] tolerance)."),
         click.option("fail_if_worse", "--fail-if-worse", is_flag=True,
-                     help="Exit 1 when a version is significantly worse on the primary "
-                          "metric or a guardrail (every metric when none is configured)."),
+                     help="Exit 1 when a version is significantly worse (beyond its "
+                          "tolerance) on the primary metric or a guardrail (every metric "
+                          "when none is configured)."),
     ]):
-        f = option(f)
-    return f
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def parse_tolerances(values: tuple[str, ...]) -> dict[str, float]:
+    """`latency_ms=0.25` (or `latency_ms=25%`) options as {metric: fraction}; the range
+    (a finite number ≥ 0) is checked by `compare()`."""
+    from promptlab.errors import CompareError
+
+    out: dict[str, float] = {}
+    for text in values:
+        name, sep, value = (part.strip() for part in text.partition("="))
+        try:
+            margin = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+        except ValueError:
+            margin = None
+        if not sep or not name or margin is None:
+            raise CompareError(f"--tolerance {text!r}: use METRIC=FRACTION, e.g. --tolerance "
+                               "latency_ms=0.25 (up to 25% worse)")
+        if name in out:
+            raise CompareError(f"--tolerance {name} is given twice; give each metric once")
+        out[name] = margin
+    return out
 
 
 @click.command(name="compare")
@@ -51,8 +90,7 @@ def _analysis_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @output_options
 @project_options
 def compare_cmd(versions: tuple[str, ...], prompt_id: str | None, experiment: str | None,
-                metrics: tuple[str, ...], alpha: float, since: str | None, until: str | None,
-                correction: str, sequential: bool, fail_if_worse: bool, out: Output) -> None:
+                analysis: dict[str, Any], fail_if_worse: bool, out: Output) -> None:
     """Is version B better than version A? Tests every metric in the logs.
 
     Picks the design (paired on experiment items, else unpaired per unit) and the test
@@ -66,14 +104,12 @@ def compare_cmd(versions: tuple[str, ...], prompt_id: str | None, experiment: st
       promptlab compare v1 v2 --prompt code-review --metric finds_bug --json
       promptlab compare v1 v2 v3 --since 7d --correction bh
       promptlab compare --experiment code-review-ab --fail-if-worse
+      promptlab compare v1 v2 --fail-if-worse --tolerance latency_ms=0.25
     """
     from promptlab.comparison import compare
 
-    result = compare(
-        *versions, prompt=prompt_id, experiment=experiment, metrics=list(metrics) or None,
-        alpha=alpha, since=since, until=until, correction=correction, sequential=sequential,
-        settings=get_settings(),
-    )
+    result = compare(*versions, prompt=prompt_id, experiment=experiment,
+                     settings=get_settings(), **analysis)
     _emit(result, out, fail_if_worse)
 
 
@@ -82,13 +118,13 @@ def compare_cmd(versions: tuple[str, ...], prompt_id: str | None, experiment: st
 @_analysis_options
 @output_options
 @project_options
-def experiment_report(name: str | None, metrics: tuple[str, ...], alpha: float,
-                      since: str | None, until: str | None, correction: str,
-                      sequential: bool, fail_if_worse: bool, out: Output) -> None:
+def experiment_report(name: str | None, analysis: dict[str, Any], fail_if_worse: bool,
+                      out: Output) -> None:
     """Compare an experiment's variants on its configured metrics.
 
-    The first variant in the experiment file is the baseline; the primary metric and the
-    guardrails come from its [metrics] table. Without NAME: the only experiment there is.
+    The first variant in the experiment file is the baseline; the primary metric, the
+    guardrails and their tolerances come from its [metrics] table. Without NAME: the only
+    experiment there is.
 
     \b
     Examples:
@@ -115,10 +151,7 @@ def experiment_report(name: str | None, metrics: tuple[str, ...], alpha: float,
     except ExperimentError as exc:  # no file: the logs may still hold its entries
         missing = exc
     try:
-        result = compare(
-            experiment=name, metrics=list(metrics) or None, alpha=alpha, since=since,
-            until=until, correction=correction, sequential=sequential, settings=settings,
-        )
+        result = compare(experiment=name, settings=settings, **analysis)
     except CompareError:
         if missing is not None:
             raise missing from None
@@ -141,10 +174,19 @@ def _emit(result: Any, out: Output, fail_if_worse: bool) -> None:
     if fail_if_worse:
         worse = result.worse()
         for pair, metric in worse:
-            role = f" ({metric.role})" if metric.role else ""
-            click.echo(
-                f"Failed: {pair.b} is significantly worse than {pair.a} on {metric.name}{role}: "
-                f"{pair.b} − {pair.a} = {metric.diff:+.4g}, adjusted p = "
-                f"{metric.p_adjusted:.2g}", err=True)
+            click.echo(_failure_line(pair, metric), err=True)
         if worse:
             raise SystemExit(1)
+
+
+def _failure_line(pair: Any, metric: Any) -> str:
+    role = f" ({metric.role})" if metric.role else ""
+    line = (f"Failed: {pair.b} is significantly worse than {pair.a} on {metric.name}{role}: "
+            f"{pair.b} − {pair.a} = {metric.diff:+.4g}, adjusted p = {metric.p_adjusted:.2g}")
+    if metric.tolerance is not None and metric.lift_ci is not None:
+        from promptlab.comparison import format_tolerance
+
+        low, high = metric.lift_ci
+        line += (f"; lift {metric.lift:+.1%} [{low:+.1%}, {high:+.1%}] lies beyond the "
+                 f"{format_tolerance(metric.tolerance, metric.direction)} tolerance")
+    return line

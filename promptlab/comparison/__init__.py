@@ -36,6 +36,7 @@ from __future__ import annotations
 from promptlab.comparison._compare import compare
 from promptlab.comparison._format import format_comparison
 from promptlab.comparison._model import ArmSummary, Comparison, MetricResult, PairComparison
+from promptlab.comparison._verdict import format_tolerance
 from promptlab.comparison._warnings import all_warnings
 
 __all__ = [
@@ -46,4 +47,5 @@ __all__ = [
     "all_warnings",
     "compare",
     "format_comparison",
+    "format_tolerance",
 ]

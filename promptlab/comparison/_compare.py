@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ def compare(
     until: Any = None,
     correction: str = "holm",
     sequential: bool = False,
+    tolerance: Mapping[str, float] | None = None,
     log_dir: str | os.PathLike[str] | None = None,
     settings: Settings | None = None,
     index: Index | None = None,
@@ -43,10 +45,13 @@ def compare(
     chooses metric names (scores, `latency_ms`, `output_tokens`, `input_tokens`,
     `cost_usd`, `error_rate`); by default the experiment's primary metric and guardrails,
     else every score plus latency, output tokens, cost and error rate. `since`/`until` take
-    a date, an ISO time or an age like `7d`. Raises CompareError (exit 2) for a comparison
-    that cannot be made as asked.
+    a date, an ISO time or an age like `7d`. `tolerance` maps metric names to relative
+    margins (0.25: B may be up to 25 % worse) over the experiment file's `[metrics]
+    tolerance`: such a metric is judged worse only when its whole lift interval lies beyond
+    the margin. Raises CompareError (exit 2) for a comparison that cannot be made as asked.
     """
     versions_list = _check_arguments(versions, experiment, alpha, correction)
+    margins = _check_tolerance(tolerance or {})
     if settings is None:
         from promptlab.config import load_settings
 
@@ -67,7 +72,7 @@ def compare(
                 versions_list, prompt=prompt, experiment=experiment,
                 metrics=list(metrics) if metrics else None, alpha=alpha,
                 scope_bounds=time_bounds(since, until), correction=correction,
-                sequential=sequential,
+                sequential=sequential, tolerance=margins,
             )
         except sqlite3.Error as exc:
             from promptlab.errors import LogIndexError
@@ -100,3 +105,18 @@ def _check_arguments(versions: Sequence[str | None], experiment: str | None, alp
         raise CompareError("compare needs two or more versions: promptlab compare v1 v2 "
                            "(or --experiment NAME for an experiment's variants)")
     return versions_list
+
+
+def _check_tolerance(tolerance: Mapping[str, float]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, margin in tolerance.items():
+        if not isinstance(name, str) or not name.strip():
+            raise CompareError("--tolerance needs a metric name: METRIC=FRACTION, e.g. "
+                               "latency_ms=0.25")
+        number = isinstance(margin, int | float) and not isinstance(margin, bool)
+        if not number or not math.isfinite(margin) or margin < 0:
+            shown = f"{margin:g}" if number else repr(margin)
+            raise CompareError(f"--tolerance {name}={shown}: the tolerance must be a number "
+                               "≥ 0 (a fraction: 0.25 = up to 25% worse)")
+        out[name.strip()] = float(margin)
+    return out

@@ -12,6 +12,7 @@ from promptlab.comparison._metrics import (
     BUILTINS,
     MetricConfig,
     builtins_needed,
+    check_tolerance,
     choose_metrics,
     metric_config,
     requested,
@@ -51,14 +52,15 @@ class Engine:
 
     def run(self, versions: list[str], *, prompt: str | None, experiment: str | None,
             metrics: list[str] | None, alpha: float, scope_bounds: tuple[Any, Any],
-            correction: str, sequential: bool) -> Comparison:
+            correction: str, sequential: bool, tolerance: dict[str, float]) -> Comparison:
         target = self.resolver.resolve(versions, prompt, experiment)
         scope = Scope(target.prompt, target.experiment, *scope_bounds)
-        config = metric_config(target.spec)
+        config = metric_config(target.spec, tolerance)
         baseline = target.arms[0]
         pairs = [self._compare_pair(scope, target, baseline, arm, metrics, config, alpha,
                                     sequential)
                  for arm in target.arms[1:]]
+        check_tolerance(tolerance, [m.name for p in pairs for m in p.metrics])
         check_srm(target, pairs)
         adjust(pairs, alpha, correction)
         return Comparison(
@@ -128,6 +130,7 @@ class Engine:
         roles = config.roles()
         for m in results:
             m.role = roles.get(m.name)
+            m.tolerance = config.tolerance.get(m.name)
             if skipped.get(m.name):
                 m.warnings.append(f"{skipped[m.name]} non-numeric `{m.name}` value(s) skipped")
         units = (entry_stats[0]["units"], entry_stats[1]["units"])

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from promptlab.comparison import _limits
 from promptlab.comparison._numbers import fmt_num, fmt_p
+from promptlab.comparison._verdict import format_tolerance
 
 if TYPE_CHECKING:
     from promptlab.comparison._model import (
@@ -49,6 +50,9 @@ def format_comparison(cmp: Comparison, fmt: str = "simple") -> str:
         power = _power_text(cmp, pair)
         if power:
             lines.append(power)
+        tolerance = _tolerance_text(pair)
+        if tolerance:
+            lines.append(tolerance)
         lines.append("* Bayesian posterior probability that the new version is better "
                      "(flat prior); not a p-value.")
         blocks.append("\n".join(lines))
@@ -151,3 +155,12 @@ def _power_text(cmp: Comparison, pair: PairComparison) -> str | None:
         text += (f"; the observed {'+' if chosen.diff > 0 else '−'}{size(abs(chosen.diff))} "
                  f"needs ≈ {chosen.n_needed:,} {unit}")
     return text + "."
+
+
+def _tolerance_text(pair: PairComparison) -> str | None:
+    margins = [f"{m.name} {format_tolerance(m.tolerance, m.direction)}"
+               for m in pair.metrics if m.tolerance is not None]
+    if not margins:
+        return None
+    return (f"Tolerance (relative): {', '.join(margins)}; such a metric counts as worse only "
+            f"when its whole lift interval lies beyond the margin.")

@@ -3,7 +3,8 @@ primary metric and guardrails, `--metric`, and each metric's good direction."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from promptlab.errors import CompareError
@@ -36,11 +37,13 @@ DEFAULT_BUILTINS = ("latency_ms", "output_tokens", "cost_usd", "error_rate")
 
 @dataclass(frozen=True)
 class MetricConfig:
-    """The experiment's `[metrics]` table (empty without one) and each metric's direction."""
+    """The experiment's `[metrics]` table (empty without one), each metric's direction, and
+    the tolerances (relative margins) from the file and from `--tolerance`."""
 
     primary: str | None
     guardrails: tuple[str, ...]
     directions: dict[str, str]
+    tolerance: dict[str, float] = field(default_factory=dict)
 
     @property
     def configured(self) -> bool:
@@ -55,14 +58,17 @@ class MetricConfig:
         return roles
 
 
-def metric_config(spec: Any) -> MetricConfig:
-    """Primary metric, guardrails and directions from an experiment (None: defaults)."""
+def metric_config(spec: Any, tolerance: Mapping[str, float] | None = None) -> MetricConfig:
+    """Primary metric, guardrails, directions and tolerances from an experiment (None:
+    defaults); `tolerance` (from `--tolerance`) overrides the file's, metric by metric."""
     directions = {name: b.direction for name, b in BUILTINS.items()}
     if spec is None:
-        return MetricConfig(None, (), directions)
+        return MetricConfig(None, (), directions, dict(tolerance or {}))
     for scorer in spec.scorers:
         directions[scorer.name] = scorer.direction
-    return MetricConfig(spec.metrics.primary, tuple(spec.metrics.guardrails), directions)
+    margins = {**spec.metrics.tolerance, **(tolerance or {})}
+    return MetricConfig(spec.metrics.primary, tuple(spec.metrics.guardrails), directions,
+                        margins)
 
 
 def requested(wanted: list[str] | None, config: MetricConfig,
@@ -94,3 +100,12 @@ def builtins_needed(wanted: list[str] | None, config: MetricConfig) -> list[str]
     """Built-in metrics to sum for every arm: the defaults plus any asked for."""
     asked = [*(wanted or ()), config.primary, *config.guardrails]
     return list(dict.fromkeys([*DEFAULT_BUILTINS, *(n for n in asked if n in BUILTINS)]))
+
+
+def check_tolerance(tolerance: Mapping[str, float], names: list[str]) -> None:
+    """Each `--tolerance` must name a metric this comparison shows."""
+    shown = list(dict.fromkeys(names))
+    for name in tolerance:
+        if name not in shown:
+            raise CompareError(f"--tolerance {name}: no metric {name!r} in this comparison; "
+                               f"compared: {', '.join(shown) or 'none'}")

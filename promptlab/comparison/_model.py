@@ -47,6 +47,8 @@ class MetricResult:
     chance_b_better: float | None = None
     se: float | None = None
     n_total: int = 0
+    tolerance: float | None = None  # relative margin B may be worse by (non-inferiority)
+    worse: bool = False  # B is worse (beyond the tolerance, when one is set): gates fail
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,7 +60,7 @@ class MetricResult:
             "significant": self.significant, "verdict": self.verdict,
             "mde": self.mde, "n_needed": self.n_needed, "warnings": list(self.warnings),
             "direction": self.direction, "role": self.role, "robust": self.robust,
-            "chance_b_better": self.chance_b_better,
+            "chance_b_better": self.chance_b_better, "tolerance": self.tolerance,
         }
 
 
@@ -75,9 +77,9 @@ class PairComparison:
     units: tuple[int, int] = (0, 0)
 
     def worse(self, guarded: Callable[[MetricResult], bool] | None = None) -> list[MetricResult]:
-        """Metrics on which B is significantly worse (only `guarded` ones when given)."""
-        return [m for m in self.metrics
-                if m.verdict == f"{self.b} worse" and (guarded is None or guarded(m))]
+        """Metrics on which B is significantly worse — beyond the tolerance, for a metric
+        that has one (only `guarded` ones when given)."""
+        return [m for m in self.metrics if m.worse and (guarded is None or guarded(m))]
 
 
 @dataclass
@@ -164,7 +166,7 @@ class Comparison:
                     "p_value": m.p_value, "p_adjusted": m.p_adjusted,
                     "significant": m.significant, "verdict": m.verdict,
                     "chance_b_better": m.chance_b_better, "mde": m.mde,
-                    "n_needed": m.n_needed,
+                    "n_needed": m.n_needed, "tolerance": m.tolerance,
                 })
         return [json_safe(r) for r in out]
 

@@ -1,5 +1,6 @@
 """From p-values to verdicts: adjust across every metric × comparison, then call each
-metric better, worse, no significant difference, or not enough data."""
+metric better, worse, no significant difference, or not enough data — and, for a metric
+with a tolerance, whether a significant worsening goes beyond it."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def adjust(pairs: list[PairComparison], alpha: float, correction: str) -> None:
 
 
 def _verdict(m: MetricResult, b: str, alpha: float) -> None:
+    m.worse = False
     if m.p_adjusted is None or m.diff is None:
         m.significant = False
         m.verdict = "not enough data"
@@ -32,3 +34,33 @@ def _verdict(m: MetricResult, b: str, alpha: float) -> None:
         return
     better = (m.diff > 0) == (m.direction == "higher")
     m.verdict = f"{b} better" if better else f"{b} worse"
+    m.worse = not better
+    if m.worse and m.tolerance is not None:
+        _judge_tolerance(m, b, m.tolerance)
+
+
+def _judge_tolerance(m: MetricResult, b: str, tolerance: float) -> None:
+    """A significantly worse metric with a tolerance (a relative non-inferiority margin)
+    counts as worse only when its whole lift interval lies beyond the margin in the bad
+    direction. So a tolerance only ever softens a verdict, and Holm/BH still apply."""
+    if m.lift_ci is None:
+        m.warnings.append(f"the {format_tolerance(tolerance, m.direction)} tolerance cannot "
+                          "be applied (no relative lift over a zero baseline): any "
+                          "significant worsening counts as worse")
+        return
+    sign = 1 if m.direction == "lower" else -1  # bad lifts are positive for lower-is-better
+    low, high = sorted(sign * x for x in m.lift_ci)
+    limit = format_tolerance(tolerance, m.direction)
+    if low > tolerance:
+        m.verdict = f"{b} worse beyond tolerance ({limit})"
+    elif high <= tolerance:
+        m.worse = False
+        m.verdict = f"{b} worse, within tolerance ({'≤' if sign > 0 else '≥'} {limit})"
+    else:
+        m.worse = False
+        m.verdict = f"{b} worse, not clearly beyond tolerance ({limit})"
+
+
+def format_tolerance(tolerance: float, direction: str) -> str:
+    """The margin as the lift it allows: +25% for lower-is-better, -25% for higher."""
+    return f"{'+' if direction == 'lower' else '-'}{tolerance * 100:.3g}%"
