@@ -158,12 +158,18 @@ class Index:
         return [hit.entry for hit in list_entries(self, make_filters(filters, kwargs), limit)]
 
     def search(self, text: str, filters: Filters | None = None, *, limit: int | None = 20,
-               sort: str = "rank", **kwargs: Any) -> list[SearchHit]:
-        """Full-text search; each hit has `.entry`, `.snippet` and `.rank`."""
+               sort: str = "rank", window: int | None = 1000, field: str | None = None,
+               raw: bool = False, **kwargs: Any) -> list[SearchHit]:
+        """Full-text search; each hit has `.entry`, `.snippet` and `.rank`.
+
+        `sort="rank"` ranks the newest `window` matches by bm25 (None: every match);
+        `"recent"` returns the newest first. `field`: "system", "user" or "response".
+        `raw`: `text` is FTS5 syntax. Keyword filters as for `entries`."""
         from promptlab.logs.index_query import make_filters, search_entries
 
         self.ensure_synced()
-        return search_entries(self, text, make_filters(filters, kwargs), limit=limit, sort=sort)
+        return search_entries(self, text, make_filters(filters, kwargs), limit=limit, sort=sort,
+                              window=window, raw=raw, field_name=field)
 
     def get(self, entry_id: str) -> dict[str, Any]:
         """One entry by id (or a unique prefix of it)."""
@@ -206,13 +212,14 @@ def _operational(exc: sqlite3.Error, path: Path) -> LogIndexError:
 
 
 def query(text: str | None = None, *, log_dir: str | os.PathLike[str] | None = None,
-          limit: int | None = 20, **filters: Any) -> list[dict[str, Any]]:
-    """Entries (dicts) matching the filters, newest first; `text` runs a full-text search.
+          limit: int | None = 20, sort: str = "rank", **filters: Any) -> list[dict[str, Any]]:
+    """Entries (dicts) matching the filters, newest first; `text` runs a full-text search
+    (best matches first, or newest with sort="recent").
 
     Filters: prompt, version, model, tag, experiment, variant, status, kind, since, until,
     trace_id. `since`/`until` take a date, an ISO time, a datetime, or `7d`/`24h`/`30m`.
     """
     with Index(log_dir) as index:
         if text:
-            return [hit.entry for hit in index.search(text, limit=limit, **filters)]
+            return [hit.entry for hit in index.search(text, limit=limit, sort=sort, **filters)]
         return index.entries(limit=limit, **filters)

@@ -14,6 +14,8 @@ def test_query_returns_entry_dicts_newest_first(sample: Sample) -> None:
     found = promptlab.query(prompt="code-review", version="v2", log_dir=sample.log_dir)
     assert found == [sample.e["error"], sample.e["review_v2"]]
     assert promptlab.query("division", log_dir=sample.log_dir) == [sample.e["review_v2"]]
+    assert promptlab.query("function", sort="recent", log_dir=sample.log_dir) == [
+        sample.e["review_v2"], sample.e["review_v1"]]
     assert promptlab.query(since="2026-01-06", kind="span", log_dir=sample.log_dir) == [
         sample.e["span_child"], sample.e["span_root"]]
 
@@ -25,6 +27,7 @@ def test_query_uses_the_default_log_dir(sample: Sample) -> None:
 def test_index_object(sample: Sample) -> None:
     with promptlab.Index(sample.log_dir) as index:
         assert index.get(sample.e["summary"]["id"][:12]) == sample.e["summary"]
+        assert [h.entry["id"] for h in index.search("function", field="response")] == []
         hits = index.search("password", limit=5)
         assert [h.entry["id"] for h in hits] == [sample.e["chat"]["id"]]
         assert "**password**" in hits[0].snippet
