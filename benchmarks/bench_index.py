@@ -265,9 +265,11 @@ def main() -> None:
         print(f"generated {args.n:,} entries in {time.perf_counter() - t0:.1f} s "
               f"(planted: {planted})")
     if args.generate_only:
+        shutil.rmtree(tmp, ignore_errors=True)
         return
     if args.processes_only:
         time_processes(log_dir)
+        shutil.rmtree(tmp, ignore_errors=True)
         return
     _clean_index(log_dir)
     size = sum(p.stat().st_size for p in log_dir.glob("*.jsonl"))
@@ -325,8 +327,7 @@ def main() -> None:
         index.sync()
 
     time_processes(log_dir)
-    if not args.keep:
-        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)  # scratch space (and the data, unless --keep)
 
 
 def time_processes(log_dir: Path) -> None:
