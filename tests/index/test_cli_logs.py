@@ -193,3 +193,23 @@ def test_common_tags_are_filtered_the_same_way(sample: Sample,
     assert listed_ids("-n", "0", "--tag", "prod", "--tag", "eval") == rare
     assert listed_ids("-n", "0", "--tag", "prod") == [
         sample.e[n]["id"] for n in ("error", "review_v2", "review_v1")]
+
+
+@pytest.mark.parametrize(("args", "code", "stdout"), [
+    (["logs", "reindex"], 0, ""),
+    (["logs", "search", "x"], 0, ""),
+    (["logs", "show", "01KE8000000000000000000001"], 1, ""),
+    (["trace"], 0, ""),
+    (["costs"], 0, ""),
+    (["costs", "--json"], 0, '{\n  "by": [\n    "day"\n  ],\n  "groups": [],\n  "total": null,'
+                              '\n  "unknown_models": {}\n}\n'),
+])
+def test_every_command_without_a_log_folder(tmp_path: Path, args: list[str], code: int,
+                                            stdout: str) -> None:
+    missing = tmp_path / "nowhere"
+    result = run(*args, "--log-dir", str(missing), ok=False)
+    assert result.exit_code == code
+    assert result.stdout == stdout
+    if not stdout:
+        assert result.stderr == f"No log entries yet: {missing} does not exist.\n"
+    assert not missing.exists()
