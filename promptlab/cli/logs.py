@@ -294,11 +294,12 @@ def _restyle(snippet: str, mark: tuple[str, str]) -> str:
 def logs_show(entry_id: str, out: Output) -> None:
     """Show one entry whole: texts, tokens, cost, scores, feedback and trace position.
 
-    ID may be a unique prefix of at least 6 characters.
+    ID may be a unique prefix of at least 6 characters, or `last` for the newest call.
 
     \b
     Examples:
       promptlab logs show 01JD3Z6X0M
+      promptlab logs show last
       promptlab logs show 01JD3Z6X0M --json
     """
     from promptlab.logs.index_query import entry_details

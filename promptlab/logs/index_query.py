@@ -327,8 +327,16 @@ def search_entries(index: Index, text: str, filters: Filters, *, limit: int | No
 
 
 def find_entry_row(index: Index, ref: str, *, what: str = "entry") -> tuple[Any, ...]:
-    """The row (_HIT_COLUMNS) of an entry by id or by a unique prefix of at least 6 chars."""
+    """The row (_HIT_COLUMNS) of an entry by id, by a unique prefix of at least 6 chars, or
+    `last` for the newest LLM call."""
     ref = ref.strip()
+    if ref.lower() in ("last", "latest"):
+        row = index.conn.execute(
+            f"SELECT {_select_hits()} FROM entries e WHERE e.kind = 'llm' "
+            "ORDER BY e.id DESC LIMIT 1").fetchone()
+        if row is None:
+            raise EntryNotFoundError(f"no LLM calls in the log index of {index.log_dir} yet")
+        return row
     if not re.fullmatch(r"[0-9A-Za-z_-]{1,64}", ref or "-"):
         raise EntryNotFoundError(f"{ref!r} is not an entry id (ids look like 01JD3Z6X0M...)")
     row = index.conn.execute(

@@ -133,3 +133,19 @@ def test_trace_written_by_the_logger(log_dir: Path) -> None:
     labels = [re.match(r"^(.*?)\s{2,}[\d+]", line).group(1) for line in out[2:]]
     assert labels == ["handle-request", "├── retrieve", "└── answer", "    └── llm gpt-4o"]
     assert run("logs", "show", call["id"]).stdout.count("handle-request › answer › gpt-4o") == 1
+
+
+def test_show_last_is_the_newest_llm_call(sample: Sample, log_dir: Path) -> None:
+    newest = max((e for e in sample.e.values() if e.get("kind", "llm") == "llm"),
+                 key=lambda e: e["id"])
+    data = json.loads(run("logs", "show", "last", "--json").stdout)
+    assert data["entry"]["id"] == newest["id"]
+    assert json.loads(run("logs", "show", "LATEST", "--json").stdout)["entry"]["id"] == newest["id"]
+
+
+def test_show_last_with_no_calls(log_dir: Path) -> None:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    (log_dir / "2026-01-01.jsonl").write_text("")
+    result = run("logs", "show", "last", ok=False)
+    assert result.exit_code == 2
+    assert "no LLM calls in the log index" in result.stderr
