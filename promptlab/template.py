@@ -270,7 +270,11 @@ _env_lock = threading.Lock()
 _env: Any = None
 
 
-def _environment() -> Any:
+def sandbox() -> Any:
+    """The shared Jinja environment: immutable sandbox, StrictUndefined, plain-JSON tojson.
+
+    Prompt templates and experiment values (scorer `value`s) both render in it.
+    """
     global _env
     if _env is None:
         with _env_lock:
@@ -337,7 +341,7 @@ class Template:
         from jinja2 import TemplateSyntaxError
 
         try:
-            compiled = _environment().from_string(jinja_source)
+            compiled = sandbox().from_string(jinja_source)
         except TemplateSyntaxError as exc:
             raise TemplateError(f"{path}:{exc.lineno}: Jinja syntax error: {exc.message}") from exc
         return cls(path=path, source=text, sha256=hashlib.sha256(data).hexdigest(), front=front,
@@ -347,7 +351,7 @@ class Template:
         """Names the template reads from its context (Jinja's undeclared variables)."""
         from jinja2 import meta
 
-        env = _environment()
+        env = sandbox()
         source = _MARKER_LINE.sub(lambda m: _TOKEN.format(role=m.group(1)), self.body)
         return set(meta.find_undeclared_variables(env.parse(source)))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,21 +68,6 @@ class ScorerRuntime:
 # -- value templates --------------------------------------------------------------------
 
 _PURE_EXPR = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.DOTALL)
-_env_lock = threading.Lock()
-_env: Any = None
-
-
-def _environment() -> Any:
-    global _env
-    if _env is None:
-        with _env_lock:
-            if _env is None:
-                from jinja2 import StrictUndefined
-                from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-                _env = ImmutableSandboxedEnvironment(undefined=StrictUndefined,
-                                                     autoescape=False)
-    return _env
 
 
 class Value:
@@ -96,7 +80,9 @@ class Value:
         if isinstance(raw, str) and ("{{" in raw or "{%" in raw):
             from jinja2 import TemplateSyntaxError
 
-            env = _environment()
+            from promptlab.template import sandbox
+
+            env = sandbox()
             m = _PURE_EXPR.match(raw)
             try:
                 if m and "}}" not in m.group(1) and "{{" not in m.group(1):
