@@ -58,12 +58,15 @@ class Price:
         """USD for one call. `input_tokens` includes `cached_tokens` (OpenAI's convention)."""
         it = input_tokens or 0
         ct = cached_tokens or 0
-        if ct > it:
-            ct = it
-        elif ct < 0:
-            ct = 0
-        cached_rate = self.input if self.cached_input is None else self.cached_input
-        total = (it - ct) * self.input + ct * cached_rate + (output_tokens or 0) * self.output
+        if ct:
+            if ct > it:
+                ct = it
+            elif ct < 0:
+                ct = 0
+            cached_rate = self.input if self.cached_input is None else self.cached_input
+            total = (it - ct) * self.input + ct * cached_rate + (output_tokens or 0) * self.output
+        else:  # the same sum without its zero terms
+            total = it * self.input + (output_tokens or 0) * self.output
         return round(total / 1_000_000, 10)
 
 

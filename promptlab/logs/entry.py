@@ -102,8 +102,22 @@ def _encode80(r: int, t: list[str] = _PAIRS) -> str:
                     t[(r >> 30) & 1023], t[(r >> 20) & 1023], t[(r >> 10) & 1023], t[r & 1023]))
 
 
+def _stem(ms: int, r: int, t: list[str] = _PAIRS) -> str:
+    """The first 24 characters of a ULID: 10 for the 48-bit time, 14 for the top 70 random bits."""
+    return "".join((t[ms >> 40], t[(ms >> 30) & 1023], t[(ms >> 20) & 1023],
+                    t[(ms >> 10) & 1023], t[ms & 1023], t[r >> 70], t[(r >> 60) & 1023],
+                    t[(r >> 50) & 1023], t[(r >> 40) & 1023], t[(r >> 30) & 1023],
+                    t[(r >> 20) & 1023], t[(r >> 10) & 1023]))
+
+
 class _UlidState:
-    """Monotonic ULIDs within a process: same millisecond -> previous random part + 1."""
+    """Monotonic ULIDs within a process: same millisecond -> previous random part + 1.
+
+    `stem` caches the first 24 characters; while the low 10 bits of the random part do not
+    wrap, the next id only changes its last two characters.
+    """
+
+    __slots__ = ("last_ms", "lock", "rand", "stem")
 
     def __init__(self) -> None:
         self.reset()
@@ -111,11 +125,15 @@ class _UlidState:
     def reset(self) -> None:
         self.lock = threading.Lock()
         self.last_ms = -1
-        self.last_rand = 0
-        self.prefix = ""
+        self.rand = 0
+        self.stem = ""
 
 
 _ulid = _UlidState()
+# A private generator, seeded from os.urandom and reseeded in every forked child: ids stay
+# unique across processes even when the application seeds the global `random`.
+_rng = random.Random()
+_getrandbits = _rng.getrandbits
 
 
 def new_id(ms: int | None = None) -> str:
@@ -125,23 +143,30 @@ def new_id(ms: int | None = None) -> str:
     the same millisecond. Random bits (reseeded in forked children) make them unique
     across processes.
     """
-    now = time.time_ns() // 1_000_000 if ms is None else ms
+    if ms is None:
+        ms = time.time_ns() // 1_000_000
     state = _ulid
-    with state.lock:
-        if now <= state.last_ms:
-            now = state.last_ms
-            rand = state.last_rand + 1
+    lock = state.lock
+    lock.acquire()  # cheaper than `with` on this path
+    try:
+        if ms <= state.last_ms:
+            rand = state.rand + 1
+            low = rand & 1023
+            if low:  # the common case: only the last two characters change
+                state.rand = rand
+                return state.stem + _PAIRS[low]
+            ms = state.last_ms
             if rand > _RAND_MAX:  # 2**80 ids in one millisecond: borrow the next one
-                now += 1
-                rand = random.getrandbits(80)
+                ms += 1
+                rand = _getrandbits(80)
         else:
-            rand = random.getrandbits(80)
-        if now != state.last_ms:
-            state.prefix = _encode(now, 10)
-        state.last_ms = now
-        state.last_rand = rand
-        prefix = state.prefix
-    return prefix + _encode80(rand)
+            rand = _getrandbits(80)
+        state.last_ms = ms
+        state.rand = rand
+        state.stem = stem = _stem(ms, rand)
+    finally:
+        lock.release()
+    return stem + _PAIRS[rand & 1023]
 
 
 def is_ulid(value: Any) -> bool:
@@ -156,26 +181,34 @@ def ulid_time(value: str) -> _dt.datetime:
     return _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.UTC)
 
 
+def _after_fork_in_child() -> None:
+    # A forked child must not continue the parent's sequence or random stream (duplicates).
+    _ulid.reset()
+    _rng.seed()
+
+
 if hasattr(os, "register_at_fork"):
-    # A forked child must not continue the parent's monotonic sequence (duplicate ids).
-    os.register_at_fork(after_in_child=_ulid.reset)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 # -- timestamps ----------------------------------------------------------------------------
 
 _TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
-_ts_cache: list[Any] = [-1, ""]
+# (second, "YYYY-MM-DDTHH:MM:SS.") replaced as one tuple, so threads never see half an update.
+_ts_cache: tuple[int, str] = (-1, "")
+_DIGITS3 = [f"{i:03d}" for i in range(1000)]
 
 
 def format_timestamp(ns: int | None = None) -> str:
     """UTC ISO 8601 with microseconds and Z for `ns` nanoseconds since the epoch (or now)."""
     if ns is None:
         ns = time.time_ns()
+    global _ts_cache
     sec, rem = divmod(ns, 1_000_000_000)
-    cache = _ts_cache
-    if cache[0] != sec:
-        cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
-        cache[0] = sec
-    return f"{cache[1]}{rem // 1000:06d}Z"
+    cached = _ts_cache
+    if cached[0] != sec:
+        cached = _ts_cache = (sec, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec)))
+    ms, us = divmod(rem // 1000, 1000)
+    return cached[1] + _DIGITS3[ms] + _DIGITS3[us] + "Z"
 
 
 def normalize_timestamp(value: Any) -> str:
@@ -388,6 +421,105 @@ def build_entry(fields: Mapping[str, Any]) -> dict[str, Any]:
     if status is not None and status not in STATUSES:
         raise EntryError(f"log field 'status' must be 'ok' or 'error', got {status!r}")
     return out
+
+
+HEAD = ("v", "id", "timestamp", "kind")
+_HEAD_SET = frozenset(HEAD)
+_builders: dict[tuple[str, ...], Any] = {}
+
+
+def entry_builder(keys: tuple[str, ...]) -> Any:
+    """`build(fields, entry_id, kind) -> entry` for fields with exactly `keys` (no head keys).
+
+    The entry comes back in schema order with `v`, `id` and `kind` filled in and a
+    `timestamp` slot (None) for the caller to set. Compiled once per key set, with a fast
+    path: when every value already has its canonical type (str, int >= 0, finite float,
+    non-empty list of str, non-empty dict, known `status`), one straight-line test and one
+    dict display do the work. Anything else goes through `build_entry`, which converts
+    friendly values and raises the same EntryError naming the first bad field.
+    Raises EntryError for an unknown key (when compiling).
+    """
+    fn = _builders.get(keys)
+    if fn is not None:
+        return fn
+    unknown = [k for k in keys if k not in _INDEX]
+    if unknown:
+        raise _unknown(unknown)
+    if not _HEAD_SET.isdisjoint(keys):  # pragma: no cover - callers route those elsewhere
+        raise AssertionError("head fields go through build_entry")
+    # Locals follow the order of `keys` (= the order of the caller's dict, unpacked in one
+    # step); the entry follows the schema (a template dict, copied, then updated in place).
+    local = {name: f"x{i}" for i, name in enumerate(keys)}
+    tests: list[str] = []
+    checked: list[str] = []  # full checks that may raise: last, in schema order
+    fixups: list[str] = []
+    joins: list[str] = []
+    for name in sorted(keys, key=_INDEX.__getitem__):
+        kind, x = SCHEMA[name], local[name]
+        if kind == _STR:
+            if name == "status":
+                tests.append(f"({x} == 'ok' or {x} == 'error') and type({x}) is str")
+            elif name in _KEEP_EMPTY:
+                tests.append(f"type({x}) is str")
+            else:
+                tests.append(f"type({x}) is str and {x}")
+        elif kind == _INT:
+            tests.append(f"type({x}) is int and {x} >= 0")
+        elif kind == _NUM:
+            tests.append(f"(type({x}) is int or (type({x}) is float and {x} - {x} == 0))"
+                         f" and {x} >= 0")
+        elif kind == _BOOL:
+            tests.append(f"type({x}) is bool")
+        elif kind == _TAGS:
+            tests.append(f"type({x}) is list and {x}")
+            joins.append(x)  # "".join raises TypeError unless every tag is a str
+            fixups.append(f"e[{name!r}] = list({x})")  # the entry keeps its own list
+        elif kind == _OBJ:
+            tests.append(f"type({x}) is dict and {x}")
+        elif kind == _ID:
+            tests.append(f"(type({x}) is str or type({x}) is int)")
+        else:  # messages, scores: their full checks return a checked copy
+            tests.append(f"type({x}) is {'list' if kind == _MSGS else 'dict'} and {x}")
+            checked.append(f"({x} := _check({name!r}, {kind!r}, {x}))")
+            fixups.append(f"e[{name!r}] = {x}")
+    template = dict.fromkeys(HEAD)
+    template["v"] = SCHEMA_VERSION
+    template.update(dict.fromkeys(sorted(keys, key=_INDEX.__getitem__)))
+    lines = ["def build(f, entry_id, kind):"]
+    if keys:
+        lines.append(f"    {', '.join(local[k] for k in keys)}, = f.values()")
+        lines.append("    try:")
+        lines.append("        if (" + "\n                and ".join(tests + checked) + "):")
+        lines += [f"            _join({x})" for x in joins]
+        lines.append("            e = _template.copy()")
+        lines.append("            e.update(f)")
+        lines.append("            e['id'] = entry_id")
+        lines.append("            e['kind'] = kind")
+        lines += [f"            {line}" for line in fixups]
+        lines.append("            return e")
+        lines.append("    except TypeError:")
+        lines.append("        pass")
+        lines.append("    return _slow(f, entry_id, kind)")
+    else:
+        lines += ["    e = _template.copy()", "    e['id'] = entry_id", "    e['kind'] = kind",
+                  "    return e"]
+    namespace = {"_check": _check, "_join": "".join, "_slow": _build_slow, "_template": template}
+    exec("\n".join(lines), namespace)  # generated from the fixed schema only
+    fn = namespace["build"]
+    if len(_builders) > 512:
+        _builders.clear()
+    _builders[keys] = fn
+    return fn
+
+
+def _build_slow(fields: Mapping[str, Any], entry_id: str, kind: str) -> dict[str, Any]:
+    present = {k: v for k, v in fields.items() if v is not None}
+    if len(present) < len(fields):  # None means "absent": build the entry without those
+        return entry_builder(tuple(present))(present, entry_id, kind)
+    entry: dict[str, Any] = {"v": SCHEMA_VERSION, "id": entry_id, "timestamp": None,
+                             "kind": kind}
+    entry.update(build_entry(fields))
+    return entry
 
 
 def order_entry(entry: dict[str, Any]) -> dict[str, Any]:

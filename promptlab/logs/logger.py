@@ -28,18 +28,21 @@ from typing import TYPE_CHECKING, Any
 
 from promptlab.errors import LogError, PromptlabError
 from promptlab.logs.entry import (
+    HEAD,
     SCHEMA,
     SCHEMA_VERSION,
     EntryError,
+    _builders,
     build_entry,
     encode_entry,
+    entry_builder,
     format_timestamp,
     is_ulid,
     new_id,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from promptlab.costs import Prices
+    from promptlab.costs import Price, Prices
     from promptlab.logs.writer import LogWriter
     from promptlab.template import Rendered
     from promptlab.tracing import Span
@@ -51,13 +54,15 @@ class LogWarning(UserWarning):
     """A log entry could not be written; the caller's work went on."""
 
 
-_HEAD = ("v", "id", "timestamp", "kind")
+_HEAD = HEAD
+_HEAD_SET = frozenset(HEAD)
 
 # The innermost open span (promptlab.tracing); LLM entries logged inside it become children.
 _current_span: contextvars.ContextVar[Span | None] = contextvars.ContextVar(
     "promptlab_span", default=None
 )
 _TEXT_ROLES = ("system", "user")
+_MISS = object()
 
 
 class Logger:
@@ -100,6 +105,7 @@ class Logger:
         self._setup_error: PromptlabError | None = None
         self._writer: LogWriter | None = None
         self._prices: Prices | None = None
+        self._price_of: dict[str, Price | None] = {}
         self._redact = True
         self._log_dir: Path | None = self._log_dir_arg
 
@@ -182,55 +188,75 @@ class Logger:
         """
         return self._write(fields, attach_trace=True)
 
-    def _write(self, fields: dict[str, Any], *, attach_trace: bool) -> dict[str, Any]:
-        """Validate, complete, encode, redact and append one entry. Mutates `fields`."""
+    def _write(self, fields: dict[str, Any], *, attach_trace: bool, entry_id: str | None = None,
+               start_ns: int | None = None) -> dict[str, Any]:
+        """Validate, complete, encode, redact and append one entry. Mutates `fields`.
+
+        `entry_id` and `start_ns` are the id and start time the caller chose (a `Call`);
+        by default a new id, and the start is now minus `latency_ms`.
+        """
         if not self._ready:
             self._setup()
         now_ns = time.time_ns()
         get = fields.get
-        entry_id = get("id")
-        if entry_id is None:
-            entry_id = new_id(now_ns // 1_000_000)
-        kind = get("kind") or "llm"
+        fast = not ("kind" in fields or "id" in fields or "timestamp" in fields or "v" in fields)
+        if fast:  # the common case: no v/id/timestamp/kind among the fields
+            kind = "llm"
+            if entry_id is None:
+                entry_id = new_id(now_ns // 1_000_000)
+        else:
+            if entry_id is not None:
+                fields["id"] = entry_id
+            if start_ns is not None:
+                fields["timestamp"] = format_timestamp(start_ns)
+            entry_id = get("id")
+            if entry_id is None:
+                entry_id = new_id(now_ns // 1_000_000)
+            kind = get("kind") or "llm"
         if attach_trace and kind == "llm" and get("trace_id") is None:
             span = _current_span.get()
             if span is not None:
                 fields["trace_id"] = span.trace_id
                 fields["parent_id"] = span.id
                 fields["span_id"] = entry_id
-        prices = self._prices
-        if prices is not None and get("cost_usd") is None:
+        if self._prices is not None and get("cost_usd") is None:
             model = get("model")
             tokens_in, tokens_out = get("input_tokens"), get("output_tokens")
             if model is not None and (tokens_in is not None or tokens_out is not None):
-                try:
-                    cost = prices.cost(model, tokens_in, tokens_out, get("cached_tokens"))
-                except TypeError:  # a token count of the wrong type: build_entry names it
-                    cost = None
-                if cost is not None:
-                    fields["cost_usd"] = cost
-        body = build_entry(fields)
+                price = self._price_of.get(model, _MISS) if type(model) is str else _MISS
+                if price is _MISS:
+                    price = self._lookup_price(model)
+                if price is not None:
+                    try:
+                        cost = price.cost(tokens_in or 0, tokens_out or 0,
+                                          get("cached_tokens") or 0)
+                    except TypeError:  # a token count of the wrong type: validation names it
+                        pass
+                    else:
+                        fields["cost_usd"] = cost
+        if fast:
+            keys = tuple(fields)
+            build = _builders.get(keys) or entry_builder(keys)
+            entry = build(fields, entry_id, kind)
+            if start_ns is None:
+                # The timestamp is the call's start: with a latency given, that is its end
+                # (now) minus the latency.
+                latency = entry.get("latency_ms")
+                start_ns = now_ns if latency is None else now_ns - int(latency * 1e6)
+            entry["timestamp"] = ts = format_timestamp(start_ns)
+        else:
+            entry, ts = self._entry_with_head(fields, entry_id, kind, now_ns)
         if self.redactor is not None:
             from promptlab.logs.redact import apply_to_strings
 
-            body = {k: v if k in _HEAD else apply_to_strings(v, self.redactor)
-                    for k, v in body.items()}
-        if "id" in body and not is_ulid(entry_id):
-            raise EntryError(f"log field 'id' must be a 26-character ULID, got {entry_id!r}; "
-                             "leave it out to get a new one")
-        if body.get("v", SCHEMA_VERSION) != SCHEMA_VERSION:
-            raise EntryError(f"log field 'v' must be {SCHEMA_VERSION}, got {body['v']!r}")
-        ts = body.get("timestamp")
-        if ts is None:
-            # The timestamp is the call's start: with a latency given, that is its end
-            # (now) minus the latency.
-            latency = body.get("latency_ms")
-            ts = format_timestamp(now_ns if latency is None else now_ns - int(latency * 1e6))
-        entry = {"v": SCHEMA_VERSION, "id": entry_id, "timestamp": ts, "kind": kind}
-        entry.update(body)
-        line, exact = encode_entry(entry)
-        if not exact:
-            entry = _decode(line)
+            entry = {k: v if k in _HEAD_SET else apply_to_strings(v, self.redactor)
+                     for k, v in entry.items()}
+        try:
+            line = _dumps(entry, option=_OPT)
+        except TypeError:  # not plain JSON: convert what can be, then re-read what was written
+            line, exact = encode_entry(entry)
+            if not exact:
+                entry = _decode(line)
         if self._redact:
             redacted = _redact_line(line)
             if redacted is not line:
@@ -240,10 +266,40 @@ class Logger:
         try:
             if writer is None:
                 raise LogError(f"no log folder: {self._setup_error}")
-            writer.write(line, ts[:10])
+            writer.write(line, ts[:10], now_ns)
         except LogError as exc:
             self._failed(exc)
         return entry
+
+    def _lookup_price(self, model: Any) -> Price | None:
+        """The price row for `model` (memoised per model name), None when unknown."""
+        try:
+            price = self._prices.lookup(model)  # type: ignore[union-attr]
+        except TypeError:  # an unhashable model: validation names it
+            return None
+        if type(model) is str:
+            if len(self._price_of) > 4096:
+                self._price_of.clear()
+            self._price_of[model] = price
+        return price
+
+    @staticmethod
+    def _entry_with_head(fields: dict[str, Any], entry_id: str, kind: str,
+                         now_ns: int) -> tuple[dict[str, Any], str]:
+        """The entry for fields that set v, id, timestamp or kind themselves (spans, imports)."""
+        body = build_entry(fields)
+        if "id" in body and not is_ulid(entry_id):
+            raise EntryError(f"log field 'id' must be a 26-character ULID, got {entry_id!r}; "
+                             "leave it out to get a new one")
+        if body.get("v", SCHEMA_VERSION) != SCHEMA_VERSION:
+            raise EntryError(f"log field 'v' must be {SCHEMA_VERSION}, got {body['v']!r}")
+        ts = body.get("timestamp")
+        if ts is None:
+            latency = body.get("latency_ms")
+            ts = format_timestamp(now_ns if latency is None else now_ns - int(latency * 1e6))
+        entry = {"v": SCHEMA_VERSION, "id": entry_id, "timestamp": ts, "kind": kind}
+        entry.update(body)
+        return entry, ts
 
     def _failed(self, exc: LogError) -> None:
         if self.strict:
@@ -311,6 +367,18 @@ class Logger:
         return Span(name, logger=self, parent=parent, fields=fields)
 
 
+def _load_dumps(entry: Any, option: int) -> bytes:
+    import orjson
+
+    global _dumps
+    _dumps = orjson.dumps  # bind the real function after the first call
+    return _dumps(entry, option=option)
+
+
+_dumps: Callable[..., bytes] = _load_dumps
+_OPT = 1 << 10  # orjson.OPT_APPEND_NEWLINE (asserted in promptlab.logs.entry)
+
+
 def _redact_line(line: bytes) -> bytes:
     from promptlab.logs.redact import redact_line
 
@@ -343,7 +411,7 @@ class Call:
     def _start(self) -> None:
         """(Re)start the clock; the call belongs to the span open at this moment."""
         self.start_ns = time.time_ns()
-        self._t0 = time.perf_counter()
+        self._t0 = time.perf_counter_ns()
         self._span = _current_span.get() if self._own_trace else None
 
     @property
@@ -355,7 +423,7 @@ class Call:
 
     @property
     def elapsed_ms(self) -> float:
-        return (time.perf_counter() - self._t0) * 1000.0
+        return (time.perf_counter_ns() - self._t0) / 1e6
 
     def update(self, **fields: Any) -> Call:
         """Add or change fields before the entry is written (metadata, tags, …)."""
@@ -384,11 +452,18 @@ class Call:
                         fields.setdefault("model", value)
                     elif value is not None:
                         fields[key] = value
-        explicit = {"input_tokens": input_tokens, "output_tokens": output_tokens,
-                    "cached_tokens": cached_tokens, "reasoning_tokens": reasoning_tokens,
-                    "scores": scores}
-        fields.update({k: v for k, v in explicit.items() if v is not None})
-        fields.update(more)
+        if input_tokens is not None:
+            fields["input_tokens"] = input_tokens
+        if output_tokens is not None:
+            fields["output_tokens"] = output_tokens
+        if cached_tokens is not None:
+            fields["cached_tokens"] = cached_tokens
+        if reasoning_tokens is not None:
+            fields["reasoning_tokens"] = reasoning_tokens
+        if scores is not None:
+            fields["scores"] = scores
+        if more:
+            fields.update(more)
         fields.setdefault("status", "ok")
         return self._log(fields)
 
@@ -402,15 +477,16 @@ class Call:
         return self._log(fields)
 
     def _log(self, fields: dict[str, Any]) -> dict[str, Any]:
-        fields["id"] = entry_id = self.id
+        entry_id = self.id
         span = self._span
         if span is not None:
             fields["trace_id"] = span.trace_id
             fields["parent_id"] = span.id
             fields["span_id"] = entry_id
-        fields["timestamp"] = format_timestamp(self.start_ns)
-        fields.setdefault("latency_ms", round(self.elapsed_ms, 3))
-        self.entry = self.logger._write(fields, attach_trace=False)
+        if "latency_ms" not in fields:  # in ms, to the nearest microsecond
+            fields["latency_ms"] = (time.perf_counter_ns() - self._t0 + 500) // 1000 / 1000
+        self.entry = self.logger._write(fields, attach_trace=False, entry_id=entry_id,
+                                        start_ns=self.start_ns)
         return self.entry
 
     def __enter__(self) -> Call:
@@ -449,9 +525,11 @@ def _fields_from(rendered: Rendered | str | None, model: str | None,
             out["model"] = rendered.model
         extra: dict[str, Any] = {}
         for key, value in (rendered.stamp or {}).items():
+            if value is None:  # an absent stamp field (no label, no commit)
+                continue
             if key in SCHEMA:
                 out[key] = value
-            elif value is not None:
+            else:
                 extra[key] = value
         if extra:
             out["metadata"] = extra

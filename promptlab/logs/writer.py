@@ -8,6 +8,10 @@ writers never interleave. A line longer than `PIPE_BUF` is written under an excl
 The descriptor is reopened when the UTC day changes (the entry's date picks the file) and,
 checked at most every `check_interval` seconds, when the file was renamed or deleted
 (log rotation). The folder is created 0700 and files 0600.
+
+The hot path is one lock, one dict look-up, one clock comparison and the `os.write`. The
+lock is needed: without it another thread could close the descriptor (new day, rotation)
+and the kernel hand its number to an unrelated file between our look-up and our write.
 """
 
 from __future__ import annotations
@@ -33,13 +37,14 @@ def day_file(log_dir: Path, day: str) -> Path:
 
 
 class _Open:
-    __slots__ = ("checked", "fd", "ino", "path")
+    __slots__ = ("checked", "due", "fd", "ino", "path")
 
-    def __init__(self, fd: int, path: str, ino: tuple[int, int], checked: float):
+    def __init__(self, fd: int, path: str, ino: tuple[int, int], checked: int, due: int):
         self.fd = fd
         self.path = path
         self.ino = ino
-        self.checked = checked
+        self.checked = checked  # wall-clock ns of the last rotation check
+        self.due = due  # ... and of the next one
 
 
 class LogWriter:
@@ -50,6 +55,7 @@ class LogWriter:
         self.log_dir = Path(log_dir)
         self.fsync = fsync
         self.check_interval = check_interval
+        self._interval_ns = max(int(check_interval * 1e9), 0)
         self._files: dict[str, _Open] = {}
         self._lock = threading.Lock()
         self._dir_ready = False
@@ -70,20 +76,28 @@ class LogWriter:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def write(self, line: bytes, day: str) -> None:
-        """Append one complete line (ending in a newline) to the file of `day`."""
-        with self._lock:
+    def write(self, line: bytes, day: str, now_ns: int | None = None) -> None:
+        """Append one complete line (ending in a newline) to the file of `day`.
+
+        `now_ns` (time.time_ns(), if the caller has it) times the rotation check.
+        """
+        lock = self._lock
+        lock.acquire()
+        try:
             handle = self._files.get(day)
             if handle is None:
                 handle = self._open(day)
             elif self.check_interval >= 0:
-                now = time.monotonic()
-                if now - handle.checked >= self.check_interval:
-                    handle = self._recheck(day, handle, now)
+                if now_ns is None:
+                    now_ns = time.time_ns()
+                # A clock set back also triggers the check, so it is never postponed for long.
+                if now_ns >= handle.due or now_ns < handle.checked:
+                    handle = self._recheck(day, handle, now_ns)
             try:
-                if len(line) <= PIPE_BUF:
+                size = len(line)
+                if size <= PIPE_BUF:
                     written = os.write(handle.fd, line)
-                    if written != len(line):
+                    if written != size:
                         self._write_rest(handle.fd, line, written)
                 else:
                     self._write_locked(handle.fd, line)
@@ -92,6 +106,8 @@ class LogWriter:
             except OSError as exc:
                 self._close(day)
                 raise LogError(_describe(exc, handle.path)) from exc
+        finally:
+            lock.release()
 
     def _write_locked(self, fd: int, line: bytes) -> None:
         import fcntl
@@ -132,14 +148,15 @@ class LogWriter:
                 raise LogError(_describe(exc, path)) from exc
         _terminate_torn_tail(fd)
         st = os.fstat(fd)
-        handle = _Open(fd, path, (st.st_dev, st.st_ino), time.monotonic())
+        now = time.time_ns()
+        handle = _Open(fd, path, (st.st_dev, st.st_ino), now, now + self._interval_ns)
         if len(self._files) >= _MAX_OPEN:
             oldest = min(self._files)  # days sort as strings
             self._close(oldest)
         self._files[day] = handle
         return handle
 
-    def _recheck(self, day: str, handle: _Open, now: float) -> _Open:
+    def _recheck(self, day: str, handle: _Open, now: int) -> _Open:
         """Reopen when the file at the path is no longer the one we hold (rotated/deleted)."""
         try:
             st = os.stat(handle.path)
@@ -148,6 +165,7 @@ class LogWriter:
             current = None
         if current == handle.ino:
             handle.checked = now
+            handle.due = now + self._interval_ns
             return handle
         self._close(day)
         return self._open(day)
@@ -192,8 +210,12 @@ def _open_append(path: str) -> int:
 def _terminate_torn_tail(fd: int) -> None:
     """End a line left unterminated by a killed writer, so our first line starts clean.
 
-    Runs once per open. Done under the big-line flock so that it cannot land inside a
-    large line another process is writing.
+    Runs once per open, under the big-line flock so that it cannot land inside a large line
+    another process is writing. Small lines are appended without the lock, and while one is
+    being copied the file can already show part of it (the size grows page by page): so an
+    unterminated end only counts as torn when it stays the same for a few milliseconds.
+    Otherwise a live writer is finishing its line, and a newline from us would make a blank
+    line after it.
     """
     try:
         if os.fstat(fd).st_size == 0:
@@ -202,13 +224,25 @@ def _terminate_torn_tail(fd: int) -> None:
 
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                os.write(fd, b"\n")
+            previous = -1
+            for _ in range(_TAIL_LOOKS):
+                size = os.fstat(fd).st_size
+                if not size or os.pread(fd, 1, size - 1) == b"\n":
+                    return
+                if size == previous:  # unchanged: nobody is writing it, the tail is torn
+                    os.write(fd, b"\n")
+                    return
+                previous = size
+                time.sleep(_TAIL_WAIT)
+            # The end kept moving: live writers are appending whole lines after any tail.
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     except OSError:  # not readable, or locking unsupported: the reader copes with torn lines
         pass
+
+
+_TAIL_LOOKS = 5
+_TAIL_WAIT = 0.005  # seconds; a small append takes microseconds
 
 
 def _describe(exc: OSError, path: str) -> str:

@@ -7,6 +7,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from promptlab import Logger
 from promptlab.costs import BUILTIN_PRICES, PricesError, load_prices
@@ -122,3 +124,31 @@ def test_bad_prices_file_warns_once_and_logging_goes_on(log_dir: Path, tmp_path:
     assert "cost_usd" not in entry and entry["input_tokens"] == 10
     with pytest.raises(PricesError):
         Logger(strict=True).log(model="gpt-4o", input_tokens=10)
+
+
+@given(it=st.integers(0, 10**7), ot=st.integers(0, 10**6), ct=st.integers(-5, 10**7),
+       rates=st.tuples(st.floats(0, 100), st.floats(0, 100),
+                       st.one_of(st.none(), st.floats(0, 100))))
+def test_price_cost_is_the_documented_sum(it: int, ot: int, ct: int,
+                                          rates: tuple[float, float, float | None]) -> None:
+    from promptlab.costs import Price
+
+    price = Price(model="m", input=rates[0], output=rates[1], cached_input=rates[2])
+    cached = min(max(ct, 0), it)
+    cached_rate = rates[0] if rates[2] is None else rates[2]
+    total = (it - cached) * rates[0] + cached * cached_rate + ot * rates[1]
+    assert price.cost(it, ot, ct) == round(total / 1_000_000, 10)
+
+
+def test_logger_prices_each_model_once_and_matches_the_table(log_dir: Path) -> None:
+    logger = Logger()
+    prices = load_prices()
+    for model, tokens in [("gpt-4o-mini", (1000, 500)), ("my-local-model", (10, 5)),
+                          ("gpt-4o-mini", (7, 0)), ("openai/gpt-4o-2024-08-06", (120, 30)),
+                          ("gpt-4o-mini", (2, 1))]:
+        entry = logger.log(model=model, input_tokens=tokens[0], output_tokens=tokens[1],
+                           cached_tokens=3)
+        assert entry.get("cost_usd") == prices.cost(model, *tokens, 3)
+    assert logger._price_of.keys() == {"gpt-4o-mini", "my-local-model",
+                                       "openai/gpt-4o-2024-08-06"}
+    assert logger._price_of["my-local-model"] is None

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import multiprocessing
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,123 @@ def test_non_json_metadata_values_are_written_as_text(tmp_path: Path) -> None:
     assert entry["metadata"]["path"] == "/x" and sorted(entry["metadata"]["when"]) == [1, 2]
     assert entry["metadata"]["obj"].startswith("<object object")
     assert list(read_entries(tmp_path)) == [entry]  # returned exactly as written
+
+
+# -- the compiled fast path agrees with full validation ----------------------------------------
+
+def _some_value(kind: str) -> st.SearchStrategy:
+    """Values for a field of `kind`: canonical, friendly (converted), empty, None, or wrong."""
+    wrong = st.sampled_from([None, True, -3, 2.5, "", "x", [], {}, ["a", 1], {"k": "v"},
+                             float("nan"), float("inf"), ("t",), b"bytes"])
+    canonical = {
+        "str": st.text(max_size=8), "int": st.integers(0, 10**12),
+        "num": st.one_of(st.integers(0, 10**9), st.floats(0, 1e9)),
+        "bool": st.booleans(), "tags": st.lists(st.text(max_size=5), max_size=3),
+        "obj": st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+        "msgs": st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "tool"]),
+                                                "content": st.text(max_size=5)}), max_size=2),
+        "scores": st.dictionaries(st.text(min_size=1, max_size=4),
+                                  st.one_of(st.booleans(), st.integers(-5, 5)), max_size=2),
+        "id": st.one_of(st.text(max_size=5), st.integers(0, 99)),
+    }[kind]
+    return st.one_of(canonical, wrong)
+
+
+_BODY = [f for f in FIELDS if f not in ("v", "id", "timestamp", "kind")]
+
+
+@st.composite
+def _field_sets(draw: st.DrawFn) -> dict:
+    from promptlab.logs.entry import SCHEMA
+
+    names = draw(st.lists(st.sampled_from(_BODY), unique=True, max_size=8))
+    fields = {}
+    for name in names:
+        if name == "status":
+            fields[name] = draw(st.one_of(st.sampled_from(["ok", "error", "failed"]),
+                                          _some_value("str")))
+        else:
+            fields[name] = draw(_some_value(SCHEMA[name]))
+    return fields
+
+
+def _outcome(fn: object, *args: object) -> object:
+    try:
+        return ("entry", fn(*args))  # type: ignore[operator]
+    except EntryError as exc:
+        return ("error", str(exc))
+
+
+@settings(max_examples=500, deadline=None)
+@given(fields=_field_sets())
+def test_compiled_builder_matches_full_validation(fields: dict) -> None:
+    from promptlab.logs.entry import entry_builder
+
+    built = _outcome(entry_builder(tuple(fields)), dict(fields), "ID", "llm")
+    checked = _outcome(build_entry, dict(fields))
+    if checked[0] == "entry":
+        checked = ("entry", {"v": 1, "id": "ID", "timestamp": None, "kind": "llm", **checked[1]})
+    assert built == checked  # same entry, or the same message naming the same field
+    if built[0] == "entry":
+        assert list(built[1]) == ["v", "id", "timestamp", "kind"] + [
+            f for f in FIELDS if f in built[1] and f in fields]
+
+
+def test_builder_keeps_its_own_lists_and_rejects_unknown_keys_up_front() -> None:
+    from promptlab.logs.entry import entry_builder
+
+    tags = ["a", "b"]
+    entry = entry_builder(("model", "tags"))({"model": "m", "tags": tags}, "ID", "llm")
+    tags.append("later")
+    assert entry["tags"] == ["a", "b"]
+    with pytest.raises(EntryError, match="unknown log field 'tokens'"):
+        entry_builder(("model", "tokens"))
+
+
+# -- cheap ids and timestamps ------------------------------------------------------------------
+
+
+def test_ulids_stay_ordered_across_the_cached_stem_boundary() -> None:
+    from promptlab.logs import entry as entry_module
+
+    state = entry_module._ulid
+    ms = max(state.last_ms, time.time_ns() // 1_000_000) + 1
+    first = new_id(ms)  # a fresh millisecond: a new random part
+    state.rand = (((state.rand >> 10) + 2) << 10) - 4  # four ids before the low 10 bits wrap
+    state.stem = entry_module._stem(ms, state.rand)
+    ids = [new_id(ms) for _ in range(8)] + [new_id(ms - 1000)]  # the last: clock set back
+    assert [first, *ids] == sorted([first, *ids]) and len(set(ids)) == len(ids)
+    assert all(is_ulid(i) for i in ids)
+    assert {round(ulid_time(i).timestamp() * 1000) for i in ids} == {ms}  # never goes back
+    rands = [int("".join(format(_CROCKFORD.index(c), "05b") for c in i[10:]), 2) for i in ids]
+    assert rands == list(range(rands[0], rands[0] + len(ids)))
+    assert rands[3] % 1024 == 0  # the fourth id crossed the boundary
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def _seeded_ids(queue: multiprocessing.Queue, n: int) -> None:  # type: ignore[type-arg]
+    import random
+
+    random.seed(1234)  # an application that seeds the global generator in every worker
+    queue.put([new_id() for _ in range(n)])
+
+
+def test_ulids_stay_unique_when_workers_seed_the_global_random() -> None:
+    new_id()
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_seeded_ids, args=(queue, 3000)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    ids = [i for _ in procs for i in queue.get(timeout=30)]
+    for p in procs:
+        p.join()
+    assert len(set(ids)) == len(ids) == 9000
+
+
+@given(st.integers(min_value=0, max_value=253_402_300_799_999_999_999))
+def test_timestamps_match_datetime_formatting(ns: int) -> None:
+    expected = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=ns // 1000)
+    assert format_timestamp(ns) == expected.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -227,3 +227,43 @@ def test_sigkill_mid_stream_loses_at_most_the_entry_in_flight(tmp_path: Path) ->
     # a new writer terminates the torn tail and its entries read back cleanly
     after = Logger(tmp_path).log(model="m", timestamp=TS, user_message="after the crash")
     assert list(read_entries(tmp_path))[-1] == after
+
+
+def test_an_unfinished_line_of_a_live_writer_is_not_mistaken_for_a_torn_tail(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another process is appending a small line (no lock); while the kernel copies it, the
+    # file briefly ends mid-line. A writer opening the file then must not add a newline.
+    import promptlab.logs.writer as writer_module
+
+    path = tmp_path / f"{DAY}.jsonl"
+    path.write_bytes(b'{"seq":1}\n{"seq":')
+    waits = []
+
+    def other_writer_finishes(seconds: float) -> None:
+        waits.append(seconds)
+        with open(path, "ab") as fh:
+            fh.write(b"2}\n")
+
+    monkeypatch.setattr(writer_module.time, "sleep", other_writer_finishes)
+    entry = Logger(tmp_path).log(model="m", timestamp=TS)
+    lines = path.read_bytes().splitlines()
+    assert lines[:2] == [b'{"seq":1}', b'{"seq":2}'] and len(lines) == 3
+    assert json.loads(lines[2]) == entry and len(waits) == 1
+
+
+def test_a_tail_that_stays_unterminated_is_torn_and_gets_ended(tmp_path: Path) -> None:
+    path = tmp_path / f"{DAY}.jsonl"
+    path.write_bytes(b'{"seq":1}\n{"seq":')  # its writer was killed: nothing more comes
+    entry = Logger(tmp_path).log(model="m", timestamp=TS)
+    assert path.read_bytes().splitlines()[1:] == [b'{"seq":', orjson.dumps(entry)]
+
+
+def test_rotation_check_follows_the_clock_even_when_it_is_set_back(tmp_path: Path) -> None:
+    writer = LogWriter(tmp_path, check_interval=60)
+    now = time.time_ns()
+    writer.write(b'{"a":1}\n', DAY, now)
+    (tmp_path / f"{DAY}.jsonl").rename(tmp_path / "rotated.jsonl")
+    writer.write(b'{"a":2}\n', DAY, now + 10**9)  # within the interval: still the old file
+    writer.write(b'{"a":3}\n', DAY, now - 3600 * 10**9)  # clock set back an hour: check now
+    assert (tmp_path / "rotated.jsonl").read_bytes() == b'{"a":1}\n{"a":2}\n'
+    assert (tmp_path / f"{DAY}.jsonl").read_bytes() == b'{"a":3}\n'
