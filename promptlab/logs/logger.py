@@ -61,7 +61,6 @@ _HEAD_SET = frozenset(HEAD)
 _current_span: contextvars.ContextVar[Span | None] = contextvars.ContextVar(
     "promptlab_span", default=None
 )
-_TEXT_ROLES = ("system", "user")
 _MISS = object()
 
 
@@ -186,10 +185,10 @@ class Logger:
         cached_tokens, reasoning_tokens, latency_ms, tags, metadata, prompt_*, run_id,
         experiment, variant, unit_id, item_id, repeat, scores, status, error, …
         """
-        return self._write(fields, attach_trace=True)
+        return self._write(fields, True)
 
-    def _write(self, fields: dict[str, Any], *, attach_trace: bool, entry_id: str | None = None,
-               start_ns: int | None = None) -> dict[str, Any]:
+    def _write(self, fields: dict[str, Any], attach_trace: bool = False,
+               entry_id: str | None = None, start_ns: int | None = None) -> dict[str, Any]:
         """Validate, complete, encode, redact and append one entry. Mutates `fields`.
 
         `entry_id` and `start_ns` are the id and start time the caller chose (a `Call`);
@@ -514,11 +513,22 @@ def _fields_from(rendered: Rendered | str | None, model: str | None,
     if isinstance(rendered, str):
         out["user_message"] = rendered
     elif rendered is not None:
-        messages = list(rendered.messages)
-        out["system_prompt"] = rendered.system
-        out["user_message"] = rendered.user
-        if _needs_messages(messages):
-            out["messages"] = messages
+        # One system and/or one user message (the common prompt): the two texts say it all.
+        system = user = None
+        for m in rendered.messages:
+            role = m.get("role")
+            if role == "system" and system is None:
+                system = m["content"]
+            elif role == "user" and user is None:
+                user = m["content"]
+            else:  # other roles or several turns: keep the messages too
+                system, user = rendered.system, rendered.user
+                out["messages"] = list(rendered.messages)
+                break
+        if system is not None:
+            out["system_prompt"] = system
+        if user is not None:
+            out["user_message"] = user
         if rendered.config:
             out["config"] = dict(rendered.config)
         if rendered.model:
@@ -539,17 +549,6 @@ def _fields_from(rendered: Rendered | str | None, model: str | None,
         fields = {**fields, "metadata": {**out["metadata"], **fields["metadata"]}}
     out.update(fields)
     return out
-
-
-def _needs_messages(messages: list[dict[str, Any]]) -> bool:
-    """Whether system_prompt + user_message lose anything (other roles, several turns)."""
-    seen: set[str] = set()
-    for m in messages:
-        role = m.get("role")
-        if role not in _TEXT_ROLES or role in seen:
-            return True
-        seen.add(role)
-    return False
 
 
 def _get(obj: Any, key: str) -> Any:

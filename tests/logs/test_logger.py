@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from promptlab import Logger, Registry, feedback, get_logger, log, log_llm_call
 from promptlab.errors import LogError
@@ -280,3 +282,23 @@ def test_broken_project_config_does_not_break_the_call(tmp_path: Path,
         warnings.simplefilter("always")
         assert Logger(tmp_path / "logs").log(model="m")["model"] == "m"
     assert (tmp_path / "logs").is_dir()
+
+
+_roles = st.sampled_from(["system", "user", "assistant", "tool"])
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(turns=st.lists(st.tuples(_roles, st.text(max_size=6)), max_size=4))
+def test_call_keeps_messages_exactly_when_the_two_texts_would_lose_some(
+        log_dir: Path, turns: list[tuple[str, str]]) -> None:
+    from promptlab.template import Rendered
+
+    rendered = Rendered(messages=[{"role": r, "content": c} for r, c in turns], model="m")
+    with Logger(prices=False).call(rendered) as call:
+        call.finish(response="ok")
+    entry = call.entry
+    assert entry.get("system_prompt") == rendered.system
+    assert entry.get("user_message") == rendered.user
+    roles = [r for r, _ in turns]
+    lossy = any(r not in ("system", "user") for r in roles) or len(set(roles)) < len(roles)
+    assert entry.get("messages") == (rendered.messages if lossy and turns else None)
