@@ -97,11 +97,6 @@ def _encode(value: int, length: int) -> str:
     return "".join(reversed(out))
 
 
-def _encode80(r: int, t: list[str] = _PAIRS) -> str:
-    return "".join((t[r >> 70], t[(r >> 60) & 1023], t[(r >> 50) & 1023], t[(r >> 40) & 1023],
-                    t[(r >> 30) & 1023], t[(r >> 20) & 1023], t[(r >> 10) & 1023], t[r & 1023]))
-
-
 def _stem(ms: int, r: int, t: list[str] = _PAIRS) -> str:
     """The first 24 characters of a ULID: 10 for the 48-bit time, 14 for the top 70 random bits."""
     return "".join((t[ms >> 40], t[(ms >> 30) & 1023], t[(ms >> 20) & 1023],
@@ -432,12 +427,13 @@ def entry_builder(keys: tuple[str, ...]) -> Any:
     """`build(fields, entry_id, kind) -> entry` for fields with exactly `keys` (no head keys).
 
     The entry comes back in schema order with `v`, `id` and `kind` filled in and a
-    `timestamp` slot (None) for the caller to set. Compiled once per key set, with a fast
-    path: when every value already has its canonical type (str, int >= 0, finite float,
-    non-empty list of str, non-empty dict, known `status`), one straight-line test and one
-    dict display do the work. Anything else goes through `build_entry`, which converts
+    `timestamp` slot (None) for the caller to set. Compiled once per key set (so unknown
+    keys are found once, when compiling), with a fast path: when every value already has
+    its canonical type (str, int >= 0, finite float, non-empty list of str, non-empty dict,
+    known `status`), one straight-line test accepts them all and a copy of a template dict
+    in schema order, updated in place, is the entry (cheaper than building a dict key by
+    key). Anything else, None values included, goes through `build_entry`, which converts
     friendly values and raises the same EntryError naming the first bad field.
-    Raises EntryError for an unknown key (when compiling).
     """
     fn = _builders.get(keys)
     if fn is not None:
@@ -458,7 +454,7 @@ def entry_builder(keys: tuple[str, ...]) -> Any:
         kind, x = SCHEMA[name], local[name]
         if kind == _STR:
             if name == "status":
-                tests.append(f"({x} == 'ok' or {x} == 'error') and type({x}) is str")
+                tests.append(f"type({x}) is str and ({x} == 'ok' or {x} == 'error')")
             elif name in _KEEP_EMPTY:
                 tests.append(f"type({x}) is str")
             else:

@@ -367,15 +367,16 @@ class Logger:
 
 
 def _load_dumps(entry: Any, option: int) -> bytes:
-    import orjson
+    import orjson  # on first use: `promptlab --help` does not pay for it
 
     global _dumps
+    assert orjson.OPT_APPEND_NEWLINE == _OPT
     _dumps = orjson.dumps  # bind the real function after the first call
     return _dumps(entry, option=option)
 
 
 _dumps: Callable[..., bytes] = _load_dumps
-_OPT = 1 << 10  # orjson.OPT_APPEND_NEWLINE (asserted in promptlab.logs.entry)
+_OPT = 1 << 10  # orjson.OPT_APPEND_NEWLINE
 
 
 def _redact_line(line: bytes) -> bytes:

@@ -321,3 +321,14 @@ def test_ulids_stay_unique_when_workers_seed_the_global_random() -> None:
 def test_timestamps_match_datetime_formatting(ns: int) -> None:
     expected = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=ns // 1000)
     assert format_timestamp(ns) == expected.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_a_status_that_is_not_text_gets_the_usual_message() -> None:
+    from promptlab.logs.entry import entry_builder
+
+    class Weird:  # compares like an array: no single truth value
+        def __eq__(self, other: object) -> object:
+            raise ValueError("ambiguous")
+
+    with pytest.raises(EntryError, match="log field 'status' must be a string, got Weird"):
+        entry_builder(("model", "status"))({"model": "m", "status": Weird()}, "ID", "llm")
