@@ -2,7 +2,7 @@
 
     python -m promptlab.cli._reference > docs/cli.md
 
-A test compares docs/cli.md with this output, so the reference cannot go stale.
+A test checks docs/cli.md against the commands, so the reference cannot go stale.
 """
 
 from __future__ import annotations
@@ -11,17 +11,33 @@ from collections.abc import Iterator
 
 import click
 
+WIDTH = 100
 
-def _walk(command: click.Command, path: list[str],
-          parent: click.Context | None) -> Iterator[tuple[list[str], str]]:
-    settings = {"max_content_width": 100, **command.context_settings, "terminal_width": 100}
-    sub_ctx = click.Context(command, info_name=path[-1], parent=parent, **settings)
-    yield path, command.get_help(sub_ctx)
-    if isinstance(command, click.Group):
-        for name in command.list_commands(sub_ctx):
-            sub = command.get_command(sub_ctx, name)
-            if sub is not None and not sub.hidden:
-                yield from _walk(sub, [*path, name], sub_ctx)
+
+def _context(command: click.Command, name: str, parent: click.Context | None) -> click.Context:
+    settings = {"max_content_width": WIDTH, **command.context_settings, "terminal_width": WIDTH}
+    return click.Context(command, info_name=name, parent=parent, **settings)
+
+
+def walk(root: click.Command) -> Iterator[tuple[list[str], click.Command, click.Context]]:
+    """Every (path, command, context) from `root` down, depth first, hidden ones left out."""
+
+    def visit(command: click.Command, path: list[str], ctx: click.Context
+              ) -> Iterator[tuple[list[str], click.Command, click.Context]]:
+        yield path, command, ctx
+        if isinstance(command, click.Group):
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                if sub is not None and not sub.hidden:
+                    yield from visit(sub, [*path, name], _context(sub, name, ctx))
+
+    yield from visit(root, ["promptlab"], _context(root, "promptlab", None))
+
+
+def commands(root: click.Command) -> Iterator[tuple[list[str], click.Command]]:
+    """Every (path, command) from `root` down."""
+    for path, command, _ctx in walk(root):
+        yield path, command
 
 
 def cli_reference() -> str:
@@ -33,9 +49,8 @@ def cli_reference() -> str:
         "Generated from each command's `--help` by `python -m promptlab.cli._reference > docs/cli.md`;",
         "a test fails when this page is stale.\n",
     ]
-    for path, help_text in _walk(main, ["promptlab"], None):
-        title = " ".join(path)
-        parts.append(f"## `{title}`\n\n```text\n{help_text.rstrip()}\n```\n")
+    for path, command, ctx in walk(main):
+        parts.append(f"## `{' '.join(path)}`\n\n```text\n{command.get_help(ctx).rstrip()}\n```\n")
     return "\n".join(parts)
 
 
