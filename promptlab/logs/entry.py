@@ -424,12 +424,14 @@ _builders: dict[tuple[str, ...], Any] = {}
 
 
 def entry_builder(keys: tuple[str, ...]) -> Any:
-    """`build(fields, entry_id, kind) -> entry` for fields with exactly `keys` (no head keys).
+    """`build(fields, entry_id, kind, start_ns=None, now_ns=None, price_of=None, lookup=None)`
+    -> entry, for fields with exactly `keys` (no head keys).
 
-    The entry comes back in schema order with `v`, `id` and `kind` filled in and a
-    `timestamp` slot (None) for the caller to set. Compiled once per key set (so unknown
-    keys are found once, when compiling), with a fast path: when every value already has
-    its canonical type (str, int >= 0, finite float, non-empty list of str, non-empty dict,
+    The entry comes back in schema order with `v`, `id` and `kind` filled in and completed
+    as `complete` does: the `timestamp` (when `now_ns` is given; else left None) and the
+    `cost_usd` (when `price_of` is given). Compiled once per key set (so unknown keys are
+    found once, when compiling), with a fast path: when every value already has its
+    canonical type (str, int >= 0, finite float, non-empty list of str, non-empty dict,
     known `status`), one straight-line test accepts them all and a copy of a template dict
     in schema order, updated in place, is the entry (cheaper than building a dict key by
     key). Anything else, None values included, goes through `build_entry`, which converts
@@ -478,28 +480,49 @@ def entry_builder(keys: tuple[str, ...]) -> Any:
             tests.append(f"type({x}) is {'list' if kind == _MSGS else 'dict'} and {x}")
             checked.append(f"({x} := _check({name!r}, {kind!r}, {x}))")
             fixups.append(f"e[{name!r}] = {x}")
+    # The cost, when the entry has a model and token counts but no cost: a slot in the
+    # template, filled or removed once the price is known.
+    priced = "model" in keys and "cost_usd" not in keys and (
+        "input_tokens" in keys or "output_tokens" in keys)
     template = dict.fromkeys(HEAD)
     template["v"] = SCHEMA_VERSION
-    template.update(dict.fromkeys(sorted(keys, key=_INDEX.__getitem__)))
-    lines = ["def build(f, entry_id, kind):"]
+    slots = (*keys, "cost_usd") if priced else keys
+    template.update(dict.fromkeys(sorted(slots, key=_INDEX.__getitem__)))
+    lines = ["def build(f, entry_id, kind, start_ns=None, now_ns=None, price_of=None,"
+             " lookup=None):"]
     if keys:
         lines.append(f"    {', '.join(local[k] for k in keys)}, = f.values()")
         lines.append("    try:")
         lines.append("        if (" + "\n                and ".join(tests + checked) + "):")
-        lines += [f"            _join({x})" for x in joins]
-        lines.append("            e = _template.copy()")
-        lines.append("            e.update(f)")
-        lines.append("            e['id'] = entry_id")
-        lines.append("            e['kind'] = kind")
-        lines += [f"            {line}" for line in fixups]
-        lines.append("            return e")
+        body = [f"_join({x})" for x in joins]
+        body += ["e = _template.copy()", "e.update(f)"]
+    else:
+        body = ["e = _template.copy()"]
+    body += ["e['id'] = entry_id", "e['kind'] = kind", *fixups]
+    if priced:
+        tokens = ", ".join(local.get(k, "0") for k in
+                           ("input_tokens", "output_tokens", "cached_tokens"))
+        body += ["p = None",
+                 "if price_of is not None:",
+                 f"    p = price_of.get({local['model']}, _MISS)",
+                 f"    if p is _MISS: p = lookup({local['model']})",
+                 "if p is None: del e['cost_usd']",
+                 f"else: e['cost_usd'] = p.cost({tokens})"]
+    latency = local.get("latency_ms")
+    body += ["if now_ns is not None:",
+             "    if start_ns is None:",
+             f"        start_ns = {'now_ns' if latency is None else f'now_ns - int({latency} * 1e6)'}",
+             "    e['timestamp'] = _fmt(start_ns)",
+             "return e"]
+    if keys:
+        lines += [f"            {line}" for line in body]
         lines.append("    except TypeError:")
         lines.append("        pass")
-        lines.append("    return _slow(f, entry_id, kind)")
+        lines.append("    return _slow(f, entry_id, kind, start_ns, now_ns, price_of, lookup)")
     else:
-        lines += ["    e = _template.copy()", "    e['id'] = entry_id", "    e['kind'] = kind",
-                  "    return e"]
-    namespace = {"_check": _check, "_join": "".join, "_slow": _build_slow, "_template": template}
+        lines += [f"    {line}" for line in body]
+    namespace = {"_check": _check, "_join": "".join, "_slow": _build_slow, "_template": template,
+                 "_MISS": _MISS, "_fmt": format_timestamp}
     exec("\n".join(lines), namespace)  # generated from the fixed schema only
     fn = namespace["build"]
     if len(_builders) > 512:
@@ -508,13 +531,51 @@ def entry_builder(keys: tuple[str, ...]) -> Any:
     return fn
 
 
-def _build_slow(fields: Mapping[str, Any], entry_id: str, kind: str) -> dict[str, Any]:
+_MISS = object()  # a model not looked up yet (price_of maps known models to a Price or None)
+
+
+def _build_slow(fields: Mapping[str, Any], entry_id: str, kind: str, start_ns: int | None,
+                now_ns: int | None, price_of: dict[str, Any] | None,
+                lookup: Any) -> dict[str, Any]:
     present = {k: v for k, v in fields.items() if v is not None}
     if len(present) < len(fields):  # None means "absent": build the entry without those
-        return entry_builder(tuple(present))(present, entry_id, kind)
+        return entry_builder(tuple(present))(present, entry_id, kind, start_ns, now_ns,
+                                             price_of, lookup)
     entry: dict[str, Any] = {"v": SCHEMA_VERSION, "id": entry_id, "timestamp": None,
                              "kind": kind}
     entry.update(build_entry(fields))
+    return complete(entry, start_ns, now_ns, price_of, lookup)
+
+
+def complete(entry: dict[str, Any], start_ns: int | None, now_ns: int | None,
+             price_of: dict[str, Any] | None, lookup: Any) -> dict[str, Any]:
+    """Fill in a validated entry's `cost_usd` and `timestamp` (in place; returns it).
+
+    cost_usd:  when absent and the entry has a model and token counts, from `price_of`
+               (model -> Price or None, a memo) and `lookup(model)` for models not in it;
+               unknown models get no cost (never a made-up 0).
+    timestamp: when absent and `now_ns` is given: `start_ns`, else now minus `latency_ms`
+               (the call's start).
+    """
+    if price_of is not None and entry.get("cost_usd") is None:
+        model = entry.get("model")
+        tokens_in, tokens_out = entry.get("input_tokens"), entry.get("output_tokens")
+        if model is not None and (tokens_in is not None or tokens_out is not None):
+            price = price_of.get(model, _MISS)
+            if price is _MISS:
+                price = lookup(model)
+            if price is not None:
+                cost = price.cost(tokens_in or 0, tokens_out or 0, entry.get("cached_tokens") or 0)
+                entry["cost_usd"] = cost
+                if list(entry)[-1] == "cost_usd":  # appended: move it to its schema place
+                    entry = order_entry(entry)
+    if entry.get("timestamp") is None:
+        if now_ns is None:
+            return entry
+        if start_ns is None:
+            latency = entry.get("latency_ms")
+            start_ns = now_ns if latency is None else now_ns - int(latency * 1e6)
+        entry["timestamp"] = format_timestamp(start_ns)
     return entry
 
 

@@ -34,6 +34,7 @@ from promptlab.logs.entry import (
     EntryError,
     _builders,
     build_entry,
+    complete,
     encode_entry,
     entry_builder,
     format_timestamp,
@@ -105,6 +106,8 @@ class Logger:
         self._writer: LogWriter | None = None
         self._prices: Prices | None = None
         self._price_of: dict[str, Price | None] = {}
+        self._lookup = self._lookup_price  # bound once: the hot path passes it along
+        self._price_memo: dict[str, Price | None] | None = None  # _price_of, when priced
         self._redact = True
         self._log_dir: Path | None = self._log_dir_arg
 
@@ -153,6 +156,7 @@ class Logger:
             self._writer = LogWriter(self._log_dir, fsync=self.fsync,
                                      check_interval=self.check_interval)
             self._prices = self._load_prices(settings)
+            self._price_memo = self._price_of if self._prices is not None else None
             self._ready = True
 
     def _load_prices(self, settings: Any) -> Prices | None:
@@ -185,6 +189,22 @@ class Logger:
         cached_tokens, reasoning_tokens, latency_ms, tags, metadata, prompt_*, run_id,
         experiment, variant, unit_id, item_id, repeat, scores, status, error, …
         """
+        if self._ready and not ("kind" in fields or "id" in fields or "timestamp" in fields
+                                or "v" in fields):
+            # The common case, inline (this is the hot path of every logged call): the
+            # entry's head is ours to fill in.
+            now_ns = time.time_ns()
+            entry_id = new_id(now_ns // 1_000_000)
+            if fields.get("trace_id") is None:
+                span = _current_span.get()
+                if span is not None:
+                    fields["trace_id"] = span.trace_id
+                    fields["parent_id"] = span.id
+                    fields["span_id"] = entry_id
+            keys = tuple(fields)
+            entry = (_builders.get(keys) or entry_builder(keys))(
+                fields, entry_id, "llm", None, now_ns, self._price_memo, self._lookup)
+            return self._emit(entry, now_ns)
         return self._write(fields, True)
 
     def _write(self, fields: dict[str, Any], attach_trace: bool = False,
@@ -197,54 +217,26 @@ class Logger:
         if not self._ready:
             self._setup()
         now_ns = time.time_ns()
-        get = fields.get
-        fast = not ("kind" in fields or "id" in fields or "timestamp" in fields or "v" in fields)
-        if fast:  # the common case: no v/id/timestamp/kind among the fields
-            kind = "llm"
+        price_of = self._price_memo
+        if "kind" in fields or "id" in fields or "timestamp" in fields or "v" in fields:
+            entry = self._entry_with_head(fields, attach_trace, entry_id, start_ns, now_ns,
+                                          price_of)
+        else:  # the common case: the entry's head is ours to fill in
             if entry_id is None:
                 entry_id = new_id(now_ns // 1_000_000)
-        else:
-            if entry_id is not None:
-                fields["id"] = entry_id
-            if start_ns is not None:
-                fields["timestamp"] = format_timestamp(start_ns)
-            entry_id = get("id")
-            if entry_id is None:
-                entry_id = new_id(now_ns // 1_000_000)
-            kind = get("kind") or "llm"
-        if attach_trace and kind == "llm" and get("trace_id") is None:
-            span = _current_span.get()
-            if span is not None:
-                fields["trace_id"] = span.trace_id
-                fields["parent_id"] = span.id
-                fields["span_id"] = entry_id
-        if self._prices is not None and get("cost_usd") is None:
-            model = get("model")
-            tokens_in, tokens_out = get("input_tokens"), get("output_tokens")
-            if model is not None and (tokens_in is not None or tokens_out is not None):
-                price = self._price_of.get(model, _MISS) if type(model) is str else _MISS
-                if price is _MISS:
-                    price = self._lookup_price(model)
-                if price is not None:
-                    try:
-                        cost = price.cost(tokens_in or 0, tokens_out or 0,
-                                          get("cached_tokens") or 0)
-                    except TypeError:  # a token count of the wrong type: validation names it
-                        pass
-                    else:
-                        fields["cost_usd"] = cost
-        if fast:
+            if attach_trace and fields.get("trace_id") is None:
+                span = _current_span.get()
+                if span is not None:
+                    fields["trace_id"] = span.trace_id
+                    fields["parent_id"] = span.id
+                    fields["span_id"] = entry_id
             keys = tuple(fields)
             build = _builders.get(keys) or entry_builder(keys)
-            entry = build(fields, entry_id, kind)
-            if start_ns is None:
-                # The timestamp is the call's start: with a latency given, that is its end
-                # (now) minus the latency.
-                latency = entry.get("latency_ms")
-                start_ns = now_ns if latency is None else now_ns - int(latency * 1e6)
-            entry["timestamp"] = ts = format_timestamp(start_ns)
-        else:
-            entry, ts = self._entry_with_head(fields, entry_id, kind, now_ns)
+            entry = build(fields, entry_id, "llm", start_ns, now_ns, price_of, self._lookup)
+        return self._emit(entry, now_ns)
+
+    def _emit(self, entry: dict[str, Any], now_ns: int) -> dict[str, Any]:
+        """Redact, encode and append a complete entry; return it as written."""
         if self.redactor is not None:
             from promptlab.logs.redact import apply_to_strings
 
@@ -265,7 +257,7 @@ class Logger:
         try:
             if writer is None:
                 raise LogError(f"no log folder: {self._setup_error}")
-            writer.write(line, ts[:10], now_ns)
+            writer.write(line, entry["timestamp"][:10], now_ns)
         except LogError as exc:
             self._failed(exc)
         return entry
@@ -282,23 +274,33 @@ class Logger:
             self._price_of[model] = price
         return price
 
-    @staticmethod
-    def _entry_with_head(fields: dict[str, Any], entry_id: str, kind: str,
-                         now_ns: int) -> tuple[dict[str, Any], str]:
+    def _entry_with_head(self, fields: dict[str, Any], attach_trace: bool, entry_id: str | None,
+                         start_ns: int | None, now_ns: int,
+                         price_of: dict[str, Price | None] | None) -> dict[str, Any]:
         """The entry for fields that set v, id, timestamp or kind themselves (spans, imports)."""
+        if entry_id is not None:
+            fields["id"] = entry_id
+        if start_ns is not None:
+            fields["timestamp"] = format_timestamp(start_ns)
+        entry_id = fields.get("id")
+        if entry_id is None:
+            entry_id = new_id(now_ns // 1_000_000)
+        kind = fields.get("kind") or "llm"
+        if attach_trace and kind == "llm" and fields.get("trace_id") is None:
+            span = _current_span.get()
+            if span is not None:
+                fields["trace_id"] = span.trace_id
+                fields["parent_id"] = span.id
+                fields["span_id"] = entry_id
         body = build_entry(fields)
         if "id" in body and not is_ulid(entry_id):
             raise EntryError(f"log field 'id' must be a 26-character ULID, got {entry_id!r}; "
                              "leave it out to get a new one")
         if body.get("v", SCHEMA_VERSION) != SCHEMA_VERSION:
             raise EntryError(f"log field 'v' must be {SCHEMA_VERSION}, got {body['v']!r}")
-        ts = body.get("timestamp")
-        if ts is None:
-            latency = body.get("latency_ms")
-            ts = format_timestamp(now_ns if latency is None else now_ns - int(latency * 1e6))
-        entry = {"v": SCHEMA_VERSION, "id": entry_id, "timestamp": ts, "kind": kind}
+        entry = {"v": SCHEMA_VERSION, "id": entry_id, "timestamp": None, "kind": kind}
         entry.update(body)
-        return entry, ts
+        return complete(entry, None, now_ns, price_of, self._lookup)
 
     def _failed(self, exc: LogError) -> None:
         if self.strict:
