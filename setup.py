@@ -1,9 +1,15 @@
 """Build hook for the optional C speed-up (metadata lives in pyproject.toml).
 
-`promptlab.logs._scan` is the redaction pre-check of the log hot path. It is optional:
-without a C compiler the build goes on and promptlab uses the same check in Python.
+`promptlab.logs._speedups` holds the two slowest steps of the log hot path (the redaction
+pre-check and the entry builder). It is optional: without a C compiler the build goes on
+and promptlab does the same work in Python. `-ffp-contract=off` keeps the cost sums in the
+same floating-point steps as Python's (no fused multiply-add).
 """
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("promptlab.logs._scan", ["promptlab/logs/_scan.c"], optional=True)])
+import sys
+
+flags = [] if sys.platform == "win32" else ["-ffp-contract=off"]
+setup(ext_modules=[Extension("promptlab.logs._speedups", ["promptlab/logs/_speedups.c"],
+                             extra_compile_args=flags, optional=True)])

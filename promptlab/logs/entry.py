@@ -201,7 +201,14 @@ def format_timestamp(ns: int | None = None) -> str:
     sec, rem = divmod(ns, 1_000_000_000)
     cached = _ts_cache
     if cached[0] != sec:
-        cached = _ts_cache = (sec, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec)))
+        try:
+            parts = time.gmtime(sec)
+        except (OverflowError, OSError, ValueError):
+            parts = None
+        if parts is None or not 1000 <= parts.tm_year <= 9999:
+            raise EntryError(f"log entry time {ns} ns since 1970 is outside the years 1000-9999; "
+                             "check latency_ms (milliseconds) and timestamp")
+        cached = _ts_cache = (sec, time.strftime("%Y-%m-%dT%H:%M:%S.", parts))
     ms, us = divmod(rem // 1000, 1000)
     return cached[1] + _DIGITS3[ms] + _DIGITS3[us] + "Z"
 
@@ -480,14 +487,7 @@ def entry_builder(keys: tuple[str, ...]) -> Any:
             tests.append(f"type({x}) is {'list' if kind == _MSGS else 'dict'} and {x}")
             checked.append(f"({x} := _check({name!r}, {kind!r}, {x}))")
             fixups.append(f"e[{name!r}] = {x}")
-    # The cost, when the entry has a model and token counts but no cost: a slot in the
-    # template, filled or removed once the price is known.
-    priced = "model" in keys and "cost_usd" not in keys and (
-        "input_tokens" in keys or "output_tokens" in keys)
-    template = dict.fromkeys(HEAD)
-    template["v"] = SCHEMA_VERSION
-    slots = (*keys, "cost_usd") if priced else keys
-    template.update(dict.fromkeys(sorted(slots, key=_INDEX.__getitem__)))
+    template, priced = _template(keys)
     lines = ["def build(f, entry_id, kind, start_ns=None, now_ns=None, price_of=None,"
              " lookup=None):"]
     if keys:
@@ -532,6 +532,68 @@ def entry_builder(keys: tuple[str, ...]) -> Any:
 
 
 _MISS = object()  # a model not looked up yet (price_of maps known models to a Price or None)
+
+
+def _template(keys: tuple[str, ...]) -> tuple[dict[str, Any], bool]:
+    """(the entry's template in schema order, whether it has a cost_usd slot to fill).
+
+    The cost slot is there when the entry has a model and token counts but no cost; it is
+    filled, or removed, once the price is known.
+    """
+    priced = "model" in keys and "cost_usd" not in keys and (
+        "input_tokens" in keys or "output_tokens" in keys)
+    template: dict[str, Any] = dict.fromkeys(HEAD)
+    template["v"] = SCHEMA_VERSION
+    slots = (*keys, "cost_usd") if priced else keys
+    template.update(dict.fromkeys(sorted(slots, key=_INDEX.__getitem__)))
+    return template, priced
+
+
+# The C builder (promptlab/logs/_speedups.c), when it was built: the same work as the
+# generated builder for values of canonical types, None for anything else.
+# PROMPTLAB_NO_SPEEDUPS=1 turns it off (the tests run the logger both ways).
+try:
+    if os.environ.get("PROMPTLAB_NO_SPEEDUPS") == "1":
+        raise ImportError("turned off by PROMPTLAB_NO_SPEEDUPS")
+    from promptlab.logs._speedups import build as c_build
+except ImportError:  # pragma: no cover - depends on the build
+    c_build = None
+
+# Schema type -> the C builder's one-letter code (messages and scores: Python only).
+_CODES = {_STR: "s", _INT: "i", _NUM: "n", _BOOL: "b", _TAGS: "t", _OBJ: "o", _ID: "d"}
+_plans: dict[tuple[str, ...], tuple[Any, Any]] = {}
+
+
+def entry_plan(keys: tuple[str, ...]) -> tuple[Any, Any]:
+    """(the C builder's plan for `keys` or None, the Python builder for `keys`).
+
+    Log with the first when there is one: `c_build(fields, plan, entry_id, kind, now_ns,
+    start_ns, rates)` (rates: model -> (input, output, cached input) USD per million
+    tokens, None for no price; None instead of the dict for no costs at all) returns the
+    entry, or None when the Python builder must do it (a value to convert or report, a
+    model missing from `rates`).
+    """
+    plan = _plans.get(keys)
+    if plan is not None:
+        return plan
+    build = entry_builder(keys)  # raises for unknown keys
+    cplan = None
+    kinds = [SCHEMA[k] for k in keys]
+    if c_build is not None and len(keys) <= 64 and all(k in _CODES for k in kinds):
+        codes = "".join("q" if name == "status" else "S" if name in _KEEP_EMPTY else _CODES[kind]
+                        for name, kind in zip(keys, kinds, strict=True))
+        template, priced = _template(keys)
+
+        def at(name: str) -> int:
+            return keys.index(name) if name in keys else -1
+
+        cplan = (template, codes.encode(), at("model") if priced else -1, at("input_tokens"),
+                 at("output_tokens"), at("cached_tokens"), at("latency_ms"))
+    plan = (cplan, build)
+    if len(_plans) > 512:
+        _plans.clear()
+    _plans[keys] = plan
+    return plan
 
 
 def _build_slow(fields: Mapping[str, Any], entry_id: str, kind: str, start_ns: int | None,

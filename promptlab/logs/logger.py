@@ -32,11 +32,12 @@ from promptlab.logs.entry import (
     SCHEMA,
     SCHEMA_VERSION,
     EntryError,
-    _builders,
+    _plans,
     build_entry,
+    c_build,
     complete,
     encode_entry,
-    entry_builder,
+    entry_plan,
     format_timestamp,
     is_ulid,
     new_id,
@@ -108,6 +109,9 @@ class Logger:
         self._price_of: dict[str, Price | None] = {}
         self._lookup = self._lookup_price  # bound once: the hot path passes it along
         self._price_memo: dict[str, Price | None] | None = None  # _price_of, when priced
+        # model -> (input, output, cached input) USD per million tokens, or None: the
+        # C builder's view of _price_of (None when costs are off).
+        self._rates: dict[str, tuple[float, float, float] | None] | None = None
         self._redact = True
         self._log_dir: Path | None = self._log_dir_arg
 
@@ -157,6 +161,7 @@ class Logger:
                                      check_interval=self.check_interval)
             self._prices = self._load_prices(settings)
             self._price_memo = self._price_of if self._prices is not None else None
+            self._rates = {} if self._prices is not None else None
             self._ready = True
 
     def _load_prices(self, settings: Any) -> Prices | None:
@@ -202,8 +207,11 @@ class Logger:
                     fields["parent_id"] = span.id
                     fields["span_id"] = entry_id
             keys = tuple(fields)
-            entry = (_builders.get(keys) or entry_builder(keys))(
-                fields, entry_id, "llm", None, now_ns, self._price_memo, self._lookup)
+            cplan, build = _plans.get(keys) or entry_plan(keys)
+            if cplan is None or (entry := c_build(fields, cplan, entry_id, "llm", now_ns, None,
+                                                  self._rates)) is None:
+                entry = build(fields, entry_id, "llm", None, now_ns, self._price_memo,
+                              self._lookup)
             return self._emit(entry, now_ns)
         return self._write(fields, True)
 
@@ -231,8 +239,10 @@ class Logger:
                     fields["parent_id"] = span.id
                     fields["span_id"] = entry_id
             keys = tuple(fields)
-            build = _builders.get(keys) or entry_builder(keys)
-            entry = build(fields, entry_id, "llm", start_ns, now_ns, price_of, self._lookup)
+            cplan, build = _plans.get(keys) or entry_plan(keys)
+            if cplan is None or (entry := c_build(fields, cplan, entry_id, "llm", now_ns,
+                                                  start_ns, self._rates)) is None:
+                entry = build(fields, entry_id, "llm", start_ns, now_ns, price_of, self._lookup)
         return self._emit(entry, now_ns)
 
     def _emit(self, entry: dict[str, Any], now_ns: int) -> dict[str, Any]:
@@ -269,9 +279,16 @@ class Logger:
         except TypeError:  # an unhashable model: validation names it
             return None
         if type(model) is str:
+            rates = self._rates
             if len(self._price_of) > 4096:
                 self._price_of.clear()
+                if rates is not None:
+                    rates.clear()
             self._price_of[model] = price
+            if rates is not None:
+                rates[model] = None if price is None else (
+                    price.input, price.output,
+                    price.input if price.cached_input is None else price.cached_input)
         return price
 
     def _entry_with_head(self, fields: dict[str, Any], attach_trace: bool, entry_id: str | None,

@@ -9,7 +9,7 @@ sequence, so a replacement always leaves valid JSON.
 
 Cost: the common line holds no secret, so what matters is how fast a clean line is
 passed. Every rule needs one of a few literal anchors (`sk-`, `AKIA`/`ASIA`, `-----BEGIN `,
-`ccess`, `earer`); the C pre-check in `_scan.c` (built at install when a compiler is
+`ccess`, `earer`); the C pre-check in `_speedups.c` (built at install when a compiler is
 there) finds them with memchr/memmem in a fraction of one regex pass, and a line without
 any is returned untouched. Without it, each scan below starts with a literal whose first
 character `re` looks for in a tight C loop (about one byte per cycle), chosen to be rare
@@ -28,6 +28,7 @@ every string value of the entry before it is encoded:
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -105,8 +106,10 @@ def maybe_secret_py(line: bytes) -> bool:
             or b"ccess" in line or b"earer" in line)
 
 
-try:  # the C pre-check (promptlab/logs/_scan.c), when it was built
-    from promptlab.logs._scan import maybe_secret
+try:  # the C pre-check (promptlab/logs/_speedups.c), when it was built
+    if os.environ.get("PROMPTLAB_NO_SPEEDUPS") == "1":
+        raise ImportError("turned off by PROMPTLAB_NO_SPEEDUPS")
+    from promptlab.logs._speedups import maybe_secret
 except ImportError:  # pragma: no cover - depends on the build
     maybe_secret = None
 

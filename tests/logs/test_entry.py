@@ -332,3 +332,83 @@ def test_a_status_that_is_not_text_gets_the_usual_message() -> None:
 
     with pytest.raises(EntryError, match="log field 'status' must be a string, got Weird"):
         entry_builder(("model", "status"))({"model": "m", "status": Weird()}, "ID", "llm")
+
+
+# -- the C builder (promptlab/logs/_speedups.c) builds what the Python builder does ------------
+
+_PRICE_FIELDS = ["model", "input_tokens", "output_tokens", "cached_tokens", "latency_ms",
+                 "cost_usd"]
+
+
+@st.composite
+def _priced_field_sets(draw: st.DrawFn) -> dict:
+    """Field sets that often have a model, token counts and a latency, in any order."""
+    fields = draw(_field_sets())
+    for name in draw(st.lists(st.sampled_from(_PRICE_FIELDS), unique=True)):
+        if name == "model":
+            fields[name] = draw(st.sampled_from(["gpt-4o-mini", "unknown-model", "", 7]))
+        elif name == "latency_ms":
+            fields[name] = draw(st.one_of(st.integers(0, 10**7), st.floats(0, 1e7),
+                                          st.sampled_from([-1, float("nan"), 1e300])))
+        else:
+            fields[name] = draw(st.one_of(st.integers(0, 10**9),
+                                          st.sampled_from([-1, 2**70, 3.0, True, None])))
+    order = draw(st.permutations(list(fields)))
+    return {name: fields[name] for name in order}
+
+
+@settings(max_examples=800, deadline=None)
+@given(fields=_priced_field_sets(),
+       now=st.integers(0, 2**63 - 1),  # nanoseconds until the year 2262
+       start=st.one_of(st.none(), st.integers(-10**18, 253_402_300_799 * 10**9)),
+       priced=st.booleans())
+def test_the_c_builder_matches_the_python_builder(fields: dict, now: int, start: int | None,
+                                                  priced: bool) -> None:
+    from promptlab.costs import Price
+    from promptlab.logs.entry import c_build, entry_plan
+
+    if c_build is None:
+        pytest.skip("the C builder is not built here")
+    try:
+        cplan, build = entry_plan(tuple(fields))
+    except EntryError:
+        return
+    if cplan is None:  # messages or scores: the Python builder only
+        assert {"messages", "scores"} & set(fields)
+        return
+    price = Price("gpt-4o-mini", 0.15, 0.6, 0.075)
+    price_of = {"gpt-4o-mini": price, "unknown-model": None} if priced else None
+    rates = {"gpt-4o-mini": (0.15, 0.6, 0.075), "unknown-model": None} if priced else None
+    built = c_build(dict(fields), cplan, "ID", "llm", now, start, rates)
+    expected = _outcome(build, dict(fields), "ID", "llm", start, now, price_of,
+                        lambda model: None)  # models outside the table have no price
+    if built is not None:
+        assert expected == ("entry", built)
+        assert list(built) == list(expected[1])  # the same order, too
+    else:  # only where the Python builder has something to convert, drop or report
+        # (a value to convert or drop, a token count or a start time beyond 64 bits)
+        canonical = _outcome(build_entry, dict(fields))
+        assert (expected[0] == "error" or canonical[0] == "error"
+                or _typed(canonical[1]) != _typed(fields)
+                or int(expected[1]["timestamp"][:4]) >= 2262
+                or any(type(v) is int and v >= 2**63 for v in fields.values())
+                or (priced and fields.get("model") not in rates))  # the first call per model
+
+
+def _typed(fields: dict) -> str:
+    """`fields` as text that tells 3 from 3.0 and ignores the order of the keys."""
+    return repr(sorted(fields.items(), key=lambda item: item[0]))
+
+
+def test_the_c_builder_refuses_plans_that_do_not_fit() -> None:
+    from promptlab.logs.entry import c_build, entry_plan
+
+    if c_build is None:
+        pytest.skip("the C builder is not built here")
+    cplan, _ = entry_plan(("model", "input_tokens"))
+    with pytest.raises(TypeError, match="plan does not fit"):
+        c_build({"model": "m"}, cplan, "ID", "llm", 0, None, None)
+    with pytest.raises(TypeError, match="7 arguments"):
+        c_build({"model": "m"}, cplan)
+    with pytest.raises(TypeError, match="rates must be a dict"):
+        c_build({"model": "m", "input_tokens": 1}, cplan, "ID", "llm", 0, None, ["x"])

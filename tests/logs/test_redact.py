@@ -15,7 +15,7 @@ from promptlab.logs import redact as redact_module
 from promptlab.logs.reader import read_entries
 from promptlab.logs.redact import Redactor, redact_line, redact_rules, redact_text
 
-# The redaction pre-check: the C one (promptlab/logs/_scan.c) when it was built, and the
+# The redaction pre-check: the C one (promptlab/logs/_speedups.c) when it was built, and the
 # pure-Python one used without it. Each must let through every line a rule would change.
 PRECHECKS = {"python": redact_module.maybe_secret_py}
 if redact_module.maybe_secret is not None:
