@@ -21,7 +21,11 @@
 #include <Python.h>
 #include <math.h>
 #include <string.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <time.h>
+#include <unistd.h>
 
 /* -- maybe_secret ------------------------------------------------------------------------ */
 
@@ -222,90 +226,89 @@ cost(PyObject *rate, long long it, long long out, long long ct)
 
 /* plan = (template, codes, model_i, in_i, out_i, cached_i, latency_i), indices into the
    fields in their order (-1: absent); the template has a cost_usd slot iff model_i >= 0. */
-static PyObject *
-build(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    PyObject *fields, *plan, *entry_id, *kind, *now_obj, *start_obj, *rates;
-    PyObject *template, *codes, *vals[MAX_FIELDS], *keys[MAX_FIELDS];
-    PyObject *key, *value, *e = NULL, *item;
-    Py_ssize_t pos = 0, n, i = 0;
+typedef struct {
+    PyObject *template;
     const char *code;
     long idx[5];
-    long long now_ns, start_ns;
-    int overflow;
+} Plan;
 
-    if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "build() takes 7 arguments");
-        return NULL;
+static int
+read_plan(PyObject *plan, Py_ssize_t n, Plan *out)
+{
+    PyObject *codes;
+    int i;
+
+    if (!PyTuple_CheckExact(plan) || PyTuple_GET_SIZE(plan) != 7) {
+        PyErr_SetString(PyExc_TypeError, "build() needs a 7-tuple plan");
+        return -1;
     }
-    fields = args[0]; plan = args[1]; entry_id = args[2]; kind = args[3];
-    now_obj = args[4]; start_obj = args[5]; rates = args[6];
-    if (!PyDict_CheckExact(fields) || !PyTuple_CheckExact(plan) || PyTuple_GET_SIZE(plan) != 7) {
-        PyErr_SetString(PyExc_TypeError, "build() needs a dict of fields and a 7-tuple plan");
-        return NULL;
-    }
-    template = PyTuple_GET_ITEM(plan, 0);
+    out->template = PyTuple_GET_ITEM(plan, 0);
     codes = PyTuple_GET_ITEM(plan, 1);
-    n = PyDict_GET_SIZE(fields);
-    if (!PyDict_CheckExact(template) || !PyBytes_CheckExact(codes)
+    if (!PyDict_CheckExact(out->template) || !PyBytes_CheckExact(codes)
             || PyBytes_GET_SIZE(codes) != n || n > MAX_FIELDS) {
         PyErr_SetString(PyExc_TypeError, "build(): the plan does not fit these fields");
-        return NULL;
+        return -1;
     }
+    out->code = PyBytes_AS_STRING(codes);
     for (i = 0; i < 5; i++) {
-        idx[i] = PyLong_AsLong(PyTuple_GET_ITEM(plan, 2 + i));
-        if (idx[i] == -1 && PyErr_Occurred())
-            return NULL;
-        if (idx[i] >= n) {
+        out->idx[i] = PyLong_AsLong(PyTuple_GET_ITEM(plan, 2 + i));
+        if (out->idx[i] == -1 && PyErr_Occurred())
+            return -1;
+        if (out->idx[i] >= n) {
             PyErr_SetString(PyExc_ValueError, "build(): a plan index is out of range");
-            return NULL;
+            return -1;
         }
     }
-    now_ns = PyLong_AsLongLongAndOverflow(now_obj, &overflow);
-    if ((now_ns == -1 && PyErr_Occurred()) || overflow)
-        goto fallback;
+    return 0;
+}
 
-    /* Validate, in the fields' own order. */
-    code = PyBytes_AS_STRING(codes);
-    i = 0;
-    while (PyDict_Next(fields, &pos, &key, &value)) {
-        if (i >= n || !canonical(code[i], value)) {
-            if (PyErr_Occurred())
-                return NULL;
-            goto fallback;
-        }
-        keys[i] = key;
-        vals[i++] = value;
-    }
+/* The entry for the n fields keys[i] = vals[i] (already checked against plan->code).
+   Returns a new dict; NULL with an error set; or NULL with no error: "fall back". */
+static PyObject *
+build_core(PyObject *const *keys, PyObject *const *vals, Py_ssize_t n, const Plan *plan,
+           PyObject *entry_id, PyObject *kind, long long now_ns, PyObject *start_obj,
+           PyObject *rates)
+{
+    const long *idx = plan->idx;
+    long long start_ns;
+    PyObject *e, *item;
+    Py_ssize_t i;
+    int overflow;
 
     /* The start of the call: given, or now minus the latency. */
-    if (start_obj != Py_None) {
+    if (start_obj != NULL && start_obj != Py_None) {
         start_ns = PyLong_AsLongLongAndOverflow(start_obj, &overflow);
-        if ((start_ns == -1 && PyErr_Occurred()) || overflow)
-            goto fallback;
+        if (start_ns == -1 && PyErr_Occurred())
+            return NULL;
+        if (overflow)
+            return NULL;  /* fall back */
     }
     else if (idx[4] >= 0) {
-        double latency = PyLong_CheckExact(vals[idx[4]]) ? PyLong_AsDouble(vals[idx[4]])
-                                                          : PyFloat_AS_DOUBLE(vals[idx[4]]);
-        double delta;
-        if (latency == -1.0 && PyErr_Occurred())
-            goto fallback;
+        double latency, delta;
+        if (PyFloat_CheckExact(vals[idx[4]])) {
+            latency = PyFloat_AS_DOUBLE(vals[idx[4]]);
+        }
+        else {
+            latency = PyLong_AsDouble(vals[idx[4]]);
+            if (latency == -1.0 && PyErr_Occurred()) {  /* an int too large for a float */
+                PyErr_Clear();
+                return NULL;
+            }
+        }
         delta = latency * 1e6;
         if (!(delta < 9e18))
-            goto fallback;
+            return NULL;  /* fall back: Python reports the time as out of range */
         start_ns = now_ns - (long long)delta;  /* int() truncates toward zero, like this */
     }
     else {
         start_ns = now_ns;
     }
 
-    e = PyDict_Copy(template);
-    if (e == NULL || PyDict_Update(e, fields) < 0)
-        goto error;
-    if (PyDict_SetItem(e, s_id, entry_id) < 0 || PyDict_SetItem(e, s_kind, kind) < 0)
-        goto error;
+    e = PyDict_Copy(plan->template);
+    if (e == NULL)
+        return NULL;
     for (i = 0; i < n; i++) {
-        if (code[i] == 't') {  /* the entry keeps its own list */
+        if (plan->code[i] == 't') {  /* the entry keeps its own list */
             PyObject *copy = PyList_GetSlice(vals[i], 0, PyList_GET_SIZE(vals[i]));
             if (copy == NULL || PyDict_SetItem(e, keys[i], copy) < 0) {
                 Py_XDECREF(copy);
@@ -313,7 +316,12 @@ build(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             }
             Py_DECREF(copy);
         }
+        else if (PyDict_SetItem(e, keys[i], vals[i]) < 0) {
+            goto error;
+        }
     }
+    if (PyDict_SetItem(e, s_id, entry_id) < 0 || PyDict_SetItem(e, s_kind, kind) < 0)
+        goto error;
     if (idx[0] >= 0) {  /* a cost_usd slot: fill it, or remove it when there is no price */
         PyObject *rate = NULL;
         if (rates != Py_None) {
@@ -325,7 +333,6 @@ build(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             if (rate == NULL) {
                 if (PyErr_Occurred())
                     goto error;
-                Py_DECREF(e);
                 goto fallback;  /* a model not looked up yet: Python prices it, once */
             }
         }
@@ -341,10 +348,8 @@ build(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                     int ok = small_count(vals[idx[1 + k]], &count[k]);
                     if (ok < 0)
                         goto error;
-                    if (!ok) {
-                        Py_DECREF(e);
+                    if (!ok)
                         goto fallback;  /* a count beyond 64 bits */
-                    }
                 }
             }
             item = cost(rate, count[0], count[1], count[2]);
@@ -359,7 +364,6 @@ build(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (item == NULL) {
         if (PyErr_Occurred())
             goto error;
-        Py_DECREF(e);
         goto fallback;
     }
     if (PyDict_SetItem(e, s_timestamp, item) < 0) {
@@ -370,11 +374,485 @@ build(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return e;
 
 fallback:
-    Py_RETURN_NONE;
 error:
-    Py_XDECREF(e);
+    Py_DECREF(e);
     return NULL;
 }
+
+static PyObject *
+build(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *fields, *vals[MAX_FIELDS], *keys[MAX_FIELDS], *key, *value, *e;
+    Py_ssize_t pos = 0, n, i = 0;
+    long long now_ns;
+    int overflow;
+    Plan plan;
+
+    (void)module;
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "build() takes 7 arguments");
+        return NULL;
+    }
+    fields = args[0];
+    if (!PyDict_CheckExact(fields)) {
+        PyErr_SetString(PyExc_TypeError, "build() needs a dict of fields");
+        return NULL;
+    }
+    n = PyDict_GET_SIZE(fields);
+    if (read_plan(args[1], n, &plan) < 0)
+        return NULL;
+    now_ns = PyLong_AsLongLongAndOverflow(args[4], &overflow);
+    if (now_ns == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow)
+        Py_RETURN_NONE;
+    while (PyDict_Next(fields, &pos, &key, &value)) {
+        if (i >= n || !canonical(plan.code[i], value))
+            Py_RETURN_NONE;
+        keys[i] = key;
+        vals[i++] = value;
+    }
+    e = build_core(keys, vals, n, &plan, args[2], args[3], now_ns, args[5], args[6]);
+    if (e == NULL && !PyErr_Occurred())
+        Py_RETURN_NONE;
+    return e;
+}
+
+/* -- ULIDs ------------------------------------------------------------------------------- */
+
+/* The state of promptlab.logs.entry.new_id, in C: monotonic within a process (same
+   millisecond: the previous random part + 1), random parts from a generator seeded with
+   OS entropy by `seed()` (at import and in every forked child). The GIL serialises
+   callers. */
+static long long ulid_last_ms = -1;
+static uint64_t ulid_hi, ulid_lo;  /* the 80-bit random part: 16 + 64 bits */
+static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
+static char ulid_text[26];
+static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+static uint64_t
+splitmix64(void)
+{
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static void
+ulid_encode(long long ms)
+{
+    int i;
+    uint64_t t = (uint64_t)ms;
+    for (i = 9; i >= 0; i--) {
+        ulid_text[i] = crockford[t & 31];
+        t >>= 5;
+    }
+    /* 80 random bits = 16 characters: the low 60 bits of lo, then hi:lo's top 20 bits. */
+    {
+        uint64_t lo = ulid_lo, top = (ulid_hi << 4) | (ulid_lo >> 60);  /* 20 bits */
+        for (i = 25; i >= 14; i--) {
+            ulid_text[i] = crockford[lo & 31];
+            lo >>= 5;
+        }
+        for (i = 13; i >= 10; i--) {
+            ulid_text[i] = crockford[top & 31];
+            top >>= 5;
+        }
+    }
+}
+
+static PyObject *
+ulid_new(long long ms)
+{
+    if (ms <= ulid_last_ms) {
+        ms = ulid_last_ms;
+        if (++ulid_lo == 0 && (++ulid_hi & 0xFFFF) == 0) {  /* 2**80 ids in one millisecond */
+            ms += 1;
+            ulid_hi = splitmix64() & 0xFFFF;
+            ulid_lo = splitmix64();
+        }
+        ulid_hi &= 0xFFFF;
+    }
+    else {
+        ulid_hi = splitmix64() & 0xFFFF;
+        ulid_lo = splitmix64();
+    }
+    ulid_last_ms = ms;
+    ulid_encode(ms);
+    return PyUnicode_FromStringAndSize(ulid_text, 26);
+}
+
+static PyObject *
+new_id(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    long long ms;
+    int overflow;
+
+    (void)module;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "new_id() takes at most 1 argument");
+        return NULL;
+    }
+    if (nargs == 0 || args[0] == Py_None) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    }
+    else {
+        ms = PyLong_AsLongLongAndOverflow(args[0], &overflow);
+        if (ms == -1 && PyErr_Occurred())
+            return NULL;
+        if (overflow || ms < 0 || ms >= (1LL << 48)) {
+            PyErr_SetString(PyExc_ValueError, "new_id(): the time is outside 48-bit milliseconds");
+            return NULL;
+        }
+    }
+    return ulid_new(ms);
+}
+
+static PyObject *
+seed(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    if (!PyBytes_Check(arg) || PyBytes_GET_SIZE(arg) < 8) {
+        PyErr_SetString(PyExc_TypeError, "seed() takes at least 8 random bytes");
+        return NULL;
+    }
+    memcpy(&rng_state, PyBytes_AS_STRING(arg), 8);
+    ulid_last_ms = -1;
+    Py_RETURN_NONE;
+}
+
+/* -- FastLog: Logger.log's common case --------------------------------------------------- */
+
+/* logger.log(**fields) when every value has its canonical type, no span is open and the
+   day's file is open and due for no check: the entry is built, encoded, pre-checked and
+   appended without the interpreter. Anything else goes to `slow` (the Python method),
+   before anything is written. The GIL is held from start to end, so no Python thread can
+   take the writer's lock meanwhile; when one holds it, the write goes through Python. */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *slow;        /* Logger._log_py: the Python implementation */
+    PyObject *write_line;  /* Logger._write_line(line, day, now_ns, written) */
+    PyObject *writer;      /* LogWriter */
+    PyObject *plans;       /* keys tuple -> C plan (entry._c_plans) */
+    PyObject *rates;       /* model -> (input, output, cached) or None; or None */
+    PyObject *span_var;    /* the ContextVar of the open span */
+    PyObject *time_mod;    /* the time module: time_ns is looked up per call */
+    PyObject *redacted;    /* redact.redact_rules */
+    PyObject *decode;      /* orjson.loads */
+    PyObject *dumps;       /* orjson.dumps */
+    PyObject *option;      /* OPT_APPEND_NEWLINE */
+    int redact;
+    int check_files;       /* writer.check_interval >= 0 */
+    Py_ssize_t pipe_buf;
+} FastLog;
+
+static PyObject *s_files, *s_lock, *s_locked, *s_fd, *s_due, *s_checked, *s_fsync, *s_time_ns,
+                *s_llm, *s_option_kw;
+
+static long long
+attr_ll(PyObject *obj, PyObject *name, int *ok)
+{
+    PyObject *v = PyObject_GetAttr(obj, name);
+    long long x;
+    int overflow;
+    if (v == NULL) {
+        *ok = 0;
+        return 0;
+    }
+    x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    Py_DECREF(v);
+    *ok = !(x == -1 && PyErr_Occurred()) && !overflow;
+    if (!*ok && !PyErr_Occurred())
+        PyErr_SetString(PyExc_OverflowError, "a writer handle field is out of range");
+    return x;
+}
+
+/* Append `line` to `day`'s file. 0 done, -1 error. */
+static int
+append(FastLog *self, PyObject *line, PyObject *day, long long now_ns)
+{
+    PyObject *files = NULL, *lock = NULL, *flag = NULL, *handle, *res;
+    long long fd = -1, due, checked;
+    Py_ssize_t size = PyBytes_GET_SIZE(line), written = 0;
+    int ok, direct = 0;
+
+    files = PyObject_GetAttr(self->writer, s_files);
+    lock = files ? PyObject_GetAttr(self->writer, s_lock) : NULL;
+    flag = lock ? PyObject_CallMethodNoArgs(lock, s_locked) : NULL;
+    if (flag == NULL)
+        goto error;
+    if (flag == Py_False && size <= self->pipe_buf && PyDict_CheckExact(files)) {
+        handle = PyDict_GetItemWithError(files, day);
+        if (handle == NULL && PyErr_Occurred())
+            goto error;
+        if (handle != NULL) {
+            PyObject *fs = PyObject_GetAttr(self->writer, s_fsync);
+            int want_fsync;
+            if (fs == NULL)
+                goto error;
+            want_fsync = PyObject_IsTrue(fs);
+            Py_DECREF(fs);
+            if (want_fsync < 0)
+                goto error;
+            fd = attr_ll(handle, s_fd, &ok);
+            if (!ok)
+                goto error;
+            due = attr_ll(handle, s_due, &ok);
+            if (!ok)
+                goto error;
+            checked = attr_ll(handle, s_checked, &ok);
+            if (!ok)
+                goto error;
+            direct = !want_fsync && (!self->check_files || (now_ns < due && now_ns >= checked));
+        }
+    }
+    if (direct) {
+        const char *buf = PyBytes_AS_STRING(line);
+        while (written < size) {
+            ssize_t w = write((int)fd, buf + written, (size_t)(size - written));
+            if (w < 0) {
+                if (errno == EINTR) {
+                    if (PyErr_CheckSignals() < 0)
+                        goto error;
+                    continue;
+                }
+                break;  /* Python retries and reports the error */
+            }
+            written += w;
+        }
+        if (written == size)
+            goto done;
+    }
+    res = PyObject_CallFunction(self->write_line, "OOLn", line, day, now_ns, written);
+    if (res == NULL)
+        goto error;
+    Py_DECREF(res);
+done:
+    Py_XDECREF(files);
+    Py_XDECREF(lock);
+    Py_XDECREF(flag);
+    return 0;
+error:
+    Py_XDECREF(files);
+    Py_XDECREF(lock);
+    Py_XDECREF(flag);
+    return -1;
+}
+
+static PyObject *
+fastlog_call(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    FastLog *self = (FastLog *)op;
+    Py_ssize_t n, i;
+    PyObject *cplan, *span = NULL, *now_obj, *tn, *entry_id = NULL, *e = NULL, *line = NULL;
+    PyObject *ts, *day = NULL;
+    long long now_ns;
+    int overflow;
+    Plan plan;
+
+    if (PyVectorcall_NARGS(nargsf) != 0 || kwnames == NULL)
+        goto slow;
+    n = PyTuple_GET_SIZE(kwnames);
+    cplan = PyDict_GetItemWithError(self->plans, kwnames);
+    if (cplan == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        goto slow;  /* a new set of fields: Python compiles its plan */
+    }
+    if (cplan == Py_None || read_plan(cplan, n, &plan) < 0) {
+        PyErr_Clear();
+        goto slow;
+    }
+    for (i = 0; i < n; i++)
+        if (!canonical(plan.code[i], args[i]))
+            goto slow;
+    if (PyContextVar_Get(self->span_var, Py_None, &span) < 0)
+        return NULL;
+    Py_DECREF(span);
+    if (span != Py_None)
+        goto slow;  /* inside a span: Python attaches the trace fields */
+
+    tn = PyObject_GetAttr(self->time_mod, s_time_ns);
+    now_obj = tn ? PyObject_CallNoArgs(tn) : NULL;
+    Py_XDECREF(tn);
+    if (now_obj == NULL)
+        return NULL;
+    now_ns = PyLong_AsLongLongAndOverflow(now_obj, &overflow);
+    Py_DECREF(now_obj);
+    if (now_ns == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow || now_ns < 0 || now_ns / 1000000 >= (1LL << 48))
+        goto slow;
+    entry_id = ulid_new(now_ns / 1000000);
+    if (entry_id == NULL)
+        return NULL;
+    e = build_core(&PyTuple_GET_ITEM(kwnames, 0), args, n, &plan, entry_id, s_llm, now_ns,
+                   NULL, self->rates);
+    Py_CLEAR(entry_id);
+    if (e == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        goto slow;
+    }
+    {
+        PyObject *kwvals[2] = {e, self->option};
+        line = PyObject_Vectorcall(self->dumps, kwvals, 1, s_option_kw);
+    }
+    if (line == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_TypeError))
+            goto error;
+        PyErr_Clear();  /* not plain JSON: Python converts what it can */
+        Py_CLEAR(e);
+        goto slow;
+    }
+    if (!PyBytes_CheckExact(line)) {
+        PyErr_SetString(PyExc_TypeError, "dumps() did not return bytes");
+        goto error;
+    }
+    if (self->redact && has_anchor(PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line))) {
+        PyObject *clean = PyObject_CallOneArg(self->redacted, line);
+        if (clean == NULL)
+            goto error;
+        if (clean != line) {  /* a secret: the entry is what the line now says */
+            PyObject *decoded = PyObject_CallOneArg(self->decode, clean);
+            if (decoded == NULL) {
+                Py_DECREF(clean);
+                goto error;
+            }
+            Py_SETREF(e, decoded);
+        }
+        Py_SETREF(line, clean);
+    }
+    ts = PyDict_GetItemWithError(e, s_timestamp);
+    if (ts == NULL || !PyUnicode_Check(ts)) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "entry without a timestamp");
+        goto error;
+    }
+    day = PyUnicode_Substring(ts, 0, 10);
+    if (day == NULL || append(self, line, day, now_ns) < 0)
+        goto error;
+    Py_DECREF(day);
+    Py_DECREF(line);
+    return e;
+
+error:
+    Py_XDECREF(day);
+    Py_XDECREF(line);
+    Py_XDECREF(e);
+    return NULL;
+slow:
+    return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
+}
+
+static PyObject *
+fastlog_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    FastLog *self;
+    PyObject *slow, *write_line, *writer, *plans, *rates, *span_var, *time_mod, *redacted,
+             *decode, *dumps, *option;
+    int redact, check_files;
+    Py_ssize_t pipe_buf;
+
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs) > 0) {
+        PyErr_SetString(PyExc_TypeError, "FastLog() takes positional arguments only");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "OOOO!OOOOOOOppn:FastLog", &slow, &write_line, &writer,
+                          &PyDict_Type, &plans, &rates, &span_var, &time_mod, &redacted,
+                          &decode, &dumps, &option, &redact, &check_files, &pipe_buf))
+        return NULL;
+    if (!PyContextVar_CheckExact(span_var)) {
+        PyErr_SetString(PyExc_TypeError, "FastLog(): span_var must be a ContextVar");
+        return NULL;
+    }
+    self = (FastLog *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->vectorcall = fastlog_call;
+    Py_INCREF(slow); self->slow = slow;
+    Py_INCREF(write_line); self->write_line = write_line;
+    Py_INCREF(writer); self->writer = writer;
+    Py_INCREF(plans); self->plans = plans;
+    Py_INCREF(rates); self->rates = rates;
+    Py_INCREF(span_var); self->span_var = span_var;
+    Py_INCREF(time_mod); self->time_mod = time_mod;
+    Py_INCREF(redacted); self->redacted = redacted;
+    Py_INCREF(decode); self->decode = decode;
+    Py_INCREF(dumps); self->dumps = dumps;
+    Py_INCREF(option); self->option = option;
+    self->redact = redact;
+    self->check_files = check_files;
+    self->pipe_buf = pipe_buf;
+    return (PyObject *)self;
+}
+
+static int
+fastlog_traverse(FastLog *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->slow);
+    Py_VISIT(self->write_line);
+    Py_VISIT(self->writer);
+    Py_VISIT(self->plans);
+    Py_VISIT(self->rates);
+    Py_VISIT(self->span_var);
+    Py_VISIT(self->time_mod);
+    Py_VISIT(self->redacted);
+    Py_VISIT(self->decode);
+    Py_VISIT(self->dumps);
+    Py_VISIT(self->option);
+    return 0;
+}
+
+static int
+fastlog_clear(FastLog *self)
+{
+    Py_CLEAR(self->slow);
+    Py_CLEAR(self->write_line);
+    Py_CLEAR(self->writer);
+    Py_CLEAR(self->plans);
+    Py_CLEAR(self->rates);
+    Py_CLEAR(self->span_var);
+    Py_CLEAR(self->time_mod);
+    Py_CLEAR(self->redacted);
+    Py_CLEAR(self->decode);
+    Py_CLEAR(self->dumps);
+    Py_CLEAR(self->option);
+    return 0;
+}
+
+static void
+fastlog_dealloc(FastLog *self)
+{
+    PyObject_GC_UnTrack(self);
+    fastlog_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+fastlog_tp_call(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    return PyVectorcall_Call(self, args, kwargs);
+}
+
+static PyTypeObject FastLogType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "promptlab.logs._speedups.FastLog",
+    .tp_basicsize = sizeof(FastLog),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "logger.log(**fields): write one entry and return it as written.\n\n"
+              "The C fast path of promptlab.Logger.log (see its documentation).",
+    .tp_new = fastlog_new,
+    .tp_dealloc = (destructor)fastlog_dealloc,
+    .tp_traverse = (traverseproc)fastlog_traverse,
+    .tp_clear = (inquiry)fastlog_clear,
+    .tp_call = fastlog_tp_call,
+    .tp_vectorcall_offset = offsetof(FastLog, vectorcall),
+};
 
 static PyMethodDef speedup_methods[] = {
     {"maybe_secret", maybe_secret, METH_O,
@@ -384,6 +862,10 @@ static PyMethodDef speedup_methods[] = {
     {"build", (PyCFunction)(void (*)(void))build, METH_FASTCALL,
      "build(fields, plan, entry_id, kind, now_ns, start_ns, rates) -> dict | None\n\n"
      "The entry for `fields` when every value has its canonical type, else None."},
+    {"new_id", (PyCFunction)(void (*)(void))new_id, METH_FASTCALL,
+     "new_id(ms=None) -> str\n\nA new ULID (see promptlab.logs.entry.new_id)."},
+    {"seed", seed, METH_O,
+     "seed(random_bytes)\n\nReseed the id generator (at import and in forked children)."},
     {NULL, NULL, 0, NULL}
 };
 
@@ -402,10 +884,40 @@ PyInit__speedups(void)
     s_timestamp = PyUnicode_InternFromString("timestamp");
     s_cost_usd = PyUnicode_InternFromString("cost_usd");
     ten = PyLong_FromLong(10);
+    s_files = PyUnicode_InternFromString("_files");
+    s_lock = PyUnicode_InternFromString("_lock");
+    s_locked = PyUnicode_InternFromString("locked");
+    s_fd = PyUnicode_InternFromString("fd");
+    s_due = PyUnicode_InternFromString("due");
+    s_checked = PyUnicode_InternFromString("checked");
+    s_fsync = PyUnicode_InternFromString("fsync");
+    s_time_ns = PyUnicode_InternFromString("time_ns");
+    s_llm = PyUnicode_InternFromString("llm");
+    {  /* orjson matches keyword names by identity: use the interned string */
+        PyObject *option = PyUnicode_InternFromString("option");
+        s_option_kw = option ? PyTuple_Pack(1, option) : NULL;
+        Py_XDECREF(option);
+    }
+    if (!s_files || !s_lock || !s_locked || !s_fd || !s_due || !s_checked || !s_fsync
+            || !s_time_ns || !s_llm || !s_option_kw)
+        return NULL;
+    if (PyType_Ready(&FastLogType) < 0)
+        return NULL;
     builtins = PyImport_ImportModule("builtins");
     round_fn = builtins ? PyObject_GetAttrString(builtins, "round") : NULL;
     Py_XDECREF(builtins);
     if (!s_id || !s_kind || !s_timestamp || !s_cost_usd || !ten || !round_fn)
         return NULL;
-    return PyModule_Create(&speedups_module);
+    {
+        PyObject *m = PyModule_Create(&speedups_module);
+        if (m == NULL)
+            return NULL;
+        Py_INCREF(&FastLogType);
+        if (PyModule_AddObject(m, "FastLog", (PyObject *)&FastLogType) < 0) {
+            Py_DECREF(&FastLogType);
+            Py_DECREF(m);
+            return NULL;
+        }
+        return m;
+    }
 }

@@ -21,6 +21,15 @@ from typing import Any
 
 from promptlab.errors import LogError
 
+# The C speed-ups (promptlab/logs/_speedups.c), when they were built; PROMPTLAB_NO_SPEEDUPS=1
+# turns them off (the tests run the logger both ways).
+try:
+    if os.environ.get("PROMPTLAB_NO_SPEEDUPS") == "1":
+        raise ImportError("turned off by PROMPTLAB_NO_SPEEDUPS")
+    from promptlab.logs import _speedups as speedups
+except ImportError:  # pragma: no cover - depends on the build
+    speedups = None
+
 SCHEMA_VERSION = 1
 KINDS = ("llm", "span", "feedback")
 STATUSES = ("ok", "error")
@@ -131,7 +140,7 @@ _rng = random.Random()
 _getrandbits = _rng.getrandbits
 
 
-def new_id(ms: int | None = None) -> str:
+def _new_id_py(ms: int | None = None) -> str:
     """A new 26-character ULID: 48-bit millisecond time + 80 random bits, Crockford base32.
 
     Ids sort by creation time; within one process they are strictly increasing even inside
@@ -176,10 +185,18 @@ def ulid_time(value: str) -> _dt.datetime:
     return _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.UTC)
 
 
+new_id = _new_id_py
+if speedups is not None:  # the same algorithm in C; its generator seeded from OS entropy
+    new_id = speedups.new_id
+    speedups.seed(os.urandom(16))
+
+
 def _after_fork_in_child() -> None:
     # A forked child must not continue the parent's sequence or random stream (duplicates).
     _ulid.reset()
     _rng.seed()
+    if speedups is not None:
+        speedups.seed(os.urandom(16))
 
 
 if hasattr(os, "register_at_fork"):
@@ -551,17 +568,13 @@ def _template(keys: tuple[str, ...]) -> tuple[dict[str, Any], bool]:
 
 # The C builder (promptlab/logs/_speedups.c), when it was built: the same work as the
 # generated builder for values of canonical types, None for anything else.
-# PROMPTLAB_NO_SPEEDUPS=1 turns it off (the tests run the logger both ways).
-try:
-    if os.environ.get("PROMPTLAB_NO_SPEEDUPS") == "1":
-        raise ImportError("turned off by PROMPTLAB_NO_SPEEDUPS")
-    from promptlab.logs._speedups import build as c_build
-except ImportError:  # pragma: no cover - depends on the build
-    c_build = None
+c_build = None if speedups is None else speedups.build
 
 # Schema type -> the C builder's one-letter code (messages and scores: Python only).
 _CODES = {_STR: "s", _INT: "i", _NUM: "n", _BOOL: "b", _TAGS: "t", _OBJ: "o", _ID: "d"}
 _plans: dict[tuple[str, ...], tuple[Any, Any]] = {}
+# keys -> the C plan (or None): what the C fast path of Logger.log looks up.
+c_plans: dict[tuple[str, ...], Any] = {}
 
 
 def entry_plan(keys: tuple[str, ...]) -> tuple[Any, Any]:
@@ -592,7 +605,9 @@ def entry_plan(keys: tuple[str, ...]) -> tuple[Any, Any]:
     plan = (cplan, build)
     if len(_plans) > 512:
         _plans.clear()
+        c_plans.clear()
     _plans[keys] = plan
+    c_plans[keys] = cplan
     return plan
 
 

@@ -35,12 +35,14 @@ from promptlab.logs.entry import (
     _plans,
     build_entry,
     c_build,
+    c_plans,
     complete,
     encode_entry,
     entry_plan,
     format_timestamp,
     is_ulid,
     new_id,
+    speedups,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -94,7 +96,7 @@ class Logger:
     ):
         self._log_dir_arg = None if log_dir is None else Path(log_dir).expanduser()
         self._redact_arg = redact
-        self.redactor = redactor
+        self._redactor = redactor
         self.fsync = fsync
         self.strict = strict
         self._prices_arg = prices
@@ -114,6 +116,47 @@ class Logger:
         self._rates: dict[str, tuple[float, float, float] | None] | None = None
         self._redact = True
         self._log_dir: Path | None = self._log_dir_arg
+
+    @property
+    def redactor(self) -> Callable[[str], str] | None:
+        """Extra redaction applied to every string value (see the class documentation)."""
+        return self._redactor
+
+    @redactor.setter
+    def redactor(self, value: Callable[[str], str] | None) -> None:
+        self._redactor = value
+        if self._ready:
+            self._install_fast_path()
+
+    def _install_fast_path(self) -> None:
+        """Serve `self.log` from the C fast path (promptlab/logs/_speedups.c) when it can.
+
+        The instance attribute shadows the `log` method; the fast path hands every call it
+        does not cover (a span open, a value to convert, a file to open or check, …) to that
+        method before anything is written, so both give the same entries.
+        """
+        self.__dict__.pop("log", None)
+        if speedups is None or self._writer is None or self._redactor is not None:
+            return
+        import orjson
+
+        from promptlab.logs.redact import redact_rules
+        from promptlab.logs.writer import PIPE_BUF
+
+        self.log = speedups.FastLog(  # type: ignore[method-assign]
+            Logger.log.__get__(self), self._write_line, self._writer, c_plans, self._rates,
+            _current_span, time, redact_rules, orjson.loads, orjson.dumps,
+            orjson.OPT_APPEND_NEWLINE, self._redact, self._writer.check_interval >= 0, PIPE_BUF)
+
+    def _write_line(self, line: bytes, day: str, now_ns: int, written: int = 0) -> None:
+        """Append `line` (its first `written` bytes already are) through the writer."""
+        try:
+            if written:
+                self._writer.write_rest(line, day, written)  # type: ignore[union-attr]
+            else:
+                self._writer.write(line, day, now_ns)  # type: ignore[union-attr]
+        except LogError as exc:
+            self._failed(exc)
 
     def __repr__(self) -> str:
         where = self._log_dir or "(log folder resolved at first write)"
@@ -163,6 +206,7 @@ class Logger:
             self._price_memo = self._price_of if self._prices is not None else None
             self._rates = {} if self._prices is not None else None
             self._ready = True
+            self._install_fast_path()
 
     def _load_prices(self, settings: Any) -> Prices | None:
         arg = self._prices_arg

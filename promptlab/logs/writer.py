@@ -109,6 +109,18 @@ class LogWriter:
         finally:
             lock.release()
 
+    def write_rest(self, line: bytes, day: str, written: int) -> None:
+        """Append the rest of `line`, whose first `written` bytes a short write appended."""
+        with self._lock:
+            handle = self._files.get(day)
+            if handle is None:  # pragma: no cover - the caller just wrote to it
+                raise LogError(f"cannot finish a log line: the file of {day} was closed")
+            try:
+                self._write_rest(handle.fd, line, written)
+            except OSError as exc:
+                self._close(day)
+                raise LogError(_describe(exc, handle.path)) from exc
+
     def _write_locked(self, fd: int, line: bytes) -> None:
         import fcntl
 

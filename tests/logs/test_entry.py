@@ -278,8 +278,10 @@ def test_builder_keeps_its_own_lists_and_rejects_unknown_keys_up_front() -> None
 
 
 def test_ulids_stay_ordered_across_the_cached_stem_boundary() -> None:
+    # The pure-Python generator (used without the C speed-ups).
     from promptlab.logs import entry as entry_module
 
+    new_id = entry_module._new_id_py
     state = entry_module._ulid
     ms = max(state.last_ms, time.time_ns() // 1_000_000) + 1
     first = new_id(ms)  # a fresh millisecond: a new random part
@@ -295,6 +297,31 @@ def test_ulids_stay_ordered_across_the_cached_stem_boundary() -> None:
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def _random_part(ulid: str) -> int:
+    return int("".join(format(_CROCKFORD.index(c), "05b") for c in ulid[10:]), 2)
+
+
+def test_the_c_ulids_follow_the_same_rules() -> None:
+    from promptlab.logs import entry as entry_module
+
+    if entry_module.speedups is None:
+        pytest.skip("the C speed-ups are not built here")
+    assert entry_module.new_id is entry_module.speedups.new_id  # the one generator in use
+    c_new_id = entry_module.speedups.new_id
+    ms = time.time_ns() // 1_000_000 + 50  # a little ahead: later ids (None: now) stay in it
+    ids = [c_new_id(ms) for _ in range(3000)] + [c_new_id(ms - 5000), c_new_id(None), c_new_id()]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)  # clock set back: never goes back
+    assert all(is_ulid(i) for i in ids)
+    assert {round(ulid_time(i).timestamp() * 1000) for i in ids[:3002]} == {ms}
+    rands = [_random_part(i) for i in ids[:3002]]
+    assert rands == list(range(rands[0], rands[0] + 3002))  # +1 within the millisecond
+    later = c_new_id(ms + 1)
+    assert round(ulid_time(later).timestamp() * 1000) == ms + 1 and later > ids[-1]
+    assert _random_part(later) != rands[-1] + 1  # a new millisecond: a new random part
+    with pytest.raises(ValueError, match="48-bit"):
+        c_new_id(2**48)
 
 
 def _seeded_ids(queue: multiprocessing.Queue, n: int) -> None:  # type: ignore[type-arg]
