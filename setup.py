@@ -6,9 +6,9 @@ and promptlab does the same work in Python. `-ffp-contract=off` keeps the cost s
 same floating-point steps as Python's (no fused multiply-add).
 """
 
-from setuptools import Extension, setup
-
 import sys
+
+from setuptools import Extension, setup
 
 flags = [] if sys.platform == "win32" else ["-ffp-contract=off"]
 setup(ext_modules=[Extension("promptlab.logs._speedups", ["promptlab/logs/_speedups.c"],

@@ -546,11 +546,12 @@ typedef struct {
     PyObject *dumps;       /* orjson.dumps */
     PyObject *option;      /* OPT_APPEND_NEWLINE */
     int redact;
+    int fsync;             /* writer.fsync: every write goes through Python */
     int check_files;       /* writer.check_interval >= 0 */
     Py_ssize_t pipe_buf;
 } FastLog;
 
-static PyObject *s_files, *s_lock, *s_locked, *s_fd, *s_due, *s_checked, *s_fsync, *s_time_ns,
+static PyObject *s_files, *s_lock, *s_locked, *s_fd, *s_due, *s_checked, *s_time_ns, *real_time_ns,
                 *s_llm, *s_option_kw;
 
 static long long
@@ -585,19 +586,11 @@ append(FastLog *self, PyObject *line, PyObject *day, long long now_ns)
     flag = lock ? PyObject_CallMethodNoArgs(lock, s_locked) : NULL;
     if (flag == NULL)
         goto error;
-    if (flag == Py_False && size <= self->pipe_buf && PyDict_CheckExact(files)) {
+    if (flag == Py_False && size <= self->pipe_buf && !self->fsync && PyDict_CheckExact(files)) {
         handle = PyDict_GetItemWithError(files, day);
         if (handle == NULL && PyErr_Occurred())
             goto error;
         if (handle != NULL) {
-            PyObject *fs = PyObject_GetAttr(self->writer, s_fsync);
-            int want_fsync;
-            if (fs == NULL)
-                goto error;
-            want_fsync = PyObject_IsTrue(fs);
-            Py_DECREF(fs);
-            if (want_fsync < 0)
-                goto error;
             fd = attr_ll(handle, s_fd, &ok);
             if (!ok)
                 goto error;
@@ -607,7 +600,7 @@ append(FastLog *self, PyObject *line, PyObject *day, long long now_ns)
             checked = attr_ll(handle, s_checked, &ok);
             if (!ok)
                 goto error;
-            direct = !want_fsync && (!self->check_files || (now_ns < due && now_ns >= checked));
+            direct = !self->check_files || (now_ns < due && now_ns >= checked);
         }
     }
     if (direct) {
@@ -676,15 +669,26 @@ fastlog_call(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnam
     if (span != Py_None)
         goto slow;  /* inside a span: Python attaches the trace fields */
 
-    tn = PyObject_GetAttr(self->time_mod, s_time_ns);
-    now_obj = tn ? PyObject_CallNoArgs(tn) : NULL;
-    Py_XDECREF(tn);
-    if (now_obj == NULL)
+    tn = PyObject_GetAttr(self->time_mod, s_time_ns);  /* looked up: tests may patch it */
+    if (tn == NULL)
         return NULL;
-    now_ns = PyLong_AsLongLongAndOverflow(now_obj, &overflow);
-    Py_DECREF(now_obj);
-    if (now_ns == -1 && PyErr_Occurred())
-        return NULL;
+    if (tn == real_time_ns) {
+        struct timespec now;
+        Py_DECREF(tn);
+        clock_gettime(CLOCK_REALTIME, &now);  /* what time.time_ns() reads */
+        now_ns = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+        overflow = 0;
+    }
+    else {
+        now_obj = PyObject_CallNoArgs(tn);
+        Py_DECREF(tn);
+        if (now_obj == NULL)
+            return NULL;
+        now_ns = PyLong_AsLongLongAndOverflow(now_obj, &overflow);
+        Py_DECREF(now_obj);
+        if (now_ns == -1 && PyErr_Occurred())
+            return NULL;
+    }
     if (overflow || now_ns < 0 || now_ns / 1000000 >= (1LL << 48))
         goto slow;
     entry_id = ulid_new(now_ns / 1000000);
@@ -755,16 +759,16 @@ fastlog_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     FastLog *self;
     PyObject *slow, *write_line, *writer, *plans, *rates, *span_var, *time_mod, *redacted,
              *decode, *dumps, *option;
-    int redact, check_files;
+    int redact, fsync, check_files;
     Py_ssize_t pipe_buf;
 
     if (kwargs != NULL && PyDict_GET_SIZE(kwargs) > 0) {
         PyErr_SetString(PyExc_TypeError, "FastLog() takes positional arguments only");
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "OOOO!OOOOOOOppn:FastLog", &slow, &write_line, &writer,
+    if (!PyArg_ParseTuple(args, "OOOO!OOOOOOOpppn:FastLog", &slow, &write_line, &writer,
                           &PyDict_Type, &plans, &rates, &span_var, &time_mod, &redacted,
-                          &decode, &dumps, &option, &redact, &check_files, &pipe_buf))
+                          &decode, &dumps, &option, &redact, &fsync, &check_files, &pipe_buf))
         return NULL;
     if (!PyContextVar_CheckExact(span_var)) {
         PyErr_SetString(PyExc_TypeError, "FastLog(): span_var must be a ContextVar");
@@ -786,6 +790,7 @@ fastlog_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     Py_INCREF(dumps); self->dumps = dumps;
     Py_INCREF(option); self->option = option;
     self->redact = redact;
+    self->fsync = fsync;
     self->check_files = check_files;
     self->pipe_buf = pipe_buf;
     return (PyObject *)self;
@@ -890,7 +895,6 @@ PyInit__speedups(void)
     s_fd = PyUnicode_InternFromString("fd");
     s_due = PyUnicode_InternFromString("due");
     s_checked = PyUnicode_InternFromString("checked");
-    s_fsync = PyUnicode_InternFromString("fsync");
     s_time_ns = PyUnicode_InternFromString("time_ns");
     s_llm = PyUnicode_InternFromString("llm");
     {  /* orjson matches keyword names by identity: use the interned string */
@@ -898,8 +902,15 @@ PyInit__speedups(void)
         s_option_kw = option ? PyTuple_Pack(1, option) : NULL;
         Py_XDECREF(option);
     }
-    if (!s_files || !s_lock || !s_locked || !s_fd || !s_due || !s_checked || !s_fsync
+    if (!s_files || !s_lock || !s_locked || !s_fd || !s_due || !s_checked
             || !s_time_ns || !s_llm || !s_option_kw)
+        return NULL;
+    {  /* time.time_ns itself: while it is not patched, the clock is read directly */
+        PyObject *time_mod = PyImport_ImportModule("time");
+        real_time_ns = time_mod ? PyObject_GetAttr(time_mod, s_time_ns) : NULL;
+        Py_XDECREF(time_mod);
+    }
+    if (real_time_ns == NULL)
         return NULL;
     if (PyType_Ready(&FastLogType) < 0)
         return NULL;

@@ -146,7 +146,8 @@ class Logger:
         self.log = speedups.FastLog(  # type: ignore[method-assign]
             Logger.log.__get__(self), self._write_line, self._writer, c_plans, self._rates,
             _current_span, time, redact_rules, orjson.loads, orjson.dumps,
-            orjson.OPT_APPEND_NEWLINE, self._redact, self._writer.check_interval >= 0, PIPE_BUF)
+            orjson.OPT_APPEND_NEWLINE, self._redact, self._writer.fsync,
+            self._writer.check_interval >= 0, PIPE_BUF)
 
     def _write_line(self, line: bytes, day: str, now_ns: int, written: int = 0) -> None:
         """Append `line` (its first `written` bytes already are) through the writer."""
