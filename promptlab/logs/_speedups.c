@@ -30,7 +30,7 @@
 /* -- maybe_secret ------------------------------------------------------------------------ */
 
 static int
-has_anchor(const char *s, Py_ssize_t n)
+has_anchor_in(const char *s, Py_ssize_t n, int nul_free)
 {
     const char *end = s + n;
     const char *p;
@@ -51,9 +51,16 @@ has_anchor(const char *s, Py_ssize_t n)
     /* "ccess" (secret_access_key, SecretAccessKey) and "earer" (Bearer tokens). glibc's
        strstr is vectorised and about six times faster than its memmem on short needles;
        it needs text without NUL bytes, which an encoded JSON line is (NUL is escaped). */
-    if (memchr(s, '\0', (size_t)n) == NULL)
+    if (nul_free || memchr(s, '\0', (size_t)n) == NULL)
         return strstr(s, "ccess") != NULL || strstr(s, "earer") != NULL;
     return memmem(s, (size_t)n, "ccess", 5) != NULL || memmem(s, (size_t)n, "earer", 5) != NULL;
+}
+
+/* Any bytes (NUL included; a PyBytes buffer always ends in a NUL, which strstr needs). */
+static int
+has_anchor(const char *s, Py_ssize_t n)
+{
+    return has_anchor_in(s, n, 0);
 }
 
 static PyObject *
@@ -534,7 +541,7 @@ seed(PyObject *module, PyObject *arg)
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
-    PyObject *slow;        /* Logger._log_py: the Python implementation */
+    PyObject *slow;        /* Logger.log, the Python method, bound */
     PyObject *write_line;  /* Logger._write_line(line, day, now_ns, written) */
     PyObject *writer;      /* LogWriter */
     PyObject *plans;       /* keys tuple -> C plan (entry._c_plans) */
@@ -545,6 +552,10 @@ typedef struct {
     PyObject *decode;      /* orjson.loads */
     PyObject *dumps;       /* orjson.dumps */
     PyObject *option;      /* OPT_APPEND_NEWLINE */
+    PyObject *day;         /* the last day written to, "YYYY-MM-DD" */
+    PyObject *last_names;  /* the last keyword names seen ... */
+    PyObject *last_cplan;  /* ... their plan tuple ... */
+    Plan last_plan;        /* ... read (it points into last_cplan) */
     int redact;
     int fsync;             /* writer.fsync: every write goes through Python */
     int check_files;       /* writer.check_interval >= 0 */
@@ -650,15 +661,27 @@ fastlog_call(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnam
     if (PyVectorcall_NARGS(nargsf) != 0 || kwnames == NULL)
         goto slow;
     n = PyTuple_GET_SIZE(kwnames);
-    cplan = PyDict_GetItemWithError(self->plans, kwnames);
-    if (cplan == NULL) {
-        if (PyErr_Occurred())
-            return NULL;
-        goto slow;  /* a new set of fields: Python compiles its plan */
+    if (kwnames == self->last_names) {
+        /* The same call site again: its keyword names are one constant tuple. */
+        plan = self->last_plan;
     }
-    if (cplan == Py_None || read_plan(cplan, n, &plan) < 0) {
-        PyErr_Clear();
-        goto slow;
+    else {
+        cplan = PyDict_GetItemWithError(self->plans, kwnames);
+        if (cplan == NULL) {
+            if (PyErr_Occurred())
+                return NULL;
+            goto slow;  /* a new set of fields: Python compiles its plan */
+        }
+        if (cplan == Py_None || read_plan(cplan, n, &plan) < 0) {
+            PyErr_Clear();
+            goto slow;
+        }
+        /* Remember it (holding the names and the plan keeps both pointers valid). */
+        Py_INCREF(kwnames);
+        Py_XSETREF(self->last_names, kwnames);
+        Py_INCREF(cplan);
+        Py_XSETREF(self->last_cplan, cplan);
+        self->last_plan = plan;
     }
     for (i = 0; i < n; i++)
         if (!canonical(plan.code[i], args[i]))
@@ -717,7 +740,8 @@ fastlog_call(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnam
         PyErr_SetString(PyExc_TypeError, "dumps() did not return bytes");
         goto error;
     }
-    if (self->redact && has_anchor(PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line))) {
+    /* orjson escapes NUL in JSON text, so its lines hold none. */
+    if (self->redact && has_anchor_in(PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line), 1)) {
         PyObject *clean = PyObject_CallOneArg(self->redacted, line);
         if (clean == NULL)
             goto error;
@@ -737,8 +761,20 @@ fastlog_call(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnam
             PyErr_SetString(PyExc_RuntimeError, "entry without a timestamp");
         goto error;
     }
-    day = PyUnicode_Substring(ts, 0, 10);
-    if (day == NULL || append(self, line, day, now_ns) < 0)
+    /* The day: the previous call's string while it is the same (its hash is cached). */
+    if (self->day != NULL && PyUnicode_GET_LENGTH(ts) >= 10
+            && PyUnicode_Tailmatch(ts, self->day, 0, 10, -1) == 1) {
+        day = self->day;
+        Py_INCREF(day);
+    }
+    else {
+        day = PyUnicode_Substring(ts, 0, 10);
+        if (day == NULL)
+            goto error;
+        Py_INCREF(day);
+        Py_XSETREF(self->day, day);
+    }
+    if (append(self, line, day, now_ns) < 0)
         goto error;
     Py_DECREF(day);
     Py_DECREF(line);
@@ -810,6 +846,9 @@ fastlog_traverse(FastLog *self, visitproc visit, void *arg)
     Py_VISIT(self->decode);
     Py_VISIT(self->dumps);
     Py_VISIT(self->option);
+    Py_VISIT(self->day);
+    Py_VISIT(self->last_names);
+    Py_VISIT(self->last_cplan);
     return 0;
 }
 
@@ -827,6 +866,9 @@ fastlog_clear(FastLog *self)
     Py_CLEAR(self->decode);
     Py_CLEAR(self->dumps);
     Py_CLEAR(self->option);
+    Py_CLEAR(self->day);
+    Py_CLEAR(self->last_names);
+    Py_CLEAR(self->last_cplan);
     return 0;
 }
 

@@ -50,6 +50,10 @@ class _Open:
 class LogWriter:
     """Appends encoded lines to `<log_dir>/<day>.jsonl`. Thread-safe; fork-safe."""
 
+    # Slots: the C fast path of Logger.log reads _files and _lock on every call.
+    __slots__ = ("__weakref__", "_dir_ready", "_files", "_interval_ns", "_lock", "check_interval",
+                 "fsync", "log_dir")
+
     def __init__(self, log_dir: str | os.PathLike[str], *, fsync: bool = False,
                  check_interval: float = 1.0):
         self.log_dir = Path(log_dir)
