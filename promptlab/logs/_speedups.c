@@ -790,6 +790,35 @@ slow:
 }
 
 static PyObject *
+fastlog_append(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    long long now_ns;
+    int overflow;
+
+    if (nargs != 3 || !PyBytes_CheckExact(args[0]) || !PyUnicode_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "append(line: bytes, day: str, now_ns: int)");
+        return NULL;
+    }
+    now_ns = PyLong_AsLongLongAndOverflow(args[2], &overflow);
+    if (now_ns == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow) {
+        PyErr_SetString(PyExc_OverflowError, "append(): now_ns is out of range");
+        return NULL;
+    }
+    if (append((FastLog *)op, args[0], args[1], now_ns) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef fastlog_methods[] = {
+    {"append", (PyCFunction)(void (*)(void))fastlog_append, METH_FASTCALL,
+     "append(line, day, now_ns)\n\nAppend one encoded line to the file of `day`, as "
+     "Logger.log does (through the writer when the file needs opening or checking)."},
+    {NULL, NULL, 0, NULL}
+};
+
+static PyObject *
 fastlog_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     FastLog *self;
@@ -898,6 +927,7 @@ static PyTypeObject FastLogType = {
     .tp_traverse = (traverseproc)fastlog_traverse,
     .tp_clear = (inquiry)fastlog_clear,
     .tp_call = fastlog_tp_call,
+    .tp_methods = fastlog_methods,
     .tp_vectorcall_offset = offsetof(FastLog, vectorcall),
 };
 

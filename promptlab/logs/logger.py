@@ -308,6 +308,10 @@ class Logger:
             if redacted is not line:
                 line = redacted
                 entry = _decode(line)
+        fast = self.__dict__.get("log")
+        if fast is not None:  # the C fast path's append (it reports failures itself)
+            fast.append(line, entry["timestamp"][:10], now_ns)
+            return entry
         writer = self._writer
         try:
             if writer is None:
