@@ -246,3 +246,37 @@ def test_new_days_and_rotated_files_go_through_python(log_dir: Path) -> None:
     assert json.loads(path.read_text())["id"] == second["id"]  # a new file at the path
     assert [e["id"] for e in read_entries(log_dir)] == [second["id"]]
     assert json.loads((log_dir / "rotated.jsonl").read_text())["id"] == first["id"]
+
+
+def test_call_entries_are_appended_by_the_c_writer_too(log_dir: Path) -> None:
+    import warnings
+
+    from promptlab.template import Rendered
+
+    logger = Logger(log_dir)
+    logger.log(model="m")
+    rendered = Rendered(messages=[{"role": "user", "content": "hi"}], model="m", config={},
+                        stamp={"prompt_id": "p", "prompt_version": "v1"})
+    with logger.call(rendered) as call:
+        call.finish(response="ok", input_tokens=3, output_tokens=1)
+    assert lines(log_dir)[-1] == call.entry and call.entry["prompt_id"] == "p"
+    if not os.path.exists("/dev/full"):
+        return
+    handle = logger._writer._files[call.entry["timestamp"][:10]]
+    os.close(handle.fd)
+    handle.fd = os.open("/dev/full", os.O_WRONLY)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with logger.call(rendered) as failing:
+            failing.finish(response="lost")
+    assert failing.entry["assistant_response"] == "lost" and logger.dropped == 1
+    assert "No space left on device" in str(caught[0].message)
+
+
+def test_the_append_method_checks_its_arguments(log_dir: Path) -> None:
+    logger = Logger(log_dir)
+    logger.log(model="m")
+    with pytest.raises(TypeError, match=r"append\(line: bytes, day: str, now_ns: int\)"):
+        logger.log.append("text", "2026-11-27", 0)
+    with pytest.raises(OverflowError, match="now_ns is out of range"):
+        logger.log.append(b"{}\n", "2026-11-27", 2**70)
