@@ -280,3 +280,39 @@ def test_the_append_method_checks_its_arguments(log_dir: Path) -> None:
         logger.log.append("text", "2026-11-27", 0)
     with pytest.raises(OverflowError, match="now_ns is out of range"):
         logger.log.append(b"{}\n", "2026-11-27", 2**70)
+
+
+def test_threads_logging_while_another_closes_the_files_lose_nothing(log_dir: Path) -> None:
+    # The C path writes to the writer's open descriptor; closing (and reopening) the files
+    # from another thread at the same time must never make it write to a closed or reused
+    # descriptor, nor lose or mix a line.
+    logger = Logger(log_dir)
+    logger.log(model="m")
+    stop = threading.Event()
+
+    def closer() -> None:
+        while not stop.is_set():
+            logger.close()
+            os.close(os.open(os.devnull, os.O_RDONLY))  # reuse descriptor numbers meanwhile
+            time.sleep(0.0005)
+
+    def work(n: int) -> None:
+        for i in range(1500):
+            logger.log(model="m", metadata={"thread": n, "seq": i},
+                       user_message=f"t{n}-{i}-" * (1 + i % 500))  # some over PIPE_BUF
+
+    pool = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    other = threading.Thread(target=closer)
+    other.start()
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    stop.set()
+    other.join()
+    entries = [e for e in lines(log_dir) if "metadata" in e]
+    assert len(entries) == 6 * 1500 and logger.dropped == 0
+    assert len({e["id"] for e in entries}) == len(entries)
+    for e in entries:
+        n, i = e["metadata"]["thread"], e["metadata"]["seq"]
+        assert e["user_message"] == f"t{n}-{i}-" * (1 + i % 500)
