@@ -136,7 +136,8 @@ class Logger:
         method before anything is written, so both give the same entries.
         """
         self.__dict__.pop("log", None)
-        if speedups is None or self._writer is None or self._redactor is not None:
+        if (speedups is None or self._writer is None or self._redactor is not None
+                or type(self).log is not Logger.log):  # a subclass's own log() stays in charge
             return
         import orjson
 

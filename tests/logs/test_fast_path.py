@@ -316,3 +316,22 @@ def test_threads_logging_while_another_closes_the_files_lose_nothing(log_dir: Pa
     for e in entries:
         n, i = e["metadata"]["thread"], e["metadata"]["seq"]
         assert e["user_message"] == f"t{n}-{i}-" * (1 + i % 500)
+
+
+def test_a_subclass_that_overrides_log_keeps_its_own_method(log_dir: Path) -> None:
+    class Tagged(Logger):
+        def log(self, **fields: Any) -> dict[str, Any]:
+            return super().log(**{"tags": ["mine"], **fields})
+
+    logger = Tagged(log_dir)
+    logger.log(model="m")
+    assert "log" not in vars(logger)
+    assert logger.log(model="m")["tags"] == ["mine"]
+    assert [e["tags"] for e in lines(log_dir)] == [["mine"], ["mine"]]
+
+    class Plain(Logger):  # no override: the fast path serves it
+        pass
+
+    plain = Plain(log_dir)
+    plain.log(model="m")
+    assert "log" in vars(plain)
