@@ -150,6 +150,10 @@ class Logger:
             orjson.OPT_APPEND_NEWLINE, self._redact, self._writer.fsync,
             self._writer.check_interval >= 0, PIPE_BUF)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy must not keep the fast path, which is bound to this logger.
+        return {k: v for k, v in self.__dict__.items() if k != "log"}
+
     def _write_line(self, line: bytes, day: str, now_ns: int, written: int = 0) -> None:
         """Append `line` (its first `written` bytes already are) through the writer."""
         try:

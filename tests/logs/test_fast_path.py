@@ -335,3 +335,17 @@ def test_a_subclass_that_overrides_log_keeps_its_own_method(log_dir: Path) -> No
     plain = Plain(log_dir)
     plain.log(model="m")
     assert "log" in vars(plain)
+
+
+def test_a_copied_logger_logs_as_itself(tmp_path: Path) -> None:
+    import copy
+
+    first = Logger(tmp_path / "a")
+    first.log(model="m")
+    second = copy.copy(first)
+    assert "log" not in vars(second)  # the original's fast path is bound to the original
+    second.strict = True  # so this setting is the copy's own
+    assert second.log(model="m", user_message="hi")["user_message"] == "hi"
+    second.redactor = lambda text: text.upper()
+    assert second.log(model="m", user_message="hi")["user_message"] == "HI"
+    assert first.log(model="m", user_message="hi")["user_message"] == "hi"
