@@ -647,94 +647,40 @@ error:
     return -1;
 }
 
+/* Build, encode, pre-check and append the entry of the n fields keys[i] = vals[i], which
+   passed plan's checks. entry_id NULL: a new one; start_obj NULL: now minus the latency.
+   Returns the entry; NULL with an error set; or NULL with none: hand the call to Python
+   (nothing was written). */
 static PyObject *
-fastlog_call(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+emit(FastLog *self, PyObject *const *keys, PyObject *const *vals, Py_ssize_t n,
+     const Plan *plan, PyObject *entry_id, PyObject *start_obj, long long now_ns)
 {
-    FastLog *self = (FastLog *)op;
-    Py_ssize_t n, i;
-    PyObject *cplan, *span = NULL, *now_obj, *tn, *entry_id = NULL, *e = NULL, *line = NULL;
-    PyObject *ts, *day = NULL;
-    long long now_ns;
-    int overflow;
-    Plan plan;
+    PyObject *e = NULL, *line = NULL, *ts, *day = NULL;
 
-    if (PyVectorcall_NARGS(nargsf) != 0 || kwnames == NULL)
-        goto slow;
-    n = PyTuple_GET_SIZE(kwnames);
-    if (kwnames == self->last_names) {
-        /* The same call site again: its keyword names are one constant tuple. */
-        plan = self->last_plan;
+    if (now_ns < 0 || now_ns / 1000000 >= (1LL << 48))
+        return NULL;
+    if (entry_id == NULL) {
+        entry_id = ulid_new(now_ns / 1000000);
+        if (entry_id == NULL)
+            return NULL;
     }
     else {
-        cplan = PyDict_GetItemWithError(self->plans, kwnames);
-        if (cplan == NULL) {
-            if (PyErr_Occurred())
-                return NULL;
-            goto slow;  /* a new set of fields: Python compiles its plan */
-        }
-        if (cplan == Py_None || read_plan(cplan, n, &plan) < 0) {
-            PyErr_Clear();
-            goto slow;
-        }
-        /* Remember it (holding the names and the plan keeps both pointers valid). */
-        Py_INCREF(kwnames);
-        Py_XSETREF(self->last_names, kwnames);
-        Py_INCREF(cplan);
-        Py_XSETREF(self->last_cplan, cplan);
-        self->last_plan = plan;
+        Py_INCREF(entry_id);
     }
-    for (i = 0; i < n; i++)
-        if (!canonical(plan.code[i], args[i]))
-            goto slow;
-    if (PyContextVar_Get(self->span_var, Py_None, &span) < 0)
+    e = build_core(keys, vals, n, plan, entry_id, s_llm, now_ns, start_obj, self->rates);
+    Py_DECREF(entry_id);
+    if (e == NULL)
         return NULL;
-    Py_DECREF(span);
-    if (span != Py_None)
-        goto slow;  /* inside a span: Python attaches the trace fields */
-
-    tn = PyObject_GetAttr(self->time_mod, s_time_ns);  /* looked up: tests may patch it */
-    if (tn == NULL)
-        return NULL;
-    if (tn == real_time_ns) {
-        struct timespec now;
-        Py_DECREF(tn);
-        clock_gettime(CLOCK_REALTIME, &now);  /* what time.time_ns() reads */
-        now_ns = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
-        overflow = 0;
-    }
-    else {
-        now_obj = PyObject_CallNoArgs(tn);
-        Py_DECREF(tn);
-        if (now_obj == NULL)
-            return NULL;
-        now_ns = PyLong_AsLongLongAndOverflow(now_obj, &overflow);
-        Py_DECREF(now_obj);
-        if (now_ns == -1 && PyErr_Occurred())
-            return NULL;
-    }
-    if (overflow || now_ns < 0 || now_ns / 1000000 >= (1LL << 48))
-        goto slow;
-    entry_id = ulid_new(now_ns / 1000000);
-    if (entry_id == NULL)
-        return NULL;
-    e = build_core(&PyTuple_GET_ITEM(kwnames, 0), args, n, &plan, entry_id, s_llm, now_ns,
-                   NULL, self->rates);
-    Py_CLEAR(entry_id);
-    if (e == NULL) {
-        if (PyErr_Occurred())
-            return NULL;
-        goto slow;
-    }
     {
         PyObject *kwvals[2] = {e, self->option};
         line = PyObject_Vectorcall(self->dumps, kwvals, 1, s_option_kw);
     }
     if (line == NULL) {
+        Py_DECREF(e);
         if (!PyErr_ExceptionMatches(PyExc_TypeError))
-            goto error;
+            return NULL;
         PyErr_Clear();  /* not plain JSON: Python converts what it can */
-        Py_CLEAR(e);
-        goto slow;
+        return NULL;
     }
     if (!PyBytes_CheckExact(line)) {
         PyErr_SetString(PyExc_TypeError, "dumps() did not return bytes");
@@ -784,9 +730,144 @@ error:
     Py_XDECREF(day);
     Py_XDECREF(line);
     Py_XDECREF(e);
+    if (!PyErr_Occurred())  /* never "hand over" once something may have been written */
+        PyErr_SetString(PyExc_RuntimeError, "the log entry could not be written");
     return NULL;
+}
+
+static PyObject *
+fastlog_call(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    FastLog *self = (FastLog *)op;
+    Py_ssize_t n, i;
+    PyObject *cplan, *span = NULL, *now_obj, *tn, *e;
+    long long now_ns;
+    int overflow;
+    Plan plan;
+
+    if (PyVectorcall_NARGS(nargsf) != 0 || kwnames == NULL)
+        goto slow;
+    n = PyTuple_GET_SIZE(kwnames);
+    if (kwnames == self->last_names) {
+        /* The same call site again: its keyword names are one constant tuple. */
+        plan = self->last_plan;
+    }
+    else {
+        cplan = PyDict_GetItemWithError(self->plans, kwnames);
+        if (cplan == NULL) {
+            if (PyErr_Occurred())
+                return NULL;
+            goto slow;  /* a new set of fields: Python compiles its plan */
+        }
+        if (cplan == Py_None || read_plan(cplan, n, &plan) < 0) {
+            PyErr_Clear();
+            goto slow;
+        }
+        /* Remember it (holding the names and the plan keeps both pointers valid). */
+        Py_INCREF(kwnames);
+        Py_XSETREF(self->last_names, kwnames);
+        Py_INCREF(cplan);
+        Py_XSETREF(self->last_cplan, cplan);
+        self->last_plan = plan;
+    }
+    for (i = 0; i < n; i++)
+        if (!canonical(plan.code[i], args[i]))
+            goto slow;
+    if (PyContextVar_Get(self->span_var, Py_None, &span) < 0)
+        return NULL;
+    Py_DECREF(span);
+    if (span != Py_None)
+        goto slow;  /* inside a span: Python attaches the trace fields */
+
+    tn = PyObject_GetAttr(self->time_mod, s_time_ns);  /* looked up: tests may patch it */
+    if (tn == NULL)
+        return NULL;
+    if (tn == real_time_ns) {
+        struct timespec now;
+        Py_DECREF(tn);
+        clock_gettime(CLOCK_REALTIME, &now);  /* what time.time_ns() reads */
+        now_ns = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+    }
+    else {
+        now_obj = PyObject_CallNoArgs(tn);
+        Py_DECREF(tn);
+        if (now_obj == NULL)
+            return NULL;
+        now_ns = PyLong_AsLongLongAndOverflow(now_obj, &overflow);
+        Py_DECREF(now_obj);
+        if (now_ns == -1 && PyErr_Occurred())
+            return NULL;
+        if (overflow)
+            goto slow;
+    }
+    e = emit(self, &PyTuple_GET_ITEM(kwnames, 0), args, n, &plan, NULL, NULL, now_ns);
+    if (e != NULL || PyErr_Occurred())
+        return e;
 slow:
     return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
+}
+
+/* emit_fields(fields, entry_id, start_ns, now_ns) -> entry | None: the same for a dict of
+   fields with its id chosen, and its start (None: now minus the latency): logger.call, and
+   calls inside a span. None hands it to Python, with nothing written. */
+static PyObject *
+fastlog_emit_fields(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    FastLog *self = (FastLog *)op;
+    PyObject *fields, *names, *cplan, *key, *value, *e;
+    PyObject *keys[MAX_FIELDS], *vals[MAX_FIELDS];
+    Py_ssize_t n, i = 0, pos = 0;
+    long long now_ns;
+    int overflow;
+    Plan plan;
+
+    if (nargs != 4 || !PyDict_CheckExact(args[0]) || !PyUnicode_CheckExact(args[1])
+            || !(PyLong_CheckExact(args[2]) || args[2] == Py_None)) {
+        PyErr_SetString(PyExc_TypeError, "emit_fields(fields: dict, entry_id: str, "
+                        "start_ns: int | None, now_ns: int)");
+        return NULL;
+    }
+    fields = args[0];
+    n = PyDict_GET_SIZE(fields);
+    if (n == 0 || n > MAX_FIELDS)
+        Py_RETURN_NONE;
+    now_ns = PyLong_AsLongLongAndOverflow(args[3], &overflow);
+    if (now_ns == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow)
+        Py_RETURN_NONE;
+    while (PyDict_Next(fields, &pos, &key, &value) && i < n) {
+        keys[i] = key;
+        vals[i++] = value;
+    }
+    names = PyTuple_New(n);
+    if (names == NULL)
+        return NULL;
+    for (i = 0; i < n; i++) {
+        Py_INCREF(keys[i]);
+        PyTuple_SET_ITEM(names, i, keys[i]);
+    }
+    cplan = PyDict_GetItemWithError(self->plans, names);
+    Py_DECREF(names);
+    if (cplan == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    if (cplan == Py_None || read_plan(cplan, n, &plan) < 0) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    for (i = 0; i < n; i++)
+        if (!canonical(plan.code[i], vals[i]))
+            Py_RETURN_NONE;
+    /* The plan's tuple is borrowed from the plans dict: hold it while it is used. */
+    Py_INCREF(cplan);
+    e = emit(self, keys, vals, n, &plan, args[1], args[2], now_ns);
+    Py_DECREF(cplan);
+    if (e != NULL || PyErr_Occurred())
+        return e;
+    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -812,6 +893,10 @@ fastlog_append(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyMethodDef fastlog_methods[] = {
+    {"emit_fields", (PyCFunction)(void (*)(void))fastlog_emit_fields, METH_FASTCALL,
+     "emit_fields(fields, entry_id, start_ns, now_ns) -> dict | None\n\nLog a dict of "
+     "fields with its id (and start time, or None) chosen; None: not covered here, "
+     "nothing written."},
     {"append", (PyCFunction)(void (*)(void))fastlog_append, METH_FASTCALL,
      "append(line, day, now_ns)\n\nAppend one encoded line to the file of `day`, as "
      "Logger.log does (through the writer when the file needs opening or checking)."},

@@ -256,6 +256,11 @@ class Logger:
                     fields["trace_id"] = span.trace_id
                     fields["parent_id"] = span.id
                     fields["span_id"] = entry_id
+                    # Inside a span (the C call leaves those to Python): the rest in C.
+                    fast = self.__dict__.get("log")
+                    if fast is not None and (entry := fast.emit_fields(
+                            fields, entry_id, None, now_ns)) is not None:
+                        return entry
             keys = tuple(fields)
             cplan, build = _plans.get(keys) or entry_plan(keys)
             if cplan is None or (entry := c_build(fields, cplan, entry_id, "llm", now_ns, None,
@@ -558,9 +563,14 @@ class Call:
             fields["span_id"] = entry_id
         if "latency_ms" not in fields:  # in ms, to the nearest microsecond
             fields["latency_ms"] = (time.perf_counter_ns() - self._t0 + 500) // 1000 / 1000
-        self.entry = self.logger._write(fields, attach_trace=False, entry_id=entry_id,
-                                        start_ns=self.start_ns)
-        return self.entry
+        logger = self.logger
+        fast = logger.__dict__.get("log")  # the C fast path, once the logger is set up
+        if fast is None or (entry := fast.emit_fields(fields, entry_id, self.start_ns,
+                                                      time.time_ns())) is None:
+            entry = logger._write(fields, attach_trace=False, entry_id=entry_id,
+                                  start_ns=self.start_ns)
+        self.entry = entry
+        return entry
 
     def __enter__(self) -> Call:
         self._start()

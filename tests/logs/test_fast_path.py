@@ -349,3 +349,52 @@ def test_a_copied_logger_logs_as_itself(tmp_path: Path) -> None:
     second.redactor = lambda text: text.upper()
     assert second.log(model="m", user_message="hi")["user_message"] == "HI"
     assert first.log(model="m", user_message="hi")["user_message"] == "hi"
+
+
+def test_calls_and_span_entries_are_built_and_written_in_c(log_dir: Path) -> None:
+    from promptlab.template import Rendered
+
+    rendered = Rendered(messages=[{"role": "system", "content": "be brief"},
+                                  {"role": "user", "content": "hi"}], model="gpt-4o-mini",
+                        config={"temperature": 0.2},
+                        stamp={"prompt_id": "p", "prompt_version": "v1", "prompt_label": None})
+    fast, slow = Logger(log_dir / "fast"), python_only(log_dir / "slow")
+    entries = {}
+    for name, logger in (("fast", fast), ("slow", slow)):
+        for _ in range(2):  # the first call of a new set of fields teaches the fast path
+            with logger.call(rendered) as call:
+                call.finish(response="hello", input_tokens=12, output_tokens=3)
+            with logger.trace("t"):
+                in_span = logger.log(model="gpt-4o-mini", user_message="inner")
+        entries[name] = (call.entry, in_span)
+    python_path = mock.patch.object(Logger, "_write", side_effect=AssertionError("Python"))
+    with python_path, fast.call(rendered) as call:
+        call.finish(response="hello", input_tokens=12, output_tokens=3)
+    # The span's own entry is written by Python when it ends, after the patch is gone.
+    with fast.trace("t") as span, python_path:
+        inner = fast.log(model="gpt-4o-mini", user_message="inner")
+    assert inner["trace_id"] == span.trace_id and inner["span_id"] == inner["id"]
+    assert call.entry in lines(log_dir / "fast") and inner in lines(log_dir / "fast")
+    varying = ("id", "timestamp", "latency_ms", "trace_id", "parent_id", "span_id")
+    for got, expected in zip(entries["fast"], entries["slow"], strict=True):
+        assert list(got) == list(expected)
+        assert {k: v for k, v in got.items() if k not in varying} == {
+            k: v for k, v in expected.items() if k not in varying}
+    assert call.entry["cost_usd"] == entries["slow"][0]["cost_usd"]
+    assert call.entry["timestamp"] == entry_module.format_timestamp(call.start_ns)
+
+
+def test_emit_fields_checks_its_arguments_and_hands_over_what_it_does_not_cover(
+        log_dir: Path) -> None:
+    logger = Logger(log_dir)
+    logger.log(model="m")
+    fast = logger.log
+    with pytest.raises(TypeError, match=r"emit_fields\(fields: dict, entry_id: str"):
+        fast.emit_fields([], "ID", None, 0)
+    now = time.time_ns()
+    assert fast.emit_fields({"model": 3}, entry_module.new_id(), None, now) is None
+    assert fast.emit_fields({"modle": "m"}, entry_module.new_id(), None, now) is None
+    assert fast.emit_fields({}, entry_module.new_id(), None, now) is None
+    written = fast.emit_fields({"model": "m"}, entry_module.new_id(), now - 5_000_000_000, now)
+    assert written is not None and lines(log_dir)[-1] == written
+    assert written["timestamp"] == entry_module.format_timestamp(now - 5_000_000_000)
