@@ -1,7 +1,7 @@
 """Build hook for the optional C speed-up (metadata lives in pyproject.toml).
 
-`promptlab.logs._speedups` holds the two slowest steps of the log hot path (the redaction
-pre-check and the entry builder). It is optional: without a C compiler the build goes on
+`promptlab.logs._speedups` is Logger.log's common case in C (entry building, ids, the
+redaction pre-check, the append). It is optional: without a C compiler the build goes on
 and promptlab does the same work in Python. `-ffp-contract=off` keeps the cost sums in the
 same floating-point steps as Python's (no fused multiply-add).
 """

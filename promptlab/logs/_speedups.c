@@ -1,7 +1,8 @@
-/* promptlab.logs._speedups: the log hot path's two slowest steps, in C.
+/* promptlab.logs._speedups: Logger.log's common case, in C.
  *
- * Optional. Each function has a pure-Python twin that gives the same answers (tests check
- * that), so a build without a C compiler only runs slower.
+ * Optional. Everything here has a pure-Python twin that gives the same answers (tests
+ * check that), so a build without a C compiler only runs slower. The GIL serialises every
+ * function here; the module keeps its state (id generator, caches) in statics.
  *
  * maybe_secret(line) -> bool
  *   Every built-in redaction rule (promptlab/logs/redact.py) needs one of a few literal
@@ -16,6 +17,14 @@
  *   schema order, cost, timestamp), without the interpreter. Returns None for anything
  *   else (a value to convert, a field to report, a model not priced yet): the Python
  *   builder then does the job and words the error.
+ *
+ * new_id(ms=None) -> str, seed(random_bytes)
+ *   entry.new_id's ULIDs: the same algorithm, its random parts from a generator seeded with
+ *   OS entropy at import and in every forked child.
+ *
+ * FastLog(...)
+ *   What Logger installs as `logger.log`: build, encode, pre-check and append in one call,
+ *   handing every call it does not cover to the Python method before anything is written.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
