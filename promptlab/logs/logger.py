@@ -243,6 +243,9 @@ class Logger:
         user_message, assistant_response, messages, input_tokens, output_tokens,
         cached_tokens, reasoning_tokens, latency_ms, tags, metadata, prompt_*, run_id,
         experiment, variant, unit_id, item_id, repeat, scores, status, error, …
+
+        With the C speed-ups built, `logger.log` on a set-up logger is their FastLog, which
+        writes the same entries and hands this method what it does not cover.
         """
         if self._ready and not ("kind" in fields or "id" in fields or "timestamp" in fields
                                 or "v" in fields):
