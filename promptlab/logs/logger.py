@@ -110,7 +110,6 @@ class Logger:
         self._prices: Prices | None = None
         self._price_of: dict[str, Price | None] = {}
         self._lookup = self._lookup_price  # bound once: the hot path passes it along
-        self._price_memo: dict[str, Price | None] | None = None  # _price_of, when priced
         # model -> (input, output, cached input) USD per million tokens, or None: the
         # C builder's view of _price_of (None when costs are off).
         self._rates: dict[str, tuple[float, float, float] | None] | None = None
@@ -209,7 +208,6 @@ class Logger:
             self._writer = LogWriter(self._log_dir, fsync=self.fsync,
                                      check_interval=self.check_interval)
             self._prices = self._load_prices(settings)
-            self._price_memo = self._price_of if self._prices is not None else None
             self._rates = {} if self._prices is not None else None
             self._ready = True
             self._install_fast_path()
@@ -247,30 +245,6 @@ class Logger:
         With the C speed-ups built, `logger.log` on a set-up logger is their FastLog, which
         writes the same entries and hands this method what it does not cover.
         """
-        if self._ready and not ("kind" in fields or "id" in fields or "timestamp" in fields
-                                or "v" in fields):
-            # The common case, inline (this is the hot path of every logged call): the
-            # entry's head is ours to fill in.
-            now_ns = time.time_ns()
-            entry_id = new_id(now_ns // 1_000_000)
-            if fields.get("trace_id") is None:
-                span = _current_span.get()
-                if span is not None:
-                    fields["trace_id"] = span.trace_id
-                    fields["parent_id"] = span.id
-                    fields["span_id"] = entry_id
-                    # Inside a span (the C call leaves those to Python): the rest in C.
-                    fast = self.__dict__.get("log")
-                    if fast is not None and (entry := fast.emit_fields(
-                            fields, entry_id, None, now_ns)) is not None:
-                        return entry
-            keys = tuple(fields)
-            cplan, build = _plans.get(keys) or entry_plan(keys)
-            if cplan is None or (entry := c_build(fields, cplan, entry_id, "llm", now_ns, None,
-                                                  self._rates)) is None:
-                entry = build(fields, entry_id, "llm", None, now_ns, self._price_memo,
-                              self._lookup)
-            return self._emit(entry, now_ns)
         return self._write(fields, True)
 
     def _write(self, fields: dict[str, Any], attach_trace: bool = False,
@@ -283,19 +257,20 @@ class Logger:
         if not self._ready:
             self._setup()
         now_ns = time.time_ns()
-        price_of = self._price_memo
+        price_of = self._price_of if self._rates is not None else None
         if "kind" in fields or "id" in fields or "timestamp" in fields or "v" in fields:
             entry = self._entry_with_head(fields, attach_trace, entry_id, start_ns, now_ns,
                                           price_of)
         else:  # the common case: the entry's head is ours to fill in
             if entry_id is None:
                 entry_id = new_id(now_ns // 1_000_000)
-            if attach_trace and fields.get("trace_id") is None:
-                span = _current_span.get()
-                if span is not None:
-                    fields["trace_id"] = span.trace_id
-                    fields["parent_id"] = span.id
-                    fields["span_id"] = entry_id
+            if attach_trace:
+                _attach_span(fields, _current_span.get(), entry_id)
+            # The C path, once set up (a call, a call inside a span, …): None leaves it here.
+            fast = self.__dict__.get("log")
+            if fast is not None and (entry := fast.emit_fields(fields, entry_id, start_ns,
+                                                               now_ns)) is not None:
+                return entry
             keys = tuple(fields)
             cplan, build = _plans.get(keys) or entry_plan(keys)
             if cplan is None or (entry := c_build(fields, cplan, entry_id, "llm", now_ns,
@@ -365,12 +340,8 @@ class Logger:
         if entry_id is None:
             entry_id = new_id(now_ns // 1_000_000)
         kind = fields.get("kind") or "llm"
-        if attach_trace and kind == "llm" and fields.get("trace_id") is None:
-            span = _current_span.get()
-            if span is not None:
-                fields["trace_id"] = span.trace_id
-                fields["parent_id"] = span.id
-                fields["span_id"] = entry_id
+        if attach_trace and kind == "llm":
+            _attach_span(fields, _current_span.get(), entry_id)
         body = build_entry(fields)
         if "id" in body and not is_ulid(entry_id):
             raise EntryError(f"log field 'id' must be a 26-character ULID, got {entry_id!r}; "
@@ -445,6 +416,14 @@ class Logger:
         from promptlab.tracing import Span
 
         return Span(name, logger=self, parent=parent, fields=fields)
+
+
+def _attach_span(fields: dict[str, Any], span: Span | None, entry_id: str) -> None:
+    """Make the entry a child of `span` (unless its trace is set or there is no span)."""
+    if span is not None and fields.get("trace_id") is None:
+        fields["trace_id"] = span.trace_id
+        fields["parent_id"] = span.id
+        fields["span_id"] = entry_id
 
 
 def _load_dumps(entry: Any, option: int) -> bytes:
@@ -559,21 +538,12 @@ class Call:
 
     def _log(self, fields: dict[str, Any]) -> dict[str, Any]:
         entry_id = self.id
-        span = self._span
-        if span is not None:
-            fields["trace_id"] = span.trace_id
-            fields["parent_id"] = span.id
-            fields["span_id"] = entry_id
+        _attach_span(fields, self._span, entry_id)
         if "latency_ms" not in fields:  # in ms, to the nearest microsecond
             fields["latency_ms"] = (time.perf_counter_ns() - self._t0 + 500) // 1000 / 1000
-        logger = self.logger
-        fast = logger.__dict__.get("log")  # the C fast path, once the logger is set up
-        if fast is None or (entry := fast.emit_fields(fields, entry_id, self.start_ns,
-                                                      time.time_ns())) is None:
-            entry = logger._write(fields, attach_trace=False, entry_id=entry_id,
-                                  start_ns=self.start_ns)
-        self.entry = entry
-        return entry
+        self.entry = self.logger._write(fields, attach_trace=False, entry_id=entry_id,
+                                        start_ns=self.start_ns)
+        return self.entry
 
     def __enter__(self) -> Call:
         self._start()

@@ -367,7 +367,7 @@ def test_calls_and_span_entries_are_built_and_written_in_c(log_dir: Path) -> Non
             with logger.trace("t"):
                 in_span = logger.log(model="gpt-4o-mini", user_message="inner")
         entries[name] = (call.entry, in_span)
-    python_path = mock.patch.object(Logger, "_write", side_effect=AssertionError("Python"))
+    python_path = mock.patch.object(Logger, "_emit", side_effect=AssertionError("Python"))
     with python_path, fast.call(rendered) as call:
         call.finish(response="hello", input_tokens=12, output_tokens=3)
     # The span's own entry is written by Python when it ends, after the patch is gone.
