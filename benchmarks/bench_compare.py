@@ -99,7 +99,7 @@ def generate(log_dir: Path, n: int, seed: int = 7) -> None:
 
 
 def ingest(log_dir: Path) -> float:
-    from promptlab.logs.index import Index
+    from promptlab.index.core import Index
 
     started = time.perf_counter()
     with Index(log_dir) as index:

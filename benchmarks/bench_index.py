@@ -255,7 +255,7 @@ def main() -> None:
                         help="only time the commands, on the index already built")
     args = parser.parse_args()
 
-    from promptlab.logs.index import Index
+    from promptlab.index.core import Index
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-index-"))
     log_dir = args.keep or tmp / "logs"

@@ -39,8 +39,8 @@ _EXPORTS: dict[str, str] = {
     "traced": "promptlab.tracing",
     "read_entries": "promptlab.logs.reader",
     # index
-    "Index": "promptlab.logs.index",
-    "query": "promptlab.logs.index",
+    "Index": "promptlab.index",
+    "query": "promptlab.index",
     # experiments
     "Experiment": "promptlab.experiments",
     "load_experiment": "promptlab.experiments",
@@ -60,7 +60,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from promptlab.config import Settings, load_settings
     from promptlab.errors import PromptlabError
     from promptlab.experiments import Experiment, load_experiment
-    from promptlab.logs.index import Index, query
+    from promptlab.index.core import Index, query
     from promptlab.logs.logger import Call, Logger, feedback, get_logger, log, log_llm_call
     from promptlab.logs.reader import read_entries
     from promptlab.registry import Prompt, Registry, Version

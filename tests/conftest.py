@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def console_script() -> str:
+    """The `promptlab` console script installed beside the interpreter running the tests.
+
+    Never looked up on PATH (a venv need not be activated), and never a reason to skip:
+    a test that needs it fails when the product is not installed.
+    """
+    script = Path(sys.executable).parent / "promptlab"
+    assert script.exists(), f"the promptlab console script is not installed beside {sys.executable}"
+    return str(script)
 
 # Shared machines are noisy: property tests are judged on their answers, never on time.
 settings.register_profile("promptlab", deadline=None)

@@ -77,7 +77,7 @@ def _comment_start(line: str) -> int | None:
 
 
 @pytest.fixture
-def example_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def example_project(console_script: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "promptlab-demo"
     root.mkdir()
     for name in ("prompts", "experiments", "examples"):
@@ -90,9 +90,8 @@ def example_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     subprocess.run([*git, "commit", "-q", "-m", "the example project"], check=True)
     monkeypatch.chdir(root)
     monkeypatch.delenv("PROMPTLAB_LOG_DIR")  # the project's own log_dir, as for a new user
-    if (BIN / "promptlab").exists():
-        monkeypatch.setenv("PATH", f"{BIN}{os.pathsep}{os.environ['PATH']}")
-    assert shutil.which("promptlab"), "the promptlab console script is not installed"
+    assert Path(console_script).parent == BIN
+    monkeypatch.setenv("PATH", f"{BIN}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("COLUMNS", "200")
     return root
 

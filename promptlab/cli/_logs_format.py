@@ -67,7 +67,7 @@ def summary(entry: dict[str, Any], width: int = 50) -> str:
         return one_line(f"feedback on {entry.get('target')}: {text}", width)
     response = entry.get("assistant_response")
     if response is None:
-        from promptlab.logs.sync_parse import entry_texts
+        from promptlab.index.parse import entry_texts
 
         response = entry_texts(entry)[2]
     return one_line(response, width)
@@ -149,7 +149,7 @@ def render_entry(details: Any) -> str:
                        f"{t['trace_spans']} spans, {t['trace_llm_calls']} LLM calls)")
     sections: list[tuple[str, Any]] = []
     if e.get("messages") and not (e.get("system_prompt") or e.get("user_message")):
-        from promptlab.logs.sync_parse import content_text
+        from promptlab.index.parse import content_text
 
         for message in e["messages"]:
             if isinstance(message, dict):

@@ -28,8 +28,8 @@ from promptlab.cli._logs_format import (
 )
 
 if TYPE_CHECKING:
-    from promptlab.logs.index import Index
-    from promptlab.logs.index_query import Filters
+    from promptlab.index.core import Index
+    from promptlab.index.query import Filters
 
 
 # -- shared options ---------------------------------------------------------------------------
@@ -66,7 +66,7 @@ def limit_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _filters(**values: Any) -> Filters:
-    from promptlab.logs.index_query import make_filters
+    from promptlab.index.query import make_filters
 
     return make_filters(None, values)
 
@@ -74,7 +74,7 @@ def _filters(**values: Any) -> Filters:
 def open_index(out: Output | None = None, *, empty: Any = None) -> Index | None:
     """The synced index of the project's log folder, or None (after saying so) when the
     folder does not exist yet."""
-    from promptlab.logs.index import Index
+    from promptlab.index.core import Index
 
     log_dir = get_settings().log_dir
     if not log_dir.is_dir():
@@ -128,7 +128,7 @@ def logs(ctx: click.Context, out: Output, limit: int, **filters: Any) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from promptlab.logs.index_query import list_entries
+    from promptlab.index.query import list_entries
 
     flt = _filters(**filters)
     index = open_index(out)
@@ -171,8 +171,8 @@ def logs_search(query: str, limit: int, sort: str, window: int, field_name: str 
       promptlab logs search '"rate limit" -retry' --since 7d --prompt code-review
       promptlab logs search 'NEAR(stack overflow, 5)' --fts
     """
-    from promptlab.logs.index_fts import parse_search
-    from promptlab.logs.index_query import search_entries
+    from promptlab.index.fts import parse_search
+    from promptlab.index.query import search_entries
 
     flt = _filters(**filters)
     if not raw:
@@ -214,7 +214,7 @@ def logs_show(entry_id: str, out: Output) -> None:
       promptlab logs show last
       promptlab logs show 01JD3Z6X0M --json
     """
-    from promptlab.logs.index_query import entry_details
+    from promptlab.index.query import entry_details
 
     index = open_index(out, empty={})
     if index is None:
@@ -237,7 +237,7 @@ def logs_reindex() -> None:
     Example:
       promptlab logs reindex
     """
-    from promptlab.logs.index import Index
+    from promptlab.index.core import Index
 
     log_dir = get_settings().log_dir
     if not log_dir.is_dir():
@@ -274,7 +274,7 @@ def logs_trace(trace_id: str | None, limit: int, since: str | None, until: str |
       promptlab trace 01JD3Z6X0M
       promptlab trace 01JD3Z6X0M --json
     """
-    from promptlab.logs.index_trace import build_trace, list_traces
+    from promptlab.index.trace import build_trace, list_traces
 
     flt = _filters(since=since, until=until)
     index = open_index(out, empty=[] if trace_id is None else {})
@@ -340,7 +340,7 @@ def logs_costs(by: tuple[str, ...], since: str | None, until: str | None, prompt
       promptlab costs --prices my-prices.toml
     """
     from promptlab.costs import load_prices
-    from promptlab.logs.index_costs import cost_report
+    from promptlab.index.costs import cost_report
 
     by_list = list(dict.fromkeys(by))
     flt = _filters(since=since, until=until, prompt=prompt, version=version, model=model,

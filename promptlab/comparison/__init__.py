@@ -5,7 +5,7 @@
     print(result.table())
     result.to_dict()["metrics"][0]["verdict"]      # "v2 better"
 
-Reads only the SQLite index (`promptlab.logs.index`), never the JSONL files. How each
+Reads only the SQLite index (`promptlab.index.core`), never the JSONL files. How each
 metric is tested:
 
 * design — *paired* when the entries come from one experiment and the same `item_id`s were

@@ -17,7 +17,7 @@ from promptlab.errors import CompareError
 if TYPE_CHECKING:
     from promptlab.comparison._model import Comparison
     from promptlab.config import Settings
-    from promptlab.logs.index import Index
+    from promptlab.index.core import Index
 
 CORRECTIONS = ("holm", "bh", "none")
 
@@ -58,7 +58,7 @@ def compare(
         settings = load_settings(log_dir=log_dir)
     own_index = index is None
     if index is None:
-        from promptlab.logs.index import Index
+        from promptlab.index.core import Index
 
         index = Index(Path(log_dir) if log_dir is not None else settings.log_dir)
     try:

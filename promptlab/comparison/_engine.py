@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from promptlab.comparison._reader import Reader
     from promptlab.comparison._samples import Agg
     from promptlab.config import Settings
-    from promptlab.logs.index import Index
+    from promptlab.index.core import Index
 
 
 class Engine:

@@ -15,7 +15,7 @@ from promptlab.comparison._sql import SCORES_JOIN, UNIT_KEY, agg_columns, agg_fr
 
 if TYPE_CHECKING:
     from promptlab.comparison._reader import Reader
-    from promptlab.logs.index import Index
+    from promptlab.index.core import Index
 
 
 def fast_path(reader: Reader, scope: Scope, a: Arm, b: Arm) -> str | None:

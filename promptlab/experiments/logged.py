@@ -50,7 +50,7 @@ def logged_cells(log_dir: Path, experiment: str) -> list[LoggedCell]:
 
 
 def _from_index(log_dir: Path, experiment: str) -> list[LoggedCell]:
-    from promptlab.logs.index import Index
+    from promptlab.index.core import Index
 
     with Index(log_dir) as index:
         index.sync()

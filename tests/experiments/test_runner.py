@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -381,10 +380,9 @@ def test_progress_reporters() -> None:
     assert lines[-1] == "progress: 10/10 cells (100%), 1 error, 2.5 cells/s in 4.0s\n"
 
 
-def test_console_script_runs_an_experiment(exp_project, toml, rows) -> None:
+def test_console_script_runs_an_experiment(console_script: str, exp_project, toml, rows) -> None:
     exp_project.write("ab", toml(), rows)
-    exe = Path(sys.executable).with_name("promptlab")
-    argv = [str(exe)] if exe.exists() else [sys.executable, "-m", "promptlab"]
+    argv = [console_script]
     proc = subprocess.run([*argv, "experiment", "run", "ab"], cwd=exp_project.root,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

@@ -323,8 +323,8 @@ def test_library_entries_argument(project):
     assert report.log_entries == 1
 
 
-def test_console_script_exit_codes(story, gitproject):
-    done = subprocess.run(["promptlab", "check", "--no-logs"], cwd=gitproject.root,
+def test_console_script_exit_codes(console_script: str, story, gitproject):
+    done = subprocess.run([console_script, "check", "--no-logs"], cwd=gitproject.root,
                           capture_output=True, text=True, check=False)
     assert done.returncode == 1
     assert done.stdout.startswith("prompts/code-review/v1.txt: v1 was edited after it was "

@@ -194,8 +194,8 @@ def test_hook_failure_exits_1_and_says_what_is_left(released):
                              "prompt review required; the files are changed but not committed\n")
 
 
-def test_console_script(released):
-    done = subprocess.run(["promptlab", "promote", "code-review", "v2", "--commit"],
+def test_console_script(console_script: str, released):
+    done = subprocess.run([console_script, "promote", "code-review", "v2", "--commit"],
                           cwd=released.root, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "code-review: current v1 -> v2\n"

@@ -220,8 +220,8 @@ def test_shallow_clone_says_what_is_missing(story, gitproject, tmp_path, monkeyp
                              "not fetched; run 'git fetch --unshallow' to see all of it\n")
 
 
-def test_console_script(story, gitproject):
-    done = subprocess.run(["promptlab", "history", "code-review", "--fmt", "plain"],
+def test_console_script(console_script: str, story, gitproject):
+    done = subprocess.run([console_script, "history", "code-review", "--fmt", "plain"],
                           capture_output=True, text=True, cwd=gitproject.root, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[1].split()[0] == story["edit-v1"]

@@ -186,7 +186,7 @@ def test_logs_check_is_attached(sample: Sample) -> None:
 
 def test_common_tags_are_filtered_the_same_way(sample: Sample,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from promptlab.logs import index_query
+    from promptlab.index import query as index_query
 
     rare = listed_ids("-n", "0", "--tag", "prod", "--tag", "eval")
     monkeypatch.setattr(index_query, "_is_common_tag", lambda conn, tag: True)

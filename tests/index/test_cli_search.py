@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from promptlab.logs.index_fts import SearchQueryError, parse_search
+from promptlab.index.fts import SearchQueryError, parse_search
 
 from .conftest import Sample, run
 from .helpers import append, entry

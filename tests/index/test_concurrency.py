@@ -10,7 +10,7 @@ from .helpers import append, entry
 
 
 def _sync_repeatedly(log_dir: str, rounds: int) -> int:
-    from promptlab.logs.index import Index
+    from promptlab.index.core import Index
 
     total = 0
     with Index(log_dir) as index:

@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from promptlab.errors import LogIndexError
-from promptlab.logs.index_schema import MIGRATIONS, applied_migrations, migrate
+from promptlab.index.schema import MIGRATIONS, applied_migrations, migrate
 
 
 def _conn() -> sqlite3.Connection:
@@ -44,7 +44,7 @@ def test_older_schema_is_migrated_and_keeps_its_rows() -> None:
 
 
 def test_an_old_index_on_disk_is_upgraded_and_refilled_on_first_use(log_dir) -> None:
-    from promptlab.logs.index import Index
+    from promptlab.index.core import Index
 
     from .helpers import append, entry
 

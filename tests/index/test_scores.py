@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from promptlab.logs.index import Index
+from promptlab.index.core import Index
 
 from .helpers import append, entry
 

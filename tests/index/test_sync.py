@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from promptlab.logs import sync as sync_module
-from promptlab.logs import sync_parse
-from promptlab.logs.index import Index
-from promptlab.logs.index_schema import rollup_select_sql
+from promptlab.index import parse as sync_parse
+from promptlab.index import sync as sync_module
+from promptlab.index.core import Index
+from promptlab.index.schema import rollup_select_sql
 
 from .helpers import append, entry, line
 

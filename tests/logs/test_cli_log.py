@@ -100,9 +100,8 @@ def test_print_id(log_dir: Path) -> None:
     assert result.stderr == f"promptlab: logged {entry['id']}\n"
 
 
-def test_real_console_script_with_binary_safe_pipes(log_dir: Path, tmp_path: Path) -> None:
-    script = Path(sys.executable).parent / "promptlab"
-    exe = [str(script)] if script.exists() else [sys.executable, "-m", "promptlab"]
+def test_real_console_script_with_binary_safe_pipes(console_script: str, log_dir: Path, tmp_path: Path) -> None:
+    exe = [console_script]
     proc = subprocess.run([*exe, "log", "-m", "local", "--", *ECHO_UPPER],
                           input=TRICKY.encode(), capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

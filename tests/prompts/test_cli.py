@@ -204,9 +204,8 @@ def test_no_prompts_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert "prompts folder" in result.stderr and "run 'promptlab init'" in result.stderr
 
 
-def test_console_script_and_module(project: Path) -> None:
-    exe = Path(sys.executable).parent / "promptlab"
-    exe = str(exe) if exe.exists() else shutil.which("promptlab")
+def test_console_script_and_module(console_script: str, project: Path) -> None:
+    exe = console_script
     done = subprocess.run([exe, "render", "summarization", "--var", "text=Hi"],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr

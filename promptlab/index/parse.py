@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from promptlab.logs.index_schema import ENTRY_COLUMNS
+from promptlab.index.schema import ENTRY_COLUMNS
 
 LOG_FILE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}.*\.jsonl$")
 HEAD_BYTES = 256

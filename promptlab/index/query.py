@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from promptlab.errors import LogIndexError, UsageError
-from promptlab.logs.index_fts import FtsQuery, SearchQueryError, parse_search, snippet
+from promptlab.index.fts import FtsQuery, SearchQueryError, parse_search, snippet
 
 if TYPE_CHECKING:
-    from promptlab.logs.index import Index
+    from promptlab.index.core import Index
 
 KINDS = ("llm", "span", "feedback")
 STATUSES = ("ok", "error")
@@ -393,7 +393,7 @@ def entry_details(index: Index, ref: str) -> EntryDetails:
     trace = None
     trace_id = hit.fields.get("trace_id")
     if trace_id:
-        from promptlab.logs.index_trace import build_trace, position_in
+        from promptlab.index.trace import build_trace, position_in
 
         trace = position_in(build_trace(index, trace_id), hit.entry)
     return EntryDetails(entry=hit.entry, scores=scores, feedback=feedback, trace=trace)

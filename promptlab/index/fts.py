@@ -153,7 +153,7 @@ def normalize(word: str) -> str:
 def snippet(entry: dict[str, Any], terms: list[tuple[str, bool]], *, width: int = 160,
             mark: tuple[str, str] = ("**", "**")) -> str:
     """A one-line extract of the entry around the first match, matches marked."""
-    from promptlab.logs.sync_parse import entry_texts
+    from promptlab.index.parse import entry_texts
 
     system, user, response = entry_texts(entry)
     texts = [t for t in (response, user, system) if t]

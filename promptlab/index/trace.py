@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from promptlab.logs.index_query import EntryNotFoundError, Filters, find_entry_row
+from promptlab.index.query import EntryNotFoundError, Filters, find_entry_row
 
 if TYPE_CHECKING:
-    from promptlab.logs.index import Index
+    from promptlab.index.core import Index
 
 _COLUMNS = ("rowid", "id", "kind", "name", "model", "prompt_id", "prompt_version", "timestamp",
             "ts", "latency_ms", "status", "error", "input_tokens", "output_tokens",

@@ -9,7 +9,7 @@
 
     query(model="gpt-4o", since="7d")        # one-shot: list of entry dicts, newest first
 
-Tables and columns are documented in `promptlab.logs.index_schema` (a contract for other
+Tables and columns are documented in `promptlab.index.schema` (a contract for other
 modules writing SQL). The JSONL files stay the source of truth: deleting index.db loses
 nothing, `Index.reindex()` rebuilds it. WAL mode and a busy timeout let several processes
 sync and read at once.
@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from promptlab.errors import LogIndexError
-from promptlab.logs.index_schema import migrate
-from promptlab.logs.sync import Syncer, SyncStats
+from promptlab.index.schema import migrate
+from promptlab.index.sync import Syncer, SyncStats
 
 if TYPE_CHECKING:
-    from promptlab.logs.index_costs import CostReport
-    from promptlab.logs.index_query import Filters, SearchHit
-    from promptlab.logs.index_trace import TraceNode
+    from promptlab.index.costs import CostReport
+    from promptlab.index.query import Filters, SearchHit
+    from promptlab.index.trace import TraceNode
 
 __all__ = ["Index", "SyncStats", "query"]
 
@@ -152,7 +152,7 @@ class Index:
     def entries(self, filters: Filters | None = None, *, limit: int | None = 20,
                 **kwargs: Any) -> list[dict[str, Any]]:
         """Entries newest first, as the dicts that were logged. Keyword filters: see Filters."""
-        from promptlab.logs.index_query import list_entries, make_filters
+        from promptlab.index.query import list_entries, make_filters
 
         self.ensure_synced()
         return [hit.entry for hit in list_entries(self, make_filters(filters, kwargs), limit)]
@@ -165,7 +165,7 @@ class Index:
         `sort="rank"` ranks the newest `window` matches by bm25 (None: every match);
         `"recent"` returns the newest first. `field`: "system", "user" or "response".
         `raw`: `text` is FTS5 syntax. Keyword filters as for `entries`."""
-        from promptlab.logs.index_query import make_filters, search_entries
+        from promptlab.index.query import make_filters, search_entries
 
         self.ensure_synced()
         return search_entries(self, text, make_filters(filters, kwargs), limit=limit, sort=sort,
@@ -173,14 +173,14 @@ class Index:
 
     def get(self, entry_id: str) -> dict[str, Any]:
         """One entry by id (or a unique prefix of it)."""
-        from promptlab.logs.index_query import get_entry
+        from promptlab.index.query import get_entry
 
         self.ensure_synced()
         return get_entry(self, entry_id).entry
 
     def trace(self, trace_id: str) -> list[TraceNode]:
         """The spans and calls of a trace as a forest of TraceNode (roots first)."""
-        from promptlab.logs.index_trace import build_trace
+        from promptlab.index.trace import build_trace
 
         self.ensure_synced()
         return build_trace(self, trace_id).roots
@@ -188,8 +188,8 @@ class Index:
     def costs(self, by: str | list[str] = "day", filters: Filters | None = None,
               prices: Any = None, **kwargs: Any) -> CostReport:
         """Tokens and USD per group (see index_costs.CostReport)."""
-        from promptlab.logs.index_costs import cost_report
-        from promptlab.logs.index_query import make_filters
+        from promptlab.index.costs import cost_report
+        from promptlab.index.query import make_filters
 
         self.ensure_synced()
         groups = [by] if isinstance(by, str) else list(by)

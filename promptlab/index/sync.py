@@ -23,15 +23,8 @@ from typing import Any
 
 import orjson
 
-from promptlab.logs import sync_parse
-from promptlab.logs.index_schema import (
-    ENTRY_COLUMNS,
-    ENTRY_INDEXES,
-    ROLLUP_KEYS,
-    ROLLUP_MEASURES,
-    rollup_select_sql,
-)
-from promptlab.logs.sync_parse import (
+from promptlab.index import parse
+from promptlab.index.parse import (
     MAX_PROBLEMS,
     Batch,
     content_text,
@@ -43,6 +36,13 @@ from promptlab.logs.sync_parse import (
     rollup_rows,
     sanitize,
     score_rows,
+)
+from promptlab.index.schema import (
+    ENTRY_COLUMNS,
+    ENTRY_INDEXES,
+    ROLLUP_KEYS,
+    ROLLUP_MEASURES,
+    rollup_select_sql,
 )
 
 BULK_BYTES = 64 * 1024 * 1024  # an empty index loading more than this drops secondary indexes
@@ -261,7 +261,7 @@ class Syncer:
                 self.conn.execute("BEGIN IMMEDIATE")
                 try:
                     chunk_bytes = 0
-                    while i < len(plan) and chunk_bytes < sync_parse.CHUNK_BYTES:
+                    while i < len(plan) and chunk_bytes < parse.CHUNK_BYTES:
                         following = plan[i + 1] if i + 1 < len(plan) else None
                         more, prefetch, consumed = self._ingest_chunk(
                             plan[i], following, stats, prefetch

@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from promptlab.errors import UsageError
-from promptlab.logs.index_schema import ROLLUP_KEYS, ROLLUP_MEASURES, rollup_select_sql
+from promptlab.index.schema import ROLLUP_KEYS, ROLLUP_MEASURES, rollup_select_sql
 
 if TYPE_CHECKING:
-    from promptlab.logs.index import Index
-    from promptlab.logs.index_query import Filters
+    from promptlab.index.core import Index
+    from promptlab.index.query import Filters
 
 # --by value -> rollup columns it groups on
 GROUPS: dict[str, tuple[str, ...]] = {
