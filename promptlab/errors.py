@@ -7,6 +7,8 @@ names the file, value or option and says what to do next.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class PromptlabError(Exception):
     """Base of every error promptlab raises on purpose."""
@@ -81,3 +83,15 @@ class ScorerError(PromptlabError):
 
 class CompareError(PromptlabError):
     """A comparison that cannot be made from the logs as asked."""
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """'; did you mean X?' or '; known: a, b, c' (empty when there is nothing to say), for
+    the end of an error message about an unknown name."""
+    import difflib
+
+    choices = sorted(choices)
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f"; known: {', '.join(choices)}" if choices else ""

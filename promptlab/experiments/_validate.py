@@ -6,13 +6,12 @@ names the file and the key to fix.
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from promptlab.errors import ExperimentError
+from promptlab.errors import ExperimentError, suggest
 
 
 def display_path(path: Path | str) -> str:
@@ -22,15 +21,6 @@ def display_path(path: Path | str) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except (ValueError, OSError):
         return str(path)
-
-
-def suggest(word: str, choices: Iterable[str]) -> str:
-    """'; did you mean X?' or '; known: a, b, c' (empty when there is nothing to say)."""
-    choices = sorted(choices)
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    if close:
-        return f"; did you mean {close[0]!r}?"
-    return f"; known: {', '.join(choices)}" if choices else ""
 
 
 def check_keys(table: Mapping[str, Any], known: Iterable[str], where: str) -> None:

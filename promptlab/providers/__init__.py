@@ -48,7 +48,7 @@ def get_provider_class(type_name: str, where: str = "[provider]") -> type[Provid
         return getattr(importlib.import_module(module_name), attr)
     ep = _entry_points().get(type_name)
     if ep is None:
-        from promptlab.experiments._validate import suggest
+        from promptlab.errors import suggest
 
         raise ExperimentError(f"{where}: unknown provider type {type_name!r}"
                               f"{suggest(type_name, provider_types())}")

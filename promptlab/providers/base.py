@@ -122,7 +122,7 @@ class Provider:
     @classmethod
     def validate(cls, spec: ProviderSpec) -> None:
         """Check the config without side effects (called when the experiment file loads)."""
-        from promptlab.experiments._validate import suggest
+        from promptlab.errors import suggest
 
         allowed = COMMON_KEYS | cls.keys
         for key in spec.options:
