@@ -1,16 +1,16 @@
 """Parsing JSONL chunks into rows for the index tables (the CPU-heavy half of a sync).
 
 Pure functions over bytes: no SQL here, so a helper thread can parse the next chunk while
-SQLite indexes the current one. Lines are parsed with orjson, falling back to the standard
-json module for what only it accepts (NaN, a BOM, lone surrogates), cleaned so SQLite can
-store it. Column positions follow index_schema.ENTRY_COLUMNS.
+SQLite indexes the current one. Each line is decided by promptlab.logs.reader.parse_line, the
+one parser the reader and `logs check` use too, so the index holds exactly the entries they
+read (a torn fragment glued before an entry included). Column positions follow
+index_schema.ENTRY_COLUMNS.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,8 +19,8 @@ from typing import Any
 import orjson
 
 from promptlab.index.schema import ENTRY_COLUMNS
+from promptlab.logs.reader import log_file_names, parse_line, stem_of
 
-LOG_FILE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}.*\.jsonl$")
 HEAD_BYTES = 256
 CHUNK_BYTES = 16 * 1024 * 1024
 MAX_PROBLEMS = 20
@@ -30,12 +30,8 @@ MAX_PROBLEMS = 20
 
 
 def list_log_files(log_dir: Path) -> list[str]:
-    """Names of the daily JSONL files in `log_dir`, oldest first."""
-    try:
-        names = [e.name for e in os.scandir(log_dir) if LOG_FILE_RE.match(e.name) and e.is_file()]
-    except FileNotFoundError:
-        return []
-    return sorted(names)
+    """Names of the daily JSONL files in `log_dir`, oldest first (the reader's rule)."""
+    return log_file_names(log_dir)
 
 
 def parse_timestamp(value: Any) -> float | None:
@@ -49,22 +45,6 @@ def parse_timestamp(value: Any) -> float | None:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
-
-
-_CROCKFORD = {c: i for i, c in enumerate("0123456789ABCDEFGHJKMNPQRSTVWXYZ")}
-
-
-def ulid_time(value: str) -> float | None:
-    """The time (epoch seconds) in a ULID's first 10 characters, or None."""
-    if len(value) != 26:
-        return None
-    ms = 0
-    for ch in value[:10].upper():
-        digit = _CROCKFORD.get(ch)
-        if digit is None:
-            return None
-        ms = ms * 32 + digit
-    return ms / 1000.0
 
 
 def content_text(content: Any) -> str:
@@ -199,13 +179,12 @@ def read_lines(fd: int, offset: int, size: int) -> tuple[bytes, int]:
 
 def parse_lines(
     data: bytes, *, offset: int, read_end: int, start_line: int, file_id: int, file_name: str,
-    first_rowid: int, fallback_ts: float,
+    first_rowid: int,
 ) -> Batch:
     """Parse whole lines (`data` ends with a newline) into rows for every table."""
     batch = Batch(offset=offset, read_end=read_end, consumed=len(data), first_rowid=first_rowid)
     if offset == 0:
         batch.head = data[:HEAD_BYTES]
-    loads = orjson.loads
     dumps = orjson.dumps
     entries_append = batch.entries.append
     texts_append = batch.texts.append
@@ -213,39 +192,26 @@ def parse_lines(
     pos = 0
     line_no = start_line
     end = len(data)
+    stem = stem_of(file_name)
     while pos < end:
         nl = data.find(b"\n", pos)
         line_no += 1
         line = data[pos:nl]
         line_offset = offset + pos
         pos = nl + 1
-        try:
-            e = loads(line)
-        except orjson.JSONDecodeError:
-            e = _lenient_loads(line)
-            if e is None:
-                if line.strip():
-                    _problem(batch, f"{file_name}:{line_no}: not valid JSON")
-                continue
-        if type(e) is not dict:
-            _problem(batch, f"{file_name}:{line_no}: not a JSON object")
+        if not line.strip():
+            continue
+        e, start, problem, _ = parse_line(line, stem, line_no)
+        if problem is not None:
+            _problem(batch, f"{file_name}:{line_no}: {problem}")
+        if e is None:
             continue
         g = e.get
-        entry_id = g("id")
-        if type(entry_id) is not str or not entry_id:
-            _problem(batch, f"{file_name}:{line_no}: no \"id\"")
-            continue
-        stamp = g("timestamp")
+        entry_id = e["id"]
+        stamp = e["timestamp"]
         ts = parse_timestamp(stamp)
-        if ts is None:
-            ts = ulid_time(entry_id) or fallback_ts
-            stamp = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         kind = g("kind") or "llm"
-        if type(kind) is not str:
-            kind = _opt_text(kind)
         error = g("error")
-        if error is not None and type(error) is not str:
-            error = _opt_text(error)
         status = g("status") or ("error" if error else "ok")
         tags = g("tags")
         tags_json = None
@@ -253,7 +219,7 @@ def parse_lines(
             if type(tags) is str:
                 tags = [tags]
             if type(tags) is list:
-                tags = list(dict.fromkeys(t if type(t) is str else str(t) for t in tags))
+                tags = list(dict.fromkeys(tags))
                 tags_json = dumps(tags).decode()
                 batch.has_tags = True
                 batch.tag_lists[rowid] = tags
@@ -264,7 +230,8 @@ def parse_lines(
         experiment = g("experiment")
         variant = g("variant")
         entries_append((
-            rowid, entry_id, file_id, line_offset, len(line), stamp, ts, int(ts // 86400), kind,
+            rowid, entry_id, file_id, line_offset + start, len(line) - start, stamp, ts,
+            int(ts // 86400), kind,
             g("model"), g("provider"),
             prompt_id, prompt_version, g("prompt_label"), g("prompt_sha"), g("prompt_commit"),
             experiment, variant,
@@ -353,37 +320,7 @@ def rollup_rows(
     )
 
 
-def _lenient_loads(line: bytes) -> Any:
-    """What Python's json accepts but orjson refuses (NaN, a BOM, lone surrogates), cleaned
-    so SQLite and orjson can take it; None when it is not JSON at all."""
-    import json
-
-    try:
-        return _clean(json.loads(line.decode("utf-8-sig", errors="replace")))
-    except ValueError:
-        return None
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {_clean(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
-
-
 def _problem(batch: Batch, text: str) -> None:
     batch.malformed += 1
     if len(batch.problems) < MAX_PROBLEMS:
         batch.problems.append(text)
-
-
-def file_date(name: str) -> float:
-    try:
-        return datetime.strptime(name[:10], "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return 0.0

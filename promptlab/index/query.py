@@ -15,10 +15,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from promptlab.errors import LogIndexError, UsageError
 from promptlab.index.fts import FtsQuery, SearchQueryError, parse_search, snippet
+from promptlab.logs.reader import parse_line, stem_of
 
 if TYPE_CHECKING:
     from promptlab.index.core import Index
@@ -230,14 +229,17 @@ def load_entries(index: Index, rows: Iterable[tuple[Any, ...]]) -> list[SearchHi
             fd = os.open(index.log_dir / name, os.O_RDONLY)
         except OSError:
             continue
+        stem = stem_of(name)
         try:
             for i in positions:
                 _, entry_id, _, offset, length = rows[i][:5]
                 try:
-                    value = orjson.loads(os.pread(fd, length, offset))
-                except (OSError, orjson.JSONDecodeError):
-                    value = None
-                if isinstance(value, dict) and value.get("id") == entry_id:
+                    raw = os.pread(fd, length, offset)
+                except OSError:
+                    continue
+                # The reader's own parser: the same derived id and timestamp, the same checks.
+                value = parse_line(raw, stem, 0, derived_id=entry_id)[0]
+                if value is not None and value["id"] == entry_id:
                     entries[i] = value
         finally:
             os.close(fd)

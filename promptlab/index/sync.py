@@ -29,7 +29,6 @@ from promptlab.index.parse import (
     Batch,
     content_text,
     entry_texts,
-    file_date,
     list_log_files,
     parse_lines,
     read_lines,
@@ -44,6 +43,7 @@ from promptlab.index.schema import (
     ROLLUP_MEASURES,
     rollup_select_sql,
 )
+from promptlab.logs.reader import parse_line, stem_of
 
 BULK_BYTES = 64 * 1024 * 1024  # an empty index loading more than this drops secondary indexes
 PREFETCH = True  # parse the next chunk on a helper thread while SQLite indexes this one
@@ -195,10 +195,9 @@ class Syncer:
         try:
             with open(self.log_dir / row[0], "rb") as fh:
                 data = os.pread(fh.fileno(), length, offset)
-            entry = orjson.loads(data)
-        except (OSError, orjson.JSONDecodeError):
+        except OSError:
             return None
-        return entry if isinstance(entry, dict) else None
+        return parse_line(data, stem_of(row[0]), 0)[0]
 
     # - plumbing -
 
@@ -389,7 +388,7 @@ class Syncer:
         data, read_end = read_lines(fd, offset, st.st_size)
         batch = parse_lines(
             data, offset=offset, read_end=read_end, start_line=lines, file_id=file_id,
-            file_name=name, first_rowid=first_rowid, fallback_ts=file_date(name),
+            file_name=name, first_rowid=first_rowid,
         )
         batch.dev, batch.ino = st.st_dev, st.st_ino
         return batch

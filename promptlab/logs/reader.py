@@ -6,6 +6,17 @@ returned. When a killed writer left a fragment without its newline and another w
 appended after it, the two share one physical line: the fragment is reported and the
 complete entry after it is still returned (an entry's `{"v":` can only occur at its start,
 since quotes inside JSON strings are escaped).
+
+`parse_line` is the one place that decides what a line is: the reader, `logs check` and the
+index (promptlab.index.parse) all call it, so they always agree on which lines are entries.
+A line is an entry when it is strict JSON (no NaN, Infinity or numbers too large for a
+double), an object, of schema version 1 (or without `v`), and every known field has the
+type the schema gives it within sane bounds (`LIMITS`); otherwise the whole line is skipped
+and reported with its line number and the field at fault. An entry without an `id` (written
+by hand, or by an older tool) gets a stable derived id `<file stem>:<line number>`, e.g.
+`2026-11-26:12`; one without a `timestamp` gets its ULID's time, else the start of its
+file's day. Unknown fields are kept as they are, and so are score values that are not
+numbers or booleans (every roll-up ignores them).
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from promptlab.errors import UsageError
+from promptlab.logs.entry import KINDS, SCHEMA, SCHEMA_VERSION, STATUSES
 
 _DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.jsonl$")
 _ENTRY_START = b'{"v":'
@@ -166,22 +178,213 @@ def _files_between(folder: Path, lo: str | None, hi: str | None) -> list[Path]:
     return files
 
 
+# -- one line: the only parser -------------------------------------------------------------
+
+# Upper bounds for numbers no real call reaches: a line beyond them is damaged or forged,
+# and letting it through would price a call at $10^25 or overflow SQLite's integers.
+LIMITS: dict[str, float] = {
+    "tokens": 10**9,  # input/output/cached/reasoning tokens of one call
+    "repeat": 10**9,
+    "latency_ms": 10**10,  # about 116 days
+    "cost_usd": 10**6,  # one call
+}
+MAX_ID_CHARS = 200
+_BOM = b"\xef\xbb\xbf"
+_CROCKFORD = {c: i for i, c in enumerate("0123456789ABCDEFGHJKMNPQRSTVWXYZ")}
+_ULID = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
+_DAY_STEM = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Schema type tag -> check code; the loop in check_entry branches on these.
+_CODE = {"str": 0, "int": 1, "num": 2, "bool": 3, "tags": 4, "obj": 5, "msgs": 6,
+         "scores": 7, "id": 8}
+_FIELD_CODES: dict[str, int] = {name: _CODE[kind] for name, kind in SCHEMA.items()}
+for _special in ("v", "id", "timestamp", "kind", "status"):
+    _FIELD_CODES.pop(_special, None)
+_INT_LIMIT = {name: LIMITS["tokens"] for name in (
+    "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens")}
+_INT_LIMIT["repeat"] = LIMITS["repeat"]
+
+
+def parse_line(raw: bytes, stem: str, line: int, *, derived_id: str | None = None,
+               ) -> tuple[dict[str, Any] | None, int, str | None, bool]:
+    """Decide what one physical line (without its newline) holds.
+
+    Returns (entry or None, where the entry starts in `raw`, why something was skipped or
+    None, whether that was a torn write). A line holding a torn fragment glued to a good
+    entry returns the entry *and* a torn reason. `stem` (the file name without `.jsonl`)
+    and `line` (1-based) make the derived id of an entry that has none (`derived_id`, when
+    given, is used instead: a reader that knows it from the index).
+    """
+    start = 3 if raw.startswith(_BOM) else 0
+    try:
+        value = _loads(raw[start:] if start else raw)
+    except ValueError as exc:
+        reason = f"invalid JSON: {_short(exc)}"
+        pos = raw.find(_ENTRY_START, 1)
+        while pos > 0:  # a writer killed mid-line, then a whole entry appended after it
+            try:
+                glued = _loads(raw[pos:])
+            except ValueError:
+                pos = raw.find(_ENTRY_START, pos + 1)
+                continue
+            if type(glued) is not dict:
+                break
+            fragment = (f"torn fragment of {pos} bytes before an entry "
+                        "(a writer stopped mid-line)")
+            problem = check_entry(glued, stem, line, derived_id)
+            if problem is not None:
+                return None, 0, f"{fragment}; the entry after it: {problem}", True
+            return glued, pos, fragment, True
+        return None, 0, reason, False
+    if type(value) is not dict:
+        return None, 0, f"not a JSON object (a {type(value).__name__})", False
+    problem = check_entry(value, stem, line, derived_id)
+    if problem is not None:
+        return None, 0, problem, False
+    return value, start, None, False
+
+
+def _loads(data: bytes) -> Any:
+    import orjson
+
+    global _loads
+    _loads = orjson.loads  # orjson refuses NaN, Infinity and 1e999: no lenient fallback
+    return _loads(data)
+
+
+def check_entry(entry: dict[str, Any], stem: str, line: int,
+                derived_id: str | None = None) -> str | None:
+    """Why `entry` (a decoded line) is not a log entry, or None. Fills in a missing `id`
+    (`<stem>:<line>`) and a missing `timestamp` (from the ULID, else the file's day)."""
+    g = entry.get
+    v = g("v")
+    if v is not None and v != SCHEMA_VERSION:
+        if type(v) is int and v > SCHEMA_VERSION:
+            return (f"schema version v={v} was written by a newer promptlab (this one reads "
+                    f"v={SCHEMA_VERSION}); upgrade promptlab")
+        return _bad("v", f"{SCHEMA_VERSION}", v)
+    entry_id = g("id")
+    if entry_id is None:
+        entry["id"] = entry_id = derived_id or f"{stem}:{line}"
+    elif type(entry_id) is not str or not entry_id.strip() or len(entry_id) > MAX_ID_CHARS:
+        return _bad("id", f"a non-empty string of at most {MAX_ID_CHARS} characters", entry_id)
+    stamp = g("timestamp")
+    if stamp is None:
+        derived = _derived_time(entry_id, stem)
+        if derived is None:
+            return "no \"timestamp\" (and no ULID id or dated file name to take it from)"
+        entry["timestamp"] = derived
+    elif type(stamp) is not str or _parse_time(stamp) is None:
+        return _bad("timestamp", "an ISO 8601 time such as 2026-11-26T23:33:13.123456Z", stamp)
+    kind = g("kind")
+    if kind is not None and kind not in KINDS:
+        return _bad("kind", " or ".join(KINDS), kind)
+    status = g("status")
+    if status is not None and status not in STATUSES:
+        return _bad("status", " or ".join(STATUSES), status)
+    codes = _FIELD_CODES
+    for name, value in entry.items():
+        code = codes.get(name)
+        if code is None or value is None:
+            continue
+        tv = type(value)
+        if code == 0:
+            if tv is not str:
+                return _bad(name, "a string", value)
+        elif code == 1:
+            if tv is not int and not (tv is float and value.is_integer()):
+                return _bad(name, "a whole number", value)
+            if not 0 <= value <= _INT_LIMIT.get(name, LIMITS["tokens"]):
+                return _bad(name, f"between 0 and {_INT_LIMIT.get(name, LIMITS['tokens']):,.0f}",
+                            value)
+        elif code == 2:
+            if tv is not int and tv is not float:
+                return _bad(name, "a number", value)
+            limit = LIMITS.get(name, LIMITS["latency_ms"])
+            if not 0 <= value <= limit:
+                return _bad(name, f"between 0 and {limit:,.0f}", value)
+        elif code == 3:
+            if tv is not bool:
+                return _bad(name, "true or false", value)
+        elif code == 4:
+            if tv is not str and not (tv is list and all(type(t) is str for t in value)):
+                return _bad(name, "a list of strings", value)
+        elif code == 5:
+            if tv is not dict:
+                return _bad(name, "a JSON object", value)
+        elif code == 6:
+            if tv is not list or not all(type(m) is dict and type(m.get("role")) is str
+                                         for m in value):
+                return _bad(name, "a list of {\"role\": …, \"content\": …} objects", value)
+        elif code == 7:  # values that are not numbers or booleans are ignored by every reader
+            if tv is not dict:
+                return _bad(name, "an object of score name to number or true/false", value)
+        elif code == 8 and tv is not str and tv is not int:
+            return _bad(name, "a string or an integer", value)
+    return None
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _bad(name: str, what: str, value: Any) -> str:
+    shown = repr(value)
+    if len(shown) > 40:
+        shown = shown[:37] + "..."
+    return f"field {name!r} must be {what}, got {type(value).__name__} {shown}"
+
+
+def _parse_time(text: str) -> _dt.datetime | None:
+    try:
+        return _dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _derived_time(entry_id: str, stem: str) -> str | None:
+    """The time in a ULID id, else midnight (UTC) of a day file, as a canonical timestamp."""
+    if _ULID.match(entry_id):
+        ms = 0
+        for ch in entry_id[:10]:
+            ms = ms * 32 + _CROCKFORD[ch]
+        moment = _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.UTC)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+    if _DAY_STEM.match(stem) and _parse_time(stem) is not None:
+        return stem + "T00:00:00.000000Z"
+    return None
+
+
+def stem_of(name: str) -> str:
+    """A log file's name without `.jsonl`: the first part of derived ids."""
+    return name[:-6] if name.endswith(".jsonl") else name
+
+
+def log_file_names(folder: Path) -> list[str]:
+    """Names of the daily files `YYYY-MM-DD.jsonl` in `folder` (regular files), sorted."""
+    import os
+
+    try:
+        with os.scandir(folder) as it:
+            return sorted(e.name for e in it if _DAY_FILE.match(e.name) and e.is_file())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
 # -- reading --------------------------------------------------------------------------------------
 
 
 def read_file(path: str | Path, stats: ReadStats | None = None) -> Iterator[dict[str, Any]]:
     """Entries of one file in order; unreadable lines go to `stats.problems`."""
-    import orjson
-
     path = Path(path)
-    loads = orjson.loads
+    stem = stem_of(path.name)
     with open(path, "rb") as fh:
         lineno = 0
         for raw in fh:
             lineno += 1
             if not raw.endswith(b"\n"):
                 if raw.strip():
-                    entry, problem = _parse(raw, path, lineno, loads)
+                    entry, _, problem, _ = parse_line(raw, stem, lineno)
                     if entry is not None and problem is None:
                         # Whole JSON but no newline yet: a write in progress, or a line
                         # that lost only its newline. The entry itself is complete.
@@ -195,38 +398,13 @@ def read_file(path: str | Path, stats: ReadStats | None = None) -> Iterator[dict
                 return
             if not raw.strip():
                 continue
-            entry, problem = _parse(raw, path, lineno, loads)
+            entry, _, problem, torn = parse_line(raw, stem, lineno)
             if problem is not None and stats is not None:
-                stats.problems.append(problem)
+                stats.problems.append(Problem(path, lineno, problem, torn))
             if entry is not None:
                 if stats is not None:
                     stats.entries += 1
                 yield entry
-
-
-def _parse(raw: bytes, path: Path, lineno: int, loads: Any) -> tuple[Any, Problem | None]:
-    try:
-        value = loads(raw)
-    except ValueError as exc:
-        start = raw.rfind(_ENTRY_START, 1)
-        if start > 0:
-            try:
-                value = loads(raw[start:])
-            except ValueError:
-                pass
-            else:
-                if isinstance(value, dict):
-                    return value, Problem(path, lineno, f"torn fragment of {start} bytes "
-                                          "before an entry (a writer stopped mid-line)", True)
-        return None, Problem(path, lineno, f"invalid JSON: {_short(exc)}")
-    if not isinstance(value, dict):
-        return None, Problem(path, lineno, f"not a JSON object (a {type(value).__name__})")
-    return value, None
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def read_entries(log_dir: str | Path | None = None, since: TimeBound = None,

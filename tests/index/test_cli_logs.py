@@ -139,7 +139,8 @@ def test_malformed_lines_are_skipped_with_a_warning(log_dir: Path) -> None:
     result = run("logs")
     assert good["id"] in result.stdout
     assert result.stderr == ("Warning: skipped 1 malformed log line (first: 2026-01-05.jsonl:2:"
-                             " not valid JSON); `promptlab logs check` lists them\n")
+                             " invalid JSON: unexpected character, expected a string key: line 1 column 2 (char 1));"
+                             " `promptlab logs check` lists them\n")
     assert run("logs").stderr == ""  # reported once, when it is first read
 
 
