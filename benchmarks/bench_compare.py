@@ -47,12 +47,16 @@ def _ulids(n: int, start_ms: int, rng: np.random.Generator) -> list[str]:
     return out
 
 
-def generate(log_dir: Path, n: int, seed: int = 7) -> None:
-    """Write n entries as JSONL (one file per simulated day)."""
+def generate(log_dir: Path, n: int, seed: int = 7, units: int = 0) -> None:
+    """Write n entries as JSONL (one file per simulated day); with `units`, each entry
+    carries one of that many `unit_id`s (users making several calls each)."""
     rng = np.random.default_rng(seed)
     log_dir.mkdir(parents=True, exist_ok=True)
     start_ms = 1_767_225_600_000  # 2026-01-01T00:00:00Z
     version = rng.integers(0, 2, size=n)
+    user = rng.integers(0, units, size=n) if units else None
+    if user is not None:  # a user's calls all go to one version
+        version = user % 2
     error = rng.random(n) < 0.02
     correct = rng.random(n) < np.where(version == 1, 0.74, 0.72)
     quality = np.clip(np.round(rng.normal(np.where(version == 1, 3.55, 3.5), 1.0)), 1, 5)
@@ -80,6 +84,8 @@ def generate(log_dir: Path, n: int, seed: int = 7) -> None:
                 "user_message": f"Customer {i % 9973} asks about order {i}",
                 "input_tokens": int(in_tokens[i]), "latency_ms": round(float(latency[i]), 2),
             }
+            if user is not None:
+                entry["unit_id"] = f"user-{user[i]}"
             if error[i]:
                 entry.update(status="error", error="HTTP 500 from provider")
             else:
@@ -146,6 +152,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="entries (default 1,000,000)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs of each process")
+    parser.add_argument("--units", type=int, default=0,
+                        help="give entries one of this many unit_ids (e.g. 200000)")
     parser.add_argument("--keep", type=Path, help="reuse/keep the data in this folder")
     args = parser.parse_args()
 
@@ -158,7 +166,7 @@ def main() -> None:
     try:
         if not (log_dir / "index.db").exists():
             t0 = time.perf_counter()
-            generate(log_dir, args.n)
+            generate(log_dir, args.n, units=args.units)
             gen_s = time.perf_counter() - t0
             ingest_s = ingest(log_dir)
             print(f"generated {args.n:,} entries in {gen_s:.1f} s; "

@@ -1,24 +1,70 @@
-"""Per-metric statistics, pure: sufficient statistics (and values for the rank tests)
-in, a `MetricResult` out — the test, interval, lift, power and Bayesian column."""
+"""The statistics of one metric, pure: sufficient statistics (and values for the rank
+tests) in, a `MetricResult` out — the test, interval, lift, power, the Bayesian column,
+the rank tests run alongside a t-test, and the warnings about the data behind it."""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from promptlab.comparison import _limits
-from promptlab.comparison._model import ArmSummary, MetricResult
-from promptlab.comparison._robust import robust_paired, robust_unpaired
-from promptlab.comparison._samples import Agg, PairAgg
-from promptlab.comparison._warnings import sample_warnings
+from promptlab.comparison._model import ArmSummary, MetricResult, fmt_num, fmt_p, pair_list
 
 if TYPE_CHECKING:
     from promptlab.stats import Moments, TestResult
 
+SMALL_SAMPLE = 20
+POWER = 0.8
+EXACT_MCNEMAR_MAX = 100
+
+
+@dataclass
+class Agg:
+    """Sufficient statistics of one arm's values: n, Σx, Σx², how many are 0 or 1."""
+
+    n: int = 0
+    total: float = 0.0
+    total_sq: float = 0.0
+    n01: int = 0
+    n_bool: int | None = None  # booleans among the raw values, when counted
+    raw_n: int | None = None  # raw values (entries) behind the n units, when they differ
+    has_bool: bool = False  # a boolean was seen (when n_bool was not counted)
+
+    @property
+    def raw(self) -> int:
+        return self.n if self.raw_n is None else self.raw_n
+
+    @property
+    def binary(self) -> bool:
+        return self.n > 0 and self.n01 == self.n
+
+    @property
+    def moments(self) -> Moments:
+        from promptlab.stats import Moments
+
+        return Moments.from_sums(self.n, self.total, self.total_sq)
+
+
+@dataclass
+class PairAgg:
+    """Sufficient statistics of matched items (per-item means va, vb)."""
+
+    n: int = 0
+    sa: float = 0.0
+    sb: float = 0.0
+    saa: float = 0.0
+    sbb: float = 0.0
+    sab: float = 0.0
+    n01: int = 0  # items whose va and vb are both 0 or 1
+    a_only: int = 0  # va = 1, vb = 0
+    b_only: int = 0  # va = 0, vb = 1
+    both: int = 0  # va = 1, vb = 1
+
 
 def unpaired_result(name: str, direction: str, agg_a: Agg, agg_b: Agg,
                     values: tuple[list[float], list[float]] | None, a: str, b: str,
-                    alpha: float, sequential: bool, skipped_values: bool = False
+                    alpha: float, sequential: bool, skipped_values: int | None = None
                     ) -> MetricResult:
     """Two independent samples: two-proportion z / Fisher, or Welch t with Mann–Whitney."""
     from promptlab import stats as S
@@ -42,16 +88,16 @@ def unpaired_result(name: str, direction: str, agg_a: Agg, agg_b: Agg,
         se = math.sqrt(pa * (1 - pa) / na + pb * (1 - pb) / nb)
         lift = S.relative_lift(S.proportion_moments(xa, na), S.proportion_moments(xb, nb), alpha)
         chance = S.chance_b_beats_a_binary(xa, na, xb, nb)
-        result.mde = S.mde_two_proportions(pa, n_eff, _limits.POWER, alpha)
-        result.n_needed = _ceil(S.n_two_proportions(pa, pb, _limits.POWER, alpha))
+        result.mde = S.mde_two_proportions(pa, n_eff, POWER, alpha)
+        result.n_needed = _ceil(S.n_two_proportions(pa, pb, POWER, alpha))
     else:
         test = S.welch_t_test(ma, mb, alpha)
         se = test.se if test.se is not None else 0.0
         lift = S.relative_lift(ma, mb, alpha)
         chance = S.chance_b_beats_a_normal(test.estimate, se)
         sd = math.sqrt((ma.var + mb.var) / 2)
-        result.mde = S.mde_t(n_eff, sd, _limits.POWER, alpha)
-        result.n_needed = _ceil(S.n_t(test.estimate, sd, _limits.POWER, alpha))
+        result.mde = S.mde_t(n_eff, sd, POWER, alpha)
+        result.n_needed = _ceil(S.n_t(test.estimate, sd, POWER, alpha))
         result.robust = robust_unpaired(values, alpha, test, skipped_values, result)
     _fill(result, test, lift, chance, se, alpha, sequential, na + nb)
     return result
@@ -59,7 +105,7 @@ def unpaired_result(name: str, direction: str, agg_a: Agg, agg_b: Agg,
 
 def paired_result(name: str, direction: str, agg: PairAgg, diffs: list[float] | None,
                   a: str, b: str, alpha: float, sequential: bool,
-                  skipped_values: bool = False) -> MetricResult:
+                  skipped_values: int | None = None) -> MetricResult:
     """Matched items: exact McNemar with Newcombe's interval, or paired t with Wilcoxon."""
     from promptlab import stats as S
 
@@ -87,16 +133,16 @@ def paired_result(name: str, direction: str, agg: PairAgg, diffs: list[float] | 
     if binary:
         neither = n - agg.a_only - agg.b_only - agg.both
         disc = agg.a_only + agg.b_only
-        mc = S.mcnemar_test(agg.a_only, agg.b_only, exact=disc <= _limits.EXACT_MCNEMAR_MAX)
+        mc = S.mcnemar_test(agg.a_only, agg.b_only, exact=disc <= EXACT_MCNEMAR_MAX)
         ci = S.paired_proportions_interval(agg.both, agg.a_only, agg.b_only, neither, alpha)
         test = S.TestResult(mc.test, md.mean, ci, mc.p_value, mc.statistic, mc.df, se)
         psi = disc / n
-        result.mde = S.mde_mcnemar(psi, n, _limits.POWER, alpha)
-        result.n_needed = _ceil(S.n_mcnemar(psi, md.mean, _limits.POWER, alpha))
+        result.mde = S.mde_mcnemar(psi, n, POWER, alpha)
+        result.n_needed = _ceil(S.n_mcnemar(psi, md.mean, POWER, alpha))
     else:
         test = S.paired_t_test(md, alpha)
-        result.mde = S.mde_t(n, md.sd, _limits.POWER, alpha, paired=True)
-        result.n_needed = _ceil(S.n_t(md.mean, md.sd, _limits.POWER, alpha, paired=True))
+        result.mde = S.mde_t(n, md.sd, POWER, alpha, paired=True)
+        result.n_needed = _ceil(S.n_t(md.mean, md.sd, POWER, alpha, paired=True))
         result.robust = robust_paired(diffs, alpha, test, skipped_values, result)
     _fill(result, test, lift, chance, se, alpha, sequential, n)
     return result
@@ -140,3 +186,93 @@ def _ceil(value: float | None) -> int | None:
     if value is None or not math.isfinite(value):
         return None
     return math.ceil(value - 1e-9)
+
+
+def robust_unpaired(values: tuple[list[float], list[float]] | None, alpha: float,
+                    test: TestResult, skipped: int | None, result: MetricResult) -> dict[str, Any]:
+    from promptlab import stats as S
+
+    if values is None:
+        return _not_run("mann_whitney", "units", skipped)
+    va, vb = values
+    mw = S.mann_whitney_test(va, vb)
+    out: dict[str, Any] = {"test": "mann_whitney", "p_value": mw.p_value,
+                           "u": mw.statistic, "prob_superiority": mw.estimate}
+    if _heavy_tailed(va) or _heavy_tailed(vb):
+        out["bootstrap_ci"] = pair_list(S.bootstrap_interval(va, vb, alpha=alpha))
+    _disagree(result, test, mw.p_value, alpha, "Welch t", "Mann–Whitney")
+    return out
+
+
+def robust_paired(diffs: list[float] | None, alpha: float, test: TestResult, skipped: int | None,
+                  result: MetricResult) -> dict[str, Any]:
+    from promptlab import stats as S
+
+    if diffs is None:
+        return _not_run("wilcoxon_pratt", "pairs", skipped)
+    w = S.wilcoxon_signed_rank_test(diffs)
+    out: dict[str, Any] = {"test": "wilcoxon_pratt", "p_value": w.p_value, "v": w.statistic,
+                           "median_diff": w.estimate}
+    if _heavy_tailed(diffs):
+        out["bootstrap_ci"] = pair_list(S.bootstrap_interval(diffs, alpha=alpha))
+    _disagree(result, test, w.p_value, alpha, "the paired t-test", "Wilcoxon signed-rank")
+    return out
+
+
+def _not_run(test: str, unit: str, skipped: int | None) -> dict[str, Any]:
+    why = f"more than {skipped} {unit}" if skipped is not None else "not enough data"
+    return {"test": test, "p_value": None, "skipped": why}
+
+
+def _disagree(result: MetricResult, test: TestResult, p_robust: float | None, alpha: float,
+              main: str, robust: str) -> None:
+    if test.p_value is None or p_robust is None:
+        return
+    if (test.p_value < alpha) != (p_robust < alpha):
+        result.warnings.append(
+            f"{main} (p = {fmt_p(test.p_value)}) and {robust} (p = {fmt_p(p_robust)}) "
+            "disagree: outliers or skew drive the difference; look at the distributions")
+
+
+def _heavy_tailed(values: Sequence[float]) -> bool:
+    """Sample skewness beyond ±1 (latency, cost): the bootstrap interval is reported too."""
+    import numpy as np
+
+    x = np.asarray(values, dtype=float)
+    if x.size < 10:
+        return False
+    sd = x.std()
+    if sd == 0:
+        return False
+    return abs(float(((x - x.mean()) ** 3).mean() / sd ** 3)) > 1
+
+
+def sample_warnings(name: str, agg_a: Agg, agg_b: Agg, a: str, b: str,
+                    unit: str = "units") -> list[str]:
+    out: list[str] = []
+    na, nb = agg_a.n, agg_b.n
+    if na == 0 and nb == 0:
+        out.append(f"no values for `{name}` in either version")
+        return out
+    if na == 0 or nb == 0:
+        has, lacks = (b, a) if na == 0 else (a, b)
+        out.append(f"`{name}` was logged only for {has}, not for {lacks}")
+        return out
+    if min(na, nb) < 2:
+        out.append(f"not enough data: {a} has {na} and {b} has {nb} {unit} with `{name}` "
+                   "(a test needs 2 or more on each side)")
+    elif min(na, nb) < SMALL_SAMPLE:
+        out.append(f"small sample ({a} n={na}, {b} n={nb}): the verdict is fragile")
+    ma, mb = agg_a.moments, agg_b.moments
+    if (na >= 2 and nb >= 2 and ma.var == 0 and mb.var == 0 and ma.mean == mb.mean
+            and not (name == "error_rate" and ma.mean == 0)):  # no errors: nothing to say
+        out.append(f"every `{name}` value is {fmt_num(ma.mean)} in both versions")
+    if all(agg.n_bool is not None for agg in (agg_a, agg_b)):
+        bools = (agg_a.n_bool or 0) + (agg_b.n_bool or 0)
+        raw = agg_a.raw + agg_b.raw
+        if 0 < bools < raw:
+            out.append(f"`{name}` mixes booleans and numbers ({bools} booleans, {raw - bools} "
+                       "numbers); booleans count as 0 and 1")
+    elif agg_a.has_bool or agg_b.has_bool:
+        out.append(f"`{name}` mixes booleans and numbers; booleans count as 0 and 1")
+    return out

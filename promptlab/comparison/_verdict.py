@@ -1,13 +1,44 @@
-"""From p-values to verdicts: adjust across every metric × comparison, then call each
-metric better, worse, no significant difference, or not enough data — and, for a metric
-with a tolerance, whether a significant worsening goes beyond it."""
+"""From p-values to verdicts: the sample-ratio check, the adjustment across every metric ×
+comparison, then each metric's verdict — better, worse, no significant difference, or not
+enough data — and, for a metric with a tolerance, whether a worsening goes beyond it."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from promptlab.comparison._model import fmt_p, format_tolerance
+
 if TYPE_CHECKING:
     from promptlab.comparison._model import MetricResult, PairComparison
+    from promptlab.comparison._target import Target
+
+
+def check_srm(target: Target, pairs: list[PairComparison]) -> None:
+    """χ² of units per variant against the experiment's weights (split traffic only);
+    sets `pair.srm` and warns on the target when the split is broken."""
+    spec = target.spec
+    if spec is None or any(p.design == "paired" for p in pairs):
+        return
+    if not all(arm.column == "variant" and spec.variants.get(arm.name, 0) > 0
+               for arm in target.arms):
+        return
+    from promptlab.stats import srm_test
+
+    units = [pairs[0].units[0], *(p.units[1] for p in pairs)]
+    weights = [spec.variants[arm.name] for arm in target.arms]
+    res = srm_test(units, weights)
+    srm = {"p_value": res.p_value, "flag": res.flag, "observed": res.observed,
+           "expected": [round(e, 3) for e in res.expected]}
+    if res.reason:
+        srm["skipped"] = res.reason
+    for pair in pairs:
+        pair.srm = srm
+    if res.flag:
+        target.warnings.append(
+            f"sample ratio mismatch: {' / '.join(map(str, res.observed))} units against "
+            f"{' / '.join(f'{e:.0f}' for e in res.expected)} expected from the weights "
+            f"(p = {fmt_p(res.p_value)}); the split is broken, do not trust these results "
+            "until you find why")
 
 
 def adjust(pairs: list[PairComparison], alpha: float, correction: str) -> None:
@@ -59,8 +90,3 @@ def _judge_tolerance(m: MetricResult, b: str, tolerance: float) -> None:
     else:
         m.worse = False
         m.verdict = f"{b} worse, not clearly beyond tolerance ({limit})"
-
-
-def format_tolerance(tolerance: float, direction: str) -> str:
-    """The margin as the lift it allows: +25% for lower-is-better, -25% for higher."""
-    return f"{'+' if direction == 'lower' else '-'}{tolerance * 100:.3g}%"

@@ -540,11 +540,11 @@ def test_python_api(write_calls, log_dir):
 
 
 def test_large_data_path_gives_the_same_numbers(write_calls, cli, monkeypatch):
-    from promptlab.comparison import _limits
+    from promptlab.comparison import _query
 
     three_versions(write_calls)
     small = cli("compare", "v1", "v2", "--json").json
-    monkeypatch.setattr(_limits, "VALUES_LIMIT", 0)
+    monkeypatch.setattr(_query, "VALUES_LIMIT", 0)
     large = cli("compare", "v1", "v2", "--json").json
     for a, b in zip(small["metrics"], large["metrics"], strict=True):
         for key in ("diff", "diff_ci", "p_value", "p_adjusted", "lift", "lift_ci", "mde"):

@@ -9,8 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promptlab.comparison import MetricResult, PairComparison
-from promptlab.comparison._analyse import paired_result, unpaired_result
-from promptlab.comparison._samples import Agg, PairAgg
+from promptlab.comparison._analyse import Agg, PairAgg, paired_result, unpaired_result
 from promptlab.comparison._verdict import adjust
 
 values = st.lists(st.sampled_from([0.0, 1.0, 0.5, 3.0, 3.0, 250.0]), max_size=25)

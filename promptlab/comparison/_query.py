@@ -1,0 +1,347 @@
+"""Reading the arms from the index: read-only connections (one per worker thread), the SQL
+fragments, and the per-arm and paired queries that return sufficient statistics (counts,
+sums, sums of squares) computed inside SQLite — per-unit values only for the rank tests."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from promptlab.comparison._analyse import Agg, PairAgg
+from promptlab.comparison._target import BUILTINS, Arm, Scope
+
+if TYPE_CHECKING:
+    from promptlab.index.core import Index
+
+# Units above which per-unit values are not fetched (robustness tests are skipped).
+VALUES_LIMIT = 100_000
+# Score values that are not numbers are not in the index: entries are re-read from their
+# log line to count them — all of them in an arm up to NON_NUMERIC_CHECK_LIMIT entries, the
+# ones missing a numeric score (at most that many) in an arm up to CHECK_LIMIT entries.
+NON_NUMERIC_CHECK_LIMIT = 1_000
+# Up to this many entries per version, booleans among score values are counted exactly and
+# non-numeric values looked for; above it, a bounded sample is checked for booleans.
+CHECK_LIMIT = 20_000
+DISTINCT_LIMIT = 5_000  # a score with more distinct values is summed by SQL aggregates
+
+T = TypeVar("T")
+
+
+T = TypeVar("T")
+_PRAGMAS = ("query_only = ON", "mmap_size = 1073741824", "cache_size = -65536",
+            "temp_store = MEMORY")
+
+
+class Reader:
+    """A small pool of read-only connections with `all`/`one` queries and `run` fan-out."""
+
+    def __init__(self, path: Path, workers: int = 2):
+        self.path = path
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=workers)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+            for pragma in _PRAGMAS:
+                conn.execute(f"PRAGMA {pragma}")
+            self._local.conn = conn
+            with self._lock:
+                self._conns.append(conn)
+        return conn
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._conn().execute(sql, tuple(params)).fetchall()
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
+        return self._conn().execute(sql, tuple(params)).fetchone()
+
+    def run(self, tasks: Sequence[Callable[[], Any]]) -> list[Any]:
+        """Run callables on the worker threads; results in order."""
+        if len(tasks) <= 1:
+            return [t() for t in tasks]
+        return list(self._pool.map(lambda t: t(), tasks))
+
+    def run_per_arm(self, names: Sequence[str], arms: tuple[Any, Any],
+                    fn: Callable[[Any, str], T]) -> dict[str, tuple[T, T]]:
+        """`fn(arm, name)` for every name and both arms at once: name -> (A's, B's)."""
+        return by_name(names, self.run(per_arm_tasks(names, arms, fn)))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        with self._lock:
+            for conn in self._conns:
+                conn.close()
+            self._conns.clear()
+
+
+def per_arm_tasks(names: Sequence[str], arms: tuple[Any, Any],
+                  fn: Callable[[Any, str], T]) -> list[Callable[[], T]]:
+    """One task per name × arm, arms innermost (the order `by_name` reads back)."""
+    return [(lambda arm=arm, n=n: fn(arm, n)) for n in names for arm in arms]
+
+
+def by_name(names: Sequence[str], results: Sequence[T]) -> dict[str, tuple[T, T]]:
+    it = iter(results)
+    return {n: (next(it), next(it)) for n in names}
+
+
+# Unit key for unpaired designs: a unit's entries are averaged into one value.
+UNIT_KEY = "COALESCE(e.unit_id, e.item_id, e.id)"
+# A score's rows joined to their entries (filter with the scope's WHERE, then the name).
+SCORES_JOIN = "FROM scores s JOIN entries e ON e.rowid = s.entry_rowid"
+
+
+def agg_columns(expr: str) -> str:
+    """count, Σx, Σx² and the number of 0/1 values of an expression (see `agg_from`)."""
+    return f"count({expr}), total({expr}), total(({expr}) * ({expr})), total(({expr}) IN (0, 1))"
+
+
+def agg_from(row: Sequence[Any], offset: int = 0) -> Agg:
+    n, s, ss, n01 = row[offset:offset + 4]
+    return Agg(int(n or 0), float(s or 0), float(ss or 0), int(n01 or 0))
+
+
+def metric_source(name: str, where: str) -> tuple[str, str, list[Any]]:
+    """(value expression, FROM … WHERE clause, extra parameters) of one metric: a
+    built-in reads `entries`, a score joins `scores` on its name."""
+    if name in BUILTINS:
+        return BUILTINS[name].expr, f"FROM entries e WHERE {where}", []
+    return "s.value", f"{SCORES_JOIN} WHERE {where} AND s.name = ?", [name]
+
+
+def fast_path(reader: Reader, scope: Scope, a: Arm, b: Arm) -> str | None:
+    """Which covering index of `scores` answers per-arm aggregates without a join."""
+    if scope.windowed:
+        return None
+    if scope.experiment is None and a.column == b.column == "prompt_version":
+        return "prompt"
+    if scope.experiment is not None and a.column == b.column == "variant":
+        prompts = reader.all(
+            "SELECT DISTINCT prompt_id FROM rollup WHERE experiment = ?", (scope.experiment,))
+        if len(prompts) <= 1:
+            return "experiment"
+    return None
+
+
+def _fast_where(scope: Scope, arm: Arm, fast: str) -> tuple[str, list[Any]]:
+    if fast == "prompt":
+        return "prompt_id = ? AND prompt_version = ?", [scope.prompt, arm.name]
+    return "experiment = ? AND variant = ?", [scope.experiment, arm.name]
+
+
+def score_names(reader: Reader, scope: Scope, a: Arm, b: Arm, fast: str | None) -> list[str]:
+    """Every score name logged for either arm."""
+    names: set[str] = set()
+    if fast:
+        for arm in (a, b):
+            where, params = _fast_where(scope, arm, fast)
+            # A loose index scan: one seek per distinct name.
+            rows = reader.all(
+                f"WITH RECURSIVE n(name) AS (SELECT min(name) FROM scores WHERE {where} "
+                f"UNION ALL SELECT (SELECT min(name) FROM scores WHERE {where} AND "
+                f"name > n.name) FROM n WHERE n.name IS NOT NULL) "
+                f"SELECT name FROM n WHERE name IS NOT NULL", [*params, *params])
+            names.update(r[0] for r in rows)
+    else:
+        where, params = scope.where(a, b)
+        rows = reader.all(f"SELECT DISTINCT s.name {SCORES_JOIN} WHERE {where}", params)
+        names.update(r[0] for r in rows)
+    return sorted(names)
+
+
+def entry_sums(reader: Reader, scope: Scope, arm: Arm, builtins: Sequence[str],
+               unit_mode: bool | None = None) -> dict[str, Any]:
+    """Entries, errors, units and the built-in metrics' sums for one arm.
+
+    Calls and errors per prompt version come from the cost roll-up when no time window
+    applies; otherwise from a pass grouped by status (cheaper than a CASE per
+    aggregate). When entries carry unit or item ids (or `unit_mode` is forced), a
+    second pass averages per unit.
+    """
+    where, params = scope.where(arm)
+    numeric = [(n, BUILTINS[n]) for n in builtins if BUILTINS[n].column is not None]
+    cols = "".join(f", count(e.{b.column}), total(e.{b.column}), "
+                   f"total(e.{b.column} * e.{b.column})" for _, b in numeric)
+    rollup = (not scope.windowed and scope.experiment is None
+              and arm.column == "prompt_version" and scope.prompt is not None)
+    if rollup:
+        calls, errors = reader.one(
+            "SELECT total(calls), total(errors) FROM rollup WHERE prompt_id = ? AND "
+            "prompt_version = ?", (scope.prompt, arm.name))
+        row = reader.one(
+            f"SELECT 'ok', count(*), count(COALESCE(e.unit_id, e.item_id)){cols} "
+            f"FROM entries e WHERE {where} AND e.status != 'error'", params)
+        rows = [row, ("error", int(errors), 0)] if row[1] or not errors else [
+            ("error", int(errors), 0)]
+        if int(calls) != sum(int(r[1]) for r in rows):  # roll-up out of step: count
+            rollup = False
+    if not rollup:
+        rows = reader.all(
+            f"SELECT e.status, count(*), count(COALESCE(e.unit_id, e.item_id)){cols} "
+            f"FROM entries e WHERE {where} GROUP BY e.status", params)
+    entries = sum(int(r[1]) for r in rows)
+    errors = sum(int(r[1]) for r in rows if r[0] == "error")
+    keyed = sum(int(r[2]) for r in rows)
+    aggs: dict[str, Agg] = {}
+    for i, (name, _) in enumerate(numeric):
+        agg = Agg()
+        for r in rows:
+            if r[0] != "error":
+                agg.n += int(r[3 + 3 * i])
+                agg.total += float(r[4 + 3 * i])
+                agg.total_sq += float(r[5 + 3 * i])
+        aggs[name] = agg
+    aggs["error_rate"] = Agg(entries, float(errors), float(errors), entries)
+    if unit_mode is None:
+        unit_mode = keyed > 0
+    units = entries
+    if unit_mode and entries:
+        chosen = [n for n, _ in numeric] + ["error_rate"]
+        inner = ", ".join(f"avg({BUILTINS[n].expr}) AS m{i}" for i, n in enumerate(chosen))
+        outer = ", ".join(agg_columns(f"m{i}") for i in range(len(chosen)))
+        row = reader.one(
+            f"SELECT count(*), {outer} FROM (SELECT {inner} FROM entries e WHERE {where} "
+            f"GROUP BY {UNIT_KEY})", params)
+        units = int(row[0])
+        aggs = {name: agg_from(row, 1 + 4 * i) for i, name in enumerate(chosen)}
+    return {"entries": entries, "errors": errors, "units": units, "unit_mode": unit_mode,
+            "builtins": aggs}
+
+
+def score_sums(reader: Reader, scope: Scope, arm: Arm, name: str, unit_mode: bool,
+               fast: str | None) -> Agg:
+    """One score's sums for one arm; counts booleans when cheap (or when it matters)."""
+    if not unit_mode and fast:
+        return _fast_score_sums(reader, scope, arm, name, fast)
+    where, params = scope.where(arm)
+    source = f"{SCORES_JOIN} WHERE {where} AND s.name = ?"
+    if unit_mode:
+        row = reader.one(
+            f"SELECT {agg_columns('v')}, total(nb), total(c) FROM (SELECT avg(s.value) "
+            f"AS v, total(s.is_bool) AS nb, count(*) AS c {source} GROUP BY {UNIT_KEY})",
+            [*params, name])
+    else:
+        row = reader.one(
+            f"SELECT {agg_columns('s.value')}, total(s.is_bool), count(*) {source}",
+            [*params, name])
+    agg = agg_from(row)
+    agg.n_bool, agg.raw_n = int(row[4]), int(row[5])
+    return agg
+
+
+def _fast_score_sums(reader: Reader, scope: Scope, arm: Arm, name: str, fast: str) -> Agg:
+    where, params = _fast_where(scope, arm, fast)
+    # Scores usually take few distinct values (pass/fail, 1–5): counting rows per value
+    # along the covering index is half the work of four aggregates.
+    groups = reader.all(
+        f"SELECT value, count(*) FROM scores WHERE {where} AND name = ? "
+        f"GROUP BY value LIMIT {DISTINCT_LIMIT + 1}", [*params, name])
+    if len(groups) <= DISTINCT_LIMIT:
+        agg = Agg(sum(c for _, c in groups), math.fsum(v * c for v, c in groups),
+                  math.fsum(v * v * c for v, c in groups),
+                  sum(c for v, c in groups if v in (0, 1)))
+    else:
+        agg = agg_from(reader.one(
+            f"SELECT {agg_columns('value')} FROM scores WHERE {where} AND name = ?",
+            [*params, name]))
+    if agg.n <= CHECK_LIMIT:
+        agg.n_bool = int(reader.one(
+            f"SELECT total(is_bool) FROM scores WHERE {where} AND name = ?",
+            [*params, name])[0])
+    elif not agg.binary and agg.n:
+        # Counting booleans would read every row; they are stored as 0/1, so a mix can
+        # only hide among those values (all-0/1 scores are binary anyway). Look at a
+        # bounded sample of those values.
+        agg.has_bool = bool(reader.one(
+            f"SELECT max(b) FROM (SELECT is_bool AS b FROM scores WHERE {where} AND "
+            f"name = ? AND value IN (0, 1) LIMIT 2000)", [*params, name])[0])
+    return agg
+
+
+def arm_values(reader: Reader, scope: Scope, arm: Arm, name: str,
+               unit_mode: bool) -> list[float]:
+    """Per-unit (or per-entry) values of one metric for the robustness tests."""
+    where, params = scope.where(arm)
+    expr, source, extra = metric_source(name, where)
+    if unit_mode:
+        sql = f"SELECT avg({expr}) AS v {source} GROUP BY {UNIT_KEY} HAVING v IS NOT NULL"
+    else:
+        sql = f"SELECT {expr} AS v {source} AND v IS NOT NULL"
+    return [r[0] for r in reader.all(sql, [*params, *extra])]
+
+
+def non_numeric(reader: Reader, index: Index, scope: Scope, arms: tuple[Arm, Arm],
+                entry_stats: list[dict[str, Any]], names: list[str]) -> dict[str, int]:
+    """Count score values that are not numbers or booleans (the index skips them) by
+    re-reading entries through the index: every entry of a small arm; in a larger one,
+    the entries that lack a numeric value for some score."""
+    counts: dict[str, int] = {}
+    for arm, st in zip(arms, entry_stats, strict=True):
+        if st["entries"] > CHECK_LIMIT:
+            continue
+        where, params = scope.where(arm)
+        sql = (f"SELECT e.file_id, e.offset, e.length FROM entries e WHERE {where} AND "
+               f"e.status != 'error'")
+        if st["entries"] > NON_NUMERIC_CHECK_LIMIT:
+            sql += (" AND (SELECT count(*) FROM scores s WHERE s.entry_rowid = e.rowid) < ?"
+                    f" LIMIT {NON_NUMERIC_CHECK_LIMIT}")
+            params = [*params, max(len(names), 1)]
+        for file_id, offset, length in reader.all(sql, params):
+            entry = index.read_entry(file_id, offset, length)
+            scores = entry.get("scores") if entry else None
+            if not isinstance(scores, dict):
+                continue
+            for key, value in scores.items():
+                if not _is_number(value):
+                    counts[str(key)] = counts.get(str(key), 0) + 1
+    return counts
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, bool) or (isinstance(value, int | float) and math.isfinite(value))
+
+
+def item_overlap(reader: Reader, scope: Scope, a: Arm, b: Arm) -> tuple[int, int, int]:
+    """Items logged under both arms, under A only, under B only."""
+    where, params = scope.where(a, b)
+    row = reader.one(
+        f"SELECT total(ha AND hb), total(ha AND NOT hb), total(hb AND NOT ha) FROM "
+        f"(SELECT max({a.cond}) AS ha, max({b.cond}) AS hb FROM entries e WHERE {where} "
+        f"AND e.item_id IS NOT NULL GROUP BY e.item_id)", [a.name, b.name, *params])
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def _per_item(scope: Scope, a: Arm, b: Arm, name: str) -> tuple[str, list[Any]]:
+    where, params = scope.where(a, b)
+    expr, source, extra = metric_source(name, where)
+    inner = (f"SELECT avg(CASE WHEN {a.cond} THEN {expr} END) AS va, "
+             f"avg(CASE WHEN {b.cond} THEN {expr} END) AS vb {source} "
+             f"AND e.item_id IS NOT NULL GROUP BY e.item_id")
+    return inner, [a.name, b.name, *params, *extra]
+
+
+def paired_sums(reader: Reader, scope: Scope, a: Arm, b: Arm, name: str) -> PairAgg:
+    """Sums, cross-products and 0/1 cell counts of the items with a value under both."""
+    inner, params = _per_item(scope, a, b, name)
+    row = reader.one(
+        f"SELECT count(*), total(va), total(vb), total(va * va), total(vb * vb), "
+        f"total(va * vb), total(va IN (0, 1) AND vb IN (0, 1)), "
+        f"total(va = 1 AND vb = 0), total(va = 0 AND vb = 1), total(va = 1 AND vb = 1) "
+        f"FROM ({inner}) WHERE va IS NOT NULL AND vb IS NOT NULL", params)
+    return PairAgg(int(row[0]), *(float(x) for x in row[1:6]), *(int(x) for x in row[6:10]))
+
+
+def paired_diffs(reader: Reader, scope: Scope, a: Arm, b: Arm, name: str) -> list[float]:
+    """Per-item differences B − A, for the robustness tests."""
+    inner, params = _per_item(scope, a, b, name)
+    return [r[0] for r in reader.all(
+        f"SELECT vb - va FROM ({inner}) WHERE va IS NOT NULL AND vb IS NOT NULL", params)]
