@@ -31,6 +31,16 @@ KNOWN_KEYS: dict[str, type | tuple[type, ...]] = {
     "prices": str,
     "redact": bool,
     "cache": bool,
+    "otel": dict,
+}
+
+# Keys of the [otel] table (OpenTelemetry export, see docs/otel.md), with their types.
+OTEL_KEYS: dict[str, type] = {
+    "endpoint": str,  # OTLP/HTTP base URL (http://localhost:4318) or full …/v1/traces URL
+    "headers": dict,  # sent with every export request
+    "service_name": str,  # service.name of exported spans (OTEL_SERVICE_NAME wins)
+    "content": bool,  # also export prompts and responses (redacted); off by default
+    "live": bool,  # a Logger exports each entry as it is written (default: on with an endpoint)
 }
 
 
@@ -45,6 +55,7 @@ class Settings:
     prices: Path | None = None
     redact: bool = True
     cache: bool = True
+    otel: dict[str, Any] = field(default_factory=dict)
     config_file: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -106,6 +117,14 @@ def read_config_file(path: Path) -> dict[str, Any]:
                 t.__name__ for t in expected
             )
             raise ConfigError(f"{where}: setting {key!r} must be a {name}, got {value!r}")
+    for key, value in data.get("otel", {}).items():
+        expected = OTEL_KEYS.get(key)
+        if expected is None:
+            raise ConfigError(f"{where}: unknown setting otel.{key}; known: "
+                              f"{', '.join(sorted(OTEL_KEYS))}")
+        if not isinstance(value, expected):
+            raise ConfigError(f"{where}: setting otel.{key} must be a {expected.__name__}, "
+                              f"got {value!r}")
     return data
 
 
@@ -150,6 +169,7 @@ def load_settings(
         prices=pick(prices, ENV_PRICES, "prices", None),
         redact=bool(raw.get("redact", True)),
         cache=bool(raw.get("cache", True)),
+        otel=dict(raw.get("otel", {})),
         config_file=config_file,
         raw=raw,
     )
