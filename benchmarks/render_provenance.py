@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from promptlab.history import clear_provenance_cache, provenance  # noqa: E402
-from promptlab.registry import Registry  # noqa: E402
+from promptlab import Registry  # noqa: E402
 
 
 def medians_us(*fns, batches: int = 31, per_batch: int = 300) -> list[float]:

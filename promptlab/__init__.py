@@ -22,7 +22,7 @@ _EXPORTS: dict[str, str] = {
     "Settings": "promptlab.config",
     "load_settings": "promptlab.config",
     # prompts
-    "Registry": "promptlab.registry",
+    "Registry": "promptlab.history",  # the registry with git provenance passed in
     "Prompt": "promptlab.registry",
     "Version": "promptlab.registry",
     "Template": "promptlab.template",
@@ -60,9 +60,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from promptlab.config import Settings, load_settings
     from promptlab.errors import PromptlabError
     from promptlab.experiments import Experiment, load_experiment
+    from promptlab.history import Registry
     from promptlab.index.core import Index, query
     from promptlab.logs.logger import Call, Logger, feedback, get_logger, log, log_llm_call
     from promptlab.logs.reader import read_entries
-    from promptlab.registry import Prompt, Registry, Version
+    from promptlab.registry import Prompt, Version
     from promptlab.template import Rendered, Template
     from promptlab.tracing import span, trace, traced

@@ -12,7 +12,7 @@ import difflib
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -26,6 +26,9 @@ from promptlab.errors import (
     UsageError,
 )
 from promptlab.template import Rendered, Template
+
+# Where a version file's text came from: (last commit touching it, uncommitted changes?).
+Provenance = Callable[[Path], tuple[str | None, bool | None]]
 
 VERSION_EXTS = (".txt", ".j2", ".jinja", ".md")
 DEFAULT_LABEL = "current"
@@ -157,11 +160,14 @@ class Prompt:
         return self.template.front.config
 
     def stamp(self, template: Template | None = None) -> dict[str, Any]:
-        """The fields a log entry carries to say which prompt text produced it."""
-        from promptlab.history import provenance
+        """The fields a log entry carries to say which prompt text produced it.
 
+        `prompt_commit` and `prompt_dirty` come from the registry's `provenance` hook
+        (git, supplied by `promptlab.Registry`); without one they are None.
+        """
         template = template or Template.load(self.version.path)
-        commit, dirty = provenance(self.version.path)
+        hook = self.registry.provenance
+        commit, dirty = hook(self.version.path) if hook is not None else (None, None)
         return {
             "prompt_id": self.id,
             "prompt_version": self.version.name,
@@ -185,14 +191,21 @@ class Prompt:
 
 
 class Registry:
-    """The prompts folder. `Registry("prompts").get("code-review").render(code=...)`."""
+    """The prompts folder. `Registry("prompts").get("code-review").render(code=...)`.
 
-    def __init__(self, path: str | os.PathLike[str] | None = None):
+    `provenance` says where a version file's text came from; it fills the stamp's
+    `prompt_commit` and `prompt_dirty`. This class knows nothing of git: the public
+    `promptlab.Registry` (from `promptlab.history`) passes the git look-up in.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *,
+                 provenance: Provenance | None = None):
         if path is None:
             from promptlab.config import load_settings
 
             path = load_settings().prompts_dir
         self.path = Path(path).absolute()
+        self.provenance = provenance
 
     def __repr__(self) -> str:
         return f"<Registry {self.path}>"

@@ -17,13 +17,8 @@ from promptlab.cli._common import (
     project_options,
     warn,
 )
+from promptlab.cli.prompts import coerce_cli_vars, get_registry, parse_vars
 from promptlab.errors import UsageError
-
-
-def get_registry():  # type: ignore[no-untyped-def]
-    from promptlab.registry import Registry
-
-    return Registry(get_settings().prompts_dir)
 
 
 def _plain_id(prompt_id: str, command: str) -> str:
@@ -107,8 +102,6 @@ def prompts_diff(prompt_id: str, a: str, b: str | None, rev: str | None, rendere
       promptlab diff code-review v1 v2 --rendered --vars item.json
       promptlab diff code-review v2 --rev main       # v2 now vs v2 at main
     """
-    from promptlab.cli.prompts import parse_vars
-
     if (vars_file is not None or var_items) and not rendered:
         raise UsageError("--vars/--var only apply with --rendered")
     if rev is not None and b is not None:
@@ -186,8 +179,6 @@ def _at_revision(side: _Side, prompt_id: str, rev: str) -> _Side:
 
 def _rendered_text(template: Any, values: dict[str, Any], cli_names: set[str]) -> str:
     """Model, config and messages as `promptlab render` shows them."""
-    from promptlab.cli.prompts import coerce_cli_vars
-
     messages = template.render_messages(coerce_cli_vars(template, values, cli_names))
     head = (f"model: {template.front.model or '(none)'}\n"
             f"config: {dumps_json(template.front.config)}\n\n")
@@ -271,12 +262,3 @@ def prompts_check(prompt_ids: tuple[str, ...], base: str | None, no_logs: bool,
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def report_commit(done: Any) -> None:
-    """One stderr line after `new`/`promote --commit`: the commit, or why there is none."""
-    if done.commit is None:
-        click.echo(f"Nothing to commit: {', '.join(p.name for p in done.paths)} already "
-                   "committed as is.", err=True)
-    else:
-        click.echo(f"Committed {done.commit}: {done.message}", err=True)

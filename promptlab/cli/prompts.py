@@ -14,7 +14,8 @@ from promptlab.errors import UsageError
 
 
 def get_registry():  # type: ignore[no-untyped-def]
-    from promptlab.registry import Registry
+    """The project's registry, stamping git provenance like `promptlab.Registry`."""
+    from promptlab.history import Registry
 
     return Registry(get_settings().prompts_dir)
 
@@ -198,7 +199,6 @@ def prompts_new(prompt_id: str, from_version: str | None, description: str | Non
         path = get_registry().new(prompt_id, from_version=from_version, description=description)
         click.echo(str(path))
         return
-    from promptlab.cli.history import report_commit
     from promptlab.history import new_version_committed
 
     path, done = new_version_committed(get_registry(), prompt_id, from_version=from_version,
@@ -236,10 +236,17 @@ def prompts_promote(prompt_id: str, version: str, label: str, do_commit: bool,
         previous, new = get_registry().promote(prompt_id, version, label)
         click.echo(f"{prompt_id}: {label} {previous or '(none)'} -> {new}")
         return
-    from promptlab.cli.history import report_commit
     from promptlab.history import promote_committed
 
     previous, new, done = promote_committed(get_registry(), prompt_id, version, label, message)
     click.echo(f"{prompt_id}: {label} {previous or '(none)'} -> {new}")
     report_commit(done)
 
+
+def report_commit(done: Any) -> None:
+    """One stderr line after `new`/`promote --commit`: the commit, or why there is none."""
+    if done.commit is None:
+        click.echo(f"Nothing to commit: {', '.join(p.name for p in done.paths)} already "
+                   "committed as is.", err=True)
+    else:
+        click.echo(f"Committed {done.commit}: {done.message}", err=True)

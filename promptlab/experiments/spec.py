@@ -184,7 +184,7 @@ class Experiment:
             if variant not in self.variants:
                 raise ExperimentError(f"{display_path(self.path)}: no variant {variant!r}"
                                       f"{suggest(variant, self.variants)}")
-            from promptlab.registry import Registry
+            from promptlab.history import Registry  # stamps git provenance
 
             registry = Registry(self.settings.prompts_dir)
             try:

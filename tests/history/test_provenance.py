@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import promptlab.history._provenance as history
+import promptlab.history.stamp as history
+from promptlab import Registry
 from promptlab.cli import main
 from promptlab.history import clear_provenance_cache, provenance
-from promptlab.registry import Registry
 
 
 def stamp(root: Path, ref: str = "code-review") -> dict:
@@ -155,7 +155,7 @@ def test_git_missing_gives_nulls(story, gitproject, monkeypatch):
 def test_render_never_imports_gitpython(story, gitproject):
     code = (
         "import sys\n"
-        "from promptlab.registry import Registry\n"
+        "from promptlab import Registry\n"
         "r = Registry('prompts')\n"
         "s = r.get('code-review').render(code='x').stamp\n"
         "print(s['prompt_commit'], s['prompt_dirty'], 'git' in sys.modules)\n"
