@@ -34,13 +34,13 @@ _EXPORTS: dict[str, str] = {
     "log": "promptlab.logs.logger",
     "log_llm_call": "promptlab.logs.logger",
     "feedback": "promptlab.logs.logger",
-    "trace": "promptlab.tracing",
-    "span": "promptlab.tracing",
-    "traced": "promptlab.tracing",
+    "trace": "promptlab.logs.logger",
+    "span": "promptlab.logs.logger",
+    "traced": "promptlab.logs.logger",
     "read_entries": "promptlab.logs.reader",
     # index
-    "Index": "promptlab.index",
-    "query": "promptlab.index",
+    "Index": "promptlab.index.core",
+    "query": "promptlab.index.core",  # not promptlab.index: its module query shadows it
     # experiments
     "Experiment": "promptlab.experiments",
     "load_experiment": "promptlab.experiments",
@@ -62,8 +62,17 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from promptlab.experiments import Experiment, load_experiment
     from promptlab.history import Registry
     from promptlab.index.core import Index, query
-    from promptlab.logs.logger import Call, Logger, feedback, get_logger, log, log_llm_call
+    from promptlab.logs.logger import (
+        Call,
+        Logger,
+        feedback,
+        get_logger,
+        log,
+        log_llm_call,
+        span,
+        trace,
+        traced,
+    )
     from promptlab.logs.reader import read_entries
     from promptlab.registry import Prompt, Version
     from promptlab.template import Rendered, Template
-    from promptlab.tracing import span, trace, traced

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from promptlab.errors import LogIndexError, UsageError
 from promptlab.index.fts import FtsQuery, SearchQueryError, parse_search, snippet
+from promptlab.index.ids import EntryNotFoundError, resolve_id
 from promptlab.logs.reader import parse_line, stem_of
 
 if TYPE_CHECKING:
@@ -25,10 +26,6 @@ if TYPE_CHECKING:
 KINDS = ("llm", "span", "feedback")
 STATUSES = ("ok", "error")
 SEARCH_WINDOW = 1000  # default: rank the newest this-many matches
-
-
-class EntryNotFoundError(LogIndexError):
-    """No entry (or more than one) matches the id given."""
 
 
 # -- filters ----------------------------------------------------------------------------
@@ -329,38 +326,20 @@ def search_entries(index: Index, text: str, filters: Filters, *, limit: int | No
 
 
 def find_entry_row(index: Index, ref: str, *, what: str = "entry") -> tuple[Any, ...]:
-    """The row (_HIT_COLUMNS) of an entry by id, by a unique prefix of at least 6 chars, or
-    `last` for the newest LLM call."""
+    """The row (_HIT_COLUMNS) of an entry by id, by a unique prefix of at least
+    ids.MIN_PREFIX characters, or `last` for the newest LLM call."""
     ref = ref.strip()
     if ref.lower() in ("last", "latest"):
         row = index.conn.execute(
             f"SELECT {_select_hits()} FROM entries e WHERE e.kind = 'llm' "
-            "ORDER BY e.id DESC LIMIT 1").fetchone()
+            "ORDER BY e.ts DESC, e.rowid DESC LIMIT 1").fetchone()
         if row is None:
             raise EntryNotFoundError(f"no LLM calls in the log index of {index.log_dir} yet")
         return row
-    if not re.fullmatch(r"[0-9A-Za-z_-]{1,64}", ref or "-"):
-        raise EntryNotFoundError(f"{ref!r} is not an entry id (ids look like 01JD3Z6X0M...)")
-    row = index.conn.execute(
-        f"SELECT {_select_hits()} FROM entries e WHERE e.id = ?", (ref,)).fetchone()
-    if row is None and ref != ref.upper():
-        row = index.conn.execute(
-            f"SELECT {_select_hits()} FROM entries e WHERE e.id = ?", (ref.upper(),)).fetchone()
-    if row is not None:
-        return row
-    if len(ref) >= 6:
-        prefix = ref.upper()
-        rows = index.conn.execute(
-            f"SELECT {_select_hits()} FROM entries e WHERE e.id >= ? AND e.id < ? LIMIT 2",
-            (prefix, prefix + "~")).fetchall()
-        if len(rows) == 1:
-            return rows[0]
-        if len(rows) > 1:
-            raise EntryNotFoundError(
-                f"{ref!r} matches several entries; give more characters of the id")
-    raise EntryNotFoundError(
-        f"no {what} {ref!r} in the log index of {index.log_dir}; "
-        "list recent ones with `promptlab logs`")
+    entry_id = resolve_id(index.conn, ref, what=what, place=f"the log index of {index.log_dir}",
+                          hint="list recent ones with `promptlab logs`")
+    return index.conn.execute(
+        f"SELECT {_select_hits()} FROM entries e WHERE e.id = ?", (entry_id,)).fetchone()
 
 
 def get_entry(index: Index, ref: str) -> SearchHit:

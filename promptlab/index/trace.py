@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from promptlab.index.query import EntryNotFoundError, Filters, find_entry_row
+from promptlab.index.ids import EntryNotFoundError, resolve_id
 
 if TYPE_CHECKING:
     from promptlab.index.core import Index
+    from promptlab.index.query import Filters
 
 _COLUMNS = ("rowid", "id", "kind", "name", "model", "prompt_id", "prompt_version", "timestamp",
             "ts", "latency_ms", "status", "error", "input_tokens", "output_tokens",
@@ -102,30 +103,26 @@ class Trace:
 
 
 def resolve_trace_id(index: Index, ref: str) -> str:
-    """The trace id for `ref`: a trace id, a unique prefix of one, or any entry/span id."""
-    ref = ref.strip()
-    conn = index.conn
-    if conn.execute("SELECT 1 FROM entries WHERE trace_id = ? LIMIT 1", (ref,)).fetchone():
-        return ref
-    if len(ref) >= 6:
-        found = [r[0] for r in conn.execute(
-            "SELECT DISTINCT trace_id FROM entries WHERE trace_id >= ? AND trace_id < ? LIMIT 2",
-            (ref, ref + "~"))]
-        if len(found) == 1:
-            return found[0]
-        if len(found) > 1:
-            raise EntryNotFoundError(
-                f"{ref!r} matches several traces; give more characters of the trace id")
+    """The trace id for `ref`: a trace id, a unique prefix of one (ids.MIN_PREFIX characters
+    or more), or the id (or unique prefix) of any span or call in the trace."""
+    hint = "list recent traces with `promptlab trace`"
     try:
-        row = find_entry_row(index, ref, what="trace")
-    except EntryNotFoundError:
-        raise EntryNotFoundError(
-            f"no trace {ref!r} in the log index of {index.log_dir}; list recent traces with "
-            "`promptlab trace`") from None
-    trace_id = row[16]
+        return resolve_id(index.conn, ref, column="trace_id", what="trace",
+                          where="trace_id IS NOT NULL", hint=hint,
+                          place=f"the log index of {index.log_dir}")
+    except EntryNotFoundError as exc:
+        if "ambiguous" in str(exc):
+            raise
+        not_a_trace = exc
+    try:
+        entry_id = resolve_id(index.conn, ref, what="entry")
+    except EntryNotFoundError as exc:
+        raise (exc if "ambiguous" in str(exc) else not_a_trace) from None
+    trace_id = index.conn.execute("SELECT trace_id FROM entries WHERE id = ?",
+                                  (entry_id,)).fetchone()[0]
     if not trace_id:
-        raise EntryNotFoundError(f"entry {row[1]} is not part of a trace")
-    return trace_id
+        raise EntryNotFoundError(f"entry {entry_id} is not part of a trace")
+    return str(trace_id)
 
 
 def build_trace(index: Index, ref: str) -> Trace:
@@ -198,7 +195,12 @@ def position_in(trace: Trace, entry: dict[str, Any]) -> dict[str, Any]:
 def list_traces(index: Index, filters: Filters, limit: int | None = 20) -> list[dict[str, Any]]:
     """Recent traces, newest first (by their root span's start): id, root name, start,
     duration, spans, calls, tokens, cost, errors."""
-    where, params = Filters(since=filters.since, until=filters.until, kind=None).where("r")
+    clauses, params = ["1"], []
+    for op, bound in ((">=", filters.since), ("<", filters.until)):
+        if bound is not None:
+            clauses.append(f"r.ts {op} ?")
+            params.append(bound)
+    where = " AND ".join(clauses)
     roots = (f"SELECT r.trace_id, r.name, r.timestamp, r.ts FROM entries r WHERE r.kind = 'span'"
              f" AND r.parent_id IS NULL AND r.trace_id IS NOT NULL AND {where} ORDER BY r.ts DESC")
     if limit is not None:

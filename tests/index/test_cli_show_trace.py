@@ -67,17 +67,37 @@ def test_show_unknown_or_ambiguous_ids(sample: Sample) -> None:
     assert result.exit_code == 2
     assert result.stderr == (f"Error: no entry '01ZZZZZZZZZZZZZZZZZZZZZZZZ' in the log index of "
                              f"{sample.log_dir}; list recent ones with `promptlab logs`\n")
-    result = run("logs", "show", "01KE", ok=False)  # too short to be a prefix
+    result = run("logs", "show", "01K", ok=False)  # too short to be a prefix
+    assert (result.exit_code, result.stderr) == (2, "Error: entry id prefix '01K' is too short: "
+                                                 "give at least 4 characters of the id\n")
+    result = run("logs", "show", "01ke", ok=False)  # every entry: lists the first few
     assert result.exit_code == 2
-    result = run("logs", "show", "01KE5", ok=False)
-    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: entry id prefix '01ke' is ambiguous: it matches ")
+    assert result.stderr.count("01KE") == 5 and "and more; give more characters" in result.stderr
     prefix = "01KE8000000000000000"  # both spans of the trace
     result = run("logs", "show", prefix, ok=False)
-    assert result.stderr == (f"Error: '{prefix}' matches several entries; give more characters "
-                             "of the id\n")
+    assert result.stderr == (
+        f"Error: entry id prefix '{prefix}' is ambiguous: it matches 01KE8000000000000000000001 "
+        "(2026-01-06 00:59:59); 01KE8000000000000000000002 (2026-01-06 01:00:00); give more "
+        "characters\n")
     result = run("logs", "show", "'; DROP TABLE entries", ok=False)
-    assert result.stderr == "Error: \"'; DROP TABLE entries\" is not an entry id (ids look " \
-                            "like 01JD3Z6X0M...)\n"
+    assert result.stderr.startswith("Error: \"'; DROP TABLE entries\" is not an entry id")
+    result = run("logs", "show", "x" * 300, ok=False)
+    assert (result.exit_code, len(result.stderr.splitlines())) == (2, 1)
+
+
+def test_unique_prefixes_resolve_like_git_short_hashes(sample: Sample) -> None:
+    summary = sample.e["summary"]["id"]
+    # ULIDs of one day share their first characters: find the shortest unique prefix.
+    ids = [e["id"] for e in sample.e.values()]
+    n = next(n for n in range(4, 27)
+             if sum(i.startswith(summary[:n]) for i in ids) == 1)
+    shown = json.loads(run("logs", "show", summary[:n].lower(), "--json").stdout)
+    assert shown["entry"]["id"] == summary
+    trace = sample.e["span_root"]["trace_id"]
+    assert json.loads(run("trace", trace[:24], "--json").stdout)["trace_id"] == trace
+    result = run("trace", trace[:3], ok=False)
+    assert "too short: give at least 4 characters" in result.stderr
 
 
 def test_trace_tree(sample: Sample) -> None:
