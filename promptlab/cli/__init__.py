@@ -24,6 +24,10 @@ COMMANDS: dict[str, str] = {
     "experiment": "promptlab.cli.experiment:experiment",
     "compare": "promptlab.cli.compare:compare_cmd",
     "init": "promptlab.cli.init:init_project",
+    "export": "promptlab.cli.export:export",
+    "otlp": "promptlab.cli.export:otlp",
+    "dashboard": "promptlab.cli.dashboard:dashboard_serve",
+    "report": "promptlab.cli.dashboard:dashboard_report",
 }
 
 

@@ -1,0 +1,356 @@
+"""`promptlab dashboard`: a local, read-only web UI on the standard library's HTTP server.
+
+`Dashboard` is the application (a request in, a `Response` out), kept apart from the
+socket server so it can be benchmarked and tested without one. Security model:
+
+* only GET — every other method is answered 405;
+* no route reads a file named by the request: the one static route serves names from a
+  fixed table, ids are looked up in the index, prompt and experiment names are validated
+  before the registry sees them;
+* every page is server-rendered with autoescaping and sent with a strict
+  Content-Security-Policy (no scripts at all, styles only from /static/);
+* bound to loopback by default, with a Host-header check against DNS rebinding; on any
+  other address a token is required on every request (query `?token=` once, then an
+  HttpOnly SameSite=Strict cookie, or `Authorization: Bearer`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import re
+import secrets
+import sys
+import threading
+import time
+import traceback
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+
+import orjson
+
+from promptlab.dashboard import data as views_data
+from promptlab.dashboard.report import redact
+from promptlab.dashboard.views import STATIC, Links, render_page
+from promptlab.errors import PromptlabError, UsageError
+
+if TYPE_CHECKING:
+    from promptlab.config import Settings
+
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+       "base-uri 'none'; frame-ancestors 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+STATIC_FILES = {"dashboard.css": "text/css; charset=utf-8"}  # the only files served
+COOKIE = "promptlab_token"
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+PROMPT_ID = re.compile(r"[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*")
+TITLES = {"overview": "Overview", "logs": "Logs", "traces": "Traces", "prompts": "Prompts",
+          "experiments": "Experiments"}
+CACHE_SIZE = 128
+CACHE_TTL_S = 30.0
+SYNC_INTERVAL_S = 2.0
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    content_type: str = "text/html; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class NotFound(PromptlabError):
+    """No such page."""
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def semantic_search() -> tuple[Any, list[str]]:
+    """The semantic/hybrid search function when promptlab.semantic provides one (it is an
+    optional part), and the modes it offers; (None, []) otherwise."""
+    try:
+        import importlib
+
+        module = importlib.import_module("promptlab.semantic")
+    except Exception:  # not installed, or its optional dependencies are missing
+        return None, []
+    fn = getattr(module, "dashboard_search", None) or getattr(module, "search_hits", None)
+    if fn is None or not callable(fn):
+        return None, []
+    return fn, ["semantic", "hybrid"]
+
+
+class Dashboard:
+    """The read-only web application over one project's logs, prompts and experiments."""
+
+    def __init__(self, settings: Settings, *, token: str | None = None,
+                 check_host: bool = True, sync_interval: float = SYNC_INTERVAL_S):
+        from promptlab import __version__
+        from promptlab.index import Index
+
+        self.settings = settings
+        self.token = token
+        self.check_host = check_host and token is None
+        self.sync_interval = sync_interval
+        self.index = Index(settings.log_dir)
+        self.version = __version__
+        self._lock = threading.RLock()
+        self._last_sync = 0.0
+        self._cache: OrderedDict[Any, Response] = OrderedDict()
+        self.semantic, self.semantic_modes = semantic_search()
+
+    def close(self) -> None:
+        self.index.close()
+
+    def sync(self, force: bool = False) -> None:
+        """Ingest new log lines, at most every `sync_interval` seconds."""
+        now = time.monotonic()
+        if force or now - self._last_sync >= self.sync_interval:
+            self.index.sync()
+            self._last_sync = now
+
+    # -- request handling ----------------------------------------------------------------
+
+    def handle(self, method: str, target: str, headers: dict[str, str] | None = None) -> Response:
+        headers = {k.lower(): v for k, v in (headers or {}).items()}
+        if method != "GET":
+            return _text(HTTPStatus.METHOD_NOT_ALLOWED, "read-only: only GET is allowed",
+                         {"Allow": "GET"})
+        if self.check_host and not _host_ok(headers.get("host", "")):
+            return _text(HTTPStatus.MISDIRECTED_REQUEST,
+                         "unexpected Host header: open the dashboard at http://127.0.0.1:<port>/")
+        url = urlsplit(target)
+        params = dict(parse_qsl(url.query, keep_blank_values=True))
+        if self.token is not None:
+            given = params.pop("token", None)
+            if given is not None and _same(given, self.token):
+                query = urlencode(params)
+                return Response(HTTPStatus.SEE_OTHER, b"", "text/plain", {
+                    "Location": (url.path or "/") + ("?" + query if query else ""),
+                    "Set-Cookie": f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/"})
+            if not self._authorised(headers):
+                return _text(HTTPStatus.UNAUTHORIZED, "this dashboard needs its token: open the "
+                             "URL printed by `promptlab dashboard` (it ends in ?token=…)")
+        try:
+            segments = _segments(url.path)
+        except NotFound as exc:
+            return _text(HTTPStatus.NOT_FOUND, str(exc))
+        if segments[:1] == ["static"]:
+            return self._static(segments)
+        if segments == ["favicon.ico"]:
+            return Response(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
+        api = segments[:1] == ["api"]
+        if api:
+            segments = segments[1:]
+        try:
+            with self._lock:
+                self.sync()
+                return self._cached(segments, params, api)
+        except NotFound as exc:
+            return self._error(HTTPStatus.NOT_FOUND, str(exc), api)
+        except PromptlabError as exc:
+            status = HTTPStatus.NOT_FOUND if "no " in str(exc)[:40].lower() or \
+                type(exc).__name__.endswith("NotFoundError") else HTTPStatus.BAD_REQUEST
+            return self._error(status, str(exc), api)
+        except Exception:  # a bug: say so without leaking the details to the page
+            traceback.print_exc(file=sys.stderr)
+            return self._error(HTTPStatus.INTERNAL_SERVER_ERROR,
+                               "internal error (details on the dashboard's terminal)", api)
+
+    def _authorised(self, headers: dict[str, str]) -> bool:
+        assert self.token is not None
+        auth = headers.get("authorization", "")
+        if auth.lower().startswith("bearer ") and _same(auth[7:].strip(), self.token):
+            return True
+        for part in headers.get("cookie", "").split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == COOKIE and _same(value, self.token):
+                return True
+        return False
+
+    def _static(self, segments: list[str]) -> Response:
+        name = segments[1] if len(segments) == 2 else ""
+        if name not in STATIC_FILES:
+            return _text(HTTPStatus.NOT_FOUND, "no such file")
+        body = (STATIC / name).read_bytes()
+        return Response(HTTPStatus.OK, body, STATIC_FILES[name],
+                        {"Cache-Control": "max-age=300"})
+
+    def _error(self, status: int, message: str, api: bool) -> Response:
+        if api:
+            return Response(status, orjson.dumps({"error": message}), "application/json")
+        html = render_page("error", "Error", None, Links(), {**self._context(), "error": message})
+        return Response(status, html.encode(), "text/html; charset=utf-8")
+
+    def _context(self) -> dict[str, Any]:
+        return {"project": str(self.settings.root.name), "log_dir": str(self.settings.log_dir),
+                "version": self.version, "semantic_modes": self.semantic_modes}
+
+    def _cached(self, segments: list[str], params: dict[str, str], api: bool) -> Response:
+        key = (tuple(segments), tuple(sorted(params.items())), api,
+               views_data.data_version(self.index))
+        if segments[:1] in (["prompts"], ["experiments"]):
+            key += (views_data.project_mtime(self.settings),)
+        hit = self._cache.get(key)
+        if hit is not None and time.monotonic() - float(hit.headers.get("X-Made", 0)) < CACHE_TTL_S:
+            self._cache.move_to_end(key)
+            return hit
+        response = self._route(segments, params, api)
+        response.headers["X-Made"] = repr(time.monotonic())
+        self._cache[key] = response
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return response
+
+    def _route(self, segments: list[str], params: dict[str, str], api: bool) -> Response:
+        s, idx = self.settings, self.index
+        head = segments[0] if segments else "overview"
+        arg = segments[1] if len(segments) == 2 else None
+        if len(segments) > 2 or head not in TITLES or (head == "overview" and arg):
+            raise NotFound("no such page: the views are /, /logs, /traces, /prompts and "
+                           "/experiments")
+        view, title, context = head, TITLES[head], {}
+        if head == "overview":
+            period = views_data.parse_period(params)
+            group = params.get("group", "model") or "model"
+            d = views_data.overview(idx, period, group, prices=s.prices)
+            context = {"since_text": period.since_text, "until_text": period.until_text,
+                       "period_params": {"since": period.since_text,
+                                         "until": period.until_text,
+                                         "period": "" if period.since_text or period.until_text
+                                         else period.label}}
+        elif head == "logs" and arg is None:
+            d = redact(views_data.logs_page(idx, params, semantic=self.semantic))
+            context = {"query": {k: v for k, v in params.items()
+                                 if k not in ("before", "page") and v}}
+        elif head == "logs":
+            d = redact(views_data.entry_page(idx, arg))
+            view, title = "entry", f"Entry {d['entry'].get('id')}"
+        elif head == "traces" and arg is None:
+            d = views_data.traces_page(idx, params)
+        elif head == "traces":
+            d = redact(views_data.trace_page(idx, arg))
+            view, title = "trace", f"Trace {d['trace_id']}"
+        elif head == "prompts" and arg is None:
+            d = views_data.prompts_list(s, idx)
+        elif head == "prompts":
+            if not PROMPT_ID.fullmatch(arg) or len(arg) > 200:
+                raise NotFound(f"no prompt {arg!r}")
+            d = views_data.prompt_page(s, idx, arg, params)
+            view, title = "prompt", f"Prompt {arg}"
+        elif head == "experiments" and arg is None:
+            d = views_data.experiments_list(s, idx)
+        else:
+            assert arg is not None
+            if not NAME.fullmatch(arg) or arg.endswith(".toml"):
+                raise NotFound(f"no experiment {arg!r}")
+            d = views_data.experiment_page(s, idx, arg)
+            view, title = "experiment", f"Experiment {arg}"
+        if api:
+            return Response(HTTPStatus.OK, orjson.dumps(d, default=str,
+                                                        option=orjson.OPT_NON_STR_KEYS),
+                            "application/json")
+        html = render_page(view, title, d, Links(), {**self._context(), **context})
+        return Response(HTTPStatus.OK, html.encode(), "text/html; charset=utf-8")
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def _host_ok(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return is_loopback(name.strip("[]")) or host == ""
+
+
+def _segments(path: str) -> list[str]:
+    """Path segments, each percent-decoded once, after the split — so an encoded `/` or
+    `..` stays inside one segment. Dot segments and control characters are refused."""
+    out = []
+    for raw in path.split("/"):
+        if raw == "":
+            continue
+        try:
+            value = unquote(raw, errors="strict") if "%" in raw else raw
+        except UnicodeDecodeError:
+            raise NotFound("no such page") from None
+        if value in (".", "..") or ".." in value.split("/") or "\\" in value or \
+                any(ord(c) < 32 for c in value) or value.startswith("/"):
+            raise NotFound("no such page")
+        out.append(value)
+    return out
+
+
+def _text(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, (message + "\n").encode(), "text/plain; charset=utf-8",
+                    dict(headers or {}))
+
+
+# -- the socket server ------------------------------------------------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "promptlab-dashboard"
+    sys_version = ""
+    app: Dashboard  # set on the subclass made by serve()
+
+    def do_GET(self) -> None:
+        self._respond(self.command)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("do_"):  # every other method (POST, PUT, DELETE, HEAD, …): 405
+            return lambda: self._respond(name[3:])
+        raise AttributeError(name)
+
+    def _respond(self, method: str) -> None:
+        try:
+            response = self.app.handle(method, self.path, dict(self.headers.items()))
+        except UnicodeDecodeError:
+            response = _text(HTTPStatus.NOT_FOUND, "no such page")
+        self.send_response(response.status)
+        for name, value in {**SECURITY_HEADERS, **response.headers}.items():
+            if name != "X-Made":
+                self.send_header(name, value)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if method != "HEAD":
+            self.wfile.write(response.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.app.settings.raw.get("dashboard_access_log"):
+            super().log_message(format, *args)
+
+
+def make_server(app: Dashboard, host: str = "127.0.0.1", port: int = 8765) -> ThreadingHTTPServer:
+    """A threading HTTP server for `app` (port 0: any free port)."""
+    if not is_loopback(host) and app.token is None:
+        raise UsageError(f"--host {host} is not a loopback address: anyone who can reach it "
+                         "could read your logs; give --token (or let promptlab generate one)")
+    handler = type("Handler", (_Handler,), {"app": app})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return server
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
