@@ -156,6 +156,30 @@ def _check_tolerance(tolerance: Mapping[str, float]) -> dict[str, float]:
     return out
 
 
+def choose_design(reader: Reader, scope: Scope, target: Target, a: Arm, b: Arm
+                  ) -> tuple[bool, str, str]:
+    """(paired?, the unit analysed, why): the design decides, never the fields present.
+
+    Paired (by item) only when every item went through every version: the experiment
+    file says `design = "paired"` for its dataset, or — without a file — the experiment's
+    randomisation units (`unit_id`, else `item_id`) were each logged under both versions,
+    which a split by unit cannot produce. Everything else is analysed by its unit.
+    """
+    if scope.experiment is None:
+        return False, "unit_id", "live traffic, by unit_id (else each call)"
+    spec = target.spec
+    if spec is not None:
+        if spec.dataset.path is not None and spec.dataset.design == "paired":
+            return True, "item_id", "experiment design: paired by item"
+        if spec.dataset.path is None:
+            return False, "unit_id", "live-traffic experiment, randomised by unit_id"
+        return False, "unit_id", "split design, randomised by unit_id"
+    both, _, _ = item_overlap(reader, scope, a, b, key="COALESCE(e.unit_id, e.item_id)")
+    if both:
+        return True, "item_id", "no experiment file; units ran under both versions: paired by item"
+    return False, "unit_id", "no experiment file; one version per unit_id"
+
+
 class Engine:
     """Runs one comparison over an index through a `Reader`."""
 
@@ -190,13 +214,16 @@ class Engine:
                       sequential: bool) -> PairComparison:
         reader = self.reader
         warnings: list[str] = []
-        paired = False
-        if scope.experiment is not None:
-            common, only_a, only_b = item_overlap(reader, scope, a, b)
-            paired = common > 0
-            if paired and (only_a or only_b):
+        paired, unit, reason = choose_design(reader, scope, target, a, b)
+        items = None
+        if paired:
+            items, only_a, only_b = item_overlap(reader, scope, a, b)
+            paired = items > 0
+            if not paired:
+                unit, reason = "unit_id", "no item logged under both versions: unpaired by unit_id"
+            elif only_a or only_b:
                 warnings.append(
-                    f"paired on {common} items logged under both versions; dropped "
+                    f"paired on {items} items logged under both versions; dropped "
                     f"{only_a} item(s) logged only for {a.name} and {only_b} only for {b.name}")
         fast = fast_path(reader, scope, a, b)
         scores_logged = score_names(reader, scope, a, b, fast)
@@ -250,7 +277,8 @@ class Engine:
                 m.warnings.append(f"{skipped[m.name]} non-numeric `{m.name}` value(s) skipped")
         units = (entry_stats[0]["units"], entry_stats[1]["units"])
         return PairComparison(a.name, b.name, "paired" if paired else "unpaired", results,
-                              warnings=warnings, units=units)
+                              warnings=warnings, units=units, unit=unit, design_reason=reason,
+                              items=items)
 
     def _no_entries(self, scope: Scope, target: Target, arm: Arm) -> None:
         parts = [f"no entries for {arm.name}"]

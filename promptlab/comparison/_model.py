@@ -102,6 +102,9 @@ class PairComparison:
     srm: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     units: tuple[int, int] = (0, 0)
+    unit: str = "unit_id"  # what one observation is: "item_id" (paired) or "unit_id"
+    design_reason: str = ""  # why this design was used
+    items: int | None = None  # items logged under both versions (paired)
 
     def worse(self, guarded: Callable[[MetricResult], bool] | None = None) -> list[MetricResult]:
         """Metrics on which B is significantly worse — beyond the tolerance, for a metric
@@ -155,7 +158,8 @@ class Comparison:
     def _pair_dict(self, pair: PairComparison) -> dict[str, Any]:
         return {
             "prompt": self.prompt, "a": pair.a, "b": pair.b, "experiment": self.experiment,
-            "design": pair.design, "alpha": self.alpha, "srm": pair.srm,
+            "design": pair.design, "unit": pair.unit, "design_reason": pair.design_reason,
+            "alpha": self.alpha, "srm": pair.srm,
             "metrics": [m.to_dict() for m in pair.metrics],
             "correction": self.correction, "sequential": self.sequential,
             "warnings": [*self.warnings, *pair.warnings],
@@ -251,11 +255,13 @@ def format_comparison(cmp: Comparison, fmt: str = "simple") -> str:
 
 
 def _design_text(pair: PairComparison) -> str:
+    why = f" ({pair.design_reason})" if pair.design_reason else ""
     if pair.design == "paired":
-        n = max((m.a.n for m in pair.metrics), default=0)
-        return f"paired on {n} items"
+        n = pair.items if pair.items is not None else max(
+            (m.a.n for m in pair.metrics), default=0)
+        return f"paired on {n:,} items{why}"
     a, b = pair.units
-    return f"unpaired, {a:,} vs {b:,} units"
+    return f"unpaired, {a:,} vs {b:,} units{why}"
 
 
 def _table_row(m: MetricResult) -> list[str]:

@@ -310,13 +310,14 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, bool) or (isinstance(value, int | float) and math.isfinite(value))
 
 
-def item_overlap(reader: Reader, scope: Scope, a: Arm, b: Arm) -> tuple[int, int, int]:
-    """Items logged under both arms, under A only, under B only."""
+def item_overlap(reader: Reader, scope: Scope, a: Arm, b: Arm,
+                 key: str = "e.item_id") -> tuple[int, int, int]:
+    """Items (or units, with `key`) logged under both arms, under A only, under B only."""
     where, params = scope.where(a, b)
     row = reader.one(
         f"SELECT total(ha AND hb), total(ha AND NOT hb), total(hb AND NOT ha) FROM "
         f"(SELECT max({a.cond}) AS ha, max({b.cond}) AS hb FROM entries e WHERE {where} "
-        f"AND e.item_id IS NOT NULL GROUP BY e.item_id)", [a.name, b.name, *params])
+        f"AND {key} IS NOT NULL GROUP BY {key})", [a.name, b.name, *params])
     return int(row[0]), int(row[1]), int(row[2])
 
 
