@@ -32,6 +32,7 @@ KNOWN_KEYS: dict[str, type | tuple[type, ...]] = {
     "redact": bool,
     "cache": bool,
     "otel": dict,
+    "embeddings": dict,  # semantic search (see promptlab.semantic.embedders, docs/search.md)
 }
 
 # Keys of the [otel] table (OpenTelemetry export, see docs/otel.md), with their types.

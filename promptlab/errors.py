@@ -95,3 +95,8 @@ def suggest(word: str, choices: Iterable[str]) -> str:
     if close:
         return f"; did you mean {close[0]!r}?"
     return f"; known: {', '.join(choices)}" if choices else ""
+
+
+class EmbeddingError(PromptlabError):
+    """Semantic search cannot run as asked: no or a mismatched embedding model, a model
+    file that fails its check, an embedding endpoint that refuses (see promptlab.semantic)."""

@@ -1,0 +1,362 @@
+"""Vectors in the index: one embedding per LLM call, stored in index.db with sqlite-vec.
+
+This module knows nothing of models: it stores and searches the vectors it is given
+(`promptlab.semantic` computes them). Tables, created on first use next to the entries:
+
+    vec_meta    key/value: 'model' (id of the embedder), 'dim', 'recipe' (what text was
+                embedded), 'cursor' (every LLM entry with rowid <= cursor was considered),
+                'format'.
+    vec_items   vid INTEGER PRIMARY KEY, entry_rowid, entry_id — which entry each vector
+                belongs to. entry_id is the truth: `logs reindex` renumbers entries, and a
+                deleted log file takes its entries away, so every read joins
+                `entries e ON e.rowid = entry_rowid AND e.id = entry_id`, and a renumbered
+                index is remapped once (see `VectorStore.check_rowids`).
+    vec_float   vec0(embedding float[dim] distance_metric=cosine), rowid = vid: exact.
+    vec_bits    vec0(embedding bit[dim]), rowid = vid: the sign bit of each dimension, a
+                32x smaller copy searched by Hamming distance for the coarse pass.
+
+Why apsw: sqlite-vec is a loadable extension, and many Pythons (pyenv and macOS builds,
+this project's own CI) have an `sqlite3` module without `enable_load_extension`. apsw ships
+its own current SQLite with extension loading on every platform, and is released with
+every SQLite release. Two SQLite libraries in one process must not hold the same file open
+at once (POSIX locks are per process: closing one would drop the other's locks), so the
+`sqlite3` connection of `Index` is closed before a VectorStore opens, and the other way.
+
+Search plan (`knn`): up to EXACT_MAX candidate vectors, an exact cosine KNN. Beyond, a
+coarse-then-exact plan: Hamming KNN over the bit vectors for the best `rerank` candidates,
+then exact cosine over those only. benchmarks/bench_semantic.py measures what it costs in
+recall.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from promptlab.errors import EmbeddingError, LogIndexError
+
+FORMAT = 1
+EXACT_MAX = 50_000  # candidate vectors searched exactly; beyond: bits first, then exact
+RERANK = 400  # candidates the coarse pass hands to the exact one (at least 20 x k)
+BUSY_TIMEOUT_MS = 60_000
+
+_JOIN = "JOIN entries e ON e.rowid = vi.entry_rowid AND e.id = vi.entry_id"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The embedder whose vectors an index holds."""
+
+    model: str
+    dim: int
+    recipe: str
+
+
+def _connect(path: Path) -> Any:
+    try:
+        import apsw
+        import sqlite_vec
+    except ImportError as exc:
+        raise EmbeddingError(
+            f"semantic search needs the 'semantic' extra ({exc.name} is missing); install it "
+            "with: pip install 'promptlab[semantic]'"
+        ) from exc
+    try:
+        conn = apsw.Connection(str(path))
+        conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+        conn.enable_load_extension(True)
+        conn.load_extension(sqlite_vec.loadable_path())
+        conn.enable_load_extension(False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA mmap_size = 1073741824")
+        conn.execute("PRAGMA cache_size = -65536")
+    except apsw.Error as exc:
+        raise LogIndexError(f"cannot open the vectors of the log index {path}: {exc}") from exc
+    return conn
+
+
+class VectorStore:
+    """The vectors of one index.db. Use as a context manager; never alongside an open
+    `Index` connection in the same process (see the module docstring)."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self.conn = _connect(self.path)
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS vec_meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID")
+        fmt = self._meta("format")
+        if fmt is not None and int(fmt) > FORMAT:
+            raise LogIndexError(f"{self.path}: its vectors were written by a newer promptlab "
+                                f"(format {fmt}); upgrade promptlab or run "
+                                "`promptlab logs embed --rebuild`")
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> VectorStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _meta(self, key: str, default: Any = None) -> Any:
+        row = self.conn.execute("SELECT value FROM vec_meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else row[0]
+
+    def _set_meta(self, key: str, value: Any) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO vec_meta (key, value) VALUES (?, ?)",
+                          (key, value))
+
+    def _has_table(self, name: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?",
+                                 (name,)).fetchone() is not None
+
+    def _transaction(self, fn: Any, *args: Any) -> Any:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(*args)
+        except BaseException:
+            if not self.conn.get_autocommit():
+                self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+        return result
+
+    # -- the model ------------------------------------------------------------------------
+
+    def model(self) -> ModelInfo | None:
+        """The embedder of the stored vectors (None: nothing embedded yet)."""
+        model = self._meta("model")
+        if model is None or not self._has_table("vec_items"):
+            return None
+        return ModelInfo(model=model, dim=int(self._meta("dim")), recipe=self._meta("recipe"))
+
+    def check_model(self, model: str, recipe: str) -> ModelInfo | None:
+        """Refuse to mix vectors of two embedders (or of two ways of choosing the text)."""
+        info = self.model()
+        if info is not None and (info.model != model or info.recipe != recipe):
+            what = (f"model {info.model}" if info.model != model
+                    else f"text recipe {info.recipe!r}")
+            now = f"model {model}" if info.model != model else f"{recipe!r}"
+            raise EmbeddingError(
+                f"the log index holds embeddings made with {what}, not {now}; vectors of two "
+                f"embedders cannot be compared: run `promptlab logs embed --rebuild` to re-embed "
+                f"everything with the new one, or go back to {info.model} ([embeddings] in the "
+                "project config, or --model)")
+        return info
+
+    def start(self, model: str, dim: int, recipe: str) -> None:
+        """Create the vector tables for `model` (no-op when they exist for it)."""
+        if self.check_model(model, recipe) is not None:
+            return
+        if not 1 <= dim <= 8192:
+            raise EmbeddingError(f"embedding model {model} returned {dim}-dimensional vectors; "
+                                 "expected 1 to 8192 dimensions")
+        bits = ((dim + 7) // 8) * 8
+
+        def run() -> None:
+            self._drop()
+            self.conn.execute(
+                "CREATE TABLE vec_items (vid INTEGER PRIMARY KEY, entry_rowid INTEGER NOT NULL, "
+                "entry_id TEXT NOT NULL)")
+            self.conn.execute("CREATE INDEX vec_items_by_entry ON vec_items(entry_rowid)")
+            self.conn.execute("CREATE INDEX vec_items_by_id ON vec_items(entry_id)")
+            self.conn.execute("CREATE VIRTUAL TABLE vec_float USING vec0("
+                              f"embedding float[{dim}] distance_metric=cosine)")
+            self.conn.execute(f"CREATE VIRTUAL TABLE vec_bits USING vec0(embedding bit[{bits}])")
+            for key, value in (("model", model), ("dim", dim), ("recipe", recipe),
+                               ("cursor", 0), ("format", FORMAT)):
+                self._set_meta(key, value)
+
+        self._transaction(run)
+
+    def _drop(self) -> None:
+        for table in ("vec_float", "vec_bits", "vec_items"):
+            self.conn.execute(f"DROP TABLE IF EXISTS {table}")
+        self.conn.execute("DELETE FROM vec_meta")
+
+    def clear(self) -> None:
+        """Forget every vector (`logs embed --rebuild`)."""
+        self._transaction(self._drop)
+
+    # -- keeping up with the entries --------------------------------------------------------
+
+    def check_rowids(self) -> int:
+        """Remap vectors after `logs reindex` renumbered the entries, and drop the vectors of
+        entries that left the index (their log file was deleted). Returns vectors dropped."""
+        if not self._has_table("vec_items"):
+            return 0
+        stale = self.conn.execute("SELECT value FROM meta WHERE key = 'fts_stale'").fetchone()
+        stale_mark = stale[0] if stale else None
+        probe = self.conn.execute(
+            "SELECT vi.entry_rowid, vi.entry_id, e.id FROM vec_items vi LEFT JOIN entries e "
+            "ON e.rowid = vi.entry_rowid WHERE vi.vid IN ((SELECT max(vid) FROM vec_items), "
+            "(SELECT min(vid) FROM vec_items))").fetchall()
+        renumbered = any(found != wanted for _, wanted, found in probe)
+        if not renumbered and stale_mark == self._meta("stale_mark"):
+            return 0
+
+        def run() -> int:
+            if renumbered:
+                self.conn.execute(
+                    "UPDATE vec_items SET entry_rowid = coalesce((SELECT e.rowid FROM entries e "
+                    "WHERE e.id = vec_items.entry_id), -1)")
+                self._set_meta("cursor", 0)
+            gone = [r[0] for r in self.conn.execute(
+                "SELECT vid FROM vec_items vi WHERE NOT EXISTS (SELECT 1 FROM entries e "
+                "WHERE e.rowid = vi.entry_rowid AND e.id = vi.entry_id)")]
+            self._delete(gone)
+            self._set_meta("stale_mark", stale_mark)
+            return len(gone)
+
+        return self._transaction(run)
+
+    def _delete(self, vids: Sequence[int]) -> None:
+        for start in range(0, len(vids), 500):
+            chunk = list(vids[start:start + 500])
+            marks = ", ".join("?" * len(chunk))
+            for table in ("vec_float", "vec_bits"):
+                self.conn.execute(f"DELETE FROM {table} WHERE rowid IN ({marks})", chunk)
+            self.conn.execute(f"DELETE FROM vec_items WHERE vid IN ({marks})", chunk)
+
+    def _pending_where(self, since: float | None) -> tuple[str, list[Any]]:
+        cursor = int(self._meta("cursor", 0) or 0) if self._has_table("vec_items") else 0
+        where = "e.kind = 'llm' AND e.rowid > ?"
+        params: list[Any] = [cursor]
+        if since is not None:
+            where += " AND e.ts >= ?"
+            params.append(since)
+        if self._has_table("vec_items"):
+            where += (" AND NOT EXISTS (SELECT 1 FROM vec_items vi WHERE "
+                      "vi.entry_rowid = e.rowid AND vi.entry_id = e.id)")
+        return where, params
+
+    def count_pending(self, since: float | None = None) -> int:
+        """LLM entries in the index that have no vector yet."""
+        where, params = self._pending_where(since)
+        return self.conn.execute(f"SELECT count(*) FROM entries e WHERE {where}",
+                                 params).fetchone()[0]
+
+    def pending(self, limit: int, since: float | None = None,
+                after: int = 0) -> list[tuple[Any, ...]]:
+        """Rows (rowid, id, file_id, offset, length, …) of entries to embed, oldest first."""
+        from promptlab.index.query import _select_hits
+
+        where, params = self._pending_where(since)
+        return self.conn.execute(
+            f"SELECT {_select_hits()} FROM entries e WHERE {where} AND e.rowid > ? "
+            "ORDER BY e.rowid LIMIT ?", [*params, after, limit]).fetchall()
+
+    def add(self, items: Sequence[tuple[int, str]], vectors: Any, *,
+            considered_upto: int | None = None, advance_cursor: bool = True) -> None:
+        """Store one vector per (entry_rowid, entry_id), in one transaction. The cursor moves
+        to `considered_upto` (entries up to it that got no vector had no text)."""
+        import numpy as np
+
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        info = self.model()
+        if info is None or vectors.ndim != 2 or vectors.shape[1] != info.dim:
+            raise EmbeddingError(f"cannot store vectors of shape {vectors.shape} in an index of "
+                                 f"{info.dim if info else 'no'}-dimensional vectors ({self.path})")
+
+        def run() -> None:
+            start = (self.conn.execute("SELECT max(vid) FROM vec_items").fetchone()[0] or 0) + 1
+            rows = [(start + i, rowid, entry_id) for i, (rowid, entry_id) in enumerate(items)]
+            self.conn.executemany(
+                "INSERT INTO vec_items (vid, entry_rowid, entry_id) VALUES (?, ?, ?)", rows)
+            blobs = [(vid, vector.tobytes()) for (vid, _, _), vector in zip(rows, vectors,
+                                                                             strict=True)]
+            self.conn.executemany("INSERT INTO vec_float (rowid, embedding) VALUES (?, ?)", blobs)
+            self.conn.executemany(
+                "INSERT INTO vec_bits (rowid, embedding) VALUES (?, vec_quantize_binary(?))",
+                blobs)
+            if advance_cursor and considered_upto is not None:
+                cursor = int(self._meta("cursor", 0) or 0)
+                self._set_meta("cursor", max(cursor, considered_upto))
+
+        self._transaction(run)
+
+    def advance(self, considered_upto: int) -> None:
+        """Move the cursor past entries that had nothing to embed."""
+        def run() -> None:
+            cursor = int(self._meta("cursor", 0) or 0)
+            self._set_meta("cursor", max(cursor, considered_upto))
+
+        if self._has_table("vec_items"):
+            self._transaction(run)
+
+    def count(self) -> int:
+        if not self._has_table("vec_items"):
+            return 0
+        return self.conn.execute("SELECT count(*) FROM vec_items").fetchone()[0]
+
+    def vector_of(self, entry_rowid: int, entry_id: str) -> Any:
+        """The stored vector of an entry (numpy float32), or None."""
+        import numpy as np
+
+        if not self._has_table("vec_items"):
+            return None
+        row = self.conn.execute(
+            "SELECT f.embedding FROM vec_items vi JOIN vec_float f ON f.rowid = vi.vid "
+            "WHERE vi.entry_rowid = ? AND vi.entry_id = ?", (entry_rowid, entry_id)).fetchone()
+        return None if row is None else np.frombuffer(row[0], dtype=np.float32)
+
+    # -- search -----------------------------------------------------------------------------
+
+    def knn(self, vector: Any, k: int, where: str = "1", params: Sequence[Any] = (), *,
+            exclude: int | None = None, exact_max: int = EXACT_MAX,
+            rerank: int = RERANK) -> list[tuple[int, float]]:
+        """The `k` entries nearest to `vector` among those matching `where` (SQL over
+        `entries e`), as (entry_rowid, cosine distance), nearest first. `exclude`: an
+        entry_rowid left out (the entry itself, for `similar`)."""
+        import numpy as np
+
+        if not self._has_table("vec_items") or k <= 0:
+            return []
+        query = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+        params = list(params)
+        want = k + (1 if exclude is not None else 0)
+        if where == "1":
+            total = self.count()
+            allowed = ""
+        else:
+            total = self.conn.execute(
+                f"SELECT count(*) FROM vec_items vi {_JOIN} WHERE {where}", params).fetchone()[0]
+            allowed = f"AND rowid IN (SELECT vi.vid FROM vec_items vi {_JOIN} WHERE {where})"
+        if total == 0:
+            return []
+        if total <= exact_max:
+            candidates = None  # exact over every allowed vector
+        else:
+            coarse = self.conn.execute(
+                "SELECT rowid FROM vec_bits WHERE embedding MATCH vec_quantize_binary(?) "
+                f"AND k = ? {allowed}", [query, max(rerank, 20 * want), *params]).fetchall()
+            candidates = [r[0] for r in coarse]
+        if candidates is None:
+            rows = self.conn.execute(
+                "SELECT rowid, distance FROM vec_float WHERE embedding MATCH ? AND k = ? "
+                f"{allowed}", [query, min(want + 16, total), *params]).fetchall()
+        else:
+            marks = ", ".join("?" * len(candidates))
+            rows = self.conn.execute(
+                f"SELECT rowid, vec_distance_cosine(embedding, ?) AS d FROM vec_float "
+                f"WHERE rowid IN ({marks})", [query, *candidates]).fetchall()
+            rows.sort(key=lambda r: r[1])
+        # vids -> entry rowids, dropping vectors whose entry left the index
+        by_vid = dict(rows)
+        if not by_vid:
+            return []
+        vids = list(by_vid)
+        marks = ", ".join("?" * len(vids))
+        live = dict(self.conn.execute(
+            f"SELECT vi.vid, vi.entry_rowid FROM vec_items vi {_JOIN} WHERE vi.vid IN ({marks})",
+            vids).fetchall())
+        out = [(live[vid], float(d)) for vid, d in sorted(by_vid.items(), key=lambda r: r[1])
+               if vid in live and live[vid] != exclude]
+        return out[:k]

@@ -1,0 +1,114 @@
+"""What is embedded, and embedding the log incrementally.
+
+The text of an entry (RECIPE): its user message, then its response — or its error when the
+call failed. Not the system prompt: it is the same for every call of a prompt version, so
+it would pull all of them together and drown what differs (use --prompt to narrow to one
+prompt instead). Entries that logged only `messages` use their user and assistant turns.
+Only LLM calls are embedded (not spans or feedback).
+
+Long texts are cut, not chunked: one vector per entry. The budget (`max_chars` of the
+embedder: 512 characters for the local model, which reads 128 word pieces) is shared
+between the two parts — the user message gets up to half and the response the rest, or
+more when the other part is short — so a long pasted document never pushes the answer
+out. Built-in secret redaction (promptlab.logs.redact) runs on the text before it reaches
+any model or endpoint.
+
+Embedding goes by position, like sync: entries are taken oldest first in batches, each
+batch is committed in its own transaction, and the index remembers how far it got. Ctrl-C
+loses at most the batch in flight; the next run carries on.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from promptlab.semantic.embedders import Embedder
+
+RECIPE = "user+response/v1"
+
+
+def entry_text(entry: dict[str, Any], max_chars: int) -> str:
+    """The text embedded for one entry (empty when it has none)."""
+    from promptlab.index.parse import entry_texts
+    from promptlab.logs.redact import redact_text
+
+    _, user, response = entry_texts(entry)
+    if not response and isinstance(entry.get("error"), str):
+        response = entry["error"]
+    user = " ".join((user or "").split())
+    response = " ".join((response or "").split())
+    half = max_chars // 2
+    user_budget = max(half, max_chars - len(response))
+    user = user[:user_budget]
+    response = response[:max(0, max_chars - len(user) - 1)]
+    text = f"{user}\n{response}".strip()
+    return redact_text(text) if text else ""
+
+
+@dataclass
+class EmbedStats:
+    embedded: int = 0
+    skipped: int = 0  # entries without text
+    pending: int = 0  # still to embed when the run stopped (limit reached or interrupted)
+    seconds: float = 0.0
+    interrupted: bool = False
+
+
+class _EntryReader:
+    """What `promptlab.index.query.load_entries` needs from an index: `.conn`, `.log_dir`."""
+
+    def __init__(self, conn: Any, log_dir: Path):
+        self.conn, self.log_dir = conn, log_dir
+
+
+def embed_pending(store: Any, embedder: Embedder, log_dir: str | os.PathLike[str], *,
+                  since: float | None = None, limit: int | None = None, batch: int = 64,
+                  progress: Callable[[int, int], None] | None = None) -> EmbedStats:
+    """Embed the LLM entries of the index that have no vector yet, oldest first, one
+    transaction per batch. `progress(done, total)` after each batch."""
+    from promptlab.index.query import load_entries
+
+    started = time.perf_counter()
+    stats = EmbedStats()
+    reader = _EntryReader(store.conn, Path(log_dir))
+    total = store.count_pending(since)
+    if limit is not None:
+        total = min(total, limit)
+    after = 0
+    try:
+        while stats.embedded + stats.skipped < total:
+            want = min(batch, total - stats.embedded - stats.skipped)
+            rows = store.pending(want, since, after)
+            if not rows:
+                break
+            hits = load_entries(reader, rows)
+            items, texts = [], []
+            for hit in hits:
+                text = entry_text(hit.entry, embedder.max_chars)
+                if text:
+                    items.append((hit.rowid, hit.entry.get("id") or hit.fields["id"]))
+                    texts.append(text)
+                else:
+                    stats.skipped += 1
+            last = rows[-1][0]
+            if texts:
+                vectors = embedder.embed(texts)
+                if store.model() is None:
+                    store.start(embedder.model_id, int(vectors.shape[1]), RECIPE)
+                store.add(items, vectors, considered_upto=last, advance_cursor=since is None)
+                stats.embedded += len(texts)
+            elif since is None:
+                store.advance(last)
+            after = last
+            if progress is not None:
+                progress(stats.embedded + stats.skipped, total)
+    except KeyboardInterrupt:
+        stats.interrupted = True
+    stats.pending = store.count_pending(since)
+    stats.seconds = time.perf_counter() - started
+    return stats

