@@ -97,10 +97,10 @@ def experiment_run(name: str | None, concurrency: int | None, limit: int | None,
     if dry_run and not (quiet or out.structured):
         click.echo(_header(exp, options, result), err=True)
     _print_result(exp, result, out)
-    if result.stopped == "error_rate":
-        raise click.exceptions.Exit(1)
     if result.stopped == "interrupted":
         raise click.exceptions.Exit(EXIT_INTERRUPTED)
+    if result.failed:
+        raise click.exceptions.Exit(1)
 
 
 def _write_err(text: str) -> None:
@@ -176,6 +176,8 @@ def _print_result(exp: Any, result: Any, out: Output) -> None:
             if result.skipped:
                 row["skipped"] = v.skipped
             row[primary] = _fmt(v.primary_mean)
+            if result.scorer_errors:
+                row["scorer_errors"] = v.scorer_errors
             row.update(input_tokens=v.input_tokens, output_tokens=v.output_tokens,
                        cost_usd=_money(v.cost_usd),
                        latency_ms=_fmt(v.latency_mean, 1))
@@ -190,20 +192,44 @@ def _print_result(exp: Any, result: Any, out: Output) -> None:
         click.echo(f"\nDry run: {todo} cells would be called{skipped}; nothing was called.")
         return
     cached = f", {result.cache_hits} from the cache" if result.cache_hits else ""
+    failures = sum(result.scorer_errors.values())
+    scorer_note = (f", {failures} scorer failure{'s' if failures != 1 else ''}"
+                   if failures else "")
     click.echo(f"\nRun {result.run_id}: {result.done} cells in {result.elapsed_s:.1f}s, "
-               f"{result.errors} errors{cached}.")
+               f"{result.errors} errors{scorer_note}{cached}.")
     if result.skipped:
         click.echo(f"{result.skipped} cells were already logged and skipped (--resume).")
     if result.errors:
         click.echo(f"First error: {result.first_errors[0]}", err=True)
+    for name, count in result.scorer_errors.items():
+        click.echo(f"Scorer {name!r} failed on {count} of {result.scored} cells; first: "
+                   f"{result.first_scorer_errors[name]}", err=True)
     if result.stopped == "interrupted":
         click.echo(f"Interrupted: {result.remaining} cells not run; continue with: "
                    f"promptlab experiment run {exp.name} --resume", err=True)
-    elif result.stopped == "error_rate":
-        click.echo(f"Error: {result.stop_reason}; fix the cause, then continue with: "
-                   f"promptlab experiment run {exp.name} --resume", err=True)
+    elif result.failed:
+        hint = ("fix the log folder, then run again" if result.unlogged else
+                f"fix the cause, then continue with: promptlab experiment run {exp.name} "
+                "--resume")
+        click.echo(f"Error: the run failed: {result.failed}; {hint}", err=True)
     elif len(result.variants) > 1:
         click.echo(f"Next: {result.compare_command}")
+
+
+def _configured(row: dict[str, Any]) -> str:
+    """`v1 50%`, or `production → v1 50%` for a label."""
+    now = row["resolves_to"] or "?"
+    name = row["variant"] if row["variant"] == now else f"{row['variant']} → {now}"
+    return f"{name} {row['configured']:.0%}"
+
+
+def _versions(row: dict[str, Any]) -> str:
+    """The version a variant resolves to now, and any other version its cells logged."""
+    now = row["resolves_to"] or "?"
+    if not row["cells"]:
+        return f"{now} (not run)"
+    others = [v for v in row["versions"] if v != now]
+    return f"{now} (also logged: {', '.join(others)})" if others else now
 
 
 # -- assign -------------------------------------------------------------------------------
@@ -307,11 +333,12 @@ def experiment_status(name: str | None, out: Output) -> None:
     if out.json:
         out.emit_json(status)
         return
-    rows = [{"variant": r["variant"], "versions": ", ".join(r["versions"]) or "–",
+    rows = [{"variant": r["variant"], "version": _versions(r),
              "configured": f"{r['configured']:.1%}",
              "observed": "–" if r["observed"] is None else f"{r['observed']:.1%}",
              "units": r["units"], "cells": r["cells"], "errors": r["errors"],
              "error_rate": "–" if r["error_rate"] is None else f"{r['error_rate']:.1%}",
+             "scorer_errors": r["scorer_errors"],
              "runs": r["runs"]} for r in status["variants"]]
     out.table(rows, list(rows[0]) if rows else None, json_rows=status["variants"])
     if out.structured or out.csv:
@@ -322,11 +349,17 @@ def experiment_status(name: str | None, out: Output) -> None:
             click.echo(f"\n{status['cells']} calls logged from live traffic; no experiment "
                        "runs yet.")
         else:
-            click.echo(f"\nNo calls logged for {exp.name} yet; run: promptlab experiment run "
-                       f"{exp.name}")
+            variants = ", ".join(_configured(r) for r in status["variants"])
+            click.echo(f"\nNo calls logged for {exp.name} yet: nothing has run. Configured: "
+                       f"{variants}; run: promptlab experiment run {exp.name}")
         return
-    click.echo(f"\nLast run {last['run_id']}: {last['cells']} cells, {last['errors']} errors, "
-               f"{last['started']} → {last['ended']}")
+    failures = sum(last["scorer_errors"].values())
+    scorer_note = f", {failures} scorer failures" if failures else ""
+    click.echo(f"\nLast run {last['run_id']}: {last['cells']} cells, {last['errors']} errors"
+               f"{scorer_note}, {last['started']} → {last['ended']}")
+    for name, count in last["scorer_errors"].items():
+        warn(f"scorer {name!r} gave no score on {count} of {last['scored']} cells of the last "
+             "run (see metadata.scorer_errors in those entries)")
     if status["unknown_variants"]:
         warn(f"entries for variants not in {exp.path.name}: "
              f"{', '.join(status['unknown_variants'])}")

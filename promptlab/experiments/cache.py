@@ -5,6 +5,13 @@ index, so repeats stay independent samples and a changed parameter is a new requ
 Only successful responses are stored. Several threads share one connection under a lock;
 several processes share the file (WAL, busy timeout). Writes are committed in small
 batches — a crash loses at most the last few entries, which are then simply asked again.
+
+Nothing secret is written in clear: the request appears only as its hash, and every
+string of a stored response (text, model) goes through the same redaction as the log
+(`redact`, given by the runner). A hit therefore returns the redacted text — what the log
+holds anyway. Files written before schema version 2 stored responses unredacted: opening
+one drops those rows and compacts the file (VACUUM), so no clear-text copy survives; the
+requests are simply asked again.
 """
 
 from __future__ import annotations
@@ -15,13 +22,14 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from promptlab.errors import ExperimentError
 from promptlab.providers.base import Request, Response
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: responses are redacted before they are written
 _COMMIT_EVERY = 64
 _COMMIT_INTERVAL_S = 0.5
 
@@ -38,8 +46,9 @@ def cache_key(provider_type: str, endpoint: str, request: Request) -> str:
 class ResponseCache:
     """`get(key) -> Response | None`, `put(key, response)`; `close()` commits."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, redact: Callable[[str], str] | None = None):
         self.path = path
+        self.redact = redact
         self.hits = 0
         self.misses = 0
         self._lock = threading.Lock()
@@ -53,6 +62,10 @@ class ResponseCache:
                                          timeout=10.0)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA secure_delete=ON")
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            if version < SCHEMA_VERSION:
+                self._drop_clear_text()
             self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, provider TEXT, "
                 "model TEXT, created REAL NOT NULL, response TEXT NOT NULL)")
@@ -65,6 +78,15 @@ class ResponseCache:
                                   ) from exc
         self._in_tx = False
 
+    def _drop_clear_text(self) -> None:
+        """Rows of an older schema were written unredacted: delete them for good."""
+        conn = self._conn
+        exists = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'responses'").fetchone()
+        if exists:
+            conn.execute("DROP TABLE responses")
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def get(self, key: str) -> Response | None:
         with self._lock:
             row = self._conn.execute("SELECT response FROM responses WHERE key = ?",
@@ -73,16 +95,26 @@ class ResponseCache:
             self.misses += 1
             return None
         self.hits += 1
-        return Response.from_dict(json.loads(row[0]))
+        try:
+            return Response.from_dict(json.loads(row[0]))
+        except (ValueError, TypeError, RecursionError):  # a damaged row: ask again
+            self.hits -= 1
+            self.misses += 1
+            return None
 
     def put(self, key: str, response: Response, provider: str) -> None:
-        data = json.dumps(response.to_dict(), ensure_ascii=False)
+        stored = response.to_dict()
+        model = response.model
+        if self.redact is not None:
+            stored = {k: self.redact(v) if isinstance(v, str) else v for k, v in stored.items()}
+            model = stored.get("model")
+        data = json.dumps(stored, ensure_ascii=False)
         with self._lock:
             if not self._in_tx:
                 self._conn.execute("BEGIN")
                 self._in_tx = True
             self._conn.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
-                               (key, provider, response.model, time.time(), data))
+                               (key, provider, model, time.time(), data))
             self._pending += 1
             now = time.monotonic()
             if self._pending >= _COMMIT_EVERY or now - self._last_commit > _COMMIT_INTERVAL_S:

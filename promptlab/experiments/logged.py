@@ -31,6 +31,7 @@ class LoggedCell:
     timestamp: str
     latency_ms: float | None = None
     cost_usd: float | None = None
+    scores: frozenset[str] = frozenset()  # names of the entry's own scores (not feedback)
 
 
 def logged_cells(log_dir: Path, experiment: str) -> list[LoggedCell]:
@@ -55,10 +56,16 @@ def _from_index(log_dir: Path, experiment: str) -> list[LoggedCell]:
     with Index(log_dir) as index:
         index.sync()
         rows = index.conn.execute(
-            f"SELECT {', '.join(_COLUMNS)} FROM entries WHERE experiment = ? "
+            f"SELECT {', '.join(_COLUMNS)}, (SELECT group_concat(name, char(31)) FROM scores "
+            "WHERE scores.entry_rowid = entries.rowid AND source = 'entry') FROM entries WHERE experiment = ? "
             "AND coalesce(kind, 'llm') = 'llm' ORDER BY timestamp, rowid", (experiment,)
         ).fetchall()
-    return [_cell(dict(zip(_COLUMNS, row, strict=True))) for row in rows]
+    cells = []
+    for row in rows:
+        fields = dict(zip(_COLUMNS, row[:-1], strict=True))
+        fields["scores"] = dict.fromkeys(row[-1].split("\x1f")) if row[-1] else {}
+        cells.append(_cell(fields))
+    return cells
 
 
 def _from_files(log_dir: Path, experiment: str) -> list[LoggedCell]:
@@ -79,6 +86,7 @@ def _cell(row: dict[str, Any]) -> LoggedCell:
         run_id=row.get("run_id"), prompt_version=row.get("prompt_version"),
         unit_id=_text(row.get("unit_id")), timestamp=row.get("timestamp") or "",
         latency_ms=row.get("latency_ms"), cost_usd=row.get("cost_usd"),
+        scores=frozenset(scores) if isinstance(scores := row.get("scores"), dict) else frozenset(),
     )
 
 

@@ -46,6 +46,7 @@ class VariantSummary:
     cost_usd: float | None = None
     latency_sum: float = 0.0
     latency_n: int = 0
+    scorer_errors: int = 0  # cells where at least one scorer failed
 
     @property
     def primary_mean(self) -> float | None:
@@ -80,12 +81,16 @@ class VariantSummary:
                 "errors": self.errors, "cache_hits": self.cache_hits,
                 "primary_mean": self.primary_mean, "input_tokens": self.input_tokens,
                 "output_tokens": self.output_tokens, "cost_usd": self.cost_usd,
-                "latency_ms_mean": self.latency_mean}
+                "latency_ms_mean": self.latency_mean, "scorer_errors": self.scorer_errors}
 
 
 @dataclass
 class RunResult:
-    """What a run did. `stopped` is None, "interrupted" or "error_rate"."""
+    """What a run did. `stopped` is None, "interrupted", "error_rate" or "log" (the
+    calls could not be logged). `failed` says why the run as a whole failed (too many
+    errors, nothing logged, a scorer that failed on every cell), or is None: a run that
+    failed never suggests comparing its results.
+    """
 
     experiment: str
     run_id: str
@@ -102,13 +107,26 @@ class RunResult:
     elapsed_s: float = 0.0
     variants: dict[str, VariantSummary] = field(default_factory=dict)
     first_errors: list[str] = field(default_factory=list)
+    failed: str | None = None
+    scored: int = 0  # cells whose output went through the scorers
+    scorer_errors: dict[str, int] = field(default_factory=dict)  # scorer -> failed cells
+    first_scorer_errors: dict[str, str] = field(default_factory=dict)
+    unlogged: int = 0  # cells whose entry could not be written
 
     def record(self, variant: str, entry: dict[str, Any] | None, error: str | None,
-               cache_hit: bool) -> None:
-        """Count one finished cell."""
+               cache_hit: bool, scorer_errors: dict[str, str] | None = None,
+               scored: bool = False) -> None:
+        """Count one finished cell (and the scorers that failed on it)."""
         summary = self.variants[variant]
         self.done += 1
         summary.cells += 1
+        if scored:
+            self.scored += 1
+        if scorer_errors:
+            summary.scorer_errors += 1
+            for name, message in scorer_errors.items():
+                self.scorer_errors[name] = self.scorer_errors.get(name, 0) + 1
+                self.first_scorer_errors.setdefault(name, message)
         if error:
             self.errors += 1
             summary.errors += 1
@@ -134,7 +152,9 @@ class RunResult:
                 "primary": self.primary, "planned": self.planned, "skipped": self.skipped,
                 "done": self.done, "errors": self.errors, "cache_hits": self.cache_hits,
                 "dry_run": self.dry_run, "stopped": self.stopped,
-                "stop_reason": self.stop_reason, "elapsed_s": round(self.elapsed_s, 3),
+                "stop_reason": self.stop_reason, "failed": self.failed,
+                "scored": self.scored, "scorer_errors": dict(self.scorer_errors),
+                "unlogged": self.unlogged, "elapsed_s": round(self.elapsed_s, 3),
                 "variants": [v.to_dict() for v in self.variants.values()],
                 "compare": self.compare_command}
 

@@ -4,7 +4,9 @@ A retryable `ProviderError` (rate limit, overload, timeout, dropped connection) 
 again up to `max_retries` times. Without a Retry-After the wait is
 `min(max_backoff_s, backoff_s * 2**attempt)` times a random factor in [0.5, 1) ("equal
 jitter", so many workers do not retry in lockstep); with one, the server's wait plus up to
-10%. A server asking for more than `max_retry_after_s` fails the call at once. Waiting
+10%. A server asking for more than `max_retry_after_s` fails the call at once. With a
+`deadline_s`, the whole sequence (attempts and waits) ends by then: each attempt's
+`timeout_s` shrinks to the time left, and a wait that would pass it is not taken. Waiting
 stops as soon as the run is stopped (`Interrupted`): such a cell is not logged, and
 `--resume` runs it again.
 """
@@ -13,7 +15,8 @@ from __future__ import annotations
 
 import random
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 
 from promptlab.errors import PromptlabError, ProviderError
 from promptlab.providers.base import Provider, Request, Response
@@ -32,6 +35,7 @@ class RetryPolicy:
     backoff_s: float = 1.0
     max_backoff_s: float = 30.0
     max_retry_after_s: float = 120.0
+    deadline_s: float | None = None  # for one call and all its retries
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         """Seconds to wait before retry number `attempt + 1` (attempt counts from 0)."""
@@ -46,9 +50,15 @@ def call_with_retries(provider: Provider, request: Request, policy: RetryPolicy,
                       stop: threading.Event) -> tuple[Response, int]:
     """(response, attempts made), or the last ProviderError with `.attempts` set."""
     attempt = 0
+    deadline = None if policy.deadline_s is None else time.monotonic() + policy.deadline_s
     while True:
+        asked = request
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left < request.timeout_s:
+                asked = replace(request, timeout_s=max(left, 0.001))
         try:
-            return provider.complete(request), attempt + 1
+            return provider.complete(asked), attempt + 1
         except ProviderError as exc:
             error = exc
         except PromptlabError as exc:
@@ -67,6 +77,13 @@ def call_with_retries(provider: Provider, request: Request, policy: RetryPolicy,
                                   f"{policy.max_retry_after_s:g})")
             final.attempts = attempt + 1  # type: ignore[attr-defined]
             raise final
-        if stop.wait(policy.delay(attempt, error.retry_after)):
+        wait = policy.delay(attempt, error.retry_after)
+        if deadline is not None and time.monotonic() + wait >= deadline:
+            final = ProviderError(f"{error} (gave up after {attempt + 1} attempts: retrying "
+                                  f"would pass the {policy.deadline_s:g}s deadline of this "
+                                  "call and its retries)")
+            final.attempts = attempt + 1  # type: ignore[attr-defined]
+            raise final
+        if stop.wait(wait):
             raise Interrupted("stopped while waiting to retry")
         attempt += 1

@@ -7,10 +7,17 @@
 - Retries: a retryable provider error (rate limit, overload, timeout, dropped
   connection) is retried up to `max_retries` times, waiting `backoff_s * 2**attempt`
   seconds with jitter (capped at `max_backoff_s`), or what the server's Retry-After says.
+- Deadlines: every attempt gets at most `timeout_s` of wall-clock time, and a cell's
+  whole retry sequence at most `(max_retries + 1) * timeout_s + max_retries *
+  max_backoff_s`; past either the cell is logged as a timeout error.
 - Every finished call is logged as an ordinary entry — a failed one with `status: error`
   — carrying `run_id`, `experiment`, `variant`, `item_id`, `unit_id`, `repeat`, `scores`
-  and the prompt stamp. The run goes on after errors, but stops early once more than
-  `max_error_rate` of the finished cells failed.
+  and the prompt stamp. The run goes on after errors (a response with unusable fields, a
+  prompt that cannot be rendered within the template limits), but stops early once more
+  than `max_error_rate` of the finished cells failed, or as soon as a cell could not be
+  logged. At the end `RunResult.failed` says whether the run failed as a whole: more
+  than `max_error_rate` of its cells failed (however few), nothing succeeded, a cell
+  could not be logged, or a scorer failed on every cell it scored.
 - Ctrl-C (KeyboardInterrupt in the calling thread) stops taking new cells, lets the calls
   in flight finish and be logged, and returns; a second Ctrl-C returns at once.
   `resume=True` then skips every cell already logged successfully.
@@ -28,7 +35,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from promptlab.errors import ExperimentError, PromptlabError, ProviderError, ScorerError
+from promptlab.errors import (
+    ExperimentError,
+    LogError,
+    PromptlabError,
+    ProviderError,
+    ScorerError,
+)
 from promptlab.experiments.cache import ResponseCache, cache_key
 from promptlab.experiments.logged import done_keys, latest_run, logged_cells
 from promptlab.experiments.plan import Cell, plan_cells
@@ -111,14 +124,19 @@ class _Runner:
         self.timeout_s = options.timeout_s or run.timeout_s
         self.max_retries = run.max_retries if options.max_retries is None else options.max_retries
         self.stop = threading.Event()
-        self.retry = RetryPolicy(max_retries=self.max_retries, backoff_s=run.backoff_s,
-                                 max_backoff_s=run.max_backoff_s,
-                                 max_retry_after_s=run.max_retry_after_s)
+        self.retry = RetryPolicy(
+            max_retries=self.max_retries, backoff_s=run.backoff_s,
+            max_backoff_s=run.max_backoff_s, max_retry_after_s=run.max_retry_after_s,
+            deadline_s=(self.max_retries + 1) * self.timeout_s
+            + self.max_retries * run.max_backoff_s)
         if logger is None:
             from promptlab.logs.logger import Logger
 
-            logger = Logger(experiment.settings.log_dir)
+            _check_log_dir(experiment.settings.log_dir)
+            # strict: a cell that cannot be written raises here and stops the run.
+            logger = Logger(experiment.settings.log_dir, strict=True)
         self.logger = logger
+        self.redact = _cache_redactor(experiment, logger)
         self.provider = create_provider(experiment.provider)  # type: ignore[arg-type]
         self.judges: dict[int, Provider] = {}
         self.scoring = threading.local()  # the cell being scored, for judge call entries
@@ -131,7 +149,8 @@ class _Runner:
                                     make_provider_spec=self._judge_spec)
             self.scorers: list[Scorer] = build_scorers(experiment.scorers, runtime)
             if options.cache and run.cache and self.provider.cacheable:
-                self.cache = ResponseCache(experiment.settings.log_dir / "cache.db")
+                self.cache = ResponseCache(experiment.settings.log_dir / "cache.db",
+                                           redact=self.redact)
         except BaseException:
             self.provider.close()
             raise
@@ -203,6 +222,7 @@ class _Runner:
             result.elapsed_s = time.perf_counter() - started
             self.reporter.finish(self._progress(started))
             self._close()
+        result.failed = _verdict(result, self.experiment.run.max_error_rate)
         return result
 
     def _worker(self, work: queue.SimpleQueue[Cell | None],
@@ -228,8 +248,16 @@ class _Runner:
 
     def _record(self, outcome: _Outcome) -> None:
         result = self.result
-        result.record(outcome.variant, outcome.entry, outcome.error, outcome.cache_hit)
+        result.record(outcome.variant, outcome.entry, outcome.error, outcome.cache_hit,
+                      outcome.scorer_errors, outcome.scored)
         run = self.experiment.run
+        if outcome.unlogged is not None:
+            result.unlogged += 1
+            if result.stopped is None:
+                result.stopped = "log"
+                result.stop_reason = f"stopped: a cell could not be logged: {outcome.unlogged}"
+                self.stop.set()
+                self.reporter.note(result.stop_reason.capitalize())
         if (result.stopped is None and result.done >= run.min_cells_for_error_rate
                 and result.errors / result.done > run.max_error_rate):
             result.stopped = "error_rate"
@@ -271,6 +299,8 @@ class _Runner:
         metadata: dict[str, Any] = {}
         cache_hit = False
         try:
+            if cell.error is not None:  # the prompt could not be rendered for this item
+                raise ProviderError(cell.error)
             response = None
             key = None
             if self.cache is not None:
@@ -281,20 +311,20 @@ class _Runner:
                 response, attempts = self._call(self.provider, request)
                 if attempts > 1:
                     metadata["attempts"] = attempts
+                response.check(f"provider {self.provider.type!r}")
                 if key is not None:
                     self.cache.put(key, response, self.provider.type)  # type: ignore[union-attr]
             else:
                 metadata["cache"] = "hit"
+                response.check("the response cache")
         except Interrupted:
             return None
         except ProviderError as exc:
             attempts = getattr(exc, "attempts", 1)
             if attempts > 1:
                 metadata["attempts"] = attempts
-            error = str(exc)
-            entry = self._log(cell, request, started_ns, status="error", error=error,
-                              latency_ms=(time.perf_counter() - t0) * 1000, metadata=metadata)
-            return _Outcome(cell.variant, entry, error=error)
+            return self._failed(cell, request, started_ns, str(exc),
+                                (time.perf_counter() - t0) * 1000, metadata)
         latency = response.latency_ms or (time.perf_counter() - t0) * 1000
         try:
             scores, errors = self._score(cell, response, latency, metadata)
@@ -302,9 +332,29 @@ class _Runner:
             return None
         if errors:
             metadata["scorer_errors"] = errors
-        entry = self._log(cell, request, started_ns, status="ok", response=response,
-                          latency_ms=latency, scores=scores, metadata=metadata)
-        return _Outcome(cell.variant, entry, cache_hit=cache_hit)
+        try:
+            entry = self._log(cell, request, started_ns, status="ok", response=response,
+                              latency_ms=latency, scores=scores, metadata=metadata)
+        except LogError as exc:
+            if not _is_entry_error(exc):
+                return _Outcome(cell.variant, None, error=str(exc), unlogged=str(exc))
+            # A field the provider returned cannot be logged: the cell is an error that
+            # names it, and the run goes on.
+            metadata.pop("scorer_errors", None)
+            return self._failed(cell, request, started_ns, f"unusable response: {exc}",
+                                latency, metadata)
+        return _Outcome(cell.variant, entry, cache_hit=cache_hit, scorer_errors=errors,
+                        scored=bool(self.scorers))
+
+    def _failed(self, cell: Cell, request: Request, started_ns: int, error: str,
+                latency_ms: float, metadata: dict[str, Any]) -> _Outcome:
+        """Log `cell` as an error entry (or say that it could not be logged)."""
+        try:
+            entry = self._log(cell, request, started_ns, status="error", error=error,
+                              latency_ms=latency_ms, metadata=metadata)
+        except LogError as exc:
+            return _Outcome(cell.variant, None, error=error, unlogged=str(exc))
+        return _Outcome(cell.variant, entry, error=error)
 
     def _call(self, provider: Provider, request: Request) -> tuple[Response, int]:
         return call_with_retries(provider, request, self.retry, self.stop)
@@ -380,7 +430,13 @@ class _Runner:
         if response is not None:
             fields["assistant_response"] = response.text
             fields.update(response.usage())
-        return self.logger.log(**fields)
+        logger = self.logger
+        dropped = getattr(logger, "dropped", 0)
+        entry = logger.log(**fields)
+        if getattr(logger, "dropped", 0) > dropped:  # a lenient logger warned and dropped it
+            raise LogError(f"the entry was not written to {self.experiment.settings.log_dir}"
+                           " (see the warning above)")
+        return entry
 
     def _model(self, request: Request, response: Response | None) -> str | None:
         if response is not None and response.model and (
@@ -459,6 +515,63 @@ class _Outcome:
     entry: dict[str, Any] | None
     error: str | None = None
     cache_hit: bool = False
+    scorer_errors: dict[str, str] | None = None
+    scored: bool = False
+    unlogged: str | None = None  # why the cell's entry could not be written
+
+
+def _verdict(result: RunResult, max_error_rate: float) -> str | None:
+    """Why the finished run failed as a whole, or None (see the module docstring)."""
+    if result.unlogged:
+        return result.stop_reason or f"{result.unlogged} cells could not be logged"
+    if result.stopped == "error_rate":
+        return result.stop_reason
+    done, errors = result.done, result.errors
+    if done and (errors / done > max_error_rate or errors == done):
+        return (f"{errors} of {done} cells failed ({errors / done:.0%}), more than [run] "
+                f"max_error_rate = {max_error_rate:g}" if errors / done > max_error_rate
+                else f"all {done} cells failed")
+    for name, failures in result.scorer_errors.items():
+        if result.scored and failures >= result.scored:
+            return (f"scorer {name!r} failed on every cell it scored ({failures} of "
+                    f"{result.scored}); first: {result.first_scorer_errors[name]}")
+    return None
+
+
+def _is_entry_error(exc: LogError) -> bool:
+    from promptlab.logs.entry import EntryError
+
+    return isinstance(exc, EntryError)
+
+
+def _check_log_dir(log_dir: Any) -> None:
+    """Refuse to start calling a model when its answers cannot be logged."""
+    import os
+
+    try:
+        log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LogError(f"cannot create the log folder {log_dir}: {exc.strerror}; fix it or "
+                       "point PROMPTLAB_LOG_DIR at a writable folder") from exc
+    if not log_dir.is_dir() or not os.access(log_dir, os.W_OK | os.X_OK):
+        raise LogError(f"the log folder {log_dir} is not writable; fix its permissions or "
+                       "point PROMPTLAB_LOG_DIR at a writable folder")
+
+
+def _cache_redactor(experiment: Experiment, logger: Any) -> Any:
+    """What the response cache writes goes through the log's redaction: the built-in
+    rules (unless the project turned them off) and the logger's own redactor."""
+    from promptlab.logs.redact import redact_text
+
+    builtin = experiment.settings.redact
+    extra = getattr(logger, "redactor", None)
+
+    def redact(text: str) -> str:
+        if builtin:
+            text = redact_text(text)
+        return extra(text) if extra is not None else text
+
+    return redact
 
 
 def _check_setup(experiment: Experiment) -> None:
@@ -484,7 +597,7 @@ def _check_setup(experiment: Experiment) -> None:
 
 
 def _registry(experiment: Experiment) -> Any:
-    from promptlab.registry import Registry
+    from promptlab.history import Registry  # stamps git provenance
 
     return Registry(experiment.settings.prompts_dir)
 

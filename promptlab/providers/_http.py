@@ -1,13 +1,22 @@
 """What the HTTP providers share: one pooled httpx client, status → error mapping, keys.
 
+`timeout_s` is a wall-clock limit on the whole request — connecting, sending, and reading
+the status line, headers and body. httpx's own timeouts apply to each network operation
+(a server trickling one byte every half second never trips them), so every socket of the
+pool goes through a deadline backend, which gives each read and write only the time left
+before the calling thread's deadline and fails the request once it has passed.
+
 httpx is imported when the first request is made, never at import time.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from promptlab.errors import ExperimentError, ProviderError
@@ -73,7 +82,9 @@ class HttpProvider(Provider):
                     import httpx
 
                     limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-                    self._client = httpx.Client(limits=limits, follow_redirects=True)
+                    client = httpx.Client(limits=limits, follow_redirects=True)
+                    _install_deadlines(client)
+                    self._client = client
         return self._client
 
     def post_json(self, url: str, body: dict[str, Any], headers: dict[str, str],
@@ -84,10 +95,13 @@ class HttpProvider(Provider):
         client = self._http()
         start = time.perf_counter()
         try:
-            response = client.post(url, json=body, headers={**headers, **self.extra_headers},
-                                   timeout=timeout_s)
+            with _deadline(timeout_s):
+                response = client.post(url, json=body,
+                                       headers={**headers, **self.extra_headers},
+                                       timeout=timeout_s)
         except httpx.TimeoutException as exc:
-            raise ProviderError(f"{url} timed out after {timeout_s:g}s", retryable=True) from exc
+            raise ProviderError(f"{url} timed out after {timeout_s:g}s",
+                                retryable=True) from exc
         except httpx.ConnectError as exc:
             raise ProviderError(f"cannot connect to {url}: {exc}; is the server running?",
                                 retryable=True) from exc
@@ -131,3 +145,93 @@ def _error_detail(response: Any) -> str:
 
 def shape_error(url: str, what: str) -> ProviderError:
     return ProviderError(f"unexpected response from {url}: {what}")
+
+
+# -- wall-clock deadlines --------------------------------------------------------------------
+
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Every socket operation of this thread ends by `seconds` from now."""
+    _local.deadline = time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        _local.deadline = None
+
+
+def _time_left(timeout: float | None, what: str) -> float | None:
+    """`timeout` shortened to the calling thread's deadline (which raises once passed)."""
+    deadline = getattr(_local, "deadline", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        import httpcore
+
+        raise (httpcore.ConnectTimeout if what == "connect" else
+               httpcore.WriteTimeout if what == "write" else httpcore.ReadTimeout)(
+            "deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+def _install_deadlines(client: Any) -> None:
+    """Route every connection pool of `client` (direct and through proxies) through
+    `_deadline_backend()`. httpx does not expose the pool's network backend, hence the
+    attribute: tests/experiments/test_providers.py checks it over a real socket."""
+    transports = [client._transport, *client._mounts.values()]
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        inner = getattr(pool, "_network_backend", None)
+        if inner is None:
+            raise RuntimeError("httpx's transport has no connection pool to bound: "
+                               "promptlab cannot enforce timeout_s with this httpx version")
+        pool._network_backend = _deadline_backend()(inner)
+
+
+@functools.lru_cache(maxsize=1)
+def _deadline_backend() -> type:
+    """The httpcore network backend (built on first use: httpcore is imported lazily)."""
+    import httpcore
+
+    class DeadlineStream(httpcore.NetworkStream):
+        def __init__(self, inner: Any):
+            self.inner = inner
+
+        def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+            return self.inner.read(max_bytes, _time_left(timeout, "read"))
+
+        def write(self, buffer: bytes, timeout: float | None = None) -> None:
+            self.inner.write(buffer, _time_left(timeout, "write"))
+
+        def close(self) -> None:
+            self.inner.close()
+
+        def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                      timeout: float | None = None) -> Any:
+            return DeadlineStream(self.inner.start_tls(ssl_context, server_hostname,
+                                                       _time_left(timeout, "connect")))
+
+        def get_extra_info(self, info: str) -> Any:
+            return self.inner.get_extra_info(info)
+
+    class DeadlineBackend(httpcore.NetworkBackend):
+        def __init__(self, inner: Any):
+            self.inner = inner
+
+        def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                        local_address: str | None = None, socket_options: Any = None) -> Any:
+            return DeadlineStream(self.inner.connect_tcp(
+                host, port, _time_left(timeout, "connect"), local_address, socket_options))
+
+        def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                socket_options: Any = None) -> Any:
+            return DeadlineStream(self.inner.connect_unix_socket(
+                path, _time_left(timeout, "connect"), socket_options))
+
+        def sleep(self, seconds: float) -> None:
+            self.inner.sleep(seconds)
+
+    return DeadlineBackend

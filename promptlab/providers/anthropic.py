@@ -18,8 +18,7 @@ from typing import Any, ClassVar
 
 from promptlab.errors import ExperimentError, ProviderError
 from promptlab.providers._http import HttpProvider, shape_error
-from promptlab.providers.base import ProviderSpec, Request, Response
-from promptlab.providers.openai import _int
+from promptlab.providers.base import ProviderSpec, Request, Response, token_count
 
 DEFAULT_MAX_TOKENS = 1024
 
@@ -67,13 +66,17 @@ def parse_message(data: Any, url: str, latency_ms: float, model: str | None) -> 
     text = "".join(block.get("text", "") for block in data["content"]
                    if isinstance(block, dict) and block.get("type") == "text")
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-    fresh = _int(usage.get("input_tokens"))
-    read = _int(usage.get("cache_read_input_tokens")) or 0
-    written = _int(usage.get("cache_creation_input_tokens")) or 0
+
+    def count(key: str) -> int | None:
+        return token_count(usage.get(key), f"usage.{key}", url)
+
+    fresh = count("input_tokens")
+    read = count("cache_read_input_tokens") or 0
+    written = count("cache_creation_input_tokens") or 0
     return Response(
         text=text,
         input_tokens=None if fresh is None else fresh + read + written,
-        output_tokens=_int(usage.get("output_tokens")),
+        output_tokens=count("output_tokens"),
         cached_tokens=read or None,
         latency_ms=latency_ms,
         model=data.get("model") if isinstance(data.get("model"), str) else model,

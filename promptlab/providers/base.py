@@ -8,6 +8,7 @@ overload, timeouts, dropped connections. The runner owns retries; providers neve
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,21 @@ from typing import Any, ClassVar
 from promptlab.errors import ExperimentError, ProviderError
 
 COMMON_KEYS = frozenset({"type", "model", "params"})
+USAGE_FIELDS = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens")
+# A provider's answer is untrusted data: a token count outside 0..10^12 is not one.
+MAX_TOKENS = 10**12
+
+
+def token_count(value: Any, name: str, where: str) -> int | None:
+    """A token count a provider reported: None when absent, else an integer in
+    0..MAX_TOKENS, or ProviderError naming the field (the cell becomes an error)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise ProviderError(f"{where} reported {name} = {shown}, which is not a token count "
+                            f"(an integer from 0 to {MAX_TOKENS:.0e})")
+    return value
 
 
 @dataclass(frozen=True)
@@ -88,8 +104,22 @@ class Response:
     raw: Any = None
 
     def usage(self) -> dict[str, int]:
-        names = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens")
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        return {n: getattr(self, n) for n in USAGE_FIELDS if getattr(self, n) is not None}
+
+    def check(self, where: str) -> None:
+        """Raise ProviderError naming the first field that cannot be logged as is
+        (`where` says who answered): text, token counts, latency, model."""
+        if not isinstance(self.text, str):
+            raise ProviderError(f"{where} returned text of type {type(self.text).__name__}")
+        for name in USAGE_FIELDS:
+            token_count(getattr(self, name), name, where)
+        latency = self.latency_ms
+        if (isinstance(latency, bool) or not isinstance(latency, int | float)
+                or not math.isfinite(latency) or latency < 0):
+            raise ProviderError(f"{where} reported latency_ms = {latency!r}, which is not a "
+                                "duration")
+        if self.model is not None and not isinstance(self.model, str):
+            raise ProviderError(f"{where} reported model = {self.model!r}, which is not a name")
 
     def to_dict(self) -> dict[str, Any]:
         return {"text": self.text, **self.usage(), "latency_ms": self.latency_ms,

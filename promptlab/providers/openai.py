@@ -19,7 +19,7 @@ from typing import Any
 
 from promptlab.errors import ProviderError
 from promptlab.providers._http import HttpProvider, shape_error
-from promptlab.providers.base import Request, Response
+from promptlab.providers.base import Request, Response, token_count
 
 
 class OpenAIProvider(HttpProvider):
@@ -54,19 +54,19 @@ def parse_chat_completion(data: Any, url: str, latency_ms: float, model: str | N
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     prompt_details = usage.get("prompt_tokens_details") or {}
     completion_details = usage.get("completion_tokens_details") or {}
+
+    def count(table: Any, key: str, path: str) -> int | None:
+        return token_count(table.get(key), path, url) if isinstance(table, dict) else None
+
     return Response(
         text=content or "",
-        input_tokens=_int(usage.get("prompt_tokens")),
-        output_tokens=_int(usage.get("completion_tokens")),
-        cached_tokens=_int(prompt_details.get("cached_tokens")) if isinstance(
-            prompt_details, dict) else None,
-        reasoning_tokens=_int(completion_details.get("reasoning_tokens")) if isinstance(
-            completion_details, dict) else None,
+        input_tokens=count(usage, "prompt_tokens", "usage.prompt_tokens"),
+        output_tokens=count(usage, "completion_tokens", "usage.completion_tokens"),
+        cached_tokens=count(prompt_details, "cached_tokens",
+                            "usage.prompt_tokens_details.cached_tokens"),
+        reasoning_tokens=count(completion_details, "reasoning_tokens",
+                               "usage.completion_tokens_details.reasoning_tokens"),
         latency_ms=latency_ms,
         model=data.get("model") if isinstance(data.get("model"), str) else model,
         raw=data,
     )
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -20,7 +20,15 @@ from typing import Any
 
 from promptlab.errors import ExperimentError, ProviderError
 from promptlab.providers._loader import accepted_kwargs, load_function
-from promptlab.providers.base import Provider, ProviderSpec, Request, Response, elapsed_ms
+from promptlab.providers.base import (
+    USAGE_FIELDS,
+    Provider,
+    ProviderSpec,
+    Request,
+    Response,
+    elapsed_ms,
+    token_count,
+)
 
 
 class PythonProvider(Provider):
@@ -89,14 +97,12 @@ def parse_output(result: Any, latency_ms: float, model: str | None, what: str) -
         usage = result.get("usage") or {}
         if not isinstance(usage, dict):
             raise ProviderError(f"{what} returned 'usage' that is not an object")
-        counts: dict[str, int | None] = {}
-        for key in ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens"):
-            value = usage.get(key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ProviderError(f"{what} returned usage.{key} = {value!r}; "
-                                    "expected an integer")
-            counts[key] = value
+        counts = {key: token_count(usage.get(key), f"usage.{key}", what)
+                  for key in USAGE_FIELDS}
+        named = result.get("model")
+        if named is not None and not isinstance(named, str):
+            raise ProviderError(f"{what} returned model = {named!r}; expected a name")
         return Response(text=result["output"], latency_ms=latency_ms,
-                        model=result.get("model") or model, raw=result, **counts)  # type: ignore[arg-type]
+                        model=named or model, raw=result, **counts)  # type: ignore[arg-type]
     raise ProviderError(f"{what} returned {type(result).__name__}; expected a string or "
                         "{\"output\": ..., \"usage\": {...}}")

@@ -46,7 +46,8 @@ def test_paired_design_runs_every_item_through_every_variant(exp_project, toml, 
     assert e["unit_id"] == e["item_id"] and e["repeat"] == 0
     assert e["prompt_id"] == "code-review" and e["prompt_version"] == e["variant"]
     assert len(e["prompt_sha"]) == 64
-    assert e["provider"] == "echo" and e["model"] == "gpt-4o-mini"  # the prompt's model
+    # a stand-in is not the prompt's model (gpt-4o-mini): logged as itself, never priced
+    assert e["provider"] == "echo" and e["model"] == "echo" and "cost_usd" not in e
     assert e["scores"] == {"mentions": True} and e["status"] == "ok"
     assert e["assistant_response"].startswith("You are a meticulous code reviewer")
     assert e["config"] == {"temperature": 0.2, "max_tokens": 800}
@@ -138,7 +139,8 @@ def test_per_call_timeout(exp_project, toml, rows, fake_llm) -> None:
     start = time.monotonic()
     result = run("experiment", "run", "ab", "--timeout", "0.2", "--no-cache")
     assert time.monotonic() - start < 0.9
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # every cell failed: the run failed
+    assert "Next:" not in result.output
     errors = [e["error"] for e in exp_project.entries()]
     assert errors == [f"{fake_llm.url}/v1/chat/completions timed out after 0.2s"] * 2
     assert f"First error: {errors[0]}" in result.stderr
@@ -154,7 +156,7 @@ def test_error_rate_stops_the_run_early(exp_project, toml, fake_llm) -> None:
     logged = exp_project.entries()
     assert 10 <= len(logged) <= 14  # stopped soon after 10 cells, not after 100
     assert all(e["status"] == "error" for e in logged)
-    assert ("Error: stopped early: 10 of 10 cells failed (100%), more than [run] "
+    assert ("Error: the run failed: stopped early: 10 of 10 cells failed (100%), more than [run] "
             "max_error_rate = 0.5; fix the cause, then continue with: promptlab experiment run "
             "ab --resume") in result.stderr
 
@@ -332,13 +334,18 @@ def test_list_and_status(exp_project, toml, rows) -> None:
     assert listed[1]["name"] == "broken" and "invalid TOML" in listed[1]["error"]
 
     status = run("experiment", "status", "ab")
-    assert "No calls logged for ab yet" in status.stdout
+    # before the first run: the configured variants, and that nothing ran (no "versions –")
+    lines = status.stdout.splitlines()
+    assert lines[2].split() == ["v1", "v1", "(not", "run)", "30.0%", "–", "0", "0", "0", "–",
+                                "0", "0"]
+    assert lines[-1] == ("No calls logged for ab yet: nothing has run. Configured: v1 30%, "
+                         "v2 70%; run: promptlab experiment run ab")
     run("experiment", "run", "ab", "-q")
     status = run("experiment", "status", "ab")
     lines = status.stdout.splitlines()
-    assert lines[0].split() == ["variant", "versions", "configured", "observed", "units",
-                                "cells", "errors", "error_rate", "runs"]
-    assert lines[2].split() == ["v1", "v1", "30.0%", "–", "6", "6", "0", "0.0%", "1"]
+    assert lines[0].split() == ["variant", "version", "configured", "observed", "units",
+                                "cells", "errors", "error_rate", "scorer_errors", "runs"]
+    assert lines[2].split() == ["v1", "v1", "30.0%", "–", "6", "6", "0", "0.0%", "0", "1"]
     assert lines[-1].startswith("Last run ") and "12 cells, 0 errors" in lines[-1]
     data = json.loads(run("experiment", "status", "ab", "--json").stdout)
     assert data["last_run"]["per_variant"] == {"v1": 6, "v2": 6}
