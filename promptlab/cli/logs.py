@@ -108,7 +108,8 @@ def report_sync(index: Index, stats: Any) -> None:
 
 @click.group(
     "logs", cls=LazyGroup, invoke_without_command=True,
-    lazy_subcommands={"check": "promptlab.cli.logs_check:logs_check"},
+    lazy_subcommands={"check": "promptlab.cli.logs_check:logs_check",
+                      "embed": "promptlab.cli.semantic:logs_embed"},
 )
 @limit_option
 @filter_options
@@ -154,11 +155,18 @@ def logs(ctx: click.Context, out: Output, limit: int, **filters: Any) -> None:
               help="Search only the system prompt, the user message or the response.")
 @click.option("raw", "--fts", is_flag=True,
               help="QUERY is raw SQLite FTS5 syntax (NEAR, column filters, …).")
+@click.option("mode", "--semantic", flag_value="semantic",
+              help="Search by meaning (embeddings; see `promptlab logs embed`).")
+@click.option("mode", "--hybrid", flag_value="hybrid",
+              help="Full-text and meaning, ranks fused (reciprocal rank fusion).")
+@click.option("model_spec", "--embedding-model", metavar="MODEL",
+              help="Embedding model for --semantic/--hybrid (default: [embeddings] setting).")
 @filter_options
 @output_options
 @project_options
 def logs_search(query: str, limit: int, sort: str, window: int, field_name: str | None,
-                raw: bool, out: Output, **filters: Any) -> None:
+                raw: bool, mode: str | None, model_spec: str | None, out: Output,
+                **filters: Any) -> None:
     """Full-text search of prompts and responses, with snippets.
 
     \b
@@ -170,7 +178,13 @@ def logs_search(query: str, limit: int, sort: str, window: int, field_name: str 
       promptlab logs search timeout
       promptlab logs search '"rate limit" -retry' --since 7d --prompt code-review
       promptlab logs search 'NEAR(stack overflow, 5)' --fts
+      promptlab logs search --semantic "customer wants their money back"
     """
+    if mode is not None:
+        from promptlab.cli.semantic import run_search
+
+        run_search(query, mode, limit, model_spec, out, filters, open_index)
+        return
     from promptlab.index.fts import parse_search
     from promptlab.index.query import search_entries
 
@@ -197,6 +211,30 @@ def logs_search(query: str, limit: int, sort: str, window: int, field_name: str 
               headers=["time (UTC)", "id", "model", "prompt", "match"],
               json_rows=[{"rank": h.rank, "snippet": h.snippet, "entry": h.entry} for h in hits],
               empty=f"No log entries match {query!r}.")
+
+
+@logs.command(name="similar")
+@click.argument("entry_id", metavar="ID")
+@limit_option
+@click.option("model_spec", "--embedding-model", metavar="MODEL",
+              help="Embedding model (default: [embeddings] setting).")
+@filter_options
+@output_options
+@project_options
+def logs_similar(entry_id: str, limit: int, model_spec: str | None, out: Output,
+                 **filters: Any) -> None:
+    """Entries closest in meaning to one entry (by their user message and response).
+
+    ID may be a unique prefix of at least 6 characters, or `last`.
+
+    \b
+    Examples:
+      promptlab logs similar 01JD3Z6X0M
+      promptlab logs similar last --since 7d --json
+    """
+    from promptlab.cli.semantic import run_similar
+
+    run_similar(entry_id, limit, model_spec, out, filters, open_index)
 
 
 @logs.command(name="show")
