@@ -32,10 +32,15 @@ Provenance = Callable[[Path], tuple[str | None, bool | None]]
 
 VERSION_EXTS = (".txt", ".j2", ".jinja", ".md")
 DEFAULT_LABEL = "current"
-_SEGMENT = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-_VERSION_NAME = re.compile(r"^v(0|[1-9][0-9]*)$")
-_VERSION_FILE = re.compile(r"^v(0|[1-9][0-9]*)(\.txt|\.j2|\.jinja|\.md)$")
-_LABEL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+# Always `fullmatch`: `$` would also match before a final newline ("evil\n").
+_SEGMENT = re.compile(r"[a-z0-9][a-z0-9._-]*")
+_VERSION_NAME = re.compile(r"v(0|[1-9][0-9]*)")
+_VERSION_FILE = re.compile(r"v(0|[1-9][0-9]*)(\.txt|\.j2|\.jinja|\.md)")
+_LABEL_NAME = _SEGMENT
+# File names stay far below NAME_MAX (255 bytes) with a suffix or a temporary name added,
+# and a nested id far below PATH_MAX.
+MAX_NAME = 100
+MAX_ID = 200
 _PLAIN_LABEL_MAX = 64
 NEW_TEMPLATE = """\
 ---
@@ -55,23 +60,64 @@ user:
 def validate_id(prompt_id: str) -> str:
     """Return `prompt_id` if it is a valid id, else raise InvalidPromptIdError.
 
-    Valid: one or more `/`-separated segments of `[a-z0-9][a-z0-9._-]*`, none of them a
-    version name (`v2`) and none ending in `.` (so `..` and friends are impossible).
+    Valid: one or more `/`-separated segments of `[a-z0-9][a-z0-9._-]*` (at most MAX_NAME
+    characters each, MAX_ID in all), none of them a version name (`v2`) and none ending in
+    `.` (so `..` and friends are impossible).
     """
     if not isinstance(prompt_id, str) or not prompt_id:
         raise InvalidPromptIdError("a prompt id must be a non-empty string")
-    segments = prompt_id.split("/")
-    for seg in segments:
-        if not _SEGMENT.match(seg) or seg.endswith(".") or _VERSION_NAME.match(seg):
+    if len(prompt_id) > MAX_ID or any(len(seg) > MAX_NAME for seg in prompt_id.split("/")):
+        raise InvalidPromptIdError(
+            f"prompt id {_shorten(prompt_id)} is too long: at most {MAX_NAME} characters per "
+            f"'/'-separated part and {MAX_ID} in all"
+        )
+    for seg in prompt_id.split("/"):
+        if not _SEGMENT.fullmatch(seg) or seg.endswith(".") or _VERSION_NAME.fullmatch(seg):
             raise InvalidPromptIdError(
-                f"invalid prompt id {prompt_id!r}: use lowercase letters, digits, '.', '_', '-' "
-                "(starting with a letter or digit), '/' between nested ids, and no '..'"
+                f"invalid prompt id {_shorten(prompt_id)}: use lowercase letters, digits, '.', "
+                "'_', '-' (starting with a letter or digit), '/' between nested ids, and no '..'"
             )
     return prompt_id
 
 
+def validate_label(label: str) -> str:
+    """Return `label` if it can name a label, else raise LabelError.
+
+    A label is never a version name (`v1`, `v1.txt`) and never ends in a template suffix
+    (`current.txt` would be a second `current`), so it can never take a version file's place.
+    """
+    if not isinstance(label, str) or not label:
+        raise LabelError("a label must be a non-empty string")
+    if len(label) > MAX_NAME:
+        raise LabelError(f"label {_shorten(label)} is too long: at most {MAX_NAME} characters")
+    if not _LABEL_NAME.fullmatch(label) or label.endswith("."):
+        raise LabelError(f"invalid label name {_shorten(label)}: use lowercase letters, digits, "
+                         "'.', '_', '-', starting with a letter or digit")
+    stem, ext = _split_ext(label)
+    if _VERSION_NAME.fullmatch(stem):
+        raise LabelError(f"invalid label name {label!r}: {stem} is a version name, and a label "
+                         "can never take a version's place; pick a name like 'production'")
+    if ext:
+        raise LabelError(f"invalid label name {label!r}: a label never ends in a template "
+                         f"suffix ({', '.join(VERSION_EXTS)}); use {stem!r}")
+    return label
+
+
+def _split_ext(filename: str) -> tuple[str, str]:
+    for ext in VERSION_EXTS:
+        if filename.endswith(ext) and len(filename) > len(ext):
+            return filename[: -len(ext)], ext
+    return filename, ""
+
+
+def _shorten(value: str, limit: int = 60) -> str:
+    """`value` for an error message: repr, cut in the middle when long."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:40]}…{text[-12:]} ({len(value)} characters)"
+
+
 def is_version_name(name: str) -> bool:
-    return bool(_VERSION_NAME.match(name))
+    return bool(_VERSION_NAME.fullmatch(name))
 
 
 def parse_ref(ref: str) -> tuple[str, str | None, str | None]:
@@ -82,7 +128,7 @@ def parse_ref(ref: str) -> tuple[str, str | None, str | None]:
             raise UsageError(f"reference {ref!r} has an empty label after '@'")
         return prompt_id, None, label
     head, _, last = ref.rpartition("/")
-    if head and _VERSION_NAME.match(last):
+    if head and _VERSION_NAME.fullmatch(last):
         return head, last, None
     return ref, None, None
 
@@ -238,8 +284,8 @@ class Registry:
         root = self._require_root()
         found: list[str] = []
         for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if _SEGMENT.match(d) and not d.endswith("."))
-            if any(_VERSION_FILE.match(f) for f in filenames):
+            dirnames[:] = sorted(d for d in dirnames if _SEGMENT.fullmatch(d) and not d.endswith("."))
+            if any(_VERSION_FILE.fullmatch(f) for f in filenames):
                 rel = Path(dirpath).relative_to(root).as_posix()
                 if rel != ".":
                     try:
@@ -276,7 +322,7 @@ class Registry:
         folder = self._require_prompt(prompt_id)
         versions = []
         for entry in os.scandir(folder):
-            m = _VERSION_FILE.match(entry.name)
+            m = _VERSION_FILE.fullmatch(entry.name)
             if m and not entry.is_symlink() and entry.is_file():
                 versions.append(Version(int(m.group(1)), Path(entry.path)))
         versions.sort()
@@ -292,10 +338,10 @@ class Registry:
     def version(self, prompt_id: str, name: str) -> Version:
         """The version called `name` (`v2`, or `v2.txt`)."""
         name = name.strip()
-        stem = _VERSION_FILE.match(name)
+        stem = _VERSION_FILE.fullmatch(name)
         if stem:
             name = f"v{stem.group(1)}"
-        if not _VERSION_NAME.match(name):
+        if not _VERSION_NAME.fullmatch(name):
             raise UsageError(f"invalid version {name!r}: versions are named v1, v2, …")
         return self._version_in(self._require_prompt(prompt_id), prompt_id, name)
 
@@ -318,11 +364,11 @@ class Registry:
         folder = self._require_prompt(prompt_id)
         labels = []
         for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-            if _VERSION_FILE.match(entry.name) and not entry.is_symlink():
+            if _VERSION_FILE.fullmatch(entry.name) and not entry.is_symlink():
                 continue
             if entry.is_symlink():
                 target = os.readlink(entry.path)
-                name = _label_name(entry.name)
+                name = label_of(entry.name)
             elif entry.is_file() and "." not in entry.name:
                 target = _read_plain_label(Path(entry.path))
                 if target is None:
@@ -345,11 +391,11 @@ class Registry:
             target_name = resolved.name
         else:
             target_name = target
-        m = _VERSION_FILE.match(target_name) or _VERSION_NAME.match(target_name)
+        m = _VERSION_FILE.fullmatch(target_name) or _VERSION_NAME.fullmatch(target_name)
         if not m:
             return Label(name, path, target, None,
                          f"{where} points at {target!r}, which is not a version file (vN.txt)")
-        if _VERSION_NAME.match(target_name):
+        if _VERSION_NAME.fullmatch(target_name):
             candidates = [folder / f"{target_name}{ext}" for ext in VERSION_EXTS]
             existing = [c for c in candidates if c.is_file() and not c.is_symlink()]
             if not existing:
@@ -364,7 +410,7 @@ class Registry:
 
     def label(self, prompt_id: str, name: str) -> Label | None:
         """The label called `name` (file `name` or `name.<ext>`), or None when there is none."""
-        return self._label_in(self._require_prompt(prompt_id), name)
+        return self._label_in(self._require_prompt(prompt_id), validate_label(name))
 
     def _label_in(self, folder: Path, name: str) -> Label | None:
         for filename in (name, *(f"{name}{ext}" for ext in VERSION_EXTS)):
@@ -398,7 +444,7 @@ class Registry:
         folder = self._require_prompt(prompt_id)
         if version:
             return Prompt(self, prompt_id, self.version(prompt_id, version), None)
-        wanted = label or DEFAULT_LABEL
+        wanted = validate_label(label) if label else DEFAULT_LABEL
         lab = self._label_in(folder, wanted)
         if lab is None:
             if label is None:
@@ -451,15 +497,20 @@ class Registry:
         return path
 
     def promote(self, prompt_id: str, version: str, label: str = DEFAULT_LABEL) -> tuple[str | None, str]:
-        """Point `label` at `version` atomically; return (previous version or None, version)."""
-        if not _LABEL_NAME.match(label) or _VERSION_NAME.match(label) or label.endswith("."):
-            raise UsageError(f"invalid label name {label!r}: use lowercase letters, digits, "
-                             "'.', '_', '-', and not a version name like v2")
+        """Point `label` at `version` atomically; return (previous version or None, version).
+
+        Only a label is ever replaced: a label name is never a version's, and a file,
+        folder or link of that name that is not a label is left alone (LabelError).
+        """
+        validate_label(label)
         target = self.version(prompt_id, version)
         folder = self.prompt_dir(prompt_id)
-        existing = self.label(prompt_id, label)
+        existing = self._label_in(folder, label)
         previous = existing.version if existing else None
         link = existing.path if existing else folder / label
+        if existing is None and os.path.lexists(link):
+            raise LabelError(f"{link} exists and is not a label; promptlab never replaces it: "
+                             "move it away or pick another label name")
         tmp = folder / f".{label}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         plain = existing is not None and not existing.path.is_symlink()
         try:
@@ -476,24 +527,65 @@ class Registry:
                 os.unlink(tmp)
         return previous, target.name
 
+    def problems(self, prompt_id: str) -> list[tuple[Path, str]]:
+        """Files in the prompt folder that are not what their name says: a symlink (or
+        anything but a regular file) where a version file belongs, a link or label file
+        whose name cannot be a label, a label defined twice (`current` and `current.txt`)."""
+        folder = self._require_prompt(prompt_id)
+        real_folder = os.path.realpath(folder)
+        found: list[tuple[Path, str]] = []
+        label_files: dict[str, list[str]] = {}
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            name, path = entry.name, Path(entry.path)
+            if _VERSION_FILE.fullmatch(name):
+                if entry.is_symlink():
+                    target = os.readlink(entry.path)
+                    inside = os.path.dirname(os.path.realpath(entry.path)) == real_folder
+                    where = "in this folder" if inside else "outside the prompt folder"
+                    found.append((path, f"{name} is a symlink to {target} ({where}) where a "
+                                        "version file belongs; a version must be a regular "
+                                        f"file: restore its text (git checkout -- {name})"))
+                elif not entry.is_file():
+                    found.append((path, f"{name} is not a regular file, where a version file "
+                                        "belongs; move it away"))
+                continue
+            if entry.is_symlink():
+                label = label_of(name)
+                if label is None:
+                    found.append((path, f"{name} is a link but cannot be a label (a label is "
+                                        "never a version name nor ends in a template suffix); "
+                                        "rename or remove it"))
+                    continue
+                label_files.setdefault(label, []).append(name)
+            elif entry.is_file() and "." not in name and _read_plain_label(path) is not None:
+                if label_of(name) is None:
+                    found.append((path, f"{name} is a label file named like a version; "
+                                        "rename or remove it"))
+                    continue
+                label_files.setdefault(name, []).append(name)
+        for label, names in sorted(label_files.items()):
+            if len(names) > 1:
+                found.append((folder / names[0], f"label {label!r} is defined twice "
+                                                 f"({' and '.join(names)}); remove one of them"))
+        return found
+
 
 def _has_versions(folder: Path) -> bool:
     try:
         with os.scandir(folder) as entries:
-            return any(_VERSION_FILE.match(e.name) and e.is_file() for e in entries)
+            return any(_VERSION_FILE.fullmatch(e.name) and e.is_file() for e in entries)
     except OSError:
         return False
 
 
-def _label_name(filename: str) -> str | None:
-    """`current` and `current.txt` are both the label `current`."""
-    for ext in VERSION_EXTS:
-        if filename.endswith(ext):
-            filename = filename[: -len(ext)]
-            break
-    if not _LABEL_NAME.match(filename) or _VERSION_NAME.match(filename):
+def label_of(filename: str) -> str | None:
+    """The label a file in a prompt folder stands for (`current` and `current.txt` are both
+    the label `current`), or None when the name cannot be a label."""
+    stem, _ = _split_ext(filename)
+    try:
+        return validate_label(stem)
+    except LabelError:
         return None
-    return filename
 
 
 def _read_plain_label(path: Path) -> str | None:
@@ -503,7 +595,7 @@ def _read_plain_label(path: Path) -> str | None:
         text = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError):
         return None
-    return text if (_VERSION_NAME.match(text) or _VERSION_FILE.match(text)) else None
+    return text if (_VERSION_NAME.fullmatch(text) or _VERSION_FILE.fullmatch(text)) else None
 
 
 def _write_new(path: Path, data: bytes) -> None:

@@ -7,11 +7,12 @@ modules, which themselves import nothing heavy at module level.
 
 from __future__ import annotations
 
+import errno
 import importlib
 
 import click
 
-from promptlab.errors import PromptlabError
+from promptlab.errors import PromptlabError, UsageError
 
 
 class PromptlabCommandError(click.ClickException):
@@ -61,3 +62,12 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except PromptlabError as exc:
             raise PromptlabCommandError(exc) from exc
+        except OSError as exc:
+            # A name longer than the file system allows, from any option or argument.
+            if exc.errno != errno.ENAMETOOLONG:
+                raise
+            name = str(exc.filename or "")
+            shown = name if len(name) <= 80 else f"{name[:50]}…{name[-20:]}"
+            raise PromptlabCommandError(UsageError(
+                f"file name too long: {shown} ({len(name)} characters); use a shorter name"
+            )) from exc

@@ -188,12 +188,17 @@ def check_templates(registry: Registry, prompt_id: str) -> list[Finding]:
 
 
 def check_labels(registry: Registry, prompt_id: str) -> list[Finding]:
-    return [
+    """Labels that do not resolve, and any label or version file that is not what it
+    should be (a symlink where a version belongs, a label defined twice, …)."""
+    findings = [
         Finding(label.path, prompt_id, "label",
                 f"{label.problem}; fix it with 'promptlab promote {prompt_id} vN "
                 f"--label {label.name}'")
         for label in registry.labels(prompt_id) if label.problem
     ]
+    findings.extend(Finding(path, prompt_id, "label", message)
+                    for path, message in registry.problems(prompt_id))
+    return findings
 
 
 def check_git(registry: Registry, ids: Sequence[str], base: str | None,

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 
 from promptlab.errors import GitError
 from promptlab.history.stamp import shallow_commits
-from promptlab.registry import VERSION_EXTS, is_version_name
-from promptlab.registry import _label_name as label_of
+from promptlab.registry import VERSION_EXTS, is_version_name, label_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from git import Repo

@@ -177,7 +177,7 @@ def test_promote_is_atomic_and_keeps_label_file_name(reg: Registry) -> None:
 def test_promote_refuses_bad_input(reg: Registry) -> None:
     with pytest.raises(PromptNotFoundError, match="no version v99"):
         reg.promote("greet", "v99")
-    with pytest.raises(UsageError, match="invalid label name 'v3'"):
+    with pytest.raises(LabelError, match="invalid label name 'v3'"):
         reg.promote("greet", "v1", "v3")
     with pytest.raises(UsageError, match="invalid version 'latest'"):
         reg.promote("greet", "latest")
