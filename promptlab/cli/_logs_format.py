@@ -5,6 +5,7 @@ Pure functions from entry dicts (and index results) to text; no I/O, no heavy im
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -32,11 +33,21 @@ def fmt_ms(value: Any) -> str:
 
 
 def fmt_cost(value: Any, digits: int = 4) -> str:
-    if not isinstance(value, int | float):
+    """Dollars in plain decimals, never scientific notation: $0.0123, $0.0000036, $1,234.5000.
+    Amounts below 10^-digits keep two significant digits (down to a billionth of a cent)."""
+    if not isinstance(value, int | float) or value != value:
         return ""
     if 0 < value < 10 ** -digits:
-        return f"${value:.2g}"
+        if value < 1e-11:
+            return "<$0.00000000001"
+        places = -math.floor(math.log10(value)) + 1
+        return f"${value:.{places}f}"
     return f"${value:,.{digits}f}"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """`1 LLM call`, `2 LLM calls`, `1 child`, `3 children`."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
 
 
 def fmt_prompt(entry: dict[str, Any]) -> str:
@@ -145,8 +156,9 @@ def render_entry(details: Any) -> str:
     if details.trace:
         t = details.trace
         field("trace", f"{t['trace_id']}  {' › '.join(str(p) for p in t['path'])}  "
-                       f"(depth {t['depth']}, {t['children']} children; trace has "
-                       f"{t['trace_spans']} spans, {t['trace_llm_calls']} LLM calls)")
+                       f"(depth {t['depth']}, {plural(t['children'], 'child', 'children')}; "
+                       f"trace has {plural(t['trace_spans'], 'span')}, "
+                       f"{plural(t['trace_llm_calls'], 'LLM call')})")
     sections: list[tuple[str, Any]] = []
     if e.get("messages") and not (e.get("system_prompt") or e.get("user_message")):
         from promptlab.index.parse import content_text
@@ -187,14 +199,14 @@ def render_trace(trace: Any) -> str:
     if s["name"]:
         head.append(str(s["name"]))
     head.append(fmt_ms(s["duration_ms"]))
-    head.append(f"{s['spans']} span{'s' if s['spans'] != 1 else ''}")
-    head.append(f"{s['llm_calls']} LLM call{'s' if s['llm_calls'] != 1 else ''}")
+    head.append(plural(s["spans"], "span"))
+    head.append(plural(s["llm_calls"], "LLM call"))
     if s["llm_calls"]:
         head.append(f"{s['input_tokens']:,}→{s['output_tokens']:,} tokens")
     if s["cost_usd"] is not None:
         head.append(fmt_cost(s["cost_usd"]))
     if s["errors"]:
-        head.append(f"{s['errors']} error{'s' if s['errors'] != 1 else ''}")
+        head.append(plural(s["errors"], "error"))
     start = trace.start
     rows: list[tuple[str, str, str, str]] = []
 

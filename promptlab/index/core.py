@@ -17,7 +17,7 @@ sync and read at once.
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import os
 import sqlite3
 from pathlib import Path
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["Index", "SyncStats", "query"]
 
 INDEX_NAME = "index.db"
+REQUIRED_TABLES = frozenset({"meta", "files", "entries", "entry_tags", "scores",
+                             "pending_feedback", "entries_fts", "rollup", "rollup_tags"})
 BUSY_TIMEOUT_S = 60.0
 
 
@@ -61,11 +63,18 @@ class Index:
         return self._conn
 
     def _open(self) -> sqlite3.Connection:
+        if self.path.is_dir():
+            raise LogIndexError(
+                f"{self.path} is a folder, not the log index; move or rename it (promptlab "
+                "never deletes a folder) and run the command again"
+            )
         try:
             self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             if not self.path.exists():
                 os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise _disk_full(self.path) from exc
             raise LogIndexError(
                 f"cannot create the log index {self.path}: {exc.strerror}; "
                 "check the folder's permissions or choose another with --log-dir"
@@ -87,9 +96,15 @@ class Index:
             ):
                 conn.execute(f"PRAGMA {pragma}")
             migrate(conn, where=str(self.path))
+            missing = sorted(REQUIRED_TABLES - {r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")})
+            if missing:
+                raise sqlite3.DatabaseError(f"table {missing[0]} is missing")
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise LogIndexError(
+            if isinstance(exc, sqlite3.OperationalError) and _transient(exc):
+                raise _operational(exc, self.path) from exc
+            raise DamagedIndexError(
                 f"{self.path} is not a usable log index ({exc}); rebuild it with "
                 "`promptlab logs reindex` (the JSONL logs are kept)"
             ) from exc
@@ -115,8 +130,13 @@ class Index:
         """Ingest the new lines of every log file (cheap when nothing changed)."""
         try:
             stats = Syncer(self.conn, self.log_dir).sync()
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             raise _operational(exc, self.path) from exc
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise _disk_full(self.path) from exc
+            raise LogIndexError(f"cannot read the logs in {self.log_dir}: "
+                                f"{exc.strerror or exc}") from exc
         self._synced = True
         return stats
 
@@ -125,23 +145,31 @@ class Index:
             self.sync()
 
     def reindex(self) -> SyncStats:
-        """Rebuild every table from the JSONL files. A corrupt index.db is replaced."""
+        """Rebuild every table from the JSONL files. A damaged index.db (not a database, a
+        table missing, built by a newer promptlab) is replaced by a new one."""
         try:
-            conn = self.conn
-        except LogIndexError:
+            Syncer(self.conn, self.log_dir).clear()
+        except DamagedIndexError:
             self._remove_files()
-            conn = self.conn
-        try:
-            Syncer(conn, self.log_dir).clear()
+            self.conn  # noqa: B018 - creates the new index (a LogIndexError says why not)
         except sqlite3.DatabaseError as exc:
-            raise _operational(exc, self.path) from exc
+            if isinstance(exc, sqlite3.OperationalError) and _transient(exc):
+                raise _operational(exc, self.path) from exc
+            self._remove_files()
+            self.conn  # noqa: B018
         return self.sync()
 
     def _remove_files(self) -> None:
         self.close()
         for suffix in ("", "-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 os.unlink(f"{self.path}{suffix}")
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise LogIndexError(
+                    f"cannot replace the damaged log index {self.path}{suffix}: "
+                    f"{exc.strerror}; remove it yourself (the JSONL logs are kept)") from exc
 
     def read_entry(self, file_id: int, offset: int, length: int) -> dict[str, Any] | None:
         """The full entry stored at a file position (None when that file changed)."""
@@ -196,8 +224,33 @@ class Index:
         return cost_report(self, groups, make_filters(filters, kwargs), prices=prices)
 
 
+class DamagedIndexError(LogIndexError):
+    """index.db is not a usable log index (`reindex` replaces it)."""
+
+
+def _transient(exc: sqlite3.OperationalError) -> bool:
+    """Whether an error is about the machine (disk full, locked, read-only), not the file."""
+    text = str(exc)
+    return _is_full(exc) or any(w in text for w in ("locked", "busy", "readonly", "read-only",
+                                                     "unable to open", "disk I/O"))
+
+
+def _is_full(exc: BaseException) -> bool:
+    return "full" in str(exc) or getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL"
+
+
+def _disk_full(path: Path) -> LogIndexError:
+    return LogIndexError(
+        f"no space left on the disk holding {path}: free some space and run the command "
+        "again (nothing is lost: the JSONL logs are intact and the index resumes where it "
+        "stopped)"
+    )
+
+
 def _operational(exc: sqlite3.Error, path: Path) -> LogIndexError:
     text = str(exc)
+    if _is_full(exc):
+        return _disk_full(path)
     if "readonly" in text or "read-only" in text:
         return LogIndexError(
             f"cannot update the log index {path}: it is read-only; give yourself write access "

@@ -131,14 +131,19 @@ def cost_report(index: Index, by: list[str], filters: Filters, *, prices: Any = 
             rows[key] = CostRow(group=_labels(by, keys, group_values))
         rows[key].add(row)
     ordered = sorted(rows.values(), key=_order(by))
-    total = CostRow(group={name: "total" for name in by})
+    total = CostRow(group=_total_labels(by))
     for row in ordered:
         total.add(row)
     if "tag" in by:  # a call with two tags is in two groups: total and list it once
         once = cost_report(index, ["model"], filters, prices=prices)
         total, unknown = once.total, once.unknown_models
-        total.group = {name: "total" for name in by}
+        total.group = _total_labels(by)
     return CostReport(by=by, rows=ordered, total=total, unknown_models=unknown)
+
+
+def _total_labels(by: list[str]) -> dict[str, str]:
+    """The total row's group cells: "total" under the first key, the others blank."""
+    return {name: "total" if i == 0 else "" for i, name in enumerate(by)}
 
 
 def _source(filters: Filters, per_tag: bool) -> tuple[str, list[Any]]:

@@ -23,6 +23,10 @@ from typing import Any
 
 from promptlab.errors import LogIndexError
 
+# FTS5's bm25 costs grow with the square of the number of terms (1,000 terms over 3,000
+# entries took 69 s): repeated words count once, and a query has at most this many.
+MAX_TERMS = 32
+MAX_QUERY_CHARS = 2000
 FIELDS = {"system": "system_prompt", "user": "user_message", "response": "assistant_response"}
 _WORD = re.compile(r"[^\W_]+")
 _CHUNK = re.compile(r'"([^"]*)"|(\S+)')
@@ -85,8 +89,23 @@ class FtsQuery:
         return terms
 
 
+def check_size(text: str, *, terms: int | None = None) -> None:
+    """Refuse a search longer than MAX_QUERY_CHARS or with more than MAX_TERMS terms."""
+    if len(text) > MAX_QUERY_CHARS:
+        raise SearchQueryError(
+            f"search text is {len(text):,} characters long; the limit is {MAX_QUERY_CHARS:,} "
+            "(search for a few distinctive words instead)")
+    if terms is None:
+        terms = len(set(_WORD.findall(text)))
+    if terms > MAX_TERMS:
+        raise SearchQueryError(
+            f"search has {terms:,} different words; the limit is {MAX_TERMS} (each word makes "
+            "ranking slower: search for a few distinctive ones)")
+
+
 def parse_search(text: str) -> FtsQuery:
     """Parse search-box text (see the module docstring). Raises SearchQueryError."""
+    check_size(text, terms=0)
     items: list[tuple[str, Any]] = []  # ("term", (_Term, negated)) | ("or", None)
     operators: list[str] = []  # operator words, searched as words when nothing else is left
     negate_next = False
@@ -118,11 +137,16 @@ def parse_search(text: str) -> FtsQuery:
             items.append(("term", (term, negated)))
     query = FtsQuery(text)
     pending_or = False
+    seen: set[tuple[str, bool, bool]] = set()
     for kind, value in items:
         if kind == "or":
             pending_or = bool(query.groups)
             continue
         term, negated = value
+        key = (term.text.casefold(), term.prefix, negated)
+        if key in seen and not pending_or:  # `word word word` finds what `word` finds
+            continue
+        seen.add(key)
         if negated:
             query.excluded.append(term)
         elif pending_or:
@@ -132,6 +156,7 @@ def parse_search(text: str) -> FtsQuery:
         pending_or = False
     if not query.groups and not query.excluded:
         query.groups = [[_Term(word)] for word in operators if _WORD.search(word)]
+    check_size(text, terms=sum(map(len, query.groups)) + len(query.excluded))
     if not query.groups:
         if query.excluded:
             raise SearchQueryError(

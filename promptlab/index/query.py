@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from promptlab.errors import LogIndexError, UsageError
-from promptlab.index.fts import FtsQuery, SearchQueryError, parse_search, snippet
+from promptlab.index.fts import FtsQuery, SearchQueryError, check_size, parse_search, snippet
 from promptlab.index.ids import EntryNotFoundError, resolve_id
 from promptlab.logs.reader import parse_line, stem_of
 
@@ -90,6 +90,21 @@ def _is_common_tag(conn: Any, tag: str, threshold: int = 5000) -> bool:
     ).fetchone()[0] >= threshold
 
 
+# Times outside years 1..9999 are clamped to them: "--since 99999999d" means "from the start".
+MIN_TS = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+MAX_TS = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+MAX_ROWS = 2**62  # a larger --limit or --window means "all" (SQLite's integers are 64-bit)
+
+
+def row_limit(value: int | None) -> int | None:
+    """A LIMIT SQLite can take: None (no limit) for None or anything beyond MAX_ROWS."""
+    if value is None or value > MAX_ROWS:
+        return None
+    if value < 0:
+        raise UsageError(f"a limit must be 0 or more, got {value}")
+    return int(value)
+
+
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d|day|days|w|wk|weeks?)\s*$", re.I)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -100,6 +115,13 @@ def parse_when(value: Any, *, option: str = "--since", end: bool = False,
     `today`, `yesterday`, or a datetime. With `end`, a bare date means the end of that day."""
     if value is None or value == "":
         return None
+    when = _when(value, option, end, now)
+    if when != when:  # NaN
+        raise UsageError(f"{option} {value!r} is not a time")
+    return min(max(when, MIN_TS), MAX_TS)
+
+
+def _when(value: Any, option: str, end: bool, now: float | None) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, datetime):
@@ -258,9 +280,10 @@ def list_entries(index: Index, filters: Filters, limit: int | None = 20) -> list
     where, params = filters.where(conn=index.conn)
     sql = (f"SELECT {_select_hits()} FROM entries e WHERE {where} "
            "ORDER BY e.ts DESC, e.rowid DESC")
+    limit = row_limit(limit)
     if limit is not None:
         sql += " LIMIT ?"
-        params.append(int(limit))
+        params.append(limit)
     return load_entries(index, index.conn.execute(sql, params).fetchall())
 
 
@@ -275,6 +298,8 @@ def search_entries(index: Index, text: str, filters: Filters, *, limit: int | No
     of them); `sort="recent"` returns the newest matches. Query syntax: see index_fts."""
     if sort not in ("rank", "recent"):
         raise UsageError(f"--sort {sort!r}: expected rank or recent")
+    if raw:
+        check_size(text)
     query = FtsQuery(text, raw=True) if raw else parse_search(text)
     match = query.match(field_name)
     filters = replace(filters, kind=None) if filters.kind == "llm" else filters
@@ -289,6 +314,7 @@ def search_entries(index: Index, text: str, filters: Filters, *, limit: int | No
     else:
         sql = (f"SELECT f.rowid, {rank} FROM entries_fts f JOIN entries e ON e.rowid = f.rowid "
                f"WHERE entries_fts MATCH ? AND {where} ORDER BY f.rowid DESC")
+    limit, window = row_limit(limit), row_limit(window)
     cap = limit if sort == "recent" else window
     if cap is not None:
         sql += f" LIMIT {int(cap)}"

@@ -203,7 +203,7 @@ def list_traces(index: Index, filters: Filters, limit: int | None = 20) -> list[
     where = " AND ".join(clauses)
     roots = (f"SELECT r.trace_id, r.name, r.timestamp, r.ts FROM entries r WHERE r.kind = 'span'"
              f" AND r.parent_id IS NULL AND r.trace_id IS NOT NULL AND {where} ORDER BY r.ts DESC")
-    if limit is not None:
+    if limit is not None and limit <= 2**62:  # more than SQLite counts: no limit
         roots += f" LIMIT {int(limit)}"
     sql = (
         f"WITH roots AS ({roots}) "
