@@ -21,15 +21,6 @@ from typing import Any
 
 from promptlab.errors import LogError
 
-# The C speed-ups (promptlab/logs/_speedups.c), when they were built; PROMPTLAB_NO_SPEEDUPS=1
-# turns them off (the tests run the logger both ways).
-try:
-    if os.environ.get("PROMPTLAB_NO_SPEEDUPS") == "1":
-        raise ImportError("turned off by PROMPTLAB_NO_SPEEDUPS")
-    from promptlab.logs import _speedups as speedups
-except ImportError:  # pragma: no cover - depends on the build
-    speedups = None
-
 SCHEMA_VERSION = 1
 KINDS = ("llm", "span", "feedback")
 STATUSES = ("ok", "error")
@@ -87,6 +78,21 @@ SCHEMA: dict[str, str] = {
     "error": _STR,
 }
 FIELDS: tuple[str, ...] = tuple(SCHEMA)
+
+# Upper bounds of the numbers in an entry: anything larger is a mistake (seconds given as
+# nanoseconds, a provider's garbage usage) and is refused here and skipped by readers.
+LIMITS: dict[str, int] = {
+    "tokens": 10**9,  # input/output/cached/reasoning tokens of one call
+    "repeat": 10**9,
+    "latency_ms": 10**10,  # about 116 days
+    "cost_usd": 10**6,  # one call
+}
+_LIMIT: dict[str, int] = {
+    "input_tokens": LIMITS["tokens"], "output_tokens": LIMITS["tokens"],
+    "cached_tokens": LIMITS["tokens"], "reasoning_tokens": LIMITS["tokens"],
+    "repeat": LIMITS["repeat"], "latency_ms": LIMITS["latency_ms"],
+    "cost_usd": LIMITS["cost_usd"], "v": 10**9,
+}
 _FIELD_SET = frozenset(FIELDS)
 
 # -- ULIDs ---------------------------------------------------------------------------------
@@ -140,7 +146,7 @@ _rng = random.Random()
 _getrandbits = _rng.getrandbits
 
 
-def _new_id_py(ms: int | None = None) -> str:
+def new_id(ms: int | None = None) -> str:
     """A new 26-character ULID: 48-bit millisecond time + 80 random bits, Crockford base32.
 
     Ids sort by creation time; within one process they are strictly increasing even inside
@@ -185,18 +191,10 @@ def ulid_time(value: str) -> _dt.datetime:
     return _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.UTC)
 
 
-new_id = _new_id_py
-if speedups is not None:  # the same algorithm in C; its generator seeded from OS entropy
-    new_id = speedups.new_id
-    speedups.seed(os.urandom(16))
-
-
 def _after_fork_in_child() -> None:
     # A forked child must not continue the parent's sequence or random stream (duplicates).
     _ulid.reset()
     _rng.seed()
-    if speedups is not None:
-        speedups.seed(os.urandom(16))
 
 
 if hasattr(os, "register_at_fork"):
@@ -263,14 +261,11 @@ def _bad(name: str, what: str, value: Any) -> EntryError:
 
 
 def _check_number(name: str, value: Any) -> int | float:
+    limit = _LIMIT[name]
     tv = type(value)
-    if tv is float:
-        if not math.isfinite(value) or value < 0:
-            raise _bad(name, "a finite number >= 0", value)
-        return value
-    if tv is int:
-        if value < 0:
-            raise _bad(name, "a number >= 0", value)
+    if tv is float or tv is int:
+        if not 0 <= value <= limit:  # NaN fails every comparison
+            raise _bad(name, f"a number between 0 and {limit:,}", value)
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return _check_number(name, float(value) if isinstance(value, float) else int(value))
@@ -278,15 +273,14 @@ def _check_number(name: str, value: Any) -> int | float:
 
 
 def _check_int(name: str, value: Any) -> int:
-    if type(value) is int:
-        if value < 0:
-            raise _bad(name, "an integer >= 0", value)
-        return value
-    if isinstance(value, float) and value.is_integer() and value >= 0:
+    limit = _LIMIT[name]
+    if type(value) is int or (isinstance(value, int) and not isinstance(value, bool)):
+        if not 0 <= value <= limit:
+            raise _bad(name, f"an integer between 0 and {limit:,}", value)
         return int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return int(value)
-    raise _bad(name, "an integer >= 0", value)
+    if isinstance(value, float) and value.is_integer():
+        return _check_int(name, int(value))
+    raise _bad(name, f"an integer between 0 and {limit:,}", value)
 
 
 def check_scores(name: str, value: Any) -> dict[str, Any]:
@@ -398,11 +392,12 @@ def _validator(keys: tuple[str, ...]) -> Any:
             else:
                 lines.append(f"        if v: out[{n}] = v")
         elif kind == _INT:
-            lines.append(f"        if type(v) is not int or v < 0: v = _check_int({n}, v)")
+            lines.append(f"        if type(v) is not int or not 0 <= v <= {_LIMIT[name]}:")
+            lines.append(f"            v = _check_int({n}, v)")
             lines.append(f"        out[{n}] = v")
         elif kind == _NUM:
             lines.append("        t = type(v)")
-            lines.append("        if not ((t is int or (t is float and v - v == 0)) and v >= 0):")
+            lines.append(f"        if not ((t is int or t is float) and 0 <= v <= {_LIMIT[name]}):")
             lines.append(f"            v = _check_number({n}, v)")
             lines.append(f"        out[{n}] = v")
         elif kind == _OBJ:
@@ -486,10 +481,10 @@ def entry_builder(keys: tuple[str, ...]) -> Any:
             else:
                 tests.append(f"type({x}) is str and {x}")
         elif kind == _INT:
-            tests.append(f"type({x}) is int and {x} >= 0")
+            tests.append(f"type({x}) is int and 0 <= {x} <= {_LIMIT[name]}")
         elif kind == _NUM:
-            tests.append(f"(type({x}) is int or (type({x}) is float and {x} - {x} == 0))"
-                         f" and {x} >= 0")
+            tests.append(f"(type({x}) is int or type({x}) is float)"
+                         f" and 0 <= {x} <= {_LIMIT[name]}")
         elif kind == _BOOL:
             tests.append(f"type({x}) is bool")
         elif kind == _TAGS:
@@ -528,7 +523,7 @@ def entry_builder(keys: tuple[str, ...]) -> Any:
     latency = local.get("latency_ms")
     body += ["if now_ns is not None:",
              "    if start_ns is None:",
-             f"        start_ns = {'now_ns' if latency is None else f'now_ns - int({latency} * 1e6)'}",
+             f"        start_ns = {'now_ns' if latency is None else f'_start({latency}, now_ns)'}",
              "    e['timestamp'] = _fmt(start_ns)",
              "return e"]
     if keys:
@@ -539,7 +534,7 @@ def entry_builder(keys: tuple[str, ...]) -> Any:
     else:
         lines += [f"    {line}" for line in body]
     namespace = {"_check": _check, "_join": "".join, "_slow": _build_slow, "_template": template,
-                 "_MISS": _MISS, "_fmt": format_timestamp}
+                 "_MISS": _MISS, "_fmt": format_timestamp, "_start": start_of}
     exec("\n".join(lines), namespace)  # generated from the fixed schema only
     fn = namespace["build"]
     if len(_builders) > 512:
@@ -564,51 +559,6 @@ def _template(keys: tuple[str, ...]) -> tuple[dict[str, Any], bool]:
     slots = (*keys, "cost_usd") if priced else keys
     template.update(dict.fromkeys(sorted(slots, key=_INDEX.__getitem__)))
     return template, priced
-
-
-# The C builder (promptlab/logs/_speedups.c), when it was built: the same work as the
-# generated builder for values of canonical types, None for anything else.
-c_build = None if speedups is None else speedups.build
-
-# Schema type -> the C builder's one-letter code (messages and scores: Python only).
-_CODES = {_STR: "s", _INT: "i", _NUM: "n", _BOOL: "b", _TAGS: "t", _OBJ: "o", _ID: "d"}
-_plans: dict[tuple[str, ...], tuple[Any, Any]] = {}
-# keys -> the C plan (or None): what the C fast path of Logger.log looks up.
-c_plans: dict[tuple[str, ...], Any] = {}
-
-
-def entry_plan(keys: tuple[str, ...]) -> tuple[Any, Any]:
-    """(the C builder's plan for `keys` or None, the Python builder for `keys`).
-
-    Log with the first when there is one: `c_build(fields, plan, entry_id, kind, now_ns,
-    start_ns, rates)` (rates: model -> (input, output, cached input) USD per million
-    tokens, None for no price; None instead of the dict for no costs at all) returns the
-    entry, or None when the Python builder must do it (a value to convert or report, a
-    model missing from `rates`).
-    """
-    plan = _plans.get(keys)
-    if plan is not None:
-        return plan
-    build = entry_builder(keys)  # raises for unknown keys
-    cplan = None
-    kinds = [SCHEMA[k] for k in keys]
-    if c_build is not None and len(keys) <= 64 and all(k in _CODES for k in kinds):
-        codes = "".join("q" if name == "status" else "S" if name in _KEEP_EMPTY else _CODES[kind]
-                        for name, kind in zip(keys, kinds, strict=True))
-        template, priced = _template(keys)
-
-        def at(name: str) -> int:
-            return keys.index(name) if name in keys else -1
-
-        cplan = (template, codes.encode(), at("model") if priced else -1, at("input_tokens"),
-                 at("output_tokens"), at("cached_tokens"), at("latency_ms"))
-    plan = (cplan, build)
-    if len(_plans) > 512:
-        _plans.clear()
-        c_plans.clear()
-    _plans[keys] = plan
-    c_plans[keys] = cplan
-    return plan
 
 
 def _build_slow(fields: Mapping[str, Any], entry_id: str, kind: str, start_ns: int | None,
@@ -651,9 +601,18 @@ def complete(entry: dict[str, Any], start_ns: int | None, now_ns: int | None,
             return entry
         if start_ns is None:
             latency = entry.get("latency_ms")
-            start_ns = now_ns if latency is None else now_ns - int(latency * 1e6)
+            start_ns = now_ns if latency is None else start_of(latency, now_ns)
         entry["timestamp"] = format_timestamp(start_ns)
     return entry
+
+
+def start_of(latency_ms: float, now_ns: int) -> int:
+    """When a call that took `latency_ms` and ended at `now_ns` started (ns since 1970)."""
+    try:
+        return now_ns - int(latency_ms * 1e6)
+    except (OverflowError, ValueError):  # 1e308 ms: inf ns
+        raise _bad("latency_ms", "a duration in milliseconds (e.g. 1234.5)",
+                   latency_ms) from None
 
 
 def order_entry(entry: dict[str, Any]) -> dict[str, Any]:

@@ -17,14 +17,15 @@ mistake and always raise `EntryError` (a `LogError`).
 
 from __future__ import annotations
 
-import contextvars
+import functools
+import inspect
 import os
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from promptlab.errors import LogError, PromptlabError
 from promptlab.logs.entry import (
@@ -32,26 +33,27 @@ from promptlab.logs.entry import (
     SCHEMA,
     SCHEMA_VERSION,
     EntryError,
-    _plans,
+    _builders,
     build_entry,
-    c_build,
-    c_plans,
     complete,
     encode_entry,
-    entry_plan,
+    entry_builder,
     format_timestamp,
     is_ulid,
     new_id,
-    speedups,
 )
+from promptlab.logs.tracing import Span, current_span_var
 
 if TYPE_CHECKING:  # pragma: no cover
     from promptlab.costs import Price, Prices
     from promptlab.logs.writer import LogWriter
     from promptlab.template import Rendered
-    from promptlab.tracing import Span
 
-__all__ = ["Call", "LogWarning", "Logger", "feedback", "get_logger", "log", "log_llm_call"]
+__all__ = ["Call", "LogWarning", "Logger", "Sink", "feedback", "get_logger", "log",
+           "log_llm_call", "span", "trace", "traced"]
+
+# A sink receives each entry as written (redacted); see Logger.add_sink.
+Sink = Callable[[dict[str, Any]], Any]
 
 
 class LogWarning(UserWarning):
@@ -61,11 +63,8 @@ class LogWarning(UserWarning):
 _HEAD = HEAD
 _HEAD_SET = frozenset(HEAD)
 
-# The innermost open span (promptlab.tracing); LLM entries logged inside it become children.
-_current_span: contextvars.ContextVar[Span | None] = contextvars.ContextVar(
-    "promptlab_span", default=None
-)
-_MISS = object()
+# The innermost open span (promptlab.logs.tracing); LLM entries logged inside it become children.
+_current_span = current_span_var
 
 
 class Logger:
@@ -81,6 +80,7 @@ class Logger:
     strict:   raise LogError when an entry cannot be written instead of warning once.
     prices:   a `Prices` table, a path to a prices file, or False for no cost; None = the
               shipped table plus the project's `prices` file.
+    sinks:    functions called with each entry after it is written (see `add_sink`).
     """
 
     def __init__(
@@ -93,6 +93,7 @@ class Logger:
         strict: bool = False,
         prices: Prices | str | os.PathLike[str] | bool | None = None,
         check_interval: float = 1.0,
+        sinks: Iterable[Sink] = (),
     ):
         self._log_dir_arg = None if log_dir is None else Path(log_dir).expanduser()
         self._redact_arg = redact
@@ -110,11 +111,13 @@ class Logger:
         self._prices: Prices | None = None
         self._price_of: dict[str, Price | None] = {}
         self._lookup = self._lookup_price  # bound once: the hot path passes it along
-        # model -> (input, output, cached input) USD per million tokens, or None: the
-        # C builder's view of _price_of (None when costs are off).
-        self._rates: dict[str, tuple[float, float, float] | None] | None = None
         self._redact = True
         self._log_dir: Path | None = self._log_dir_arg
+        # A tuple, replaced whole under _setup_lock: the hot path reads it without a lock.
+        self._sinks: tuple[Sink, ...] = ()
+        self._sink_failed: set[int] = set()
+        for sink in sinks:
+            self.add_sink(sink)
 
     @property
     def redactor(self) -> Callable[[str], str] | None:
@@ -124,44 +127,43 @@ class Logger:
     @redactor.setter
     def redactor(self, value: Callable[[str], str] | None) -> None:
         self._redactor = value
-        if self._ready:
-            self._install_fast_path()
 
-    def _install_fast_path(self) -> None:
-        """Serve `self.log` from the C fast path (promptlab/logs/_speedups.c) when it can.
+    # -- sinks ---------------------------------------------------------------------------------
 
-        The instance attribute shadows the `log` method; the fast path hands every call it
-        does not cover (a span open, a value to convert, a file to open or check, …) to that
-        method before anything is written, so both give the same entries.
+    def add_sink(self, sink: Sink) -> None:
+        """Also send each entry to `sink(entry)`, e.g. a live OpenTelemetry exporter.
+
+        The sink is called in the caller's thread right after the entry was appended to the
+        log file, with the entry as written (validated, completed and redacted: the dict
+        `log` returns; do not change it). Entries that could not be written are not sent.
+        A sink should be quick (queue the entry, export elsewhere). An exception from a sink
+        never reaches the caller: it warns once per sink and the sink keeps being called.
+        `close()` calls the sink's `flush()` and `close()` when it has them.
         """
-        self.__dict__.pop("log", None)
-        if (speedups is None or self._writer is None or self._redactor is not None
-                or type(self).log is not Logger.log):  # a subclass's own log() stays in charge
-            return
-        import orjson
+        if not callable(sink):
+            raise TypeError(f"a log sink must be callable with one entry, got {sink!r}")
+        with self._setup_lock:
+            self._sinks = (*self._sinks, sink)
 
-        from promptlab.logs.redact import redact_rules
-        from promptlab.logs.writer import PIPE_BUF
+    def remove_sink(self, sink: Sink) -> None:
+        """Stop sending entries to `sink` (a no-op when it was not added)."""
+        with self._setup_lock:
+            self._sinks = tuple(s for s in self._sinks if s is not sink)
 
-        self.log = speedups.FastLog(  # type: ignore[method-assign]
-            Logger.log.__get__(self), self._write_line, self._writer, c_plans, self._rates,
-            _current_span, time, redact_rules, orjson.loads, orjson.dumps,
-            orjson.OPT_APPEND_NEWLINE, self._redact, self._writer.fsync,
-            self._writer.check_interval >= 0, PIPE_BUF)
+    @property
+    def sinks(self) -> tuple[Sink, ...]:
+        return self._sinks
 
-    def __getstate__(self) -> dict[str, Any]:
-        # A copy must not keep the fast path, which is bound to this logger.
-        return {k: v for k, v in self.__dict__.items() if k != "log"}
-
-    def _write_line(self, line: bytes, day: str, now_ns: int, written: int = 0) -> None:
-        """Append `line` (its first `written` bytes already are) through the writer."""
-        try:
-            if written:
-                self._writer.write_rest(line, day, written)  # type: ignore[union-attr]
-            else:
-                self._writer.write(line, day, now_ns)  # type: ignore[union-attr]
-        except LogError as exc:
-            self._failed(exc)
+    def _send(self, entry: dict[str, Any]) -> None:
+        for sink in self._sinks:
+            try:
+                sink(entry)
+            except Exception as exc:  # a sink never fails the caller's call
+                if id(sink) not in self._sink_failed:
+                    self._sink_failed.add(id(sink))
+                    name = getattr(sink, "__qualname__", None) or type(sink).__name__
+                    self._warn(f"log sink {name} failed: {type(exc).__name__}: {exc} "
+                               "(further failures of this sink are not reported)")
 
     def __repr__(self) -> str:
         where = self._log_dir or "(log folder resolved at first write)"
@@ -208,9 +210,7 @@ class Logger:
             self._writer = LogWriter(self._log_dir, fsync=self.fsync,
                                      check_interval=self.check_interval)
             self._prices = self._load_prices(settings)
-            self._rates = {} if self._prices is not None else None
             self._ready = True
-            self._install_fast_path()
 
     def _load_prices(self, settings: Any) -> Prices | None:
         arg = self._prices_arg
@@ -241,9 +241,6 @@ class Logger:
         user_message, assistant_response, messages, input_tokens, output_tokens,
         cached_tokens, reasoning_tokens, latency_ms, tags, metadata, prompt_*, run_id,
         experiment, variant, unit_id, item_id, repeat, scores, status, error, …
-
-        With the C speed-ups built, `logger.log` on a set-up logger is their FastLog, which
-        writes the same entries and hands this method what it does not cover.
         """
         return self._write(fields, True)
 
@@ -257,7 +254,7 @@ class Logger:
         if not self._ready:
             self._setup()
         now_ns = time.time_ns()
-        price_of = self._price_of if self._rates is not None else None
+        price_of = self._price_of if self._prices is not None else None
         if "kind" in fields or "id" in fields or "timestamp" in fields or "v" in fields:
             entry = self._entry_with_head(fields, attach_trace, entry_id, start_ns, now_ns,
                                           price_of)
@@ -266,16 +263,9 @@ class Logger:
                 entry_id = new_id(now_ns // 1_000_000)
             if attach_trace:
                 _attach_span(fields, _current_span.get(), entry_id)
-            # The C path, once set up (a call, a call inside a span, …): None leaves it here.
-            fast = self.__dict__.get("log")
-            if fast is not None and (entry := fast.emit_fields(fields, entry_id, start_ns,
-                                                               now_ns)) is not None:
-                return entry
             keys = tuple(fields)
-            cplan, build = _plans.get(keys) or entry_plan(keys)
-            if cplan is None or (entry := c_build(fields, cplan, entry_id, "llm", now_ns,
-                                                  start_ns, self._rates)) is None:
-                entry = build(fields, entry_id, "llm", start_ns, now_ns, price_of, self._lookup)
+            build = _builders.get(keys) or entry_builder(keys)
+            entry = build(fields, entry_id, "llm", start_ns, now_ns, price_of, self._lookup)
         return self._emit(entry, now_ns)
 
     def _emit(self, entry: dict[str, Any], now_ns: int) -> dict[str, Any]:
@@ -296,10 +286,6 @@ class Logger:
             if redacted is not line:
                 line = redacted
                 entry = _decode(line)
-        fast = self.__dict__.get("log")
-        if fast is not None:  # the C fast path's append (it reports failures itself)
-            fast.append(line, entry["timestamp"][:10], now_ns)
-            return entry
         writer = self._writer
         try:
             if writer is None:
@@ -307,6 +293,9 @@ class Logger:
             writer.write(line, entry["timestamp"][:10], now_ns)
         except LogError as exc:
             self._failed(exc)
+            return entry
+        if self._sinks:
+            self._send(entry)
         return entry
 
     def _lookup_price(self, model: Any) -> Price | None:
@@ -316,16 +305,9 @@ class Logger:
         except TypeError:  # an unhashable model: validation names it
             return None
         if type(model) is str:
-            rates = self._rates
             if len(self._price_of) > 4096:
                 self._price_of.clear()
-                if rates is not None:
-                    rates.clear()
             self._price_of[model] = price
-            if rates is not None:
-                rates[model] = None if price is None else (
-                    price.input, price.output,
-                    price.input if price.cached_input is None else price.cached_input)
         return price
 
     def _entry_with_head(self, fields: dict[str, Any], attach_trace: bool, entry_id: str | None,
@@ -362,12 +344,28 @@ class Logger:
         if message in self._warned:
             return
         self._warned.add(message)
-        warnings.warn(f"promptlab: {message}", LogWarning, stacklevel=4)
+        # Reported as coming from "promptlab" (a file that does not exist), so the warning
+        # prints as one line with no source line of ours under it.
+        warnings.warn_explicit(f"promptlab: {message}", LogWarning, "promptlab", 0,
+                               module="promptlab")
 
     def close(self) -> None:
-        """Close the open log files (they reopen on the next write)."""
+        """Close the open log files (they reopen on the next write), then flush and close
+        the sinks that can be (`flush()`, `close()`) and detach them."""
         if self._writer is not None:
             self._writer.close()
+        with self._setup_lock:
+            sinks, self._sinks = self._sinks, ()
+        for sink in sinks:
+            for method in ("flush", "close"):
+                fn = getattr(sink, method, None)
+                if callable(fn) and not isinstance(sink, type):
+                    try:
+                        fn()
+                    except Exception as exc:
+                        name = getattr(sink, "__qualname__", None) or type(sink).__name__
+                        self._warn(f"log sink {name} failed to {method}: "
+                                   f"{type(exc).__name__}: {exc}")
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -407,14 +405,10 @@ class Logger:
 
     def trace(self, name: str, **fields: Any) -> Span:
         """A new trace (root span) written to this logger: `with logger.trace("answer"):`."""
-        from promptlab.tracing import Span
-
         return Span(name, logger=self, new_trace=True, fields=fields)
 
     def span(self, name: str, *, parent: Span | None = None, **fields: Any) -> Span:
         """A span inside the current one (or `parent`); a new trace when there is none."""
-        from promptlab.tracing import Span
-
         return Span(name, logger=self, parent=parent, fields=fields)
 
 
@@ -700,3 +694,52 @@ def log_llm_call(model: str | None, system: str | None, user: str | None, respon
 def feedback(entry_id: str, **scores: Any) -> dict[str, Any]:
     """Score an earlier entry with the default logger: `feedback(entry_id, helpful=True)`."""
     return get_logger().feedback(entry_id, **scores)
+
+
+def trace(name: str, *, logger: Logger | None = None, **fields: Any) -> Span:
+    """Start a new trace (a root span), even inside another one; the default logger unless
+    `logger` is given."""
+    return Span(name, logger=logger, new_trace=True, fields=fields, default_logger=get_logger)
+
+
+def span(name: str, *, logger: Logger | None = None, parent: Span | None = None,
+         **fields: Any) -> Span:
+    """A span nested in the current one (or in `parent`); a new trace when there is none."""
+    return Span(name, logger=logger, parent=parent, fields=fields, default_logger=get_logger)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def traced(fn: F | None = None, *, name: str | None = None, logger: Logger | None = None,
+           **fields: Any) -> Any:
+    """Decorator: run each call of the function (sync or async) inside a span.
+
+        @traced                      # span named after the function
+        def retrieve(q): ...
+
+        @traced(name="rerank", tags=["search"])
+        async def rerank(docs): ...
+    """
+
+    def decorate(func: F) -> F:
+        span_name = name or getattr(func, "__qualname__", None) or getattr(func, "__name__", "span")
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                async with span(span_name, logger=logger, **fields):
+                    return await func(*args, **kwargs)
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with span(span_name, logger=logger, **fields):
+                return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    if fn is not None and callable(fn):
+        return decorate(fn)
+    return decorate

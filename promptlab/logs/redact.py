@@ -28,7 +28,6 @@ every string value of the entry before it is encoded:
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -106,12 +105,7 @@ def maybe_secret_py(line: bytes) -> bool:
             or b"ccess" in line or b"earer" in line)
 
 
-try:  # the C pre-check (promptlab/logs/_speedups.c), when it was built
-    if os.environ.get("PROMPTLAB_NO_SPEEDUPS") == "1":
-        raise ImportError("turned off by PROMPTLAB_NO_SPEEDUPS")
-    from promptlab.logs._speedups import maybe_secret
-except ImportError:  # pragma: no cover - depends on the build
-    maybe_secret = None
+maybe_secret = maybe_secret_py
 
 
 def redact_line(line: bytes) -> bytes:
@@ -119,7 +113,7 @@ def redact_line(line: bytes) -> bytes:
 
     Returns `line` itself when it holds no secret.
     """
-    if maybe_secret is not None and not maybe_secret(line):
+    if not maybe_secret(line):
         return line
     return redact_rules(line)
 

@@ -16,6 +16,11 @@ entry `id`), `parent_id`, `name`, `timestamp` (start), `latency_ms` (duration), 
 LLM calls logged inside a span carry the span as `parent_id`. The current span lives in a
 context variable, so asyncio tasks inherit it; a new thread starts with no span unless the
 function is wrapped with `propagate(fn)` (or the span is passed as `parent=`).
+
+This module sits below the logger: a `Span` writes through the logger it is given (or its
+parent's, or the one `default_logger()` returns); the logger imports this module for the
+current span, never the other way round. `trace`, `span` and `traced` for the default
+logger are in promptlab.logs.logger.
 """
 
 from __future__ import annotations
@@ -23,29 +28,32 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
-import inspect
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from promptlab.logs.entry import format_timestamp, new_id
-from promptlab.logs.logger import _current_span as _current
+from promptlab.logs.entry import EntryError, format_timestamp, new_id
 
-__all__ = ["Span", "current_span", "propagate", "span", "trace", "traced"]
+__all__ = ["Span", "current_span", "current_span_var", "propagate"]
 
-F = TypeVar("F", bound=Callable[..., Any])
+# The innermost open span in this context.
+current_span_var: contextvars.ContextVar[Span | None] = contextvars.ContextVar(
+    "promptlab_span", default=None
+)
+_current = current_span_var
+
 
 class Span:
     """One timed step. Use as a (sync or async) context manager; `set()` adds fields."""
 
     def __init__(self, name: str, *, logger: Any = None, parent: Span | None = None,
-                 new_trace: bool = False, fields: dict[str, Any] | None = None):
+                 new_trace: bool = False, fields: dict[str, Any] | None = None,
+                 default_logger: Callable[[], Any] | None = None):
         if not isinstance(name, str) or not name:
-            from promptlab.logs.entry import EntryError
-
             raise EntryError(f"a span needs a non-empty name, got {name!r}")
         self.name = name
         self._logger = logger
+        self._default_logger = default_logger
         self._parent_arg = parent
         self._new_trace = new_trace
         self.fields: dict[str, Any] = dict(fields or {})
@@ -61,9 +69,10 @@ class Span:
     @property
     def logger(self) -> Any:
         if self._logger is None:
-            from promptlab.logs.logger import get_logger
-
-            self._logger = get_logger()
+            if self._default_logger is None:
+                raise EntryError(f"span {self.name!r} has no logger: create it with "
+                                 "logger.span(...) or promptlab.span(...)")
+            self._logger = self._default_logger()
         return self._logger
 
     def set(self, **fields: Any) -> Span:
@@ -80,6 +89,7 @@ class Span:
         self.parent_id = parent.id if parent is not None else None
         if self._logger is None and parent is not None:
             self._logger = parent._logger
+            self._default_logger = self._default_logger or parent._default_logger
         self._token = _current.set(self)
         return self
 
@@ -122,50 +132,6 @@ class Span:
 def current_span() -> Span | None:
     """The innermost open span in this context, or None."""
     return _current.get()
-
-
-def trace(name: str, *, logger: Any = None, **fields: Any) -> Span:
-    """Start a new trace (a root span), even inside another one."""
-    return Span(name, logger=logger, new_trace=True, fields=fields)
-
-
-def span(name: str, *, logger: Any = None, parent: Span | None = None, **fields: Any) -> Span:
-    """A span nested in the current one (or in `parent`); a new trace when there is none."""
-    return Span(name, logger=logger, parent=parent, fields=fields)
-
-
-def traced(fn: F | None = None, *, name: str | None = None, logger: Any = None,
-           **fields: Any) -> Any:
-    """Decorator: run each call of the function (sync or async) inside a span.
-
-        @traced                      # span named after the function
-        def retrieve(q): ...
-
-        @traced(name="rerank", tags=["search"])
-        async def rerank(docs): ...
-    """
-
-    def decorate(func: F) -> F:
-        span_name = name or getattr(func, "__qualname__", None) or getattr(func, "__name__", "span")
-        if inspect.iscoroutinefunction(func):
-
-            @functools.wraps(func)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                async with Span(span_name, logger=logger, fields=fields):
-                    return await func(*args, **kwargs)
-
-            return async_wrapper  # type: ignore[return-value]
-
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with Span(span_name, logger=logger, fields=fields):
-                return func(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-    if fn is not None and callable(fn):
-        return decorate(fn)
-    return decorate
 
 
 def propagate(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -109,9 +109,16 @@ def test_fields_come_out_in_schema_order_without_empty_values() -> None:
 
 
 @pytest.mark.parametrize(("fields", "message"), [
-    ({"input_tokens": -1}, "log field 'input_tokens' must be an integer >= 0, got int -1"),
-    ({"input_tokens": True}, "log field 'input_tokens' must be an integer >= 0, got bool True"),
-    ({"latency_ms": float("nan")}, "log field 'latency_ms' must be a finite number >= 0"),
+    ({"input_tokens": -1},
+     "log field 'input_tokens' must be an integer between 0 and 1,000,000,000, got int -1"),
+    ({"input_tokens": True},
+     "log field 'input_tokens' must be an integer between 0 and 1,000,000,000, got bool True"),
+    ({"input_tokens": 10**30}, "log field 'input_tokens' must be an integer between 0 and"),
+    ({"output_tokens": 1e30}, "log field 'output_tokens' must be an integer between 0 and"),
+    ({"latency_ms": float("nan")},
+     "log field 'latency_ms' must be a number between 0 and 10,000,000,000"),
+    ({"latency_ms": 1e308}, "log field 'latency_ms' must be a number between 0 and"),
+    ({"cost_usd": 1e19}, "log field 'cost_usd' must be a number between 0 and 1,000,000"),
     ({"latency_ms": "fast"}, "log field 'latency_ms' must be a number, got str 'fast'"),
     ({"tags": ["a", 1]}, "log field 'tags' must be a list of strings"),
     ({"metadata": "x"}, "log field 'metadata' must be a mapping (JSON object), got str 'x'"),
@@ -151,7 +158,7 @@ json_values = st.recursive(json_scalars, lambda inner: st.one_of(
 @given(
     model=st.text(min_size=1, max_size=40),
     system=texts, user=texts, response=texts,
-    tokens=st.tuples(st.integers(0, 2**53), st.integers(0, 2**53)),
+    tokens=st.tuples(st.integers(0, 10**9), st.integers(0, 10**9)),
     latency=st.floats(min_value=0, max_value=1e9, allow_nan=False),
     tags=st.lists(st.text(max_size=20), max_size=5),
     metadata=st.dictionaries(st.text(max_size=10), json_values, max_size=5),
@@ -278,10 +285,9 @@ def test_builder_keeps_its_own_lists_and_rejects_unknown_keys_up_front() -> None
 
 
 def test_ulids_stay_ordered_across_the_cached_stem_boundary() -> None:
-    # The pure-Python generator (used without the C speed-ups).
     from promptlab.logs import entry as entry_module
 
-    new_id = entry_module._new_id_py
+    new_id = entry_module.new_id
     state = entry_module._ulid
     ms = max(state.last_ms, time.time_ns() // 1_000_000) + 1
     first = new_id(ms)  # a fresh millisecond: a new random part
@@ -301,27 +307,6 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 def _random_part(ulid: str) -> int:
     return int("".join(format(_CROCKFORD.index(c), "05b") for c in ulid[10:]), 2)
-
-
-def test_the_c_ulids_follow_the_same_rules() -> None:
-    from promptlab.logs import entry as entry_module
-
-    if entry_module.speedups is None:
-        pytest.skip("the C speed-ups are not built here")
-    assert entry_module.new_id is entry_module.speedups.new_id  # the one generator in use
-    c_new_id = entry_module.speedups.new_id
-    ms = time.time_ns() // 1_000_000 + 50  # a little ahead: later ids (None: now) stay in it
-    ids = [c_new_id(ms) for _ in range(3000)] + [c_new_id(ms - 5000), c_new_id(None), c_new_id()]
-    assert ids == sorted(ids) and len(set(ids)) == len(ids)  # clock set back: never goes back
-    assert all(is_ulid(i) for i in ids)
-    assert {round(ulid_time(i).timestamp() * 1000) for i in ids[:3002]} == {ms}
-    rands = [_random_part(i) for i in ids[:3002]]
-    assert rands == list(range(rands[0], rands[0] + 3002))  # +1 within the millisecond
-    later = c_new_id(ms + 1)
-    assert round(ulid_time(later).timestamp() * 1000) == ms + 1 and later > ids[-1]
-    assert _random_part(later) != rands[-1] + 1  # a new millisecond: a new random part
-    with pytest.raises(ValueError, match="48-bit"):
-        c_new_id(2**48)
 
 
 def _seeded_ids(queue: multiprocessing.Queue, n: int) -> None:  # type: ignore[type-arg]
@@ -361,81 +346,3 @@ def test_a_status_that_is_not_text_gets_the_usual_message() -> None:
         entry_builder(("model", "status"))({"model": "m", "status": Weird()}, "ID", "llm")
 
 
-# -- the C builder (promptlab/logs/_speedups.c) builds what the Python builder does ------------
-
-_PRICE_FIELDS = ["model", "input_tokens", "output_tokens", "cached_tokens", "latency_ms",
-                 "cost_usd"]
-
-
-@st.composite
-def _priced_field_sets(draw: st.DrawFn) -> dict:
-    """Field sets that often have a model, token counts and a latency, in any order."""
-    fields = draw(_field_sets())
-    for name in draw(st.lists(st.sampled_from(_PRICE_FIELDS), unique=True)):
-        if name == "model":
-            fields[name] = draw(st.sampled_from(["gpt-4o-mini", "unknown-model", "", 7]))
-        elif name == "latency_ms":
-            fields[name] = draw(st.one_of(st.integers(0, 10**7), st.floats(0, 1e7),
-                                          st.sampled_from([-1, float("nan"), 1e300])))
-        else:
-            fields[name] = draw(st.one_of(st.integers(0, 10**9),
-                                          st.sampled_from([-1, 2**70, 3.0, True, None])))
-    order = draw(st.permutations(list(fields)))
-    return {name: fields[name] for name in order}
-
-
-@settings(max_examples=800, deadline=None)
-@given(fields=_priced_field_sets(),
-       now=st.integers(0, 2**63 - 1),  # nanoseconds until the year 2262
-       start=st.one_of(st.none(), st.integers(-10**18, 253_402_300_799 * 10**9)),
-       priced=st.booleans())
-def test_the_c_builder_matches_the_python_builder(fields: dict, now: int, start: int | None,
-                                                  priced: bool) -> None:
-    from promptlab.costs import Price
-    from promptlab.logs.entry import c_build, entry_plan
-
-    if c_build is None:
-        pytest.skip("the C builder is not built here")
-    try:
-        cplan, build = entry_plan(tuple(fields))
-    except EntryError:
-        return
-    if cplan is None:  # messages or scores: the Python builder only
-        assert {"messages", "scores"} & set(fields)
-        return
-    price = Price("gpt-4o-mini", 0.15, 0.6, 0.075)
-    price_of = {"gpt-4o-mini": price, "unknown-model": None} if priced else None
-    rates = {"gpt-4o-mini": (0.15, 0.6, 0.075), "unknown-model": None} if priced else None
-    built = c_build(dict(fields), cplan, "ID", "llm", now, start, rates)
-    expected = _outcome(build, dict(fields), "ID", "llm", start, now, price_of,
-                        lambda model: None)  # models outside the table have no price
-    if built is not None:
-        assert expected == ("entry", built)
-        assert list(built) == list(expected[1])  # the same order, too
-    else:  # only where the Python builder has something to convert, drop or report
-        # (a value to convert or drop, a token count or a start time beyond 64 bits)
-        canonical = _outcome(build_entry, dict(fields))
-        assert (expected[0] == "error" or canonical[0] == "error"
-                or _typed(canonical[1]) != _typed(fields)
-                or int(expected[1]["timestamp"][:4]) >= 2262
-                or any(type(v) is int and v >= 2**63 for v in fields.values())
-                or (priced and fields.get("model") not in rates))  # the first call per model
-
-
-def _typed(fields: dict) -> str:
-    """`fields` as text that tells 3 from 3.0 and ignores the order of the keys."""
-    return repr(sorted(fields.items(), key=lambda item: item[0]))
-
-
-def test_the_c_builder_refuses_plans_that_do_not_fit() -> None:
-    from promptlab.logs.entry import c_build, entry_plan
-
-    if c_build is None:
-        pytest.skip("the C builder is not built here")
-    cplan, _ = entry_plan(("model", "input_tokens"))
-    with pytest.raises(TypeError, match="plan does not fit"):
-        c_build({"model": "m"}, cplan, "ID", "llm", 0, None, None)
-    with pytest.raises(TypeError, match="7 arguments"):
-        c_build({"model": "m"}, cplan)
-    with pytest.raises(TypeError, match="rates must be a dict"):
-        c_build({"model": "m", "input_tokens": 1}, cplan, "ID", "llm", 0, None, ["x"])

@@ -43,7 +43,7 @@ def test_unknown_model_has_no_cost(log_dir: Path) -> None:
 
 def test_wrong_field_type_raises_a_clear_error(log_dir: Path) -> None:
     logger = Logger()
-    with pytest.raises(EntryError, match="log field 'input_tokens' must be an integer >= 0"):
+    with pytest.raises(EntryError, match="log field 'input_tokens' must be an integer between 0 and"):
         logger.log(model="m", input_tokens="12")
     with pytest.raises(EntryError, match="unknown log field 'modle'; did you mean 'model'"):
         logger.log(modle="m")
@@ -302,3 +302,117 @@ def test_call_keeps_messages_exactly_when_the_two_texts_would_lose_some(
     roles = [r for r, _ in turns]
     lossy = any(r not in ("system", "user") for r in roles) or len(set(roles)) < len(roles)
     assert entry.get("messages") == (rendered.messages if lossy and turns else None)
+
+
+# -- sinks: the seam for live export ---------------------------------------------------------
+
+
+def test_sinks_get_each_entry_as_written_in_the_callers_thread(tmp_path: Path) -> None:
+    import threading
+
+    seen: list[tuple[dict, str]] = []
+
+    def sink(entry: dict) -> None:
+        seen.append((entry, threading.current_thread().name))
+
+    later: list[dict] = []
+    logger = Logger(tmp_path, sinks=[sink])
+    logger.add_sink(later.append)
+    first = logger.log(model="m", user_message="key sk-proj-Ab3dEf5hIj7kLm9nOp1qRs3tUv5wXy7z")
+    with logger.call("q", model="m") as call:
+        call.finish(response="a")
+    with logger.trace("root"):
+        pass
+    written = read_lines(tmp_path)
+    assert [e for e, _ in seen] == later == written  # the redacted entries, in order
+    assert seen[0][0] is first and "sk-[REDACTED]" in first["user_message"]
+    assert {name for _, name in seen} == {threading.current_thread().name}
+    logger.remove_sink(sink)
+    logger.log(model="m")
+    assert len(seen) == 3 and len(later) == 4
+
+
+def test_a_failing_sink_warns_once_and_never_fails_the_call(tmp_path: Path) -> None:
+    import warnings
+
+    calls: list[dict] = []
+
+    def broken(entry: dict) -> None:
+        raise ConnectionError("collector down")
+
+    logger = Logger(tmp_path, sinks=[broken, calls.append])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            logger.log(model="m")
+    assert len(read_lines(tmp_path)) == 3 and len(calls) == 3  # the next sink still runs
+    assert [str(w.message) for w in caught] == [
+        "promptlab: log sink test_a_failing_sink_warns_once_and_never_fails_the_call.<locals>."
+        "broken failed: ConnectionError: collector down (further failures of this sink are "
+        "not reported)"]
+    assert logger.dropped == 0
+    with pytest.raises(TypeError, match="must be callable"):
+        logger.add_sink("not a function")  # type: ignore[arg-type]
+
+
+def test_entries_that_were_not_written_are_not_sent(tmp_path: Path) -> None:
+    import warnings
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    sent: list[dict] = []
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        Logger(blocker / "logs", sinks=[sent.append]).log(model="m")
+    assert sent == []
+
+
+def test_close_flushes_and_closes_the_sinks(tmp_path: Path) -> None:
+    events: list[str] = []
+
+    class Exporter:
+        def __call__(self, entry: dict) -> None:
+            events.append("entry")
+
+        def flush(self) -> None:
+            events.append("flush")
+
+        def close(self) -> None:
+            events.append("close")
+
+    logger = Logger(tmp_path, sinks=[Exporter(), lambda entry: None])
+    logger.log(model="m")
+    logger.close()
+    assert events == ["entry", "flush", "close"]
+    logger.log(model="m")  # closed sinks are detached; the log file reopens
+    assert events == ["entry", "flush", "close"] and len(read_lines(tmp_path)) == 2
+    assert logger.sinks == ()
+
+
+@pytest.mark.parametrize("latency", [1e308, float("inf"), float("nan"), 1e20, -1.0])
+def test_absurd_latencies_are_an_entry_error_naming_the_field(tmp_path: Path,
+                                                              latency: float) -> None:
+    logger = Logger(tmp_path)
+    with pytest.raises(EntryError, match="latency_ms"):
+        logger.log(model="m", latency_ms=latency)
+    with pytest.raises(EntryError, match="latency_ms"):
+        logger.log(model="m", latency_ms=latency, metadata={"x": None}, tags=None)  # slow path
+    with pytest.raises(EntryError, match="latency_ms"):
+        logger.log(kind="llm", model="m", latency_ms=latency)  # entries that set their head
+    assert not list(tmp_path.glob("*.jsonl"))  # nothing half-written
+
+
+def test_the_write_failure_warning_is_one_clean_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code = ("from promptlab import Logger\n"
+            f"Logger({str(blocker / 'logs')!r}).log(model='m')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, check=True)
+    assert result.stderr.splitlines() == [
+        "promptlab:0: LogWarning: promptlab: a log entry was not written: cannot create log "
+        f"folder {blocker / 'logs'}: Not a directory; set PROMPTLAB_LOG_DIR or log_dir to a "
+        "writable folder"]

@@ -11,7 +11,7 @@ import pytest
 
 from promptlab import Logger, span, trace, traced
 from promptlab.logs.reader import read_entries
-from promptlab.tracing import current_span, propagate
+from promptlab.logs.tracing import current_span, propagate
 
 
 def by_name(log_dir: Path) -> dict[str, dict]:
