@@ -1,0 +1,112 @@
+"""`promptlab otlp serve`: an OTLP/HTTP traces receiver that writes the log.
+
+Apps in any language point their OpenTelemetry SDK at it (OTEL_EXPORTER_OTLP_ENDPOINT=
+http://127.0.0.1:4318) and their spans land in the log as `promptlab.otel.SpanExporter`
+would write them. It takes POST /v1/traces with an `ExportTraceServiceRequest` as protobuf
+(`application/x-protobuf`) or JSON (`application/json`), gzip-encoded or not; decoding is
+opentelemetry-proto's, the HTTP server the standard library's.
+"""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from promptlab.otel.entries import span_to_entry, spans_from_proto
+
+__all__ = ["OtlpServer", "make_server"]
+
+MAX_BODY = 64 << 20
+
+
+class OtlpServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], logger: Any, content: bool):
+        super().__init__(address, _Handler)
+        self.logger = logger
+        self.content = content
+        self.received = 0
+        self.rejected = 0
+        self.lock = threading.Lock()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: OtlpServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: the log is the output
+        pass
+
+    def _reply(self, code: int, body: bytes, content_type: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, code: int, message: str) -> None:
+        self._reply(code, message.encode(), "text/plain; charset=utf-8")
+
+    def do_POST(self) -> None:
+        from google.protobuf import json_format
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+            ExportTraceServiceResponse,
+        )
+
+        length = int(self.headers.get("Content-Length") or 0)
+        if self.path.rstrip("/") != "/v1/traces":
+            self.rfile.read(length)
+            return self._error(404, "only POST /v1/traces (OTLP/HTTP traces) is served here")
+        if length > MAX_BODY:
+            return self._error(413, f"request larger than {MAX_BODY} bytes")
+        body = self.rfile.read(length)
+        encoding = (self.headers.get("Content-Encoding") or "").lower()
+        try:
+            if encoding == "gzip":
+                body = gzip.decompress(body)
+            elif encoding == "deflate":
+                body = zlib.decompress(body)
+        except (OSError, zlib.error):
+            return self._error(400, f"body is not valid {encoding}")
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        request = ExportTraceServiceRequest()
+        try:
+            if content_type == "application/json":
+                json_format.Parse(body, request, ignore_unknown_fields=True)
+            elif content_type in ("application/x-protobuf", "application/protobuf", ""):
+                request.ParseFromString(body)
+            else:
+                return self._error(415, f"Content-Type {content_type!r}: expected "
+                                        "application/x-protobuf or application/json")
+        except Exception as exc:  # protobuf's DecodeError / json_format.ParseError
+            return self._error(400, f"not an ExportTraceServiceRequest: {exc}")
+        rejected = 0
+        written = 0
+        for span in spans_from_proto(request):
+            try:
+                self.server.logger.log(**span_to_entry(span, content=self.server.content))
+                written += 1
+            except Exception:  # one bad span must not lose the others
+                rejected += 1
+        with self.server.lock:
+            self.server.received += written
+            self.server.rejected += rejected
+        response = ExportTraceServiceResponse()
+        if rejected:
+            response.partial_success.rejected_spans = rejected
+            response.partial_success.error_message = "spans promptlab could not log"
+        if content_type == "application/json":
+            self._reply(200, json_format.MessageToJson(response).encode(), "application/json")
+        else:
+            self._reply(200, response.SerializeToString(), "application/x-protobuf")
+
+
+def make_server(logger: Any, host: str = "127.0.0.1", port: int = 4318, *,
+                content: bool = True) -> OtlpServer:
+    """A receiver bound to (host, port), not yet serving (call `serve_forever()`)."""
+    return OtlpServer((host, port), logger, content)

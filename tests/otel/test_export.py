@@ -1,0 +1,336 @@
+"""`promptlab export otlp` against a loopback OTLP/HTTP receiver: ids, parent links, timings
+and every attribute; idempotent and resumable; retries, failures and the summary."""
+
+from __future__ import annotations
+
+import calendar
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from promptlab.cli import main
+from promptlab.logs.logger import Logger
+
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def ulid_hex(ulid: str) -> str:
+    value = 0
+    for ch in ulid:
+        value = value * 32 + CROCKFORD.index(ch)
+    return f"{value:032x}"
+
+
+def ns(timestamp: str) -> int:
+    head, frac = timestamp.rstrip("Z").split(".")
+    seconds = calendar.timegm((int(head[:4]), int(head[5:7]), int(head[8:10]), int(head[11:13]),
+                               int(head[14:16]), int(head[17:19]), 0, 0, 0))
+    return seconds * 10**9 + int(frac.ljust(9, "0"))
+
+
+def write_log(log_dir: Path) -> dict[str, dict[str, Any]]:
+    """A trace (root span, child span, a call inside), a standalone call, a failed call and
+    feedback on two of them."""
+    logger = Logger(log_dir)
+    out: dict[str, dict[str, Any]] = {}
+    with logger.trace("answer-question", metadata={"user": "u-1"}) as root:
+        with logger.span("retrieve", tags=["rag"]) as child:
+            pass
+        with logger.call(None, model="gpt-4o-mini", provider="openai",
+                         config={"temperature": 0.2, "max_tokens": 800, "top_p": 0.9,
+                                 "stop": ["END"], "seed": 7, "response_format": {"type": "json"}},
+                         system_prompt="You review code.",
+                         user_message="key sk-abcdefghijklmnopqrstuvwx0123 leaked?",
+                         prompt_id="code-review", prompt_version="v2", prompt_label="production",
+                         prompt_sha="ab" * 32, prompt_commit="c0ffee1",
+                         experiment="checklist", variant="v2", unit_id="user-9", item_id="item-3",
+                         run_id="run-1", tags=["support", "beta"],
+                         metadata={"ticket": 42, "nested": {"a": [1, 2]}}) as call:
+            call.finish(response="Looks fine.", input_tokens=812, output_tokens=96,
+                        cached_tokens=512, reasoning_tokens=10, scores={"finds_bug": True,
+                                                                        "quality": 0.75})
+    out["root"] = root.entry
+    out["child"] = child.entry
+    out["call"] = call.entry
+    out["standalone"] = logger.log(model="claude-sonnet-4-5", provider="anthropic",
+                                   user_message="hi", assistant_response="hello",
+                                   input_tokens=5, output_tokens=2, latency_ms=1234.5)
+    out["failed"] = logger.log(model="gpt-4o", user_message="q", latency_ms=30000.0,
+                               status="error", error="TimeoutError: no reply in 30 s")
+    out["fb_call"] = logger.feedback(call.entry["id"], helpful=True, rating=4, comment="good")
+    out["fb_standalone"] = logger.feedback(out["standalone"]["id"], thumbs_up=False)
+    logger.close()
+    return out
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> Any:
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+def test_export_sends_logged_ids_timings_and_genai_attributes(log_dir: Path, receiver: Any) -> None:
+    e = write_log(log_dir)
+    result = run("export", "otlp", "--endpoint", receiver.url)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == (f"7 span(s) sent to {receiver.url}/v1/traces, "
+                                     "0 skipped (already sent), 0 failed")
+    assert len(receiver.spans) == 7
+
+    trace_hex = ulid_hex(e["root"]["id"])
+    root = receiver.by_name("answer-question")
+    child = receiver.by_name("retrieve")
+    call = receiver.by_name("chat gpt-4o-mini")
+    # the logged ids, not new ones: the trace id is the root's ULID, span ids its low 64 bits
+    assert root.trace_id == child.trace_id == call.trace_id == trace_hex
+    assert root.span_id == trace_hex[16:] and root.parent_id is None
+    assert child.span_id == ulid_hex(e["child"]["id"])[16:]
+    assert child.parent_id == root.span_id
+    assert call.span_id == ulid_hex(e["call"]["id"])[16:]
+    assert call.parent_id == root.span_id
+    for span, entry in ((root, e["root"]), (child, e["child"]), (call, e["call"])):
+        assert span.start_ns == ns(entry["timestamp"])
+        assert span.end_ns - span.start_ns == int(entry["latency_ms"] * 1_000_000)
+        assert span.resource["service.name"] == "promptlab"
+        assert span.scope == "promptlab"
+    assert root.kind == 1 and call.kind == 3  # INTERNAL, CLIENT
+    assert root.attributes["promptlab.metadata"] == '{"user":"u-1"}'
+    assert child.attributes["promptlab.tags"] == ["rag"]
+
+    assert call.attributes == {
+        "promptlab.id": e["call"]["id"],
+        "promptlab.parent_id": e["root"]["id"],
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.response.model": "gpt-4o-mini",
+        "gen_ai.request.temperature": 0.2,
+        "gen_ai.request.max_tokens": 800,
+        "gen_ai.request.top_p": 0.9,
+        "gen_ai.request.stop_sequences": ["END"],
+        "gen_ai.request.seed": 7,
+        "promptlab.config.response_format": '{"type":"json"}',
+        "gen_ai.usage.input_tokens": 812,
+        "gen_ai.usage.output_tokens": 96,
+        "gen_ai.usage.cache_read.input_tokens": 512,
+        "gen_ai.usage.reasoning.output_tokens": 10,
+        "promptlab.cost_usd": e["call"]["cost_usd"],
+        "promptlab.prompt.id": "code-review",
+        "promptlab.prompt.version": "v2",
+        "promptlab.prompt.label": "production",
+        "promptlab.prompt.sha": "ab" * 32,
+        "promptlab.prompt.commit": "c0ffee1",
+        "promptlab.experiment": "checklist",
+        "promptlab.variant": "v2",
+        "promptlab.unit_id": "user-9",
+        "promptlab.item_id": "item-3",
+        "promptlab.run_id": "run-1",
+        "promptlab.score.finds_bug": True,
+        "promptlab.score.quality": 0.75,
+        "promptlab.tags": ["support", "beta"],
+        "promptlab.metadata": '{"ticket":42,"nested":{"a":[1,2]}}',
+    }
+    assert call.status_code == 0  # UNSET: the conventions leave success unset
+    # no message content unless asked for
+    assert not any(k.startswith("gen_ai.input") or k.startswith("gen_ai.output") or
+                   k == "gen_ai.system_instructions" for s in receiver.spans for k in s.attributes)
+
+    # a call outside any trace: a one-span trace named after its own id
+    alone = receiver.by_name("chat claude-sonnet-4-5")
+    assert alone.trace_id == ulid_hex(e["standalone"]["id"])
+    assert alone.span_id == alone.trace_id[16:] and alone.parent_id is None
+    assert alone.attributes["gen_ai.provider.name"] == "anthropic"
+    assert alone.end_ns - alone.start_ns == 1_234_500_000
+
+    failed = receiver.by_name("chat gpt-4o")
+    assert failed.status_code == 2 and failed.status_message == "TimeoutError: no reply in 30 s"
+    assert failed.attributes["error.type"] == "TimeoutError"
+    assert "gen_ai.provider.name" not in failed.attributes  # not logged, not invented
+
+    # feedback: a zero-length child span of the scored call, one evaluation event per score
+    fb = [s for s in receiver.spans if s.name == "feedback"]
+    on_call = next(s for s in fb if s.attributes["promptlab.target"] == e["call"]["id"])
+    assert on_call.trace_id == trace_hex and on_call.parent_id == call.span_id
+    assert on_call.start_ns == on_call.end_ns == ns(e["fb_call"]["timestamp"])
+    assert on_call.attributes["promptlab.score.helpful"] is True
+    assert on_call.attributes["promptlab.score.rating"] == 4
+    assert json.loads(on_call.attributes["promptlab.metadata"]) == {"comment": "good"}
+    assert sorted(on_call.events, key=lambda ev: ev[1]["gen_ai.evaluation.name"]) == [
+        ("gen_ai.evaluation.result", {"gen_ai.evaluation.name": "helpful",
+                                      "gen_ai.evaluation.score.value": 1.0,
+                                      "gen_ai.evaluation.score.label": "true"}),
+        ("gen_ai.evaluation.result", {"gen_ai.evaluation.name": "rating",
+                                      "gen_ai.evaluation.score.value": 4.0}),
+    ]
+    on_alone = next(s for s in fb if s.attributes["promptlab.target"] == e["standalone"]["id"])
+    assert on_alone.trace_id == alone.trace_id and on_alone.parent_id == alone.span_id
+
+
+def test_content_is_opt_in_and_redacted(log_dir: Path, receiver: Any) -> None:
+    e = write_log(log_dir)
+    result = run("export", "otlp", "--endpoint", receiver.url, "--content")
+    assert result.exit_code == 0, result.output
+    call = receiver.by_name("chat gpt-4o-mini")
+    assert json.loads(call.attributes["gen_ai.system_instructions"]) == [
+        {"type": "text", "content": "You review code."}]
+    assert json.loads(call.attributes["gen_ai.input.messages"]) == [
+        {"role": "user", "parts": [{"type": "text", "content": "key sk-[REDACTED] leaked?"}]}]
+    assert json.loads(call.attributes["gen_ai.output.messages"]) == [
+        {"role": "assistant", "parts": [{"type": "text", "content": "Looks fine."}],
+         "finish_reason": "stop"}]
+    assert "sk-abcdefghij" not in e["call"]["user_message"]  # the log itself was redacted too
+
+
+def test_content_is_redacted_even_when_the_log_was_not(log_dir: Path, receiver: Any) -> None:
+    logger = Logger(log_dir, redact=False)
+    logger.log(model="m", user_message="token sk-abcdefghijklmnopqrstuvwx0123", latency_ms=1.0)
+    logger.close()
+    assert run("export", "otlp", "--endpoint", receiver.url, "--content").exit_code == 0
+    text = receiver.spans[0].attributes["gen_ai.input.messages"]
+    assert "sk-[REDACTED]" in text and "abcdefghij" not in text
+
+
+def test_second_run_sends_only_new_entries_and_all_resends(log_dir: Path, receiver: Any) -> None:
+    write_log(log_dir)
+    assert run("export", "otlp", "--endpoint", receiver.url).exit_code == 0
+    first = {(s.trace_id, s.span_id, s.start_ns, s.end_ns) for s in receiver.spans}
+
+    again = run("export", "otlp", "--endpoint", receiver.url)
+    assert again.exit_code == 0
+    assert again.output.startswith("0 span(s) sent")
+    assert len(receiver.spans) == 7
+
+    Logger(log_dir).log(model="gpt-4o-mini", user_message="new", latency_ms=2.0)
+    third = run("export", "otlp", "--endpoint", receiver.url, "--json")
+    assert json.loads(third.output)["sent"] == 1
+    assert len(receiver.spans) == 8
+
+    resend = run("export", "otlp", "--endpoint", receiver.url, "--all")
+    assert resend.output.startswith("8 span(s) sent")
+    # a re-export is identical: same ids and times
+    assert first <= {(s.trace_id, s.span_id, s.start_ns, s.end_ns) for s in receiver.spans[8:]}
+
+    # another endpoint has its own record
+    other = run("export", "otlp", "--endpoint", receiver.url.replace("127.0.0.1", "localhost"))
+    assert other.output.startswith("8 span(s) sent")
+
+
+def test_filtered_run_then_full_run_never_sends_twice(log_dir: Path, receiver: Any) -> None:
+    write_log(log_dir)
+    only = run("export", "otlp", "--endpoint", receiver.url, "--experiment", "checklist")
+    assert only.output.startswith("1 span(s) sent")
+    assert "6 entries did not match the filters" in only.output
+    assert [s.name for s in receiver.spans] == ["chat gpt-4o-mini"]
+    again = run("export", "otlp", "--endpoint", receiver.url, "--prompt", "code-review@v2")
+    assert again.output.startswith("0 span(s) sent to")
+    assert "1 skipped" in again.output
+    full = run("export", "otlp", "--endpoint", receiver.url)
+    assert full.output.startswith("6 span(s) sent") and "1 skipped" in full.output
+    assert sorted(s.name for s in receiver.spans).count("chat gpt-4o-mini") == 1
+    assert run("export", "otlp", "--endpoint", receiver.url).output.startswith("0 span(s)")
+
+
+def test_since_until_select_by_entry_time(log_dir: Path, receiver: Any) -> None:
+    logger = Logger(log_dir)
+    logger.log(model="m", user_message="old", timestamp="2026-01-10T12:00:00.000000Z")
+    logger.log(model="m", user_message="mid", timestamp="2026-01-11T12:00:00.000000Z")
+    logger.log(model="m", user_message="new", timestamp="2026-01-12T12:00:00.000000Z")
+    logger.close()
+    result = run("export", "otlp", "--endpoint", receiver.url, "--since", "2026-01-11",
+                 "--until", "2026-01-11")
+    assert result.output.startswith("1 span(s) sent"), result.output
+    assert receiver.spans[0].start_ns == ns("2026-01-11T12:00:00.000000Z")
+
+
+def test_batches_and_retry_on_503_with_backoff(log_dir: Path, receiver: Any) -> None:
+    logger = Logger(log_dir)
+    for i in range(25):
+        logger.log(model="m", user_message=f"q{i}", latency_ms=1.0)
+    logger.close()
+    receiver.fail_with = [503, 429]  # the SDK exporter retries these (Retry-After: 0)
+    result = run("export", "otlp", "--endpoint", receiver.url, "--batch-size", "10")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("25 span(s) sent")
+    assert [len(r.resource_spans[0].scope_spans[0].spans) for r in receiver.requests] == [10, 10, 5]
+    assert receiver.attempts == 5
+
+
+def test_failure_exits_1_keeps_what_was_sent_and_resumes(log_dir: Path, receiver: Any) -> None:
+    logger = Logger(log_dir)
+    for i in range(25):
+        logger.log(model="m", user_message=f"q{i}", latency_ms=1.0)
+    logger.close()
+    receiver.fail_with = [200, 500]  # the first batch is taken, the second refused (no retry)
+    result = run("export", "otlp", "--endpoint", receiver.url, "--batch-size", "10")
+    assert result.exit_code == 1
+    assert result.output.startswith(f"10 span(s) sent to {receiver.url}/v1/traces, "
+                                    "0 skipped (already sent), 10 failed; 5 not attempted")
+    assert "last error: Failed to export spans batch code: 500" in result.output
+    resumed = run("export", "otlp", "--endpoint", receiver.url, "--batch-size", "10")
+    assert resumed.exit_code == 0
+    assert resumed.output.startswith("15 span(s) sent")
+    assert len({s.span_id for s in receiver.spans}) == 25 == len(receiver.spans)
+
+
+def test_standard_environment_variables(log_dir: Path, receiver: Any,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    write_log(log_dir)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=s3cret,x-team=ml%20ops")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "support-bot")
+    result = run("export", "otlp", "--header", "x-extra=1")
+    assert result.exit_code == 0, result.output
+    headers = receiver.headers[0]
+    assert headers["x-api-key"] == "s3cret" and headers["x-team"] == "ml ops"
+    assert headers["x-extra"] == "1"
+    assert {s.resource["service.name"] for s in receiver.spans} == {"support-bot"}
+
+
+def test_project_otel_settings(log_dir: Path, receiver: Any, tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    write_log(log_dir)
+    (tmp_path / "promptlab.toml").write_text(
+        f'[otel]\nendpoint = "{receiver.url}"\nservice_name = "reviewer"\ncontent = true\n'
+        '[otel.headers]\nauthorization = "Basic abc"\n')
+    monkeypatch.chdir(tmp_path)
+    result = run("export", "otlp")
+    assert result.exit_code == 0, result.output
+    assert receiver.headers[0]["authorization"] == "Basic abc"
+    assert {s.resource["service.name"] for s in receiver.spans} == {"reviewer"}
+    assert "gen_ai.input.messages" in receiver.by_name("chat gpt-4o-mini").attributes
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ([], "Error: no OTLP endpoint: pass --endpoint URL"),
+    (["--endpoint", "localhost:4318"], "Error: --endpoint 'localhost:4318': expected an http(s) URL"),
+    (["--endpoint", "http://x", "--header", "novalue"], "Error: --header 'novalue': expected KEY=VALUE"),
+    (["--endpoint", "http://x", "--since", "yesteryear"], "Error: time 'yesteryear' is not a date"),
+])
+def test_mistakes_are_one_line_exit_2(log_dir: Path, args: list[str], message: str) -> None:
+    write_log(log_dir)
+    result = CliRunner().invoke(main, ["export", "otlp", *args])
+    assert result.exit_code == 2
+    assert result.output.startswith(message), result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_project_setting_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "promptlab.toml").write_text('[otel]\nendpont = "http://x"\n')
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["export", "otlp"])
+    assert result.exit_code == 2
+    assert "unknown setting otel.endpont" in result.output
+
+
+def test_unreadable_lines_are_skipped_and_counted(log_dir: Path, receiver: Any) -> None:
+    logger = Logger(log_dir)
+    entry = logger.log(model="m", user_message="ok", latency_ms=1.0)
+    logger.close()
+    path = log_dir / f"{entry['timestamp'][:10]}.jsonl"
+    with path.open("ab") as fh:
+        fh.write(b"{not json\n")
+        fh.write(b'{"v":1,"id":"01')  # a torn last line: left for the next run
+    result = run("export", "otlp", "--endpoint", receiver.url)
+    assert result.exit_code == 0
+    assert result.output.startswith("1 span(s) sent") and "1 unreadable line(s)" in result.output
