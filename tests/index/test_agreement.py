@@ -146,3 +146,19 @@ def test_invalid_timestamp_never_becomes_the_sync_time(log_dir: Path) -> None:
     assert rows[0]["timestamp"].startswith(DAY)  # taken from the ULID, never "now"
     assert orjson.loads(orjson.dumps(rows[0]))["timestamp"] == \
         next(iter(read_entries(log_dir)))["timestamp"]
+
+
+def test_logger_entry_after_another_writers_torn_line_is_indexed(log_dir: Path) -> None:
+    from promptlab import Logger
+
+    logger = Logger()
+    first = logger.log(model="m", user_message="first")
+    [path] = log_dir.glob("*.jsonl")
+    with open(path, "ab") as fh:  # another process, killed mid-line
+        fh.write(b'{"v":1,"id":"01KILLEDWRITER","user_message":"killed mid-wri')
+    victim = logger.log(model="m", user_message="glued victim entry zebra")
+    hits = json.loads(run("logs", "search", "zebra", "--json").stdout)
+    assert [h["entry"]["id"] for h in hits] == [victim["id"]]
+    assert [e["id"] for e in read_entries(log_dir)] == [first["id"], victim["id"]]
+    with Index(log_dir) as index:
+        assert index.get(victim["id"]) == victim

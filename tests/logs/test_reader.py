@@ -153,3 +153,61 @@ def test_logs_check_empty_folder(tmp_path: Path) -> None:
     result = CliRunner().invoke(logs_check, ["--log-dir", str(tmp_path)])
     assert result.exit_code == 0
     assert result.stderr.strip() == f"No log files in {tmp_path}."
+
+
+# -- one parser: what a line is ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ('{"v":1,"id":"a","timestamp":"2026-11-26T12:00:00Z","latency_ms":NaN}', "invalid JSON"),
+    ('{"v":1,"id":"a","timestamp":"2026-11-26T12:00:00Z","latency_ms":Infinity}',
+     "invalid JSON"),
+    ('{"v":1,"id":"a","timestamp":"2026-11-26T12:00:00Z","cost_usd":1e999}', "invalid JSON"),
+    ('{"v":1,"id":"a","timestamp":"2026-11-26T12:00:00Z","model":123}',
+     "field 'model' must be a string, got int 123"),
+    ('{"v":1,"id":"a","timestamp":"2026-11-26T12:00:00Z","latency_ms":"fast"}',
+     "field 'latency_ms' must be a number, got str 'fast'"),
+    ('{"v":1,"id":"a","timestamp":"2026-11-26T12:00:00Z","output_tokens":1e30}',
+     "field 'output_tokens' must be between 0 and 1,000,000,000, got float 1e+30"),
+    ('{"v":99,"id":"a","timestamp":"2026-11-26T12:00:00Z"}',
+     "schema version v=99 was written by a newer promptlab (this one reads v=1); upgrade"),
+    ('{"v":1,"id":"a","timestamp":"yesterday"}', "field 'timestamp' must be an ISO 8601 time"),
+    ('{"v":1,"id":"a","timestamp":"2026-11-26T12:00:00Z","kind":"chat"}',
+     "field 'kind' must be llm or span or feedback"),
+    ('{"v":1,"id":"a","timestamp":"2026-11-26T12:00:00Z","tags":[1]}',
+     "field 'tags' must be a list of strings"),
+    ('{"v":1,"id":"a","timestamp":"2026-11-26T12:00:00Z","cost_usd":-1}',
+     "field 'cost_usd' must be between 0 and 1,000,000"),
+])
+def test_non_finite_and_mistyped_lines_are_skipped_with_the_reason(
+        tmp_path: Path, text: str, reason: str) -> None:
+    (tmp_path / "2026-11-26.jsonl").write_text(line(1) + text + "\n" + line(2))
+    stats = ReadStats()
+    assert [e["id"] for e in read_entries(tmp_path, stats=stats)] == ["id1", "id2"]
+    assert [(p.line, p.torn) for p in stats.problems] == [(2, False)]
+    assert stats.problems[0].reason.startswith(reason)
+    [report] = check_files(tmp_path)
+    assert (report.entries, [p.line for p in report.problems]) == (2, [2])
+
+
+def test_entries_without_id_or_timestamp_get_stable_derived_ones(tmp_path: Path) -> None:
+    (tmp_path / "2026-11-26.jsonl").write_text(
+        line(1)
+        + '{"model":"hand-written","timestamp":"2026-11-26T08:00:00Z"}\n'
+        + '{"v":1,"id":"01KE8000000000000000000001","model":"m"}\n'
+        + '{"model":"no id, no time"}\n')
+    entries = list(read_entries(tmp_path))
+    assert [e["id"] for e in entries] == ["id1", "2026-11-26:2", "01KE8000000000000000000001",
+                                          "2026-11-26:4"]
+    assert entries[2]["timestamp"] == "2026-01-05T21:11:17.760000Z"  # the ULID's time
+    assert entries[3]["timestamp"] == "2026-11-26T00:00:00.000000Z"  # the file's day
+    assert [e["id"] for e in read_entries(tmp_path)] == [e["id"] for e in entries]  # stable
+
+
+def test_glued_entry_after_a_fragment_holding_a_nested_v_key(tmp_path: Path) -> None:
+    glued = '{"v":1,"id":"g","timestamp":"2026-11-26T12:00:00Z","metadata":{"v":2}}'
+    (tmp_path / "2026-11-26.jsonl").write_text('{"v":1,"id":"cut","user_message":"ab'
+                                               + glued + "\n")
+    stats = ReadStats()
+    assert [e["id"] for e in read_entries(tmp_path, stats=stats)] == ["g"]
+    assert stats.torn == 1
