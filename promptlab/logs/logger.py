@@ -210,6 +210,21 @@ class Logger:
             self._writer = LogWriter(self._log_dir, fsync=self.fsync,
                                      check_interval=self.check_interval)
             self._prices = self._load_prices(settings)
+            # Live OpenTelemetry export (promptlab[otel]) when an OTLP endpoint is configured,
+            # loaded by name: the logs layer never imports promptlab.otel (docs/otel.md).
+            if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or (
+                    settings is not None and (getattr(settings, "otel", None) or {}).get("endpoint")):
+                try:
+                    import importlib
+
+                    sink = importlib.import_module("promptlab.otel.live").sink_for(self, settings)
+                except Exception as exc:  # the extra is missing, a bad URL, …: logging goes on
+                    self._warn(f"entries are not exported over OTLP ({type(exc).__name__}: {exc});"
+                               " pip install 'promptlab[otel]', or unset the endpoint")
+                else:
+                    if sink is not None:
+                        self._sinks = (*self._sinks, sink)
             self._ready = True
 
     def _load_prices(self, settings: Any) -> Prices | None:

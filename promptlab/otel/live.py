@@ -124,6 +124,11 @@ class LiveExporter:
         left = max(deadline - time.monotonic(), 0.0)
         return self.processor.force_flush(int(left * 1000))
 
+    def close(self) -> None:
+        """What `Logger.close()` calls: send what is queued. The exporter itself is shared by
+        the loggers of one endpoint and stops at interpreter exit (or `shutdown()`)."""
+        self.flush()
+
     def shutdown(self) -> None:
         if self._stop:
             return
