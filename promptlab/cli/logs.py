@@ -225,7 +225,7 @@ def logs_similar(entry_id: str, limit: int, model_spec: str | None, out: Output,
                  **filters: Any) -> None:
     """Entries closest in meaning to one entry (by their user message and response).
 
-    ID may be a unique prefix of at least 6 characters, or `last`.
+    ID may be a unique prefix of at least 4 characters, or `last`.
 
     \b
     Examples:
@@ -244,7 +244,8 @@ def logs_similar(entry_id: str, limit: int, model_spec: str | None, out: Output,
 def logs_show(entry_id: str, out: Output) -> None:
     """Show one entry whole: texts, tokens, cost, scores, feedback and trace position.
 
-    ID may be a unique prefix of at least 6 characters, or `last` for the newest call.
+    ID may be any unique prefix of at least 4 characters (like a git short hash; an
+    ambiguous one lists the candidates), or `last` for the newest call.
 
     \b
     Examples:

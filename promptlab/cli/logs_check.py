@@ -19,8 +19,10 @@ from promptlab.errors import UsageError
 def logs_check(files: tuple[str, ...], since: str | None, until: str | None, out: Output) -> None:
     """Check log files: entries per file and every unreadable line, with its line number.
 
-    Exits 1 when any line is malformed or torn. Readers (search, costs, compare) skip
-    such lines and keep every good line around them.
+    Exits 1 when any line is malformed (not JSON, NaN or Infinity, a field of the wrong
+    type or out of range, a newer schema version) or torn. Every reader (logs, search,
+    costs, compare, the index) skips exactly these lines and keeps every good line around
+    them; an entry without an id is read with the id <file stem>:<line>.
 
     \b
     Examples:
