@@ -571,6 +571,8 @@ def experiment_page(settings: Settings, index: Index, name: str,
         result = compare(experiment=name, settings=settings, **kwargs)
         out["comparison"] = result.to_dict()
     except PromptlabError as exc:
+        if out["error"] is not None:  # no file and nothing logged: there is no such experiment
+            raise
         out["compare_error"] = str(exc)
     return out
 

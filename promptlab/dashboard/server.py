@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import orjson
 
@@ -228,7 +228,8 @@ class Dashboard:
         if len(segments) > 2 or head not in TITLES or (head == "overview" and arg):
             raise NotFound("no such page: the views are /, /logs, /traces, /prompts and "
                            "/experiments")
-        view, title, context = head, TITLES[head], {}
+        view, title = head, TITLES[head]
+        context: dict[str, Any] = {}
         if head == "overview":
             period = views_data.parse_period(params)
             group = params.get("group", "model") or "model"
@@ -269,6 +270,10 @@ class Dashboard:
             return Response(HTTPStatus.OK, orjson.dumps(d, default=str,
                                                         option=orjson.OPT_NON_STR_KEYS),
                             "application/json")
+        api_url = "/api/" + "/".join(quote(x, safe="") for x in segments)
+        if params:
+            api_url += "?" + urlencode(params)
+        context["api_url"] = api_url
         html = render_page(view, title, d, Links(), {**self._context(), **context})
         return Response(HTTPStatus.OK, html.encode(), "text/html; charset=utf-8")
 

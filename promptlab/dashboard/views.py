@@ -78,9 +78,6 @@ class Links:
     def static(self, name: str) -> str:
         return f"/static/{_q(name)}"
 
-    def api(self, view: str) -> str:
-        return f"/api/{view}"
-
 
 class ReportLinks(Links):
     """Links inside the one-file report: anchors to the sections it holds."""
@@ -162,8 +159,9 @@ def verdict_words(p: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     primary = next((m for m in metrics if m.get("role") == "primary"), None)
     srm = p.get("srm") or {}
-    untrustworthy = bool(srm) and (srm.get("flagged") or srm.get("mismatch")
-                                   or (srm.get("p_value") is not None and srm["p_value"] < 0.001))
+    untrustworthy = bool(srm) and bool(
+        srm.get("flag") or srm.get("flagged") or srm.get("mismatch")
+        or (srm.get("p_value") is not None and srm["p_value"] < 0.001))
     if untrustworthy:
         lines.append(f"Not trustworthy: the traffic split does not match the configured "
                      f"weights (sample-ratio mismatch, p = {_pval(srm.get('p_value'))}).")
@@ -197,13 +195,21 @@ def verdict_words(p: dict[str, Any]) -> list[str]:
     elif p.get("design") == "paired":
         lines.append("Sample ratio: not applicable (paired design: every item ran through "
                      "every variant).")
-    powered = primary or (metrics[0] if metrics else None)
+    powered = primary or next((m for m in metrics if m.get("mde") is not None), None)
     if powered is not None and powered.get("mde") is not None:
         text = (f"Power: at this n, the smallest {powered['name']} difference detectable "
                 f"with 80% power is {_num(powered['mde'], powered.get('kind') == 'binary')}")
         if powered.get("n_needed"):
             text += (f"; the observed effect needs about {powered['n_needed']:,} per arm")
         lines.append(text + ".")
+    elif powered is not None:
+        lines.append(f"Power: not reported by compare for {powered['name']}.")
+    margins = [f"{m['name']} {'-' if m.get('direction') == 'higher' else '+'}"
+               f"{float(m['tolerance']) * 100:.3g}%" for m in metrics
+               if m.get("tolerance") is not None]
+    if margins:
+        lines.append(f"Tolerance: {', '.join(margins)} — worse only when the whole interval "
+                     "lies beyond the margin.")
     for w in p.get("warnings") or []:
         lines.append(f"Warning: {w}")
     for m in metrics:
@@ -264,5 +270,5 @@ def render_page(view: str, title: str, data: dict[str, Any] | None, links: Links
     base = {"view": view, "title": title, "data": data, "links": links, "error": None,
             "semantic_modes": [], "query": {}, "since_text": "", "until_text": "",
             "period_params": {}, "charts": {}, "chart": "", "pairs": [], "plots": [],
-            "words": [], "project": "", "log_dir": "", "version": ""}
+            "words": [], "api_url": "", "project": "", "log_dir": "", "version": ""}
     return environment().get_template("page.html").render({**base, **context, **extra})

@@ -1,0 +1,268 @@
+"""The dashboard over real HTTP: routes, JSON API against the CLI's numbers, security
+(methods, traversal, CSP, Host check, token) and the CLI commands."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from click.testing import CliRunner
+
+from promptlab.cli import main
+
+
+def request(base: str, path: str, method: str = "GET",
+            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+    """A raw request: the path is sent exactly as given (no client-side normalising)."""
+    url = urlsplit(base)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    try:
+        conn.request(method, path, headers=headers or {})
+        resp = conn.getresponse()
+        body = resp.read().decode("utf-8", "replace")
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
+    finally:
+        conn.close()
+
+
+def run_cli(project: dict, *args: str):  # type: ignore[no-untyped-def]
+    """The CLI run in the project folder, as a user would (its own log_dir setting)."""
+    import os
+
+    here = os.getcwd()
+    os.chdir(project["root"])
+    try:
+        return CliRunner().invoke(main, list(args), env={"PROMPTLAB_LOG_DIR": None})
+    finally:
+        os.chdir(here)
+
+
+def cli_json(project: dict, *args: str) -> object:
+    result = run_cli(project, *args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+@pytest.mark.parametrize("path", ["/", "/?period=7d&group=tag", "/?group=provider&period=all",
+                                  "/logs", "/logs?q=invoice", "/logs?status=error&kind=llm",
+                                  "/traces", "/prompts", "/prompts/code-review",
+                                  "/prompts/code-review?a=v1&b=v2", "/experiments",
+                                  "/experiments/code-review-ab", "/logs/last"])
+def test_every_view_answers_with_a_strict_policy(server: str, path: str) -> None:
+    status, headers, body = request(server, path)
+    assert status == 200, body[:500]
+    assert headers["content-security-policy"].startswith("default-src 'none'")
+    assert "script-src" not in headers["content-security-policy"]  # none: default-src 'none'
+    assert headers["x-content-type-options"] == "nosniff"
+    assert "<script" not in body.lower()
+    assert "promptlab" in body
+
+
+def test_overview_totals_match_costs_json(server: str, dash_project: dict) -> None:
+    costs = cli_json(dash_project, "costs", "--since", "30d")
+    status, _, body = request(server, "/api/?period=30d")
+    assert status == 200
+    api = json.loads(body)
+    total = api["totals"]["total"]
+    for key in ("calls", "errors", "input_tokens", "output_tokens", "cost_usd", "unpriced_calls"):
+        assert total[key] == pytest.approx(costs["total"][key]), key
+    assert total["calls"] == 120 + 60 + 3 + 5 + 2
+    # The stacked series add up to the same calls.
+    assert sum(cell["calls"] for series in api["series"].values()
+               for cell in series.values()) == total["calls"]
+    assert api["latency"]["points"] and not api["latency"]["sampled"]
+
+
+def test_experiment_view_matches_compare_json(server: str, dash_project: dict) -> None:
+    expected = cli_json(dash_project, "compare", "--experiment", "code-review-ab")
+    status, _, body = request(server, "/api/experiments/code-review-ab")
+    assert status == 200
+    shown = json.loads(body)["comparison"]
+    assert [m["name"] for m in shown["metrics"]] == [m["name"] for m in expected["metrics"]]
+    for got, want in zip(shown["metrics"], expected["metrics"], strict=True):
+        assert got["verdict"] == want["verdict"]
+        assert got["diff"] == pytest.approx(want["diff"])
+    status, _, page = request(server, "/experiments/code-review-ab")
+    primary = expected["metrics"][0]
+    assert f"{primary['lift'] * 100:+.1f}%" in page  # the forest plot's label and the table
+    assert primary["verdict"] in page
+    assert "Sample ratio" in page and "Power:" in page
+    assert page.count("<svg") >= 1
+
+
+def test_logs_page_newest_first_and_keyset_paging(server: str) -> None:
+    _, _, body = request(server, "/api/logs?kind=all")
+    first = json.loads(body)
+    stamps = [r["timestamp"] for r in first["rows"]]
+    assert stamps == sorted(stamps, reverse=True) and len(stamps) == 50
+    before = first["next"]["before"]
+    _, _, body = request(server, f"/api/logs?kind=all&before={before}")
+    second = json.loads(body)
+    assert second["rows"][0]["timestamp"] <= stamps[-1]
+    assert not {r["id"] for r in second["rows"]} & {r["id"] for r in first["rows"]}
+
+
+def test_filters_and_search(server: str) -> None:
+    _, _, body = request(server, "/api/logs?status=error")
+    rows = json.loads(body)["rows"]
+    assert len(rows) == 1 and rows[0]["status"] == "error"
+    _, _, body = request(server, "/api/logs?q=invoice&model=gpt-4o-mini")
+    rows = json.loads(body)["rows"]
+    assert rows and all(r["model"] == "gpt-4o-mini" for r in rows)
+    status, _, body = request(server, "/logs?q=%22unbalanced&status=bogus")
+    assert status == 400 and "--status" in body
+
+
+def test_entry_page_shows_chat_scores_feedback_and_trace(server: str, dash_project: dict) -> None:
+    target = dash_project["feedback_target"]
+    status, _, body = request(server, f"/logs/{target['id']}")
+    assert status == 200
+    assert "What is in the invoice? (traced)" in body
+    assert "helpful" in body and "feedback" in body
+    assert f"/traces/{target['trace_id']}" in body
+    assert "/prompts/summarization?version=v1" in body
+    status, _, body = request(server, f"/logs/{dash_project['long']['id']}")
+    assert "<details>" in body and "line 199" in body
+
+
+def test_trace_waterfall(server: str, dash_project: dict) -> None:
+    trace = dash_project["traces"][0]
+    status, _, body = request(server, f"/traces/{trace['trace_id']}")
+    assert status == 200
+    assert "answer-question-0" in body and "retrieve" in body
+    assert "1200→200 tok" in body  # the LLM call, highlighted with its tokens
+
+
+def test_unknown_things_are_404_not_500(server: str) -> None:
+    for path in ("/logs/NOPE123456", "/traces/zzzzzzzz", "/prompts/nope", "/experiments/nope",
+                 "/nothing", "/api/nothing", "/static/nothing.css"):
+        status, _, _ = request(server, path)
+        assert status in (400, 404), path
+
+
+@pytest.mark.parametrize("path", [
+    "/static/../../../../etc/passwd", "/static/%2e%2e/%2e%2e/etc/passwd",
+    "/static/%2e%2e%2f%2e%2e%2fetc%2fpasswd", "/static/%252e%252e%252fetc%252fpasswd",
+    "/static/..%5c..%5cpyproject.toml", "/prompts/..%2f..%2fpyproject.toml",
+    "/prompts/%2e%2e", "/experiments/..%2fpyproject", "/experiments/%2e%2e%2fpyproject.toml",
+    "/static/dashboard.css%00.txt", "/../pyproject.toml", "/%2e%2e/pyproject.toml",
+    "/static/%ff%fe",
+])
+def test_no_route_reads_outside_the_project(server: str, path: str) -> None:
+    status, _, body = request(server, path)
+    assert status == 404, (path, status)
+    assert "root:" not in body and "[project]" not in body and "[build-system]" not in body
+
+
+def test_static_stylesheet_is_served(server: str) -> None:
+    status, headers, body = request(server, "/static/dashboard.css")
+    assert status == 200 and headers["content-type"].startswith("text/css")
+    assert "font" in body
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "TRACE",
+                                    "PROPFIND"])
+def test_only_get(server: str, method: str) -> None:
+    status, headers, _ = request(server, "/", method=method)
+    assert status == 405
+    assert headers["allow"] == "GET"
+
+
+def test_host_header_checked_on_loopback(server: str) -> None:
+    status, _, _ = request(server, "/", headers={"Host": "evil.example.com"})
+    assert status == 421
+
+
+def test_token_required_on_every_request(dash_project: dict) -> None:
+    import threading
+
+    from promptlab.dashboard import Dashboard, make_server
+    from promptlab.errors import UsageError
+
+    app = Dashboard(dash_project["settings"], token="s3cret-token-123")
+    with pytest.raises(UsageError, match="token"):
+        make_server(Dashboard(dash_project["settings"]), "0.0.0.0", 0)
+    httpd = make_server(app, "127.0.0.1", 0)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        for path in ("/", "/logs", "/api/", "/static/dashboard.css", "/nothing"):
+            assert request(base, path)[0] == 401, path
+        assert request(base, "/?token=wrong")[0] == 401
+        status, headers, _ = request(base, "/logs?token=s3cret-token-123&status=ok")
+        assert status == 303 and headers["location"] == "/logs?status=ok"
+        cookie = headers["set-cookie"].split(";")[0]
+        assert "HttpOnly" in headers["set-cookie"] and "SameSite=Strict" in headers["set-cookie"]
+        assert request(base, "/logs", headers={"Cookie": cookie})[0] == 200
+        assert request(base, "/", headers={"Authorization": "Bearer s3cret-token-123"})[0] == 200
+        assert request(base, "/", headers={"Cookie": "promptlab_token=nope"})[0] == 401
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        app.close()
+
+
+def test_picks_up_new_entries_while_running(dash_project: dict, tmp_path: Path,
+                                            log_builder: type) -> None:
+    import threading
+
+    from promptlab.config import load_settings
+    from promptlab.dashboard import Dashboard, make_server
+
+    settings = load_settings(dash_project["root"], log_dir=tmp_path / "logs", env={})
+    log = log_builder(tmp_path / "logs")
+    log.add(time.time() - 5, model="m1", input_tokens=1, output_tokens=1, status="ok")
+    log.write()
+    app = Dashboard(settings, sync_interval=0)
+    httpd = make_server(app, "127.0.0.1", 0)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        assert json.loads(request(base, "/api/?period=7d")[2])["totals"]["total"]["calls"] == 1
+        log.files.clear()
+        log.add(time.time() - 1, model="m2", input_tokens=1, output_tokens=1, status="ok")
+        with open(next((tmp_path / "logs").glob("*.jsonl")), "ab") as f:
+            f.write(b"".join(next(iter(log.files.values()))))
+        assert json.loads(request(base, "/api/?period=7d")[2])["totals"]["total"]["calls"] == 2
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        app.close()
+
+
+def test_cli_dashboard_generates_a_token_off_loopback(dash_project: dict) -> None:
+    script = Path(sys.executable).parent / "promptlab"
+    proc = subprocess.Popen([str(script), "dashboard", "--host", "0.0.0.0", "--port", "0"],
+                            cwd=dash_project["root"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().strip()
+        assert "?token=" in url, url
+        parts = urlsplit(url)
+        base = f"http://127.0.0.1:{parts.port}"
+        assert request(base, "/")[0] == 401
+        status, headers, _ = request(base, "/?" + parts.query)
+        assert status == 303 and "promptlab_token=" in headers["set-cookie"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_cli_report_writes_one_file(dash_project: dict, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    result = run_cli(dash_project, "report", "--html", str(out), "--since", "30d",
+                     "--experiment", "code-review-ab")
+    assert result.exit_code == 0, result.output
+    html = out.read_text()
+    assert 'http-equiv="Content-Security-Policy"' in html and "style-src &#39;sha256-" in html
+    assert "v2 better" in html
+    bad = run_cli(dash_project, "report", "--html", str(tmp_path / "x.html"),
+                  "--experiment", "no-such-experiment")
+    assert bad.exit_code == 2 and "no-such-experiment" in bad.output
+    assert not (tmp_path / "x.html").exists()
