@@ -6,6 +6,7 @@ names the file and the key to fix.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -52,6 +53,8 @@ def get_number(table: Mapping[str, Any], key: str, where: str, default: float | 
     ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
     if isinstance(value, bool) or not ok_type:
         raise ExperimentError(f"{where}: {key!r} must be {kind}, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ExperimentError(f"{where}: {key!r} must be a finite number, got {value!r}")
     if minimum is not None and (value <= minimum if exclusive_min else value < minimum):
         sign = ">" if exclusive_min else "≥"
         raise ExperimentError(f"{where}: {key!r} must be {sign} {minimum:g}, got {value!r}")

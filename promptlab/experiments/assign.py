@@ -9,6 +9,7 @@ another language reproduces the split with ten lines of code.
 from __future__ import annotations
 
 import hashlib
+import math
 from bisect import bisect_right
 from collections.abc import Mapping
 
@@ -27,8 +28,15 @@ class Splitter:
     """Variants and their weights, prepared once so `assign` is one hash and a bisect."""
 
     def __init__(self, weights: Mapping[str, float], salt: str):
+        for name, weight in weights.items():
+            if (isinstance(weight, bool) or not isinstance(weight, int | float)
+                    or not math.isfinite(weight) or weight < 0):
+                raise ExperimentError(f"variant {name!r}: weight {weight!r} is not a finite "
+                                      "number ≥ 0")
         names = [name for name, weight in weights.items() if weight > 0]
-        total = sum(weights[name] for name in names)
+        # Normalised by the largest weight first, so that huge weights cannot sum to inf.
+        top = max((float(weights[name]) for name in names), default=0.0)
+        total = math.fsum(weights[name] / top for name in names) if top else 0.0
         if not names or total <= 0:
             raise ExperimentError("an experiment needs at least one variant with a weight > 0")
         self.salt = salt
@@ -36,7 +44,7 @@ class Splitter:
         self.bounds: list[float] = []
         running = 0.0
         for name in names:
-            running += weights[name]
+            running += weights[name] / top
             self.bounds.append(running / total)
         self.bounds[-1] = 1.0  # guard against rounding: u < 1 always lands somewhere
 

@@ -74,7 +74,16 @@ def _jsonl_rows(text: str, shown: str) -> list[tuple[int, Any]]:
         except json.JSONDecodeError as exc:
             raise ExperimentError(f"{shown}:{line_no}: invalid JSON ({exc.msg} at column "
                                   f"{exc.colno}); each line must be one JSON object") from exc
+        except (RecursionError, ValueError) as exc:
+            raise ExperimentError(f"{shown}:{line_no}: {_unreadable(exc)}") from None
     return rows
+
+
+def _unreadable(exc: BaseException) -> str:
+    """What is wrong with JSON that parses but cannot be held: too deep, too big a number."""
+    if isinstance(exc, RecursionError):
+        return "the JSON is nested too deeply to read; flatten the row"
+    return f"cannot read the JSON: {exc}"
 
 
 def _json_rows(text: str, shown: str) -> list[tuple[int, Any]]:
@@ -82,6 +91,8 @@ def _json_rows(text: str, shown: str) -> list[tuple[int, Any]]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ExperimentError(f"{shown}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
+    except (RecursionError, ValueError) as exc:
+        raise ExperimentError(f"{shown}: {_unreadable(exc)}") from None
     if isinstance(data, dict) and isinstance(data.get("items"), list):
         data = data["items"]
     if not isinstance(data, list):
@@ -94,13 +105,17 @@ def _csv_rows(text: str, shown: str) -> list[tuple[int, Any]]:
     import io
 
     reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames:
-        raise ExperimentError(f"{shown}: the CSV file has no header row")
     rows = []
-    for row in reader:
-        if None in row:
-            raise ExperimentError(f"{shown}:{reader.line_num}: more cells than header columns")
-        rows.append((reader.line_num, {k: v for k, v in row.items() if v is not None}))
+    try:
+        if not reader.fieldnames:
+            raise ExperimentError(f"{shown}: the CSV file has no header row")
+        for row in reader:
+            if None in row:
+                raise ExperimentError(f"{shown}:{reader.line_num}: more cells than header "
+                                      "columns")
+            rows.append((reader.line_num, {k: v for k, v in row.items() if v is not None}))
+    except csv.Error as exc:
+        raise ExperimentError(f"{shown}:{reader.line_num}: cannot read the CSV: {exc}") from None
     return rows
 
 

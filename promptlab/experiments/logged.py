@@ -57,8 +57,9 @@ def _from_index(log_dir: Path, experiment: str) -> list[LoggedCell]:
         index.sync()
         rows = index.conn.execute(
             f"SELECT {', '.join(_COLUMNS)}, (SELECT group_concat(name, char(31)) FROM scores "
-            "WHERE scores.entry_rowid = entries.rowid AND source = 'entry') FROM entries WHERE experiment = ? "
-            "AND coalesce(kind, 'llm') = 'llm' ORDER BY timestamp, rowid", (experiment,)
+            "WHERE scores.entry_rowid = entries.rowid AND source = 'entry') FROM entries "
+            "WHERE experiment = ? AND coalesce(kind, 'llm') = 'llm' ORDER BY timestamp, rowid",
+            (experiment,)
         ).fetchall()
     cells = []
     for row in rows:

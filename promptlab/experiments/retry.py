@@ -53,7 +53,7 @@ def call_with_retries(provider: Provider, request: Request, policy: RetryPolicy,
     deadline = None if policy.deadline_s is None else time.monotonic() + policy.deadline_s
     while True:
         asked = request
-        if deadline is not None:
+        if deadline is not None and attempt:
             left = deadline - time.monotonic()
             if left < request.timeout_s:
                 asked = replace(request, timeout_s=max(left, 0.001))

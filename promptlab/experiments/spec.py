@@ -60,6 +60,11 @@ DESIGNS = ("paired", "split")
 BUILTIN_METRICS = ("latency_ms", "cost_usd", "input_tokens", "output_tokens", "error_rate")
 _VARIANT = re.compile(r"^(v(0|[1-9][0-9]*)|[a-z0-9][a-z0-9._-]*)$")
 _VERSION = re.compile(r"^v(0|[1-9][0-9]*)$")
+# Weights are relative shares: any finite number from 0 (off) to a billion; larger ones
+# would only invite overflow when they are summed.
+MAX_WEIGHT = 1e9
+# Seconds: a day is far beyond any call, and keeps waits within what the OS accepts.
+MAX_SECONDS = 86400.0
 
 
 @dataclass(frozen=True)
@@ -283,6 +288,10 @@ def parse_experiment(path: Path, settings: Settings | None = None) -> Experiment
         raise ExperimentError(f"{file}: invalid TOML: {message}") from exc
     except OSError as exc:
         raise ExperimentError(f"{file}: cannot read: {exc.strerror}") from exc
+    except RecursionError:
+        raise ExperimentError(f"{file}: invalid TOML: nested too deeply to read") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # e.g. an integer of 5,000 digits
+        raise ExperimentError(f"{file}: invalid TOML: {exc}") from None
     check_keys(data, TOP_KEYS, file)
     prompt = get_str(data, "prompt", file, required=True)
     from promptlab.registry import validate_id
@@ -319,7 +328,8 @@ def _variants(data: dict[str, Any], file: str) -> dict[str, float]:
         if not _VARIANT.match(name):
             raise ExperimentError(f"{where}: {name!r} is not a version (v1, v2, …) or a label "
                                   "name")
-        variants[name] = float(get_number(table, name, where, None, minimum=0))
+        variants[name] = float(get_number(table, name, where, None, minimum=0,
+                                          maximum=MAX_WEIGHT))
     if not any(w > 0 for w in variants.values()):
         raise ExperimentError(f"{where}: every weight is 0; give at least one variant traffic")
     return variants
@@ -332,7 +342,7 @@ def _dataset(table: dict[str, Any], base: Path, where: str) -> DatasetSpec:
     if design not in DESIGNS:
         raise ExperimentError(f"{where}: 'design' must be \"paired\" (every item through every "
                               f"variant) or \"split\" (one variant per item), got {design!r}")
-    repeat = get_number(table, "repeat", where, 1, minimum=1, integer=True)
+    repeat = get_number(table, "repeat", where, 1, minimum=1, maximum=10_000, integer=True)
     return DatasetSpec(path=resolve_path(base, path).absolute() if path else None,
                        design=design, repeat=repeat)  # type: ignore[arg-type]
 
@@ -411,7 +421,7 @@ def _tolerance(table: dict[str, Any], watched: list[str], where: str) -> dict[st
             raise ExperimentError(f"{where}: tolerance {name!r} is not the primary metric or "
                                   f"a guardrail{hint}")
         if (isinstance(margin, bool) or not isinstance(margin, int | float)
-                or not math.isfinite(margin) or margin < 0):
+                or not -1 < margin < 1e9 or not math.isfinite(margin) or margin < 0):
             raise ExperimentError(f"{where}: tolerance {name!r} must be a number ≥ 0 (a "
                                   f"fraction: 0.25 = up to 25% worse), got {margin!r}")
         out[name] = float(margin)
@@ -423,20 +433,22 @@ def _run(table: dict[str, Any], where: str) -> RunSettings:
     d = RunSettings()
     return RunSettings(
         concurrency=get_number(table, "concurrency", where, d.concurrency, minimum=1,
-                               integer=True),
+                               maximum=1024, integer=True),
         max_retries=get_number(table, "max_retries", where, d.max_retries, minimum=0,
-                               integer=True),
+                               maximum=100, integer=True),
         timeout_s=float(get_number(table, "timeout_s", where, d.timeout_s, minimum=0,
-                                   exclusive_min=True)),
+                                   exclusive_min=True, maximum=MAX_SECONDS)),
         max_error_rate=float(get_number(table, "max_error_rate", where, d.max_error_rate,
                                         minimum=0, maximum=1)),
         min_cells_for_error_rate=get_number(table, "min_cells_for_error_rate", where,
                                             d.min_cells_for_error_rate, minimum=1,
-                                            integer=True),
-        backoff_s=float(get_number(table, "backoff_s", where, d.backoff_s, minimum=0)),
+                                            maximum=10**9, integer=True),
+        backoff_s=float(get_number(table, "backoff_s", where, d.backoff_s, minimum=0,
+                                   maximum=MAX_SECONDS)),
         max_backoff_s=float(get_number(table, "max_backoff_s", where, d.max_backoff_s,
-                                       minimum=0)),
+                                       minimum=0, maximum=MAX_SECONDS)),
         max_retry_after_s=float(get_number(table, "max_retry_after_s", where,
-                                           d.max_retry_after_s, minimum=0)),
+                                           d.max_retry_after_s, minimum=0,
+                                           maximum=MAX_SECONDS)),
         cache=get_bool(table, "cache", where, d.cache),
     )
