@@ -115,7 +115,8 @@ def _csv_rows(text: str, shown: str) -> list[tuple[int, Any]]:
                                       "columns")
             rows.append((reader.line_num, {k: v for k, v in row.items() if v is not None}))
     except csv.Error as exc:
-        raise ExperimentError(f"{shown}:{reader.line_num}: cannot read the CSV: {exc}") from None
+        raise ExperimentError(f"{shown}:{reader.line_num + 1}: cannot read the CSV: "
+                              f"{exc}") from None
     return rows
 
 
