@@ -22,6 +22,9 @@ ENV_LOG_DIR = "PROMPTLAB_LOG_DIR"
 ENV_PRICES = "PROMPTLAB_PRICES"
 
 DEFAULT_LOG_DIR = "~/llm-logs"
+# Render limits (docs/security.md "Template limits"): seconds, and characters of output.
+RENDER_TIMEOUT_S = 2.0
+RENDER_MAX_CHARS = 2_000_000
 
 # Keys accepted in [tool.promptlab] / promptlab.toml, with the type each must have.
 KNOWN_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -33,6 +36,8 @@ KNOWN_KEYS: dict[str, type | tuple[type, ...]] = {
     "cache": bool,
     "otel": dict,
     "embeddings": dict,  # semantic search (see promptlab.semantic.embedders, docs/search.md)
+    "render_timeout_s": (int, float),  # one render's time limit
+    "render_max_chars": int,  # one render's output limit
 }
 
 # Keys of the [otel] table (OpenTelemetry export, see docs/otel.md), with their types.
@@ -57,6 +62,8 @@ class Settings:
     redact: bool = True
     cache: bool = True
     otel: dict[str, Any] = field(default_factory=dict)
+    render_timeout_s: float = RENDER_TIMEOUT_S
+    render_max_chars: int = RENDER_MAX_CHARS
     config_file: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -118,6 +125,11 @@ def read_config_file(path: Path) -> dict[str, Any]:
                 t.__name__ for t in expected
             )
             raise ConfigError(f"{where}: setting {key!r} must be a {name}, got {value!r}")
+    for key in ("render_timeout_s", "render_max_chars"):
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not 0 < value < float("inf")):
+            raise ConfigError(f"{where}: setting {key!r} must be a positive number, "
+                              f"got {value!r}")
     for key, value in data.get("otel", {}).items():
         expected = OTEL_KEYS.get(key)
         if expected is None:
@@ -171,6 +183,8 @@ def load_settings(
         redact=bool(raw.get("redact", True)),
         cache=bool(raw.get("cache", True)),
         otel=dict(raw.get("otel", {})),
+        render_timeout_s=float(raw.get("render_timeout_s", RENDER_TIMEOUT_S)),
+        render_max_chars=int(raw.get("render_max_chars", RENDER_MAX_CHARS)),
         config_file=config_file,
         raw=raw,
     )

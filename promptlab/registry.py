@@ -25,7 +25,7 @@ from promptlab.errors import (
     PromptNotFoundError,
     UsageError,
 )
-from promptlab.template import Rendered, Template
+from promptlab.template import Rendered, RenderLimits, Template
 
 # Where a version file's text came from: (last commit touching it, uncommitted changes?).
 Provenance = Callable[[Path], tuple[str | None, bool | None]]
@@ -227,7 +227,7 @@ class Prompt:
         """Render this version with `variables` (and/or keyword variables)."""
         values = {**(variables or {}), **kwargs}
         template = Template.load(self.version.path)
-        messages = template.render_messages(values)
+        messages = template.render_messages(values, self.registry.limits)
         return Rendered(
             messages=messages,
             model=template.front.model,
@@ -242,16 +242,21 @@ class Registry:
     `provenance` says where a version file's text came from; it fills the stamp's
     `prompt_commit` and `prompt_dirty`. This class knows nothing of git: the public
     `promptlab.Registry` (from `promptlab.history`) passes the git look-up in.
+    `limits` bound every render (default: the project's settings when `path` is not
+    given, else `render_timeout_s` 2 s and `render_max_chars` 2,000,000).
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *,
-                 provenance: Provenance | None = None):
+                 provenance: Provenance | None = None, limits: RenderLimits | None = None):
         if path is None:
             from promptlab.config import load_settings
 
-            path = load_settings().prompts_dir
+            settings = load_settings()
+            path = settings.prompts_dir
+            limits = limits or RenderLimits.from_settings(settings)
         self.path = Path(path).absolute()
         self.provenance = provenance
+        self.limits = limits or RenderLimits()
 
     def __repr__(self) -> str:
         return f"<Registry {self.path}>"

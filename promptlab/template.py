@@ -15,10 +15,12 @@ import os
 import re
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from promptlab.config import RENDER_MAX_CHARS, RENDER_TIMEOUT_S
 from promptlab.errors import RenderError, SandboxError, TemplateError
 
 ROLES = ("system", "user", "assistant")
@@ -266,14 +268,214 @@ def coerce_value(type_: str, value: str) -> Any:
 
 # -- the sandbox --------------------------------------------------------------------------
 
+
+@dataclass(frozen=True)
+class RenderLimits:
+    """How long one render may take and how much text it may produce.
+
+    Templates come from files many people edit, and an experiment renders thousands of
+    them: a loop of loops, `"a" * 3000000000` or a runaway macro must fail with a clear
+    error, not take the machine. Set in the project file as `render_timeout_s` and
+    `render_max_chars`.
+    """
+
+    timeout_s: float = RENDER_TIMEOUT_S
+    max_chars: int = RENDER_MAX_CHARS
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> RenderLimits:
+        return cls(settings.render_timeout_s, settings.render_max_chars)
+
+
+DEFAULT_LIMITS = RenderLimits()
+
+
+class _LimitExceeded(Exception):
+    """Raised inside a render by the sandbox hooks; becomes a TemplateError naming the file."""
+
+
+class _Budget(threading.local):
+    """The limits of the render running on this thread (None outside a render)."""
+
+    limits: RenderLimits = DEFAULT_LIMITS
+    deadline: float | None = None
+
+
+_budget = _Budget()
+_WIDTH = re.compile(r"\d{4,}")  # a number in a format string or spec: "%0999999999d", "{:>99999999}"
+
+
+def _tick() -> None:
+    deadline = _budget.deadline
+    if deadline is not None and time.monotonic() > deadline:
+        raise _LimitExceeded(f"rendering took longer than render_timeout_s "
+                             f"({_budget.limits.timeout_s:g} s)")
+
+
+def _check_size(n: int, what: str = "the output") -> None:
+    limit = _budget.limits.max_chars
+    if n > limit:
+        raise _LimitExceeded(f"{what} would be {n:,} characters, more than render_max_chars "
+                             f"({limit:,})")
+
+
+def _check_widths(fmt: str) -> None:
+    """Refuse a format string whose field widths alone exceed the output limit."""
+    for m in _WIDTH.finditer(fmt):
+        _check_size(int(m.group()), "a formatted field")
+
+
+def _check_numbers(args: Any) -> None:
+    for arg in args:
+        if isinstance(arg, int) and not isinstance(arg, bool):
+            _check_size(arg, "a width or repeat count")
+
+
+def _guard_iter(iterable: Any) -> Any:
+    """Every loop's iterable: checks the clock on each item."""
+    for item in iterable:
+        _tick()
+        yield item
+
+
+def _guard_range(*args: int) -> Any:
+    """`range` in templates: at most MAX_RANGE items (like Jinja's sandbox), clock-checked."""
+    from jinja2.sandbox import MAX_RANGE
+
+    rng = range(*args)
+    if len(rng) > MAX_RANGE:
+        raise _LimitExceeded(f"range of {len(rng):,} items; templates may use at most "
+                             f"{MAX_RANGE:,}")
+    return _guard_iter(rng)
+
+
+def _guarded_concat(parts: Any) -> str:
+    """`a ~ b`: repeated doubling must hit the size limit, not the machine's memory."""
+    text = "".join(map(str, parts))
+    _check_size(len(text))
+    return text
+
+
+def _limited_filter(fn: Any, *, widths: bool = False) -> Any:
+    """A built-in filter whose numeric arguments (or format widths) are checked first."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(value: Any, *args: Any, **kwargs: Any) -> Any:
+        _check_numbers((*args, *kwargs.values()))
+        if widths and isinstance(value, str):
+            _check_widths(value)
+        return fn(value, *args, **kwargs)
+
+    return wrapper
+
+
+def _limited_environment(**options: Any) -> Any:
+    """Jinja's immutable sandbox with time and size limits on every render."""
+    from jinja2 import nodes
+    from jinja2.compiler import CodeGenerator
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class LimitedCodeGenerator(CodeGenerator):
+        def visit_Template(self, node: Any, frame: Any = None) -> None:
+            # Every `{% for %}` iterates through _guard_iter, so no loop outruns the clock.
+            for loop in node.find_all(nodes.For):
+                if not getattr(loop, "_promptlab_guarded", False):
+                    loop.iter = nodes.Filter(loop.iter, "_promptlab_iter", [], [], None, None,
+                                             lineno=loop.iter.lineno)
+                    loop._promptlab_guarded = True
+            super().visit_Template(node, frame)
+
+        def visit_Concat(self, node: Any, frame: Any) -> None:
+            self.write("environment.promptlab_concat((")
+            for arg in node.nodes:
+                self.visit(arg, frame)
+                self.write(", ")
+            self.write("))")
+
+    class LimitedSandbox(ImmutableSandboxedEnvironment):
+        code_generator_class = LimitedCodeGenerator
+        intercepted_binops = frozenset(["*", "**", "%"])
+        promptlab_concat = staticmethod(_guarded_concat)
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            _tick()
+            if operator == "*":
+                for seq, n in ((left, right), (right, left)):
+                    if isinstance(seq, str | list | tuple) and isinstance(n, int):
+                        _check_size(len(seq) * n)
+            elif operator == "**" and isinstance(left, int) and isinstance(right, int):
+                if right > 0 and abs(left) > 1:
+                    _check_size(abs(left).bit_length() * right // 3, "a number's digits")
+            elif operator == "%" and isinstance(left, str):
+                _check_widths(left)
+                _check_numbers(right if isinstance(right, tuple) else (right,))
+            return super().call_binop(context, operator, left, right)
+
+        def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+            _tick()
+            method = getattr(__obj, "__wrapped__", __obj)
+            bound = getattr(method, "__self__", None)
+            if isinstance(bound, str):  # "a".ljust(N), "{:>N}".format(x), …
+                if getattr(method, "__name__", "") in ("format", "format_map"):
+                    _check_widths(bound)
+                _check_numbers((*args, *kwargs.values()))
+            return super().call(__context, __obj, *args, **kwargs)
+
+    env = LimitedSandbox(**options)
+    env.globals["range"] = _guard_range
+    env.filters["_promptlab_iter"] = _guard_iter
+    for name in ("center", "indent", "truncate"):
+        env.filters[name] = _limited_filter(env.filters[name])
+    env.filters["format"] = _limited_filter(env.filters["format"], widths=True)
+    return env
+
+
+def render_limited(compiled: Any, values: dict[str, Any], where: Path | str,
+                   limits: RenderLimits | None = None) -> str:
+    """Render a template compiled in `sandbox()` within `limits`.
+
+    Exceeding a limit, recursing too deep or running out of memory is a one-line
+    TemplateError naming `where`; no render can run past its time limit or build text
+    past its size limit.
+    """
+    limits = limits or DEFAULT_LIMITS
+    saved = (_budget.limits, _budget.deadline)
+    _budget.limits = limits
+    _budget.deadline = time.monotonic() + limits.timeout_s
+    chunks: list[str] = []
+    size = 0
+    try:
+        for chunk in compiled.generate(values):
+            size += len(chunk)
+            if size > limits.max_chars:
+                _check_size(size)
+            chunks.append(chunk)
+        _tick()
+    except _LimitExceeded as exc:
+        raise TemplateError(f"{where}: {exc}; simplify the template or raise the limit in "
+                            "the project settings (render_timeout_s, render_max_chars)") from None
+    except RecursionError:
+        raise TemplateError(f"{where}: recursion too deep (a macro or include that calls "
+                            "itself without end?)") from None
+    except MemoryError:
+        raise TemplateError(f"{where}: ran out of memory while rendering; the template "
+                            "builds too much text") from None
+    finally:
+        _budget.limits, _budget.deadline = saved
+    return "".join(chunks)
+
+
 _env_lock = threading.Lock()
 _env: Any = None
 
 
 def sandbox() -> Any:
-    """The shared Jinja environment: immutable sandbox, StrictUndefined, plain-JSON tojson.
+    """The shared Jinja environment: immutable sandbox with render limits, StrictUndefined,
+    plain-JSON tojson.
 
-    Prompt templates and experiment values (scorer `value`s) both render in it.
+    Prompt templates and experiment values (scorer `value`s) both render in it; render
+    with `render_limited` so the time limit applies.
     """
     global _env
     if _env is None:
@@ -282,9 +484,8 @@ def sandbox() -> Any:
                 import json
 
                 from jinja2 import StrictUndefined
-                from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-                env = ImmutableSandboxedEnvironment(
+                env = _limited_environment(
                     undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
                 )
                 # Jinja's own tojson escapes <, > and & for HTML; prompts want plain JSON.
@@ -371,15 +572,17 @@ class Template:
                                       f"got {type(merged[f.name]).__name__} {merged[f.name]!r}")
         return merged
 
-    def render_messages(self, values: dict[str, Any]) -> list[dict[str, str]]:
-        """Render with `values` (defaults applied) into chat messages."""
+    def render_messages(self, values: dict[str, Any],
+                        limits: RenderLimits | None = None) -> list[dict[str, str]]:
+        """Render with `values` (defaults applied) into chat messages, within `limits`
+        (default: DEFAULT_LIMITS)."""
         from jinja2 import TemplateError as JinjaTemplateError
         from jinja2 import UndefinedError
         from jinja2.sandbox import SecurityError
 
         merged = self.check_vars(values)
         try:
-            output = self._compiled.render(merged)
+            output = render_limited(self._compiled, merged, self.path, limits)
         except SecurityError as exc:
             raise SandboxError(f"{self.path}: refused by the sandbox: {exc}") from exc
         except UndefinedError as exc:

@@ -148,7 +148,9 @@ class _Side:
     read: Callable[[], str]  # the source text
 
     def text(self, rendered: bool, values: dict[str, Any], cli_names: set[str]) -> str:
-        return _rendered_text(self.load(), values, cli_names) if rendered else self.read()
+        if not rendered:
+            return self.read()
+        return _rendered_text(self.load(), values, cli_names, self.prompt.registry.limits)
 
 
 def _side(registry: Any, prompt_id: str, name: str) -> _Side:
@@ -177,9 +179,10 @@ def _at_revision(side: _Side, prompt_id: str, rev: str) -> _Side:
                  lambda: at.data.decode("utf-8", "replace"))
 
 
-def _rendered_text(template: Any, values: dict[str, Any], cli_names: set[str]) -> str:
+def _rendered_text(template: Any, values: dict[str, Any], cli_names: set[str],
+                   limits: Any) -> str:
     """Model, config and messages as `promptlab render` shows them."""
-    messages = template.render_messages(coerce_cli_vars(template, values, cli_names))
+    messages = template.render_messages(coerce_cli_vars(template, values, cli_names), limits)
     head = (f"model: {template.front.model or '(none)'}\n"
             f"config: {dumps_json(template.front.config)}\n\n")
     body = "\n\n".join(f"{m['role']}:\n{m['content']}" for m in messages)

@@ -16,8 +16,10 @@ from promptlab.errors import UsageError
 def get_registry():  # type: ignore[no-untyped-def]
     """The project's registry, stamping git provenance like `promptlab.Registry`."""
     from promptlab.history import Registry
+    from promptlab.template import RenderLimits
 
-    return Registry(get_settings().prompts_dir)
+    settings = get_settings()
+    return Registry(settings.prompts_dir, limits=RenderLimits.from_settings(settings))
 
 
 def parse_vars(var_items: tuple[str, ...], vars_file: str | None) -> dict[str, Any]:

@@ -190,8 +190,10 @@ class Experiment:
                 raise ExperimentError(f"{display_path(self.path)}: no variant {variant!r}"
                                       f"{suggest(variant, self.variants)}")
             from promptlab.history import Registry  # stamps git provenance
+            from promptlab.template import RenderLimits
 
-            registry = Registry(self.settings.prompts_dir)
+            registry = Registry(self.settings.prompts_dir,
+                                limits=RenderLimits.from_settings(self.settings))
             try:
                 if _VERSION.match(variant):
                     prompt = registry.get(self.prompt, version=variant)

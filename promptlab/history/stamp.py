@@ -16,6 +16,7 @@ from typing import Any
 
 from promptlab.registry import Provenance
 from promptlab.registry import Registry as _PlainRegistry
+from promptlab.template import RenderLimits
 
 
 @lru_cache(maxsize=256)
@@ -194,5 +195,6 @@ class Registry(_PlainRegistry):
     `prompt_dirty`). `Registry("prompts").get("code-review").render(code=...)`."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *,
-                 provenance: Provenance | None = provenance):
-        super().__init__(path, provenance=provenance)
+                 provenance: Provenance | None = provenance,
+                 limits: RenderLimits | None = None):
+        super().__init__(path, provenance=provenance, limits=limits)
