@@ -149,19 +149,18 @@ class Moments:
         return cls(n, mean, max(var, 0.0))
 
     @classmethod
-    def from_sums(cls, n: int, total: float, total_sq: float) -> Moments:
+    def from_sums(cls, n: int, total: float, total_sq: float, shift: float = 0.0) -> Moments:
+        """From n, Σ(x − shift) and Σ(x − shift)²; a shift near the data (any one value)
+        keeps the variance exact where Σx² − (Σx)²/n would cancel (values ≈ 1e7 ± 0.001)."""
         n = int(n)
         if n <= 0:
             return cls(0, 0.0, 0.0)
-        mean = total / n
+        centred = total / n
+        mean = shift + centred
         if n < 2:
             return cls(n, mean, 0.0)
-        ss = total_sq - total * total / n
-        # Cancellation can leave a tiny negative number for constant samples.
-        var = max(ss / (n - 1), 0.0)
-        if var <= 1e-12 * max(1.0, mean * mean):
-            var = 0.0
-        return cls(n, mean, var)
+        ss = total_sq - total * centred
+        return cls(n, mean, max(ss / (n - 1), 0.0))
 
     @property
     def sd(self) -> float:
@@ -421,10 +420,37 @@ def welch_t_test(a: Moments, b: Moments, alpha: float = 0.05) -> TestResult:
 
 
 def _degenerate(test: str, d: float) -> TestResult:
-    """Zero variance on both sides: the difference is exact. Equal means → p = 1."""
-    p = 1.0 if d == 0 else 0.0
-    return TestResult(test, d, (d, d), p, statistic=0.0 if d == 0 else None, se=0.0,
-                      extra={"zero_variance": True})
+    """No variance on either side: the t statistic is undefined (0/0 or d/0), so there is
+    no p-value and no interval here; `permutation_test_constant` or
+    `sign_flip_test_constant` give the exact answer the data allow."""
+    if d == 0:
+        return TestResult(test, 0.0, None, 1.0, statistic=0.0, se=0.0,
+                          extra={"zero_variance": True})
+    return TestResult(test, d, None, None, se=0.0, extra={"zero_variance": True})
+
+
+def permutation_test_constant(value_a: float, n_a: int, value_b: float, n_b: int) -> float:
+    """Exact two-sided permutation p-value of mean_B − mean_A when every A value is
+    `value_a` and every B value `value_b` (no variance within either arm).
+
+    A relabelling that moves k of B's values into A gives (value_b − value_a)·(1 − k/n_B −
+    k/n_A), so only the observed labelling is as extreme in its direction: the one-sided p
+    is 1/C(n_A + n_B, n_A), and the two-sided p twice that (scipy's convention) — 1/3 at
+    2 vs 2, never 0. Equals `scipy.stats.permutation_test` with every permutation.
+    Reference: Good (2005) Permutation, Parametric and Bootstrap Tests, ch. 3.
+    """
+    if value_a == value_b:
+        return 1.0
+    return _clip_p(2.0 / math.comb(n_a + n_b, n_a))
+
+
+def sign_flip_test_constant(n: int, d: float) -> float:
+    """Exact two-sided sign-flip (paired permutation) p-value when all n paired
+    differences equal d: only the all-same-sign patterns are as extreme, p = 2/2ⁿ.
+    Equals `scipy.stats.permutation_test(..., permutation_type="samples")`."""
+    if d == 0 or n < 1:
+        return 1.0
+    return _clip_p(2.0 * 0.5 ** n)
 
 
 def mann_whitney_test(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray,
@@ -614,43 +640,107 @@ def paired_proportions_interval(both: int, a_only: int, b_only: int, neither: in
 
 
 def relative_lift(a: Moments, b: Moments, alpha: float = 0.05, *, cov: float = 0.0,
-                  paired: bool = False) -> TestResult:
-    """Relative lift mean_B / mean_A − 1 with a delta-method interval.
+                  paired: bool = False, normal: bool = False) -> TestResult:
+    """Relative lift (mean_B − mean_A) / |mean_A| — its sign is the sign of the
+    difference, for negative baselines too — with an interval that respects its range.
 
-    Var ≈ var_B/(n_B·μ_A²) + var_A·μ_B²/(n_A·μ_A⁴) (− 2·cov·μ_B/(n·μ_A³) when paired); the
-    interval uses the t quantile at Welch's df (n − 1 when paired), as GrowthBook does.
-    Pass proportions as Moments with var = p(1 − p). Undefined (None) when μ_A = 0.
-    Reference: GrowthBook gbstats `TwoSidedTTest` (relative); Casella & Berger (2002) §5.5.4.
+    Means of the same sign: a log-ratio interval, log(μ_B/μ_A) ± q·se with
+    se² = cv_A²/n_A + cv_B²/n_B (− 2·cov/(n·μ_A·μ_B) when paired), back-transformed, so a
+    lift of positive data never goes below −100 % (`test` "log_ratio"; for proportions
+    this is Katz's interval, scipy's `relative_risk(...).confidence_interval()`). Means of
+    opposite signs: the delta-method interval of the lift (`delta_lift`). No interval
+    when A's mean is within q standard errors of 0 (the ratio is then unbounded, as
+    Fieller's interval says) or when neither side varies. q is the t quantile at Welch's df
+    (n − 1 when paired); `normal` (proportions, which are never negative): the normal one,
+    and no such check. Undefined (None) when μ_A = 0.
+    Reference: Katz et al. (1978) Biometrics 34:469–474; Fieller (1954) JRSS B 16:175–185.
     """
     if a.n < 1 or b.n < 1 or a.mean == 0:
+        return TestResult("log_ratio", 0.0, None, None)
+    ratio = b.mean / a.mean
+    sign = 1.0 if a.mean > 0 else -1.0
+    lift = sign * (ratio - 1.0)
+    if a.n < 2 or b.n < 2:
+        return TestResult("log_ratio", lift, None, None)
+    df = _lift_df(a, b, paired)
+    q = _z(1 - alpha / 2) if normal else _t_quantile(1 - alpha / 2, df)
+    cv_a2 = a.var / a.mean / a.mean if a.var else 0.0
+    if not normal and cv_a2 / a.n * q * q >= 1:
+        return TestResult("log_ratio", lift, None, None,
+                          extra={"unbounded": "the baseline mean is not clearly away from 0"})
+    if b.mean == 0 or ratio < 0:
+        return delta_lift(a, b, alpha, cov=cov, paired=paired)
+    cv_b2 = b.var / b.mean / b.mean if b.var else 0.0
+    var_log = cv_a2 / a.n + cv_b2 / b.n
+    if paired and cov:
+        var_log -= 2 * (cov / a.mean) / b.mean / a.n
+    if not var_log > 0 or not math.isfinite(var_log):
+        return TestResult("log_ratio", lift, None, None, se=0.0)
+    se = math.sqrt(var_log)
+    log_ratio = math.log(ratio)
+    low, high = math.exp(max(-700.0, log_ratio - q * se)), math.exp(min(700.0, log_ratio + q * se))
+    ci = (low - 1, high - 1) if sign > 0 else (1 - high, 1 - low)
+    return TestResult("log_ratio", lift, ci, None, df=df, se=se,
+                      extra={"log_ratio": log_ratio, "sign": sign})
+
+
+def _lift_df(a: Moments, b: Moments, paired: bool) -> float:
+    if paired:
+        return float(a.n - 1)
+    va, vb = a.var / a.n, b.var / b.n
+    den = (va * va / (a.n - 1)) + (vb * vb / (b.n - 1))
+    return (va + vb) ** 2 / den if den > 0 else float(a.n + b.n - 2)
+
+
+def delta_lift(a: Moments, b: Moments, alpha: float = 0.05, *, cov: float = 0.0,
+               paired: bool = False) -> TestResult:
+    """Lift (μ_B − μ_A)/|μ_A| with a delta-method interval (GrowthBook's): Var ≈
+    var_B/(n_B·μ_A²) + var_A·μ_B²/(n_A·μ_A⁴) (− 2·cov·μ_B/(n·μ_A³) when paired), t quantile
+    at Welch's df. It can leave the possible range: `relative_lift` uses it only for means
+    of opposite signs. Reference: GrowthBook gbstats `TwoSidedTTest` (relative)."""
+    if a.n < 1 or b.n < 1 or a.mean == 0:
         return TestResult("delta_method", 0.0, None, None)
-    lift = b.mean / a.mean - 1
+    ratio = b.mean / a.mean
+    lift = (1.0 if a.mean > 0 else -1.0) * (ratio - 1.0)
     if a.n < 2 or b.n < 2:
         return TestResult("delta_method", lift, None, None)
-    ma2 = a.mean * a.mean
-    var = b.var / (ma2 * b.n) + a.var * b.mean * b.mean / (ma2 * ma2 * a.n)
-    if paired:
-        var -= 2 * cov * b.mean / (ma2 * a.mean * a.n)
-        df = float(a.n - 1)
-    else:
-        va, vb = a.var / a.n, b.var / b.n
-        den = (va * va / (a.n - 1)) + (vb * vb / (b.n - 1))
-        df = (va + vb) ** 2 / den if den > 0 else float(a.n + b.n - 2)
-    if var <= 0:
-        return TestResult("delta_method", lift, (lift, lift), 1.0 if lift == 0 else 0.0, se=0.0)
+    df = _lift_df(a, b, paired)
+    cv_a2 = a.var / a.mean / a.mean if a.var else 0.0
+    var = b.var / a.mean / a.mean / b.n + cv_a2 * ratio * ratio / a.n
+    if paired and cov:
+        var -= 2 * (cov / a.mean) / a.mean * ratio / a.n
+    if not var > 0 or not math.isfinite(var):
+        return TestResult("delta_method", lift, None, None, se=0.0)
     se = math.sqrt(var)
     half = _t_quantile(1 - alpha / 2, df) * se
-    p = 2 * _t_sf(abs(lift) / se, df)
-    return TestResult("delta_method", lift, (lift - half, lift + half), _clip_p(p),
-                      statistic=lift / se, df=df, se=se)
+    return TestResult("delta_method", lift, (lift - half, lift + half),
+                      _clip_p(2 * _t_sf(abs(lift) / se, df)), statistic=lift / se, df=df, se=se)
 
 
-def proportion_moments(successes: int, n: int) -> Moments:
+def sequential_lift_interval(lift: TestResult, n: int, alpha: float = 0.05
+                             ) -> Interval | None:
+    """The always-valid counterpart of `relative_lift`'s interval (on the log-ratio scale
+    when that is how the interval was built, so it stays in range)."""
+    if lift.se is None or lift.se <= 0 or lift.ci is None:
+        return None
+    if lift.test == "log_ratio":
+        ci, _ = sequential_test(lift.extra["log_ratio"], lift.se, n, alpha)
+        if ci is None:
+            return None
+        low, high = math.exp(ci[0]), math.exp(ci[1])
+        return (low - 1, high - 1) if lift.extra["sign"] > 0 else (1 - high, 1 - low)
+    ci, _ = sequential_test(lift.estimate, lift.se, n, alpha)
+    return ci
+
+
+def proportion_moments(successes: int, n: int, corrected: bool = False) -> Moments:
     """A proportion as Moments with the binomial variance p(1 − p) (GrowthBook's
-    convention for relative lift and sequential tests)."""
+    convention for relative lift and sequential tests). `corrected`: at 0 % or 100 %, the
+    Haldane–Anscombe ½ correction ((x + ½)/(n + 1)), so a ratio interval keeps its width."""
     if n <= 0:
         return Moments(0, 0.0, 0.0)
-    p = successes / n
+    zero_cell = corrected and successes in (0, n)
+    p = (successes + 0.5) / (n + 1) if zero_cell else successes / n
     return Moments(n, p, p * (1 - p))
 
 

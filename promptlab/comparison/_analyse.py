@@ -30,6 +30,12 @@ class Agg:
     n_bool: int | None = None  # booleans among the raw values, when counted
     raw_n: int | None = None  # raw values (entries) behind the n units, when they differ
     has_bool: bool = False  # a boolean was seen (when n_bool was not counted)
+    shift: float = 0.0  # total and total_sq are sums of (x − shift), see Moments.from_sums
+
+    @property
+    def value_total(self) -> float:
+        """Σx itself."""
+        return self.total + self.n * self.shift
 
     @property
     def raw(self) -> int:
@@ -43,7 +49,7 @@ class Agg:
     def moments(self) -> Moments:
         from promptlab.stats import Moments
 
-        return Moments.from_sums(self.n, self.total, self.total_sq)
+        return Moments.from_sums(self.n, self.total, self.total_sq, self.shift)
 
 
 @dataclass
@@ -60,13 +66,15 @@ class PairAgg:
     a_only: int = 0  # va = 1, vb = 0
     b_only: int = 0  # va = 0, vb = 1
     both: int = 0  # va = 1, vb = 1
+    shift: float = 0.0  # sa, sb, saa, sbb, sab are sums of (v − shift)
 
 
 def unpaired_result(name: str, direction: str, agg_a: Agg, agg_b: Agg,
                     values: tuple[list[float], list[float]] | None, a: str, b: str,
                     alpha: float, sequential: bool, skipped_values: int | None = None
                     ) -> MetricResult:
-    """Two independent samples: two-proportion z / Fisher, or Welch t with Mann–Whitney."""
+    """Two independent samples: two-proportion z / Fisher, or Welch t with Mann–Whitney;
+    an exact permutation test when neither side varies (the t statistic is undefined)."""
     from promptlab import stats as S
 
     binary = (agg_a.n + agg_b.n > 0 and (agg_a.binary or agg_a.n == 0)
@@ -74,31 +82,46 @@ def unpaired_result(name: str, direction: str, agg_a: Agg, agg_b: Agg,
     kind = "binary" if binary else "numeric"
     na, nb = agg_a.n, agg_b.n
     ma, mb = agg_a.moments, agg_b.moments
-    arm_a = _arm_summary(na, agg_a.total, ma, binary, alpha)
-    arm_b = _arm_summary(nb, agg_b.total, mb, binary, alpha)
+    arm_a = _arm_summary(na, agg_a.value_total, ma, binary, alpha)
+    arm_b = _arm_summary(nb, agg_b.value_total, mb, binary, alpha)
     result = MetricResult(name, kind, None, direction, arm_a, arm_b, n_total=na + nb)
     result.warnings.extend(sample_warnings(name, agg_a, agg_b, a, b))
     if min(na, nb) < 2:
         return result
     n_eff = 2 / (1 / na + 1 / nb)
     if binary:
-        xa, xb = round(agg_a.total), round(agg_b.total)
+        xa, xb = round(agg_a.value_total), round(agg_b.value_total)
         test = S.compare_proportions(xa, na, xb, nb, alpha)
         pa, pb = xa / na, xb / nb
         se = math.sqrt(pa * (1 - pa) / na + pb * (1 - pb) / nb)
-        lift = S.relative_lift(S.proportion_moments(xa, na), S.proportion_moments(xb, nb), alpha)
+        lift = S.relative_lift(S.proportion_moments(xa, na, corrected=True),
+                               S.proportion_moments(xb, nb, corrected=True), alpha,
+                               normal=True)
         chance = S.chance_b_beats_a_binary(xa, na, xb, nb)
-        result.mde = S.mde_two_proportions(pa, n_eff, POWER, alpha)
-        result.n_needed = _ceil(S.n_two_proportions(pa, pb, POWER, alpha))
+        result.diff_ci_method = "newcombe"
+        result.power = lambda at: (S.mde_two_proportions(pa, n_eff, POWER, at),
+                                   _ceil(S.n_two_proportions(pa, pb, POWER, at)))
     else:
         test = S.welch_t_test(ma, mb, alpha)
         se = test.se if test.se is not None else 0.0
         lift = S.relative_lift(ma, mb, alpha)
         chance = S.chance_b_beats_a_normal(test.estimate, se)
         sd = math.sqrt((ma.var + mb.var) / 2)
-        result.mde = S.mde_t(n_eff, sd, POWER, alpha)
-        result.n_needed = _ceil(S.n_t(test.estimate, sd, POWER, alpha))
-        result.robust = robust_unpaired(values, alpha, test, skipped_values, result)
+        result.diff_ci_method = "welch_t"
+        result.power = lambda at: (S.mde_t(n_eff, sd, POWER, at),
+                                   _ceil(S.n_t(test.estimate, sd, POWER, at)))
+        if test.extra.get("zero_variance") and test.p_value is None:
+            p = S.permutation_test_constant(ma.mean, na, mb.mean, nb)
+            test = S.TestResult("permutation_exact", test.estimate, None, p, se=0.0)
+            chance = None
+            result.warnings.append(
+                f"no `{name}` value varies within either version, so the t-test is "
+                f"undefined; an exact permutation test is used instead (with {na} vs {nb} "
+                f"units its p cannot go below {fmt_p(S.permutation_test_constant(0, na, 1, nb))}"
+                "), and there is no interval")
+        else:
+            result.robust = robust_unpaired(values, alpha, test, skipped_values, result)
+    result.informative = not (ma.var == 0 and mb.var == 0 and ma.mean == mb.mean)
     _fill(result, test, lift, chance, se, alpha, sequential, na + nb)
     return result
 
@@ -106,20 +129,21 @@ def unpaired_result(name: str, direction: str, agg_a: Agg, agg_b: Agg,
 def paired_result(name: str, direction: str, agg: PairAgg, diffs: list[float] | None,
                   a: str, b: str, alpha: float, sequential: bool,
                   skipped_values: int | None = None) -> MetricResult:
-    """Matched items: exact McNemar with Newcombe's interval, or paired t with Wilcoxon."""
+    """Matched items: exact McNemar with Newcombe's interval, or paired t with Wilcoxon;
+    an exact sign-flip test when every difference is the same."""
     from promptlab import stats as S
 
     n = agg.n
-    ma = S.Moments.from_sums(n, agg.sa, agg.saa)
-    mb = S.Moments.from_sums(n, agg.sb, agg.sbb)
+    ma = S.Moments.from_sums(n, agg.sa, agg.saa, agg.shift)
+    mb = S.Moments.from_sums(n, agg.sb, agg.sbb, agg.shift)
     md = S.Moments.from_sums(n, agg.sb - agg.sa, agg.sbb - 2 * agg.sab + agg.saa)
     binary = n > 0 and agg.n01 == n
-    arm_a = _arm_summary(n, agg.sa, ma, binary, alpha)
-    arm_b = _arm_summary(n, agg.sb, mb, binary, alpha)
+    arm_a = _arm_summary(n, ma.mean * n, ma, binary, alpha)
+    arm_b = _arm_summary(n, mb.mean * n, mb, binary, alpha)
     result = MetricResult(name, "binary" if binary else "numeric", None, direction, arm_a,
                           arm_b, n_total=n)
-    a_agg = Agg(n, agg.sa, agg.saa, n if binary else 0)
-    b_agg = Agg(n, agg.sb, agg.sbb, n if binary else 0)
+    a_agg = Agg(n, agg.sa, agg.saa, n if binary else 0, shift=agg.shift)
+    b_agg = Agg(n, agg.sb, agg.sbb, n if binary else 0, shift=agg.shift)
     if n == 0:
         result.warnings.append(f"no item has a `{name}` value under both {a} and {b}")
         return result
@@ -137,13 +161,26 @@ def paired_result(name: str, direction: str, agg: PairAgg, diffs: list[float] | 
         ci = S.paired_proportions_interval(agg.both, agg.a_only, agg.b_only, neither, alpha)
         test = S.TestResult(mc.test, md.mean, ci, mc.p_value, mc.statistic, mc.df, se)
         psi = disc / n
-        result.mde = S.mde_mcnemar(psi, n, POWER, alpha)
-        result.n_needed = _ceil(S.n_mcnemar(psi, md.mean, POWER, alpha))
+        result.diff_ci_method = "newcombe_paired"
+        result.power = lambda at: (S.mde_mcnemar(psi, n, POWER, at),
+                                   _ceil(S.n_mcnemar(psi, md.mean, POWER, at)))
     else:
         test = S.paired_t_test(md, alpha)
-        result.mde = S.mde_t(n, md.sd, POWER, alpha, paired=True)
-        result.n_needed = _ceil(S.n_t(md.mean, md.sd, POWER, alpha, paired=True))
-        result.robust = robust_paired(diffs, alpha, test, skipped_values, result)
+        result.diff_ci_method = "paired_t"
+        result.power = lambda at: (S.mde_t(n, md.sd, POWER, at, paired=True),
+                                   _ceil(S.n_t(md.mean, md.sd, POWER, at, paired=True)))
+        if test.extra.get("zero_variance") and test.p_value is None:
+            test = S.TestResult("sign_flip_exact", md.mean, None,
+                                S.sign_flip_test_constant(n, md.mean), se=0.0)
+            chance = None
+            result.warnings.append(
+                f"every item's `{name}` difference is the same, so the paired t-test is "
+                f"undefined; an exact sign-flip test is used instead (with {n} pairs its p "
+                f"cannot go below {fmt_p(S.sign_flip_test_constant(n, 1.0))}), and there is "
+                "no interval")
+        else:
+            result.robust = robust_paired(diffs, alpha, test, skipped_values, result)
+    result.informative = not (md.var == 0 and md.mean == 0)
     _fill(result, test, lift, chance, se, alpha, sequential, n)
     return result
 
@@ -160,9 +197,13 @@ def _arm_summary(n: int, total: float, moments: Moments, binary: bool,
     return ArmSummary(n, moments.mean if n else None, S.mean_interval(moments, alpha))
 
 
+CI_NAMES = {"newcombe": "Newcombe hybrid score", "newcombe_paired": "Newcombe paired",
+            "welch_t": "Welch t", "paired_t": "paired t"}
+
+
 def _fill(result: MetricResult, test: TestResult, lift: TestResult, chance: float | None,
           se: float, alpha: float, sequential: bool, n: int) -> None:
-    from promptlab.stats import sequential_test
+    from promptlab.stats import sequential_lift_interval, sequential_test
 
     result.test = test.test
     result.diff = test.estimate
@@ -170,16 +211,51 @@ def _fill(result: MetricResult, test: TestResult, lift: TestResult, chance: floa
     result.p_value = test.p_value
     result.se = se
     if result.a.mean:  # a relative lift over a zero baseline is undefined
-        result.lift, result.lift_ci = lift.estimate, lift.ci
-    if sequential:
+        result.lift, result.lift_ci = _lift_of(result), lift.ci
+        result.lift_method = lift.test if lift.ci is not None else None
+        if result.lift_ci is not None and result.lift is not None:  # corrected ratio at 0/100 %
+            low, high = result.lift_ci
+            result.lift_ci = (min(low, result.lift), max(high, result.lift))
+    if test.ci is None:
+        result.diff_ci_method = None
+    if sequential and test.ci is not None and se > 0:
         ci, p = sequential_test(test.estimate, se, n, alpha)
+        if ci is not None and result.kind == "binary":  # a rate difference lies in [-1, 1]
+            ci = (max(-1.0, ci[0]), min(1.0, ci[1]))
         result.diff_ci, result.p_value = ci, p
         result.test = f"{test.test} (sequential)"
-        if lift.se is not None and result.lift is not None:
-            result.lift_ci, _ = sequential_test(lift.estimate, lift.se, n, alpha)
+        result.diff_ci_method = "confidence_sequence"
+        if result.lift is not None:
+            result.lift_ci = sequential_lift_interval(lift, n, alpha)
+        chance = None  # a fixed-horizon posterior would contradict the always-valid p
     if chance is not None and result.direction == "lower":
         chance = 1 - chance
     result.chance_b_better = chance
+    _check_interval_agrees(result, alpha)
+
+
+def _lift_of(result: MetricResult) -> float | None:
+    """(B − A) / |A| from the arms' means: same sign as the difference."""
+    ma, mb = result.a.mean, result.b.mean
+    if not ma or mb is None:
+        return None
+    return (mb - ma) / abs(ma)
+
+
+def _check_interval_agrees(result: MetricResult, alpha: float) -> None:
+    """Say so when the difference's interval and the test disagree on significance (they
+    are different methods: e.g. Newcombe's interval beside Fisher's exact test)."""
+    ci, p = result.diff_ci, result.p_value
+    if ci is None or p is None or result.diff_ci_method == "confidence_sequence":
+        return
+    excludes = ci[0] > 0 or ci[1] < 0
+    if excludes != (p < alpha):
+        method = CI_NAMES.get(result.diff_ci_method or "", "the")
+        test = (result.test or "").replace("_", " ")
+        result.warnings.append(
+            f"the {method} interval {'excludes' if excludes else 'includes'} 0 while the "
+            f"{test} test gives p = {fmt_p(p)}: two methods that disagree at the margin; "
+            "the verdict follows the test")
 
 
 def _ceil(value: float | None) -> int | None:

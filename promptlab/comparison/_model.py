@@ -76,6 +76,14 @@ class MetricResult:
     n_total: int = 0
     tolerance: float | None = None  # relative margin B may be worse by (non-inferiority)
     worse: bool = False  # B is worse (beyond the tolerance, when one is set): gates fail
+    diff_ci_method: str | None = None  # how diff_ci was built (see docs/compare.md)
+    lift_method: str | None = None  # "log_ratio" | "delta_method"
+    informative: bool = True  # False: p = 1 by construction (nothing varies): not adjusted
+    untrustworthy: bool = False  # a sample ratio mismatch: no verdict
+    power_alpha: float | None = None  # the α the MDE and n_needed are computed at
+    # (α at which to compute) -> (mde, n_needed); set by the analysis, used after adjusting
+    power: Callable[[float], tuple[float | None, int | None]] | None = field(
+        default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +96,9 @@ class MetricResult:
             "mde": self.mde, "n_needed": self.n_needed, "warnings": list(self.warnings),
             "direction": self.direction, "role": self.role, "robust": self.robust,
             "chance_b_better": self.chance_b_better, "tolerance": self.tolerance,
+            "n_a": self.a.n, "n_b": self.b.n, "diff_ci_method": self.diff_ci_method,
+            "lift_method": self.lift_method, "in_family": self.informative,
+            "power_alpha": self.power_alpha,
         }
 
 
@@ -105,6 +116,7 @@ class PairComparison:
     unit: str = "unit_id"  # what one observation is: "item_id" (paired) or "unit_id"
     design_reason: str = ""  # why this design was used
     items: int | None = None  # items logged under both versions (paired)
+    srm_status: str = "not checked"  # "ok", "mismatch", "skipped: …", "not checked: …"
 
     def worse(self, guarded: Callable[[MetricResult], bool] | None = None) -> list[MetricResult]:
         """Metrics on which B is significantly worse — beyond the tolerance, for a metric
@@ -155,11 +167,29 @@ class Comparison:
         """(comparison, metric) where a version is significantly worse on a watched metric."""
         return [(p, m) for p in self.pairs for m in p.worse(self.guarded)]
 
+    def untrustworthy(self) -> list[PairComparison]:
+        """Comparisons whose split failed the sample-ratio check: no verdict holds."""
+        return [p for p in self.pairs if p.srm and p.srm.get("flag")]
+
+    def undecided(self) -> list[tuple[PairComparison, list[MetricResult]]]:
+        """Comparisons a gate cannot judge: the primary metric (when configured) or every
+        watched metric has no p-value (not enough data); with the watched metrics that lack
+        one."""
+        out = []
+        for pair in self.pairs:
+            watched = [m for m in pair.metrics if self.guarded(m)]
+            missing = [m for m in watched if m.p_value is None]
+            primary = [m for m in missing if m.name == self.primary]
+            if primary or (watched and len(missing) == len(watched)) or not watched:
+                out.append((pair, missing))
+        return out
+
     def _pair_dict(self, pair: PairComparison) -> dict[str, Any]:
         return {
             "prompt": self.prompt, "a": pair.a, "b": pair.b, "experiment": self.experiment,
             "design": pair.design, "unit": pair.unit, "design_reason": pair.design_reason,
-            "alpha": self.alpha, "srm": pair.srm,
+            "alpha": self.alpha, "srm": pair.srm, "srm_status": pair.srm_status,
+            "power": power_summary(pair),
             "metrics": [m.to_dict() for m in pair.metrics],
             "correction": self.correction, "sequential": self.sequential,
             "warnings": [*self.warnings, *pair.warnings],
@@ -220,7 +250,8 @@ def format_comparison(cmp: Comparison, fmt: str = "simple") -> str:
     from tabulate import tabulate
 
     blocks: list[str] = []
-    n_tests = sum(1 for p in cmp.pairs for m in p.metrics if m.p_value is not None)
+    n_tests = sum(1 for p in cmp.pairs for m in p.metrics
+                  if m.p_value is not None and m.informative)
     adjusted = cmp.correction != "none" and n_tests > 1
     p_head = {"holm": "p (Holm)", "bh": "p (BH)"}.get(cmp.correction, "p") if adjusted else "p"
     level = f"{1 - cmp.alpha:.0%}" if (1 - cmp.alpha) * 100 % 1 == 0 else f"{1 - cmp.alpha:.1%}"
@@ -242,6 +273,11 @@ def format_comparison(cmp: Comparison, fmt: str = "simple") -> str:
         lines = [" · ".join(head), "", table, ""]
         if pair.srm is not None:
             lines.append(_srm_text(pair.srm))
+        elif pair.design != "paired":
+            lines.append(f"SRM check: {pair.srm_status}.")
+        if any(not m.informative and m.p_value is not None for m in pair.metrics):
+            lines.append("(excl.) p = 1 by construction (nothing varies in either version): "
+                         "left out of the multiple-testing family.")
         power = _power_text(cmp, pair)
         if power:
             lines.append(power)
@@ -249,7 +285,8 @@ def format_comparison(cmp: Comparison, fmt: str = "simple") -> str:
         if tolerance:
             lines.append(tolerance)
         lines.append("* Bayesian posterior probability that the new version is better "
-                     "(flat prior); not a p-value.")
+                     "(flat prior); not a p-value" + ("; not shown with --sequential."
+                                                       if cmp.sequential else "."))
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
@@ -270,7 +307,8 @@ def _table_row(m: MetricResult) -> list[str]:
     return [
         name, _arm_text(m.a, binary), _arm_text(m.b, binary),
         _diff_text(m.diff, m.diff_ci, binary), _lift_text(m.lift, m.lift_ci),
-        fmt_p(m.p_adjusted) if m.p_adjusted is not None else "–",
+        (fmt_p(m.p_adjusted) + ("" if m.informative else " (excl.)"))
+        if m.p_adjusted is not None else "–",
         (m.test or "–").replace("_", " "),
         f"{m.chance_b_better:.0%}" if m.chance_b_better is not None else "–",
         m.verdict,
@@ -329,28 +367,44 @@ def _srm_text(srm: dict[str, Any]) -> str:
         return f"SRM check: {srm.get('skipped', 'skipped')} (units {observed})."
     if srm["flag"]:
         return (f"SAMPLE RATIO MISMATCH: units {observed} vs {expected} expected, "
-                f"p = {fmt_p(srm['p_value'])} < 0.001 — the traffic split is broken.")
+                f"p = {fmt_p(srm['p_value'])} < 0.001 — the traffic split is broken, so no "
+                "verdict is trustworthy.")
     return (f"SRM check: units {observed} vs {expected} expected, "
             f"p = {fmt_p(srm['p_value'])} (ok).")
 
 
-def _power_text(cmp: Comparison, pair: PairComparison) -> str | None:
+def power_summary(pair: PairComparison) -> dict[str, Any] | None:
+    """The power statement of a comparison: for the primary metric (else the first with
+    one), the minimum detectable difference at the current n and the n the observed
+    difference needs, both at 80 % power and the family's adjusted α."""
     chosen = next((m for m in pair.metrics if m.role == "primary"), None) or next(
         (m for m in pair.metrics if m.mde is not None), None)
     if chosen is None or chosen.mde is None:
         return None
-    binary = chosen.kind == "binary"
-    unit = "pairs" if pair.design == "paired" else "units per version"
-    n = chosen.a.n if pair.design == "paired" else min(chosen.a.n, chosen.b.n)
+    return {"metric": chosen.name, "power": POWER, "alpha": chosen.power_alpha,
+            "mde": chosen.mde, "n": chosen.a.n if pair.design == "paired"
+            else min(chosen.a.n, chosen.b.n),
+            "unit": "pairs" if pair.design == "paired" else "units per version",
+            "observed": chosen.diff, "n_needed": chosen.n_needed, "kind": chosen.kind}
+
+
+def _power_text(cmp: Comparison, pair: PairComparison) -> str | None:
+    power = power_summary(pair)
+    if power is None:
+        return None
+    binary = power["kind"] == "binary"
 
     def size(x: float) -> str:
         return f"{x * 100:.1f} pp" if binary else fmt_num(x)
 
-    text = (f"Power ({POWER:.0%}, α = {cmp.alpha:g}) on {chosen.name}: detectable "
-            f"difference ±{size(chosen.mde)} with {n:,} {unit}")
-    if chosen.diff and chosen.n_needed is not None:
-        text += (f"; the observed {'+' if chosen.diff > 0 else '−'}{size(abs(chosen.diff))} "
-                 f"needs ≈ {chosen.n_needed:,} {unit}")
+    at = power["alpha"] if power["alpha"] is not None else cmp.alpha
+    level = f"α = {at:.2g}" if at == cmp.alpha else f"α = {cmp.alpha:g}/{round(cmp.alpha / at)} = {at:.2g}"
+    text = (f"Power ({POWER:.0%}, {level}) on {power['metric']}: detectable "
+            f"difference ±{size(power['mde'])} with {power['n']:,} {power['unit']}")
+    observed = power["observed"]
+    if observed and power["n_needed"] is not None:
+        text += (f"; the observed {'+' if observed > 0 else '−'}{size(abs(observed))} "
+                 f"needs ≈ {power['n_needed']:,} {power['unit']}")
     return text + "."
 
 

@@ -15,12 +15,23 @@ if TYPE_CHECKING:
 
 def check_srm(target: Target, pairs: list[PairComparison]) -> None:
     """χ² of units per variant against the experiment's weights (split traffic only);
-    sets `pair.srm` and warns on the target when the split is broken."""
+    sets `pair.srm` (None when there is no check) and `pair.srm_status`, which says why
+    there is none, and warns on the target when the split is broken."""
     spec = target.spec
-    if spec is None or any(p.design == "paired" for p in pairs):
-        return
-    if not all(arm.column == "variant" and spec.variants.get(arm.name, 0) > 0
-               for arm in target.arms):
+    status = None
+    if target.experiment is None:
+        status = "not checked: no experiment, so no traffic weights to check against"
+    elif spec is None:
+        status = (f"not checked: no experiment file for {target.experiment!r}, so no "
+                  "traffic weights to check against")
+    elif any(p.design == "paired" for p in pairs):
+        status = "not applicable: paired design, every item ran under every version"
+    elif not all(arm.column == "variant" and spec.variants.get(arm.name, 0) > 0
+                 for arm in target.arms):
+        status = "not checked: the versions compared are not the experiment's weighted variants"
+    if status is not None:
+        for pair in pairs:
+            pair.srm_status = status
         return
     from promptlab.stats import srm_test
 
@@ -33,6 +44,8 @@ def check_srm(target: Target, pairs: list[PairComparison]) -> None:
         srm["skipped"] = res.reason
     for pair in pairs:
         pair.srm = srm
+        pair.srm_status = ("mismatch" if res.flag else f"skipped: {res.reason}" if res.reason
+                           else "ok")
     if res.flag:
         target.warnings.append(
             f"sample ratio mismatch: {' / '.join(map(str, res.observed))} units against "
@@ -41,15 +54,40 @@ def check_srm(target: Target, pairs: list[PairComparison]) -> None:
             "until you find why")
 
 
+NOT_TRUSTWORTHY = "not trustworthy: sample ratio mismatch"
+
+
 def adjust(pairs: list[PairComparison], alpha: float, correction: str) -> None:
-    """Holm / Benjamini–Hochberg (or no) adjustment over all metrics, then the verdicts."""
+    """Holm / Benjamini–Hochberg (or no) adjustment over the metrics that can inform, then
+    power at the family's adjusted α, then the verdicts (none under a sample ratio
+    mismatch).
+
+    A test whose p is 1 by construction (nothing varies in either version: no errors on
+    either side, a constant token count) stays out of the family — it cannot be
+    significant, and counting it would only weaken the real tests — and is shown with
+    p_adjusted = p. The MDE and n_needed use α / m (the strictest threshold of Holm's and
+    BH's family of m tests), so the stated power is the power the adjusted test has.
+    """
     from promptlab.stats import adjust_p_values
 
     flat = [(pair, m) for pair in pairs for m in pair.metrics]
-    adjusted = adjust_p_values([m.p_value for _, m in flat], correction)
-    for (pair, m), p_adjusted in zip(flat, adjusted, strict=True):
+    family = [(pair, m) for pair, m in flat if m.informative and m.p_value is not None]
+    adjusted = adjust_p_values([m.p_value for _, m in family], correction)
+    for (_, m), p_adjusted in zip(family, adjusted, strict=True):
         m.p_adjusted = p_adjusted
+    size = len(family)
+    at = alpha / size if correction != "none" and size > 1 else alpha
+    for pair, m in flat:
+        if not (m.informative and m.p_value is not None):
+            m.p_adjusted = m.p_value
+        if m.power is not None:
+            m.mde, m.n_needed = m.power(at)
+            m.power_alpha = at
         _verdict(m, pair.b, alpha)
+        if pair.srm and pair.srm.get("flag"):
+            m.verdict = NOT_TRUSTWORTHY
+            m.worse = False
+            m.untrustworthy = True
 
 
 def _verdict(m: MetricResult, b: str, alpha: float) -> None:

@@ -259,7 +259,7 @@ GB_B = S.Moments.from_sums(3461, 2422.7, 134698.29)
 def test_relative_lift_delta_method_matches_gbstats():
     # gbstats tests/frequentist/test_tests.py::test_two_sided_ttest (relative):
     # expected 0.70732, ci [-0.03526, 1.44989], stddev 0.37879, p 0.06191
-    res = S.relative_lift(GB_A, GB_B)
+    res = S.delta_lift(GB_A, GB_B)
     assert close(res.estimate, 0.70732)
     assert close(res.se, 0.37879)
     assert close(res.ci[0], -0.03526) and close(res.ci[1], 1.44989)
@@ -274,7 +274,7 @@ def test_relative_lift_delta_method_matches_gbstats():
 def test_relative_lift_for_proportions_matches_gbstats():
     # gbstats test_two_sided_ttest_binom: 14/28 vs 16/30 -> expected 0.06667,
     # ci [-0.47767, 0.61101], stddev 0.2717, p 0.80707
-    res = S.relative_lift(S.proportion_moments(14, 28), S.proportion_moments(16, 30))
+    res = S.delta_lift(S.proportion_moments(14, 28), S.proportion_moments(16, 30))
     assert close(res.estimate, 0.06667)
     assert close(res.ci[0], -0.47767) and close(res.ci[1], 0.61101)
     assert close(res.se, 0.2717)
@@ -285,14 +285,14 @@ def test_sequential_confidence_sequence_matches_gbstats():
     # gbstats TestSequentialTTest::test_sequential_test_runs (tuning 1000):
     # expected 0.50336, ci [-0.55844, 1.56516], p 1
     a = S.Moments.from_sums(3000, 1396.87, 52377.9767)
-    lift = S.relative_lift(a, GB_B)
+    lift = S.delta_lift(a, GB_B)
     ci, p = S.sequential_test(lift.estimate, lift.se, 3000 + 3461, alpha=0.05, tuning=1000)
     assert close(lift.estimate, 0.50336) and close(lift.se, 0.33341)
     assert close(ci[0], -0.55844) and close(ci[1], 1.56516)
     assert p == 1.0
     # test_sequential_test_runs_prop (tuning 5000): 1396/3000 vs 2422/3461 ->
     # expected 0.50386, ci [0.40098, 0.60675], stddev 0.03386, p 0.0
-    lift = S.relative_lift(S.proportion_moments(1396, 3000), S.proportion_moments(2422, 3461))
+    lift = S.delta_lift(S.proportion_moments(1396, 3000), S.proportion_moments(2422, 3461))
     ci, p = S.sequential_test(lift.estimate, lift.se, 6461)
     assert close(ci[0], 0.40098) and close(ci[1], 0.60675)
     assert p < 1e-10
@@ -366,13 +366,13 @@ def test_paired_proportions_interval_newcombe_method_10():
 def test_identical_values_give_p_one_and_no_nan():
     same = S.Moments.of([3.0] * 10)
     res = S.welch_t_test(same, same)
-    assert res.p_value == 1.0 and res.ci == (0.0, 0.0)
+    assert res.p_value == 1.0 and res.ci is None  # no variance: no interval
     assert S.paired_t_test(S.Moments.of([0.0] * 5)).p_value == 1.0
     assert S.two_proportion_z_test(10, 10, 20, 20).p_value == 1.0
     assert S.mann_whitney_test([1, 1, 1], [1, 1]).p_value == 1.0
     assert S.wilcoxon_signed_rank_test([0, 0, 0]).p_value == 1.0
     assert S.mcnemar_test(0, 0).p_value == 1.0
-    assert S.relative_lift(same, same).p_value == 1.0
+    assert S.relative_lift(same, same).ci is None
 
 
 def test_too_little_data_gives_none_not_nan():
@@ -524,3 +524,65 @@ def test_fisher_exact_matches_scipy(na, nb, data):
     _, p = fisher_exact([[xb, nb - xb], [xa, na - xa]])
     assert S.fisher_exact_test(xa, na, xb, nb).p_value == pytest.approx(p, rel=1e-9,
                                                                          abs=1e-15)
+
+
+# -- the audit's edge cases (issue 15) ------------------------------------------------------
+
+
+def test_log_ratio_lift_for_proportions_is_scipys_katz_interval():
+    from scipy.stats.contingency import relative_risk
+
+    for xa, na, xb, nb in ((14, 28, 16, 30), (40, 100, 60, 100), (3, 30, 9, 30)):
+        res = S.relative_lift(S.proportion_moments(xa, na), S.proportion_moments(xb, nb),
+                              normal=True)
+        ref = relative_risk(xb, nb, xa, na).confidence_interval(0.95)
+        assert res.test == "log_ratio"
+        assert close(res.ci[0] + 1, ref.low) and close(res.ci[1] + 1, ref.high)
+
+
+@settings(max_examples=200, deadline=None)
+@given(na=st.integers(2, 40), nb=st.integers(2, 40), data=st.data())
+def test_lift_interval_of_rates_never_leaves_its_range(na, nb, data):
+    xa = data.draw(st.integers(1, na))
+    xb = data.draw(st.integers(0, nb))
+    res = S.relative_lift(S.proportion_moments(xa, na, corrected=True),
+                          S.proportion_moments(xb, nb, corrected=True), normal=True)
+    if res.ci is not None:
+        assert res.ci[0] >= -1 and res.ci[1] > res.ci[0]
+
+
+def test_negative_baseline_lift_has_the_sign_of_the_difference():
+    a = S.Moments.of([-0.9, -1.0, -1.05, -0.97, -1.0])
+    b = S.Moments.of([-2.0, -1.95, -2.02, -1.99, -2.0])
+    res = S.relative_lift(a, b)
+    assert res.estimate < 0 and res.ci[1] < 0  # B is lower: a negative lift
+    assert math.isclose(res.estimate, (b.mean - a.mean) / abs(a.mean))
+    up = S.relative_lift(b, a)
+    assert up.estimate > 0 and up.ci[0] > 0
+
+
+def test_zero_variance_falls_back_to_an_exact_permutation_test():
+    from scipy.stats import permutation_test
+
+    assert S.welch_t_test(S.Moments.of([5, 5]), S.Moments.of([6, 6])).p_value is None
+    assert S.permutation_test_constant(5.0, 2, 6.0, 2) == pytest.approx(1 / 3)
+    for na, nb in ((2, 2), (3, 4), (5, 2)):
+        ref = permutation_test(([5.0] * na, [6.0] * nb),
+                               lambda x, y, axis: np.mean(y, axis=axis) - np.mean(x, axis=axis),
+                               n_resamples=np.inf, alternative="two-sided", vectorized=True)
+        assert S.permutation_test_constant(5.0, na, 6.0, nb) == pytest.approx(ref.pvalue)
+    ref = permutation_test(([0.7] * 6,), lambda d, axis: np.mean(d, axis=axis),
+                           permutation_type="samples", n_resamples=np.inf, vectorized=True)
+    assert S.sign_flip_test_constant(6, 0.7) == pytest.approx(ref.pvalue)
+
+
+def test_variance_is_exact_far_from_zero():
+    rng = np.random.default_rng(3)
+    a, b = 1e7 + rng.uniform(-1e-3, 1e-3, 30), 1e7 + rng.uniform(-1e-3, 1e-3, 30) + 2e-4
+    from scipy.stats import ttest_ind
+
+    shift = float(a[0])
+    ma = S.Moments.from_sums(30, float((a - shift).sum()), float(((a - shift) ** 2).sum()), shift)
+    mb = S.Moments.from_sums(30, float((b - shift).sum()), float(((b - shift) ** 2).sum()), shift)
+    assert ma.var > 0
+    assert close(S.welch_t_test(ma, mb).p_value, ttest_ind(b, a, equal_var=False).pvalue, 3)
