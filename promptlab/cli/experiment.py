@@ -67,9 +67,10 @@ def _only_experiment() -> str:
               help="Skip cells already logged successfully for this experiment.")
 @click.option("no_cache", "--no-cache", is_flag=True,
               help="Call the provider even for requests answered before.")
-@click.option("timeout_s", "--timeout", type=click.FloatRange(min=0, min_open=True),
-              metavar="SECONDS", help="Per-call timeout (default: [run] timeout_s).")
-@click.option("max_retries", "--max-retries", type=click.IntRange(min=0),
+@click.option("timeout_s", "--timeout", type=click.FloatRange(min=0, min_open=True, max=86400),
+              metavar="SECONDS",
+              help="Wall-clock limit of each call (default: [run] timeout_s).")
+@click.option("max_retries", "--max-retries", type=click.IntRange(min=0, max=100),
               help="Retries of a retryable error (default: [run] max_retries).")
 @click.option("quiet", "-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @output_options

@@ -17,6 +17,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 from promptlab.errors import PromptlabError, ProviderError
 from promptlab.providers.base import Provider, Request, Response
@@ -58,7 +59,7 @@ def call_with_retries(provider: Provider, request: Request, policy: RetryPolicy,
             if left < request.timeout_s:
                 asked = replace(request, timeout_s=max(left, 0.001))
         try:
-            return provider.complete(asked), attempt + 1
+            return _complete(provider, asked), attempt + 1
         except ProviderError as exc:
             error = exc
         except PromptlabError as exc:
@@ -87,3 +88,30 @@ def call_with_retries(provider: Provider, request: Request, policy: RetryPolicy,
         if stop.wait(wait):
             raise Interrupted("stopped while waiting to retry")
         attempt += 1
+
+
+def _complete(provider: Provider, request: Request) -> Response:
+    """`provider.complete(request)`, never waited on past `request.timeout_s`.
+
+    Built-in providers bound their own calls; for any other the call runs in a daemon
+    thread that is abandoned (and its answer dropped) once the time is up.
+    """
+    if provider.enforces_timeout:
+        return provider.complete(request)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["response"] = provider.complete(request)
+        except BaseException as exc:  # handed to the caller below
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True, name="promptlab-call")
+    thread.start()
+    thread.join(request.timeout_s)
+    if thread.is_alive():
+        raise ProviderError(f"provider {provider.type!r} timed out after "
+                            f"{request.timeout_s:g}s", retryable=True)
+    if "error" in box:
+        raise box["error"]
+    return box["response"]

@@ -30,6 +30,7 @@ class HttpProvider(Provider):
     """Base of `openai` and `anthropic`: `base_url`, `api_key_env`, extra `headers`."""
 
     keys = frozenset({"base_url", "api_key_env", "headers"})
+    enforces_timeout = True
     default_base_url: ClassVar[str] = ""
     default_key_env: ClassVar[str] = ""
 

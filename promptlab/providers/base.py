@@ -145,6 +145,9 @@ class Provider:
     keys: ClassVar[frozenset[str]] = frozenset()
     cacheable: ClassVar[bool] = True
     model_from_response: ClassVar[bool] = False
+    # True when `complete` itself never runs past `request.timeout_s` of wall-clock time;
+    # otherwise the runner runs each call in a watchdog thread and stops waiting then.
+    enforces_timeout: ClassVar[bool] = False
 
     def __init__(self, spec: ProviderSpec):
         self.spec = spec

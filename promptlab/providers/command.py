@@ -33,6 +33,7 @@ class CommandProvider(Provider):
     type = "command"
     model_from_response = True
     keys = frozenset({"command", "input", "env", "cwd"})
+    enforces_timeout = True
 
     @classmethod
     def validate(cls, spec: ProviderSpec) -> None:

@@ -17,6 +17,7 @@ class EchoProvider(Provider):
     type = "echo"
     cacheable = False  # answering is cheaper than a cache look-up
     model_from_response = True
+    enforces_timeout = True
 
     def complete(self, request: Request) -> Response:
         text = request.text

@@ -35,6 +35,7 @@ class PythonProvider(Provider):
     type = "python"
     model_from_response = True
     keys = frozenset({"function"})
+    enforces_timeout = True
 
     @classmethod
     def validate(cls, spec: ProviderSpec) -> None:

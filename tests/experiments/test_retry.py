@@ -93,3 +93,36 @@ def test_stopping_interrupts_the_wait() -> None:
     with pytest.raises(Interrupted):
         call_with_retries(provider, REQUEST, RetryPolicy(), RecordingStop(stop_after=1))
     assert provider.calls == 1
+
+
+class Hanging(Provider):
+    """A third-party provider that never returns by itself."""
+
+    type = "hanging"
+
+    def __init__(self) -> None:
+        super().__init__(ProviderSpec("hanging"))
+        self.release = threading.Event()
+
+    def complete(self, request: Request) -> Response:
+        self.release.wait(30)
+        return Response(text="late")
+
+
+def test_a_provider_that_never_returns_times_out_at_its_limit() -> None:
+    provider = Hanging()
+    request = Request(messages=REQUEST.messages, timeout_s=0.2)
+    try:
+        with pytest.raises(ProviderError, match=r"provider 'hanging' timed out after 0.2s") as info:
+            call_with_retries(provider, request, RetryPolicy(max_retries=0), threading.Event())
+        assert info.value.retryable
+    finally:
+        provider.release.set()
+
+
+def test_the_retry_sequence_has_a_deadline() -> None:
+    provider = Flaky([ProviderError("busy", retryable=True, retry_after=5.0)] * 3)
+    with pytest.raises(ProviderError, match=r"retrying would pass the 1s deadline") as info:
+        call_with_retries(provider, REQUEST, RetryPolicy(max_retries=3, deadline_s=1.0),
+                          RecordingStop())
+    assert info.value.attempts == 1 and provider.calls == 1  # type: ignore[attr-defined]
