@@ -232,7 +232,7 @@ def forest_plot(metrics: Sequence[dict[str, Any]], b: str, a: str, width: int = 
         y = 46 + row_h * i + row_h / 2
         lo_v, hi_v = lo_b, hi_b
         if scale == "diff":  # its own symmetric scale around zero
-            span = nice_max(max(abs(est), *(abs(c) for c in (ci or ()) if c is not None)) * 1.05)
+            span = nice_max(max([abs(est), *(abs(c) for c in (ci or ()) if c is not None)]) * 1.05)
             f = span / max(abs(lo_b), abs(hi_b))  # the same zero as the lift rows
             lo_v, hi_v = lo_b * f, hi_b * f
         better = _better(m)
@@ -335,7 +335,7 @@ def waterfall(rows: Sequence[dict[str, Any]], total_ms: float,
         weight = ' font-weight="bold"' if llm else ""
         if llm:
             body.append(f'<rect x="0" y="{y - 2}" width="{width}" height="{row_h - 2}" '
-                        'fill="#fff4e8"/>')
+                        'fill="#fff4e8" pointer-events="none"/>')
         body.append(
             f'<a href="{href}"><text x="{indent}" y="{y + 13}"{weight}>{escape(name)}</text>'
             f'<rect x="{x:.1f}" y="{y + 2}" width="{w:.1f}" height="{row_h - 8}" rx="2" '

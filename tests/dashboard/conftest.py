@@ -4,6 +4,7 @@ whose texts are XSS payloads and secrets. Built once per session, served by a re
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -13,6 +14,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -178,3 +180,43 @@ def artifacts() -> Path:
 @pytest.fixture
 def log_builder() -> type[LogBuilder]:
     return LogBuilder
+
+
+def _run_cli(project: dict, *args: str):  # type: ignore[no-untyped-def]
+    """The CLI run in the project folder, as a user would (its own log_dir setting)."""
+    from click.testing import CliRunner
+
+    from promptlab.cli import main
+
+    here = os.getcwd()
+    os.chdir(project["root"])
+    try:
+        return CliRunner().invoke(main, list(args), env={"PROMPTLAB_LOG_DIR": None})
+    finally:
+        os.chdir(here)
+
+
+def _cli_json(project: dict, *args: str) -> Any:
+    result = _run_cli(project, *args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+@pytest.fixture
+def run_cli() -> Any:
+    return _run_cli
+
+
+@pytest.fixture
+def cli_json() -> Any:
+    return _cli_json
+
+
+@pytest.fixture
+def payloads() -> list[str]:
+    return PAYLOADS
+
+
+@pytest.fixture
+def secret() -> str:
+    return SECRET

@@ -9,12 +9,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from click.testing import CliRunner
-
-from promptlab.cli import main
 
 
 def request(base: str, path: str, method: str = "GET",
@@ -29,24 +27,6 @@ def request(base: str, path: str, method: str = "GET",
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
     finally:
         conn.close()
-
-
-def run_cli(project: dict, *args: str):  # type: ignore[no-untyped-def]
-    """The CLI run in the project folder, as a user would (its own log_dir setting)."""
-    import os
-
-    here = os.getcwd()
-    os.chdir(project["root"])
-    try:
-        return CliRunner().invoke(main, list(args), env={"PROMPTLAB_LOG_DIR": None})
-    finally:
-        os.chdir(here)
-
-
-def cli_json(project: dict, *args: str) -> object:
-    result = run_cli(project, *args, "--json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.output)
 
 
 @pytest.mark.parametrize("path", ["/", "/?period=7d&group=tag", "/?group=provider&period=all",
@@ -64,7 +44,7 @@ def test_every_view_answers_with_a_strict_policy(server: str, path: str) -> None
     assert "promptlab" in body
 
 
-def test_overview_totals_match_costs_json(server: str, dash_project: dict) -> None:
+def test_overview_totals_match_costs_json(server: str, dash_project: dict, cli_json: Any) -> None:
     costs = cli_json(dash_project, "costs", "--since", "30d")
     status, _, body = request(server, "/api/?period=30d")
     assert status == 200
@@ -79,7 +59,8 @@ def test_overview_totals_match_costs_json(server: str, dash_project: dict) -> No
     assert api["latency"]["points"] and not api["latency"]["sampled"]
 
 
-def test_experiment_view_matches_compare_json(server: str, dash_project: dict) -> None:
+def test_experiment_view_matches_compare_json(server: str, dash_project: dict,
+                                              cli_json: Any) -> None:
     expected = cli_json(dash_project, "compare", "--experiment", "code-review-ab")
     status, _, body = request(server, "/api/experiments/code-review-ab")
     assert status == 200
@@ -254,7 +235,7 @@ def test_cli_dashboard_generates_a_token_off_loopback(dash_project: dict) -> Non
         proc.wait(timeout=10)
 
 
-def test_cli_report_writes_one_file(dash_project: dict, tmp_path: Path) -> None:
+def test_cli_report_writes_one_file(dash_project: dict, tmp_path: Path, run_cli: Any) -> None:
     out = tmp_path / "report.html"
     result = run_cli(dash_project, "report", "--html", str(out), "--since", "30d",
                      "--experiment", "code-review-ab")
