@@ -51,6 +51,7 @@ class SpanData:
     attributes: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     error: bool = False
+    ok: bool = False  # status OK (set explicitly); neither: UNSET
     status_message: str | None = None
     resource: dict[str, Any] = field(default_factory=dict)
     scope: str | None = None
@@ -102,13 +103,16 @@ METADATA = {
     "user.id": "user_id",
 }
 # Consumed by the rules above or below (never copied to metadata).
+_CONSUMED = {
+    "llm.invocation_parameters", "llm.usage.total_tokens", "llm.token_count.total",
+    "gen_ai.usage.total_tokens", "openinference.span.kind", "metadata", "tag.tags",
+    "promptlab.tags", "promptlab.metadata", "promptlab.id", "promptlab.parent_id", "error.type",
+}
+# Texts of an LLM call (read into its entry; on other spans they are metadata).
 _CONTENT = {
     "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions",
     "gen_ai.prompt", "gen_ai.completion", "input.value", "output.value", "input.mime_type",
-    "output.mime_type", "llm.invocation_parameters", "llm.prompts", "llm.usage.total_tokens",
-    "llm.token_count.total", "gen_ai.usage.total_tokens", "openinference.span.kind",
-    "metadata", "tag.tags", "promptlab.tags", "promptlab.metadata", "promptlab.id",
-    "promptlab.parent_id", "error.type",
+    "output.mime_type", "llm.prompts",
 }
 _INDEXED = re.compile(
     r"^(gen_ai\.prompt|gen_ai\.completion|llm\.input_messages|llm\.output_messages|llm\.prompts)"
@@ -294,7 +298,7 @@ def span_to_entry(span: SpanData, *, content: bool = True) -> dict[str, Any]:
             entry["name"] = span.name
         if operation is not None and str(operation).lower() != "chat":
             metadata["operation"] = operation
-    else:
+    elif not is_feedback:
         entry["name"] = span.name or "span"
         if model is not None:
             entry["model"] = str(model)
@@ -363,16 +367,19 @@ def span_to_entry(span: SpanData, *, content: bool = True) -> dict[str, Any]:
             if name == "exception":
                 kind_name = kind_name or event.get("exception.type")
                 message = message or event.get("exception.message")
+        if isinstance(kind_name, str) and (m := re.fullmatch(r"<class '(.+)'>", kind_name)):
+            kind_name = m.group(1)  # some instrumentations record str(type(exc))
         if kind_name and message and not str(message).startswith(str(kind_name)):
             entry["error"] = f"{kind_name}: {message}"
         else:
             entry["error"] = str(message or kind_name or "error")
-    elif entry["kind"] != "feedback":
-        entry["status"] = "ok"
+    elif entry["kind"] != "feedback" and (span.ok or not ours):
+        entry["status"] = "ok"  # promptlab's own spans: only when the entry said so
 
     # everything else
     for key, value in attrs.items():
-        if key in used or key in _CONTENT or key in PROMPTLAB or _INDEXED.match(key):
+        if key in used or key in _CONSUMED or key in PROMPTLAB or (
+                is_llm and (key in _CONTENT or _INDEXED.match(key))):
             continue
         if key in METADATA:
             metadata[METADATA[key]] = list(value) if isinstance(value, tuple) else value
@@ -380,7 +387,7 @@ def span_to_entry(span: SpanData, *, content: bool = True) -> dict[str, Any]:
             metadata[key] = list(value) if isinstance(value, tuple) else value
     if not ours:
         service = span.resource.get("service.name")
-        if service:
+        if service and not str(service).startswith("unknown_service"):
             metadata.setdefault("service.name", service)
         if span.scope:
             metadata.setdefault("otel.scope", span.scope)
@@ -461,6 +468,7 @@ def spans_from_sdk(spans: Iterable[Any]) -> Iterator[SpanData]:
             attributes=dict(span.attributes or {}),
             events=[(e.name, dict(e.attributes or {})) for e in span.events],
             error=span.status.status_code == StatusCode.ERROR,
+            ok=span.status.status_code == StatusCode.OK,
             status_message=span.status.description, resource=resource, scope=scope,
         )
 
@@ -497,7 +505,8 @@ def spans_from_proto(request: Any) -> Iterator[SpanData]:
                     start_ns=span.start_time_unix_nano, end_ns=span.end_time_unix_nano,
                     attributes=_attributes(span.attributes),
                     events=[(e.name, _attributes(e.attributes)) for e in span.events],
-                    error=span.status.code == 2, status_message=span.status.message or None,
+                    error=span.status.code == 2, ok=span.status.code == 1,
+                    status_message=span.status.message or None,
                     resource=resource, scope=scope,
                 )
 

@@ -9,7 +9,9 @@ opentelemetry-proto's, the HTTP server the standard library's.
 
 from __future__ import annotations
 
+import base64
 import gzip
+import json
 import threading
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -77,7 +79,8 @@ class _Handler(BaseHTTPRequestHandler):
         request = ExportTraceServiceRequest()
         try:
             if content_type == "application/json":
-                json_format.Parse(body, request, ignore_unknown_fields=True)
+                json_format.ParseDict(_hex_ids_to_base64(json.loads(body)), request,
+                                      ignore_unknown_fields=True)
             elif content_type in ("application/x-protobuf", "application/protobuf", ""):
                 request.ParseFromString(body)
             else:
@@ -104,6 +107,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, json_format.MessageToJson(response).encode(), "application/json")
         else:
             self._reply(200, response.SerializeToString(), "application/x-protobuf")
+
+
+def _hex_ids_to_base64(data: Any) -> Any:
+    """OTLP/JSON writes trace and span ids as hex; protobuf's JSON mapping expects base64."""
+    for resource_spans in data.get("resourceSpans") or []:
+        for scope_spans in resource_spans.get("scopeSpans") or []:
+            for span in scope_spans.get("spans") or []:
+                for item in (span, *(span.get("links") or [])):
+                    for key in ("traceId", "spanId", "parentSpanId"):
+                        value = item.get(key)
+                        if isinstance(value, str) and value:
+                            item[key] = base64.b64encode(bytes.fromhex(value)).decode()
+    return data
 
 
 def make_server(logger: Any, host: str = "127.0.0.1", port: int = 4318, *,

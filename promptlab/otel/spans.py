@@ -323,6 +323,8 @@ class SpanMaker:
             error = entry.get("error")
             attributes["error.type"] = error_type(error)
             status = Status(StatusCode.ERROR, self.redact(error) if error else None)
+        elif entry.get("status") == "ok":  # the entry says the call succeeded
+            status = Status(StatusCode.OK)
         else:
             status = Status(StatusCode.UNSET)
         context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=_SAMPLED)

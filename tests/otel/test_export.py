@@ -131,7 +131,8 @@ def test_export_sends_logged_ids_timings_and_genai_attributes(log_dir: Path, rec
         "promptlab.tags": ["support", "beta"],
         "promptlab.metadata": '{"ticket":42,"nested":{"a":[1,2]}}',
     }
-    assert call.status_code == 0  # UNSET: the conventions leave success unset
+    assert call.status_code == 1  # OK: the entry says so (status "ok")
+    assert root.status_code == 1 and receiver.by_name("chat claude-sonnet-4-5").status_code == 0
     # no message content unless asked for
     assert not any(k.startswith("gen_ai.input") or k.startswith("gen_ai.output") or
                    k == "gen_ai.system_instructions" for s in receiver.spans for k in s.attributes)

@@ -21,11 +21,10 @@ def test_logger_with_env_endpoint_exports_each_entry(log_dir: Path, receiver: An
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
     monkeypatch.setenv("OTEL_SERVICE_NAME", "live-app")
     logger = Logger(log_dir)
-    with logger.trace("handle-request") as root:
-        with logger.call(None, model="gpt-4o-mini", provider="openai",
-                         config={"temperature": 0.0}, prompt_id="greet",
-                         prompt_version="v1") as call:
-            call.finish(response="hi", input_tokens=12, output_tokens=3)
+    with logger.trace("handle-request") as root, logger.call(None, model="gpt-4o-mini", provider="openai",
+                     config={"temperature": 0.0}, prompt_id="greet",
+                     prompt_version="v1") as call:
+        call.finish(response="hi", input_tokens=12, output_tokens=3)
     fb = logger.feedback(call.entry["id"], helpful=True)
     sinks = logger.sinks
     assert len(sinks) == 1 and isinstance(sinks[0], LiveExporter)
