@@ -28,9 +28,17 @@ def environment() -> Any:
     # Entries omit empty fields: a missing one renders as nothing, never an error.
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
                       undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["json"] = _json_text
     env.globals.update(fmt=svg.fmt_number, arm=_arm, ci=_ci, pval=_pval, dict=dict,
                        periods=list(PERIODS), group_by=list(GROUP_BY), nav=NAV)
     return env
+
+
+def _json_text(value: Any) -> str:
+    """JSON for reading on the page (escaped by autoescape like any other text)."""
+    import orjson
+
+    return orjson.dumps(value, default=str, option=orjson.OPT_SORT_KEYS).decode()
 
 
 # -- links ---------------------------------------------------------------------------------
