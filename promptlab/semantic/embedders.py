@@ -134,6 +134,11 @@ class LocalEmbedder(Embedder):
         tokenizer.enable_truncation(self.max_tokens)
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        # Threads that spin while waiting for work are fast on an idle machine and several
+        # times slower on a busy one (measured: 33 vs 71 entries/s on 2 shared cores).
+        options.intra_op_num_threads = os.cpu_count() or 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         try:
             session = ort.InferenceSession(str(self._onnx_path), options,
                                            providers=["CPUExecutionProvider"])

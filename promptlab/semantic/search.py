@@ -114,13 +114,13 @@ def _synced_index(log_dir: Path) -> Any:
 
 def semantic_search(text: str, *, log_dir: str | os.PathLike[str] | None = None,
                     mode: str = "semantic", limit: int | None = 20,
-                    embedder: Embedder | str | None = None, auto_embed: int = AUTO_EMBED,
-                    synced: bool = False, **filters: Any) -> SemanticResults:
+                    embedder: Embedder | str | None = None, auto_embed: int | None = None,
+                    synced: bool = False, fts_match: str = "all",
+                    **filters: Any) -> SemanticResults:
     """Entries closest in meaning to `text` (mode="semantic"), or fused with full-text
     ranks (mode="hybrid"). Filters as for `query`: prompt, version, model, tag, experiment,
     variant, status, since, until. `embedder`: an Embedder, a `--model` string, or None for
     the project's [embeddings]."""
-    from promptlab.index.fts import parse_search
     from promptlab.index.query import make_filters, search_entries
 
     if mode not in MODES:
@@ -135,10 +135,8 @@ def semantic_search(text: str, *, log_dir: str | os.PathLike[str] | None = None,
     index = _synced_index(folder) if not synced else _open_index(folder)
     try:
         if mode == "hybrid":
-            words = [w for w in _WORD.findall(text) if w.casefold() not in _STOP]
-            if words:
-                fts_query = " OR ".join(words)
-                parse_search(fts_query)
+            fts_query = _fts_query(text, fts_match)
+            if fts_query:
                 hits = search_entries(index, fts_query, flt, limit=depth, window=None)
                 fts_ranked = [(h.rowid, h.rank or 0.0) for h in hits]
         path = index.path
@@ -146,7 +144,23 @@ def semantic_search(text: str, *, log_dir: str | os.PathLike[str] | None = None,
         index.close()  # never two SQLite libraries on one file at once (see index.vectors)
     results = SemanticResults(model=model.model_id)
     vector_ranked = _knn(path, folder, model, text, flt, depth, auto_embed, results)
-    return _finish(folder, text, mode, fts_ranked, vector_ranked, limit, results)
+    return _finish(folder, _fts_query(text, fts_match) if mode == "hybrid" else "", mode,
+                   fts_ranked, vector_ranked, limit, results)
+
+
+def _fts_query(text: str, fts_match: str) -> str:
+    """The full-text side of a hybrid search: every word of `text` ("all"), or any of its
+    words that is not a stop word ("any"), in `logs search` syntax."""
+    from promptlab.index.fts import SearchQueryError, parse_search
+
+    if fts_match == "all":
+        try:
+            parse_search(text)
+        except SearchQueryError:
+            return ""
+        return text
+    words = [w for w in _WORD.findall(text) if w.casefold() not in _STOP]
+    return " OR ".join(words)
 
 
 def _open_index(log_dir: Path) -> Any:
@@ -156,7 +170,7 @@ def _open_index(log_dir: Path) -> Any:
 
 
 def _knn(path: Path, log_dir: Path, model: Embedder, text: str, flt: Any, depth: int,
-         auto_embed: int, results: SemanticResults, exclude: int | None = None,
+         auto_embed: int | None, results: SemanticResults, exclude: int | None = None,
          vector: Any = None) -> list[tuple[int, float]]:
     from promptlab.index.vectors import VectorStore
 
@@ -164,7 +178,7 @@ def _knn(path: Path, log_dir: Path, model: Embedder, text: str, flt: Any, depth:
         store.check_rowids()
         info = store.check_model(model.model_id, RECIPE)
         missing = store.count_pending()
-        if missing and missing <= auto_embed:
+        if missing and missing <= (AUTO_EMBED if auto_embed is None else auto_embed):
             results.embedded_now = embed_pending(store, model, log_dir).embedded
             missing = store.count_pending()
             info = store.model()
@@ -203,11 +217,7 @@ def _finish(log_dir: Path, text: str, mode: str, fts_ranked: list[tuple[int, flo
         order = order[:limit]
     if not order:
         return results
-    terms: list[tuple[str, bool]] = []
-    if mode == "hybrid":
-        words = [w for w in _WORD.findall(text) if w.casefold() not in _STOP]
-        if words:
-            terms = parse_search(" OR ".join(words)).highlight_terms()
+    terms = parse_search(text).highlight_terms() if text else []
     with Index(log_dir) as index:
         marks = ", ".join("?" * len(order))
         rows = {r[0]: r for r in index.conn.execute(
@@ -225,7 +235,7 @@ def _finish(log_dir: Path, text: str, mode: str, fts_ranked: list[tuple[int, flo
 
 def similar(entry_ref: str, *, log_dir: str | os.PathLike[str] | None = None,
             limit: int | None = 10, embedder: Embedder | str | None = None,
-            auto_embed: int = AUTO_EMBED, synced: bool = False,
+            auto_embed: int | None = None, synced: bool = False,
             **filters: Any) -> SemanticResults:
     """The entries nearest in meaning to one entry (by id, unique prefix, or `last`)."""
     from promptlab.index.query import find_entry_row, load_entries, make_filters

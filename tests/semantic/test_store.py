@@ -1,0 +1,158 @@
+"""Embedding the log into the index: incremental, resumable, one model at a time, kept
+right across reindex and deleted files; filters; the coarse-then-exact plan."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from promptlab.errors import EmbeddingError
+from promptlab.index.core import Index
+from promptlab.index.vectors import VectorStore
+from promptlab.semantic import FunctionEmbedder, embed_log, entry_text, semantic_search, similar
+
+from .conftest import SUPPORT, write
+
+
+def _users(results) -> list[str]:
+    return [h.entry["user_message"] for h in results]
+
+
+def test_embed_is_incremental_and_search_ranks_by_meaning(log_dir: Path, model) -> None:
+    write(log_dir, SUPPORT)
+    first = embed_log(log_dir=log_dir, embedder=model)
+    assert (first.embedded, first.pending) == (5, 0)
+    again = embed_log(log_dir=log_dir, embedder=model)
+    assert again.embedded == 0
+    write(log_dir, [{"user_message": "Can I get my money back?", "assistant_response": "Yes."}])
+    assert embed_log(log_dir=log_dir, embedder=model).embedded == 1
+
+    hits = semantic_search("customer wants a reimbursement", log_dir=log_dir, embedder=model,
+                           limit=3)
+    assert _users(hits)[:2] == ["Can I get my money back?", "I'd like a refund for my order"] \
+        or _users(hits)[:2] == ["I'd like a refund for my order", "Can I get my money back?"]
+    assert hits.hits[0].distance < hits.hits[2].distance
+    assert hits.hits[0].score == pytest.approx(1 - hits.hits[0].distance, abs=1e-5)
+    assert hits.vectors == 6 and hits.missing == 0
+
+
+def test_limit_then_resume_and_small_backlog_embedded_by_search(log_dir: Path, model) -> None:
+    write(log_dir, SUPPORT)
+    partial = embed_log(log_dir=log_dir, embedder=model, limit=2)
+    assert (partial.embedded, partial.pending) == (2, 3)
+    hits = semantic_search("poem about fall", log_dir=log_dir, embedder=model, limit=1)
+    assert hits.embedded_now == 3 and hits.missing == 0
+    assert _users(hits) == ["Write a haiku about autumn leaves"]
+
+
+def test_large_backlog_is_reported_not_embedded(log_dir: Path, model) -> None:
+    write(log_dir, SUPPORT)
+    embed_log(log_dir=log_dir, embedder=model, limit=1)
+    hits = semantic_search("poem about fall", log_dir=log_dir, embedder=model, auto_embed=2)
+    assert hits.embedded_now == 0 and hits.missing == 4 and len(hits) == 1
+
+
+def test_nothing_embedded_and_big_backlog_is_an_error(log_dir: Path, model) -> None:
+    write(log_dir, SUPPORT)
+    with pytest.raises(EmbeddingError, match=r"promptlab logs embed"):
+        semantic_search("refund", log_dir=log_dir, embedder=model, auto_embed=2)
+
+
+def test_mixing_models_is_refused_and_rebuild_replaces(log_dir: Path, model) -> None:
+    write(log_dir, SUPPORT[:2])
+    embed_log(log_dir=log_dir, embedder=model)
+    other = FunctionEmbedder(lambda texts: model.embed(texts)[:, ::-1], model_id="python:rev")
+    with pytest.raises(EmbeddingError, match=r"all-MiniLM-L6-v2.*--rebuild"):
+        embed_log(log_dir=log_dir, embedder=other)
+    with pytest.raises(EmbeddingError, match="--rebuild"):
+        semantic_search("refund", log_dir=log_dir, embedder=other)
+    stats = embed_log(log_dir=log_dir, embedder=other, rebuild=True)
+    assert stats.embedded == 2
+    with VectorStore(log_dir / "index.db") as store:
+        assert store.model().model == "python:rev"
+
+
+def test_filters_apply_to_semantic_search(log_dir: Path, model) -> None:
+    write(log_dir, SUPPORT)
+    embed_log(log_dir=log_dir, embedder=model)
+    assert set(_users(semantic_search("help", log_dir=log_dir, embedder=model,
+                                      prompt="support"))) == {
+        "I'd like a refund for my order", "How do I reset my password?", "My parcel never arrived"}
+    assert _users(semantic_search("help", log_dir=log_dir, embedder=model,
+                                  prompt="support@v2")) == ["How do I reset my password?"]
+    assert _users(semantic_search("help", log_dir=log_dir, embedder=model,
+                                  model="claude-*")) == ["Write a haiku about autumn leaves"]
+    assert _users(semantic_search("help", log_dir=log_dir, embedder=model,
+                                  tag="prod")) == ["I'd like a refund for my order"]
+    assert _users(semantic_search("help", log_dir=log_dir, embedder=model,
+                                  status="error")) == ["My parcel never arrived"]
+    assert semantic_search("help", log_dir=log_dir, embedder=model, since="2000-01-01",
+                           until="2000-01-02").hits == []
+
+
+def test_coarse_then_exact_agrees_with_exact(log_dir: Path, model) -> None:
+    write(log_dir, SUPPORT * 4)
+    embed_log(log_dir=log_dir, embedder=model)
+    vector = model.embed(["a poem about the season when leaves fall"])[0]
+    with VectorStore(log_dir / "index.db") as store:
+        exact = store.knn(vector, 4)
+        coarse = store.knn(vector, 4, exact_max=0, rerank=8)
+        filtered = store.knn(vector, 2, "e.prompt_id = ?", ["support"], exact_max=0, rerank=4)
+    assert [d for _, d in coarse] == pytest.approx([d for _, d in exact], abs=1e-5)
+    assert len(filtered) == 2
+
+
+def test_similar_excludes_the_entry_itself(log_dir: Path, model) -> None:
+    write(log_dir, [*SUPPORT, {"user_message": "Please reimburse my purchase",
+                               "assistant_response": "Done, refund issued."}])
+    embed_log(log_dir=log_dir, embedder=model)
+    hits = similar("last", log_dir=log_dir, embedder=model, limit=2)
+    assert _users(hits)[0] == "I'd like a refund for my order"
+    assert "Please reimburse my purchase" not in _users(hits)
+
+
+def test_reindex_renumbers_and_vectors_follow(log_dir: Path, model) -> None:
+    write(log_dir, SUPPORT)
+    embed_log(log_dir=log_dir, embedder=model)
+    # An older day's file: read first by reindex, so every entry gets a new rowid.
+    write(log_dir, [{"user_message": "Old question about tea", "assistant_response": "Green.",
+                     "timestamp": "2000-01-01T00:00:00Z"}])
+    with Index(log_dir) as index:
+        index.sync()
+        before = index.conn.execute("SELECT rowid FROM entries WHERE prompt_id = 'poet'").fetchone()
+        index.reindex()
+        after = index.conn.execute("SELECT rowid FROM entries WHERE prompt_id = 'poet'").fetchone()
+    assert before != after
+    hits = semantic_search("poem about fall", log_dir=log_dir, embedder=model, limit=1,
+                           auto_embed=0)
+    assert _users(hits) == ["Write a haiku about autumn leaves"] and hits.missing == 1
+    assert embed_log(log_dir=log_dir, embedder=model).embedded == 1
+
+
+def test_deleted_log_file_takes_its_vectors_away(log_dir: Path, model) -> None:
+    write(log_dir, SUPPORT)
+    embed_log(log_dir=log_dir, embedder=model)
+    for name in os.listdir(log_dir):
+        if name.endswith(".jsonl"):
+            os.unlink(log_dir / name)
+    write(log_dir, [{"user_message": "Explain quicksort", "assistant_response": "Pivot."}])
+    hits = semantic_search("poem about fall", log_dir=log_dir, embedder=model)
+    assert _users(hits) == ["Explain quicksort"]
+    with VectorStore(log_dir / "index.db") as store:
+        assert store.count() == 1
+
+
+def test_what_is_embedded_user_and_response_redacted_and_cut() -> None:
+    entry = {"system_prompt": "You are terse.", "user_message": "key sk-" + "a" * 40 + " " +
+             "u" * 2000, "assistant_response": "r" * 2000}
+    text = entry_text(entry, 512)
+    assert "You are terse" not in text
+    assert "sk-[REDACTED]" in text and "a" * 40 not in text
+    assert len(text) <= 512 and "rrrr" in text  # the response keeps its share
+    assert entry_text({"user_message": "hi", "error": "upstream timeout"}, 512) == \
+        "hi\nupstream timeout"
+    assert entry_text({"messages": [{"role": "user", "content": "from messages"}]}, 512) == \
+        "from messages"
+    assert entry_text({"kind": "llm"}, 512) == ""
