@@ -9,6 +9,12 @@
    score, `logger.log`) — the floor of what any runner on this logger could do.
 2. a provider that sleeps 50 ms, at concurrency 16: achieved throughput as a share of
    the ideal 16 / 0.05 s = 320 cells/s. Target ≥ 85%.
+3. the openai provider against a local HTTP server that answers at once, concurrency 8:
+   cells per second with the wall-clock deadline on every socket operation, against the
+   same runs with httpx's plain per-operation timeouts (rounds alternate). What the
+   deadline costs.
+4. the response cache: a put (redacted through the log's rules) and a get, per call,
+   against the same without redaction.
 """
 
 from __future__ import annotations
@@ -139,6 +145,79 @@ def bench_sleep(items: int, rounds: int) -> None:
           f"{'OK' if median >= 0.85 else 'MISSED'}")
 
 
+def bench_http(items: int, rounds: int) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from promptlab.providers import _http
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            body = json.dumps({"model": "m", "usage": {"prompt_tokens": 9,
+                                                       "completion_tokens": 3},
+                               "choices": [{"message": {"content": "average bug"}}]}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    provider = f'type = "openai"\nmodel = "m"\nbase_url = "{url}"'
+    install = _http._install_deadlines
+    rates: dict[str, list[float]] = {"deadline": [], "plain": []}
+    try:
+        for _ in range(rounds):
+            for arm in ("deadline", "plain"):
+                _http._install_deadlines = install if arm == "deadline" else (lambda c: None)
+                with tempfile.TemporaryDirectory() as tmp:
+                    root = make_project(Path(tmp) / "p", items, provider, concurrency=8)
+                    elapsed, cells = timed_run(root, Path(tmp) / "logs")
+                    rates[arm].append(cells / elapsed)
+    finally:
+        _http._install_deadlines = install
+        server.shutdown()
+    with_deadline, plain = (statistics.median(rates[a]) for a in ("deadline", "plain"))
+    print(f"openai provider, local server, concurrency 8 ({2 * items} cells, {rounds} rounds):")
+    print(f"  with deadline   median {with_deadline:8,.0f} cells/s")
+    print(f"  plain httpx     median {plain:8,.0f} cells/s   deadline / plain = "
+          f"{with_deadline / plain:.2f}")
+
+
+def bench_cache(n: int, rounds: int) -> None:
+    from promptlab.experiments.cache import ResponseCache
+    from promptlab.logs.redact import redact_text
+    from promptlab.providers.base import Response
+
+    text = ("The function skips the first element: range(1, len(values)) should be "
+            "range(len(values)). " * 8)
+    costs: dict[str, list[float]] = {"redacted": [], "plain": []}
+    for _ in range(rounds):
+        for arm, redact in (("redacted", redact_text), ("plain", None)):
+            with (tempfile.TemporaryDirectory() as tmp,
+                  ResponseCache(Path(tmp) / "cache.db", redact=redact) as cache):
+                start = time.perf_counter()
+                for i in range(n):
+                    cache.put(f"k{i}", Response(text=text, input_tokens=9, model="m"), "x")
+                for i in range(n):
+                    cache.get(f"k{i}")
+                costs[arm].append((time.perf_counter() - start) / n * 1e6)
+    red, plain = (statistics.median(costs[a]) for a in ("redacted", "plain"))
+    print(f"response cache, put + get of a {len(text)}-character answer ({n} × {rounds}):")
+    print(f"  redacted        median {red:8.1f} µs per put+get")
+    print(f"  plain           median {plain:8.1f} µs per put+get   redacted / plain = "
+          f"{red / plain:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer cells and rounds")
@@ -147,6 +226,8 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     bench_echo(items=1000 if args.quick else 5000, rounds=3 if args.quick else 5)
     bench_sleep(items=160 if args.quick else 640, rounds=3 if args.quick else 5)
+    bench_http(items=250 if args.quick else 1000, rounds=3 if args.quick else 5)
+    bench_cache(n=2000, rounds=3 if args.quick else 5)
 
 
 if __name__ == "__main__":
