@@ -20,11 +20,16 @@ EXAMPLE_PROMPT = "sentiment"
 
 @dataclass
 class InitResult:
-    """What `init_project` created and what it left alone (with the reason)."""
+    """What `init_project` created, added to, and left alone (with the reason)."""
 
     root: Path
     created: list[Path] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    updated: list[tuple[Path, str]] = field(default_factory=list)
+
+
+GITIGNORE_HEADER = ("# promptlab: the call logs, their index and the response cache hold every "
+                    "prompt and response; never commit them")
 
 
 def _starter_files() -> list[tuple[str, bytes]]:
@@ -73,7 +78,53 @@ def init_project(directory: str | os.PathLike[str] = ".") -> InitResult:
             os.close(fd)
         result.created.append(path)
     _add_current_label(root / "prompts" / EXAMPLE_PROMPT, result)
+    _ignore_logs(root, result)
     return result
+
+
+def ignore_lines(root: Path) -> list[str]:
+    """`.gitignore` lines keeping the project's log folder and caches out of git."""
+    from promptlab.config import load_settings
+
+    log_dir = load_settings(root, env={}).log_dir
+    lines = []
+    try:
+        rel = log_dir.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        rel = None  # the logs live outside the project
+    if rel and rel != ".":
+        lines.append(f"/{rel}/")
+    lines.extend(["cache.db", "index.db"])
+    return lines
+
+
+def _ignore_logs(root: Path, result: InitResult) -> None:
+    """Write `.gitignore`, or append the lines it lacks; never rewrite what is there."""
+    path = root / ".gitignore"
+    wanted = ignore_lines(root)
+    if not os.path.lexists(path):
+        path.write_text("\n".join([GITIGNORE_HEADER, *wanted]) + "\n", encoding="utf-8")
+        result.created.append(path)
+        return
+    if not path.is_file() or path.is_symlink():
+        result.skipped.append((path, f"not a regular file; add {', '.join(wanted)} to it"))
+        return
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        result.skipped.append((path, f"cannot read it ({exc}); add {', '.join(wanted)} to it"))
+        return
+    present = {line.strip() for line in text.splitlines()}
+    missing = [line for line in wanted
+               if line not in present and line.rstrip("/") not in present
+               and line.lstrip("/") not in present]
+    if not missing:
+        result.skipped.append((path, "already ignores the logs"))
+        return
+    prefix = "" if not text or text.endswith("\n") else "\n"
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(prefix + "\n".join([GITIGNORE_HEADER, *missing]) + "\n")
+    result.updated.append((path, f"added {', '.join(missing)}"))
 
 
 def _add_current_label(folder: Path, result: InitResult) -> None:

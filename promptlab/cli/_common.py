@@ -50,15 +50,21 @@ def _remember(attr: str) -> Callable[[click.Context, click.Parameter, Any], Any]
     return callback
 
 
-def project_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """`--prompts-dir` and `--log-dir`, accepted on the group and on each command."""
-    f = click.option(
+def prompts_dir_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """`--prompts-dir`, for commands that use prompts but never touch the logs."""
+    return click.option(
         "--prompts-dir",
         type=click.Path(file_okay=False),
         expose_value=False,
         callback=_remember("prompts_dir"),
         help="Prompts folder (default: prompts/ of the project; env PROMPTLAB_PROMPTS_DIR).",
     )(f)
+
+
+def project_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """`--prompts-dir` and `--log-dir`, accepted on the group and on each command that
+    reads or writes the logs."""
+    f = prompts_dir_option(f)
     f = click.option(
         "--log-dir",
         type=click.Path(file_okay=False),

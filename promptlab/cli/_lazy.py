@@ -57,6 +57,20 @@ class LazyGroup(click.Group):
             raise TypeError(f"{module_name}:{attr} is not a click command")
         return command
 
+    def resolve_command(self, ctx: click.Context, args: list[str]):  # type: ignore[no-untyped-def]
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            name = args[0] if args else ""
+            if name and name not in self.list_commands(ctx):
+                import difflib
+
+                close = difflib.get_close_matches(name, self.list_commands(ctx), n=3, cutoff=0.6)
+                if close:
+                    exc.message = (f"{exc.message} Did you mean "
+                                   f"{' or '.join(repr(c) for c in close)}?")
+            raise
+
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)

@@ -15,6 +15,7 @@ from promptlab.cli._common import (
     get_settings,
     output_options,
     project_options,
+    prompts_dir_option,
     warn,
 )
 from promptlab.cli.prompts import coerce_cli_vars, get_registry, parse_vars
@@ -38,7 +39,7 @@ def _plain_id(prompt_id: str, command: str) -> str:
               help="Start from this revision (branch, tag, commit).")
 @click.option("limit", "-n", "--limit", type=click.IntRange(min=1), metavar="N",
               help="Show only the newest N commits.")
-@project_options
+@prompts_dir_option
 @output_options
 def prompts_history(prompt_id: str, rev: str, limit: int | None, out: Output) -> None:
     """Show every commit that touched a prompt, in prompt terms.
@@ -89,7 +90,7 @@ def prompts_history(prompt_id: str, rev: str, limit: int | None, out: Output) ->
               show_default=True, help="Lines of context around each change.")
 @click.option("color", "--color", type=click.Choice(["auto", "always", "never"]),
               default="auto", show_default=True, help="Colour the diff (auto: on a TTY).")
-@project_options
+@prompts_dir_option
 def prompts_diff(prompt_id: str, a: str, b: str | None, rev: str | None, rendered: bool,
                  vars_file: str | None, var_items: tuple[str, ...], context: int,
                  color: str) -> None:
@@ -220,8 +221,11 @@ def prompts_check(prompt_ids: tuple[str, ...], base: str | None, no_logs: bool,
       - front matter and Jinja syntax errors
       - variables used but not declared in input.schema, or declared but unused
       - dangling or escaping labels; two files for one version (v2.txt and v2.j2)
+      - a label or version file that is not what it should be (a symlink where a
+        version file belongs, a label defined twice)
       - a prompt_sha in the logs that no longer matches its version's file
-    Outside a git repository the first check is skipped, with a note.
+    Outside a git repository the first check is skipped, with a note. Call logs or
+    caches tracked by git are a warning (they hold every prompt and response).
 
     \b
     Examples:
@@ -234,19 +238,23 @@ def prompts_check(prompt_ids: tuple[str, ...], base: str | None, no_logs: bool,
     registry = get_registry()
     ids = [_plain_id(pid, "check") for pid in prompt_ids]
     report = check_prompts(registry, ids or None, base=base,
-                           log_dir=None if no_logs else settings.log_dir)
+                           log_dir=None if no_logs else settings.log_dir,
+                           private_dir=settings.log_dir)
     if as_json:
         click.echo(dumps_json({
             "ok": report.ok,
             "prompts": report.prompt_ids,
             "findings": [f.to_dict() for f in report.findings],
             "notes": report.notes,
+            "warnings": report.warnings,
             "checked": {"prompts": len(report.prompt_ids), "versions": report.versions,
                         "labels": report.labels, "log_entries": report.log_entries},
         }, indent=True))
     else:
         for note in report.notes:
             click.echo(f"Note: {note}", err=True)
+        for warning in report.warnings:
+            warn(warning)
         for finding in report.findings:
             click.echo(finding.format())
         logs = (f", {report.log_entries} log {'entry' if report.log_entries == 1 else 'entries'}"

@@ -10,11 +10,12 @@ import click
 @click.command(name="init")
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
 def init_project(directory: str) -> None:
-    """Create prompts/, experiments/ and promptlab.toml in DIRECTORY (default: here).
+    """Create prompts/, experiments/, promptlab.toml and .gitignore in DIRECTORY.
 
     Adds one example prompt (sentiment v1, with a `current` label) and one example
     experiment that runs offline through a stand-in model. Existing files are never
-    overwritten; each one left alone is listed.
+    overwritten; each one left alone is listed. `.gitignore` keeps the call logs and
+    caches out of git: an existing one only gets the lines it lacks.
 
     \b
     Example:
@@ -31,6 +32,8 @@ def init_project(directory: str) -> None:
 
     for path in result.created:
         click.echo(f"created  {show(path)}")
+    for path, what in result.updated:
+        click.echo(f"updated  {show(path)} ({what})")
     for path, reason in result.skipped:
         click.echo(f"skipped  {show(path)} ({reason})")
     if result.created:

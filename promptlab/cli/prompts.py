@@ -9,7 +9,13 @@ from typing import Any
 
 import click
 
-from promptlab.cli._common import Output, dumps_json, get_settings, output_options, project_options
+from promptlab.cli._common import (
+    Output,
+    dumps_json,
+    get_settings,
+    output_options,
+    prompts_dir_option,
+)
 from promptlab.errors import UsageError
 
 
@@ -86,7 +92,7 @@ def _version_summary(versions: list[str]) -> str:
 
 
 @click.command(name="prompts")
-@project_options
+@prompts_dir_option
 @output_options
 def prompts_list(out: Output) -> None:
     """List every prompt: versions, labels and the version each points at, description.
@@ -132,7 +138,7 @@ def prompts_list(out: Output) -> None:
               help="A variable; NAME=@FILE reads the value from a file. Repeatable.")
 @click.option("vars_file", "--vars", metavar="FILE.json|-", help="Variables as a JSON object.")
 @click.option("as_json", "--json", is_flag=True, help="Print messages, model, config and stamp as JSON.")
-@project_options
+@prompts_dir_option
 def prompts_render(ref: str, version: str | None, label: str | None, var_items: tuple[str, ...],
                    vars_file: str | None, as_json: bool) -> None:
     """Render a prompt version with variables.
@@ -180,7 +186,7 @@ def prompts_render(ref: str, version: str | None, label: str | None, var_items: 
               help="Commit the new file(s), and only them, with git.")
 @click.option("message", "--message", "-m", metavar="MSG",
               help="Commit message for --commit (default: 'new ID: add vN').")
-@project_options
+@prompts_dir_option
 def prompts_new(prompt_id: str, from_version: str | None, description: str | None,
                 do_commit: bool, message: str | None) -> None:
     """Create the next version of a prompt and print its path.
@@ -218,7 +224,7 @@ def prompts_new(prompt_id: str, from_version: str | None, description: str | Non
               help="Commit the label change, and only it, with git.")
 @click.option("message", "--message", "-m", metavar="MSG",
               help="Commit message for --commit (default: 'promote ID: LABEL vA -> vB').")
-@project_options
+@prompts_dir_option
 def prompts_promote(prompt_id: str, version: str, label: str, do_commit: bool,
                     message: str | None) -> None:
     """Point a label (default `current`) at a version, atomically.

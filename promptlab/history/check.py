@@ -74,6 +74,7 @@ class CheckReport:
     prompt_ids: list[str]
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # checks skipped, with the reason
+    warnings: list[str] = field(default_factory=list)  # risks that do not fail the check
     versions: int = 0
     labels: int = 0
     log_entries: int = 0
@@ -94,12 +95,14 @@ _LOCATED = re.compile(r"^:(?:\s*line\s*)?(\d+):\s*")
 
 def check_prompts(registry: Registry, prompt_ids: Sequence[str] | None = None, *,
                   base: str | None = None, log_dir: Path | None = None,
-                  entries: Iterable[dict[str, Any]] | None = None) -> CheckReport:
+                  entries: Iterable[dict[str, Any]] | None = None,
+                  private_dir: Path | None = None) -> CheckReport:
     """Run every check over `prompt_ids` (default: all prompts).
 
     `base`: only versions present at this revision count as released (a pull request's
     target branch); default: every committed version. Log entries come from `entries`, or
-    are read from `log_dir` when it exists.
+    are read from `log_dir` when it exists. `private_dir` is the log folder whose call
+    logs and caches must not be tracked by git (a warning names them).
     """
     ids = list(prompt_ids) if prompt_ids else registry.ids()
     for prompt_id in ids:
@@ -112,6 +115,15 @@ def check_prompts(registry: Registry, prompt_ids: Sequence[str] | None = None, *
         report.findings.extend(check_templates(registry, prompt_id))
         report.findings.extend(check_labels(registry, prompt_id))
     report.findings.extend(check_git(registry, ids, base, report.notes))
+    if private_dir is not None:
+        tracked = tracked_log_files(private_dir)
+        if tracked:
+            shown = ", ".join(tracked[:3]) + (f" and {len(tracked) - 3} more"
+                                              if len(tracked) > 3 else "")
+            report.warnings.append(
+                f"{len(tracked)} log or cache file(s) in {private_dir} are tracked by git "
+                f"({shown}); they hold every prompt and response: 'git rm --cached' them and "
+                "add the folder to .gitignore")
     skipped: list[str] = []
     if entries is None and log_dir is not None:
         if log_dir.is_dir():
@@ -229,6 +241,30 @@ def check_git(registry: Registry, ids: Sequence[str], base: str | None,
         for prompt_id in ids:
             findings.extend(check_immutable(repo, registry, prompt_id, base_sha))
         return findings
+
+
+_PRIVATE_FILES = ("cache.db", "index.db")
+
+
+def tracked_log_files(log_dir: Path) -> list[str]:
+    """Call logs (`*.jsonl`) and caches under `log_dir` that git tracks (or has staged)."""
+    try:
+        repo = open_repo(log_dir, purpose="check")
+    except GitError:
+        return []
+    with repo:
+        try:
+            rel = repo_path(repo, log_dir)
+        except NotARepositoryError:
+            return []  # the logs live outside this repository
+        import git
+
+        try:
+            listed = repo.git.ls_files("-z", "--", rel or ".")
+        except git.GitCommandError:
+            return []
+    return [p for p in listed.split("\x00") if p and (
+        p.endswith(".jsonl") or p.rsplit("/", 1)[-1].split("-")[0] in _PRIVATE_FILES)]
 
 
 def _fork_point(repo: Repo, base: str) -> str:
