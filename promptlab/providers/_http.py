@@ -117,6 +117,9 @@ class HttpProvider(Provider):
                                 retry_after=parse_retry_after(response.headers))
         try:
             return response.json(), latency
+        except RecursionError:
+            raise ProviderError(f"the response from {url} is JSON nested too deeply to "
+                                "read") from None
         except ValueError as exc:
             snippet = response.text[:80].replace("\n", " ")
             raise ProviderError(f"invalid JSON in the response from {url}: {snippet!r}") from exc

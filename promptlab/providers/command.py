@@ -98,7 +98,7 @@ def _maybe_json(out: str) -> Any:
     if stripped.startswith("{"):
         try:
             data = json.loads(stripped)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, or too deep to hold: plain text
             return out.rstrip("\n")
         if isinstance(data, dict) and "output" in data:
             return data

@@ -333,3 +333,18 @@ def test_third_party_provider_via_entry_point(tmp_path: Path,
     finally:
         providers._entry_points.cache_clear()
     assert get_provider_class("echo").type == "echo"
+
+
+def test_a_response_nested_too_deeply_is_an_error_not_a_crash(fake_llm) -> None:
+    from promptlab.errors import ProviderError
+    from promptlab.providers import create_provider
+    from promptlab.providers.base import ProviderSpec, Request
+
+    fake_llm.then(Reply(body="[" * 100_000 + "]" * 100_000))
+    provider = create_provider(ProviderSpec("openai", model="m",
+                                            options={"base_url": f"{fake_llm.url}/v1"}))
+    try:
+        with pytest.raises(ProviderError, match="nested too deeply to read"):
+            provider.complete(Request(messages=[{"role": "user", "content": "hi"}], model="m"))
+    finally:
+        provider.close()
