@@ -18,8 +18,9 @@ from promptlab.errors import ExperimentError, ProviderError
 
 COMMON_KEYS = frozenset({"type", "model", "params"})
 USAGE_FIELDS = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens")
-# A provider's answer is untrusted data: a token count outside 0..10^12 is not one.
-MAX_TOKENS = 10**12
+# A provider's answer is untrusted data: a token count outside 0..10^9 is not one (the
+# same bound the log entry holds tokens to).
+MAX_TOKENS = 10**9
 
 
 def token_count(value: Any, name: str, where: str) -> int | None:
