@@ -139,6 +139,11 @@ def logs_embed(since: str | None, limit: int | None, rebuild: bool, batch: int,
         if bar is not None:
             bar.done()
     rate = stats.embedded / stats.seconds if stats.seconds > 0 else 0.0
+    if not stats.embedded and not stats.interrupted:
+        click.echo(f"Nothing new to embed ({stats.vectors:,} calls embedded).")
+        if stats.pending and since:
+            click.echo(f"{stats.pending:,} older calls are not embedded (--since).", err=True)
+        return
     message = (f"Embedded {stats.embedded:,} call{'s' if stats.embedded != 1 else ''} in "
                f"{stats.seconds:.1f} s ({rate:,.0f}/s) with {embedder.model_id}.")
     if stats.skipped:

@@ -55,6 +55,7 @@ class EmbedStats:
     embedded: int = 0
     skipped: int = 0  # entries without text
     pending: int = 0  # still to embed when the run stopped (limit reached or interrupted)
+    vectors: int = 0  # entries with a vector after the run
     seconds: float = 0.0
     interrupted: bool = False
 
@@ -110,5 +111,6 @@ def embed_pending(store: Any, embedder: Embedder, log_dir: str | os.PathLike[str
     except KeyboardInterrupt:
         stats.interrupted = True
     stats.pending = store.count_pending(since)
+    stats.vectors = store.count()
     stats.seconds = time.perf_counter() - started
     return stats

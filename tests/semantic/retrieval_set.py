@@ -311,7 +311,6 @@ def build_log(n_entries: int, *, n_needles: int | None = None, seed: int = 7,
         user = rng.choice(templates).format(x=rng.choice(topics))
         answer = rng.choice(_FILLER_ANSWERS) + " " + _padding(rng, pad_chars)
         entries.append({"user_message": user, "assistant_response": answer})
-    positions: list[tuple[str, list[int]]] = []
     needle_entries = []
     for query, users, answer in needles:
         for user in users:

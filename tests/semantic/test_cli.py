@@ -1,0 +1,103 @@
+"""The commands as a user types them: logs embed, logs search --semantic/--hybrid, logs
+similar; one run through the installed console script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from promptlab.cli import main
+
+from .conftest import SUPPORT, write
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_embed_then_semantic_and_hybrid_search(log_dir: Path) -> None:
+    write(log_dir, SUPPORT)
+    code, out, err = run("logs", "embed")
+    assert code == 0, err
+    assert out.startswith("Embedded 5 calls in ") and "all-MiniLM-L6-v2" in out
+    code, out, _ = run("logs", "embed")
+    assert "Nothing new to embed (5 calls embedded)" in out
+
+    code, out, err = run("logs", "search", "--semantic", "customer wants their money back",
+                         "-n", "2")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["similarity", "time", "(UTC)"]
+    assert "Refunds go back to your card" in lines[2]
+
+    code, out, _ = run("logs", "search", "--semantic", "money back", "--json", "-n", "1",
+                       "--prompt", "support@v2")
+    data = json.loads(out)
+    assert data[0]["entry"]["user_message"] == "How do I reset my password?"
+    assert 0 < data[0]["distance"] < 2 and data[0]["score"] == pytest.approx(
+        1 - data[0]["distance"], abs=1e-5)
+
+    code, out, _ = run("logs", "search", "--hybrid", "binary search", "--json", "-n", "3")
+    data = json.loads(out)
+    assert data[0]["entry"]["user_message"] == "Explain binary search in Python"
+    assert data[0]["bm25"] is not None and data[0]["distance"] is not None
+    assert data[1]["bm25"] is None  # found by meaning only
+
+
+def test_similar(log_dir: Path) -> None:
+    write(log_dir, [*SUPPORT, {"user_message": "Reimburse me please",
+                               "assistant_response": "Refund issued."}])
+    run("logs", "embed")
+    code, out, err = run("logs", "similar", "last", "-n", "1", "--json")
+    assert code == 0, err
+    assert json.loads(out)[0]["entry"]["user_message"] == "I'd like a refund for my order"
+
+
+def test_backlog_warning_and_errors(log_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(log_dir, SUPPORT)
+    monkeypatch.setattr("promptlab.semantic.search.AUTO_EMBED", 2)
+    code, _, err = run("logs", "search", "--semantic", "refund")
+    assert code == 2 and "nothing in" in err and "promptlab logs embed" in err
+    assert "Traceback" not in err
+    run("logs", "embed", "-n", "1")
+    code, _, err = run("logs", "search", "--semantic", "refund")
+    assert code == 0
+    assert "4 LLM calls are not embedded yet and were left out; run `promptlab logs embed`" in err
+    code, _, err = run("logs", "embed", "--model", "python:no_such_module:embed")
+    assert code == 2 and "no_such_module" in err
+    code, _, err = run("logs", "embed", "--model", "/nowhere/model.onnx")
+    assert code == 2 and "is not a file or folder" in err
+
+
+def test_config_chooses_the_embedder_and_mixing_is_refused(log_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "embedder.py").write_text(
+        "from promptlab.semantic import LocalEmbedder\n"
+        "_model = LocalEmbedder()\n"
+        "def embed(texts):\n"
+        "    return _model.embed(texts)\n")
+    write(log_dir, SUPPORT)
+    run("logs", "embed")
+    (tmp_path / "promptlab.toml").write_text(
+        '[embeddings]\ntype = "python"\nfunction = "embedder.py:embed"\n')
+    code, _, err = run("logs", "search", "--semantic", "refund")
+    assert code == 2
+    assert "python:embedder.py:embed" in err and "logs embed --rebuild" in err
+    code, out, err = run("logs", "embed", "--rebuild")
+    assert code == 0, err
+    assert "Embedded 5 calls" in out and "python:embedder.py:embed" in out
+    (tmp_path / "promptlab.toml").write_text('[embeddings]\ntype = "bert"\n')
+    code, _, err = run("logs", "embed")
+    assert code == 2 and "type 'bert'" in err
+
+
+def test_console_script_end_to_end(log_dir: Path, console_script: str) -> None:
+    write(log_dir, SUPPORT)
+    subprocess.run([console_script, "logs", "embed"], check=True, capture_output=True)
+    done = subprocess.run([console_script, "logs", "search", "--semantic", "a poem", "-n", "1",
+                           "--nl"], check=True, capture_output=True, text=True)
+    assert json.loads(done.stdout)["entry"]["prompt_id"] == "poet"
