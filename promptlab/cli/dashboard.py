@@ -40,6 +40,7 @@ def dashboard_serve(port: int, host: str, open_browser: bool, token: str | None)
         token = new_token()
     app = Dashboard(settings, token=token)
     app.sync(force=True)
+    app.warm()
     try:
         server = make_server(app, host, port)
     except OSError as exc:

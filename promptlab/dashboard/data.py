@@ -83,8 +83,8 @@ def overview(index: Index, period: Period, group: str = "model",
     if group not in GROUP_BY:
         raise UsageError(f"group {group!r}: expected one of {', '.join(GROUP_BY)}")
     index.ensure_synced()
+    # The totals are exactly what `promptlab costs` prints (partial days included).
     by_day = index.costs(["day"], since=period.since, until=period.until, prices=prices)
-    stacked = index.costs(["day", group], since=period.since, until=period.until, prices=prices)
     days = [row.group["day"] for row in by_day.rows]
     if days:  # every day of the range, empty ones too, so the x axis is honest
         first, last = _iso_day(days[0]), _iso_day(days[-1])
@@ -94,22 +94,21 @@ def overview(index: Index, period: Period, group: str = "model",
         if last - first > 400:  # a long "all": keep the chart readable
             first = last - 400
         days = [_day(d) for d in range(first, last + 1)]
+    series_rows = _stacked(index, period, group, prices)
     totals: dict[str, float] = {}
-    for row in stacked.rows:
-        name = row.group[group]
-        totals[name] = totals.get(name, 0.0) + (row.cost_usd or 0.0) + row.calls * 1e-9
+    for _, name, calls, _, cost in series_rows:
+        totals[name] = totals.get(name, 0.0) + (cost or 0.0) + calls * 1e-9
     names = sorted(totals, key=lambda n: -totals[n])
     shown = names[:MAX_SERIES]
     other = "other" if len(names) > MAX_SERIES else None
     series: dict[str, dict[str, dict[str, float]]] = {}
-    for row in stacked.rows:
-        name = row.group[group]
+    for day, name, calls, tokens, cost in series_rows:
         name = name if name in shown else str(other)
-        cell = series.setdefault(name, {}).setdefault(row.group["day"], {
+        cell = series.setdefault(name, {}).setdefault(day, {
             "calls": 0, "cost_usd": 0.0, "tokens": 0})
-        cell["calls"] += row.calls
-        cell["cost_usd"] += row.cost_usd or 0.0
-        cell["tokens"] += row.input_tokens + row.output_tokens
+        cell["calls"] += calls
+        cell["cost_usd"] += cost or 0.0
+        cell["tokens"] += tokens
     errors = {row.group["day"]: (row.errors, row.calls) for row in by_day.rows}
     return {
         "period": {"label": period.label, "since": period.since, "until": period.until},
@@ -124,6 +123,52 @@ def overview(index: Index, period: Period, group: str = "model",
         "latency": latency_by_day(index, period),
         "totals": by_day.to_dict(),
     }
+
+
+_GROUP_SQL = {"model": "model", "provider": "provider", "prompt": "prompt_id",
+              "version": "prompt_id || CASE WHEN prompt_version != '' THEN '@' || prompt_version "
+                         "ELSE '' END",
+              "tag": "tag"}
+_GROUP_NONE = {"model": "(no model)", "provider": "(none)", "prompt": "(no prompt)",
+               "version": "(no prompt)", "tag": "(untagged)"}
+
+
+def _stacked(index: Index, period: Period, group: str,
+             prices: Any) -> list[tuple[str, str, int, int, float | None]]:
+    """(day, group, calls, tokens, cost) per day of the period from the roll-up, in one
+    GROUP BY: whole days (the chart's bars are days). Calls logged without a cost are priced
+    from their tokens, as `costs` does."""
+    from promptlab.costs import load_prices
+
+    if prices is None or not hasattr(prices, "cost"):
+        prices = load_prices(prices) if prices is not None else load_prices()
+    table = "rollup_tags" if group == "tag" else "rollup"
+    where, params = [], []
+    if period.since is not None:
+        where.append("day >= ?")
+        params.append(int(period.since // 86400))
+    if period.until is not None:
+        where.append("day <= ?")
+        params.append(int((period.until - 1e-6) // 86400))
+    sql = (f"SELECT day, {_GROUP_SQL[group]} AS g, model, sum(calls), "
+           "sum(input_tokens) + sum(output_tokens), sum(cost_usd), sum(cost_calls), "
+           "sum(unpriced_calls), sum(unpriced_input_tokens), sum(unpriced_output_tokens), "
+           f"sum(unpriced_cached_tokens) FROM {table}"
+           + (" WHERE " + " AND ".join(where) if where else "") + " GROUP BY day, g, model")
+    out: dict[tuple[int, str], list[Any]] = {}
+    for (day, name, model, calls, tokens, cost, cost_calls, unpriced, u_in, u_out,
+         u_cached) in index.conn.execute(sql, params):
+        known = cost if cost_calls else None
+        if unpriced:
+            priced = prices.cost(model or None, u_in, u_out, u_cached)
+            if priced is not None and math.isfinite(priced):
+                known = (known or 0.0) + priced
+        cell = out.setdefault((day, name or _GROUP_NONE[group]), [0, 0, None])
+        cell[0] += calls
+        cell[1] += tokens
+        if known is not None:
+            cell[2] = (cell[2] or 0.0) + known
+    return [(_day(day), name, c, t, cost) for (day, name), (c, t, cost) in sorted(out.items())]
 
 
 def latency_by_day(index: Index, period: Period, cap: int = LATENCY_SAMPLE) -> dict[str, Any]:

@@ -61,6 +61,7 @@ TITLES = {"overview": "Overview", "logs": "Logs", "traces": "Traces", "prompts":
 CACHE_SIZE = 128
 CACHE_TTL_S = 30.0
 SYNC_INTERVAL_S = 2.0
+EXPERIMENT_TTL_S = 60.0
 
 
 @dataclass
@@ -116,6 +117,7 @@ class Dashboard:
         self._lock = threading.RLock()
         self._last_sync = 0.0
         self._cache: OrderedDict[Any, Response] = OrderedDict()
+        self._experiments: dict[str, tuple[Any, float, dict[str, Any]]] = {}
         self.semantic, self.semantic_modes = semantic_search()
 
     def close(self) -> None:
@@ -127,6 +129,37 @@ class Dashboard:
         if force or now - self._last_sync >= self.sync_interval:
             self.index.sync()
             self._last_sync = now
+
+    def experiment(self, name: str) -> dict[str, Any]:
+        """An experiment's page data. `compare` reads every entry of the experiment, which
+        takes seconds at a million entries, so its result is kept: recomputed when the log
+        changed, but at most every EXPERIMENT_TTL_S while calls keep arriving."""
+        version = views_data.data_version(self.index)
+        hit = self._experiments.get(name)
+        if hit is not None and (hit[0] == version or
+                                time.monotonic() - hit[1] < EXPERIMENT_TTL_S):
+            return hit[2]
+        d = views_data.experiment_page(self.settings, self.index, name)
+        d["as_of"] = time.strftime("%H:%M:%S")
+        self._experiments[name] = (version, time.monotonic(), d)
+        return d
+
+    def warm(self) -> threading.Thread:
+        """Compute every experiment's comparison in the background, so the first visit to
+        an experiment does not wait for `compare`."""
+        def run() -> None:
+            from promptlab.experiments import list_experiments
+
+            for name in list_experiments(self.settings):
+                try:
+                    with self._lock:
+                        self.experiment(name)
+                except Exception:  # shown (with its message) when the page is opened
+                    continue
+
+        thread = threading.Thread(target=run, name="promptlab-dashboard-warm", daemon=True)
+        thread.start()
+        return thread
 
     # -- request handling ----------------------------------------------------------------
 
@@ -264,7 +297,7 @@ class Dashboard:
             assert arg is not None
             if not NAME.fullmatch(arg) or arg.endswith(".toml"):
                 raise NotFound(f"no experiment {arg!r}")
-            d = views_data.experiment_page(s, idx, arg)
+            d = self.experiment(arg)
             view, title = "experiment", f"Experiment {arg}"
         if api:
             return Response(HTTPStatus.OK, orjson.dumps(d, default=str,
