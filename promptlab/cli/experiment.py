@@ -191,6 +191,8 @@ def _print_result(exp: Any, result: Any, out: Output) -> None:
         todo = result.planned - result.skipped
         skipped = f" ({result.skipped} already logged, skipped)" if result.skipped else ""
         click.echo(f"\nDry run: {todo} cells would be called{skipped}; nothing was called.")
+        if result.failed:
+            click.echo(f"Error: {result.failed}; first: {result.first_errors[0]}", err=True)
         return
     cached = f", {result.cache_hits} from the cache" if result.cache_hits else ""
     failures = sum(result.scorer_errors.values())

@@ -107,6 +107,12 @@ def run_experiment(experiment: Experiment, options: RunOptions | None = None, *,
     result.run_id = run_id or new_run_id()
     if options.dry_run:
         _check_setup(experiment)
+        unrenderable = [c.error for c in todo if c.error is not None]
+        if unrenderable:
+            result.errors = len(unrenderable)
+            result.first_errors = unrenderable[:3]
+            result.failed = (f"{len(unrenderable)} of {len(todo)} cells cannot be rendered "
+                             "within the template limits")
         return result
     runner = _Runner(experiment, options, result, logger=logger, reporter=reporter or Reporter())
     return runner.run(todo)

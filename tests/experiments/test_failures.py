@@ -435,6 +435,11 @@ def test_a_render_past_the_template_limits_is_an_error_cell(exp_project, toml, t
     assert error.startswith("item 'b' cannot be rendered with v1: ") and message in error
     assert "prompts/limits/v1.txt" in error
     assert entries["b"]["prompt_version"] == "v1" and "assistant_response" not in entries["b"]
+    dry = run("experiment", "run", "ab", "--dry-run")
+    assert dry.exit_code == 1
+    assert dry.stderr.splitlines()[-1].startswith(
+        "Error: 1 of 3 cells cannot be rendered within the template limits; first: item 'b' "
+        "cannot be rendered with v1: ")
 
 
 # -- the response cache is redacted ------------------------------------------------------------
