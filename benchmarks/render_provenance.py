@@ -1,8 +1,10 @@
-"""How much git provenance costs a render.
+"""How much git provenance and the render limits cost a render.
 
 Builds a temporary git repository holding the shipped prompts, then prints medians for:
 provenance() warm and cold, and a full warm `Prompt.render` inside git vs the same render
-outside git (the baseline, measured in the same run).
+outside git (the baseline, measured in the same run). Then the render limits: the same
+templates rendered by promptlab's limited sandbox vs Jinja's plain immutable sandbox
+(the baseline, same run), for the shipped prompt and for a loop-heavy few-shot template.
 
     python benchmarks/render_provenance.py
 """
@@ -21,8 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from promptlab.history import clear_provenance_cache, provenance  # noqa: E402
 from promptlab import Registry  # noqa: E402
+from promptlab.history import clear_provenance_cache, provenance  # noqa: E402
 
 
 def medians_us(*fns, batches: int = 31, per_batch: int = 300) -> list[float]:
@@ -87,6 +89,49 @@ def main() -> None:
     print(f"Prompt.render warm, in git        median {render_in:8.2f} µs  "
           f"(x{render_in / render_out:.2f} of baseline)")
     print(f"GitPython imported: {'git' in sys.modules}")
+    limits_overhead()
+
+
+FEW_SHOT = """system:
+Classify the sentiment.
+{% for ex in examples %}
+user:
+{{ ex.text }}
+assistant:
+{{ ex.label }}
+{% endfor %}
+user:
+{{ text }}
+"""
+
+
+def limits_overhead() -> None:
+    """Limited render (loops guarded, clock checked) vs Jinja's plain sandbox, same run;
+    both check the variables against input.schema and split the messages."""
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from promptlab.template import _MARKER_LINE, _TOKEN, Template
+
+    plain_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
+                                              keep_trailing_newline=True)
+    shipped = Template.load(REPO / "prompts" / "code-review" / "v2.txt")
+    few = Template.from_bytes(FEW_SHOT.encode(), "few-shot.txt")
+    cases = [
+        ("code-review v2", shipped, {"code": "def f(x):\n    return x[1:]\n"}),
+        ("few-shot, 50 examples", few,
+         {"text": "Great kettle", "examples": [{"text": f"review {i}", "label": "positive"}
+                                               for i in range(50)]}),
+    ]
+    for name, template, values in cases:
+        merged = template.check_vars(values)
+        source = _MARKER_LINE.sub(lambda m: _TOKEN.format(role=m.group(1)),
+                                  template.body)
+        plain = plain_env.from_string(source)
+        limited, baseline = medians_us(lambda t=template, v=merged: t.render_messages(v),
+                                       lambda p=plain, t=template, v=merged: t._split(p.render(t.check_vars(v))))
+        print(f"{name:24s} limited {limited:8.2f} µs   plain sandbox {baseline:8.2f} µs  "
+              f"(x{limited / baseline:.2f})")
 
 
 if __name__ == "__main__":

@@ -446,7 +446,8 @@ def render_limited(compiled: Any, values: dict[str, Any], where: Path | str,
     chunks: list[str] = []
     size = 0
     try:
-        for chunk in compiled.generate(values):
+        # The render loop itself (Template.render minus its traceback rewriting).
+        for chunk in compiled.root_render_func(compiled.new_context(values)):
             size += len(chunk)
             if size > limits.max_chars:
                 _check_size(size)
