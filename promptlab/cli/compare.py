@@ -53,7 +53,12 @@ def _analysis_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("fail_if_worse", "--fail-if-worse", is_flag=True,
                      help="Exit 1 when a version is significantly worse (beyond its "
                           "tolerance) on the primary metric or a guardrail (every metric "
-                          "when none is configured)."),
+                          "when none is configured), or when the split failed its "
+                          "sample-ratio check; exit 3 when the gate cannot judge (no "
+                          "p-value for the primary metric, or for any watched metric)."),
+        click.option("allow_no_data", "--allow-no-data", is_flag=True,
+                     help="With --fail-if-worse: pass (exit 0) when there is not enough "
+                          "data to judge, instead of exit 3."),
     ]):
         wrapper = option(wrapper)
     return wrapper
@@ -90,13 +95,16 @@ def parse_tolerances(values: tuple[str, ...]) -> dict[str, float]:
 @output_options
 @project_options
 def compare_cmd(versions: tuple[str, ...], prompt_id: str | None, experiment: str | None,
-                analysis: dict[str, Any], fail_if_worse: bool, out: Output) -> None:
+                analysis: dict[str, Any], fail_if_worse: bool, allow_no_data: bool,
+                out: Output) -> None:
     """Is version B better than version A? Tests every metric in the logs.
 
-    Picks the design (paired on experiment items, else unpaired per unit) and the test
-    (McNemar, paired t, two-proportion z / Fisher, Welch t) by itself, adjusts p-values
-    across metrics and versions (Holm), and states the power. The difference is
-    always B − A; several versions are each compared with A.
+    Picks the design (paired by item when the experiment ran every item through every
+    version, else unpaired by unit_id) and the test (McNemar, paired t, two-proportion z /
+    Fisher, Welch t) by itself, adjusts p-values across metrics and versions (Holm), and
+    states the power. The difference is always B − A; several versions are each compared
+    with A. Exit codes with --fail-if-worse: 0 pass, 1 worse or sample ratio mismatch,
+    3 not enough data to judge (--allow-no-data: 0), 2 usage error.
 
     \b
     Examples:
@@ -110,7 +118,7 @@ def compare_cmd(versions: tuple[str, ...], prompt_id: str | None, experiment: st
 
     result = compare(*versions, prompt=prompt_id, experiment=experiment,
                      settings=get_settings(), **analysis)
-    _emit(result, out, fail_if_worse)
+    _emit(result, out, fail_if_worse, allow_no_data)
 
 
 @click.command(name="report")
@@ -119,7 +127,7 @@ def compare_cmd(versions: tuple[str, ...], prompt_id: str | None, experiment: st
 @output_options
 @project_options
 def experiment_report(name: str | None, analysis: dict[str, Any], fail_if_worse: bool,
-                      out: Output) -> None:
+                      allow_no_data: bool, out: Output) -> None:
     """Compare an experiment's variants on its configured metrics.
 
     The first variant in the experiment file is the baseline; the primary metric, the
@@ -156,10 +164,16 @@ def experiment_report(name: str | None, analysis: dict[str, Any], fail_if_worse:
         if missing is not None:
             raise missing from None
         raise
-    _emit(result, out, fail_if_worse)
+    _emit(result, out, fail_if_worse, allow_no_data)
 
 
-def _emit(result: Any, out: Output, fail_if_worse: bool) -> None:
+# --fail-if-worse: 1 = a version is worse, or the split is broken (no verdict holds);
+# 3 = the gate could not judge (not enough data); 2 stays a usage error.
+EXIT_WORSE = 1
+EXIT_UNDECIDED = 3
+
+
+def _emit(result: Any, out: Output, fail_if_worse: bool, allow_no_data: bool = False) -> None:
     from promptlab.comparison import all_warnings
 
     if out.json:
@@ -171,12 +185,27 @@ def _emit(result: Any, out: Output, fail_if_worse: bool) -> None:
         click.echo(result.table(out.fmt))
         for line in all_warnings(result):
             warn(line)
-    if fail_if_worse:
-        worse = result.worse()
-        for pair, metric in worse:
-            click.echo(_failure_line(pair, metric), err=True)
-        if worse:
-            raise SystemExit(1)
+    if not fail_if_worse:
+        return
+    worse = result.worse()
+    for pair, metric in worse:
+        click.echo(_failure_line(pair, metric), err=True)
+    broken = result.untrustworthy()
+    for pair in broken:
+        click.echo(f"Failed: {pair.b} vs {pair.a} is not trustworthy: sample ratio mismatch "
+                   "(the traffic split is broken); fix the assignment before judging",
+                   err=True)
+    if worse or broken:
+        raise SystemExit(EXIT_WORSE)
+    undecided = result.undecided()
+    for pair, missing in undecided:
+        names = ", ".join(m.name for m in missing) or "no metric"
+        click.echo(f"Undecided: not enough data to judge {pair.b} against {pair.a} ({names}: "
+                   "no p-value); the gate cannot pass or fail"
+                   + ("" if allow_no_data else " (exit 3; --allow-no-data passes instead)"),
+                   err=True)
+    if undecided and not allow_no_data:
+        raise SystemExit(EXIT_UNDECIDED)
 
 
 def _failure_line(pair: Any, metric: Any) -> str:

@@ -31,6 +31,7 @@ class Agg:
     raw_n: int | None = None  # raw values (entries) behind the n units, when they differ
     has_bool: bool = False  # a boolean was seen (when n_bool was not counted)
     shift: float = 0.0  # total and total_sq are sums of (x − shift), see Moments.from_sums
+    out_of_range: int = 0  # values dropped for |x| > MAX_ABS
 
     @property
     def value_total(self) -> float:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from promptlab.comparison import _query
 from promptlab.comparison._analyse import paired_result, unpaired_result
-from promptlab.comparison._model import Comparison, MetricResult, PairComparison
+from promptlab.comparison._model import Comparison, MetricResult, PairComparison, fmt_p
 from promptlab.comparison._query import (
     Reader,
     arm_values,
@@ -21,6 +21,7 @@ from promptlab.comparison._query import (
     entry_sums,
     fast_path,
     item_overlap,
+    lost_counts,
     non_numeric,
     paired_diffs,
     paired_sums,
@@ -30,6 +31,7 @@ from promptlab.comparison._query import (
 )
 from promptlab.comparison._target import (
     BUILTINS,
+    MAX_ABS,
     Arm,
     MetricConfig,
     Resolver,
@@ -156,6 +158,59 @@ def _check_tolerance(tolerance: Mapping[str, float]) -> dict[str, float]:
     return out
 
 
+REASONS = (("failed", "failed call(s) without a value"), ("missing", "missing"),
+           ("non_numeric", "not a number"), ("out_of_range", f"out of range (|x| > {MAX_ABS:g})"))
+
+
+def account_drops(m: MetricResult, arms: tuple[Arm, Arm], entry_stats: list[dict[str, Any]],
+                  aggs: tuple[Agg, Agg] | None, lost: list[dict[str, dict[str, int]]],
+                  skipped: tuple[dict[str, int], dict[str, int]]) -> None:
+    """Count every call that gave this metric no value, per version and why (failed call,
+    missing, not a number, out of range), into `m.dropped` and a warning; warn when one
+    version lost a clearly larger share than the other — where a verdict can lie.
+
+    Latency, tokens and cost are never taken from failed calls. A score logged on a failed
+    call counts like any other (a scorer may grade a failure 0 on purpose); a failed call
+    without the score is dropped as failed. Non-numeric score values are seen only in arms
+    of up to CHECK_LIMIT calls (re-read from the log); above that they count as missing.
+    """
+    from promptlab.stats import compare_proportions
+
+    builtin = m.name in BUILTINS
+    out: dict[str, dict[str, int]] = {}
+    shares = []
+    for side, arm, st, counts, bad in zip(("a", "b"), arms, entry_stats, lost, skipped,
+                                          strict=True):
+        calls, errors = st["entries"], st["errors"]
+        agg = None if aggs is None else aggs[0 if side == "a" else 1]
+        mine = counts.get(m.name, {"on_errors": 0, "out_of_range": 0})
+        out_of_range = agg.out_of_range if builtin and agg else mine["out_of_range"]
+        failed = errors if builtin else max(errors - mine["on_errors"], 0)
+        non_numeric = 0 if builtin else bad.get(m.name, 0)
+        row = {"failed": failed, "missing": 0, "non_numeric": non_numeric,
+               "out_of_range": out_of_range}
+        if agg is not None:
+            values = agg.raw if agg.raw_n is not None else agg.n
+            row["missing"] = max(calls - values - failed - non_numeric - out_of_range, 0)
+        out[side] = row
+        total = sum(row.values())
+        shares.append((total, calls))
+        if total:
+            why = ", ".join(f"{row[k]} {text}" for k, text in REASONS if row[k])
+            m.warnings.append(f"dropped {total} of {calls} call(s) under {arm.name}: {why}")
+    m.dropped = out
+    (lost_a, calls_a), (lost_b, calls_b) = shares
+    if calls_a and calls_b and (lost_a or lost_b):
+        test = compare_proportions(lost_a, calls_a, lost_b, calls_b)
+        if test.p_value is not None and test.p_value < 0.05:
+            more, less = (arms[1], arms[0]) if lost_b / calls_b > lost_a / calls_a else arms
+            share = {arms[0].name: lost_a / calls_a, arms[1].name: lost_b / calls_b}
+            m.warnings.append(
+                f"{more.name} lost more `{m.name}` values ({share[more.name]:.0%}) than "
+                f"{less.name} ({share[less.name]:.0%}), p = {fmt_p(test.p_value)}: the calls "
+                "left are not comparable, so the verdict can mislead")
+
+
 def choose_design(reader: Reader, scope: Scope, target: Target, a: Arm, b: Arm
                   ) -> tuple[bool, str, str]:
     """(paired?, the unit analysed, why): the design decides, never the fields present.
@@ -252,10 +307,14 @@ class Engine:
                     f"({st['errors']} of {st['entries']}); latency, tokens and cost cover "
                     "successful calls only")
         skipped = non_numeric(reader, self.index, scope, (a, b), entry_stats, scores_logged)
-        for name, count in sorted(skipped.items()):
+        for name in sorted({*skipped[0], *skipped[1]}):
             if name not in scores_logged:
+                count = skipped[0].get(name, 0) + skipped[1].get(name, 0)
                 warnings.append(f"score `{name}` has no numeric values ({count} non-numeric "
                                 "value(s) skipped)")
+        lost = reader.run([lambda arm=arm: lost_counts(reader, scope, arm, score_metrics)
+                           for arm in (a, b)])
+        aggs_seen: dict[str, tuple[Agg, Agg]] = {}
         if paired:
             results = self._paired_metrics(scope, a, b, names, config, alpha, sequential)
         else:
@@ -267,14 +326,19 @@ class Engine:
             scores: dict[str, tuple[Agg, Agg]] = {}
             if early and not unit_mode:
                 scores = by_name(score_metrics, done[2:])
-            results = self._unpaired_metrics(scope, a, b, names, config, alpha, sequential,
-                                             entry_stats, fast, unit_mode, scores)
+            results, aggs_seen = self._unpaired_metrics(
+                scope, a, b, names, config, alpha, sequential, entry_stats, fast, unit_mode,
+                scores)
         roles = config.roles()
         for m in results:
             m.role = roles.get(m.name)
             m.tolerance = config.tolerance.get(m.name)
-            if skipped.get(m.name):
-                m.warnings.append(f"{skipped[m.name]} non-numeric `{m.name}` value(s) skipped")
+            if m.name != "error_rate":
+                account_drops(m, (a, b), entry_stats, aggs_seen.get(m.name), lost, skipped)
+            if paired and items and m.a.n < items:
+                m.warnings.append(f"{m.a.n} of the {items} paired items have a `{m.name}` "
+                                  f"value under both versions; the other {items - m.a.n} "
+                                  "are left out")
         units = (entry_stats[0]["units"], entry_stats[1]["units"])
         return PairComparison(a.name, b.name, "paired" if paired else "unpaired", results,
                               warnings=warnings, units=units, unit=unit, design_reason=reason,
@@ -293,7 +357,8 @@ class Engine:
     def _unpaired_metrics(self, scope: Scope, a: Arm, b: Arm, names: list[str],
                           config: MetricConfig, alpha: float, sequential: bool,
                           entry_stats: list[dict[str, Any]], fast: str | None, unit_mode: bool,
-                          scores: dict[str, tuple[Agg, Agg]]) -> list[MetricResult]:
+                          scores: dict[str, tuple[Agg, Agg]]
+                          ) -> tuple[list[MetricResult], dict[str, tuple[Agg, Agg]]]:
         reader = self.reader
         todo = [n for n in names if n not in BUILTINS and n not in scores]
         aggs = dict(scores)
@@ -309,12 +374,13 @@ class Engine:
                        and units <= _query.VALUES_LIMIT]
         values = reader.run_per_arm(want_values, (a, b), lambda arm, n: arm_values(
             reader, scope, arm, n, unit_mode))
+        skipped = _query.VALUES_LIMIT if units > _query.VALUES_LIMIT else None
         return [
             unpaired_result(n, config.directions.get(n, "higher"), aggs[n][0], aggs[n][1],
                             values.get(n), a.name, b.name, alpha, sequential,
-                            skipped_values=_query.VALUES_LIMIT if units > _query.VALUES_LIMIT else None)
+                            skipped_values=skipped)
             for n in names
-        ]
+        ], aggs
 
     def _paired_metrics(self, scope: Scope, a: Arm, b: Arm, names: list[str],
                         config: MetricConfig, alpha: float, sequential: bool

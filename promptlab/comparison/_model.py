@@ -80,6 +80,8 @@ class MetricResult:
     lift_method: str | None = None  # "log_ratio" | "delta_method"
     informative: bool = True  # False: p = 1 by construction (nothing varies): not adjusted
     untrustworthy: bool = False  # a sample ratio mismatch: no verdict
+    # per version ("a", "b"): calls that gave no value, by reason (see docs/compare.md)
+    dropped: dict[str, dict[str, int]] | None = None
     power_alpha: float | None = None  # the α the MDE and n_needed are computed at
     # (α at which to compute) -> (mde, n_needed); set by the analysis, used after adjusting
     power: Callable[[float], tuple[float | None, int | None]] | None = field(
@@ -98,7 +100,7 @@ class MetricResult:
             "chance_b_better": self.chance_b_better, "tolerance": self.tolerance,
             "n_a": self.a.n, "n_b": self.b.n, "diff_ci_method": self.diff_ci_method,
             "lift_method": self.lift_method, "in_family": self.informative,
-            "power_alpha": self.power_alpha,
+            "power_alpha": self.power_alpha, "dropped": self.dropped,
         }
 
 

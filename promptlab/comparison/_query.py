@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from promptlab.comparison._analyse import Agg, PairAgg
-from promptlab.comparison._target import BUILTINS, Arm, Scope
+from promptlab.comparison._target import BUILTINS, MAX_ABS, Arm, Scope
 
 if TYPE_CHECKING:
     from promptlab.index.core import Index
@@ -100,14 +100,19 @@ UNIT_KEY = "COALESCE(e.unit_id, e.item_id, e.id)"
 SCORES_JOIN = "FROM scores s JOIN entries e ON e.rowid = s.entry_rowid"
 
 
-def agg_columns(expr: str) -> str:
-    """count, Σx, Σx² and the number of 0/1 values of an expression (see `agg_from`)."""
-    return f"count({expr}), total({expr}), total(({expr}) * ({expr})), total(({expr}) IN (0, 1))"
+SCORE_VALUE = f"CASE WHEN abs(s.value) <= {MAX_ABS!r} THEN s.value END"
 
 
-def agg_from(row: Sequence[Any], offset: int = 0) -> Agg:
+def agg_columns(expr: str, shift: float = 0.0) -> str:
+    """count, Σ(x − shift), Σ(x − shift)² and the number of 0/1 values of an expression
+    (see `agg_from`). The shift — one of the values — keeps the variance exact."""
+    d = f"(({expr}) - {float(shift)!r})"
+    return f"count({expr}), total({d}), total({d} * {d}), total(({expr}) IN (0, 1))"
+
+
+def agg_from(row: Sequence[Any], offset: int = 0, shift: float = 0.0) -> Agg:
     n, s, ss, n01 = row[offset:offset + 4]
-    return Agg(int(n or 0), float(s or 0), float(ss or 0), int(n01 or 0))
+    return Agg(int(n or 0), float(s or 0), float(ss or 0), int(n01 or 0), shift=shift)
 
 
 def metric_source(name: str, where: str) -> tuple[str, str, list[Any]]:
@@ -115,7 +120,35 @@ def metric_source(name: str, where: str) -> tuple[str, str, list[Any]]:
     built-in reads `entries`, a score joins `scores` on its name."""
     if name in BUILTINS:
         return BUILTINS[name].expr, f"FROM entries e WHERE {where}", []
-    return "s.value", f"{SCORES_JOIN} WHERE {where} AND s.name = ?", [name]
+    return SCORE_VALUE, f"{SCORES_JOIN} WHERE {where} AND s.name = ?", [name]
+
+
+def sample_value(reader: Reader, scope: Scope, arm: Arm | tuple[Arm, Arm], name: str
+                 ) -> float:
+    """One value of a metric (the shift for its sums), 0 when there is none."""
+    where, params = scope.where(*(arm if isinstance(arm, tuple) else (arm,)))
+    expr, source, extra = metric_source(name, where)
+    row = reader.one(f"SELECT {expr} AS v {source} AND v IS NOT NULL LIMIT 1",
+                     [*params, *extra])
+    return float(row[0]) if row else 0.0
+
+
+def lost_counts(reader: Reader, scope: Scope, arm: Arm, names: Sequence[str]
+                ) -> dict[str, dict[str, int]]:
+    """Per score name: its values on failed calls and its values out of range (the
+    numbers behind `dropped`), in one pass over the arm's scores."""
+    if not names:
+        return {}
+    where, params = scope.where(arm)
+    marks = ", ".join("?" * len(names))
+    rows = reader.all(
+        f"SELECT s.name, total(e.status = 'error'), total(abs(s.value) > {MAX_ABS!r}) "
+        f"{SCORES_JOIN} WHERE {where} AND s.name IN ({marks}) AND (e.status = 'error' OR "
+        f"abs(s.value) > {MAX_ABS!r}) GROUP BY s.name", [*params, *names])
+    out = {n: {"on_errors": 0, "out_of_range": 0} for n in names}
+    for name, on_errors, out_of_range in rows:
+        out[name] = {"on_errors": int(on_errors), "out_of_range": int(out_of_range)}
+    return out
 
 
 def fast_path(reader: Reader, scope: Scope, a: Arm, b: Arm) -> str | None:
@@ -165,12 +198,16 @@ def entry_sums(reader: Reader, scope: Scope, arm: Arm, builtins: Sequence[str],
     Calls and errors per prompt version come from the cost roll-up when no time window
     applies; otherwise from a pass grouped by status (cheaper than a CASE per
     aggregate). When entries carry unit or item ids (or `unit_mode` is forced), a
-    second pass averages per unit.
+    second pass averages per unit. Each numeric metric's Agg carries how many values
+    were out of range (`out_of_range`).
     """
     where, params = scope.where(arm)
     numeric = [(n, BUILTINS[n]) for n in builtins if BUILTINS[n].column is not None]
-    cols = "".join(f", count(e.{b.column}), total(e.{b.column}), "
-                   f"total(e.{b.column} * e.{b.column})" for _, b in numeric)
+    shifts = {n: sample_value(reader, scope, arm, n) for n, _ in numeric}
+    cols = "".join(
+        f", count(e.{b.column}), total(e.{b.column} - {shifts[n]!r}), "
+        f"total((e.{b.column} - {shifts[n]!r}) * (e.{b.column} - {shifts[n]!r})), "
+        f"total(abs(e.{b.column}) > {MAX_ABS!r})" for n, b in numeric)
     rollup = (not scope.windowed and scope.experiment is None
               and arm.column == "prompt_version" and scope.prompt is not None)
     if rollup:
@@ -193,12 +230,20 @@ def entry_sums(reader: Reader, scope: Scope, arm: Arm, builtins: Sequence[str],
     keyed = sum(int(r[2]) for r in rows)
     aggs: dict[str, Agg] = {}
     for i, (name, _) in enumerate(numeric):
-        agg = Agg()
+        agg = Agg(shift=shifts[name])
+        big = 0
         for r in rows:
             if r[0] != "error":
-                agg.n += int(r[3 + 3 * i])
-                agg.total += float(r[4 + 3 * i])
-                agg.total_sq += float(r[5 + 3 * i])
+                agg.n += int(r[3 + 4 * i])
+                agg.total += float(r[4 + 4 * i])
+                agg.total_sq += float(r[5 + 4 * i])
+                big += int(r[6 + 4 * i])
+        if big:  # out-of-range values are in those sums: sum the valid ones again
+            agg = agg_from(reader.one(
+                f"SELECT {agg_columns(BUILTINS[name].expr, shifts[name])} FROM entries e "
+                f"WHERE {where}", params), shift=shifts[name])
+        agg.out_of_range = big
+        agg.raw_n = agg.n
         aggs[name] = agg
     aggs["error_rate"] = Agg(entries, float(errors), float(errors), entries)
     if unit_mode is None:
@@ -206,34 +251,44 @@ def entry_sums(reader: Reader, scope: Scope, arm: Arm, builtins: Sequence[str],
     units = entries
     if unit_mode and entries:
         chosen = [n for n, _ in numeric] + ["error_rate"]
-        inner = ", ".join(f"avg({BUILTINS[n].expr}) AS m{i}" for i, n in enumerate(chosen))
-        outer = ", ".join(agg_columns(f"m{i}") for i in range(len(chosen)))
+        inner = ", ".join(f"avg({BUILTINS[n].expr}) AS m{i}, count({BUILTINS[n].expr}) AS c{i}"
+                          for i, n in enumerate(chosen))
+        outer = ", ".join(f"{agg_columns(f'm{i}', shifts.get(n, 0.0))}, total(c{i})"
+                          for i, n in enumerate(chosen))
         row = reader.one(
             f"SELECT count(*), {outer} FROM (SELECT {inner} FROM entries e WHERE {where} "
             f"GROUP BY {UNIT_KEY})", params)
         units = int(row[0])
-        aggs = {name: agg_from(row, 1 + 4 * i) for i, name in enumerate(chosen)}
+        unit_aggs = {}
+        for i, name in enumerate(chosen):
+            agg = agg_from(row, 1 + 5 * i, shifts.get(name, 0.0))
+            agg.raw_n = int(row[5 + 5 * i])
+            agg.out_of_range = aggs[name].out_of_range
+            unit_aggs[name] = agg
+        aggs = unit_aggs
     return {"entries": entries, "errors": errors, "units": units, "unit_mode": unit_mode,
             "builtins": aggs}
 
 
 def score_sums(reader: Reader, scope: Scope, arm: Arm, name: str, unit_mode: bool,
                fast: str | None) -> Agg:
-    """One score's sums for one arm; counts booleans when cheap (or when it matters)."""
+    """One score's sums for one arm (values in range only); counts booleans when cheap
+    (or when it matters)."""
     if not unit_mode and fast:
         return _fast_score_sums(reader, scope, arm, name, fast)
     where, params = scope.where(arm)
+    shift = sample_value(reader, scope, arm, name)
     source = f"{SCORES_JOIN} WHERE {where} AND s.name = ?"
     if unit_mode:
         row = reader.one(
-            f"SELECT {agg_columns('v')}, total(nb), total(c) FROM (SELECT avg(s.value) "
-            f"AS v, total(s.is_bool) AS nb, count(*) AS c {source} GROUP BY {UNIT_KEY})",
-            [*params, name])
+            f"SELECT {agg_columns('v', shift)}, total(nb), total(c) FROM (SELECT "
+            f"avg({SCORE_VALUE}) AS v, total(s.is_bool) AS nb, count({SCORE_VALUE}) AS c "
+            f"{source} GROUP BY {UNIT_KEY})", [*params, name])
     else:
         row = reader.one(
-            f"SELECT {agg_columns('s.value')}, total(s.is_bool), count(*) {source}",
-            [*params, name])
-    agg = agg_from(row)
+            f"SELECT {agg_columns(SCORE_VALUE, shift)}, total(s.is_bool), "
+            f"count({SCORE_VALUE}) {source}", [*params, name])
+    agg = agg_from(row, shift=shift)
     agg.n_bool, agg.raw_n = int(row[4]), int(row[5])
     return agg
 
@@ -246,13 +301,18 @@ def _fast_score_sums(reader: Reader, scope: Scope, arm: Arm, name: str, fast: st
         f"SELECT value, count(*) FROM scores WHERE {where} AND name = ? "
         f"GROUP BY value LIMIT {DISTINCT_LIMIT + 1}", [*params, name])
     if len(groups) <= DISTINCT_LIMIT:
-        agg = Agg(sum(c for _, c in groups), math.fsum(v * c for v, c in groups),
-                  math.fsum(v * v * c for v, c in groups),
-                  sum(c for v, c in groups if v in (0, 1)))
+        valid = [(v, c) for v, c in groups if abs(v) <= MAX_ABS]
+        shift = valid[0][0] if valid else 0.0
+        agg = Agg(sum(c for _, c in valid), math.fsum((v - shift) * c for v, c in valid),
+                  math.fsum((v - shift) * (v - shift) * c for v, c in valid),
+                  sum(c for v, c in valid if v in (0, 1)), shift=shift)
     else:
+        shift = sample_value(reader, scope, arm, name)
+        value = f"CASE WHEN abs(value) <= {MAX_ABS!r} THEN value END"
         agg = agg_from(reader.one(
-            f"SELECT {agg_columns('value')} FROM scores WHERE {where} AND name = ?",
-            [*params, name]))
+            f"SELECT {agg_columns(value, shift)} FROM scores WHERE {where} AND name = ?",
+            [*params, name]), shift=shift)
+    agg.raw_n = agg.n
     if agg.n <= CHECK_LIMIT:
         agg.n_bool = int(reader.one(
             f"SELECT total(is_bool) FROM scores WHERE {where} AND name = ?",
@@ -280,17 +340,20 @@ def arm_values(reader: Reader, scope: Scope, arm: Arm, name: str,
 
 
 def non_numeric(reader: Reader, index: Index, scope: Scope, arms: tuple[Arm, Arm],
-                entry_stats: list[dict[str, Any]], names: list[str]) -> dict[str, int]:
-    """Count score values that are not numbers or booleans (the index skips them) by
-    re-reading entries through the index: every entry of a small arm; in a larger one,
-    the entries that lack a numeric value for some score."""
-    counts: dict[str, int] = {}
+                entry_stats: list[dict[str, Any]], names: list[str]
+                ) -> tuple[dict[str, int], dict[str, int]]:
+    """Per arm: score values that are not numbers or booleans (the index skips them),
+    counted by re-reading entries through the index — every entry of a small arm; in a
+    larger one, the entries that lack a numeric value for some score; none above
+    CHECK_LIMIT entries (those count as missing)."""
+    out = []
     for arm, st in zip(arms, entry_stats, strict=True):
+        counts: dict[str, int] = {}
+        out.append(counts)
         if st["entries"] > CHECK_LIMIT:
             continue
         where, params = scope.where(arm)
-        sql = (f"SELECT e.file_id, e.offset, e.length FROM entries e WHERE {where} AND "
-               f"e.status != 'error'")
+        sql = f"SELECT e.file_id, e.offset, e.length FROM entries e WHERE {where}"
         if st["entries"] > NON_NUMERIC_CHECK_LIMIT:
             sql += (" AND (SELECT count(*) FROM scores s WHERE s.entry_rowid = e.rowid) < ?"
                     f" LIMIT {NON_NUMERIC_CHECK_LIMIT}")
@@ -303,7 +366,7 @@ def non_numeric(reader: Reader, index: Index, scope: Scope, arms: tuple[Arm, Arm
             for key, value in scores.items():
                 if not _is_number(value):
                     counts[str(key)] = counts.get(str(key), 0) + 1
-    return counts
+    return out[0], out[1]
 
 
 def _is_number(value: Any) -> bool:
@@ -331,14 +394,18 @@ def _per_item(scope: Scope, a: Arm, b: Arm, name: str) -> tuple[str, list[Any]]:
 
 
 def paired_sums(reader: Reader, scope: Scope, a: Arm, b: Arm, name: str) -> PairAgg:
-    """Sums, cross-products and 0/1 cell counts of the items with a value under both."""
+    """Sums (of v − shift), cross-products and 0/1 cell counts of the items with a value
+    under both versions."""
     inner, params = _per_item(scope, a, b, name)
+    k = sample_value(reader, scope, (a, b), name)
+    da, db = f"(va - {k!r})", f"(vb - {k!r})"
     row = reader.one(
-        f"SELECT count(*), total(va), total(vb), total(va * va), total(vb * vb), "
-        f"total(va * vb), total(va IN (0, 1) AND vb IN (0, 1)), "
+        f"SELECT count(*), total({da}), total({db}), total({da} * {da}), total({db} * {db}), "
+        f"total({da} * {db}), total(va IN (0, 1) AND vb IN (0, 1)), "
         f"total(va = 1 AND vb = 0), total(va = 0 AND vb = 1), total(va = 1 AND vb = 1) "
         f"FROM ({inner}) WHERE va IS NOT NULL AND vb IS NOT NULL", params)
-    return PairAgg(int(row[0]), *(float(x) for x in row[1:6]), *(int(x) for x in row[6:10]))
+    return PairAgg(int(row[0]), *(float(x) for x in row[1:6]), *(int(x) for x in row[6:10]),
+                   shift=k)
 
 
 def paired_diffs(reader: Reader, scope: Scope, a: Arm, b: Arm, name: str) -> list[float]:

@@ -77,6 +77,13 @@ def time_bounds(since: Any, until: Any) -> tuple[float | None, float | None]:
     return lo, hi
 
 
+# The one validation of values, in SQL, so every path and every size agrees: a value
+# counts when it is a number with |x| ≤ MAX_ABS (its square, and sums of squares, stay
+# finite); larger ones are dropped and counted as out of range. The index has already
+# dropped what is not a finite number (strings, booleans in numeric fields, NaN, 1e400).
+MAX_ABS = 1e150
+
+
 @dataclass(frozen=True)
 class Builtin:
     """A metric every call has. Numeric ones read an `entries` column over the calls that
@@ -87,9 +94,11 @@ class Builtin:
 
     @property
     def expr(self) -> str:
+        """The value of one entry: NULL for failed calls and out-of-range values."""
         if self.column is None:
             return "(e.status = 'error')"
-        return f"CASE WHEN e.status != 'error' THEN e.{self.column} END"
+        return (f"CASE WHEN e.status != 'error' AND abs(e.{self.column}) <= {MAX_ABS!r} "
+                f"THEN e.{self.column} END")
 
 
 BUILTINS: dict[str, Builtin] = {

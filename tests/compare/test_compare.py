@@ -464,7 +464,8 @@ def test_metric_logged_for_one_version_only(write_calls, cli):
     data = cli("compare", "v1", "v2", "--json").json
     m = metric(data, "rubric")
     assert m["verdict"] == "not enough data" and m["a"]["n"] == 0 and m["b"]["n"] == 5
-    assert m["warnings"] == ["`rubric` was logged only for v2, not for v1"]
+    assert m["warnings"][:2] == ["`rubric` was logged only for v2, not for v1",
+                                 "dropped 5 of 5 call(s) under v1: 5 missing"]
     assert no_nan(data)
 
 
@@ -488,7 +489,8 @@ def test_non_numeric_scores_are_skipped_and_counted(write_lines, cli):
     data = cli("compare", "v1", "v2", "--json").json
     m = metric(data, "q")
     assert m["a"]["n"] == 7 and m["b"]["n"] == 10
-    assert "3 non-numeric `q` value(s) skipped" in m["warnings"]
+    assert "dropped 3 of 10 call(s) under v1: 3 not a number" in m["warnings"]
+    assert m["dropped"]["a"] == {"failed": 0, "missing": 0, "non_numeric": 3, "out_of_range": 0}
     assert ("score `verdict` has no numeric values (20 non-numeric value(s) skipped)"
             in data["warnings"])
 
