@@ -346,8 +346,8 @@ class Registry:
         stem = _VERSION_FILE.fullmatch(name)
         if stem:
             name = f"v{stem.group(1)}"
-        if not _VERSION_NAME.fullmatch(name):
-            raise UsageError(f"invalid version {name!r}: versions are named v1, v2, …")
+        if not _VERSION_NAME.fullmatch(name) or len(name) > MAX_NAME:
+            raise UsageError(f"invalid version {_shorten(name)}: versions are named v1, v2, …")
         return self._version_in(self._require_prompt(prompt_id), prompt_id, name)
 
     def _version_in(self, folder: Path, prompt_id: str, name: str) -> Version:

@@ -174,9 +174,12 @@ LONG = "a" * 300
     ("diff", LONG, "v1", "v2"),
     ("diff", "code-review", "v1", LONG),
     ("check", LONG),
+    ("render", "code-review/v" + "9" * 300),
+    ("promote", "code-review", "v" + "9" * 300),
+    ("new", "code-review", "--from", "v" + "9" * 300),
 ])
 def test_names_too_long_are_one_line_errors(project: Path, args: tuple[str, ...]) -> None:
-    one_line_error(run(*args), "too long")
+    one_line_error(run(*args), "characters")
     assert sorted(p.name for p in (project / "prompts").iterdir()) == [
         "code-review", "summarization"]
 
