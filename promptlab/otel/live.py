@@ -64,6 +64,8 @@ class LiveExporter:
         self._maker = SpanMaker(make_resource(target.service_name), content=target.content,
                                 parent_of=self._recent.get)
         self.processor = BatchSpanProcessor(exporter or target.exporter(),
+                                            max_queue_size=max_queue,
+                                            max_export_batch_size=512,
                                             schedule_delay_millis=schedule_delay_ms)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -108,6 +110,7 @@ class LiveExporter:
                     if len(recent) > self._parents:
                         recent.popitem(last=False)
                 self.processor.on_end(span)
+                time.sleep(0)  # hand the GIL back between spans: callers never wait long
             self._idle.set()
             if self._stop:
                 return

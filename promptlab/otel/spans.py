@@ -39,7 +39,6 @@ SCHEMA_URL = "https://opentelemetry.io/schemas/1.44.0"
 SCOPE = InstrumentationScope("promptlab", __version__, SCHEMA_URL)
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_DECODE = {c: i for i, c in enumerate(_CROCKFORD)}
 _ULID = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _HEX16 = re.compile(r"^[0-9a-f]{16}$")
@@ -90,11 +89,12 @@ PLAIN_ATTRIBUTES: dict[str, str] = {
 # -- ids ---------------------------------------------------------------------------------------
 
 
+_TO_BASE32 = str.maketrans(_CROCKFORD, "0123456789abcdefghijklmnopqrstuv")
+
+
 def ulid_to_int(ulid: str) -> int:
-    value = 0
-    for ch in ulid:
-        value = (value << 5) | _DECODE[ch]
-    return value
+    """The 128-bit value of a (valid, upper-case) ULID."""
+    return int(ulid.translate(_TO_BASE32), 32)
 
 
 def ulid_from_int(value: int) -> str:
