@@ -199,7 +199,7 @@ def parse_lines(
         line = data[pos:nl]
         line_offset = offset + pos
         pos = nl + 1
-        if not line.strip():
+        if not line or line.isspace():  # no .strip(): it would copy every line
             continue
         e, start, problem, _ = parse_line(line, stem, line_no)
         if problem is not None:

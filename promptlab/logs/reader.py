@@ -281,6 +281,11 @@ def check_entry(entry: dict[str, Any], stem: str, line: int,
     status = g("status")
     if status is not None and status not in STATUSES:
         return _bad("status", " or ".join(STATUSES), status)
+    return _check_fields(entry)
+
+
+def _check_fields(entry: dict[str, Any]) -> str | None:
+    """Check every schema field of `entry` (other than the ones check_entry looked at)."""
     codes = _FIELD_CODES
     for name, value in entry.items():
         code = codes.get(name)
@@ -383,7 +388,7 @@ def read_file(path: str | Path, stats: ReadStats | None = None) -> Iterator[dict
         for raw in fh:
             lineno += 1
             if not raw.endswith(b"\n"):
-                if raw.strip():
+                if raw and not raw.isspace():
                     entry, _, problem, _ = parse_line(raw, stem, lineno)
                     if entry is not None and problem is None:
                         # Whole JSON but no newline yet: a write in progress, or a line
@@ -396,7 +401,7 @@ def read_file(path: str | Path, stats: ReadStats | None = None) -> Iterator[dict
                             path, lineno, "torn last line (no newline at the end of the file: "
                             "a writer stopped mid-line, or a write is in progress)", True))
                 return
-            if not raw.strip():
+            if raw.isspace():
                 continue
             entry, _, problem, torn = parse_line(raw, stem, lineno)
             if problem is not None and stats is not None:

@@ -57,7 +57,7 @@ def test_show_messages_and_trace_position(sample: Sample) -> None:
     call = sample.e["call_in_trace"]
     out = run("logs", "show", call["id"]).stdout
     assert (f"trace      {call['trace_id']}  answer-question › retrieve › gpt-4o  (depth 2, "
-            "0 children; trace has 2 spans, 1 LLM calls)") in out
+            "0 children; trace has 2 spans, 1 LLM call)") in out
     position = json.loads(run("logs", "show", call["id"], "--json").stdout)["trace"]
     assert position["path"] == ["answer-question", "retrieve", "gpt-4o"]
 
