@@ -158,18 +158,11 @@ def log_files(log_dir: str | Path | None = None, since: TimeBound = None,
 
 
 def _files_between(folder: Path, lo: str | None, hi: str | None) -> list[Path]:
-    try:
-        names = sorted(p.name for p in folder.iterdir())
-    except FileNotFoundError:
-        return []
-    except NotADirectoryError:
-        raise UsageError(f"log folder {folder} is a file, not a folder") from None
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"log folder {folder} is a file, not a folder")
     files = []
-    for name in names:
-        m = _DAY_FILE.match(name)
-        if not m:
-            continue
-        day = m.group(1)
+    for name in log_file_names(folder):  # the index reads the same files
+        day = name[:10]
         if lo is not None and day < lo[:10]:
             continue
         if hi is not None and day + "T00:00:00.000000Z" >= hi:

@@ -211,3 +211,13 @@ def test_glued_entry_after_a_fragment_holding_a_nested_v_key(tmp_path: Path) -> 
     stats = ReadStats()
     assert [e["id"] for e in read_entries(tmp_path, stats=stats)] == ["g"]
     assert stats.torn == 1
+
+
+def test_a_folder_or_fifo_named_like_a_day_file_is_not_read(tmp_path: Path) -> None:
+    import os
+
+    (tmp_path / "2026-11-25.jsonl").mkdir()
+    os.mkfifo(tmp_path / "2026-11-24.jsonl")  # opening it would block forever
+    (tmp_path / "2026-11-26.jsonl").write_text(line(1))
+    assert [e["id"] for e in read_entries(tmp_path)] == ["id1"]
+    assert [r.path.name for r in check_files(tmp_path)] == ["2026-11-26.jsonl"]
