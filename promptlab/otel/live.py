@@ -64,7 +64,7 @@ class LiveExporter:
         self._maker = SpanMaker(make_resource(target.service_name), content=target.content,
                                 parent_of=self._recent.get)
         self.processor = BatchSpanProcessor(exporter or target.exporter(),
-                                            max_queue_size=max_queue,
+                                            max_queue_size=max(max_queue, 512),
                                             max_export_batch_size=512,
                                             schedule_delay_millis=schedule_delay_ms)
         self._thread: threading.Thread | None = None
