@@ -284,7 +284,9 @@ def logs_page(index: Index, params: dict[str, str], *, semantic: Any = None,
             if semantic is None:
                 raise UsageError(f"{mode} search needs the semantic index "
                                  "(pip install 'promptlab[semantic]')")
-            hits = semantic(index, text, filters, mode=mode, limit=start + page_size + 1)
+            hits = semantic(index, text, {**values, "since": period.since,
+                                          "until": period.until}, mode,
+                            start + page_size + 1)
         else:
             sort = params.get("sort", "rank")
             hits = search_entries(index, text, filters, limit=start + page_size + 1, sort=sort,

@@ -86,18 +86,22 @@ def is_loopback(host: str) -> bool:
 
 
 def semantic_search() -> tuple[Any, list[str]]:
-    """The semantic/hybrid search function when promptlab.semantic provides one (it is an
-    optional part), and the modes it offers; (None, []) otherwise."""
+    """Semantic and hybrid search when `promptlab.semantic` is there (an optional part):
+    a function (index, text, filters, mode, limit) -> hits, and the modes it offers;
+    (None, []) otherwise, and the search box offers full text only."""
     try:
-        import importlib
-
-        module = importlib.import_module("promptlab.semantic")
+        from promptlab.semantic import semantic_search as search
     except Exception:  # not installed, or its optional dependencies are missing
         return None, []
-    fn = getattr(module, "dashboard_search", None) or getattr(module, "search_hits", None)
-    if fn is None or not callable(fn):
-        return None, []
-    return fn, ["semantic", "hybrid"]
+
+    def run(index: Any, text: str, filters: dict[str, Any], mode: str, limit: int) -> list[Any]:
+        # The vector store opens the index with another SQLite library: never both on one
+        # file at once in a process (closing one drops the other's POSIX locks).
+        index.close()
+        return list(search(text, log_dir=index.log_dir, mode=mode, limit=limit, synced=True,
+                           auto_embed=0, **filters))
+
+    return run, ["semantic", "hybrid"]
 
 
 class Dashboard:
