@@ -136,3 +136,12 @@ def test_single_call_trace_says_one_llm_call(log_dir: Path) -> None:
     assert "trace has 1 span, 1 LLM call)" in run("logs", "show", call["id"]).stdout
     with Index(log_dir) as index:
         assert index.trace(root["id"][:20])[0].children[0].id == call["id"]
+
+
+def test_log_folder_that_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    afile = tmp_path / "logs"
+    afile.write_text("not a folder")
+    monkeypatch.setenv("PROMPTLAB_LOG_DIR", str(afile))
+    for args in (["logs"], ["logs", "reindex"], ["logs", "search", "x"], ["costs"], ["trace"]):
+        error = one_line_error(run(*args, ok=False))
+        assert error.startswith(f"Error: log folder {afile} is a file, not a folder"), args
