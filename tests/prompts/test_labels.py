@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from promptlab.cli import main
 from promptlab.errors import InvalidPromptIdError, LabelError
@@ -200,3 +202,25 @@ def test_registry_refuses_long_ids_before_touching_disk(tmp_path: Path) -> None:
     with pytest.raises(InvalidPromptIdError, match="too long"):
         registry.new(LONG)
     assert not (tmp_path / "prompts").exists()
+
+
+# -- properties ---------------------------------------------------------------------------
+
+
+@given(st.text(max_size=30))
+def test_accepted_ids_and_labels_are_plain_names(text: str) -> None:
+    for validate, error in ((validate_id, InvalidPromptIdError), (validate_label, LabelError)):
+        try:
+            validate(text)
+        except error:
+            continue
+        assert "\n" not in text and text == text.strip()
+        assert all(c.isascii() and (c.isalnum() or c in "._-/") for c in text)
+
+
+@given(st.integers(min_value=0, max_value=10**6),
+       st.sampled_from(["", ".txt", ".j2", ".jinja", ".md"]),
+       st.sampled_from(["", ".txt", ".j2", ".jinja", ".md"]))
+def test_no_label_can_name_a_version_file(n: int, ext: str, more: str) -> None:
+    with pytest.raises(LabelError):
+        validate_label(f"v{n}{ext}{more}")
