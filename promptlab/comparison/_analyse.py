@@ -32,6 +32,7 @@ class Agg:
     has_bool: bool = False  # a boolean was seen (when n_bool was not counted)
     shift: float = 0.0  # total and total_sq are sums of (x − shift), see Moments.from_sums
     out_of_range: int = 0  # values dropped for |x| > MAX_ABS
+    non_numeric: int = 0  # values dropped for not being numbers (built-in fields)
 
     @property
     def value_total(self) -> float:

@@ -186,7 +186,7 @@ def account_drops(m: MetricResult, arms: tuple[Arm, Arm], entry_stats: list[dict
         mine = counts.get(m.name, {"on_errors": 0, "out_of_range": 0})
         out_of_range = agg.out_of_range if builtin and agg else mine["out_of_range"]
         failed = errors if builtin else max(errors - mine["on_errors"], 0)
-        non_numeric = 0 if builtin else bad.get(m.name, 0)
+        non_numeric = (agg.non_numeric if agg else 0) if builtin else bad.get(m.name, 0)
         row = {"failed": failed, "missing": 0, "non_numeric": non_numeric,
                "out_of_range": out_of_range}
         if agg is not None:

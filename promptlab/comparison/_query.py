@@ -204,10 +204,13 @@ def entry_sums(reader: Reader, scope: Scope, arm: Arm, builtins: Sequence[str],
     where, params = scope.where(arm)
     numeric = [(n, BUILTINS[n]) for n in builtins if BUILTINS[n].column is not None]
     shifts = {n: sample_value(reader, scope, arm, n) for n, _ in numeric}
-    cols = "".join(
-        f", count(e.{b.column}), total(e.{b.column} - {shifts[n]!r}), "
-        f"total((e.{b.column} - {shifts[n]!r}) * (e.{b.column} - {shifts[n]!r})), "
-        f"total(abs(e.{b.column}) > {MAX_ABS!r})" for n, b in numeric)
+    cols = ""
+    for n, b in numeric:
+        v, k, col = b.expr, shifts[n], f"e.{b.column}"
+        number = f"typeof({col}) IN ('integer', 'real')"
+        cols += (f", count({v}), total({v} - {k!r}), total(({v} - {k!r}) * ({v} - {k!r})), "
+                 f"total({number} AND abs({col}) > {MAX_ABS!r}), "
+                 f"total({col} IS NOT NULL AND NOT {number})")
     rollup = (not scope.windowed and scope.experiment is None
               and arm.column == "prompt_version" and scope.prompt is not None)
     if rollup:
@@ -231,18 +234,13 @@ def entry_sums(reader: Reader, scope: Scope, arm: Arm, builtins: Sequence[str],
     aggs: dict[str, Agg] = {}
     for i, (name, _) in enumerate(numeric):
         agg = Agg(shift=shifts[name])
-        big = 0
         for r in rows:
             if r[0] != "error":
-                agg.n += int(r[3 + 4 * i])
-                agg.total += float(r[4 + 4 * i])
-                agg.total_sq += float(r[5 + 4 * i])
-                big += int(r[6 + 4 * i])
-        if big:  # out-of-range values are in those sums: sum the valid ones again
-            agg = agg_from(reader.one(
-                f"SELECT {agg_columns(BUILTINS[name].expr, shifts[name])} FROM entries e "
-                f"WHERE {where}", params), shift=shifts[name])
-        agg.out_of_range = big
+                agg.n += int(r[3 + 5 * i])
+                agg.total += float(r[4 + 5 * i])
+                agg.total_sq += float(r[5 + 5 * i])
+                agg.out_of_range += int(r[6 + 5 * i])
+                agg.non_numeric += int(r[7 + 5 * i])
         agg.raw_n = agg.n
         aggs[name] = agg
     aggs["error_rate"] = Agg(entries, float(errors), float(errors), entries)
@@ -264,6 +262,7 @@ def entry_sums(reader: Reader, scope: Scope, arm: Arm, builtins: Sequence[str],
             agg = agg_from(row, 1 + 5 * i, shifts.get(name, 0.0))
             agg.raw_n = int(row[5 + 5 * i])
             agg.out_of_range = aggs[name].out_of_range
+            agg.non_numeric = aggs[name].non_numeric
             unit_aggs[name] = agg
         aggs = unit_aggs
     return {"entries": entries, "errors": errors, "units": units, "unit_mode": unit_mode,

@@ -97,8 +97,8 @@ class Builtin:
         """The value of one entry: NULL for failed calls and out-of-range values."""
         if self.column is None:
             return "(e.status = 'error')"
-        return (f"CASE WHEN e.status != 'error' AND abs(e.{self.column}) <= {MAX_ABS!r} "
-                f"THEN e.{self.column} END")
+        return (f"CASE WHEN e.status != 'error' AND typeof(e.{self.column}) IN ('integer', "
+                f"'real') AND abs(e.{self.column}) <= {MAX_ABS!r} THEN e.{self.column} END")
 
 
 BUILTINS: dict[str, Builtin] = {
