@@ -47,6 +47,8 @@ _EXPORTS: dict[str, str] = {
     # compare
     "compare": "promptlab.comparison",
     "Comparison": "promptlab.comparison",
+    # OpenTelemetry (the otel extra; the SDK is imported only when used)
+    "export_otlp": "promptlab.otel.export",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -74,5 +76,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         traced,
     )
     from promptlab.logs.reader import read_entries
+    from promptlab.otel.export import export_otlp
     from promptlab.registry import Prompt, Version
     from promptlab.template import Rendered, Template
