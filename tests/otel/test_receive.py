@@ -303,3 +303,34 @@ def test_serve_rejects_what_is_not_otlp(tmp_path: Path) -> None:
     assert entry["model"] == "llama3" and entry["input_tokens"] == 7
     assert entry["latency_ms"] == 500.0 and entry["trace_id"] == "5b8efff798038103d269b633813fc60c"
     assert entry["span_id"] == "eee19b7ec3c1b174"
+
+
+def test_console_scripts_serve_and_export(tmp_path: Path, console_script: str) -> None:
+    """The installed commands: `otlp serve` in one process, `export otlp` in another."""
+    import re
+    import signal
+
+    from .test_export import write_log
+
+    source, copy = tmp_path / "source", tmp_path / "copy"
+    originals = write_log(source)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    serve = subprocess.Popen([console_script, "otlp", "serve", "--port", "0", "--log-dir",
+                              str(copy)], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = serve.stderr.readline()
+        m = re.search(r"listening on (http://127\.0\.0\.1:\d+)/v1/traces, writing to (.+) \(", line)
+        assert m, line
+        assert m.group(2) == str(copy)
+        done = subprocess.run([console_script, "export", "otlp", "--log-dir", str(source),
+                               "--endpoint", m.group(1)], capture_output=True, text=True,
+                              env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"7 span(s) sent to {m.group(1)}/v1/traces")
+        assert done.stderr == ""  # no progress bar off a terminal, no SDK chatter
+    finally:
+        serve.send_signal(signal.SIGINT)
+        _, err = serve.communicate(timeout=30)
+    assert serve.returncode == 0
+    assert err.strip().endswith("received 7 span(s)")
+    assert {e["id"] for e in read_entries(copy)} == {e["id"] for e in originals.values()}
