@@ -11,9 +11,13 @@ This module knows nothing of models: it stores and searches the vectors it is gi
                 deleted log file takes its entries away, so every read joins
                 `entries e ON e.rowid = entry_rowid AND e.id = entry_id`, and a renumbered
                 index is remapped once (see `VectorStore.check_rowids`).
-    vec_float   vec0(embedding float[dim] distance_metric=cosine), rowid = vid: exact.
+    vec_exact   vid INTEGER PRIMARY KEY, embedding BLOB (float32[dim]): exact distances.
+                A plain table, not vec0: re-ranking reads a few hundred vectors by key, 5x
+                faster from a table than from vec0's chunks (measured).
     vec_bits    vec0(embedding bit[dim]), rowid = vid: the sign bit of each dimension, a
                 32x smaller copy searched by Hamming distance for the coarse pass.
+    vec_queries text, embedding, used: the vectors of the last QUERY_CACHE search texts, so
+                a repeated search does not load the model at all.
 
 Why apsw: sqlite-vec is a loadable extension, and many Pythons (pyenv and macOS builds,
 this project's own CI) have an `sqlite3` module without `enable_load_extension`. apsw ships
@@ -22,10 +26,10 @@ every SQLite release. Two SQLite libraries in one process must not hold the same
 at once (POSIX locks are per process: closing one would drop the other's locks), so the
 `sqlite3` connection of `Index` is closed before a VectorStore opens, and the other way.
 
-Search plan (`knn`): up to EXACT_MAX candidate vectors, an exact cosine KNN. Beyond, a
-coarse-then-exact plan: Hamming KNN over the bit vectors for the best `rerank` candidates,
-then exact cosine over those only. benchmarks/bench_semantic.py measures what it costs in
-recall.
+Search plan (`knn`): up to EXACT_MAX candidate vectors, an exact cosine scan. Beyond, a
+coarse-then-exact plan: Hamming KNN over the bit vectors (vec0) for the best `rerank`
+candidates, then exact cosine over those only. benchmarks/bench_semantic.py measures what
+it costs in recall (docs/search.md has the figures).
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ from typing import Any
 from promptlab.errors import EmbeddingError, LogIndexError
 
 FORMAT = 1
-EXACT_MAX = 50_000  # candidate vectors searched exactly; beyond: bits first, then exact
+EXACT_MAX = 10_000  # candidate vectors searched exactly; beyond: bits first, then exact
+QUERY_CACHE = 500  # search texts whose vectors are kept
 RERANK = 400  # candidates the coarse pass hands to the exact one (at least 20 x k)
 BUSY_TIMEOUT_MS = 60_000
 
@@ -167,9 +172,11 @@ class VectorStore:
                 "entry_id TEXT NOT NULL)")
             self.conn.execute("CREATE INDEX vec_items_by_entry ON vec_items(entry_rowid)")
             self.conn.execute("CREATE INDEX vec_items_by_id ON vec_items(entry_id)")
-            self.conn.execute("CREATE VIRTUAL TABLE vec_float USING vec0("
-                              f"embedding float[{dim}] distance_metric=cosine)")
+            self.conn.execute(
+                "CREATE TABLE vec_exact (vid INTEGER PRIMARY KEY, embedding BLOB NOT NULL)")
             self.conn.execute(f"CREATE VIRTUAL TABLE vec_bits USING vec0(embedding bit[{bits}])")
+            self.conn.execute("CREATE TABLE vec_queries (text TEXT PRIMARY KEY, embedding BLOB "
+                              "NOT NULL, used REAL NOT NULL)")
             for key, value in (("model", model), ("dim", dim), ("recipe", recipe),
                                ("cursor", 0), ("format", FORMAT)):
                 self._set_meta(key, value)
@@ -177,7 +184,7 @@ class VectorStore:
         self._transaction(run)
 
     def _drop(self) -> None:
-        for table in ("vec_float", "vec_bits", "vec_items"):
+        for table in ("vec_exact", "vec_bits", "vec_items", "vec_queries"):
             self.conn.execute(f"DROP TABLE IF EXISTS {table}")
         self.conn.execute("DELETE FROM vec_meta")
 
@@ -221,8 +228,8 @@ class VectorStore:
         for start in range(0, len(vids), 500):
             chunk = list(vids[start:start + 500])
             marks = ", ".join("?" * len(chunk))
-            for table in ("vec_float", "vec_bits"):
-                self.conn.execute(f"DELETE FROM {table} WHERE rowid IN ({marks})", chunk)
+            self.conn.execute(f"DELETE FROM vec_exact WHERE vid IN ({marks})", chunk)
+            self.conn.execute(f"DELETE FROM vec_bits WHERE rowid IN ({marks})", chunk)
             self.conn.execute(f"DELETE FROM vec_items WHERE vid IN ({marks})", chunk)
 
     def _pending_where(self, since: float | None) -> tuple[str, list[Any]]:
@@ -272,7 +279,7 @@ class VectorStore:
                 "INSERT INTO vec_items (vid, entry_rowid, entry_id) VALUES (?, ?, ?)", rows)
             blobs = [(vid, vector.tobytes()) for (vid, _, _), vector in zip(rows, vectors,
                                                                              strict=True)]
-            self.conn.executemany("INSERT INTO vec_float (rowid, embedding) VALUES (?, ?)", blobs)
+            self.conn.executemany("INSERT INTO vec_exact (vid, embedding) VALUES (?, ?)", blobs)
             self.conn.executemany(
                 "INSERT INTO vec_bits (rowid, embedding) VALUES (?, vec_quantize_binary(?))",
                 blobs)
@@ -303,9 +310,36 @@ class VectorStore:
         if not self._has_table("vec_items"):
             return None
         row = self.conn.execute(
-            "SELECT f.embedding FROM vec_items vi JOIN vec_float f ON f.rowid = vi.vid "
+            "SELECT x.embedding FROM vec_items vi JOIN vec_exact x ON x.vid = vi.vid "
             "WHERE vi.entry_rowid = ? AND vi.entry_id = ?", (entry_rowid, entry_id)).fetchone()
         return None if row is None else np.frombuffer(row[0], dtype=np.float32)
+
+    def cached_query(self, text: str) -> Any:
+        """The stored vector of a search text (for the index's model), or None."""
+        import numpy as np
+
+        if not self._has_table("vec_queries"):
+            return None
+        row = self.conn.execute("SELECT embedding FROM vec_queries WHERE text = ?",
+                                (text,)).fetchone()
+        return None if row is None else np.frombuffer(row[0], dtype=np.float32)
+
+    def cache_query(self, text: str, vector: Any) -> None:
+        import time
+
+        import numpy as np
+
+        if not self._has_table("vec_queries"):
+            return
+
+        def run() -> None:
+            blob = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+            self.conn.execute("INSERT OR REPLACE INTO vec_queries (text, embedding, used) "
+                              "VALUES (?, ?, ?)", (text, blob, time.time()))
+            self.conn.execute("DELETE FROM vec_queries WHERE text NOT IN (SELECT text FROM "
+                              "vec_queries ORDER BY used DESC LIMIT ?)", (QUERY_CACHE,))
+
+        self._transaction(run)
 
     # -- search -----------------------------------------------------------------------------
 
@@ -322,32 +356,36 @@ class VectorStore:
         query = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
         params = list(params)
         want = k + (1 if exclude is not None else 0)
+        # Only whether there are more than exact_max matters: count no further.
         if where == "1":
-            total = self.count()
+            total = self.conn.execute("SELECT max(vid) FROM vec_items").fetchone()[0] or 0
             allowed = ""
         else:
             total = self.conn.execute(
-                f"SELECT count(*) FROM vec_items vi {_JOIN} WHERE {where}", params).fetchone()[0]
+                f"SELECT count(*) FROM (SELECT 1 FROM vec_items vi {_JOIN} WHERE {where} "
+                "LIMIT ?)", [*params, exact_max + 1]).fetchone()[0]
             allowed = f"AND rowid IN (SELECT vi.vid FROM vec_items vi {_JOIN} WHERE {where})"
         if total == 0:
             return []
-        if total <= exact_max:
-            candidates = None  # exact over every allowed vector
-        else:
+        if total <= exact_max:  # exact: a scan of the allowed vectors
+            if where == "1":
+                rows = self.conn.execute(
+                    "SELECT vid, vec_distance_cosine(embedding, ?) AS d FROM vec_exact "
+                    "ORDER BY d LIMIT ?", [query, want + 16]).fetchall()
+            else:
+                rows = self.conn.execute(
+                    "SELECT vi.vid, vec_distance_cosine(x.embedding, ?) AS d FROM vec_items vi "
+                    f"{_JOIN} JOIN vec_exact x ON x.vid = vi.vid WHERE {where} "
+                    "ORDER BY d LIMIT ?", [query, *params, want]).fetchall()
+        else:  # coarse (Hamming over sign bits), then exact over the best candidates
             coarse = self.conn.execute(
                 "SELECT rowid FROM vec_bits WHERE embedding MATCH vec_quantize_binary(?) "
                 f"AND k = ? {allowed}", [query, max(rerank, 20 * want), *params]).fetchall()
             candidates = [r[0] for r in coarse]
-        if candidates is None:
-            rows = self.conn.execute(
-                "SELECT rowid, distance FROM vec_float WHERE embedding MATCH ? AND k = ? "
-                f"{allowed}", [query, min(want + 16, total), *params]).fetchall()
-        else:
             marks = ", ".join("?" * len(candidates))
             rows = self.conn.execute(
-                f"SELECT rowid, vec_distance_cosine(embedding, ?) AS d FROM vec_float "
-                f"WHERE rowid IN ({marks})", [query, *candidates]).fetchall()
-            rows.sort(key=lambda r: r[1])
+                f"SELECT vid, vec_distance_cosine(embedding, ?) AS d FROM vec_exact "
+                f"WHERE vid IN ({marks})", [query, *candidates]).fetchall()
         # vids -> entry rowids, dropping vectors whose entry left the index
         by_vid = dict(rows)
         if not by_vid:

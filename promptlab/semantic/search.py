@@ -189,7 +189,10 @@ def _knn(path: Path, log_dir: Path, model: Embedder, text: str, flt: Any, depth:
                 f"nothing in {log_dir} is embedded yet ({missing:,} LLM calls): run `promptlab "
                 "logs embed` first (the local model embeds roughly 50-100 calls a second)")
         if vector is None:
-            vector = model.embed([text])[0]
+            vector = store.cached_query(text)
+            if vector is None:
+                vector = model.embed([text])[0]
+                store.cache_query(text, vector)
         where, params = flt.where(conn=store.conn)
         return store.knn(vector, depth, where, params, exclude=exclude)
 

@@ -156,3 +156,19 @@ def test_what_is_embedded_user_and_response_redacted_and_cut() -> None:
     assert entry_text({"messages": [{"role": "user", "content": "from messages"}]}, 512) == \
         "from messages"
     assert entry_text({"kind": "llm"}, 512) == ""
+
+
+def test_a_repeated_search_does_not_run_the_model(log_dir: Path, model) -> None:
+    write(log_dir, SUPPORT)
+    embed_log(log_dir=log_dir, embedder=model)
+    calls: list[list[str]] = []
+
+    def counting(texts: list[str]):
+        calls.append(texts)
+        return model.embed(texts)
+
+    same = FunctionEmbedder(counting, model_id=model.model_id)
+    first = semantic_search("poem about fall", log_dir=log_dir, embedder=same, limit=2)
+    second = semantic_search("poem about fall", log_dir=log_dir, embedder=same, limit=2)
+    assert calls == [["poem about fall"]]
+    assert [h.distance for h in first] == [h.distance for h in second]

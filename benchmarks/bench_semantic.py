@@ -1,0 +1,273 @@
+"""Semantic search: retrieval quality, embedding throughput, search time at scale.
+
+    python benchmarks/bench_semantic.py                       # everything (long: 1M entries)
+    python benchmarks/bench_semantic.py --scale 100000        # smaller scale run
+    python benchmarks/bench_semantic.py --skip-scale          # quality + throughput only
+    python benchmarks/bench_semantic.py --endpoint http://localhost:11434/v1 \\
+        --endpoint-model nomic-embed-text                     # also an embedding server
+
+1. Quality. tests/semantic/retrieval_set.py hides 56 needles (3 calls each, worded
+   differently) among generated calls (5,200 entries of ~1.5 KB as logged); each needle has
+   one query that shares no content word with its calls. recall@5 (relevant calls in the top
+   5 / min(3, 5)) and MRR for full-text (`logs search`), semantic and hybrid. A second set of
+   20 exact-token queries (an error code that appears in one call among 20 look-alikes) shows
+   what the full-text side of hybrid brings.
+2. Throughput of `logs embed` with the default local model on those 5,200 entries, and
+   with an OpenAI-compatible server when --endpoint is given.
+3. Scale: bench_index.py's generator writes N entries; their vectors are made from the real
+   embeddings of part 1 (mixtures plus noise: the structure of real vectors, not uniform
+   noise). Then `promptlab logs search --semantic` as a whole process (median of 5, with
+   Python start-up, model load and the query's embedding), its peak memory, index bytes per
+   entry, the time of each search plan, and the recall@10 the coarse plan costs against an
+   exact search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_index import _env, generate  # noqa: E402
+
+from promptlab.index.core import Index  # noqa: E402
+from promptlab.index.vectors import VectorStore  # noqa: E402
+from promptlab.logs.logger import Logger  # noqa: E402
+from promptlab.semantic import LocalEmbedder, embed_log, semantic_search  # noqa: E402
+from tests.semantic.retrieval_set import build_log  # noqa: E402
+
+QUERIES = ["customer wants their money back", "program crashes when it starts",
+           "eye strain from digital devices", "parcel never showed up",
+           "help me pitch myself to an employer in writing"]
+
+
+def metrics(ranked: list[list[int]], relevant: list[set[int]]) -> tuple[float, float]:
+    recall = mrr = 0.0
+    for got, want in zip(ranked, relevant, strict=True):
+        recall += len(set(got[:5]) & want) / min(len(want), 5)
+        first = next((i for i, r in enumerate(got, 1) if r in want), None)
+        mrr += 1 / first if first else 0.0
+    return recall / len(ranked), mrr / len(ranked)
+
+
+def keyword_set(rng: np.random.Generator, start: int) -> tuple[list[dict], list[tuple[str, set[int]]]]:
+    codes = [f"E{c}" for c in rng.choice(np.arange(1000, 9999), 20, replace=False)]
+    entries, queries = [], []
+    for i, code in enumerate(codes):
+        entries.append({"user_message": f"The nightly export job failed with {code} after three "
+                                        "retries; what does it mean?",
+                        "assistant_response": f"{code} means the export target refused the "
+                                              "connection. Check the credentials and retry.",
+                        "model": "gpt-4o-mini"})
+        queries.append((code, {start + i}))
+    return entries, queries
+
+
+def quality(n: int, folder: Path) -> np.ndarray:
+    log_dir = folder / "quality"
+    shutil.rmtree(log_dir, ignore_errors=True)
+    entries, queries = build_log(n - 20, seed=11)
+    extra, kw_queries = keyword_set(np.random.default_rng(5), len(entries))
+    entries += extra
+    logger = Logger(log_dir=log_dir)
+    for i, entry in enumerate(entries):
+        logger.log(**entry, metadata={"n": i})
+    logger.close()
+    sizes = [len(p.read_bytes()) for p in log_dir.glob("*.jsonl")]
+    print(f"log: {len(entries):,} entries, {sum(sizes) / len(entries):,.0f} bytes each as logged")
+
+    model = LocalEmbedder()
+    model.embed(["warm up"])
+    with Index(log_dir) as index:
+        index.sync()
+    cpu0 = _cpu_children_self()
+    stats = embed_log(log_dir=log_dir, embedder=model)
+    cpu = _cpu_children_self() - cpu0
+    print(f"embedding (local all-MiniLM-L6-v2 int8, {model.max_tokens} word pieces): "
+          f"{stats.embedded:,} entries in {stats.seconds:.1f} s = "
+          f"{stats.embedded / stats.seconds:,.1f} entries/s  (CPU {cpu:.0f} s, load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+
+    def pos(hits) -> list[int]:
+        return [h.entry["metadata"]["n"] for h in hits]
+
+    for name, qs in (("paraphrase queries (56)", queries), ("exact-token queries (20)", kw_queries)):
+        rel = [w for _, w in qs]
+        with Index(log_dir) as index:
+            ft = [pos(index.search(q, limit=10, window=None)) for q, _ in qs]
+        sem = [pos(semantic_search(q, log_dir=log_dir, embedder=model, limit=10)) for q, _ in qs]
+        hyb = [pos(semantic_search(q, log_dir=log_dir, embedder=model, limit=10, mode="hybrid"))
+               for q, _ in qs]
+        hyb_any = [pos(semantic_search(q, log_dir=log_dir, embedder=model, limit=10,
+                                       mode="hybrid", fts_match="any")) for q, _ in qs]
+        print(f"\n{name}          recall@5   MRR")
+        for label, ranked in (("full-text (logs search)", ft), ("semantic", sem),
+                              ("hybrid (RRF, all words)", hyb),
+                              ("hybrid (RRF, any word)", hyb_any)):
+            r, m = metrics(ranked, rel)
+            print(f"  {label:<28} {r:8.3f} {m:8.3f}")
+    with VectorStore(log_dir / "index.db") as store:
+        vectors = [np.frombuffer(b, dtype=np.float32) for (b,) in store.conn.execute(
+            "SELECT embedding FROM vec_exact ORDER BY vid")]
+    return np.stack(vectors)
+
+
+def endpoint_throughput(url: str, name: str, folder: Path) -> None:
+    from promptlab.semantic import OpenAIEmbedder
+
+    embedder = OpenAIEmbedder(name, base_url=url)
+    stats = embed_log(log_dir=folder / "quality", embedder=embedder, rebuild=True)
+    print(f"embedding via {url} ({name}): {stats.embedded / stats.seconds:,.1f} entries/s")
+
+
+def synth_vectors(real: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    a = real[rng.integers(0, len(real), n)]
+    b = real[rng.integers(0, len(real), n)]
+    noise = rng.standard_normal((n, real.shape[1]), dtype=np.float32) / np.sqrt(real.shape[1])
+    v = a + 0.5 * b + 0.35 * noise
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def scale(n: int, real: np.ndarray, folder: Path) -> None:
+    from promptlab.semantic.embed import RECIPE
+    from promptlab.semantic.embedders import DEFAULT_MODEL_ID
+
+    log_dir = folder / f"scale-{n}"
+    db = log_dir / "index.db"
+    if not db.exists():
+        shutil.rmtree(log_dir, ignore_errors=True)
+        t = time.perf_counter()
+        generate(log_dir, n)
+        with Index(log_dir) as index:
+            index.sync()
+        print(f"\n{n:,} entries generated and indexed in {time.perf_counter() - t:.0f} s")
+    size_before = _db_size(log_dir)
+    with VectorStore(db) as store:
+        if store.count() == 0:
+            t = time.perf_counter()
+            rows = store.conn.execute("SELECT rowid, id FROM entries WHERE kind = 'llm' "
+                                      "ORDER BY rowid").fetchall()
+            rng = np.random.default_rng(1)
+            store.start(DEFAULT_MODEL_ID, real.shape[1], RECIPE)
+            for start in range(0, len(rows), 20_000):
+                chunk = rows[start:start + 20_000]
+                store.add(chunk, synth_vectors(real, len(chunk), rng),
+                          considered_upto=chunk[-1][0])
+            print(f"{len(rows):,} vectors stored in {time.perf_counter() - t:.0f} s")
+            size_before = None
+        count = store.count()
+    size_after = _db_size(log_dir)
+    if size_before is None:
+        print(f"index.db: {size_after / 1e6:,.0f} MB with vectors")
+    else:
+        print(f"index.db: {size_after / 1e6:,.0f} MB")
+    with VectorStore(db) as store:
+        (empty_vec,) = store.conn.execute(
+            "SELECT sum(pgsize) FROM dbstat WHERE name LIKE 'vec_%'").fetchone() or (0,)
+    print(f"vector tables: {empty_vec / 1e6:,.0f} MB = {empty_vec / count:,.0f} bytes per "
+          f"embedded entry ({count:,} vectors; float32 {real.shape[1]} dims = "
+          f"{4 * real.shape[1]} bytes + sign bits {real.shape[1] // 8} bytes + row keys)")
+
+    # plans: time and recall of coarse-then-exact against exact
+    rng = np.random.default_rng(2)
+    qv = synth_vectors(real, 30, rng)
+    with VectorStore(db) as store:
+        t = time.perf_counter()
+        exact = [store.knn(v, 10, exact_max=10**9) for v in qv[:10]]
+        t_exact = (time.perf_counter() - t) / 10 * 1000
+        for rerank in (100, 400, 1000):
+            t = time.perf_counter()
+            coarse = [store.knn(v, 10, exact_max=0, rerank=rerank) for v in qv[:10]]
+            t_coarse = (time.perf_counter() - t) / 10 * 1000
+            recall = np.mean([len({r for r, _ in c} & {r for r, _ in e}) / 10
+                              for c, e in zip(coarse, exact, strict=True)])
+            print(f"  plan at {count:,}: exact {t_exact:,.0f} ms; bits + re-rank of {rerank}: "
+                  f"{t_coarse:,.0f} ms, recall@10 vs exact {recall:.3f}")
+        t = time.perf_counter()
+        for v in qv[:10]:
+            store.knn(v, 10, "e.model = ?", ["gpt-4o"])
+        print(f"  with a filter (--model gpt-4o, ~1/3 of entries): "
+              f"{(time.perf_counter() - t) / 10 * 1000:,.0f} ms")
+
+    # whole process
+    env = _env(log_dir)
+    exe = str(Path(sys.executable).with_name("promptlab"))
+    subprocess.run([exe, "logs", "search", "warm", "-n", "1"], env=env, capture_output=True)
+    runs = (("python -c pass", lambda q: [sys.executable, "-c", "pass"]),
+            ("logs search WORD (full-text)", lambda q: [exe, "logs", "search", "timeout", "-n", "10"]),
+            ("logs search --semantic, new query", lambda q: [exe, "logs", "search", "--semantic",
+                                                             f"{q} ({n})", "-n", "10"]),
+            ("logs search --semantic, repeated", lambda q: [exe, "logs", "search", "--semantic",
+                                                            f"{q} ({n})", "-n", "10"]))
+    for label, make in runs:
+        times, peak = [], 0
+        for q in QUERIES:
+            ms, rss = _timed(make(q), env)
+            times.append(ms)
+            peak = max(peak, rss)
+        print(f"  {label:<36} median {statistics.median(times):6.0f} ms   peak RSS "
+              f"{peak / 1024:,.0f} MB")
+    print(f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+
+
+def _timed(args: list[str], env: dict[str, str]) -> tuple[float, int]:
+    code = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+            "p = subprocess.run(sys.argv[1:], capture_output=True); "
+            "ms = (time.perf_counter() - t) * 1000; "
+            "sys.stderr.buffer.write(p.stderr); "
+            "print(ms, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, p.returncode)")
+    out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
+                         text=True, check=True)
+    ms, rss, rc = out.stdout.split()
+    if rc != "0":
+        raise SystemExit(f"{' '.join(args)} failed: {out.stderr.strip()}")
+    return float(ms), int(rss)
+
+
+def _db_size(log_dir: Path) -> int:
+    return sum(p.stat().st_size for p in log_dir.glob("index.db*"))
+
+
+def _cpu_children_self() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quality-n", type=int, default=5200, help="entries of the quality log")
+    parser.add_argument("--scale", default="100000,1000000", help="sizes for the scale runs")
+    parser.add_argument("--keep", type=Path, help="folder for the data, reused when present")
+    parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--endpoint", help="an OpenAI-compatible base URL to time as well")
+    parser.add_argument("--endpoint-model", default="nomic-embed-text")
+    args = parser.parse_args()
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="bench-semantic-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    cache = folder / "real-vectors.npy"
+    real = quality(args.quality_n, folder)
+    np.save(cache, real)
+    if args.endpoint:
+        endpoint_throughput(args.endpoint, args.endpoint_model, folder)
+    if not args.skip_scale:
+        for n in (int(x) for x in args.scale.split(",") if x):
+            scale(n, real, folder)
+    if not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
