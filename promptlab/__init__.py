@@ -41,6 +41,10 @@ _EXPORTS: dict[str, str] = {
     # index
     "Index": "promptlab.index.core",
     "query": "promptlab.index.core",  # not promptlab.index: its module query shadows it
+    # semantic search (the semantic extra; models are loaded only when used)
+    "semantic_search": "promptlab.semantic",
+    "similar": "promptlab.semantic",
+    "embed_log": "promptlab.semantic",
     # experiments
     "Experiment": "promptlab.experiments",
     "load_experiment": "promptlab.experiments",
@@ -78,4 +82,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from promptlab.logs.reader import read_entries
     from promptlab.otel.export import export_otlp
     from promptlab.registry import Prompt, Version
+    from promptlab.semantic import embed_log, semantic_search, similar
     from promptlab.template import Rendered, Template
