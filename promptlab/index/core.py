@@ -157,7 +157,11 @@ class Index:
                 raise _operational(exc, self.path) from exc
             self._remove_files()
             self.conn  # noqa: B018
-        return self.sync()
+        try:
+            return self.sync()
+        except DamagedIndexError:  # damage clear() could not see: start from a new file
+            self._remove_files()
+            return self.sync()
 
     def _remove_files(self) -> None:
         self.close()
@@ -261,7 +265,10 @@ def _operational(exc: sqlite3.Error, path: Path) -> LogIndexError:
             f"the log index {path} stayed locked for {BUSY_TIMEOUT_S:.0f} s by another process; "
             "try again when it finishes"
         )
-    return LogIndexError(f"log index {path}: {text}; rebuild it with `promptlab logs reindex`")
+    if isinstance(exc, sqlite3.OperationalError) and _transient(exc):
+        return LogIndexError(f"log index {path}: {text}")
+    return DamagedIndexError(f"log index {path}: {text}; rebuild it with "
+                             "`promptlab logs reindex`")
 
 
 def query(text: str | None = None, *, log_dir: str | os.PathLike[str] | None = None,

@@ -145,3 +145,20 @@ def test_log_folder_that_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     for args in (["logs"], ["logs", "reindex"], ["logs", "search", "x"], ["costs"], ["trace"]):
         error = one_line_error(run(*args, ok=False))
         assert error.startswith(f"Error: log folder {afile} is a file, not a folder"), args
+
+
+def test_reindex_rebuilds_when_its_own_sync_finds_damage(
+        sample: Sample, monkeypatch: pytest.MonkeyPatch) -> None:
+    run("logs")
+    calls = []
+    real = Syncer.sync
+
+    def damaged_once(self: Syncer):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlite3.DatabaseError("database disk image is malformed")
+        return real(self)
+
+    monkeypatch.setattr(Syncer, "sync", damaged_once)
+    result = run("logs", "reindex")
+    assert result.stdout.startswith("Indexed 9 entries") and "reindex" not in result.stderr
