@@ -40,6 +40,9 @@ def load_dataset(path: Path) -> list[Item]:
     if path.suffix.lower() not in FORMATS:
         raise ExperimentError(f"{shown}: unknown dataset format {path.suffix!r}; use "
                               f"{', '.join(FORMATS)}")
+    if path.exists() and not path.is_file():  # a folder, a FIFO, a device: never block on it
+        raise ExperimentError(f"dataset {shown} is not a regular file; point [dataset] path "
+                              "at a .jsonl, .json or .csv file")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError as exc:

@@ -352,6 +352,17 @@ def test_a_json_dataset_that_cannot_be_held_is_one_line(exp_project, toml, text,
     assert result.exit_code == 2 and result.stderr.startswith(f"Error: {message}")
 
 
+def test_a_dataset_that_is_a_fifo_is_refused_without_blocking(exp_project, toml) -> None:
+    import os
+
+    exp_project.write("ab", toml())
+    os.mkfifo(exp_project.experiments / "data.jsonl")
+    result = run("experiment", "run", "ab")
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: dataset experiments/data.jsonl is not a regular file; "
+                             "point [dataset] path at a .jsonl, .json or .csv file\n")
+
+
 def test_a_csv_dataset_with_a_huge_field_is_one_line(exp_project, toml) -> None:
     exp_project.write("ab", toml(dataset='path = "data.csv"'))
     (exp_project.experiments / "data.csv").write_text("id,code\n1,x\n2," + "y" * 200_000 + "\n")
