@@ -127,10 +127,22 @@ class ExportState:
     a filtered run sent beyond it."""
 
     def __init__(self, log_dir: Path, endpoint: str):
+        import fcntl
+
         self.endpoint = endpoint
         path = log_dir / STATE_NAME
+        self._lock_fd = -1
         try:
             log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # One export of a log folder at a time: two would read the same offsets.
+            self._lock_fd = os.open(log_dir / (STATE_NAME + ".lock"), os.O_RDWR | os.O_CREAT,
+                                    0o600)
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(self._lock_fd)
+                raise UsageError(f"another `promptlab export otlp` is running on {log_dir}; "
+                                 "wait for it to finish") from None
             if not path.exists():
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
             self.conn = sqlite3.connect(path, timeout=60, isolation_level=None)
@@ -143,6 +155,8 @@ class ExportState:
                 " PRIMARY KEY (endpoint, id)) WITHOUT ROWID;"
                 "PRAGMA user_version = 1;")
         except (OSError, sqlite3.Error) as exc:
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)
             raise ConfigError(f"cannot use the export state {path}: {exc}; check the log "
                               "folder's permissions") from exc
 
@@ -174,6 +188,9 @@ class ExportState:
 
     def close(self) -> None:
         self.conn.close()
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = -1
 
 
 # -- selecting entries ----------------------------------------------------------------------

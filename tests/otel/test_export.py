@@ -335,3 +335,18 @@ def test_unreadable_lines_are_skipped_and_counted(log_dir: Path, receiver: Any) 
     result = run("export", "otlp", "--endpoint", receiver.url)
     assert result.exit_code == 0
     assert result.output.startswith("1 span(s) sent") and "1 unreadable line(s)" in result.output
+
+
+def test_one_export_of_a_folder_at_a_time(log_dir: Path, receiver: Any) -> None:
+    from promptlab.otel.export import ExportState
+
+    write_log(log_dir)
+    holder = ExportState(log_dir, "http://elsewhere/v1/traces")
+    try:
+        result = CliRunner().invoke(main, ["export", "otlp", "--endpoint", receiver.url])
+        assert result.exit_code == 2
+        assert result.output.startswith(
+            f"Error: another `promptlab export otlp` is running on {log_dir}")
+    finally:
+        holder.close()
+    assert run("export", "otlp", "--endpoint", receiver.url).exit_code == 0
