@@ -35,7 +35,10 @@ def dashboard_serve(port: int, host: str, open_browser: bool, token: str | None)
 
     settings = get_settings()
     if token is not None and len(token) < 8:
-        raise click.UsageError("--token: use at least 8 characters")
+        from promptlab.errors import UsageError
+
+        raise UsageError("--token: use at least 8 characters (or leave it out to have one "
+                         "generated)")
     if not is_loopback(host) and token is None:
         token = new_token()
     app = Dashboard(settings, token=token)
@@ -45,8 +48,10 @@ def dashboard_serve(port: int, host: str, open_browser: bool, token: str | None)
         server = make_server(app, host, port)
     except OSError as exc:
         app.close()
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}; "
-                                   "choose another with --port") from None
+        from promptlab.errors import UsageError
+
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another "
+                         "with --port (or --host)") from None
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{server.server_address[1]}/"
     if token is not None:

@@ -23,7 +23,7 @@ from markupsafe import Markup
 from promptlab.dashboard import data as views_data
 from promptlab.dashboard import svg
 from promptlab.dashboard.views import STATIC, ReportLinks, environment, experiment_parts, overview_charts
-from promptlab.errors import PromptlabError
+from promptlab.errors import PromptlabError, UsageError
 
 if TYPE_CHECKING:
     from promptlab.config import Settings
@@ -57,7 +57,7 @@ def build_report(settings: Settings, *, since: str | None = None, until: str | N
     from promptlab.index import Index
 
     params = {"since": since or "", "until": until or ""}
-    period = views_data.parse_period(params, default="30d")
+    period = views_data.parse_period(params, default="30d", prefix="--")
     with Index(settings.log_dir) as index:
         index.sync()
         overview = views_data.overview(index, period, "model", prices=settings.prices)
@@ -121,10 +121,19 @@ def build_report(settings: Settings, *, since: str | None = None, until: str | N
 def write_report(settings: Settings, path: str | os.PathLike[str], **options: Any) -> Path:
     """Build the report and write it to `path` atomically (a temporary file, then rename),
     so a failure never leaves half a report behind."""
-    html = build_report(settings, **options)
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=folder)
+    if not folder.is_dir():
+        raise UsageError(f"--html {target}: folder {folder} does not exist; create it or "
+                         "write the report elsewhere")
+    if target.is_dir():
+        raise UsageError(f"--html {target} is a folder; give a file name such as "
+                         f"{target / 'report.html'}")
+    html = build_report(settings, **options)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=folder)
+    except OSError as exc:
+        raise UsageError(f"cannot write the report to {target}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(html)

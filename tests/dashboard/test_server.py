@@ -247,3 +247,21 @@ def test_cli_report_writes_one_file(dash_project: dict, tmp_path: Path, run_cli:
                   "--experiment", "no-such-experiment")
     assert bad.exit_code == 2 and "no-such-experiment" in bad.output
     assert not (tmp_path / "x.html").exists()
+
+
+def test_cli_mistakes_are_one_line_and_exit_2(dash_project: dict, tmp_path: Path,
+                                              run_cli: Any, server: str) -> None:
+    cases = [
+        (["report", "--html", str(tmp_path / "missing" / "r.html")], "does not exist"),
+        (["report", "--html", str(tmp_path)], "is a folder"),
+        (["report", "--html", str(tmp_path / "r.html"), "--since", "bogus"], "--since 'bogus'"),
+        (["report", "--html", str(tmp_path / "r.html"), "--since", "2026-02-01",
+          "--until", "2026-01-01"], "is not before"),
+        (["dashboard", "--port", str(urlsplit(server).port)], "cannot listen"),
+        (["dashboard", "--token", "short"], "at least 8"),
+    ]
+    for args, message in cases:
+        result = run_cli(dash_project, *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and "Traceback" not in result.output, result.output
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
