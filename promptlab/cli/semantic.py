@@ -64,7 +64,7 @@ def _rows(results: Any, mode: str, out: Output) -> tuple[list[dict[str, Any]], l
             else ("**", "**"))
     rows = []
     for hit in results.hits:
-        score = f"{hit.score:.3f}" if mode == "semantic" else f"{hit.score * 1000:.1f}"
+        score = f"{hit.score:.3f}" if mode == "semantic" else f"{hit.score:.4f}"
         snip = hit.snippet if out.structured or out.csv else hit.snippet[:90]
         rows.append({"score": score, "time": fmt_time(hit.entry.get("timestamp")),
                      "id": hit.entry.get("id"), "model": hit.entry.get("model") or "",
@@ -91,7 +91,7 @@ def run_search(query: str, mode: str, limit: int, model_spec: str | None, out: O
         embedder.close()
     _report_missing(results)
     rows, columns = _rows(results, mode, out)
-    headers = ["similarity" if mode == "semantic" else "rrf×1000", "time (UTC)", "id",
+    headers = ["similarity" if mode == "semantic" else "rrf score", "time (UTC)", "id",
                "model", "prompt", "start" if mode == "semantic" else "match"]
     out.table(rows, columns, headers=headers, json_rows=[h.to_dict() for h in results.hits],
               empty=f"No embedded log entries to compare with {query!r}.")
