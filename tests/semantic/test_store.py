@@ -172,3 +172,61 @@ def test_a_repeated_search_does_not_run_the_model(log_dir: Path, model) -> None:
     second = semantic_search("poem about fall", log_dir=log_dir, embedder=same, limit=2)
     assert calls == [["poem about fall"]]
     assert [h.distance for h in first] == [h.distance for h in second]
+
+
+def test_interrupted_run_keeps_finished_batches(log_dir: Path, model) -> None:
+    write(log_dir, SUPPORT * 2)
+    batches: list[int] = []
+
+    def interrupting(texts: list[str]):
+        batches.append(len(texts))
+        if len(batches) == 3:
+            raise KeyboardInterrupt
+        return model.embed(texts)
+
+    stopped = embed_log(log_dir=log_dir, embedder=FunctionEmbedder(
+        interrupting, model_id=model.model_id), batch=3)
+    assert stopped.interrupted and (stopped.embedded, stopped.pending) == (6, 4)
+    resumed = embed_log(log_dir=log_dir, embedder=model, batch=3)
+    assert (resumed.embedded, resumed.pending) == (4, 0)
+
+
+def test_embedding_while_a_writer_appends(log_dir: Path, model) -> None:
+    import threading
+
+    write(log_dir, SUPPORT * 4)
+    stop = threading.Event()
+
+    def writer() -> None:
+        from promptlab.logs.logger import Logger
+
+        logger = Logger(log_dir=log_dir)
+        n = 0
+        while not stop.is_set() and n < 200:
+            logger.log(model="gpt-4o", user_message=f"question {n}", assistant_response="ok")
+            n += 1
+        logger.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        embed_log(log_dir=log_dir, embedder=model, batch=4)
+    finally:
+        stop.set()
+        thread.join()
+    embed_log(log_dir=log_dir, embedder=model)
+    with Index(log_dir) as index:
+        index.sync()
+        llm = index.conn.execute("SELECT count(*) FROM entries WHERE kind = 'llm'").fetchone()[0]
+    with VectorStore(log_dir / "index.db") as store:
+        assert store.count() == llm
+        assert store.conn.execute("SELECT count(DISTINCT entry_id) FROM vec_items").fetchone()[0] \
+            == llm
+
+
+def test_since_embeds_only_recent_calls(log_dir: Path, model) -> None:
+    write(log_dir, [{"user_message": "old one", "assistant_response": "x",
+                     "timestamp": "2020-01-01T00:00:00Z"}, *SUPPORT[:2]])
+    recent = embed_log(log_dir=log_dir, embedder=model, since="30d")
+    assert (recent.embedded, recent.pending) == (2, 0)
+    assert embed_log(log_dir=log_dir, embedder=model).embedded == 1
