@@ -110,13 +110,16 @@ def _y_axis(x0: float, top: float, bottom: float, width: float, vmax: float,
 
 def stacked_bars(days: Sequence[str], groups: Sequence[str],
                  values: Callable[[str, str], float], title: str, unit: str = "",
-                 width: int = 860, height: int = 220) -> Markup:
+                 width: int = 860, height: int = 220, note: str = "") -> Markup:
     """One bar per day, stacked by group; `values(group, day)` gives each segment."""
     legend_h = _legend_height(groups, width - 70)
     top, left, bottom = 24 + legend_h, 64, height - 22
     totals = [sum(values(g, d) for g in groups) for d in days]
     vmax = nice_max(max(totals, default=0))
     body = [f'<text x="{left}" y="14" font-weight="bold">{escape(title)}</text>']
+    if note:
+        body.append(f'<text x="{width - 10}" y="14" text-anchor="end" fill="#777">'
+                    f'{escape(note)}</text>')
     body += _legend(groups, left, 30, width - left - 10)
     plot_w = width - left - 10
     body += _y_axis(left, top, bottom, plot_w, vmax, unit)

@@ -138,10 +138,13 @@ def overview_charts(d: dict[str, Any]) -> dict[str, Markup]:
     }
     note = (f"estimated from {latency['read']:,} of {latency['calls']:,} calls"
             if latency["sampled"] else "")
+    unknown = d["totals"]["total"].get("unpriced_calls") or 0
+    unpriced = (f"not shown: {unknown:,} calls of unknown cost (no price for their model)"
+                if unknown else "")
     return {
         "calls": svg.stacked_bars(days, groups, measure("calls"), f"Calls per day by {by}"),
         "cost": svg.stacked_bars(days, groups, measure("cost_usd"), f"Cost per day by {by}",
-                                 unit="$"),
+                                 unit="$", note=unpriced),
         "tokens": svg.stacked_bars(days, groups, measure("tokens"),
                                    f"Tokens (input + output) per day by {by}"),
         "latency": svg.lines(days, lat_series, "Latency per day (p50, p95)", unit="ms",
