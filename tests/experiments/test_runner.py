@@ -400,6 +400,16 @@ def test_console_script_runs_an_experiment(console_script: str, exp_project, tom
     assert bad.returncode == 2
     assert bad.stderr == "Error: no experiment 'nope' in experiments/; known: ab\n"
     assert "Traceback" not in bad.stderr
+    # a run where every cell failed is a failed process, not a green one
+    (exp_project.experiments / "down.py").write_text(
+        "def answer(text):\n    raise ConnectionError('model is down')\n")
+    exp_project.write("down", toml('type = "python"\nfunction = "down.py:answer"'), rows[:2])
+    down = subprocess.run([*argv, "experiment", "run", "down"], cwd=exp_project.root,
+                          capture_output=True, text=True, timeout=60)
+    assert down.returncode == 1 and "Next:" not in down.stdout
+    assert down.stderr.splitlines()[-1] == (
+        "Error: the run failed: 4 of 4 cells failed (100%), more than [run] max_error_rate = "
+        "0.5; fix the cause, then continue with: promptlab experiment run down --resume")
 
 
 
