@@ -191,6 +191,11 @@ def logs_search(query: str, limit: int, sort: str, window: int, field_name: str 
     """
     if mode is not None:
         from promptlab.cli.semantic import run_search
+        from promptlab.errors import UsageError
+
+        if raw or field_name:
+            raise UsageError(f"{'--fts' if raw else '--in'} applies to full-text search, not "
+                             f"--{mode}")
 
         run_search(query, mode, limit, model_spec, out, filters, open_index)
         return

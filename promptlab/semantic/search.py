@@ -137,7 +137,7 @@ def semantic_search(text: str, *, log_dir: str | os.PathLike[str] | None = None,
         if mode == "hybrid":
             fts_query = _fts_query(text, fts_match)
             if fts_query:
-                hits = search_entries(index, fts_query, flt, limit=depth, window=None)
+                hits = search_entries(index, fts_query, flt, limit=depth)
                 fts_ranked = [(h.rowid, h.rank or 0.0) for h in hits]
         path = index.path
     finally:

@@ -101,3 +101,9 @@ def test_console_script_end_to_end(log_dir: Path, console_script: str) -> None:
     done = subprocess.run([console_script, "logs", "search", "--semantic", "a poem", "-n", "1",
                            "--nl"], check=True, capture_output=True, text=True)
     assert json.loads(done.stdout)["entry"]["prompt_id"] == "poet"
+
+
+def test_full_text_options_are_refused_with_semantic(log_dir: Path) -> None:
+    write(log_dir, SUPPORT[:1])
+    code, _, err = run("logs", "search", "--semantic", "refund", "--fts")
+    assert code == 2 and "--fts applies to full-text search, not --semantic" in err
