@@ -73,6 +73,15 @@ def test_error_rate_above_the_limit_fails_however_small(exp_project, toml, rows,
     assert "Next: promptlab compare v1 v2 --experiment ab" in result.stdout
 
 
+def test_nothing_succeeded_fails_even_with_max_error_rate_1(exp_project, toml, rows,
+                                                            fake_llm) -> None:
+    fake_llm.then(*[Reply(400, {"error": {"message": "invalid model"}})] * 2)
+    exp_project.write("ab", toml(openai_provider(fake_llm), variants="v1 = 1",
+                                 extra="[run]\nmax_error_rate = 1\n"), rows[:2])
+    result = run_experiment(load_experiment("ab"), RunOptions(cache=False))
+    assert result.failed == "all 2 cells failed"
+
+
 @pytest.mark.parametrize("flags", [(), ("--no-cache",)])
 def test_an_unwritable_log_folder_fails_before_any_call(exp_project, toml, rows, fake_llm,
                                                        monkeypatch, tmp_path, flags) -> None:
