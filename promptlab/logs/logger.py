@@ -296,11 +296,13 @@ class Logger:
             line, exact = encode_entry(entry)
             if not exact:
                 entry = _decode(line)
-        if self._redact:
-            redacted = _redact_line(line)
-            if redacted is not line:
-                line = redacted
-                entry = _decode(line)
+        if self._redact and _maybe_secret(line):  # rarely: most lines hold no secret
+            from promptlab.logs.redact import redact_value
+
+            redacted = redact_value(entry)
+            if redacted is not entry:
+                entry = redacted
+                line = _dumps(entry, option=_OPT)
         writer = self._writer
         try:
             if writer is None:
@@ -448,12 +450,12 @@ _dumps: Callable[..., bytes] = _load_dumps
 _OPT = 1 << 10  # orjson.OPT_APPEND_NEWLINE
 
 
-def _redact_line(line: bytes) -> bytes:
-    from promptlab.logs.redact import redact_line
+def _maybe_secret(line: bytes) -> bool:
+    from promptlab.logs.redact import maybe_secret
 
-    global _redact_line
-    _redact_line = redact_line  # bind the real function after the first call
-    return redact_line(line)
+    global _maybe_secret
+    _maybe_secret = maybe_secret  # bind the real function after the first call
+    return maybe_secret(line)
 
 
 def _decode(line: bytes) -> dict[str, Any]:

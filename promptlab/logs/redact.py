@@ -1,149 +1,371 @@
-"""Secret redaction before anything reaches the log.
+"""Secret redaction: one rule table, applied to everything promptlab writes.
 
-Built-in rules replace OpenAI/Anthropic-style API keys (`sk-…`), bearer tokens, AWS access
-key ids and secret keys, and private-key blocks with `[REDACTED]` (keeping the marker that
-says what it was: `sk-[REDACTED]`, `AKIA[REDACTED]`, `Bearer [REDACTED]`). They run on the encoded
-JSON line, so one pass per rule covers every field (prompt, response, messages, metadata,
-error), and can only consume characters that never sit at the edge of a JSON escape
-sequence, so a replacement always leaves valid JSON.
+    from promptlab.logs.redact import redact_text, redact_value
 
-Cost: the common line holds no secret, so what matters is how fast a clean line is
-passed. Every rule needs one of a few literal anchors (`sk-`, `AKIA`/`ASIA`, `-----BEGIN `,
-`ccess`, `earer`); the C pre-check in `_speedups.c` (built at install when a compiler is
-there) finds them with memchr/memmem in a fraction of one regex pass, and a line without
-any is returned untouched. Without it, each scan below starts with a literal whose first
-character `re` looks for in a tight C loop (about one byte per cycle), chosen to be rare
-in text: `k-` (sk- keys), `ccess` (AWS secret keys), `rer` (bearer tokens). AWS key ids
-and private-key blocks both contain a capital `I`, which ids, timestamps and field names
-never do: `bytes.find` (memchr) skips them unless the text has one. Substring tests
-(`b"sk-" in line`) would cost more than these scans: CPython 3.11 finds short needles at
-about a nanosecond per byte.
+    redact_text("key sk-proj-Ab3d…")          # -> "key sk-[REDACTED]"
+    redact_value({"headers": {"Authorization": "Bearer eyJ…"}, "n": 3})
 
-Users add rules as regular expressions or as a function `str -> str`; both are applied to
-every string value of the entry before it is encoded:
+`redact_text(str) -> str` and `redact_value(obj) -> obj` (every string inside dicts,
+lists and tuples, dict keys included) are the two functions every writer uses: the log,
+the experiment cache, embeddings, exports and reports. Both return their argument itself
+when nothing was redacted.
 
-    Logger(redactor=lambda text: text.replace(customer_email, "[EMAIL]"))
-    Logger(redactor=Redactor(patterns=[r"\\b\\d{3}-\\d{2}-\\d{4}\\b"]))
+The rules (`RULES`, documented in docs/security.md) follow gitleaks' and detect-secrets'
+definitions: OpenAI/Anthropic keys, GitHub, Google, Slack, Stripe, Hugging Face and AWS
+credentials, JWTs, private-key blocks (PEM, OpenSSH, PGP), bearer tokens, `Authorization:
+Basic` credentials and passwords in URLs. A rule keeps the part that says what the secret
+was (`sk-[REDACTED]`, `AKIA[REDACTED]`, `Bearer [REDACTED]`, `https://ann:[REDACTED]@host`).
+Tokens that must start a word (an `sk-` inside `task-…` is not a key) may follow a space,
+punctuation, a control character, NUL or a terminal colour code (`\\x1b[32msk-…`).
+
+Cost. Almost no text holds a secret, so what matters is how fast clean text is passed.
+`maybe_secret` answers that on the encoded log line (or any str) without running the rules:
+memchr (`find`) for a few rare characters that pin rule families (`I` for AKIA/AIza/BEGIN,
+`J` for JWTs, `@` for URLs with a password, `z`/`Z` for Authorization, `B` for Bearer and
+Slack webhooks, `K` for AccessKey), each followed by one regular expression only where the character occurs,
+and three literal-prefix scans (`k-`, `_` for GitHub, Hugging Face and Stripe keys, `xox`)
+that `re` runs as a tight C loop. Only text that passes the check goes through the rules. A property test
+checks that every rule match passes the check.
+
+Users add rules for the whole process with `add_rule` (they then apply to everything
+promptlab writes), or per logger with a function or a `Redactor`:
+
+    add_rule("employee-id", r"\\bEMP-(?P<secret>\\d{6})\\b", anchors=["EMP-"])
+    Logger(redactor=Redactor(patterns=[r"[\\w.]+@[\\w.]+"]))
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 REDACTED = "[REDACTED]"
-_R = REDACTED.encode()
-_TOKEN = rb"A-Za-z0-9_\-"
 
-# Patterns on the encoded line. In the line a newline inside text is the two bytes `\n`, so
-# "a token starts here" means: no token character before it, or an escape.
-
-# sk-… API keys (OpenAI sk-/sk-proj-, Anthropic sk-ant-…): keep "sk-", redact the rest.
-_API_KEY = re.compile(
-    rb"k-(?:(?<![" + _TOKEN + rb"]sk-)|(?<=\\[nrt]sk-))(?<=sk-)[" + _TOKEN + rb"]{20,}"
-)
-# AWS access key ids: AKIA… (long-term) and ASIA… (temporary), 20 characters.
-_AWS_KEY_ID = re.compile(
-    rb"IA(?<=AKIA|ASIA)(?:(?<![A-Za-z0-9]..IA)|(?<=\\[nrt]..IA))[A-Z0-9]{16}(?![A-Za-z0-9])"
-)
-# -----BEGIN … PRIVATE KEY----- blocks, to their END line or the end of the text.
-_PRIVATE_KEY = re.compile(
-    rb"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----(?:(?:[^\"\\]|\\.)*?"
-    rb"-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----|(?:[^\"\\]|\\.)*)"
-)
-# Both of the above, found from their capital I: a detector (a match of either rule
-# matches here too), so the precise rules run only on lines that need them.
-_CAPITAL_I = re.compile(
-    rb"I(?:A(?<=AKIA|ASIA)(?:(?<![A-Za-z0-9]..IA)|(?<=\\[nrt]..IA))[A-Z0-9]{16}(?![A-Za-z0-9])"
-    rb"|N(?<=-----BEGIN) [A-Z0-9 ]{0,40}PRIVATE KEY-----)"
-)
-# AWS secret access keys: aws_secret_access_key = …, "SecretAccessKey": "…".
-_AWS_SECRET = re.compile(
-    rb"ccess(?:(?<=[Ss]ecret_access)_key|(?<=[Ss]ecretAccess)Key)"
-    rb"(?P<sep>(?:\\\"|[\"' :=])+)[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])"
-)
-# Authorization: Bearer <token> (also "bearer"): keep the word, redact the token.
-_BEARER = re.compile(rb"rer(?<=[Bb]earer)(?P<sp>(?: |\\t)+)[A-Za-z0-9._~+/\-]{16,}=*")
-
-_CAPITAL_I_BYTE = ord("I")
+__all__ = ["REDACTED", "RULES", "Redactor", "Rule", "add_rule", "maybe_secret", "redact_line",
+           "redact_text", "redact_value", "remove_rule", "rules"]
 
 
-def _key(m: re.Match[bytes]) -> bytes:
-    return b"k-" + _R
+@dataclass(frozen=True)
+class Rule:
+    """One kind of secret: `pattern` finds it, its group `secret` (or the whole match) is
+    replaced with [REDACTED].
 
-
-def _key_id(m: re.Match[bytes]) -> bytes:
-    return b"IA" + _R  # keeps "AKIA"/"ASIA" visible, like "sk-"
-
-
-def _private_key(m: re.Match[bytes]) -> bytes:
-    return _R
-
-
-def _secret(m: re.Match[bytes]) -> bytes:
-    return m.group(0)[: m.start("sep") - m.start()] + m.group("sep") + _R
-
-
-def _bearer(m: re.Match[bytes]) -> bytes:
-    return b"rer" + m.group("sp") + _R
-
-
-# Every built-in rule as (pattern, replacement), in the order redact_line applies them.
-RULES: list[tuple[re.Pattern[bytes], Callable[[re.Match[bytes]], bytes]]] = [
-    (_API_KEY, _key),
-    (_PRIVATE_KEY, _private_key),
-    (_AWS_KEY_ID, _key_id),
-    (_AWS_SECRET, _secret),
-    (_BEARER, _bearer),
-]
-
-
-def maybe_secret_py(line: bytes) -> bool:
-    """The pure-Python `maybe_secret`: whether any built-in rule's anchor is in `line`."""
-    return (b"sk-" in line or b"AKIA" in line or b"ASIA" in line or b"-----BEGIN " in line
-            or b"ccess" in line or b"earer" in line)
-
-
-maybe_secret = maybe_secret_py
-
-
-def redact_line(line: bytes) -> bytes:
-    """`line` (an encoded JSON entry) with built-in secrets replaced by [REDACTED].
-
-    Returns `line` itself when it holds no secret.
+    word_start: the match must begin a word: not right after a letter, digit, `_` or `-`
+                (a terminal colour code right before it is fine).
+    anchors:    for user rules, literal strings one of which every match contains; text
+                holding none of them skips the rule. Empty: the rule runs on every string.
     """
-    if not maybe_secret(line):
-        return line
-    return redact_rules(line)
+
+    name: str
+    pattern: re.Pattern[str]
+    description: str = ""
+    source: str = ""
+    example: str = ""
+    word_start: bool = False
+    anchors: tuple[str, ...] = field(default=())
+    # For JSON-like values: a dict item whose key `key` finds and whose string value
+    # `value` matches in full has its value redacted (the name and the secret are split
+    # between key and value, where the text pattern cannot see them together).
+    key: re.Pattern[str] | None = None
+    value: re.Pattern[str] | None = None
+
+    def sub(self, text: str) -> str:
+        return self.pattern.sub(self._replace, text)
+
+    def _replace(self, m: re.Match[str]) -> str:
+        if self.word_start and not _word_start(m.string, m.start()):
+            return m.group(0)
+        if "secret" not in self.pattern.groupindex or m.group("secret") is None:
+            return REDACTED
+        start, end = m.span("secret")
+        whole, offset = m.group(0), m.start()
+        return whole[: start - offset] + REDACTED + whole[end - offset:]
 
 
-def redact_rules(line: bytes) -> bytes:
-    """`redact_line` without the pre-check: every rule's regular expression runs."""
-    if _API_KEY.search(line) is not None:
-        line = _API_KEY.sub(_key, line)
-    first_i = line.find(_CAPITAL_I_BYTE)
-    if first_i >= 0 and _CAPITAL_I.search(line, first_i) is not None:
-        line = _PRIVATE_KEY.sub(_private_key, line)
-        line = _AWS_KEY_ID.sub(_key_id, line)
-    if _AWS_SECRET.search(line) is not None:
-        line = _AWS_SECRET.sub(_secret, line)
-    if _BEARER.search(line) is not None:
-        line = _BEARER.sub(_bearer, line)
-    return line
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+# The end of a terminal escape sequence: CSI (`\x1b[1;32m`) or OSC (`\x1b]8;;url\x07`).
+_ESCAPE_TAIL = re.compile(r"(?:\x1b\[[0-9;:?<=>]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\))\Z")
+
+
+def _word_start(text: str, i: int) -> bool:
+    if i == 0 or text[i - 1] not in _TOKEN_CHARS:
+        return True
+    return _ESCAPE_TAIL.search(text, max(0, i - 64), i) is not None
+
+
+def _rule(name: str, pattern: str, description: str, source: str, example: str, *,
+          word_start: bool = False, key: str | None = None, value: str | None = None) -> Rule:
+    return Rule(name, re.compile(pattern), description, source, example, word_start,
+                key=None if key is None else re.compile(key),
+                value=None if value is None else re.compile(value))
+
+
+_AWS_SECRET_NAME = r"(?:[Ss]ecret_?[Aa]ccess_?Key|[Ss]ecret_access_key|SECRET_ACCESS_KEY)"
+
+
+# The built-in table. Patterns are ASCII; each is covered by the pre-check below (tested).
+RULES: tuple[Rule, ...] = (
+    _rule("private-key",
+          r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"
+          r"(?s:.*?-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----|.*)",
+          "PEM, OpenSSH and PGP private-key blocks, to their END line (or the end of the text)",
+          "gitleaks private-key; detect-secrets PrivateKeyDetector",
+          "-----BEGIN RSA PRIVATE KEY-----\\nMIIE…\\n-----END RSA PRIVATE KEY-----"),
+    _rule("openai-anthropic-api-key", r"sk-(?P<secret>[A-Za-z0-9_-]{20,})",
+          "OpenAI (sk-, sk-proj-, sk-svcacct-) and Anthropic (sk-ant-…) API keys",
+          "gitleaks openai-api-key, anthropic-api-key; detect-secrets OpenAIDetector",
+          "sk-proj-Xi8tdMjHV6pmbBbwilTeT3BlbkFJ3UDnpdEwNNm6wVBpYM0o", word_start=True),
+    _rule("github-token", r"gh[pousr]_(?P<secret>[A-Za-z0-9]{30,255})(?![A-Za-z0-9])",
+          "GitHub personal (ghp_), OAuth (gho_), app (ghu_, ghs_) and refresh (ghr_) tokens",
+          "gitleaks github-pat, github-oauth, github-app-token, github-refresh-token",
+          "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", word_start=True),
+    _rule("github-fine-grained-pat", r"github_pat_(?P<secret>[A-Za-z0-9_]{22,255})",
+          "GitHub fine-grained personal access tokens", "gitleaks github-fine-grained-pat",
+          "github_pat_11ABCDEFG0abcdefghijkl_…", word_start=True),
+    _rule("google-api-key", r"AIza(?P<secret>[A-Za-z0-9_-]{35})(?![A-Za-z0-9_-])",
+          "Google Cloud / Gemini API keys", "gitleaks gcp-api-key; detect-secrets GcpkeyDetector",
+          "AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe", word_start=True),
+    _rule("slack-token", r"xox[abeoprs]-(?P<secret>[A-Za-z0-9-]{10,250})",
+          "Slack bot, user, app and legacy tokens (xoxb-, xoxp-, xoxa-, xoxe-, xoxr-, xoxs-)",
+          "gitleaks slack-bot-token, slack-user-token, slack-legacy-token; detect-secrets "
+          "SlackDetector", "xoxb-34532454-e039d02840a0b9379c", word_start=True),
+    _rule("slack-webhook",
+          r"hooks\.slack\.com/services/(?P<secret>T[A-Za-z0-9_]+/B[A-Za-z0-9_]{4,}/"
+          r"[A-Za-z0-9_]{16,})",
+          "Slack incoming-webhook URLs (the path is the secret)",
+          "gitleaks slack-webhook-url; detect-secrets SlackDetector",
+          "https://hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXXXXXXXXXXXXXX"),
+    _rule("stripe-key", r"[sr]k_(?:live|test|prod)_(?P<secret>[A-Za-z0-9]{10,99})",
+          "Stripe secret (sk_live_, sk_test_) and restricted (rk_live_, rk_test_) keys",
+          "gitleaks stripe-access-token; detect-secrets StripeDetector",
+          "sk_live_ReTllpYQYfIZu2Jnf2lAPFjD", word_start=True),
+    _rule("huggingface-token", r"hf_(?P<secret>[A-Za-z]{34,40})(?![A-Za-z0-9])",
+          "Hugging Face access tokens", "gitleaks huggingface-access-token",
+          "hf_AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh", word_start=True),
+    _rule("aws-access-key-id",
+          r"(?:AKIA|ASIA|ABIA)(?P<secret>[A-Z0-9]{16})(?![A-Za-z0-9])",
+          "AWS access key ids (long-term AKIA…, temporary ASIA…, ABIA…)",
+          "gitleaks aws-access-token; detect-secrets AWSKeyDetector", "AKIAIOSFODNN7EXAMPLE",
+          word_start=True),
+    _rule("aws-secret-access-key",
+          _AWS_SECRET_NAME +
+          r"[\"']?[ \t]*[:=]?[ \t]*[\"']?[ \t]*(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])",
+          "AWS secret access keys after their name (aws_secret_access_key = …, "
+          "\"SecretAccessKey\": \"…\", also as a key and its value)",
+          "detect-secrets AWSKeyDetector",
+          "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+          key=_AWS_SECRET_NAME, value=r"[ \t]*[A-Za-z0-9/+]{40}[ \t]*"),
+    _rule("jwt",
+          r"eyJ[A-Za-z0-9_-]{10,}={0,2}\.[A-Za-z0-9_-]{10,}={0,2}(?:\.[A-Za-z0-9_-]{10,}={0,2})?",
+          "JSON Web Tokens (header.claims[.signature], base64url)",
+          "gitleaks jwt; detect-secrets JwtTokenDetector",
+          "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4",
+          word_start=True),
+    _rule("bearer-token",
+          r"B(?i:earer)(?P<sp>[ \t]+)(?P<secret>[A-Za-z0-9._~+/-]{16,}=*)",
+          "Bearer tokens (Bearer, BEARER; a lowercase bearer after Authorization: below)",
+          "gitleaks curl-auth-header", "Bearer 0123456789abcdefXYZ", word_start=True),
+    _rule("authorization-header",
+          r"(?:[Aa]uthorization|AUTHORIZATION)[\"']?[ \t]*[:=][ \t]*[\"']?[ \t]*"
+          r"(?i:basic|bearer|token|digest)[ \t]+(?P<secret>[A-Za-z0-9._~+/-]{8,}=*)",
+          "the credentials of an Authorization header (Basic, Bearer, Token; any case)",
+          "gitleaks curl-auth-header", "Authorization: Basic dXNlcjpwYXNzd29yZA=="),
+    _rule("url-password",
+          r"[A-Za-z][A-Za-z0-9+.-]{0,20}://[^\s/:@'\"<>]{0,200}:(?P<secret>[^\s/@'\"<>]{1,200})@",
+          "passwords in URLs (scheme://user:password@host keeps user and host)",
+          "detect-secrets BasicAuthDetector", "https://username:password@yelp.com"),
+)
+
+# -- the pre-check ------------------------------------------------------------------------------
+# Every rule match contains a match of one of these. They are written for the text and, as
+# they only look at ASCII letters, digits and `-_:./@ `, hold for the encoded JSON line too
+# (whose escapes never fall inside them). Pivots: a character that is rare in ordinary
+# text (memchr finds it, or its absence, at a fraction of a regex pass), then a regex
+# searched from its first occurrence (or, for "@", from the start: the URL rule's "://"
+# comes before it). None of the pivots is in the log entry's head, whose ULID and
+# timestamp the logger skips (see maybe_secret's `start`).
+_PIVOTS: tuple[tuple[str, str, bool], ...] = (
+    ("I", r"I(?:A(?<=AKIA)|A(?<=ASIA)|A(?<=ABIA)|za(?<=AIza)"
+          r"|N(?<=BEGIN)[ A-Z0-9_-]{0,100}PRIVATE KEY)", True),
+    ("J", r"J(?<=eyJ)[A-Za-z0-9_-]{10}", True),
+    ("@", r"://[^\s/:@]{0,400}:[^\s/@]{1,400}@", False),
+    ("z", r"z(?<=[Aa]uthoriz)ation", True),
+    ("Z", r"Z(?<=AUTHORIZ)ATION", True),
+    ("B", r"B(?:(?i:earer)|(?<=/B)[A-Za-z0-9_]{4,}/)", True),
+    ("K", r"K(?:(?<=ccessK)ey|(?<=CCESS_K)EY|(?<=ccess_K)ey)", True),
+)
+# Literal-prefix scans, which `re` runs as a tight loop over the text.
+_SCANS: tuple[str, ...] = (
+    r"k-(?<=sk-)[A-Za-z0-9_-]{20}",
+    r"_(?:[A-Za-z0-9]{16}(?:(?<=gh[pousr]_.{16})|(?<=github_pat_.{16})|(?<=hf_.{16}))"
+    r"|(?<=[sr]k_)(?:live|test|prod)_|(?<=ccess_)key)",
+    r"xox[abeoprs]-",
+)
+
+
+class _Check:
+    """The pre-check compiled for one string type (str or bytes)."""
+
+    def __init__(self, kind: type) -> None:
+        enc = (lambda s: s.encode()) if kind is bytes else (lambda s: s)
+        self.pivots = tuple((enc(c), re.compile(enc(p)), at) for c, p, at in _PIVOTS)
+        self.scans = tuple(re.compile(enc(p)).search for p in _SCANS)
+
+
+_CHECK_STR = _Check(str)
+_CHECK_BYTES = _Check(bytes)
+
+# User rules added with add_rule: (rules, anchors as str, anchors as bytes, any rule
+# without anchors). Replaced whole under the lock, read without it.
+_user: tuple[tuple[Rule, ...], tuple[str, ...], tuple[bytes, ...], bool] = ((), (), (), False)
+_user_lock = threading.Lock()
+
+
+def maybe_secret(data: str | bytes, start: int = 0) -> bool:
+    """Whether `data` (text or an encoded JSON line) may hold a secret a rule would redact,
+    looking from `start` on.
+
+    False means no rule would change it; True means the rules must run (most True answers
+    are real secrets, a few are near misses).
+    """
+    check = _CHECK_BYTES if type(data) is bytes else _CHECK_STR
+    for char, pattern, at_char in check.pivots:
+        i = data.find(char, start)  # type: ignore[arg-type]
+        if i >= 0 and pattern.search(data, i if at_char else start) is not None:
+            return True
+    for scan in check.scans:
+        if scan(data, start) is not None:
+            return True
+    user = _user
+    if user[0]:
+        if user[3]:
+            return True
+        for anchor in (user[2] if type(data) is bytes else user[1]):
+            if anchor in data:  # type: ignore[operator]
+                return True
+    return False
+
+
+def rules() -> tuple[Rule, ...]:
+    """The rules in force: the built-in table, then the ones added with `add_rule`."""
+    return RULES + _user[0]
+
+
+def add_rule(name: str, pattern: str | re.Pattern[str], *, description: str = "",
+             anchors: Iterable[str] = (), word_start: bool = False) -> Rule:
+    """Redact matches of `pattern` everywhere promptlab writes, for this process.
+
+    The group named `secret`, if any, is what is replaced (the rest of the match stays);
+    otherwise the whole match. `anchors`: literal strings one of which every match
+    contains, so that text without any skips the rule (strongly advised: without anchors
+    the rule runs on every string written). Adding a name again replaces that rule.
+    """
+    compiled = re.compile(pattern) if isinstance(pattern, str) else pattern
+    if not isinstance(compiled.pattern, str):
+        raise TypeError("redaction rules match text: give a str pattern, not bytes")
+    anchor_list = tuple(anchors)
+    if any(not isinstance(a, str) or not a for a in anchor_list):
+        raise ValueError(f"anchors of rule {name!r} must be non-empty strings")
+    rule = Rule(name, compiled, description, "user", "", word_start, anchor_list)
+    global _user
+    with _user_lock:
+        kept = (*(r for r in _user[0] if r.name != name), rule)
+        _user = _pack(kept)
+    return rule
+
+
+def remove_rule(name: str) -> None:
+    """Remove a rule added with `add_rule` (built-in rules stay)."""
+    global _user
+    with _user_lock:
+        _user = _pack(tuple(r for r in _user[0] if r.name != name))
+
+
+def _pack(user_rules: tuple[Rule, ...]) -> tuple[tuple[Rule, ...], tuple[str, ...],
+                                                  tuple[bytes, ...], bool]:
+    anchors = tuple(a for r in user_rules for a in r.anchors)
+    unanchored = any(not r.anchors for r in user_rules)
+    return user_rules, anchors, tuple(a.encode() for a in anchors), unanchored
+
+
+# -- applying the rules ------------------------------------------------------------------------
 
 
 def redact_text(text: str) -> str:
-    """Plain text with built-in secrets replaced (same rules as the log line)."""
+    """`text` with every secret replaced (see the module documentation); `text` itself
+    when it holds none."""
+    if not maybe_secret(text):
+        return text
+    out = text
+    for rule in RULES:
+        out = rule.sub(out)
+    for rule in _user[0]:
+        if not rule.anchors or any(a in out for a in rule.anchors):
+            out = rule.sub(out)
+    return text if out == text else out
+
+
+def redact_value(value: Any) -> Any:
+    """`value` with `redact_text` applied to every string in it: dict keys and values,
+    list and tuple items, nested (tuples come back as lists). Other values are returned
+    as they are; so is `value` itself when nothing was redacted."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        changed = False
+        out: dict[Any, Any] = {}
+        for k, v in value.items():
+            if isinstance(k, str):
+                if isinstance(v, str) and _keyed(k, v):
+                    v2: Any = REDACTED
+                else:
+                    v2 = redact_value(v)
+                k2 = redact_text(k)
+            else:
+                k2, v2 = k, redact_value(v)
+            changed = changed or k2 is not k or v2 is not v
+            out[k2] = v2
+        return out if changed else value
+    if isinstance(value, list | tuple):
+        items = [redact_value(v) for v in value]
+        if any(a is not b for a, b in zip(items, value, strict=True)):
+            return items
+        return value
+    return value
+
+
+def _keyed(key: str, value: str) -> bool:
+    """Whether a rule names `key` as a secret's name and `value` as its secret."""
+    for rule in RULES:
+        if (rule.key is not None and rule.key.search(key) is not None
+                and rule.value is not None and rule.value.fullmatch(value) is not None):
+            return True
+    return False
+
+
+def redact_line(line: bytes) -> bytes:
+    """`line` (one encoded JSON entry ending in a newline) with every secret redacted;
+    `line` itself when it holds none."""
+    if not maybe_secret(line):
+        return line
     import orjson
 
-    encoded = orjson.dumps(text)
-    redacted = redact_line(encoded)
-    return text if redacted is encoded else orjson.loads(redacted)
+    entry = orjson.loads(line)
+    redacted = redact_value(entry)
+    if redacted is entry:
+        return line
+    return orjson.dumps(redacted, option=orjson.OPT_APPEND_NEWLINE)
+
+
+# -- per-logger extra redaction -----------------------------------------------------------------
 
 
 class Redactor:
-    """Extra redaction rules: regular expressions and/or a function on each string value.
+    """Extra redaction rules for one logger: regular expressions and/or a function on
+    each string value.
 
     `patterns` are replaced by `replacement`; a pattern with a named group `secret`
     replaces only that group. `hook(text) -> text` runs after the patterns. Built-in rules
