@@ -81,11 +81,12 @@ class _Renderer:
 
     def __init__(self, prompt: Any, experiment: str, variant: str):
         self.template = prompt.template
+        self.limits = prompt.registry.limits  # the project's render limits
         self.path = display_path(self.template.path)
         self.stamp = {**prompt.stamp(), "experiment": experiment, "variant": variant}
 
     def render(self, item: Item) -> Rendered:
-        return self._rendered(self.template.render_messages(item.vars), item)
+        return self._rendered(self.template.render_messages(item.vars, self.limits), item)
 
     def unrendered(self, item: Item) -> Rendered:
         """The stamp and config without messages: what an error cell logs."""

@@ -433,12 +433,18 @@ HUGE = ("---\nmodel: gpt-4o-mini\n---\n{% if code == 'big' %}{{ 'a' * 3000000000
         "Review {{ code }}\n")
 
 
+SLOW = ("---\nmodel: gpt-4o-mini\n---\n{% if code == 'slow' %}{% for i in range(100000) %}"
+        "{% for j in range(100000) %}{% endfor %}{% endfor %}{% endif %}Review {{ code }}\n")
+
+
 @pytest.mark.parametrize(("template", "bad", "message"), [
     (RECURSIVE, "boom", "recursion too deep"),
     (HUGE, "big", "more than render_max_chars"),
+    (SLOW, "slow", "rendering took longer than render_timeout_s (0.2 s)"),
 ])
 def test_a_render_past_the_template_limits_is_an_error_cell(exp_project, toml, template, bad,
                                                            message) -> None:
+    (exp_project.root / "promptlab.toml").write_text("render_timeout_s = 0.2\n")
     folder = exp_project.root / "prompts" / "limits"
     folder.mkdir()
     (folder / "v1.txt").write_text(template)
