@@ -4,8 +4,8 @@
     python benchmarks/bench_otel.py --quick    # 20,000 entries, 5 rounds
 
 1. Export throughput: `export_otlp` (the code behind `promptlab export otlp`) sends a
-   100,000-entry log (traces of a span and two calls, standalone calls, feedback; ~1.5 KB
-   entries) as OTLP/HTTP protobuf in batches of 512 to a loopback receiver running in
+   100,000-entry log (traces of a span and two calls, standalone calls, failed calls and
+   feedback; about 670 bytes per entry) as OTLP/HTTP protobuf in batches of 512 to a loopback receiver running in
    another process (it reads each request and answers 200, so the receiver does not compete
    with the exporter for the GIL). Spans per second, median of 3 runs (`--all`).
    The same log with `content=True` (texts redacted and sent) is measured too.
