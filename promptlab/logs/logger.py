@@ -296,7 +296,9 @@ class Logger:
             line, exact = encode_entry(entry)
             if not exact:
                 entry = _decode(line)
-        if self._redact and _maybe_secret(line):  # rarely: most lines hold no secret
+        # Rarely true: most lines hold no secret. The head (v, ULID, timestamp: 81 bytes,
+        # fixed by validation) holds none and is skipped.
+        if self._redact and _maybe_secret(line, 81):
             from promptlab.logs.redact import redact_value
 
             redacted = redact_value(entry)
@@ -450,12 +452,12 @@ _dumps: Callable[..., bytes] = _load_dumps
 _OPT = 1 << 10  # orjson.OPT_APPEND_NEWLINE
 
 
-def _maybe_secret(line: bytes) -> bool:
+def _maybe_secret(line: bytes, start: int) -> bool:
     from promptlab.logs.redact import maybe_secret
 
     global _maybe_secret
     _maybe_secret = maybe_secret  # bind the real function after the first call
-    return maybe_secret(line)
+    return maybe_secret(line, start)
 
 
 def _decode(line: bytes) -> dict[str, Any]:

@@ -9,6 +9,10 @@ The descriptor is reopened when the UTC day changes (the entry's date picks the 
 checked at most every `check_interval` seconds, when the file was renamed or deleted
 (log rotation). The folder is created 0700 and files 0600.
 
+Day files are opened with O_NOFOLLOW and O_NONBLOCK and must be regular files: a symlink,
+FIFO or device put where a day file belongs is refused (a LogError, which the logger
+reports once like any other write failure) — never followed, and never waited on.
+
 The hot path is one lock, one dict look-up, one clock comparison and the `os.write`. The
 lock is needed: without it another thread could close the descriptor (new day, rotation)
 and the kernel hand its number to an unrelated file between our look-up and our write.
@@ -20,6 +24,7 @@ import contextlib
 import errno
 import os
 import select
+import stat
 import threading
 import time
 from pathlib import Path
@@ -27,7 +32,8 @@ from pathlib import Path
 from promptlab.errors import LogError
 
 PIPE_BUF = getattr(select, "PIPE_BUF", 4096)
-_FLAGS = os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+_FLAGS = (os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+          | getattr(os, "O_NONBLOCK", 0))
 _MAX_OPEN = 2  # the current day and, around midnight, the previous one
 
 
@@ -175,7 +181,7 @@ class LogWriter:
     def _recheck(self, day: str, handle: _Open, now: int) -> _Open:
         """Reopen when the file at the path is no longer the one we hold (rotated/deleted)."""
         try:
-            st = os.stat(handle.path)
+            st = os.lstat(handle.path)  # a symlink put in its place is not our file
             current = (st.st_dev, st.st_ino)
         except OSError:
             current = None
@@ -217,10 +223,38 @@ class LogWriter:
 
 
 def _open_append(path: str) -> int:
+    """Open (creating) a day file for appending; refuse anything but a regular file.
+
+    O_NOFOLLOW: a symlink fails with ELOOP instead of being followed. O_NONBLOCK: opening a
+    FIFO never waits for a reader; it is cleared once the file is known to be regular.
+    """
     try:
-        return os.open(path, os.O_RDWR | _FLAGS, 0o600)
+        fd = os.open(path, os.O_RDWR | _FLAGS, 0o600)
     except PermissionError:  # appendable but not readable: no tail repair
-        return os.open(path, os.O_WRONLY | _FLAGS, 0o600)
+        fd = os.open(path, os.O_WRONLY | _FLAGS, 0o600)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, f"it is {_kind(mode)}, not a regular file")
+        if _FLAGS & getattr(os, "O_NONBLOCK", 0):
+            import fcntl
+
+            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "something else"
 
 
 def _terminate_torn_tail(fd: int) -> None:
@@ -263,7 +297,18 @@ _TAIL_WAIT = 0.005  # seconds; a small append takes microseconds
 
 def _describe(exc: OSError, path: str) -> str:
     reason = exc.strerror or str(exc)
-    if exc.errno == errno.ENOSPC:
+    if exc.errno == errno.ELOOP:
+        reason = "it is a symbolic link (log files are never followed through links)"
+        hint = "remove the link"
+    elif exc.errno == errno.ENXIO:  # O_WRONLY|O_NONBLOCK on a FIFO without a reader
+        reason = "it is a FIFO or device, not a regular file"
+        hint = "remove it; promptlab writes only to regular files"
+    elif exc.errno == errno.EINVAL and "regular file" in reason:
+        hint = "remove it; promptlab writes only to regular files"
+    elif exc.errno == errno.EISDIR:
+        reason = "it is a folder"
+        hint = "remove or rename it"
+    elif exc.errno == errno.ENOSPC:
         hint = "free some disk space"
     elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         hint = "check the folder's permissions or set PROMPTLAB_LOG_DIR"

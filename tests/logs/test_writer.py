@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from promptlab import Logger
+from promptlab.errors import LogError
 from promptlab.logs.reader import ReadStats, read_entries
 from promptlab.logs.writer import PIPE_BUF, LogWriter
 
@@ -267,3 +268,80 @@ def test_rotation_check_follows_the_clock_even_when_it_is_set_back(tmp_path: Pat
     writer.write(b'{"a":3}\n', DAY, now - 3600 * 10**9)  # clock set back an hour: check now
     assert (tmp_path / "rotated.jsonl").read_bytes() == b'{"a":1}\n{"a":2}\n'
     assert (tmp_path / f"{DAY}.jsonl").read_bytes() == b'{"a":3}\n'
+
+
+# -- day files that are not regular files -----------------------------------------------------
+
+
+def _log_in_thread(logger: Logger, **fields: object) -> tuple[list, list[str]]:
+    """Log from a thread that must finish at once (a blocked open would hang it)."""
+    import warnings
+
+    out: list = []
+    caught: list[str] = []
+
+    def run() -> None:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            out.append(logger.log(**fields))
+            out.append(logger.log(**fields))
+        caught.extend(str(w.message) for w in seen)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "logging blocked"
+    return out, caught
+
+
+def test_a_fifo_day_file_never_blocks_and_is_refused_once(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / f"{DAY}.jsonl")
+    logger = Logger(tmp_path)
+    entries, warnings_seen = _log_in_thread(logger, model="m", timestamp=TS)
+    assert len(entries) == 2 and logger.dropped == 2
+    assert warnings_seen == [
+        f"promptlab: a log entry was not written: cannot write to log file {tmp_path}/{DAY}.jsonl:"
+        " it is a FIFO, not a regular file; remove it; promptlab writes only to regular files"]
+    assert stat.S_ISFIFO(os.lstat(tmp_path / f"{DAY}.jsonl").st_mode)  # left as it was
+
+
+@pytest.mark.parametrize("target_exists", [True, False])
+def test_a_symlinked_day_file_is_never_followed(tmp_path: Path, target_exists: bool) -> None:
+    logs, outside = tmp_path / "logs", tmp_path / "outside.txt"
+    logs.mkdir()
+    if target_exists:
+        outside.write_text("precious\n")
+    (logs / f"{DAY}.jsonl").symlink_to(outside)
+    logger = Logger(logs)
+    _entries, warnings_seen = _log_in_thread(logger, model="m", timestamp=TS)
+    assert logger.dropped == 2
+    assert warnings_seen == [
+        f"promptlab: a log entry was not written: cannot write to log file {logs}/{DAY}.jsonl: "
+        "it is a symbolic link (log files are never followed through links); remove the link"]
+    if target_exists:
+        assert outside.read_text() == "precious\n"
+    else:
+        assert not outside.exists()  # a dangling link is not created through either
+    with pytest.raises(LogError, match="symbolic link"):
+        Logger(logs, strict=True).log(model="m", timestamp=TS)
+
+
+def test_a_symlink_swapped_in_after_opening_is_not_followed(tmp_path: Path) -> None:
+    logs, outside = tmp_path / "logs", tmp_path / "outside.txt"
+    logs.mkdir()
+    outside.write_text("")
+    logger = Logger(logs, check_interval=0)
+    logger.log(model="m", timestamp=TS, user_message="one")
+    path = logs / f"{DAY}.jsonl"
+    path.rename(logs / "moved.jsonl")
+    path.symlink_to(outside)
+    _entries, warnings_seen = _log_in_thread(logger, model="m", timestamp=TS)
+    assert outside.read_text() == "" and logger.dropped == 2
+    assert "symbolic link" in warnings_seen[0]
+
+
+def test_a_folder_where_the_day_file_belongs_is_refused(tmp_path: Path) -> None:
+    writer = LogWriter(tmp_path)
+    (tmp_path / f"{DAY}.jsonl").mkdir()  # a folder where the file belongs
+    with pytest.raises(LogError, match="it is a folder; remove or rename it"):
+        writer.write(b"{}\n", DAY)
