@@ -28,6 +28,7 @@ from promptlab.comparison._query import (
     per_arm_tasks,
     score_names,
     score_sums,
+    unit_sums,
 )
 from promptlab.comparison._target import (
     BUILTINS,
@@ -184,7 +185,7 @@ def account_drops(m: MetricResult, arms: tuple[Arm, Arm], entry_stats: list[dict
         calls, errors = st["entries"], st["errors"]
         agg = None if aggs is None else aggs[0 if side == "a" else 1]
         mine = counts.get(m.name, {"on_errors": 0, "out_of_range": 0})
-        out_of_range = agg.out_of_range if builtin and agg else mine["out_of_range"]
+        out_of_range = agg.out_of_range if agg else mine["out_of_range"]
         failed = errors if builtin else max(errors - mine["on_errors"], 0)
         non_numeric = (agg.non_numeric if agg else 0) if builtin else bad.get(m.name, 0)
         row = {"failed": failed, "missing": 0, "non_numeric": non_numeric,
@@ -312,19 +313,25 @@ class Engine:
                 count = skipped[0].get(name, 0) + skipped[1].get(name, 0)
                 warnings.append(f"score `{name}` has no numeric values ({count} non-numeric "
                                 "value(s) skipped)")
-        lost = reader.run([lambda arm=arm: lost_counts(reader, scope, arm, score_metrics)
-                           for arm in (a, b)])
         aggs_seen: dict[str, tuple[Agg, Agg]] = {}
+        unit_mode = not paired and any(st["unit_mode"] for st in entry_stats)
+        lost: list[dict[str, dict[str, int]]] = [{}, {}]
+        if not unit_mode:
+            lost = reader.run([lambda arm=arm: lost_counts(reader, scope, arm, score_metrics)
+                               for arm in (a, b)])
         if paired:
             results = self._paired_metrics(scope, a, b, names, config, alpha, sequential)
         else:
-            unit_mode = entry_stats[0]["unit_mode"] or entry_stats[1]["unit_mode"]
-            if unit_mode and not all(st["unit_mode"] for st in entry_stats):
-                entry_stats = reader.run(
-                    [lambda arm=arm: entry_sums(reader, scope, arm, builtins, True)
-                     for arm in (a, b)])
             scores: dict[str, tuple[Agg, Agg]] = {}
-            if early and not unit_mode:
+            if unit_mode:  # every metric averaged per unit, one pass per arm
+                per_arm = reader.run([
+                    lambda arm=arm, st=st: unit_sums(reader, scope, arm, names, st["builtins"])
+                    for arm, st in zip((a, b), entry_stats, strict=True)])
+                scores = {n: (per_arm[0]["aggs"][n], per_arm[1]["aggs"][n]) for n in names}
+                for st, sums in zip(entry_stats, per_arm, strict=True):
+                    st["units"] = sums["units"]
+                lost = [sums["lost"] for sums in per_arm]
+            elif early:
                 scores = by_name(score_metrics, done[2:])
             results, aggs_seen = self._unpaired_metrics(
                 scope, a, b, names, config, alpha, sequential, entry_stats, fast, unit_mode,
@@ -365,7 +372,7 @@ class Engine:
         aggs.update(reader.run_per_arm(todo, (a, b), lambda arm, n: score_sums(
             reader, scope, arm, n, unit_mode, fast)))
         for n in names:
-            if n in BUILTINS:
+            if n in BUILTINS and n not in aggs:
                 aggs[n] = (entry_stats[0]["builtins"][n], entry_stats[1]["builtins"][n])
         units = entry_stats[0]["units"] + entry_stats[1]["units"]
         want_values = [n for n in names

@@ -135,19 +135,19 @@ def sample_value(reader: Reader, scope: Scope, arm: Arm | tuple[Arm, Arm], name:
 
 def lost_counts(reader: Reader, scope: Scope, arm: Arm, names: Sequence[str]
                 ) -> dict[str, dict[str, int]]:
-    """Per score name: its values on failed calls and its values out of range (the
-    numbers behind `dropped`), in one pass over the arm's scores."""
+    """Per score name: how many of its values sit on failed calls (a failed call without
+    one is dropped as failed), from the arm's failed calls only."""
     if not names:
         return {}
     where, params = scope.where(arm)
     marks = ", ".join("?" * len(names))
     rows = reader.all(
-        f"SELECT s.name, total(e.status = 'error'), total(abs(s.value) > {MAX_ABS!r}) "
-        f"{SCORES_JOIN} WHERE {where} AND s.name IN ({marks}) AND (e.status = 'error' OR "
-        f"abs(s.value) > {MAX_ABS!r}) GROUP BY s.name", [*params, *names])
+        f"SELECT s.name, count(*) FROM entries e JOIN scores s ON s.entry_rowid = e.rowid "
+        f"AND s.name IN ({marks}) WHERE {where} AND e.status = 'error' GROUP BY s.name",
+        [*names, *params])
     out = {n: {"on_errors": 0, "out_of_range": 0} for n in names}
-    for name, on_errors, out_of_range in rows:
-        out[name] = {"on_errors": int(on_errors), "out_of_range": int(out_of_range)}
+    for name, count in rows:
+        out[name]["on_errors"] = int(count)
     return out
 
 
@@ -246,27 +246,53 @@ def entry_sums(reader: Reader, scope: Scope, arm: Arm, builtins: Sequence[str],
     aggs["error_rate"] = Agg(entries, float(errors), float(errors), entries)
     if unit_mode is None:
         unit_mode = keyed > 0
-    units = entries
-    if unit_mode and entries:
-        chosen = [n for n, _ in numeric] + ["error_rate"]
-        inner = ", ".join(f"avg({BUILTINS[n].expr}) AS m{i}, count({BUILTINS[n].expr}) AS c{i}"
-                          for i, n in enumerate(chosen))
-        outer = ", ".join(f"{agg_columns(f'm{i}', shifts.get(n, 0.0))}, total(c{i})"
-                          for i, n in enumerate(chosen))
-        row = reader.one(
-            f"SELECT count(*), {outer} FROM (SELECT {inner} FROM entries e WHERE {where} "
-            f"GROUP BY {UNIT_KEY})", params)
-        units = int(row[0])
-        unit_aggs = {}
-        for i, name in enumerate(chosen):
-            agg = agg_from(row, 1 + 5 * i, shifts.get(name, 0.0))
-            agg.raw_n = int(row[5 + 5 * i])
-            agg.out_of_range = aggs[name].out_of_range
-            agg.non_numeric = aggs[name].non_numeric
-            unit_aggs[name] = agg
-        aggs = unit_aggs
-    return {"entries": entries, "errors": errors, "units": units, "unit_mode": unit_mode,
+    return {"entries": entries, "errors": errors, "units": entries, "unit_mode": unit_mode,
             "builtins": aggs}
+
+
+def unit_sums(reader: Reader, scope: Scope, arm: Arm, names: Sequence[str],
+              builtins: dict[str, Agg]) -> dict[str, Any]:
+    """Every metric of one arm averaged per unit, in one pass grouped by unit: the units,
+    each metric's sums over its unit means, and each score's values on failed calls and out
+    of range (see `lost_counts`). `builtins` (the per-call sums) lend their counts of
+    out-of-range and non-numeric values."""
+    where, params = scope.where(arm)
+    cols, joins, join_params, shifts = [], [], [], {}
+    for i, name in enumerate(names):
+        shifts[name] = sample_value(reader, scope, arm, name) if name != "error_rate" else 0.0
+        if name in BUILTINS:
+            cols.append(f"{BUILTINS[name].expr} AS x{i}, 0 AS b{i}, 0 AS r{i}, 0 AS o{i}")
+            continue
+        joins.append(f"LEFT JOIN scores s{i} ON s{i}.entry_rowid = e.rowid AND s{i}.name = ?")
+        join_params.append(name)
+        v = f"s{i}.value"
+        cols.append(f"CASE WHEN abs({v}) <= {MAX_ABS!r} THEN {v} END AS x{i}, "
+                    f"s{i}.is_bool AS b{i}, ({v} IS NOT NULL AND e.status = 'error') AS r{i}, "
+                    f"(abs({v}) > {MAX_ABS!r}) AS o{i}")
+    grouped = ", ".join(f"avg(x{i}) AS m{i}, count(x{i}) AS c{i}, total(b{i}) AS nb{i}, "
+                        f"total(r{i}) AS er{i}, total(o{i}) AS oo{i}" for i in range(len(names)))
+    outer = ", ".join(f"{agg_columns(f'm{i}', shifts[n])}, total(c{i}), total(nb{i}), "
+                      f"total(er{i}), total(oo{i})" for i, n in enumerate(names))
+    row = reader.one(
+        f"SELECT count(*), {outer} FROM (SELECT {grouped} FROM (SELECT {UNIT_KEY} AS u, "
+        f"{', '.join(cols)} FROM entries e {' '.join(joins)} WHERE {where}) GROUP BY u)",
+        [*join_params, *params])
+    aggs: dict[str, Agg] = {}
+    lost: dict[str, dict[str, int]] = {}
+    for i, name in enumerate(names):
+        base = 1 + 8 * i
+        agg = agg_from(row, base, shifts[name])
+        agg.raw_n, agg.n_bool = int(row[base + 4]), int(row[base + 5])
+        if name in BUILTINS:
+            agg.n_bool = None
+            if name in builtins:
+                agg.out_of_range = builtins[name].out_of_range
+                agg.non_numeric = builtins[name].non_numeric
+        else:
+            agg.out_of_range = int(row[base + 7])
+            lost[name] = {"on_errors": int(row[base + 6]), "out_of_range": int(row[base + 7])}
+        aggs[name] = agg
+    return {"units": int(row[0]), "aggs": aggs, "lost": lost}
 
 
 def score_sums(reader: Reader, scope: Scope, arm: Arm, name: str, unit_mode: bool,
@@ -286,9 +312,12 @@ def score_sums(reader: Reader, scope: Scope, arm: Arm, name: str, unit_mode: boo
     else:
         row = reader.one(
             f"SELECT {agg_columns(SCORE_VALUE, shift)}, total(s.is_bool), "
-            f"count({SCORE_VALUE}) {source}", [*params, name])
+            f"count({SCORE_VALUE}), total(abs(s.value) > {MAX_ABS!r}) {source}",
+            [*params, name])
     agg = agg_from(row, shift=shift)
     agg.n_bool, agg.raw_n = int(row[4]), int(row[5])
+    if not unit_mode:
+        agg.out_of_range = int(row[6])
     return agg
 
 
@@ -304,13 +333,16 @@ def _fast_score_sums(reader: Reader, scope: Scope, arm: Arm, name: str, fast: st
         shift = valid[0][0] if valid else 0.0
         agg = Agg(sum(c for _, c in valid), math.fsum((v - shift) * c for v, c in valid),
                   math.fsum((v - shift) * (v - shift) * c for v, c in valid),
-                  sum(c for v, c in valid if v in (0, 1)), shift=shift)
+                  sum(c for v, c in valid if v in (0, 1)), shift=shift,
+                  out_of_range=sum(c for v, c in groups if abs(v) > MAX_ABS))
     else:
         shift = sample_value(reader, scope, arm, name)
         value = f"CASE WHEN abs(value) <= {MAX_ABS!r} THEN value END"
-        agg = agg_from(reader.one(
-            f"SELECT {agg_columns(value, shift)} FROM scores WHERE {where} AND name = ?",
-            [*params, name]), shift=shift)
+        row = reader.one(
+            f"SELECT {agg_columns(value, shift)}, total(abs(value) > {MAX_ABS!r}) FROM "
+            f"scores WHERE {where} AND name = ?", [*params, name])
+        agg = agg_from(row, shift=shift)
+        agg.out_of_range = int(row[4])
     agg.raw_n = agg.n
     if agg.n <= CHECK_LIMIT:
         agg.n_bool = int(reader.one(
