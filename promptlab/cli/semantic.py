@@ -76,10 +76,12 @@ def run_search(query: str, mode: str, limit: int, model_spec: str | None, out: O
                filters: dict[str, Any], open_index: Any) -> None:
     """`logs search --semantic/--hybrid`: called by cli/logs.py, which passes its
     `open_index` (this module never imports cli.logs: that would be a circle)."""
-    from promptlab.semantic.search import semantic_search
+    from promptlab.semantic.search import query_is_cached, semantic_search
 
     filters = {k: v for k, v in filters.items() if k != "kind" or v != "llm"}
     embedder = make_embedder(model_spec)
+    if not query_is_cached(get_settings().log_dir, query):
+        embedder.preload()  # loads the model while the index syncs
     index = open_index(out)
     if index is None:
         return

@@ -83,6 +83,9 @@ class Embedder:
     def _embed(self, texts: list[str]) -> Any:
         raise NotImplementedError
 
+    def preload(self) -> None:
+        """Start loading the model in the background (the first `embed` waits for it)."""
+
     def close(self) -> None:
         """Release what the embedder holds (an HTTP connection pool)."""
 
@@ -116,6 +119,22 @@ class LocalEmbedder(Embedder):
         self._session: Any = None
         self._tokenizer: Any = None
         self._lock = threading.Lock()
+        self._preloader: threading.Thread | None = None
+        self._load_error: EmbeddingError | None = None
+
+    def preload(self) -> None:
+        # Not a daemon: an interpreter that exits while onnxruntime initialises can crash.
+        if self._session is None and self._preloader is None:
+            self._preloader = threading.Thread(target=self._load_once, name="load-model")
+            self._preloader.start()
+
+    def _load_once(self) -> None:
+        with self._lock:
+            if self._session is None:
+                try:
+                    self._load()
+                except EmbeddingError as exc:
+                    self._load_error = exc
 
     def _load(self) -> None:
         try:
@@ -154,6 +173,10 @@ class LocalEmbedder(Embedder):
     def _embed(self, texts: list[str]) -> Any:
         import numpy as np
 
+        if self._preloader is not None:
+            self._preloader.join()
+            if self._load_error is not None:
+                raise self._load_error
         with self._lock:
             if self._session is None:
                 self._load()

@@ -148,6 +148,18 @@ def semantic_search(text: str, *, log_dir: str | os.PathLike[str] | None = None,
                    fts_ranked, vector_ranked, limit, results)
 
 
+def query_is_cached(log_dir: str | os.PathLike[str], text: str) -> bool:
+    """Whether the index already holds the vector of this search text (then the model
+    need not be loaded at all)."""
+    from promptlab.index.vectors import VectorStore
+
+    path = Path(log_dir) / "index.db"
+    if not path.exists():  # never let the vector store create index.db (its permissions)
+        return False
+    with VectorStore(path) as store:
+        return store.cached_query(text) is not None
+
+
 def _fts_query(text: str, fts_match: str) -> str:
     """The full-text side of a hybrid search: every word of `text` ("all"), or any of its
     words that is not a stop word ("any"), in `logs search` syntax."""

