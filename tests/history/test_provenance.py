@@ -172,3 +172,19 @@ def test_render_cli_shows_uncommitted_changes(story, gitproject, dirty):
     result = CliRunner().invoke(main, ["render", "code-review", "--var", "code=x"])
     assert result.exit_code == 0
     assert result.stderr.rstrip().endswith("(uncommitted changes)") is dirty
+
+
+def test_the_registry_knows_nothing_of_git_provenance_is_passed_in(story, gitproject):
+    import promptlab.registry
+
+    plain = promptlab.registry.Registry(gitproject.prompts).get("code-review").render(code="x")
+    assert (plain.stamp["prompt_commit"], plain.stamp["prompt_dirty"]) == (None, None)
+    seen = []
+    hooked = promptlab.registry.Registry(
+        gitproject.prompts, provenance=lambda path: seen.append(path.name) or ("c0ffee", True))
+    assert hooked.get("code-review").render(code="x").stamp["prompt_commit"] == "c0ffee"
+    assert seen == ["v2.txt"]
+    # the public Registry is the plain one with git provenance passed in
+    assert issubclass(Registry, promptlab.registry.Registry)
+    public = Registry(gitproject.prompts).get("code-review").render(code="x").stamp
+    assert public["prompt_commit"] == gitproject.sha(story["add-v2"])
