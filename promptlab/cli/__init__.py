@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "diff": "promptlab.cli.history:prompts_diff",
     "check": "promptlab.cli.history:prompts_check",
     "log": "promptlab.cli.log:log_wrap",
+    "feedback": "promptlab.cli.feedback:feedback_cmd",
     "logs": "promptlab.cli.logs:logs",
     "trace": "promptlab.cli.logs:logs_trace",
     "costs": "promptlab.cli.logs:logs_costs",

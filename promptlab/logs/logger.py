@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import re
 import threading
 import time
 import warnings
@@ -61,6 +62,8 @@ class LogWarning(UserWarning):
 
 
 _HEAD = HEAD
+# The id readers derive for an entry written without one: "<file stem>:<line number>".
+_DERIVED_ID = re.compile(r"[^\s:]{1,150}:[1-9][0-9]{0,9}")
 _HEAD_SET = frozenset(HEAD)
 
 # The innermost open span (promptlab.logs.tracing); LLM entries logged inside it become children.
@@ -411,9 +414,11 @@ class Logger:
                  metadata: Mapping[str, Any] | None = None, tags: list[str] | None = None,
                  **scores: float | bool) -> dict[str, Any]:
         """Append a `feedback` entry scoring an earlier entry: `feedback(id, helpful=True)`."""
-        if not is_ulid(entry_id):
+        if not (is_ulid(entry_id) or (isinstance(entry_id, str)
+                                      and _DERIVED_ID.fullmatch(entry_id))):
             raise EntryError(f"feedback target {entry_id!r} is not a log entry id "
-                             "(a 26-character ULID from entry['id'])")
+                             "(a 26-character ULID from entry['id'], or the <file>:<line> id "
+                             "readers give entries written without one)")
         if not scores:
             raise EntryError("feedback needs at least one score, e.g. feedback(id, helpful=True)"
                              " or feedback(id, rating=4)")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from promptlab.cli import main
@@ -43,7 +44,10 @@ def test_prompt_is_rendered_fed_on_stdin_and_stamped(project: Path, log_dir: Pat
     (entry,) = read_entries(log_dir)
     assert entry["prompt_id"] == "summarization" and entry["prompt_version"] == "v1"
     assert entry["prompt_label"] == "current" and len(entry["prompt_sha"]) == 64
-    assert entry["model"] == "gpt-4o-mini" and entry["config"]["temperature"] == 0.3
+    # CMD could run any model: the front matter's is kept aside, not logged as the model
+    assert "model" not in entry and "cost_usd" not in entry
+    assert entry["metadata"]["prompt_model"] == "gpt-4o-mini"
+    assert entry["config"]["temperature"] == 0.3
     assert entry["system_prompt"].startswith("You write faithful, concise summaries.")
     assert "at most 2 sentences" in entry["user_message"]
     assert 'Quotes "q" and\nnewlines' in entry["user_message"]
@@ -112,3 +116,102 @@ def test_real_console_script_with_binary_safe_pipes(console_script: str, log_dir
     failing = subprocess.run([*exe, "log", "--", sys.executable, "-c", "raise SystemExit(3)"],
                              input=b"", capture_output=True, timeout=60)
     assert failing.returncode == 3 and failing.stderr == b""
+
+
+def test_prompt_with_model_logs_that_model(project: Path, log_dir: Path) -> None:
+    cat = [sys.executable, "-c", "import sys; sys.stdout.write(sys.stdin.read())"]
+    result = run(["log", "--prompt", "summarization", "--var", "text=t", "--var", "sentences=1",
+                  "-m", "llama3.1", "--", *cat])
+    assert result.exit_code == 0, result.output
+    (entry,) = read_entries(log_dir)
+    assert entry["model"] == "llama3.1" and "prompt_model" not in entry["metadata"]
+
+
+def test_token_counts_give_the_cost(log_dir: Path) -> None:
+    result = run(["log", "-m", "gpt-4o-mini", "--input-tokens", "1000", "--output-tokens", "500",
+                  "--", *ECHO_UPPER], "hi")
+    assert result.exit_code == 0, result.output
+    (entry,) = read_entries(log_dir)
+    assert entry["input_tokens"] == 1000 and entry["output_tokens"] == 500
+    assert entry["cost_usd"] == 0.00045  # 1000 x 0.15/M + 500 x 0.60/M
+    bad = run(["log", "--input-tokens", "-5", "--", *ECHO_UPPER], "hi")
+    assert bad.exit_code == 2 and "--input-tokens" in bad.stderr
+
+
+def _printing(text: str) -> list[str]:
+    return [sys.executable, "-c", f"import sys; sys.stdout.write({text!r})"]
+
+
+CLAUDE_CODE = json.dumps({
+    "type": "result", "subtype": "success", "is_error": False, "result": "Paris.",
+    "model": "claude-sonnet-4-5-20250929", "total_cost_usd": 0.0123,
+    "usage": {"input_tokens": 4, "cache_creation_input_tokens": 100,
+              "cache_read_input_tokens": 2000, "output_tokens": 6}})
+OPENAI_CHAT = json.dumps({
+    "id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-4o-mini-2024-07-18",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello!"}}],
+    "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}})
+OLLAMA_STREAM = "".join(json.dumps(obj) + "\n" for obj in [
+    {"model": "llama3.1", "response": "Hel", "done": False},
+    {"model": "llama3.1", "response": "lo", "done": False},
+    {"model": "llama3.1", "response": "", "done": True, "prompt_eval_count": 26,
+     "eval_count": 290}])
+GEMINI = json.dumps({
+    "candidates": [{"content": {"parts": [{"text": "Bonjour"}], "role": "model"}}],
+    "usageMetadata": {"promptTokenCount": 8, "candidatesTokenCount": 2},
+    "modelVersion": "gemini-2.5-flash"})
+
+
+@pytest.mark.parametrize(("printed", "expected"), [
+    (CLAUDE_CODE, {"input_tokens": 2104, "cached_tokens": 2000, "output_tokens": 6,
+                   "model": "claude-sonnet-4-5-20250929", "assistant_response": "Paris."}),
+    (OPENAI_CHAT, {"input_tokens": 12, "output_tokens": 3, "model": "gpt-4o-mini-2024-07-18",
+                   "assistant_response": "Hello!"}),
+    (OLLAMA_STREAM, {"input_tokens": 26, "output_tokens": 290, "model": "llama3.1",
+                     "assistant_response": ""}),
+    (GEMINI, {"input_tokens": 8, "output_tokens": 2, "model": "gemini-2.5-flash",
+              "assistant_response": "Bonjour"}),
+])
+def test_usage_from_json_output(log_dir: Path, printed: str, expected: dict) -> None:
+    result = run(["log", "--usage-from", "json", "--", *_printing(printed)], "q")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == printed  # what the tool printed, unchanged
+    assert result.stderr == ""
+    (entry,) = read_entries(log_dir)
+    assert {k: entry.get(k) for k in expected} == expected
+    if entry["model"] == "gpt-4o-mini-2024-07-18":
+        assert entry["cost_usd"] > 0
+
+
+def test_usage_from_json_gives_way_to_explicit_options(log_dir: Path) -> None:
+    result = run(["log", "--usage-from", "json", "-m", "mine", "--output-tokens", "9", "--",
+                  *_printing(OPENAI_CHAT)], "q")
+    assert result.exit_code == 0, result.output
+    (entry,) = read_entries(log_dir)
+    assert entry["model"] == "mine" and entry["output_tokens"] == 9
+    assert entry["input_tokens"] == 12
+
+
+def test_usage_from_json_without_usage_warns_and_logs_the_output(log_dir: Path) -> None:
+    result = run(["log", "--usage-from", "json", "--", *_printing("plain text, no JSON")], "q")
+    assert result.exit_code == 0
+    assert result.stderr == ("Warning: no token usage found in the command's output "
+                             "(--usage-from json)\n")
+    (entry,) = read_entries(log_dir)
+    assert entry["assistant_response"] == "plain text, no JSON" and "input_tokens" not in entry
+
+
+@pytest.mark.parametrize(("signum", "code", "name"), [(9, 137, "SIGKILL"), (15, 143, "SIGTERM")])
+def test_a_child_killed_by_a_signal_exits_128_plus_n(console_script: str, log_dir: Path,
+                                                     signum: int, code: int, name: str) -> None:
+    killer = [sys.executable, "-c",
+              f"import os, sys; print('partial', flush=True); os.kill(os.getpid(), {signum})"]
+    proc = subprocess.run([console_script, "log", "--", *killer], input=b"",
+                          capture_output=True, timeout=60)
+    assert proc.returncode == code, proc.stderr
+    assert proc.stdout == b"partial\n" and proc.stderr == b""
+    (entry,) = read_entries(log_dir)
+    assert entry["status"] == "error" and entry["error"] == f"killed by signal {name}"
+    assert entry["metadata"]["exit_code"] == code and entry["metadata"]["signal"] == name
+    result = run(["log", "--", *killer], "")  # in-process too
+    assert result.exit_code == code

@@ -240,14 +240,18 @@ def test_messages_are_kept_when_text_fields_would_lose_turns(log_dir: Path) -> N
     assert e["metadata"] == {"salt": "s1"}  # stamp keys outside the schema are kept
 
 
-def test_disk_full_warns_with_the_reason(tmp_path: Path) -> None:
+def test_disk_full_warns_with_the_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
     import os
     import warnings
 
-    if not os.path.exists("/dev/full"):
-        pytest.skip("no /dev/full here")
+    import promptlab.logs.writer as writer_module
+
+    def full(fd: int, data: bytes) -> int:  # the disk filled up under the writer
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(writer_module.os, "write", full)
     day = "2026-11-26"
-    (tmp_path / f"{day}.jsonl").symlink_to("/dev/full")  # every write fails with ENOSPC
     logger = Logger(tmp_path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
