@@ -155,6 +155,9 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=0,
                         help="give entries one of this many unit_ids (e.g. 200000)")
     parser.add_argument("--keep", type=Path, help="reuse/keep the data in this folder")
+    parser.add_argument("--before", type=Path,
+                        help="a checkout of an earlier promptlab (e.g. `git worktree add "
+                             "/tmp/before <commit>`): its compare is timed in the same run")
     args = parser.parse_args()
 
     tmp = None
@@ -179,6 +182,10 @@ def main() -> None:
                                                                      "promptlab"]
         compare = time_process([*base, "compare", "v1", "v2", "--json"], args.runs, env)
         table = time_process([*base, "compare", "v1", "v2"], args.runs, env)
+        before = None
+        if args.before:
+            before = time_process([sys.executable, "-m", "promptlab", "compare", "v1", "v2",
+                                   "--json"], args.runs, {**env, "PYTHONPATH": str(args.before)})
         floor = time_process([sys.executable, "-c", "import promptlab.cli"], args.runs, env)
         naive = time_process([sys.executable, "-c", NAIVE, str(log_dir / "index.db")],
                              max(1, args.runs // 2), env)
@@ -186,6 +193,10 @@ def main() -> None:
         print(f"promptlab compare v1 v2 --json : median {med(compare):.3f} s "
               f"(runs: {', '.join(f'{t:.2f}' for t in compare)})  target <= 2 s")
         print(f"promptlab compare v1 v2 (table): median {med(table):.3f} s")
+        if before:
+            print(f"before ({args.before}) --json  : median {med(before):.3f} s "
+                  f"(runs: {', '.join(f'{t:.2f}' for t in before)}) -> now "
+                  f"{med(before) / med(compare):.2f}x faster")
         print(f"baseline: import promptlab.cli : median {med(floor):.3f} s")
         print(f"baseline: naive fetch + scipy  : median {med(naive):.3f} s "
               f"-> compare is {med(naive) / med(compare):.1f}x faster")
