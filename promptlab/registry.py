@@ -333,6 +333,15 @@ class Registry:
         versions.sort()
         return versions
 
+    def newest(self, prompt_id: str) -> Version:
+        """The highest-numbered version, or PromptNotFoundError when the folder holds no
+        version file that is a regular file (only links where versions belong)."""
+        versions = self.versions(prompt_id)
+        if not versions:
+            raise PromptNotFoundError(f"prompt {prompt_id!r} has no version file that is a "
+                                      "regular file; run 'promptlab check' to see why")
+        return versions[-1]
+
     def duplicate_versions(self, prompt_id: str) -> dict[str, list[Path]]:
         """Version names held by more than one file (`v2.txt` and `v2.j2`)."""
         by_name: dict[str, list[Path]] = {}
@@ -355,7 +364,7 @@ class Registry:
         matches = [p for p in (folder / f"{name}{ext}" for ext in VERSION_EXTS)
                    if p.is_file() and not p.is_symlink()]
         if not matches:
-            names = ", ".join(v.name for v in self.versions(prompt_id))
+            names = ", ".join(v.name for v in self.versions(prompt_id)) or "none"
             raise PromptNotFoundError(f"prompt {prompt_id!r} has no version {name}; "
                                       f"versions: {names}")
         if len(matches) > 1:
@@ -453,8 +462,7 @@ class Registry:
         lab = self._label_in(folder, wanted)
         if lab is None:
             if label is None:
-                versions = self.versions(prompt_id)
-                return Prompt(self, prompt_id, versions[-1], None)
+                return Prompt(self, prompt_id, self.newest(prompt_id), None)
             names = ", ".join(lab.name for lab in self.labels(prompt_id)) or "none"
             raise LabelError(f"prompt {prompt_id!r} has no label {wanted!r}; labels: {names}")
         if lab.version is None:
@@ -495,8 +503,8 @@ class Registry:
         else:
             lab = self.label(prompt_id, DEFAULT_LABEL)
             source = (self.version(prompt_id, lab.version) if lab and lab.version
-                      else self.versions(prompt_id)[-1])
-        number = self.versions(prompt_id)[-1].number + 1
+                      else self.newest(prompt_id))
+        number = self.newest(prompt_id).number + 1
         path = self.prompt_dir(prompt_id) / f"v{number}{source.path.suffix}"
         _write_new(path, source.path.read_bytes())
         return path

@@ -86,7 +86,8 @@ class CheckReport:
 
 def next_version(registry: Registry, prompt_id: str) -> str:
     """The version a finding tells the user to put changed text in."""
-    return f"v{registry.versions(prompt_id)[-1].number + 1}"
+    versions = registry.versions(prompt_id)
+    return f"v{versions[-1].number + 1}" if versions else "v1"
 
 
 _ORDER = {"immutable": 0, "duplicate": 1, "template": 2, "schema": 3, "label": 4, "logs": 5}

@@ -139,6 +139,19 @@ def test_check_reports_a_version_file_linked_out_of_the_folder(project: Path) ->
         "restore its text (git checkout -- v3.txt)"]
 
 
+def test_a_prompt_whose_only_version_is_a_link_is_an_error_not_a_crash(project: Path) -> None:
+    folder = project / "prompts" / "linked"
+    folder.mkdir()
+    os.symlink("../summarization/v1.txt", folder / "v1.txt")
+    one_line_error(run("render", "linked"), "no version file that is a regular file")
+    one_line_error(run("new", "linked"), "no version file that is a regular file")
+    one_line_error(run("promote", "linked", "v1"), "has no version v1; versions: none")
+    assert check_lines("linked") == [
+        "prompts/linked/v1.txt: v1.txt is a symlink to ../summarization/v1.txt (outside the "
+        "prompt folder) where a version file belongs; a version must be a regular file: "
+        "restore its text (git checkout -- v1.txt)"]
+
+
 def test_check_reports_a_duplicate_label(project: Path) -> None:
     folder = project / "prompts" / "code-review"
     os.symlink("v1.txt", folder / "current.txt")
