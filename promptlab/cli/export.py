@@ -123,10 +123,11 @@ def otlp_serve(host: str, port: int, content: bool) -> None:
     """
     _require_otel()
     from promptlab.logs.logger import Logger
+    from promptlab.otel.entries import without_live_export
     from promptlab.otel.serve import make_server
 
     settings = get_settings()
-    logger = Logger(settings.log_dir)
+    logger = without_live_export(Logger(settings.log_dir))
     try:
         server = make_server(logger, host, port, content=content)
     except OSError as exc:

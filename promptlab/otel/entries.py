@@ -511,6 +511,19 @@ def spans_from_proto(request: Any) -> Iterator[SpanData]:
                 )
 
 
+def without_live_export(logger: Logger) -> Logger:
+    """`logger` without the live OTLP sink: spans taken in from OpenTelemetry must not be
+    sent back out (to the app's own backend, or in a loop to `otlp serve` itself)."""
+    logger.otel_live = False  # type: ignore[attr-defined]  # read by otel.live.sink_for
+    if logger.sinks:  # already set up with one
+        from promptlab.otel.live import LiveExporter
+
+        for sink in logger.sinks:
+            if isinstance(sink, LiveExporter):
+                logger.remove_sink(sink)
+    return logger
+
+
 def write_spans(logger: Logger, spans: Iterable[SpanData], *, content: bool = True) -> int:
     """Log one entry per span; returns how many were written."""
     written = 0
@@ -549,7 +562,7 @@ class SpanExporter(_SdkSpanExporter):  # type: ignore[misc,valid-type]
         if logger is None:
             from promptlab.logs.logger import Logger
 
-            logger = Logger(log_dir)
+            logger = without_live_export(Logger(log_dir))
         self.logger = logger
         self.content = content
         self.rejected = 0

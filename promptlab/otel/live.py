@@ -171,7 +171,10 @@ if hasattr(os, "register_at_fork"):
 
 def sink_for(logger: Any, settings: Any = None) -> LiveExporter | None:
     """The live sink for a `Logger` being set up (loaded by name from promptlab.logs), or
-    None when no endpoint is configured. Loggers sending to the same endpoint share one."""
+    None when no endpoint is configured or the logger says `otel_live = False` (the loggers
+    that take spans in). Loggers sending to the same endpoint share one."""
+    if getattr(logger, "otel_live", True) is False:
+        return None
     if settings is None:
         try:
             from promptlab.config import load_settings

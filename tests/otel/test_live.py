@@ -145,3 +145,21 @@ def test_entries_written_by_threads_all_arrive(log_dir: Path, receiver: Any,
     receiver.wait_for(200)
     assert len({s.span_id for s in receiver.spans}) == 200
     logger.close()
+
+
+def test_spans_taken_in_are_not_sent_back_out(log_dir: Path, receiver: Any,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from promptlab.otel import SpanExporter
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+    exporter = SpanExporter(log_dir=str(log_dir))
+    assert exporter.logger.sinks == ()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("t").start_as_current_span("step"):
+        pass
+    provider.shutdown()
+    assert receiver.spans == [] and receiver.attempts == 0
