@@ -52,6 +52,15 @@ def _starter_files() -> list[tuple[str, bytes]]:
 
 def init_project(directory: str | os.PathLike[str] = ".") -> InitResult:
     """Create the starter project in `directory`; existing files are never overwritten."""
+    try:
+        return _init_project(directory)
+    except OSError as exc:
+        where = exc.filename or directory
+        raise UsageError(f"init: cannot write {where}: {exc.strerror or exc}; pick a folder "
+                         "you can write to") from exc
+
+
+def _init_project(directory: str | os.PathLike[str]) -> InitResult:
     root = Path(directory).absolute()
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root} exists and is not a folder; pick another folder for init")

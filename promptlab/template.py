@@ -521,7 +521,11 @@ class Template:
         hit = _cache.get(path)
         if hit is not None and hit[0] == key:
             return hit[1]
-        template = cls.from_bytes(path.read_bytes(), path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise TemplateError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        template = cls.from_bytes(data, path)
         _cache[path] = (key, template)
         return template
 

@@ -210,6 +210,12 @@ def test_init_folder_too_long_is_a_one_line_error(tmp_path: Path) -> None:
     one_line_error(run("init", str(tmp_path / LONG)), "name too long")
 
 
+def test_init_under_a_file_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    one_line_error(run("init", str(tmp_path / "afile" / "sub")), "init: cannot write",
+                   "Not a directory")
+
+
 def test_registry_refuses_long_ids_before_touching_disk(tmp_path: Path) -> None:
     registry = Registry(tmp_path / "prompts")
     with pytest.raises(InvalidPromptIdError, match="too long"):
