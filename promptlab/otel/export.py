@@ -16,6 +16,7 @@ and what was sent before it stays recorded.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sqlite3
@@ -412,6 +413,8 @@ def _run(files: list[Path], state: ExportState, selection: Selection, all_: bool
          trace_id_of: Any, span_id_of: Any, handler: _LastError) -> None:
     from opentelemetry.sdk.trace.export import SpanExportResult
 
+    from promptlab.logs.reader import parse_line
+
     filtered = selection.filtered
     positions = {} if all_ else state.positions()
     already = set() if all_ else state.sent_ids()
@@ -449,7 +452,15 @@ def _run(files: list[Path], state: ExportState, selection: Selection, all_: bool
         return True
 
     for path, inode, start in plan:
-        for raw, end in _lines(path, start):
+        try:
+            lines_of = _lines(path, start)
+            first = next(lines_of, None)
+        except OSError as exc:  # removed or unreadable since it was listed
+            summary.error = f"cannot read {path}: {exc.strerror}"
+            continue
+        if first is None:
+            continue
+        for raw, end in itertools.chain((first,), lines_of):
             done += len(raw) + 1
             lines += 1
             if progress is not None and not lines % 1024:
@@ -458,8 +469,12 @@ def _run(files: list[Path], state: ExportState, selection: Selection, all_: bool
             try:
                 entry = orjson.loads(raw)
             except orjson.JSONDecodeError:
+                # A torn fragment with a whole entry glued after it: the reader's parser
+                # finds the entry (and the fragment is counted).
+                entry = parse_line(raw, path.stem, 0)[0] if raw.strip() else None
                 summary.malformed += raw.strip() != b""
-                continue
+                if entry is None:
+                    continue
             if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) \
                     or not isinstance(entry.get("timestamp"), str):
                 summary.malformed += 1

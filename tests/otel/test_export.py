@@ -350,3 +350,16 @@ def test_one_export_of_a_folder_at_a_time(log_dir: Path, receiver: Any) -> None:
     finally:
         holder.close()
     assert run("export", "otlp", "--endpoint", receiver.url).exit_code == 0
+
+
+def test_an_entry_glued_after_a_torn_fragment_is_sent(log_dir: Path, receiver: Any) -> None:
+    logger = Logger(log_dir)
+    first = logger.log(model="m", user_message="one", latency_ms=1.0)
+    logger.close()
+    path = log_dir / f"{first['timestamp'][:10]}.jsonl"
+    second = dict(first, id=first["id"][:-1] + ("Z" if first["id"][-1] != "Z" else "Y"))
+    with path.open("ab") as fh:  # a writer killed mid-line, then another appended a whole entry
+        fh.write(b'{"v":1,"id":"01TORN' + json.dumps(second).encode() + b"\n")
+    result = run("export", "otlp", "--endpoint", receiver.url)
+    assert result.output.startswith("2 span(s) sent") and "1 unreadable line(s)" in result.output
+    assert {s.attributes["promptlab.id"] for s in receiver.spans} == {first["id"], second["id"]}
