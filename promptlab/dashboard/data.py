@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from promptlab.errors import PromptlabError, UsageError
 
 if TYPE_CHECKING:
@@ -24,7 +26,7 @@ GROUP_BY = ("model", "prompt", "version", "tag", "provider")
 PERIODS = {"24h": "24h", "7d": "7d", "30d": "30d", "90d": "90d", "all": None}
 DEFAULT_PERIOD = "30d"
 MAX_SERIES = 8  # stacked groups shown; the rest are summed as "other"
-LATENCY_SAMPLE = 20_000  # calls read for the percentiles (all of them when fewer)
+LATENCY_SAMPLE = 10_000  # calls read for the percentiles (all of them when fewer)
 PAGE_SIZE = 50
 SEARCH_WINDOW = 1000
 LIST_FILTERS = ("prompt", "version", "model", "tag", "experiment", "variant", "status", "kind")
@@ -197,11 +199,13 @@ def latency_by_day(index: Index, period: Period, cap: int = LATENCY_SAMPLE) -> d
         else:
             lo_id, hi_id = min(lo[0], hi[0]), max(lo[0], hi[0])
             step = max(1, (hi_id - lo_id + 1) // cap)
+            # Rowids (ingest order) at an even step; looked up by primary key, so the cost
+            # is `cap` lookups whatever the size of the log.
+            rowids = orjson.dumps(list(range(lo_id, hi_id + 1, step))).decode()
             rows = conn.execute(
-                "WITH RECURSIVE r(x) AS (SELECT ? UNION ALL SELECT x + ? FROM r WHERE x + ? <= ?)"
-                " SELECT e.day, e.latency_ms FROM r JOIN entries e ON e.rowid = r.x"
+                "SELECT e.day, e.latency_ms FROM json_each(?) j JOIN entries e ON e.rowid = j.value"
                 " WHERE e.ts >= ? AND e.ts < ? AND e.kind = 'llm' AND e.latency_ms IS NOT NULL",
-                (lo_id, step, step, hi_id, since, until)).fetchall()
+                (rowids, since, until)).fetchall()
         sampled = True
     per_day: dict[int, list[float]] = {}
     for day, value in rows:
@@ -399,8 +403,6 @@ def _text(value: Any) -> str:
         return value
     if isinstance(value, list):  # content parts
         return "\n".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in value)
-    import orjson
-
     return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() if value is not None else ""
 
 
@@ -470,10 +472,11 @@ def _sum_known(values: Any) -> float | None:
 # -- prompts ----------------------------------------------------------------------------
 
 
-def version_usage(index: Index, prompt_id: str | None = None,
-                  prices: Any = None) -> dict[str, dict[str, dict[str, Any]]]:
-    """Per prompt and version: calls, errors, tokens, cost (roll-up), mean latency, and the
-    mean of every score (from the covering scores index)."""
+def version_usage(index: Index, prompt_id: str | None = None, prices: Any = None,
+                  scores: bool = True) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per prompt and version: calls, errors, tokens, cost (roll-up), mean latency, and
+    (with `scores`) the mean of every score, from the covering scores index — one prompt's
+    scores at a time is what keeps this bounded."""
     index.ensure_synced()
     conn = index.conn
     where, params = ("WHERE prompt_id = ?", [prompt_id]) if prompt_id else ("WHERE prompt_id != ''", [])
@@ -494,6 +497,8 @@ def version_usage(index: Index, prompt_id: str | None = None,
             cell.update(errors=row.errors, input_tokens=row.input_tokens,
                         output_tokens=row.output_tokens, cost_usd=row.cost_usd,
                         unpriced_calls=row.unpriced_calls)
+    if not scores:
+        return usage
     score_where = "WHERE prompt_id = ?" if prompt_id else "WHERE prompt_id IS NOT NULL"
     for pid, version, name, n, mean in conn.execute(
             f"SELECT prompt_id, prompt_version, name, count(value), avg(value) FROM scores "
@@ -510,7 +515,7 @@ def prompts_list(settings: Settings, index: Index) -> dict[str, Any]:
     from promptlab.registry import Registry
 
     registry = Registry(settings.prompts_dir)
-    usage = version_usage(index, prices=settings.prices)
+    usage = version_usage(index, prices=settings.prices, scores=False)
     prompts = []
     try:
         ids = registry.ids()
@@ -583,19 +588,30 @@ def prompt_page(settings: Settings, index: Index, prompt_id: str,
 
 
 def experiments_list(settings: Settings, index: Index) -> dict[str, Any]:
-    """Every experiment file with its status (calls per variant, errors, last run)."""
+    """Every experiment file with what the roll-up says of it: calls, errors and the last
+    day per prompt version (a few rows, however many calls). The full status — units,
+    observed split, runs — is on the experiment's own page."""
     from promptlab.experiments import list_experiments, load_experiment
-    from promptlab.experiments.status import experiment_status
 
+    index.ensure_synced()
     rows = []
     for name in list_experiments(settings):
         try:
             exp = load_experiment(name, settings)
-            status = experiment_status(exp, settings.log_dir)
-            rows.append({"name": name, "prompt": exp.prompt, "description": exp.description,
-                         "status": status})
         except PromptlabError as exc:
             rows.append({"name": name, "error": str(exc)})
+            continue
+        versions = [
+            {"version": version or "?", "calls": calls, "errors": errors,
+             "last_day": _day(last)}
+            for version, calls, errors, last in index.conn.execute(
+                "SELECT prompt_version, sum(calls), sum(errors), max(day) FROM rollup "
+                "WHERE experiment = ? GROUP BY prompt_version ORDER BY prompt_version",
+                (name,))]
+        rows.append({"name": name, "prompt": exp.prompt, "description": exp.description,
+                     "design": exp.dataset.design, "variants": list(exp.variants),
+                     "calls": sum(v["calls"] for v in versions), "versions": versions,
+                     "last_day": max((v["last_day"] for v in versions), default=None)})
     return {"experiments": rows}
 
 
