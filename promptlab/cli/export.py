@@ -42,7 +42,8 @@ def export() -> None:
 @click.option("batch_size", "--batch-size", type=click.IntRange(min=1), default=512,
               show_default=True, help="Spans per request.")
 @click.option("service_name", "--service-name", metavar="NAME",
-              help="service.name of the spans (default: OTEL_SERVICE_NAME, else promptlab).")
+              help="service.name of the spans (default: OTEL_SERVICE_NAME, else [otel] "
+                   "service_name, else promptlab).")
 @click.option("timeout", "--timeout", type=click.FloatRange(min=0.1), metavar="SECONDS",
               help="Per request, retries included (default: OTEL_EXPORTER_OTLP_TIMEOUT, else 10).")
 @click.option("as_json", "--json", is_flag=True, help="Print the summary as JSON.")

@@ -357,7 +357,7 @@ def export_otlp(log_dir: str | os.PathLike[str] | None = None, *, endpoint: str 
             return known
         return _indexed_ids(log_dir, target_id, index_lookup)
 
-    maker = SpanMaker(make_resource(service_name or target.service_name),
+    maker = SpanMaker(make_resource(service_name, target.service_name),
                       content=target.content, parent_of=parent_of)
     own_exporter = exporter is None
     if own_exporter:

@@ -61,7 +61,7 @@ class LiveExporter:
         # entry id -> (trace id, span id) of recent entries, so feedback finds its target
         self._recent: collections.OrderedDict[str, tuple[int, int]] = collections.OrderedDict()
         self._parents = parents
-        self._maker = SpanMaker(make_resource(target.service_name), content=target.content,
+        self._maker = SpanMaker(make_resource(None, target.service_name), content=target.content,
                                 parent_of=self._recent.get)
         self.processor = BatchSpanProcessor(exporter or target.exporter(),
                                             max_queue_size=max(max_queue, 512),

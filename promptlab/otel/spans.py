@@ -347,15 +347,17 @@ class SpanMaker:
         return trace_id, span_id_of(entry["id"]), parent
 
 
-def make_resource(service_name: str | None = None) -> Resource:
-    """The resource of exported spans: OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES, else
-    `service.name = promptlab`."""
+def make_resource(service_name: str | None = None, configured: str | None = None) -> Resource:
+    """The resource of exported spans. service.name: `service_name` (an option), else
+    OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES, else `configured` (the project's
+    `[otel] service_name`), else `promptlab`."""
     import os
 
     attributes: dict[str, Any] = {}
+    from_env = bool(os.environ.get("OTEL_SERVICE_NAME")) or "service.name=" in os.environ.get(
+        "OTEL_RESOURCE_ATTRIBUTES", "")
     if service_name:
         attributes["service.name"] = service_name
-    elif not os.environ.get("OTEL_SERVICE_NAME") and "service.name=" not in os.environ.get(
-            "OTEL_RESOURCE_ATTRIBUTES", ""):
-        attributes["service.name"] = "promptlab"
+    elif not from_env:
+        attributes["service.name"] = configured or "promptlab"
     return Resource.create(attributes)

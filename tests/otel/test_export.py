@@ -363,3 +363,16 @@ def test_an_entry_glued_after_a_torn_fragment_is_sent(log_dir: Path, receiver: A
     result = run("export", "otlp", "--endpoint", receiver.url)
     assert result.output.startswith("2 span(s) sent") and "1 unreadable line(s)" in result.output
     assert {s.attributes["promptlab.id"] for s in receiver.spans} == {first["id"], second["id"]}
+
+
+def test_service_name_precedence(log_dir: Path, receiver: Any, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    Logger(log_dir).log(model="m", user_message="x", latency_ms=1.0)
+    (tmp_path / "promptlab.toml").write_text('[otel]\nservice_name = "from-config"\n')
+    monkeypatch.chdir(tmp_path)
+    names = []
+    for args, env in ((["--service-name", "from-option"], {"OTEL_SERVICE_NAME": "from-env"}),
+                      ([], {"OTEL_SERVICE_NAME": "from-env"}), ([], {})):
+        run("export", "otlp", "--endpoint", receiver.url, "--all", *args, env=env)
+        names.append(receiver.spans[-1].resource["service.name"])
+    assert names == ["from-option", "from-env", "from-config"]
