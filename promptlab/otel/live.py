@@ -129,13 +129,15 @@ class LiveExporter:
 
     def close(self) -> None:
         """What `Logger.close()` calls: send what is queued. The exporter itself is shared by
-        the loggers of one endpoint and stops at interpreter exit (or `shutdown()`)."""
-        self.flush()
+        the loggers of one endpoint and stops at interpreter exit (or `shutdown()`). Waits
+        at most 5 s: a backend that is down must not hang the application."""
+        self.flush(5.0)
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Send what is queued (waiting at most `timeout` s), then stop the threads."""
         if self._stop:
             return
-        self.flush()
+        self.flush(timeout)
         self._stop = True
         self._wake.set()
         if self._thread is not None:
