@@ -222,7 +222,7 @@ def choose_design(reader: Reader, scope: Scope, target: Target, a: Arm, b: Arm
     which a split by unit cannot produce. Everything else is analysed by its unit.
     """
     if scope.experiment is None:
-        return False, "unit_id", "live traffic, by unit_id (else each call)"
+        return False, "unit_id", "live traffic: one value per unit_id, else per call"
     spec = target.spec
     if spec is not None:
         if spec.dataset.path is not None and spec.dataset.design == "paired":

@@ -504,8 +504,8 @@ def test_table_output(write_calls, cli):
     run = cli("compare", "v1", "v2", "--metric", "correct")
     assert run.code == 0
     lines = run.out.splitlines()
-    assert lines[0] == ("qa: v1 → v2 · unpaired, 100 vs 100 units (live traffic, by unit_id "
-                        "(else each call)) · α = 0.05")
+    assert lines[0] == ("qa: v1 → v2 · unpaired, 100 vs 100 units (live traffic: one value "
+                        "per unit_id, else per call) · α = 0.05")
     header = lines[2].split()
     assert header[:3] == ["metric", "v1", "v2"]
     row = next(line for line in lines if line.startswith("correct"))
