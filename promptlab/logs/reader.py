@@ -192,6 +192,11 @@ _CODE = {"str": 0, "int": 1, "num": 2, "bool": 3, "tags": 4, "obj": 5, "msgs": 6
 _FIELD_CODES: dict[str, int] = {name: _CODE[kind] for name, kind in SCHEMA.items()}
 for _special in ("v", "id", "timestamp", "kind", "status"):
     _FIELD_CODES.pop(_special, None)
+# Fields a string is wrong for (tags and ids accept one), and what they want instead.
+_NOT_STR = frozenset(name for name, code in _FIELD_CODES.items() if code not in (0, 4, 8))
+_WANTS = {1: "a whole number", 2: "a number", 3: "true or false", 5: "a JSON object",
+          6: "a list of {\"role\": …, \"content\": …} objects",
+          7: "an object of score name to number or true/false"}
 _INT_LIMIT = {name: LIMITS["tokens"] for name in (
     "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens")}
 _INT_LIMIT["repeat"] = LIMITS["repeat"]
@@ -280,11 +285,16 @@ def check_entry(entry: dict[str, Any], stem: str, line: int,
 def _check_fields(entry: dict[str, Any]) -> str | None:
     """Check every schema field of `entry` (other than the ones check_entry looked at)."""
     codes = _FIELD_CODES
+    not_str = _NOT_STR
     for name, value in entry.items():
+        tv = type(value)
+        if tv is str:  # most values: right unless the field wants something else
+            if name in not_str:
+                return _bad(name, _WANTS[codes[name]], value)
+            continue
         code = codes.get(name)
         if code is None or value is None:
             continue
-        tv = type(value)
         if code == 0:
             if tv is not str:
                 return _bad(name, "a string", value)
