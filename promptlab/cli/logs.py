@@ -134,7 +134,7 @@ def logs(ctx: click.Context, out: Output, limit: int, **filters: Any) -> None:
       promptlab logs --prompt code-review@v2 --since 7d
       promptlab logs --status error --json
       promptlab logs search "rate limit"
-      promptlab logs show 01JD3Z6X0M
+      promptlab logs show last
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -263,9 +263,9 @@ def logs_show(entry_id: str, out: Output) -> None:
 
     \b
     Examples:
-      promptlab logs show 01JD3Z6X0M
+      promptlab logs show 01KE80AX2V7F
       promptlab logs show last
-      promptlab logs show 01JD3Z6X0M --json
+      promptlab logs show 01KE80AX2V7F --json
     """
     from promptlab.index.query import entry_details
 
@@ -325,8 +325,8 @@ def logs_trace(trace_id: str | None, limit: int, since: str | None, until: str |
     \b
     Examples:
       promptlab trace
-      promptlab trace 01JD3Z6X0M
-      promptlab trace 01JD3Z6X0M --json
+      promptlab trace 01KE80AX
+      promptlab trace 01KE80AX --json
     """
     from promptlab.index.trace import build_trace, list_traces
 
