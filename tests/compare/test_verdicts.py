@@ -12,7 +12,7 @@ from promptlab.comparison import MetricResult, PairComparison
 from promptlab.comparison._analyse import Agg, PairAgg, paired_result, unpaired_result
 from promptlab.comparison._verdict import adjust
 
-values = st.lists(st.sampled_from([0.0, 1.0, 0.5, 3.0, 3.0, 250.0]), max_size=25)
+values = st.lists(st.sampled_from([0.0, 1.0, 0.5, 3.0, 3.0, 250.0, -2.0, -0.7]), max_size=25)
 
 
 def agg_of(xs: list[float]) -> Agg:
@@ -35,6 +35,16 @@ def check(result: MetricResult, b: str = "v2") -> None:
             better = (data["diff"] > 0) == (data["direction"] == "higher")
             assert data["verdict"] == ("v2 better" if better else "v2 worse")
     assert data["chance_b_better"] is None or 0 <= data["chance_b_better"] <= 1
+    # Every direction shown agrees, for negative baselines too.
+    if data["lift"] is not None and data["diff"]:
+        assert (data["lift"] > 0) == (data["diff"] > 0)
+    if data["lift_ci"] is not None:
+        assert data["lift_ci"][0] <= data["lift"] <= data["lift_ci"][1]
+        if data["a"]["mean"] > 0 and data["b"]["mean"] >= 0:
+            assert data["lift_ci"][0] >= -1  # positive data: never below -100 %
+    if data["chance_b_better"] is not None and data["significant"] and data["diff"]:
+        better = data["verdict"] == "v2 better"
+        assert (data["chance_b_better"] > 0.5) == better
 
 
 @settings(max_examples=200, deadline=None)
