@@ -255,7 +255,7 @@ def check_entry(entry: dict[str, Any], stem: str, line: int,
     (`<stem>:<line>`) and a missing `timestamp` (from the ULID, else the file's day)."""
     g = entry.get
     v = g("v")
-    if v is not None and v != SCHEMA_VERSION:
+    if v is not None and (v != SCHEMA_VERSION or v is True):
         if type(v) is int and v > SCHEMA_VERSION:
             return (f"schema version v={v} was written by a newer promptlab (this one reads "
                     f"v={SCHEMA_VERSION}); upgrade promptlab")
@@ -344,10 +344,18 @@ def _bad(name: str, what: str, value: Any) -> str:
 
 
 def _parse_time(text: str) -> _dt.datetime | None:
+    """The time `text` names (naive means UTC), or None when it is not ISO 8601 or falls
+    outside years 1-9999 once in UTC."""
     try:
-        return _dt.datetime.fromisoformat(text)
+        moment = _dt.datetime.fromisoformat(text)
     except ValueError:
         return None
+    if moment.year in (1, 9999) and moment.utcoffset():  # UTC may be in year 0 or 10000
+        try:
+            moment.astimezone(_dt.UTC)
+        except OverflowError:
+            return None
+    return moment
 
 
 def _derived_time(entry_id: str, stem: str) -> str | None:

@@ -172,6 +172,11 @@ def test_logs_check_empty_folder(tmp_path: Path) -> None:
     ('{"v":99,"id":"a","timestamp":"2026-11-26T12:00:00Z"}',
      "schema version v=99 was written by a newer promptlab (this one reads v=1); upgrade"),
     ('{"v":1,"id":"a","timestamp":"yesterday"}', "field 'timestamp' must be an ISO 8601 time"),
+    ('{"v":1,"id":"a","timestamp":"0001-01-01T00:00:00+01:00"}',  # year 0 in UTC
+     "field 'timestamp' must be an ISO 8601 time"),
+    ('{"v":1,"id":"a","timestamp":"9999-12-31T23:59:59-01:00"}',
+     "field 'timestamp' must be an ISO 8601 time"),
+    ('{"v":true,"id":"a","timestamp":"2026-11-26T12:00:00Z"}', "field 'v' must be 1"),
     ('{"v":1,"id":"a","timestamp":"2026-11-26T12:00:00Z","kind":"chat"}',
      "field 'kind' must be llm or span or feedback"),
     ('{"v":1,"id":"a","timestamp":"2026-11-26T12:00:00Z","tags":[1]}',
