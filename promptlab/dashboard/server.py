@@ -122,6 +122,7 @@ class Dashboard:
         self._last_sync = 0.0
         self._cache: OrderedDict[Any, Response] = OrderedDict()
         self._experiments: dict[str, tuple[Any, float, dict[str, Any]]] = {}
+        self._experiment_lock = threading.Lock()
         self.semantic, self.semantic_modes = semantic_search()
 
     def close(self) -> None:
@@ -134,32 +135,35 @@ class Dashboard:
             self.index.sync()
             self._last_sync = now
 
-    def experiment(self, name: str) -> dict[str, Any]:
+    def experiment(self, name: str, index: Any = None) -> dict[str, Any]:
         """An experiment's page data. `compare` reads every entry of the experiment, which
         takes seconds at a million entries, so its result is kept: recomputed when the log
         changed, but at most every EXPERIMENT_TTL_S while calls keep arriving."""
-        version = views_data.data_version(self.index)
-        hit = self._experiments.get(name)
-        if hit is not None and (hit[0] == version or
-                                time.monotonic() - hit[1] < EXPERIMENT_TTL_S):
-            return hit[2]
-        d = views_data.experiment_page(self.settings, self.index, name)
-        d["as_of"] = time.strftime("%H:%M:%S")
-        self._experiments[name] = (version, time.monotonic(), d)
-        return d
+        index = index or self.index
+        with self._experiment_lock:  # one computation at a time; a second caller reuses it
+            version = views_data.data_version(index)
+            hit = self._experiments.get(name)
+            if hit is not None and (hit[0] == version or
+                                    time.monotonic() - hit[1] < EXPERIMENT_TTL_S):
+                return hit[2]
+            d = views_data.experiment_page(self.settings, index, name)
+            d["as_of"] = time.strftime("%H:%M:%S")
+            self._experiments[name] = (version, time.monotonic(), d)
+            return d
 
     def warm(self) -> threading.Thread:
-        """Compute every experiment's comparison in the background, so the first visit to
-        an experiment does not wait for `compare`."""
+        """Compute every experiment's comparison in the background (on its own connection,
+        so the other views answer meanwhile): the first visit does not wait for `compare`."""
         def run() -> None:
             from promptlab.experiments import list_experiments
+            from promptlab.index import Index
 
-            for name in list_experiments(self.settings):
-                try:
-                    with self._lock:
-                        self.experiment(name)
-                except Exception:  # shown (with its message) when the page is opened
-                    continue
+            with Index(self.settings.log_dir) as index:
+                for name in list_experiments(self.settings):
+                    try:
+                        self.experiment(name, index)
+                    except Exception:  # shown (with its message) when the page is opened
+                        continue
 
         thread = threading.Thread(target=run, name="promptlab-dashboard-warm", daemon=True)
         thread.start()
@@ -353,6 +357,7 @@ def _text(status: int, message: str, headers: dict[str, str] | None = None) -> R
 class _Handler(BaseHTTPRequestHandler):
     server_version = "promptlab-dashboard"
     sys_version = ""
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms stall
     app: Dashboard  # set on the subclass made by serve()
 
     def do_GET(self) -> None:

@@ -265,3 +265,17 @@ def test_cli_mistakes_are_one_line_and_exit_2(dash_project: dict, tmp_path: Path
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output and "Traceback" not in result.output, result.output
     assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_experiments_are_compared_in_the_background_on_start(dash_project: dict) -> None:
+    from promptlab.dashboard import Dashboard
+
+    app = Dashboard(dash_project["settings"])
+    try:
+        app.warm().join(timeout=60)
+        assert "code-review-ab" in app._experiments
+        response = app.handle("GET", "/experiments/code-review-ab", {"Host": "127.0.0.1"})
+        assert response.status == 200 and b"Compared at" in response.body
+        assert b"v2 better" in response.body
+    finally:
+        app.close()
