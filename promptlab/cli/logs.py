@@ -102,6 +102,9 @@ def report_sync(index: Index, stats: Any) -> None:
         first = f" (first: {stats.problems[0]})" if stats.problems else ""
         warn(f"skipped {stats.malformed} malformed log line{'s' if stats.malformed > 1 else ''}"
              f"{first}; `promptlab logs check` lists them")
+    if stats.duplicates:
+        warn(f"{stats.duplicates} log line{'s repeat ids' if stats.duplicates > 1 else ' repeats an id'}"
+             " already indexed (a copied file or line?); each id is indexed once")
     if stats.replaced:
         warn(f"{stats.replaced} log file{'s were' if stats.replaced > 1 else ' was'} replaced "
              "since the last sync and read again")

@@ -162,3 +162,11 @@ def test_reindex_rebuilds_when_its_own_sync_finds_damage(
     monkeypatch.setattr(Syncer, "sync", damaged_once)
     result = run("logs", "reindex")
     assert result.stdout.startswith("Indexed 9 entries") and "reindex" not in result.stderr
+
+
+def test_repeated_ids_are_indexed_once_and_said_so(log_dir: Path) -> None:
+    e = entry(seconds=1)
+    append(log_dir, e, e)
+    result = run("logs", "--json")
+    assert [r["id"] for r in json.loads(result.stdout)] == [e["id"]]
+    assert "1 log line repeats an id already indexed" in result.stderr
