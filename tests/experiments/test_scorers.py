@@ -259,3 +259,19 @@ def test_third_party_scorer_via_entry_point(tmp_path: Path,
     assert s(inp("Hello there")) is False
     with pytest.raises(ExperimentError, match="unknown key 'ratio' for scorer type 'shouty'"):
         parse_scorer({"type": "shouty", "ratio": 1}, 1, "exp.toml")
+
+
+def test_a_runaway_value_template_is_a_scorer_error_not_a_hang() -> None:
+    """A scorer's `value` renders within the same limits as prompts (time and size)."""
+    import time
+
+    from promptlab.errors import ScorerError
+    from promptlab.experiments.scorers._base import ScoreInput, Value
+    from promptlab.template import DEFAULT_LIMITS
+
+    value = Value("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+                  "scorer 'x'")
+    started = time.monotonic()
+    with pytest.raises(ScorerError, match="scorer 'x'"):
+        value.get(ScoreInput(output="o", item_id="1", vars={}))
+    assert time.monotonic() - started < DEFAULT_LIMITS.timeout_s + 5

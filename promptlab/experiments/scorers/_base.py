@@ -75,6 +75,7 @@ class Value:
 
     def __init__(self, raw: Any, where: str):
         self.raw = raw
+        self._where = where
         self._expr: Any = None
         self._template: Any = None
         if isinstance(raw, str) and ("{{" in raw or "{%" in raw):
@@ -111,9 +112,13 @@ class Value:
                 if isinstance(result, Undefined):
                     str(result)  # raises UndefinedError naming the missing variable
                 return result
-            return self._template.render(**inp.context())
+            from promptlab.template import render_limited
+
+            return render_limited(self._template, inp.context(), f"{self._where}: 'value'")
         except TemplateError as exc:
             raise ScorerError(f"value {self.raw!r}: {exc}") from exc
+        except PromptlabError as exc:  # a render limit: time, size, recursion, memory
+            raise ScorerError(str(exc)) from exc
 
 
 # -- scorers ----------------------------------------------------------------------------
