@@ -279,8 +279,8 @@ class Logger:
         else:  # the common case: the entry's head is ours to fill in
             if entry_id is None:
                 entry_id = new_id(now_ns // 1_000_000)
-            if attach_trace:
-                _attach_span(fields, _current_span.get(), entry_id)
+            if attach_trace and (span := _current_span.get()) is not None:
+                _attach_span(fields, span, entry_id)
             keys = tuple(fields)
             build = _builders.get(keys) or entry_builder(keys)
             entry = build(fields, entry_id, "llm", start_ns, now_ns, price_of, self._lookup)
@@ -288,10 +288,11 @@ class Logger:
 
     def _emit(self, entry: dict[str, Any], now_ns: int) -> dict[str, Any]:
         """Redact, encode and append a complete entry; return it as written."""
-        if self.redactor is not None:
+        redactor = self._redactor
+        if redactor is not None:
             from promptlab.logs.redact import apply_to_strings
 
-            entry = {k: v if k in _HEAD_SET else apply_to_strings(v, self.redactor)
+            entry = {k: v if k in _HEAD_SET else apply_to_strings(v, redactor)
                      for k, v in entry.items()}
         try:
             line = _dumps(entry, option=_OPT)
