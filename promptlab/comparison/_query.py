@@ -194,26 +194,31 @@ def score_names(reader: Reader, scope: Scope, a: Arm, b: Arm, fast: str | None) 
     return sorted(names)
 
 
-def entry_sums(reader: Reader, scope: Scope, arm: Arm, builtins: Sequence[str],
-               unit_mode: bool | None = None) -> dict[str, Any]:
-    """Entries, errors, units and the built-in metrics' sums for one arm.
-
-    Calls and errors per prompt version come from the cost roll-up when no time window
-    applies; otherwise from a pass grouped by status (cheaper than a CASE per
-    aggregate). When entries carry unit or item ids (or `unit_mode` is forced), a
-    second pass averages per unit. Each numeric metric's Agg carries how many values
-    were out of range (`out_of_range`).
-    """
-    where, params = scope.where(arm)
-    numeric = [(n, BUILTINS[n]) for n in builtins if BUILTINS[n].column is not None]
-    shifts = {n: sample_value(reader, scope, arm, n) for n, _ in numeric}
+def _builtin_columns(numeric: Sequence[tuple[str, Any]], shifts: dict[str, float],
+                     careful: bool = False) -> str:
+    """Five columns per numeric built-in: count, Σ(x − k), Σ(x − k)², then — `careful` —
+    values out of range and values that are not numbers (their sums leave them out), or —
+    not careful, the common case: plain sums and one count of any bad value (a second,
+    careful pass runs only when it is not 0). The same values count either way."""
     cols = ""
     for n, b in numeric:
-        v, k, col = b.expr, shifts[n], f"e.{b.column}"
+        k, col = shifts[n], f"e.{b.column}"
         number = f"typeof({col}) IN ('integer', 'real')"
-        cols += (f", count({v}), total({v} - {k!r}), total(({v} - {k!r}) * ({v} - {k!r})), "
-                 f"total({number} AND abs({col}) > {MAX_ABS!r}), "
-                 f"total({col} IS NOT NULL AND NOT {number})")
+        v = b.expr if careful else col
+        cols += f", count({v}), total({v} - {k!r}), total(({v} - {k!r}) * ({v} - {k!r})), "
+        if careful:
+            cols += (f"total({number} AND abs({col}) > {MAX_ABS!r}), "
+                     f"total({col} IS NOT NULL AND NOT {number})")
+        else:
+            cols += (f"total({col} IS NOT NULL AND NOT ({number} AND abs({col}) <= "
+                     f"{MAX_ABS!r})), 0")
+    return cols
+
+
+def _status_sums(reader: Reader, scope: Scope, arm: Arm, where: str, params: list[Any],
+                 cols: str) -> list[tuple[Any, ...]]:
+    """(status, calls, keyed calls, *cols) rows of one arm: calls and errors from the cost
+    roll-up when it can answer (no time window, a prompt version), else grouped by status."""
     rollup = (not scope.windowed and scope.experiment is None
               and arm.column == "prompt_version" and scope.prompt is not None)
     if rollup:
@@ -225,12 +230,26 @@ def entry_sums(reader: Reader, scope: Scope, arm: Arm, builtins: Sequence[str],
             f"FROM entries e WHERE {where} AND e.status != 'error'", params)
         rows = [row, ("error", int(errors), 0)] if row[1] or not errors else [
             ("error", int(errors), 0)]
-        if int(calls) != sum(int(r[1]) for r in rows):  # roll-up out of step: count
-            rollup = False
-    if not rollup:
-        rows = reader.all(
-            f"SELECT e.status, count(*), count(COALESCE(e.unit_id, e.item_id)){cols} "
-            f"FROM entries e WHERE {where} GROUP BY e.status", params)
+        if int(calls) == sum(int(r[1]) for r in rows):  # else the roll-up is out of step
+            return rows
+    return reader.all(
+        f"SELECT e.status, count(*), count(COALESCE(e.unit_id, e.item_id)){cols} "
+        f"FROM entries e WHERE {where} GROUP BY e.status", params)
+
+
+def entry_sums(reader: Reader, scope: Scope, arm: Arm, builtins: Sequence[str],
+               unit_mode: bool | None = None) -> dict[str, Any]:
+    """Calls, errors and the built-in metrics' per-call sums for one arm, and whether its
+    calls carry unit or item ids (`unit_mode`: then `unit_sums` averages per unit). Each
+    numeric metric's Agg counts its values out of range and not numbers."""
+    where, params = scope.where(arm)
+    numeric = [(n, BUILTINS[n]) for n in builtins if BUILTINS[n].column is not None]
+    shifts = {n: sample_value(reader, scope, arm, n) for n, _ in numeric}
+    rows = _status_sums(reader, scope, arm, where, params, _builtin_columns(numeric, shifts))
+    if any(int(r[6 + 5 * i]) for r in rows if r[0] != "error" for i in range(len(numeric))):
+        # Some value is not a number in range: sum again, counting each kind of bad value.
+        rows = _status_sums(reader, scope, arm, where, params,
+                            _builtin_columns(numeric, shifts, careful=True))
     entries = sum(int(r[1]) for r in rows)
     errors = sum(int(r[1]) for r in rows if r[0] == "error")
     keyed = sum(int(r[2]) for r in rows)
