@@ -44,7 +44,9 @@ def fmt_number(value: float | None, unit: str = "") -> str:
     if unit == "$":
         if value == 0:
             return "$0"
-        return f"${value:,.4f}" if abs(value) < 1 else f"${value:,.2f}"
+        if abs(value) >= 1:
+            return f"${value:,.2f}"
+        return "$" + f"{value:.6f}".rstrip("0").rstrip(".") if abs(value) >= 1e-6 else "<$0.000001"
     if unit == "%":
         return f"{value * 100:.1f}%"
     if unit == "ms":
