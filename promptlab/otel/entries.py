@@ -174,16 +174,33 @@ def _text_of(parts: Any) -> str | None:
 
 
 def _messages_of(value: Any) -> list[dict[str, Any]]:
-    """Chat messages ({role, content}) from GenAI `gen_ai.*.messages` JSON or a list."""
+    """Chat messages in OpenAI form ({role, content}, `tool_calls`, `tool_call_id`) from
+    GenAI `gen_ai.*.messages` JSON (typed parts) or a list of such messages."""
     out = []
     for message in _json(value) or []:
         if not isinstance(message, Mapping):
             continue
         role = message.get("role") or "user"
-        text = _text_of(message.get("parts") if "parts" in message else message.get("content"))
+        parts = message.get("parts")
+        text = _text_of(parts if parts is not None else message.get("content"))
         if text is None and isinstance(message.get("message"), Mapping):  # OpenInference JSON
             text = _text_of(message["message"].get("content"))
         item: dict[str, Any] = {"role": str(role), "content": text if text is not None else ""}
+        for part in parts if isinstance(parts, list) else ():
+            if not isinstance(part, Mapping):
+                continue
+            if part.get("type") == "tool_call":
+                arguments = part.get("arguments")
+                item.setdefault("tool_calls", []).append({
+                    "id": part.get("id"), "type": "function",
+                    "function": {"name": part.get("name"),
+                                 "arguments": arguments if isinstance(arguments, str)
+                                 else orjson.dumps(arguments).decode()}})
+            elif part.get("type") == "tool_call_response":
+                item["tool_call_id"] = part.get("id")
+                response = part.get("response", part.get("result"))
+                item["content"] = response if isinstance(response, str) else \
+                    orjson.dumps(response).decode()
         if message.get("name"):
             item["name"] = str(message["name"])
         out.append(item)

@@ -185,20 +185,34 @@ def _parts(text: str) -> list[dict[str, str]]:
 
 
 def _message(message: Mapping[str, Any], redact: Callable[[str], str]) -> dict[str, Any]:
+    """One chat message (OpenAI form) as a GenAI message: role and typed parts."""
     content = message.get("content")
-    out: dict[str, Any] = {"role": message.get("role") or "user"}
-    if isinstance(content, str):
-        out["parts"] = _parts(redact(content))
+    role = message.get("role") or "user"
+    parts: list[dict[str, Any]] = []
+    if role == "tool" and message.get("tool_call_id"):
+        parts.append({"type": "tool_call_response", "id": message["tool_call_id"],
+                      "response": redact(content) if isinstance(content, str) else content})
+    elif isinstance(content, str) and (content or not message.get("tool_calls")):
+        parts.extend(_parts(redact(content)))
     elif isinstance(content, list):  # OpenAI content parts
-        parts = []
         for part in content:
             if isinstance(part, Mapping) and isinstance(part.get("text"), str):
                 parts.append({"type": "text", "content": redact(part["text"])})
             else:
                 parts.append({"type": "generic", "content": orjson.dumps(part).decode()})
-        out["parts"] = parts
-    else:
-        out["parts"] = []
+    for call in message.get("tool_calls") or []:
+        if not isinstance(call, Mapping):
+            continue
+        function = call.get("function") if isinstance(call.get("function"), Mapping) else call
+        arguments = function.get("arguments")
+        if isinstance(arguments, str):
+            try:
+                arguments = orjson.loads(redact(arguments))
+            except orjson.JSONDecodeError:
+                arguments = redact(arguments)
+        parts.append({"type": "tool_call", "id": call.get("id"), "name": function.get("name"),
+                      "arguments": arguments})
+    out: dict[str, Any] = {"role": role, "parts": parts}
     if message.get("name"):
         out["name"] = message["name"]
     return out

@@ -334,3 +334,30 @@ def test_console_scripts_serve_and_export(tmp_path: Path, console_script: str) -
     assert serve.returncode == 0
     assert err.strip().endswith("received 7 span(s)")
     assert {e["id"] for e in read_entries(copy)} == {e["id"] for e in originals.values()}
+
+
+def test_round_trip_of_a_conversation_with_tool_calls(tmp_path: Path) -> None:
+    source, copy = tmp_path / "source", tmp_path / "copy"
+    messages = [
+        {"role": "system", "content": "Use the tools."},
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": "", "tool_calls": [{
+            "id": "call_1", "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "rainy, 14C"},
+    ]
+    logger = Logger(source)
+    entry = logger.log(model="gpt-4o", messages=messages, system_prompt="Use the tools.",
+                       user_message="Weather in Paris?", assistant_response="Rainy, 14C.",
+                       input_tokens=80, output_tokens=6, latency_ms=812.0, status="ok")
+    server = make_server(Logger(copy), "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        summary = export_otlp(source, endpoint=f"http://127.0.0.1:{server.server_address[1]}",
+                              content=True)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert summary.sent == 1
+    (back,) = read_entries(copy)
+    assert back == entry
