@@ -9,6 +9,7 @@ used when neither a version nor a label is asked for.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import secrets
@@ -55,6 +56,23 @@ You are a helpful assistant.
 user:
 {{{{ text }}}}
 """
+
+
+def _yaml_string(text: str) -> str:
+    """`text` as one line of YAML that reads back as exactly `text`.
+
+    A description is user input: unquoted, `Note: hi` or `[draft` breaks the front matter
+    and a newline could add keys or end it. A JSON string is a YAML double-quoted scalar;
+    line and paragraph separators YAML would fold are escaped too.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # bytes that are not UTF-8 in argv (surrogate escapes)
+        raise UsageError(f"description {text!r} is not valid UTF-8 text; "
+                         "pass it in your terminal's UTF-8 encoding") from exc
+    quoted = json.dumps(text, ensure_ascii=False)
+    return quoted.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").replace(
+        "\x85", "\\x85")
 
 
 def validate_id(prompt_id: str) -> str:
@@ -494,7 +512,8 @@ class Registry:
                 raise UsageError(f"{self.path} is not a folder")
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / "v1.txt"
-            text = NEW_TEMPLATE.format(description=description or f"{prompt_id} prompt")
+            text = NEW_TEMPLATE.format(
+                description=_yaml_string(description or f"{prompt_id} prompt"))
             _write_new(path, text.encode("utf-8"))
             self.promote(prompt_id, "v1", DEFAULT_LABEL)
             return path
