@@ -41,7 +41,7 @@ def parse_vars(var_items: tuple[str, ...], vars_file: str | None) -> dict[str, A
         if value.startswith("@") and len(value) > 1:
             path = Path(value[1:])
             try:
-                value = path.read_text(encoding="utf-8")
+                value = _read_text_capped(path, f"--var {name}: {path}")
             except FileNotFoundError as exc:
                 raise UsageError(f"--var {name}: file {path} not found") from exc
             except (OSError, UnicodeDecodeError) as exc:
@@ -50,10 +50,27 @@ def parse_vars(var_items: tuple[str, ...], vars_file: str | None) -> dict[str, A
     return values
 
 
+# A variable file is read whole into memory: /dev/zero or a multi-GB log must not take it.
+MAX_VAR_FILE_BYTES = 64 * 1024 * 1024
+
+
+def _read_text_capped(path: Path | None, what: str) -> str:
+    """UTF-8 text of `path` (None: standard input), at most MAX_VAR_FILE_BYTES."""
+    if path is None:
+        data = sys.stdin.buffer.read(MAX_VAR_FILE_BYTES + 1)
+    else:
+        with path.open("rb") as stream:
+            data = stream.read(MAX_VAR_FILE_BYTES + 1)
+    if len(data) > MAX_VAR_FILE_BYTES:
+        raise UsageError(f"{what} is larger than {MAX_VAR_FILE_BYTES // 2**20} MiB, the most "
+                         "a variable may read; pass a smaller file")
+    return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as read_text
+
+
 def _read_vars_file(vars_file: str) -> dict[str, Any]:
     where = "standard input" if vars_file == "-" else vars_file
     try:
-        text = sys.stdin.read() if vars_file == "-" else Path(vars_file).read_text(encoding="utf-8")
+        text = _read_text_capped(None if vars_file == "-" else Path(vars_file), f"--vars: {where}")
     except FileNotFoundError as exc:
         raise UsageError(f"--vars: file {where} not found") from exc
     except (OSError, UnicodeDecodeError) as exc:
@@ -63,6 +80,9 @@ def _read_vars_file(vars_file: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise UsageError(f"--vars: {where} is not valid JSON (line {exc.lineno}, column "
                          f"{exc.colno}: {exc.msg})") from exc
+    except RecursionError as exc:
+        raise UsageError(f"--vars: {where} nests JSON too deeply to read; "
+                         "variables are a flat JSON object of values") from exc
     if not isinstance(data, dict):
         raise UsageError(f"--vars: {where} must hold a JSON object of variables, "
                          f"got {type(data).__name__}")

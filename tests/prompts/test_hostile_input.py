@@ -1,0 +1,61 @@
+"""Hostile or odd input to the prompt commands: one line and exit 2, nothing half-written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from promptlab.cli import main
+from promptlab.registry import Registry
+
+
+def run(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(main, list(args), input=input)
+
+
+@pytest.mark.parametrize("description", [
+    "Note: hi", "[draft", "#1 prompt", "{x", "a\nb: c\n---\nbody", "'quoted'", '"dq"',
+    "back\\slash", "p\u2028q\x85r\x01s\u2029", "héllo «ok»", "- item", "yes", "null", "",
+])
+def test_new_description_reads_back_exactly(project: Path, description: str) -> None:
+    result = run("new", "fresh", "-d", description)
+    assert result.exit_code == 0, result.output
+    prompt = Registry(project / "prompts").get("fresh")
+    assert prompt.description == (description or "fresh prompt")
+    assert prompt.template.front.model == "gpt-4o-mini"  # the front matter was not cut short
+    assert run("render", "fresh", "--var", "text=hi").exit_code == 0
+
+
+def test_new_description_not_utf8_is_one_line_and_writes_nothing(project: Path) -> None:
+    result = run("new", "fresh", "-d", "bad\udc85")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "is not valid UTF-8" in result.stderr
+    assert not (project / "prompts" / "fresh" / "v1.txt").exists()
+
+
+def test_vars_file_nested_too_deep(project: Path, tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000)
+    result = run("render", "code-review", "--vars", str(deep))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"--vars: {deep} nests JSON too deeply" in result.stderr
+    result = run("render", "code-review", "--vars", "-", input="[" * 100_000)
+    assert result.exit_code == 2 and "standard input nests JSON too deeply" in result.stderr
+
+
+def test_var_file_without_end_is_refused_not_read_forever(project: Path) -> None:
+    result = run("render", "code-review", "--var", "code=@/dev/zero")
+    assert result.exit_code == 2
+    assert "--var code: /dev/zero is larger than 64 MiB" in result.stderr
+    result = run("render", "code-review", "--vars", "/dev/zero")
+    assert result.exit_code == 2 and "--vars: /dev/zero is larger than 64 MiB" in result.stderr
+
+
+def test_var_file_text_as_before(project: Path, tmp_path: Path) -> None:
+    code = tmp_path / "app.py"
+    code.write_bytes("x = 'café'\r\ny = 2\r\n".encode())
+    result = run("render", "code-review", "--var", f"code=@{code}")
+    assert result.exit_code == 0, result.output
+    assert "x = 'café'\ny = 2\n" in result.stdout
