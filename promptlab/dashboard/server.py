@@ -20,6 +20,7 @@ import hmac
 import ipaddress
 import re
 import secrets
+import socket
 import sys
 import threading
 import time
@@ -394,7 +395,10 @@ def make_server(app: Dashboard, host: str = "127.0.0.1", port: int = 8765) -> Th
         raise UsageError(f"--host {host} is not a loopback address: anyone who can reach it "
                          "could read your logs; give --token (or let promptlab generate one)")
     handler = type("Handler", (_Handler,), {"app": app})
-    server = ThreadingHTTPServer((host, port), handler)
+    server_class = ThreadingHTTPServer
+    if ":" in host:  # an IPv6 address such as ::1
+        server_class = type("Server6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+    server = server_class((host.strip("[]"), port), handler)
     server.daemon_threads = True
     return server
 
