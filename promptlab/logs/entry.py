@@ -523,13 +523,16 @@ def entry_builder(keys: tuple[str, ...]) -> Any:
     latency = local.get("latency_ms")
     body += ["if now_ns is not None:",
              "    if start_ns is None:",
-             f"        start_ns = {'now_ns' if latency is None else f'_start({latency}, now_ns)'}",
+             f"        start_ns = {'now_ns' if latency is None else f'now_ns - int({latency} * 1e6)'}",
              "    e['timestamp'] = _fmt(start_ns)",
              "return e"]
     if keys:
         lines += [f"            {line}" for line in body]
         lines.append("    except TypeError:")
         lines.append("        pass")
+        if latency is not None:  # 1e308 ms: inf ns
+            lines.append("    except OverflowError:")
+            lines.append(f"        _start({latency}, now_ns)  # raises the EntryError")
         lines.append("    return _slow(f, entry_id, kind, start_ns, now_ns, price_of, lookup)")
     else:
         lines += [f"    {line}" for line in body]

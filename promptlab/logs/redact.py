@@ -23,10 +23,10 @@ Cost. Almost no text holds a secret, so what matters is how fast clean text is p
 memchr (`find`) for a few rare characters that pin rule families (`I` for AKIA/AIza/BEGIN/
 AUTHORIZATION, `J` for JWTs, `@` for URLs with a password, `z` for Authorization, `B` for
 Bearer and Slack webhooks, `K` for AccessKey), each followed by one regular expression only
-where the character occurs (`x` for xox?- Slack tokens, searched from the first), and two
-literal-prefix scans (`k-` for sk- keys, `_` for GitHub, Hugging Face and Stripe keys)
-that `re` runs as a tight C loop. Only text that passes the check goes through the rules.
-A property test checks that every rule match passes the check.
+where the character occurs, and two literal-prefix scans (`-` for sk- and xox?- keys, `_`
+for GitHub, Hugging Face and Stripe keys) that `re` runs as a tight C loop. Only text that
+passes the check goes through the rules. A property test checks that every rule match
+passes the check.
 
 Users add rules for the whole process with `add_rule` (they then apply to everything
 promptlab writes), or per logger with a function or a `Redactor`:
@@ -192,7 +192,12 @@ RULES: tuple[Rule, ...] = (
 # starts with one literal. The two scans run over the whole text. The pivots are
 # characters rare in ordinary text: bytes.find (memchr) skips texts without them, and a
 # match is tried only where one occurs.
-_SCAN_DASH = r"k-(?<=sk-)[A-Za-z0-9_-]{20}"  # "k-", not "-": code has "-----" lines
+# sk- and xox?- keys: one scan of every "-" (few in prose), or, where there are many
+# ("# -----" rulers in code), a scan for "k-" and a search for "xox".
+_SCAN_DASH = r"-(?:(?<=sk-)[A-Za-z0-9_-]{20}|(?<=xox[abeoprs]-))"
+_SCAN_SK = r"k-(?<=sk-)[A-Za-z0-9_-]{20}"
+_SCAN_XOX = r"xox[abeoprs]-"
+_MANY_DASHES = 24
 _SCAN_UNDERSCORE = (  # the lookbehind on the letter before "_" skips the entry's own keys
     r"_(?<=[pousrbfk]_)(?:[A-Za-z0-9]{16}(?:(?<=gh[pousr]_.{16})|(?<=hf_.{16}))"
     r"|(?<=github_)pat_|(?<=[sr]k_)(?:live|test|prod)_|(?<=ccess_)key)")
@@ -204,7 +209,6 @@ _PIVOTS: tuple[tuple[str, str, bool], ...] = (
     ("z", r"z(?<=[Aa]uthoriz)ation", True),
     ("B", r"B(?:(?i:earer)|(?<=/B)[A-Za-z0-9_]{4,}/)", True),
     ("K", r"K(?:(?<=ccessK)ey|(?<=CCESS_K)EY|(?<=ccess_K)ey)", True),
-    ("x", r"xox[abeoprs]-", False),
 )
 # "@" is rare, but the URL rule's "://" comes before it: searched from the start.
 _URL = r"://[^\s/:@]{0,400}:[^\s/@]{1,400}@"
@@ -216,6 +220,9 @@ class _Check:
     def __init__(self, kind: type) -> None:
         enc: Callable[[str], Any] = (lambda s: s.encode()) if kind is bytes else (lambda s: s)
         self.dash = re.compile(enc(_SCAN_DASH)).search
+        self.sk = re.compile(enc(_SCAN_SK)).search
+        self.xox = re.compile(enc(_SCAN_XOX)).search
+        self.minus = enc("-")
         self.underscore = re.compile(enc(_SCAN_UNDERSCORE)).search
         self.at, self.url = enc("@"), re.compile(enc(_URL)).search
         self.pivots = tuple((enc(c), re.compile(enc(p)).match if each else re.compile(enc(p)).search,
@@ -251,7 +258,12 @@ def maybe_secret(data: str | bytes, start: int = 0) -> bool:
             return True
     if find(check.at, start) >= 0 and check.url(data, start) is not None:  # type: ignore[arg-type]
         return True
-    if check.dash(data, start) is not None or check.underscore(data, start) is not None:
+    if data.count(check.minus, start) < _MANY_DASHES:  # type: ignore[arg-type]
+        if check.dash(data, start) is not None:
+            return True
+    elif check.sk(data, start) is not None or check.xox(data, start) is not None:
+        return True
+    if check.underscore(data, start) is not None:
         return True
     user = _user
     if user[0]:
