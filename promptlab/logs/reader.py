@@ -39,6 +39,9 @@ _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 TimeBound = _dt.date | _dt.datetime | _dt.timedelta | str | None
+EARLIEST = "0001-01-01T00:00:00.000000Z"
+LATEST = "9999-12-31T23:59:59.999999Z"
+_MAX_AGE_S = 62_000_000_000  # about 1,965 years: from now, before year 1
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,10 @@ def parse_bound(value: TimeBound, *, end: bool = False, now: float | None = None
             today = _dt.datetime.fromtimestamp(current, tz=_dt.UTC).date()
             value = today if text == "today" else today - _dt.timedelta(days=1)
         elif m:
-            value = _dt.timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+            seconds = int(m.group(1)) * _UNITS[m.group(2)]
+            if seconds >= _MAX_AGE_S:  # before year 1: from the very start
+                return EARLIEST
+            value = _dt.timedelta(seconds=seconds)
         else:
             try:
                 if len(text) == 10:
@@ -135,15 +141,25 @@ def parse_bound(value: TimeBound, *, end: bool = False, now: float | None = None
                 raise UsageError(f"time {value!r} is not a date (2026-11-01), an ISO time "
                                  "(2026-11-01T12:00:00Z), today, yesterday or an age like 7d, "
                                  "24h, 30m") from None
+    # Times beyond what datetime holds are clamped to the first or last representable one.
     if isinstance(value, _dt.timedelta):
         current = time.time() if now is None else now
-        value = _dt.datetime.fromtimestamp(current - value.total_seconds(), tz=_dt.UTC)
+        try:
+            value = _dt.datetime.fromtimestamp(current - value.total_seconds(), tz=_dt.UTC)
+        except (OverflowError, OSError, ValueError):
+            return EARLIEST if value.total_seconds() > 0 else LATEST
     if isinstance(value, _dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=_dt.UTC)
-        return value.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+        try:
+            value = value.astimezone(_dt.UTC)
+        except OverflowError:
+            return EARLIEST if value.year == 1 else LATEST
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
     if isinstance(value, _dt.date):
         if end:
+            if value == _dt.date.max:
+                return LATEST
             value = value + _dt.timedelta(days=1)
         return value.isoformat() + "T00:00:00.000000Z"
     raise UsageError(f"cannot use {value!r} as a time bound")

@@ -226,3 +226,21 @@ def test_a_folder_or_fifo_named_like_a_day_file_is_not_read(tmp_path: Path) -> N
     (tmp_path / "2026-11-26.jsonl").write_text(line(1))
     assert [e["id"] for e in read_entries(tmp_path)] == ["id1"]
     assert [r.path.name for r in check_files(tmp_path)] == ["2026-11-26.jsonl"]
+
+
+@pytest.mark.parametrize(("value", "end", "bound"), [
+    ("99999999999d", False, "0001-01-01T00:00:00.000000Z"),
+    ("9" * 30 + "d", True, "0001-01-01T00:00:00.000000Z"),
+    ("9999-12-31", True, "9999-12-31T23:59:59.999999Z"),
+    ("9999-12-31T23:59:59-01:00", False, "9999-12-31T23:59:59.999999Z"),
+    ("0001-01-01T00:00:00+01:00", False, "0001-01-01T00:00:00.000000Z"),
+])
+def test_bounds_beyond_datetime_are_clamped(value: str, end: bool, bound: str) -> None:
+    assert parse_bound(value, end=end) == bound
+
+
+def test_logs_check_with_extreme_bounds(damaged: Path) -> None:
+    for option, value in (("--since", "9" * 30 + "d"), ("--until", "9999-12-31")):
+        result = CliRunner().invoke(logs_check, ["--log-dir", str(damaged), option, value])
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert "1 file(s), 4 entries" in result.stderr
