@@ -22,7 +22,14 @@ from markupsafe import Markup
 
 from promptlab.dashboard import data as views_data
 from promptlab.dashboard import svg
-from promptlab.dashboard.views import STATIC, ReportLinks, environment, experiment_parts, overview_charts
+from promptlab.dashboard.views import (
+    STATIC,
+    ReportLinks,
+    environment,
+    experiment_parts,
+    headline,
+    overview_charts,
+)
 from promptlab.errors import PromptlabError, UsageError
 
 if TYPE_CHECKING:
@@ -91,6 +98,9 @@ def build_report(settings: Settings, *, since: str | None = None, until: str | N
         traces={t["trace_id"] for t in trace_data},
         prompts={p["id"] for p in prompt_data},
         experiments={x["name"] for x in experiment_data})
+    verdicts = {x["name"]: headline(x) for x in experiment_data}
+    for x in experiments["experiments"]:
+        x["verdict"] = verdicts.get(x["name"])
     experiment_views = []
     for x in experiment_data:
         pairs, plots, words = experiment_parts(x)

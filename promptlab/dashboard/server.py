@@ -36,7 +36,7 @@ import orjson
 
 from promptlab.dashboard import data as views_data
 from promptlab.dashboard.report import redact
-from promptlab.dashboard.views import STATIC, Links, render_page
+from promptlab.dashboard.views import STATIC, Links, headline, render_page
 from promptlab.errors import PromptlabError, UsageError
 
 if TYPE_CHECKING:
@@ -302,6 +302,9 @@ class Dashboard:
             view, title = "prompt", f"Prompt {arg}"
         elif head == "experiments" and arg is None:
             d = views_data.experiments_list(s, idx)
+            for x in d["experiments"]:  # the verdict when it is computed (see warm())
+                kept = self._experiments.get(x["name"])
+                x["verdict"] = headline(kept[2]) if kept else None
         else:
             assert arg is not None
             if not NAME.fullmatch(arg) or arg.endswith(".toml"):

@@ -163,6 +163,14 @@ def experiment_parts(d: dict[str, Any]) -> tuple[list[dict[str, Any]], list[Mark
     return pairs, plots, [verdict_words(p) for p in pairs]
 
 
+def headline(d: dict[str, Any]) -> str:
+    """An experiment page's verdict in one line (its first comparison's first sentence)."""
+    pairs = pairs_of(d.get("comparison"))
+    if not pairs:
+        return d.get("compare_error") or d.get("error") or "nothing to compare yet"
+    return " · ".join(f"{p.get('b')} vs {p.get('a')}: {verdict_words(p)[0]}" for p in pairs)
+
+
 def verdict_words(p: dict[str, Any]) -> list[str]:
     """The comparison in sentences: the headline, the guardrails, SRM, power, warnings."""
     metrics = p.get("metrics") or []

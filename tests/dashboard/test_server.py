@@ -277,5 +277,7 @@ def test_experiments_are_compared_in_the_background_on_start(dash_project: dict)
         response = app.handle("GET", "/experiments/code-review-ab", {"Host": "127.0.0.1"})
         assert response.status == 200 and b"Compared at" in response.body
         assert b"v2 better" in response.body
+        listing = app.handle("GET", "/experiments", {"Host": "127.0.0.1"}).body.decode()
+        assert "v2 vs v1: finds_bug: v2 better" in listing
     finally:
         app.close()
