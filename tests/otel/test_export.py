@@ -376,3 +376,17 @@ def test_service_name_precedence(log_dir: Path, receiver: Any, tmp_path: Path,
         run("export", "otlp", "--endpoint", receiver.url, "--all", *args, env=env)
         names.append(receiver.spans[-1].resource["service.name"])
     assert names == ["from-option", "from-env", "from-config"]
+
+
+def test_feedback_on_an_entry_sent_in_an_earlier_run_finds_its_trace(log_dir: Path,
+                                                                     receiver: Any) -> None:
+    logger = Logger(log_dir)
+    with logger.trace("request") as root, logger.call(None, model="m") as call:
+        call.finish(response="r")
+    assert run("export", "otlp", "--endpoint", receiver.url).output.startswith("2 span(s)")
+    logger.feedback(call.entry["id"], helpful=False)
+    logger.close()
+    assert run("export", "otlp", "--endpoint", receiver.url).output.startswith("1 span(s)")
+    feedback = receiver.by_name("feedback")
+    assert feedback.trace_id == ulid_hex(root.entry["id"])  # looked up in the index
+    assert feedback.parent_id == ulid_hex(call.entry["id"])[16:]
