@@ -33,6 +33,7 @@ class Agg:
     shift: float = 0.0  # total and total_sq are sums of (x − shift), see Moments.from_sums
     out_of_range: int = 0  # values dropped for |x| > MAX_ABS
     non_numeric: int = 0  # values dropped for not being numbers (built-in fields)
+    on_errors: int = 0  # values on failed calls (scores, when counted per unit)
 
     @property
     def value_total(self) -> float:
