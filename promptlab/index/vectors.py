@@ -14,8 +14,9 @@ This module knows nothing of models: it stores and searches the vectors it is gi
     vec_exact   vid INTEGER PRIMARY KEY, embedding BLOB (float32[dim]): exact distances.
                 A plain table, not vec0: re-ranking reads a few hundred vectors by key, 5x
                 faster from a table than from vec0's chunks (measured).
-    vec_bits    vec0(embedding bit[dim]), rowid = vid: the sign bit of each dimension, a
-                32x smaller copy searched by Hamming distance for the coarse pass.
+    vec_bitchunks  chunk INTEGER PRIMARY KEY, n, vids BLOB (int64[n]), bits BLOB: the sign
+                bit of each dimension of up to CHUNK vectors, packed (a 32x smaller copy),
+                searched by Hamming distance for the coarse pass.
     vec_queries text, embedding, used: the vectors of the last QUERY_CACHE search texts, so
                 a repeated search does not load the model at all.
 
@@ -26,9 +27,13 @@ every SQLite release. Two SQLite libraries in one process must not hold the same
 at once (POSIX locks are per process: closing one would drop the other's locks), so the
 `sqlite3` connection of `Index` is closed before a VectorStore opens, and the other way.
 
-Search plan (`knn`): up to EXACT_MAX candidate vectors, an exact cosine scan. Beyond, a
-coarse-then-exact plan: Hamming KNN over the bit vectors (vec0) for the best `rerank`
-candidates, then exact cosine over those only. benchmarks/bench_semantic.py measures what
+Search plan (`knn`): up to EXACT_MAX candidate vectors, an exact cosine scan
+(sqlite-vec's `vec_distance_cosine`, filters joined in SQL). Beyond, a coarse-then-exact
+plan: Hamming distance of the query's sign bits to every packed bit vector (numpy
+popcount over whole chunks) picks the best `rerank` candidates, then exact cosine over
+those only. Not sqlite-vec's vec0 KNN for the coarse pass: its cost grows with k (measured
+at 100k bit vectors: k = 10 in 16 ms, k = 400 in 178 ms, k = 1000 in 578 ms), while the
+popcount pass costs the same for any k. benchmarks/bench_semantic.py measures what
 it costs in recall (docs/search.md has the figures).
 """
 
@@ -46,6 +51,7 @@ FORMAT = 1
 EXACT_MAX = 10_000  # candidate vectors searched exactly; beyond: bits first, then exact
 QUERY_CACHE = 500  # search texts whose vectors are kept
 RERANK = 400  # candidates the coarse pass hands to the exact one (at least 20 x k)
+CHUNK = 16_384  # bit vectors per vec_bitchunks row
 BUSY_TIMEOUT_MS = 60_000
 
 _JOIN = "JOIN entries e ON e.rowid = vi.entry_rowid AND e.id = vi.entry_id"
@@ -163,7 +169,6 @@ class VectorStore:
         if not 1 <= dim <= 8192:
             raise EmbeddingError(f"embedding model {model} returned {dim}-dimensional vectors; "
                                  "expected 1 to 8192 dimensions")
-        bits = ((dim + 7) // 8) * 8
 
         def run() -> None:
             self._drop()
@@ -174,7 +179,8 @@ class VectorStore:
             self.conn.execute("CREATE INDEX vec_items_by_id ON vec_items(entry_id)")
             self.conn.execute(
                 "CREATE TABLE vec_exact (vid INTEGER PRIMARY KEY, embedding BLOB NOT NULL)")
-            self.conn.execute(f"CREATE VIRTUAL TABLE vec_bits USING vec0(embedding bit[{bits}])")
+            self.conn.execute("CREATE TABLE vec_bitchunks (chunk INTEGER PRIMARY KEY, "
+                              "n INTEGER NOT NULL, vids BLOB NOT NULL, bits BLOB NOT NULL)")
             self.conn.execute("CREATE TABLE vec_queries (text TEXT PRIMARY KEY, embedding BLOB "
                               "NOT NULL, used REAL NOT NULL)")
             for key, value in (("model", model), ("dim", dim), ("recipe", recipe),
@@ -184,7 +190,7 @@ class VectorStore:
         self._transaction(run)
 
     def _drop(self) -> None:
-        for table in ("vec_exact", "vec_bits", "vec_items", "vec_queries"):
+        for table in ("vec_exact", "vec_bitchunks", "vec_items", "vec_queries"):
             self.conn.execute(f"DROP TABLE IF EXISTS {table}")
         self.conn.execute("DELETE FROM vec_meta")
 
@@ -219,17 +225,97 @@ class VectorStore:
                 "SELECT vid FROM vec_items vi WHERE NOT EXISTS (SELECT 1 FROM entries e "
                 "WHERE e.rowid = vi.entry_rowid AND e.id = vi.entry_id)")]
             self._delete(gone)
+            if gone:
+                self._rewrite_bits()
             self._set_meta("stale_mark", stale_mark)
             return len(gone)
 
         return self._transaction(run)
+
+    def _rewrite_bits(self) -> None:
+        """Drop bit vectors whose vid is gone (rare: after a log file was deleted)."""
+        import numpy as np
+
+        vids, bits = self._all_bits()
+        if not len(vids):
+            return
+        keep = np.isin(vids, np.array([r[0] for r in self.conn.execute(
+            "SELECT vid FROM vec_items")], dtype=np.int64))
+        self.conn.execute("DELETE FROM vec_bitchunks")
+        self._append_bits(vids[keep], bits[keep])
+
+    def _all_bits(self) -> tuple[Any, Any]:
+        import numpy as np
+
+        width = self._bit_width()
+        vid_parts, bit_parts = [], []
+        for vids, bits in self.conn.execute("SELECT vids, bits FROM vec_bitchunks ORDER BY chunk"):
+            vid_parts.append(np.frombuffer(vids, dtype=np.int64))
+            bit_parts.append(np.frombuffer(bits, dtype=np.uint64).reshape(-1, width))
+        if not vid_parts:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, width), dtype=np.uint64)
+        return np.concatenate(vid_parts), np.concatenate(bit_parts)
+
+    def _bit_width(self) -> int:
+        """uint64 words per packed bit vector."""
+        return (int(self._meta("dim")) + 63) // 64
+
+    def _pack(self, vectors: Any) -> Any:
+        import numpy as np
+
+        width = self._bit_width()
+        packed = np.packbits(np.asarray(vectors) > 0, axis=1)
+        padded = np.zeros((packed.shape[0], width * 8), dtype=np.uint8)
+        padded[:, :packed.shape[1]] = packed
+        return padded.view(np.uint64)
+
+    def _append_bits(self, vids: Any, bits: Any) -> None:
+        import numpy as np
+
+        vids = np.ascontiguousarray(vids, dtype=np.int64)
+        bits = np.ascontiguousarray(bits, dtype=np.uint64)
+        last = self.conn.execute(
+            "SELECT chunk, n, vids, bits FROM vec_bitchunks ORDER BY chunk DESC LIMIT 1").fetchone()
+        start = 0
+        if last is not None and last[1] < CHUNK:
+            take = min(CHUNK - last[1], len(vids))
+            self.conn.execute(
+                "UPDATE vec_bitchunks SET n = ?, vids = ?, bits = ? WHERE chunk = ?",
+                (last[1] + take, last[2] + vids[:take].tobytes(), last[3] + bits[:take].tobytes(),
+                 last[0]))
+            start = take
+        chunk = (last[0] + 1) if last is not None else 1
+        for i in range(start, len(vids), CHUNK):
+            part = slice(i, min(i + CHUNK, len(vids)))
+            self.conn.execute("INSERT INTO vec_bitchunks (chunk, n, vids, bits) VALUES (?, ?, ?, ?)",
+                              (chunk, part.stop - part.start, vids[part].tobytes(),
+                               bits[part].tobytes()))
+            chunk += 1
+
+    def _coarse(self, query: Any, want: int, allowed: Any = None) -> list[int]:
+        """The `want` vids nearest by Hamming distance of sign bits (among `allowed`)."""
+        import numpy as np
+
+        vids, bits = self._all_bits()
+        if allowed is not None:
+            mask = np.isin(vids, allowed)
+            vids, bits = vids[mask], bits[mask]
+        if not len(vids):
+            return []
+        xor = bits ^ self._pack(query[None, :])[0]
+        if hasattr(np, "bitwise_count"):  # numpy >= 2
+            distance = np.bitwise_count(xor).sum(axis=1, dtype=np.uint32)
+        else:
+            table = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+            distance = table[xor.view(np.uint8)].sum(axis=1, dtype=np.uint32)
+        top = np.argpartition(distance, want)[:want] if want < len(vids) else slice(None)
+        return vids[top].tolist()
 
     def _delete(self, vids: Sequence[int]) -> None:
         for start in range(0, len(vids), 500):
             chunk = list(vids[start:start + 500])
             marks = ", ".join("?" * len(chunk))
             self.conn.execute(f"DELETE FROM vec_exact WHERE vid IN ({marks})", chunk)
-            self.conn.execute(f"DELETE FROM vec_bits WHERE rowid IN ({marks})", chunk)
             self.conn.execute(f"DELETE FROM vec_items WHERE vid IN ({marks})", chunk)
 
     def _pending_where(self, since: float | None) -> tuple[str, list[Any]]:
@@ -280,9 +366,8 @@ class VectorStore:
             blobs = [(vid, vector.tobytes()) for (vid, _, _), vector in zip(rows, vectors,
                                                                              strict=True)]
             self.conn.executemany("INSERT INTO vec_exact (vid, embedding) VALUES (?, ?)", blobs)
-            self.conn.executemany(
-                "INSERT INTO vec_bits (rowid, embedding) VALUES (?, vec_quantize_binary(?))",
-                blobs)
+            self._append_bits(np.array([r[0] for r in rows], dtype=np.int64),
+                              self._pack(vectors))
             if advance_cursor and considered_upto is not None:
                 cursor = int(self._meta("cursor", 0) or 0)
                 self._set_meta("cursor", max(cursor, considered_upto))
@@ -359,12 +444,10 @@ class VectorStore:
         # Only whether there are more than exact_max matters: count no further.
         if where == "1":
             total = self.conn.execute("SELECT max(vid) FROM vec_items").fetchone()[0] or 0
-            allowed = ""
         else:
             total = self.conn.execute(
                 f"SELECT count(*) FROM (SELECT 1 FROM vec_items vi {_JOIN} WHERE {where} "
                 "LIMIT ?)", [*params, exact_max + 1]).fetchone()[0]
-            allowed = f"AND rowid IN (SELECT vi.vid FROM vec_items vi {_JOIN} WHERE {where})"
         if total == 0:
             return []
         if total <= exact_max:  # exact: a scan of the allowed vectors
@@ -378,10 +461,14 @@ class VectorStore:
                     f"{_JOIN} JOIN vec_exact x ON x.vid = vi.vid WHERE {where} "
                     "ORDER BY d LIMIT ?", [query, *params, want]).fetchall()
         else:  # coarse (Hamming over sign bits), then exact over the best candidates
-            coarse = self.conn.execute(
-                "SELECT rowid FROM vec_bits WHERE embedding MATCH vec_quantize_binary(?) "
-                f"AND k = ? {allowed}", [query, max(rerank, 20 * want), *params]).fetchall()
-            candidates = [r[0] for r in coarse]
+            allowed_vids = None
+            if where != "1":
+                allowed_vids = np.array([r[0] for r in self.conn.execute(
+                    f"SELECT vi.vid FROM vec_items vi {_JOIN} WHERE {where}", params)],
+                    dtype=np.int64)
+            coarse = self._coarse(np.frombuffer(query, dtype=np.float32),
+                                  max(rerank, 20 * want), allowed_vids)
+            candidates = coarse
             marks = ", ".join("?" * len(candidates))
             rows = self.conn.execute(
                 f"SELECT vid, vec_distance_cosine(embedding, ?) AS d FROM vec_exact "

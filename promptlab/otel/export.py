@@ -104,10 +104,10 @@ def resolve_target(endpoint: str | None = None, headers: Mapping[str, str] | lis
     else:
         return None
     merged: dict[str, str] = {}
-    from opentelemetry.util.re import parse_env_headers
-
     for name in ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"):
         if env.get(name):
+            from opentelemetry.util.re import parse_env_headers
+
             merged.update(parse_env_headers(env[name], liberal=True))
     merged.update({str(k): str(v) for k, v in (otel.get("headers") or {}).items()})
     if isinstance(headers, Mapping):

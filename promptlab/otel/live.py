@@ -46,6 +46,9 @@ class LiveExporter:
 
     def __init__(self, target: OtlpTarget, *, exporter: Any = None, max_queue: int = MAX_QUEUE,
                  schedule_delay_ms: int = 500, parents: int = 10_000):
+        # The SDK is imported here, in the thread of the first logger.log (once per process,
+        # about 0.2 s): importing it later on the drain thread races with the interpreter's
+        # shutdown in short scripts, whose entries would then be lost.
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         from promptlab.otel.spans import SpanMaker, make_resource

@@ -163,3 +163,21 @@ def test_spans_taken_in_are_not_sent_back_out(log_dir: Path, receiver: Any,
         pass
     provider.shutdown()
     assert receiver.spans == [] and receiver.attempts == 0
+
+
+def test_a_short_script_that_logs_and_exits_still_exports(log_dir: Path, receiver: Any) -> None:
+    """What is queued at exit is sent: the exporter flushes from an atexit handler."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, PROMPTLAB_LOG_DIR=str(log_dir))
+    code = ("import promptlab\n"
+            "for i in range(3):\n"
+            "    promptlab.log(model='gpt-4o-mini', user_message=f'q{i}', latency_ms=5.0)\n")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    receiver.wait_for(3)
+    assert sorted(s.name for s in receiver.spans) == ["chat gpt-4o-mini"] * 3

@@ -142,6 +142,9 @@ def test_deleted_log_file_takes_its_vectors_away(log_dir: Path, model) -> None:
     assert _users(hits) == ["Explain quicksort"]
     with VectorStore(log_dir / "index.db") as store:
         assert store.count() == 1
+        vids, _ = store._all_bits()
+        assert len(vids) == 1  # the coarse copy lost the deleted ones too
+        assert len(store.knn(model.embed(["poem"])[0], 5, exact_max=0)) == 1
 
 
 def test_what_is_embedded_user_and_response_redacted_and_cut() -> None:
