@@ -57,7 +57,7 @@ def _only_experiment() -> str:
 
 @experiment.command(name="run")
 @click.argument("name", required=False)
-@click.option("concurrency", "-c", "--concurrency", type=click.IntRange(min=1),
+@click.option("concurrency", "-c", "--concurrency", type=click.IntRange(min=1, max=1024),
               help="Calls in flight at once (default: [run] concurrency).")
 @click.option("limit", "-n", "--limit", type=click.IntRange(min=1),
               help="Use only the first N dataset items.")

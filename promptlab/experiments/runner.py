@@ -62,7 +62,7 @@ from promptlab.experiments.scorers import (
     build_scorers,
     overall,
 )
-from promptlab.experiments.spec import Experiment, provider_spec
+from promptlab.experiments.spec import MAX_CONCURRENCY, MAX_SECONDS, Experiment, provider_spec
 from promptlab.providers import create_provider
 from promptlab.providers.base import Provider, ProviderSpec, Request, Response
 
@@ -76,8 +76,14 @@ def run_experiment(experiment: Experiment, options: RunOptions | None = None, *,
     options = options or RunOptions()
     if options.limit is not None and options.limit < 1:
         raise ExperimentError(f"--limit must be ≥ 1, got {options.limit}")
-    if options.concurrency is not None and options.concurrency < 1:
-        raise ExperimentError(f"--concurrency must be ≥ 1, got {options.concurrency}")
+    if options.concurrency is not None and not 1 <= options.concurrency <= MAX_CONCURRENCY:
+        raise ExperimentError(f"--concurrency must be 1 to {MAX_CONCURRENCY}, "
+                              f"got {options.concurrency}")
+    if options.timeout_s is not None and not 0 < options.timeout_s <= MAX_SECONDS:  # also NaN
+        raise ExperimentError(f"--timeout must be a number of seconds > 0 and ≤ {MAX_SECONDS:g}, "
+                              f"got {options.timeout_s!r}")
+    if options.max_retries is not None and not 0 <= options.max_retries <= 100:
+        raise ExperimentError(f"--max-retries must be 0 to 100, got {options.max_retries}")
     if experiment.provider is None and not options.dry_run:
         raise ExperimentError(f"{experiment.path.name}: no [provider] table; add one "
                               "(type = \"openai\" | \"anthropic\" | \"command\" | \"python\" | "

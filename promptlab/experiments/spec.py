@@ -65,6 +65,7 @@ _VERSION = re.compile(r"^v(0|[1-9][0-9]*)$")
 MAX_WEIGHT = 1e9
 # Seconds: a day is far beyond any call, and keeps waits within what the OS accepts.
 MAX_SECONDS = 86400.0
+MAX_CONCURRENCY = 1024
 
 
 @dataclass(frozen=True)
@@ -435,7 +436,7 @@ def _run(table: dict[str, Any], where: str) -> RunSettings:
     d = RunSettings()
     return RunSettings(
         concurrency=get_number(table, "concurrency", where, d.concurrency, minimum=1,
-                               maximum=1024, integer=True),
+                               maximum=MAX_CONCURRENCY, integer=True),
         max_retries=get_number(table, "max_retries", where, d.max_retries, minimum=0,
                                maximum=100, integer=True),
         timeout_s=float(get_number(table, "timeout_s", where, d.timeout_s, minimum=0,
