@@ -173,7 +173,8 @@ def answer(user, repeat):
 
 
 def test_resume_after_ctrl_c_runs_every_cell_exactly_once(exp_project, toml) -> None:
-    rows = [{"id": f"i{n}", "vars": {"code": f"def f{n}(): pass"}} for n in range(30)]
+    rows = [{"id": f"i{n}", "vars": {"code": f"def f{n}(): pass"}, "expected": f"f{n}"}
+            for n in range(30)]
     exp_project.experiments.mkdir()
     (exp_project.experiments / "slow.py").write_text(SLOW_MODEL)
     exp_project.write("ab", toml('type = "python"\nfunction = "slow.py:answer"',

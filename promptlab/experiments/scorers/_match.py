@@ -18,6 +18,22 @@ def _texts(value: Any) -> list[str]:
     return [str(value)]
 
 
+def _wanted(scorer: Scorer, inp: ScoreInput, *, empty_ok: bool = True) -> list[str]:
+    """The alternatives `value` gives for this cell; nothing to compare with is a scorer
+    error, never a silent score: a row without `expected` would otherwise be compared with
+    the text "None", and an empty needle is in every output."""
+    value = scorer.value.get(inp)
+    items = list(value) if isinstance(value, list | tuple) else [value]
+    if not items or any(v is None for v in items):
+        raise ScorerError(f"value {scorer.value.raw!r} is empty for item {inp.item_id!r} "
+                          "(a dataset row without 'expected'?): nothing to compare with")
+    texts = _texts(items)
+    if not empty_ok and any(not t for t in texts):
+        raise ScorerError(f"value {scorer.value.raw!r} is an empty string for item "
+                          f"{inp.item_id!r}: every output contains it")
+    return texts
+
+
 class Equals(Scorer):
     """True when the output, trimmed, equals `value` (or any item of a list)."""
 
@@ -28,7 +44,7 @@ class Equals(Scorer):
     def score(self, inp: ScoreInput) -> bool:
         fold = str.casefold if self.spec.options.get("ignore_case") else (lambda s: s)
         output = fold(inp.output.strip())
-        return any(output == fold(v.strip()) for v in _texts(self.value.get(inp)))
+        return any(output == fold(v.strip()) for v in _wanted(self, inp))
 
 
 class Contains(Scorer):
@@ -42,7 +58,7 @@ class Contains(Scorer):
     def score(self, inp: ScoreInput) -> bool:
         ignore = self.ignore_case or bool(self.spec.options.get("ignore_case"))
         output = inp.output.casefold() if ignore else inp.output
-        needles = [v.casefold() if ignore else v for v in _texts(self.value.get(inp))]
+        needles = [v.casefold() if ignore else v for v in _wanted(self, inp, empty_ok=False)]
         found = (needle in output for needle in needles)
         return all(found) if self.spec.options.get("all") else any(found)
 
@@ -94,8 +110,12 @@ class Regex(Scorer):
         self.pattern = None if self.value.dynamic else self._compile(spec.value, self.flags,
                                                                      spec.where)
 
+    def _dynamic_pattern(self, inp: ScoreInput) -> Any:
+        _wanted(self, inp)  # raises when there is nothing to compare with
+        return self.value.get(inp)
+
     def score(self, inp: ScoreInput) -> bool:
-        pattern = self.pattern or self._compile(self.value.get(inp), self.flags, "regex")
+        pattern = self.pattern or self._compile(self._dynamic_pattern(inp), self.flags, "regex")
         return pattern.search(inp.output) is not None
 
 

@@ -1,0 +1,78 @@
+"""Odd or hostile input to experiments: one line and exit 2 before anything runs, and a
+scorer with nothing to compare with is a scorer error, never a silent score."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from promptlab.cli import main
+from promptlab.errors import ExperimentError, ScorerError
+from promptlab.experiments import load_experiment
+from promptlab.experiments.runner import RunOptions, run_experiment
+from promptlab.experiments.scorers import ScoreInput, ScorerRuntime, build_scorers, parse_scorer
+
+
+def run(*args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(main, list(args))
+
+
+def scorer(table: dict[str, Any]):  # type: ignore[no-untyped-def]
+    spec = parse_scorer(table, 1, "exp.toml")
+    return build_scorers([spec], ScorerRuntime(base_dir=Path.cwd()))[0]
+
+
+def inp(output: str, expected: Any = None) -> ScoreInput:
+    return ScoreInput(output=output, item_id="i1", vars={}, expected=expected)
+
+
+@pytest.mark.parametrize("args", [["--timeout", "nan"], ["--timeout", "NaN"],
+                                  ["-c", "99999999999999999999"], ["-c", "1025"]])
+def test_run_options_out_of_range_are_one_line(exp_project, toml, rows, args) -> None:
+    exp_project.write("ab", toml(), rows)
+    result = run("experiment", "run", "ab", "--no-cache", *args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "Next:" not in result.output
+    assert "--timeout" in result.output or "--concurrency" in result.output
+    assert exp_project.entries() == []  # nothing ran, nothing logged
+
+
+@pytest.mark.parametrize("options", [RunOptions(timeout_s=math.nan), RunOptions(timeout_s=-1),
+                                     RunOptions(concurrency=10**20),
+                                     RunOptions(max_retries=10**6)])
+def test_run_options_checked_through_the_api(exp_project, toml, rows, options) -> None:
+    exp_project.write("ab", toml(), rows)
+    with pytest.raises(ExperimentError, match="--timeout|--concurrency|--max-retries"):
+        run_experiment(load_experiment("ab"), options)
+    assert exp_project.entries() == []
+
+
+@pytest.mark.parametrize("kind", ["equals", "contains", "icontains", "regex"])
+def test_a_row_without_expected_is_a_scorer_error_not_a_score(kind: str) -> None:
+    s = scorer({"name": "m", "type": kind, "value": "{{ expected }}"})
+    with pytest.raises(ScorerError, match="is empty for item 'i1'"):
+        s(inp("None"))  # was True for equals/contains: compared with the text "None"
+    with pytest.raises(ScorerError, match="is empty for item 'i1'"):
+        s(inp("yes", expected=[]))  # `all` over nothing was True
+
+
+@pytest.mark.parametrize("kind", ["contains", "icontains"])
+def test_an_empty_needle_is_a_scorer_error(kind: str) -> None:
+    s = scorer({"name": "m", "type": kind, "value": "{{ expected }}"})
+    with pytest.raises(ScorerError, match="empty string"):
+        s(inp("anything", expected=""))
+    assert scorer({"name": "m", "type": "equals", "value": "{{ expected }}"})(
+        inp("  ", expected="")) is True  # an empty answer may be the right one
+
+
+def test_rows_without_expected_show_as_scorer_failures(exp_project, toml, rows) -> None:
+    for row in rows[:2]:
+        del row["expected"]
+    exp_project.write("ab", toml(), rows)
+    result = run("experiment", "run", "ab", "--no-cache")
+    assert "Scorer 'mentions' failed on 4 of 12 cells" in result.output, result.output
+    assert "is empty for item 'item-0'" in result.output
