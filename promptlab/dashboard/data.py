@@ -282,6 +282,7 @@ def logs_page(index: Index, params: dict[str, str], *, semantic: Any = None,
     if mode not in ("text", "semantic", "hybrid"):
         raise UsageError(f"mode {mode!r}: expected text, semantic or hybrid")
     out: dict[str, Any] = {"q": text, "mode": mode, "filters": filters_given,
+                           "sort": params.get("sort", ""), "in": params.get("in", ""),
                            "period": {"since": period.since_text, "until": period.until_text},
                            "next": None, "prev_page": None}
     if text:
@@ -295,9 +296,12 @@ def logs_page(index: Index, params: dict[str, str], *, semantic: Any = None,
                                           "until": period.until}, mode,
                             start + page_size + 1)
         else:
-            sort = params.get("sort", "rank")
+            sort = params.get("sort", "rank") or "rank"
+            field_name = params.get("in") or None
+            if field_name not in (None, "system", "user", "response"):
+                raise UsageError(f"in {field_name!r}: expected system, user or response")
             hits = search_entries(index, text, filters, limit=start + page_size + 1, sort=sort,
-                                  window=SEARCH_WINDOW)
+                                  window=SEARCH_WINDOW, field_name=field_name)
         more = len(hits) > start + page_size
         hits = hits[start:start + page_size]
         out["rows"] = [_row(h.entry, getattr(h, "snippet", None)) for h in hits]

@@ -96,6 +96,10 @@ def test_filters_and_search(server: str) -> None:
     _, _, body = request(server, "/api/logs?q=invoice&model=gpt-4o-mini")
     rows = json.loads(body)["rows"]
     assert rows and all(r["model"] == "gpt-4o-mini" for r in rows)
+    assert json.loads(request(server, "/api/logs?q=invoice&in=system")[2])["rows"] == []
+    rows = json.loads(request(server, "/api/logs?q=invoice&in=user&sort=recent")[2])["rows"]
+    assert rows and [r["timestamp"] for r in rows] == sorted((r["timestamp"] for r in rows),
+                                                            reverse=True)
     status, _, body = request(server, "/logs?q=%22unbalanced&status=bogus")
     assert status == 400 and "--status" in body
 
