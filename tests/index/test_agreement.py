@@ -73,6 +73,8 @@ def test_reader_check_and_index_agree(tmp_path_factory, kinds: list[str],
     stats = ReadStats()
     read = list(read_entries(log_dir, stats=stats))
     [report] = check_files(log_dir)
+    [checked] = json.loads(run("logs", "check", "--log-dir", str(log_dir), "--json",
+                               ok=False).stdout)
     with Index(log_dir) as index:
         sync = index.sync()
         indexed = [r[0] for r in index.conn.execute("SELECT id FROM entries ORDER BY rowid")]
@@ -82,7 +84,8 @@ def test_reader_check_and_index_agree(tmp_path_factory, kinds: list[str],
     ids = [e["id"] for e in read]
     assert ids == indexed
     assert sorted(shown) == sorted(ids)  # listing reads each line back to the same entry
-    assert report.entries == stats.entries == len(ids) == sync.entries
+    assert report.entries == stats.entries == len(ids) == sync.entries == checked["entries"]
+    assert [p["line"] for p in checked["problems"]] == [p.line for p in stats.problems]
     # Every whole line the reader skipped or repaired, the index counted, with its number.
     whole = [p for p in stats.problems if not p.reason.startswith("torn last line")]
     assert malformed == len(whole)
