@@ -628,12 +628,14 @@ def experiment_page(settings: Settings, index: Index, name: str,
 
     out: dict[str, Any] = {"name": name, "status": None, "comparison": None, "error": None,
                            "description": None, "prompt": None}
+    missing: PromptlabError | None = None
     try:
         exp = load_experiment(name, settings)
         out.update(description=exp.description, prompt=exp.prompt,
                    status=experiment_status(exp, settings.log_dir))
-    except PromptlabError as exc:
+    except PromptlabError as exc:  # no file: the log may still hold its entries
         out["error"] = str(exc)
+        missing = exc
     try:
         kwargs = {}
         if period is not None:
@@ -641,8 +643,8 @@ def experiment_page(settings: Settings, index: Index, name: str,
         result = compare(experiment=name, settings=settings, **kwargs)
         out["comparison"] = result.to_dict()
     except PromptlabError as exc:
-        if out["error"] is not None:  # no file and nothing logged: there is no such experiment
-            raise
+        if missing is not None:  # no file and nothing logged: there is no such experiment
+            raise missing from None
         out["compare_error"] = str(exc)
     return out
 

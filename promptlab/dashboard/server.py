@@ -121,7 +121,7 @@ class Dashboard:
         self.version = __version__
         self._lock = threading.RLock()
         self._last_sync = 0.0
-        self._cache: OrderedDict[Any, Response] = OrderedDict()
+        self._cache: OrderedDict[Any, tuple[float, Response]] = OrderedDict()
         self._experiments: dict[str, tuple[Any, float, dict[str, Any]]] = {}
         self._experiment_lock = threading.Lock()
         self.semantic, self.semantic_modes = semantic_search()
@@ -210,9 +210,7 @@ class Dashboard:
         except NotFound as exc:
             return self._error(HTTPStatus.NOT_FOUND, str(exc), api)
         except PromptlabError as exc:
-            status = HTTPStatus.NOT_FOUND if "no " in str(exc)[:40].lower() or \
-                type(exc).__name__.endswith("NotFoundError") else HTTPStatus.BAD_REQUEST
-            return self._error(status, str(exc), api)
+            return self._error(_status_of(exc), str(exc), api)
         except Exception:  # a bug: say so without leaking the details to the page
             traceback.print_exc(file=sys.stderr)
             return self._error(HTTPStatus.INTERNAL_SERVER_ERROR,
@@ -251,14 +249,13 @@ class Dashboard:
         key = (tuple(segments), tuple(sorted(params.items())), api,
                views_data.data_version(self.index))
         if segments[:1] in (["prompts"], ["experiments"]):
-            key += (views_data.project_mtime(self.settings),)
+            key += (views_data.project_mtime(self.settings), len(self._experiments))
         hit = self._cache.get(key)
-        if hit is not None and time.monotonic() - float(hit.headers.get("X-Made", 0)) < CACHE_TTL_S:
+        if hit is not None and time.monotonic() - hit[0] < CACHE_TTL_S:
             self._cache.move_to_end(key)
-            return hit
+            return hit[1]
         response = self._route(segments, params, api)
-        response.headers["X-Made"] = repr(time.monotonic())
-        self._cache[key] = response
+        self._cache[key] = (time.monotonic(), response)
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
         return response
@@ -323,6 +320,17 @@ class Dashboard:
         return Response(HTTPStatus.OK, html.encode(), "text/html; charset=utf-8")
 
 
+def _status_of(exc: PromptlabError) -> int:
+    """404 for something that is not there (an entry, trace, prompt, experiment), 400 for
+    a request that asks the wrong way (a bad filter, period or search)."""
+    from promptlab.errors import ExperimentError, PromptNotFoundError
+    from promptlab.index.query import EntryNotFoundError
+
+    missing = isinstance(exc, PromptNotFoundError | EntryNotFoundError) or (
+        isinstance(exc, ExperimentError) and str(exc).startswith("no experiment"))
+    return HTTPStatus.NOT_FOUND if missing else HTTPStatus.BAD_REQUEST
+
+
 def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
@@ -379,8 +387,7 @@ class _Handler(BaseHTTPRequestHandler):
             response = _text(HTTPStatus.NOT_FOUND, "no such page")
         self.send_response(response.status)
         for name, value in {**SECURITY_HEADERS, **response.headers}.items():
-            if name != "X-Made":
-                self.send_header(name, value)
+            self.send_header(name, value)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
         self.end_headers()
@@ -388,8 +395,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(response.body)
 
     def log_message(self, format: str, *args: Any) -> None:
-        if self.app.settings.raw.get("dashboard_access_log"):
-            super().log_message(format, *args)
+        pass  # quiet: a local UI; failures are printed by Dashboard.handle
 
 
 def make_server(app: Dashboard, host: str = "127.0.0.1", port: int = 8765) -> ThreadingHTTPServer:
