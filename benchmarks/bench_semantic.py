@@ -213,13 +213,14 @@ def scale(n: int, real: np.ndarray, folder: Path) -> None:
             ("logs search --semantic, repeated", lambda q: [exe, "logs", "search", "--semantic",
                                                             f"{q} ({n})", "-n", "10"]))
     for label, make in runs:
-        times, peak = [], 0
+        times, cpus, peak = [], [], 0
         for q in QUERIES:
-            ms, rss = _timed(make(q), env)
+            ms, rss, cpu = _timed(make(q), env)
             times.append(ms)
+            cpus.append(cpu)
             peak = max(peak, rss)
-        print(f"  {label:<36} median {statistics.median(times):6.0f} ms   peak RSS "
-              f"{peak / 1024:,.0f} MB")
+        print(f"  {label:<36} median {statistics.median(times):6.0f} ms wall, "
+              f"{statistics.median(cpus):6.0f} ms CPU   peak RSS {peak / 1024:,.0f} MB")
     print(f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
 
@@ -228,13 +229,14 @@ def _timed(args: list[str], env: dict[str, str]) -> tuple[float, int]:
             "p = subprocess.run(sys.argv[1:], capture_output=True); "
             "ms = (time.perf_counter() - t) * 1000; "
             "sys.stderr.buffer.write(p.stderr); "
-            "print(ms, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, p.returncode)")
+            "r = resource.getrusage(resource.RUSAGE_CHILDREN); "
+            "print(ms, r.ru_maxrss, p.returncode, (r.ru_utime + r.ru_stime) * 1000)")
     out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
                          text=True, check=True)
-    ms, rss, rc = out.stdout.split()
+    ms, rss, rc, cpu = out.stdout.split()
     if rc != "0":
         raise SystemExit(f"{' '.join(args)} failed: {out.stderr.strip()}")
-    return float(ms), int(rss)
+    return float(ms), int(rss), float(cpu)
 
 
 def _db_size(log_dir: Path) -> int:
@@ -252,14 +254,19 @@ def main() -> None:
     parser.add_argument("--scale", default="100000,1000000", help="sizes for the scale runs")
     parser.add_argument("--keep", type=Path, help="folder for the data, reused when present")
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--skip-quality", action="store_true",
+                        help="reuse the vectors of an earlier run's quality part (with --keep)")
     parser.add_argument("--endpoint", help="an OpenAI-compatible base URL to time as well")
     parser.add_argument("--endpoint-model", default="nomic-embed-text")
     args = parser.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="bench-semantic-"))
     folder.mkdir(parents=True, exist_ok=True)
     cache = folder / "real-vectors.npy"
-    real = quality(args.quality_n, folder)
-    np.save(cache, real)
+    if args.skip_quality and cache.exists():
+        real = np.load(cache)
+    else:
+        real = quality(args.quality_n, folder)
+        np.save(cache, real)
     if args.endpoint:
         endpoint_throughput(args.endpoint, args.endpoint_model, folder)
     if not args.skip_scale:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +205,8 @@ def _knn(path: Path, log_dir: Path, model: Embedder, text: str, flt: Any, depth:
             if vector is None:
                 vector = model.embed([text])[0]
                 store.cache_query(text, vector)
+        if flt.kind == "llm":  # only LLM calls have vectors: no need to filter on it
+            flt = replace(flt, kind=None)
         where, params = flt.where(conn=store.conn)
         return store.knn(vector, depth, where, params, exclude=exclude)
 
