@@ -83,7 +83,9 @@ class HttpProvider(Provider):
                     import httpx
 
                     limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-                    client = httpx.Client(limits=limits, follow_redirects=True)
+                    # Never follow a redirect: httpx drops only `Authorization` on the way
+                    # to another host, so `x-api-key` and the prompt would go along.
+                    client = httpx.Client(limits=limits, follow_redirects=False)
                     _install_deadlines(client)
                     self._client = client
         return self._client
@@ -110,6 +112,11 @@ class HttpProvider(Provider):
             raise ProviderError(f"{url}: {type(exc).__name__}: {exc}", retryable=True) from exc
         latency = elapsed_ms(start)
         status = response.status_code
+        if 300 <= status < 400:
+            where = response.headers.get("location", "")[:200]
+            raise ProviderError(f"HTTP {status} from {url}: redirected to {where or '(nowhere)'}; "
+                                "promptlab does not follow redirects (your API key would go "
+                                "along): set base_url to the address that answers")
         if status >= 400:
             detail = _error_detail(response)
             raise ProviderError(f"HTTP {status} from {url}{': ' + detail if detail else ''}",
@@ -134,7 +141,7 @@ def _error_detail(response: Any) -> str:
     """The API's own error message (`{"error": {"message": …}}`), else the body's start."""
     try:
         data = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to read
         return response.text[:200].strip().replace("\n", " ")
     if isinstance(data, dict):
         error = data.get("error")

@@ -16,6 +16,8 @@ from promptlab.experiments import load_experiment
 from promptlab.experiments.runner import RunOptions, run_experiment
 from promptlab.experiments.scorers import ScoreInput, ScorerRuntime, build_scorers, parse_scorer
 
+from .conftest import FakeLLM, Reply
+
 
 def run(*args: str):  # type: ignore[no-untyped-def]
     return CliRunner().invoke(main, list(args))
@@ -76,3 +78,38 @@ def test_rows_without_expected_show_as_scorer_failures(exp_project, toml, rows) 
     result = run("experiment", "run", "ab", "--no-cache")
     assert "Scorer 'mentions' failed on 4 of 12 cells" in result.output, result.output
     assert "is empty for item 'item-0'" in result.output
+
+
+# -- a provider's server is not trusted -------------------------------------------------------
+
+
+def anthropic_provider(url: str) -> str:
+    return (f'type = "anthropic"\nmodel = "claude-haiku-4-5"\nbase_url = "{url}"\n'
+            'api_key_env = "QA_TEST_KEY"')
+
+
+def test_a_redirect_is_never_followed_with_the_key(exp_project, toml, rows, monkeypatch) -> None:
+    monkeypatch.setenv("QA_TEST_KEY", "sk-ant-qa-secret-0123456789")
+    thief, server = FakeLLM(), FakeLLM()
+    try:
+        server.then(*[Reply(307, "", {"location": f"{thief.url}/v1/messages"})] * 12)
+        exp_project.write("ab", toml(anthropic_provider(server.url)), rows[:1])
+        result = run("experiment", "run", "ab", "--no-cache", "--max-retries", "0")
+        assert result.exit_code == 1, result.output
+        assert thief.requests == []  # the key (x-api-key) and the prompt stayed home
+        assert f"HTTP 307 from {server.url}/v1/messages: redirected to {thief.url}" in result.output
+        assert "does not follow redirects" in result.output
+    finally:
+        thief.close()
+        server.close()
+
+
+def test_an_error_body_nested_too_deep_is_a_cell_error(exp_project, toml, rows,
+                                                       fake_llm) -> None:
+    fake_llm.then(*[Reply(400, "[" * 100_000)] * 12)
+    exp_project.write("ab", toml(f'type = "openai"\nmodel = "gpt-test"\n'
+                                 f'base_url = "{fake_llm.url}/v1"'), rows[:1])
+    result = run("experiment", "run", "ab", "--no-cache", "--max-retries", "0")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "First error: HTTP 400 from" in result.output
+    assert "RecursionError" not in result.output
