@@ -100,20 +100,17 @@ def overview(index: Index, period: Period, group: str = "model",
             first = last - 400
         days = [_day(d) for d in range(first, last + 1)]
     series_rows = _stacked(index, period, group, prices)
-    totals: dict[str, float] = {}
-    for _, name, calls, _, cost in series_rows:
-        totals[name] = totals.get(name, 0.0) + (cost or 0.0) + calls * 1e-9
-    names = sorted(totals, key=lambda n: -totals[n])
-    shown = names[:MAX_SERIES]
-    other = "other" if len(names) > MAX_SERIES else None
+    by_group = _by_group(series_rows, group)
+    shown = [g[group] for g in by_group[:MAX_SERIES]]
+    other = "other" if len(by_group) > MAX_SERIES else None
     series: dict[str, dict[str, dict[str, float]]] = {}
-    for day, name, calls, tokens, cost in series_rows:
+    for day, name, m in series_rows:
         name = name if name in shown else str(other)
         cell = series.setdefault(name, {}).setdefault(day, {
             "calls": 0, "cost_usd": 0.0, "tokens": 0})
-        cell["calls"] += calls
-        cell["cost_usd"] += cost or 0.0
-        cell["tokens"] += tokens
+        cell["calls"] += m["calls"]
+        cell["cost_usd"] += m["cost_usd"] or 0.0
+        cell["tokens"] += m["input_tokens"] + m["output_tokens"]
     errors = {row.group["day"]: (row.errors, row.calls) for row in by_day.rows}
     return {
         "period": {"label": period.label, "since": period.since, "until": period.until},
@@ -127,6 +124,7 @@ def overview(index: Index, period: Period, group: str = "model",
             for d in days if d in errors],
         "latency": latency_by_day(index, period),
         "totals": by_day.to_dict(),
+        "by_group": by_group,
     }
 
 
@@ -139,10 +137,12 @@ _GROUP_NONE = {"model": "(no model)", "provider": "(none)", "prompt": "(no promp
 
 
 def _stacked(index: Index, period: Period, group: str,
-             prices: Any) -> list[tuple[str, str, int, int, float | None]]:
-    """(day, group, calls, tokens, cost) per day of the period from the roll-up, in one
-    GROUP BY: whole days (the chart's bars are days). Calls logged without a cost are priced
-    from their tokens, as `costs` does."""
+             prices: Any) -> list[tuple[str, str, dict[str, Any]]]:
+    """(day, group, measures) for each day and group of the period, from the roll-up in one
+    GROUP BY over whole days (the chart's bars are days). Measures: calls, errors,
+    input/output tokens, cost (None when no call of the cell has a known cost) and the calls
+    of unknown cost; calls logged without a cost are priced from their tokens, as `costs`
+    does."""
     from promptlab.costs import load_prices
 
     if prices is None or not hasattr(prices, "cost"):
@@ -155,25 +155,47 @@ def _stacked(index: Index, period: Period, group: str,
     if period.until is not None:
         where.append("day <= ?")
         params.append(int((period.until - 1e-6) // 86400))
-    sql = (f"SELECT day, {_GROUP_SQL[group]} AS g, model, sum(calls), "
-           "sum(input_tokens) + sum(output_tokens), sum(cost_usd), sum(cost_calls), "
+    sql = (f"SELECT day, {_GROUP_SQL[group]} AS g, model, sum(calls), sum(errors), "
+           "sum(input_tokens), sum(output_tokens), sum(cost_usd), sum(cost_calls), "
            "sum(unpriced_calls), sum(unpriced_input_tokens), sum(unpriced_output_tokens), "
            f"sum(unpriced_cached_tokens) FROM {table}"
            + (" WHERE " + " AND ".join(where) if where else "") + " GROUP BY day, g, model")
-    out: dict[tuple[int, str], list[Any]] = {}
-    for (day, name, model, calls, tokens, cost, cost_calls, unpriced, u_in, u_out,
+    out: dict[tuple[int, str], dict[str, Any]] = {}
+    for (day, name, model, calls, errors, inp, outp, cost, cost_calls, unpriced, u_in, u_out,
          u_cached) in index.conn.execute(sql, params):
         known = cost if cost_calls else None
+        unknown = 0
         if unpriced:
             priced = prices.cost(model or None, u_in, u_out, u_cached)
             if priced is not None and math.isfinite(priced):
                 known = (known or 0.0) + priced
-        cell = out.setdefault((day, name or _GROUP_NONE[group]), [0, 0, None])
-        cell[0] += calls
-        cell[1] += tokens
+            else:
+                unknown = unpriced
+        cell = out.setdefault((day, name or _GROUP_NONE[group]), {
+            "calls": 0, "errors": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": None,
+            "unpriced_calls": 0})
+        cell["calls"] += calls
+        cell["errors"] += errors
+        cell["input_tokens"] += inp
+        cell["output_tokens"] += outp
+        cell["unpriced_calls"] += unknown
         if known is not None:
-            cell[2] = (cell[2] or 0.0) + known
-    return [(_day(day), name, c, t, cost) for (day, name), (c, t, cost) in sorted(out.items())]
+            cell["cost_usd"] = (cell["cost_usd"] or 0.0) + known
+    return [(_day(day), name, m) for (day, name), m in sorted(out.items())]
+
+
+def _by_group(rows: list[tuple[str, str, dict[str, Any]]], group: str) -> list[dict[str, Any]]:
+    """The stacked cells summed over the days: one row per group, costliest first."""
+    totals: dict[str, dict[str, Any]] = {}
+    for _, name, m in rows:
+        t = totals.setdefault(name, {group: name, "calls": 0, "errors": 0, "input_tokens": 0,
+                                     "output_tokens": 0, "cost_usd": None, "unpriced_calls": 0})
+        for key in ("calls", "errors", "input_tokens", "output_tokens", "unpriced_calls"):
+            t[key] += m[key]
+        if m["cost_usd"] is not None:
+            t["cost_usd"] = (t["cost_usd"] or 0.0) + m["cost_usd"]
+    return sorted(totals.values(), key=lambda t: (t["cost_usd"] is None, -(t["cost_usd"] or 0),
+                                                  -t["calls"], t[group]))
 
 
 def latency_by_day(index: Index, period: Period, cap: int = LATENCY_SAMPLE) -> dict[str, Any]:

@@ -284,3 +284,16 @@ def test_experiments_are_compared_in_the_background_on_start(dash_project: dict)
         assert "v2 vs v1: finds_bug: v2 better" in listing
     finally:
         app.close()
+
+
+def test_per_group_table_matches_costs_by(server: str, dash_project: dict, cli_json: Any) -> None:
+    for group in ("model", "tag", "version"):
+        expected = cli_json(dash_project, "costs", "--by", group)
+        shown = json.loads(request(server, f"/api/?period=all&group={group}")[2])["by_group"]
+        want = {g[group]: g for g in expected["groups"]}
+        assert {r[group] for r in shown} == set(want), group
+        for row in shown:
+            w = want[row[group]]
+            for key in ("calls", "errors", "input_tokens", "output_tokens", "unpriced_calls"):
+                assert row[key] == w[key], (group, row[group], key)
+            assert row["cost_usd"] == pytest.approx(w["cost_usd"]), (group, row[group])
