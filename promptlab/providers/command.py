@@ -15,9 +15,11 @@ an error; exit status 75 (EX_TEMPFAIL) marks it retryable.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
+import signal
 import subprocess
 import time
 from typing import Any
@@ -72,9 +74,8 @@ class CommandProvider(Provider):
         try:
             # A session of its own: Ctrl-C in the terminal stops the run, not the calls
             # still in flight, so those finish and are logged.
-            proc = subprocess.run(self.argv, input=payload.encode("utf-8"), capture_output=True,
-                                  timeout=request.timeout_s, env=self.env, cwd=self.cwd,
-                                  start_new_session=True, check=False)
+            proc = _run(self.argv, payload.encode("utf-8"), request.timeout_s, self.env,
+                        self.cwd)
         except FileNotFoundError as exc:
             raise ProviderError(f"command {name!r} not found; check [provider] command "
                                 "or your PATH") from exc
@@ -91,6 +92,25 @@ class CommandProvider(Provider):
                                 retryable=proc.returncode == EX_TEMPFAIL)
         out = proc.stdout.decode("utf-8", "replace")
         return parse_output(_maybe_json(out), latency, request.model, f"command {name!r}")
+
+
+def _run(argv: list[str], stdin: bytes, timeout_s: float, env: dict[str, str] | None,
+         cwd: str | None) -> subprocess.CompletedProcess[bytes]:
+    """`subprocess.run`, except that a timeout kills the command's whole process group:
+    `sh -c "… & …"` or a tool's helper would otherwise live on after every timed-out call
+    (and, holding stdout open, keep the call from ending)."""
+    with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, env=env, cwd=cwd,
+                          start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(stdin, timeout=timeout_s)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)  # its own session: pgid == pid
+            proc.kill()
+            proc.wait()
+            raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def _maybe_json(out: str) -> Any:

@@ -4,6 +4,8 @@ scorer with nothing to compare with is a scorer error, never a silent score."""
 from __future__ import annotations
 
 import math
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +115,29 @@ def test_an_error_body_nested_too_deep_is_a_cell_error(exp_project, toml, rows,
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "First error: HTTP 400 from" in result.output
     assert "RecursionError" not in result.output
+
+
+def test_a_command_timeout_kills_what_the_command_started(exp_project, toml, rows,
+                                                           tmp_path) -> None:
+    pid_file = tmp_path / "helper.pid"
+    script = f"cat >/dev/null; sleep 60 & echo $! > {pid_file}; echo positive; wait"
+    exp_project.write("ab", toml(f'type = "command"\ncommand = ["sh", "-c", "{script}"]\n'
+                                 'input = "text"', variants="v1 = 100"), rows[:1])
+    started = time.monotonic()
+    result = run("experiment", "run", "ab", "--no-cache", "--timeout", "1", "--max-retries", "0")
+    assert result.exit_code == 1 and "command 'sh' timed out after 1s" in result.output
+    assert time.monotonic() - started < 15
+    helper = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _alive(helper):
+        time.sleep(0.05)
+    assert not _alive(helper)  # was left running after every timed-out call
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as fh:  # an unreaped zombie is not alive
+        return fh.read().split(")")[-1].split()[0] != "Z"
