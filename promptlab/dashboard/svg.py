@@ -50,7 +50,7 @@ def fmt_number(value: float | None, unit: str = "") -> str:
     if unit == "%":
         return f"{value * 100:.1f}%"
     if unit == "ms":
-        return f"{value:,.0f} ms" if abs(value) >= 10 else f"{value:.2f} ms"
+        return f"{value:,.0f} ms" if abs(value) >= 10 or value == 0 else f"{value:.2f} ms"
     if abs(value) >= 1e6:
         return f"{value / 1e6:.1f}M"
     if abs(value) >= 1e4:
