@@ -86,6 +86,13 @@ def resolve_target(endpoint: str | None = None, headers: Mapping[str, str] | lis
     `headers`, then `headers` (KEY=VALUE strings or a mapping), later ones winning."""
     env = os.environ if env is None else env
     otel = otel or {}
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        protocol = env.get(name, "").strip().lower()
+        if protocol and protocol != "http/protobuf":
+            raise UsageError(f"{name}={protocol}: promptlab sends OTLP over HTTP with protobuf; "
+                             "unset it or set http/protobuf, and use the HTTP port (4318)")
+        if protocol:
+            break
     if endpoint:
         url = _traces_url(endpoint, "--endpoint")
     elif env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):

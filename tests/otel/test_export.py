@@ -316,6 +316,16 @@ def test_mistakes_are_one_line_exit_2(log_dir: Path, args: list[str], message: s
     assert "Traceback" not in result.output
 
 
+def test_grpc_protocol_is_refused_with_the_fix(log_dir: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    write_log(log_dir)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    result = CliRunner().invoke(main, ["export", "otlp", "--endpoint", "http://localhost:4317"])
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: OTEL_EXPORTER_OTLP_PROTOCOL=grpc: promptlab sends "
+                                    "OTLP over HTTP with protobuf")
+
+
 def test_bad_project_setting_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "promptlab.toml").write_text('[otel]\nendpont = "http://x"\n')
     monkeypatch.chdir(tmp_path)
