@@ -74,7 +74,7 @@ class CommandProvider(Provider):
         try:
             # A session of its own: Ctrl-C in the terminal stops the run, not the calls
             # still in flight, so those finish and are logged.
-            proc = _run(self.argv, payload.encode("utf-8"), request.timeout_s, self.env,
+            proc = run_process(self.argv, payload.encode("utf-8"), request.timeout_s, self.env,
                         self.cwd)
         except FileNotFoundError as exc:
             raise ProviderError(f"command {name!r} not found; check [provider] command "
@@ -94,8 +94,9 @@ class CommandProvider(Provider):
         return parse_output(_maybe_json(out), latency, request.model, f"command {name!r}")
 
 
-def _run(argv: list[str], stdin: bytes, timeout_s: float, env: dict[str, str] | None,
-         cwd: str | None) -> subprocess.CompletedProcess[bytes]:
+def run_process(argv: list[str], stdin: bytes, timeout_s: float,
+                env: dict[str, str] | None = None,
+                cwd: str | None = None) -> subprocess.CompletedProcess[bytes]:
     """`subprocess.run`, except that a timeout kills the command's whole process group:
     `sh -c "… & …"` or a tool's helper would otherwise live on after every timed-out call
     (and, holding stdout open, keep the call from ending)."""

@@ -141,3 +141,23 @@ def _alive(pid: int) -> bool:
         return False
     with open(f"/proc/{pid}/stat") as fh:  # an unreaped zombie is not alive
         return fh.read().split(")")[-1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf", "-1", "1e300"])
+def test_command_scorer_timeout_must_be_finite(timeout: str) -> None:
+    with pytest.raises(ExperimentError, match="'timeout_s' must be a number of seconds > 0"):
+        scorer({"name": "c", "type": "command", "command": ["true"],
+                "timeout_s": float(timeout)})
+
+
+def test_command_scorer_timeout_kills_its_helpers(tmp_path: Path) -> None:
+    pid_file = tmp_path / "helper.pid"
+    s = scorer({"name": "c", "type": "command", "timeout_s": 1,
+                "command": ["sh", "-c", f"sleep 60 & echo $! > {pid_file}; echo 1; wait"]})
+    with pytest.raises(ScorerError, match="timed out after 1s"):
+        s(inp("x", expected="x"))
+    helper = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _alive(helper):
+        time.sleep(0.05)
+    assert not _alive(helper)

@@ -10,6 +10,7 @@ from pathlib import Path
 from promptlab.errors import ExperimentError, ScorerError
 from promptlab.experiments.scorers._base import ScoreInput, Scorer, ScorerSpec
 from promptlab.experiments.scorers._verdict import parse_verdict
+from promptlab.providers.command import run_process
 
 
 class PythonScorer(Scorer):
@@ -58,8 +59,10 @@ class CommandScorer(Scorer):
         super().validate(spec)
         cls._argv(spec)
         timeout = spec.options.get("timeout_s", 30)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            raise ExperimentError(f"{spec.where}: 'timeout_s' must be a number > 0")
+        if (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+                or not 0 < timeout <= 86400):  # also NaN
+            raise ExperimentError(f"{spec.where}: 'timeout_s' must be a number of seconds > 0 "
+                                  f"and ≤ 86400, got {timeout!r}")
 
     @staticmethod
     def _argv(spec: ScorerSpec) -> list[str]:
@@ -80,8 +83,7 @@ class CommandScorer(Scorer):
         timeout = self.spec.options.get("timeout_s", 30)
         cwd = self.runtime.base_dir if self.runtime else None
         try:
-            proc = subprocess.run(argv, input=payload.encode(), capture_output=True,
-                                  timeout=timeout, cwd=cwd, start_new_session=True, check=False)
+            proc = run_process(argv, payload.encode(), timeout, cwd=str(cwd) if cwd else None)
         except FileNotFoundError as exc:
             raise ScorerError(f"command {argv[0]!r} not found") from exc
         except subprocess.TimeoutExpired as exc:
