@@ -86,6 +86,7 @@ CONFIG = {
     "gen_ai.request.stop_sequences": "stop", "llm.chat.stop_sequences": "stop",
     "gen_ai.request.choice.count": "n",
     "gen_ai.request.stream": "stream", "llm.is_streaming": "stream",
+    "gen_ai.is_streaming": "stream",
 }
 PROMPTLAB = {
     "promptlab.prompt.id": "prompt_id", "promptlab.prompt.version": "prompt_version",

@@ -70,7 +70,7 @@ APP = textwrap.dedent("""
     import sys
     import openai
     from opentelemetry import trace
-    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+    import importlib
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from promptlab.otel import SpanExporter
@@ -78,7 +78,7 @@ APP = textwrap.dedent("""
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(SpanExporter(log_dir=sys.argv[2])))
     trace.set_tracer_provider(provider)
-    OpenAIInstrumentor().instrument()
+    importlib.import_module(sys.argv[3]).OpenAIInstrumentor().instrument()
 
     client = openai.OpenAI(base_url=sys.argv[1], api_key="sk-test-key-0123456789abcdefghij",
                            max_retries=0)
@@ -96,11 +96,14 @@ APP = textwrap.dedent("""
 """)
 
 
-def run_app(tmp_path: Path, url: str, log_dir: Path, env: dict[str, str]) -> list[dict[str, Any]]:
+def run_app(tmp_path: Path, url: str, log_dir: Path, env: dict[str, str],
+            instrumentation: str = "opentelemetry.instrumentation.openai_v2",
+            ) -> list[dict[str, Any]]:
     script = tmp_path / "app.py"
     script.write_text(APP)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    done = subprocess.run([sys.executable, str(script), url, str(log_dir)], env={**clean, **env},
+    done = subprocess.run([sys.executable, str(script), url, str(log_dir), instrumentation],
+                          env={**clean, **env},
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return list(read_entries(log_dir))
@@ -148,6 +151,24 @@ def test_openai_v2_instrumented_app_default_conventions(tmp_path: Path, fake_ope
     assert ok["config"] == {"temperature": 0.3, "max_tokens": 50}
     assert (ok["input_tokens"], ok["output_tokens"]) == (21, 2)
     assert "user_message" not in ok and "assistant_response" not in ok
+
+
+def test_openllmetry_instrumented_app(tmp_path: Path, fake_openai: Any) -> None:
+    """OpenLLMetry's opentelemetry-instrumentation-openai (traceloop), content on by default."""
+    entries = run_app(tmp_path, fake_openai["url"], tmp_path / "logs", {},
+                      instrumentation="opentelemetry.instrumentation.openai")
+    root = next(e for e in entries if e["kind"] == "span")
+    ok = next(e for e in entries if e.get("model") == "gpt-4o-mini")
+    failed = next(e for e in entries if e.get("model") == "gpt-4o")
+    assert ok["kind"] == "llm" and ok["provider"] == "openai" and ok["name"] == "openai.chat"
+    assert ok["trace_id"] == root["trace_id"] and ok["parent_id"] == root["span_id"]
+    assert (ok["input_tokens"], ok["output_tokens"]) == (21, 2)
+    assert ok["config"] == {"temperature": 0.3, "max_tokens": 50, "stream": False}
+    assert ok["system_prompt"] == "Answer briefly."
+    assert ok["user_message"] == "Capital of France?" and ok["assistant_response"] == "Paris."
+    assert ok["metadata"]["response_id"] == "chatcmpl-42"
+    assert ok["metadata"]["gen_ai.openai.api_base"] == fake_openai["url"] + "/"
+    assert failed["status"] == "error" and "500" in failed["error"]
 
 
 def _exporter_spans(log_dir: Path) -> tuple[Any, Any]:
