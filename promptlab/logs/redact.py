@@ -212,20 +212,36 @@ _PIVOTS: tuple[tuple[str, str, bool], ...] = (
 _URL = r"://[^\s/:@]{0,400}:[^\s/@]{1,400}@"
 
 
-class _Check:
-    """The pre-check compiled for one string type (str or bytes)."""
+def _compile_check(kind: type) -> Callable[[Any, int], bool]:
+    """The pre-check for `kind` (str or bytes) as one straight-line function: the patterns
+    and characters are its constants, so a clean text pays for the scans, not for loops
+    and look-ups around them."""
+    enc: Callable[[str], Any] = (lambda t: t.encode()) if kind is bytes else (lambda t: t)
+    namespace: dict[str, Any] = {
+        "at": enc("@"), "url": re.compile(enc(_URL)).search,
+        "dash": re.compile(enc(_SCAN_DASH)).search,
+        "underscore": re.compile(enc(_SCAN_UNDERSCORE)).search,
+    }
+    lines = ["def check(d, s):", "    f = d.find"]
+    for n, (char, pattern, each) in enumerate(_PIVOTS):
+        compiled = re.compile(enc(pattern))
+        namespace[f"c{n}"] = enc(char)
+        namespace[f"p{n}"] = compiled.match if each else compiled.search
+        lines.append(f"    i = f(c{n}, s)")
+        if each:  # try the pattern at every occurrence
+            lines += ["    while i >= 0:",
+                      f"        if p{n}(d, i) is not None: return True",
+                      f"        i = f(c{n}, i + 1)"]
+        else:  # search from the first occurrence
+            lines.append(f"    if i >= 0 and p{n}(d, i) is not None: return True")
+    lines += ["    if f(at, s) >= 0 and url(d, s) is not None: return True",
+              "    return dash(d, s) is not None or underscore(d, s) is not None"]
+    exec("\n".join(lines), namespace)  # built from the fixed tables above only
+    return namespace["check"]
 
-    def __init__(self, kind: type) -> None:
-        enc: Callable[[str], Any] = (lambda s: s.encode()) if kind is bytes else (lambda s: s)
-        self.dash = re.compile(enc(_SCAN_DASH)).search
-        self.underscore = re.compile(enc(_SCAN_UNDERSCORE)).search
-        self.at, self.url = enc("@"), re.compile(enc(_URL)).search
-        self.pivots = tuple((enc(c), re.compile(enc(p)).match if each else re.compile(enc(p)).search,
-                             each) for c, p, each in _PIVOTS)
 
-
-_CHECK_STR = _Check(str)
-_CHECK_BYTES = _Check(bytes)
+_check_str = _compile_check(str)
+_check_bytes = _compile_check(bytes)
 
 # User rules added with add_rule: (rules, anchors as str, anchors as bytes, any rule
 # without anchors). Replaced whole under the lock, read without it.
@@ -240,20 +256,7 @@ def maybe_secret(data: str | bytes, start: int = 0) -> bool:
     False means no rule would change it; True means the rules must run (most True answers
     are real secrets, a few are near misses).
     """
-    check = _CHECK_BYTES if type(data) is bytes else _CHECK_STR
-    find = data.find
-    for char, pattern, each in check.pivots:
-        i = find(char, start)  # type: ignore[arg-type]
-        if each:
-            while i >= 0:
-                if pattern(data, i) is not None:
-                    return True
-                i = find(char, i + 1)  # type: ignore[arg-type]
-        elif i >= 0 and pattern(data, i) is not None:
-            return True
-    if find(check.at, start) >= 0 and check.url(data, start) is not None:  # type: ignore[arg-type]
-        return True
-    if check.dash(data, start) is not None or check.underscore(data, start) is not None:
+    if (_check_bytes if type(data) is bytes else _check_str)(data, start):
         return True
     user = _user
     if user[0]:
