@@ -181,3 +181,19 @@ def test_a_short_script_that_logs_and_exits_still_exports(log_dir: Path, receive
     assert done.returncode == 0 and done.stderr == "", done.stderr
     receiver.wait_for(3)
     assert sorted(s.name for s in receiver.spans) == ["chat gpt-4o-mini"] * 3
+
+
+def test_live_content_is_opt_in_and_redacted(log_dir: Path, receiver: Any, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "promptlab.toml").write_text(
+        f'[otel]\nendpoint = "{receiver.url}"\ncontent = true\nservice_name = "bot"\n')
+    monkeypatch.chdir(tmp_path)
+    logger = Logger(log_dir, redact=False)  # even an unredacted log is redacted on the wire
+    logger.log(model="m", user_message="my key sk-abcdefghijklmnopqrstuvwx0123",
+               assistant_response="ok", latency_ms=1.0)
+    logger.close()
+    receiver.wait_for(1)
+    (span,) = receiver.spans
+    assert span.resource["service.name"] == "bot"
+    assert "sk-[REDACTED]" in span.attributes["gen_ai.input.messages"]
+    assert "abcdefghij" not in span.attributes["gen_ai.input.messages"]
