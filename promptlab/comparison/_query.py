@@ -198,8 +198,8 @@ def _builtin_columns(numeric: Sequence[tuple[str, Any]], shifts: dict[str, float
                      careful: bool = False) -> str:
     """Five columns per numeric built-in: count, Σ(x − k), Σ(x − k)², then — `careful` —
     values out of range and values that are not numbers (their sums leave them out), or —
-    not careful, the common case: plain sums and one count of any bad value (a second,
-    careful pass runs only when it is not 0). The same values count either way."""
+    not careful, the common case: plain sums, min and max (a second, careful pass runs only
+    when those show a bad value). The same values count either way."""
     cols = ""
     for n, b in numeric:
         k, col = shifts[n], f"e.{b.column}"
@@ -209,10 +209,17 @@ def _builtin_columns(numeric: Sequence[tuple[str, Any]], shifts: dict[str, float
         if careful:
             cols += (f"total({number} AND abs({col}) > {MAX_ABS!r}), "
                      f"total({col} IS NOT NULL AND NOT {number})")
-        else:
-            cols += (f"total({col} IS NOT NULL AND NOT ({number} AND abs({col}) <= "
-                     f"{MAX_ABS!r})), 0")
+        else:  # SQLite orders numbers before text and blobs: min/max reveal any bad value
+            cols += f"min({col}), max({col})"
     return cols
+
+
+def _in_range(low: Any, high: Any) -> bool:
+    """Whether a column's min and max show only numbers with |x| ≤ MAX_ABS (or nothing)."""
+    if low is None:
+        return high is None
+    numbers = all(isinstance(x, int | float) and not isinstance(x, bool) for x in (low, high))
+    return numbers and low >= -MAX_ABS and high <= MAX_ABS
 
 
 def _status_sums(reader: Reader, scope: Scope, arm: Arm, where: str, params: list[Any],
@@ -246,7 +253,9 @@ def entry_sums(reader: Reader, scope: Scope, arm: Arm, builtins: Sequence[str],
     numeric = [(n, BUILTINS[n]) for n in builtins if BUILTINS[n].column is not None]
     shifts = {n: sample_value(reader, scope, arm, n) for n, _ in numeric}
     rows = _status_sums(reader, scope, arm, where, params, _builtin_columns(numeric, shifts))
-    if any(int(r[6 + 5 * i]) for r in rows if r[0] != "error" for i in range(len(numeric))):
+    careful = any(not _in_range(r[6 + 5 * i], r[7 + 5 * i])
+                  for r in rows if r[0] != "error" for i in range(len(numeric)))
+    if careful:
         # Some value is not a number in range: sum again, counting each kind of bad value.
         rows = _status_sums(reader, scope, arm, where, params,
                             _builtin_columns(numeric, shifts, careful=True))
@@ -261,8 +270,9 @@ def entry_sums(reader: Reader, scope: Scope, arm: Arm, builtins: Sequence[str],
                 agg.n += int(r[3 + 5 * i])
                 agg.total += float(r[4 + 5 * i])
                 agg.total_sq += float(r[5 + 5 * i])
-                agg.out_of_range += int(r[6 + 5 * i])
-                agg.non_numeric += int(r[7 + 5 * i])
+                if careful:
+                    agg.out_of_range += int(r[6 + 5 * i])
+                    agg.non_numeric += int(r[7 + 5 * i])
         agg.raw_n = agg.n
         aggs[name] = agg
     aggs["error_rate"] = Agg(entries, float(errors), float(errors), entries)
