@@ -35,6 +35,11 @@ def _isolate(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     monkeypatch.setenv("PROMPTLAB_LOG_DIR", str(home / "llm-logs"))
     for name in ("PROMPTLAB_PROMPTS_DIR", "PROMPTLAB_EXPERIMENTS_DIR", "PROMPTLAB_PRICES"):
         monkeypatch.delenv(name, raising=False)
+    # A machine's OpenTelemetry settings would make every test's Logger export live.
+    import os
+
+    for name in [n for n in os.environ if n.startswith("OTEL_")]:
+        monkeypatch.delenv(name, raising=False)
     # Tests that build git repositories need an identity, whatever the machine's config.
     for key, value in {
         "GIT_AUTHOR_NAME": "Test Author", "GIT_AUTHOR_EMAIL": "author@example.com",
