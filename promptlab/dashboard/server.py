@@ -124,10 +124,14 @@ class Dashboard:
         self._cache: OrderedDict[Any, tuple[float, Response]] = OrderedDict()
         self._experiments: dict[str, tuple[Any, float, dict[str, Any]]] = {}
         self._experiment_lock = threading.Lock()
+        self._experiment_index: Any = None  # the connection experiment() reads on
         self.semantic, self.semantic_modes = semantic_search()
 
     def close(self) -> None:
         self.index.close()
+        with self._experiment_lock:
+            if self._experiment_index is not None:
+                self._experiment_index.close()
 
     def sync(self, force: bool = False) -> None:
         """Ingest new log lines, at most every `sync_interval` seconds."""
@@ -140,8 +144,13 @@ class Dashboard:
         """An experiment's page data. `compare` reads every entry of the experiment, which
         takes seconds at a million entries, so its result is kept: recomputed when the log
         changed, but at most every EXPERIMENT_TTL_S while calls keep arriving."""
-        index = index or self.index
         with self._experiment_lock:  # one computation at a time; a second caller reuses it
+            if index is None:
+                if self._experiment_index is None:
+                    from promptlab.index import Index
+
+                    self._experiment_index = Index(self.settings.log_dir)
+                index = self._experiment_index
             version = views_data.data_version(index)
             hit = self._experiments.get(name)
             if hit is not None and (hit[0] == version or
@@ -206,6 +215,11 @@ class Dashboard:
         try:
             with self._lock:
                 self.sync()
+            if len(segments) == 2 and segments[0] == "experiments" and _experiment_name(segments[1]):
+                # Seconds at a million entries the first time: computed on its own
+                # connection, outside the lock, so the other views keep answering.
+                self.experiment(segments[1])
+            with self._lock:
                 return self._cached(segments, params, api)
         except NotFound as exc:
             return self._error(HTTPStatus.NOT_FOUND, str(exc), api)
@@ -304,7 +318,7 @@ class Dashboard:
                 x["verdict"] = headline(kept[2]) if kept else None
         else:
             assert arg is not None
-            if not NAME.fullmatch(arg) or arg.endswith(".toml"):
+            if not _experiment_name(arg):
                 raise NotFound(f"no experiment {arg!r}")
             d = self.experiment(arg)
             view, title = "experiment", f"Experiment {arg}"
@@ -329,6 +343,11 @@ def _status_of(exc: PromptlabError) -> int:
     missing = isinstance(exc, PromptNotFoundError | EntryNotFoundError) or (
         isinstance(exc, ExperimentError) and str(exc).startswith("no experiment"))
     return HTTPStatus.NOT_FOUND if missing else HTTPStatus.BAD_REQUEST
+
+
+def _experiment_name(name: str) -> bool:
+    """A plain experiment name (never a path: the experiment loader would read one)."""
+    return bool(NAME.fullmatch(name)) and not name.endswith(".toml")
 
 
 def _same(a: str, b: str) -> bool:

@@ -297,3 +297,37 @@ def test_per_group_table_matches_costs_by(server: str, dash_project: dict, cli_j
             for key in ("calls", "errors", "input_tokens", "output_tokens", "unpriced_calls"):
                 assert row[key] == w[key], (group, row[group], key)
             assert row["cost_usd"] == pytest.approx(w["cost_usd"]), (group, row[group])
+
+
+def test_other_views_answer_while_an_experiment_is_compared(
+        dash_project: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from promptlab.dashboard import Dashboard
+    from promptlab.dashboard import data as views_data
+
+    release = threading.Event()
+    started = threading.Event()
+    original = views_data.experiment_page
+
+    def slow_experiment_page(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        assert release.wait(60), "the logs view never answered while compare ran"
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(views_data, "experiment_page", slow_experiment_page)
+    app = Dashboard(dash_project["settings"])
+    results: dict[str, int] = {}
+    worker = threading.Thread(target=lambda: results.update(experiment=app.handle(
+        "GET", "/experiments/code-review-ab", {"Host": "127.0.0.1"}).status))
+    try:
+        worker.start()
+        assert started.wait(60)
+        assert app.handle("GET", "/logs", {"Host": "127.0.0.1"}).status == 200
+        assert worker.is_alive()  # the comparison is still running: /logs did not wait for it
+        release.set()
+        worker.join(60)
+        assert results["experiment"] == 200
+    finally:
+        release.set()
+        app.close()
