@@ -603,9 +603,12 @@ class Registry:
 
 
 def _has_versions(folder: Path) -> bool:
+    """A version-file name that is not a folder: what `ids()` lists as a prompt (os.walk's
+    filenames), so a FIFO or a link where v1.txt belongs makes a prompt `check` reports on,
+    not an 'unknown prompt' that breaks every listing."""
     try:
         with os.scandir(folder) as entries:
-            return any(_VERSION_FILE.fullmatch(e.name) and e.is_file() for e in entries)
+            return any(_VERSION_FILE.fullmatch(e.name) and not e.is_dir() for e in entries)
     except OSError:
         return False
 

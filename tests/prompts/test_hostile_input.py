@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,18 @@ def test_var_file_text_as_before(project: Path, tmp_path: Path) -> None:
     result = run("render", "code-review", "--var", f"code=@{code}")
     assert result.exit_code == 0, result.output
     assert "x = 'café'\ny = 2\n" in result.stdout
+
+
+def test_a_fifo_where_a_version_belongs_does_not_break_every_listing(project: Path) -> None:
+    folder = project / "prompts" / "piped"
+    folder.mkdir()
+    os.mkfifo(folder / "v1.txt")
+    listing = run("prompts")
+    assert listing.exit_code == 0, listing.output  # was: unknown prompt 'piped'; did you mean piped?
+    assert "code-review" in listing.output
+    assert "piped" in listing.output and "no version file that is a regular file" in listing.output
+    result = run("render", "piped")
+    assert result.exit_code == 2 and "run 'promptlab check'" in result.stderr
+    check = run("check", "--no-logs")
+    assert check.exit_code == 1
+    assert "v1.txt is not a regular file, where a version file belongs" in check.output
