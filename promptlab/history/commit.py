@@ -55,6 +55,10 @@ def prepare_commit(folder: Path, allowed: Iterable[Path] = ()) -> CommitPlan:
             if os.path.exists(os.path.join(repo.git_dir, marker)):
                 raise GitError(f"{_PURPOSE}: {what} is in progress in {repo.working_tree_dir}; "
                                "finish it first, or drop --commit")
+        if has_commits(repo) and repo.head.is_detached:
+            raise GitError(f"{_PURPOSE}: HEAD is detached in {repo.working_tree_dir}: the commit "
+                           "would be on no branch, and lost at the next checkout; switch to a "
+                           "branch first (git switch -c NAME), or drop --commit")
         allowed_rel = {repo_path(repo, p) for p in allowed}
         staged = [p for p in repo.git.diff("--cached", "--name-only", "-z").split("\x00")
                   if p and p not in allowed_rel]
