@@ -365,12 +365,17 @@ def _fast_score_sums(reader: Reader, scope: Scope, arm: Arm, name: str, fast: st
                   out_of_range=sum(c for v, c in groups if abs(v) > MAX_ABS))
     else:
         shift = sample_value(reader, scope, arm, name)
-        value = f"CASE WHEN abs(value) <= {MAX_ABS!r} THEN value END"
-        row = reader.one(
-            f"SELECT {agg_columns(value, shift)}, total(abs(value) > {MAX_ABS!r}) FROM "
-            f"scores WHERE {where} AND name = ?", [*params, name])
+        row = reader.one(f"SELECT {agg_columns('value', shift)}, min(value), max(value) "
+                         f"FROM scores WHERE {where} AND name = ?", [*params, name])
+        big = 0
+        if not _in_range(row[4], row[5]):  # out-of-range values: leave them out, count them
+            value = f"CASE WHEN abs(value) <= {MAX_ABS!r} THEN value END"
+            row = reader.one(
+                f"SELECT {agg_columns(value, shift)}, total(abs(value) > {MAX_ABS!r}) FROM "
+                f"scores WHERE {where} AND name = ?", [*params, name])
+            big = int(row[4])
         agg = agg_from(row, shift=shift)
-        agg.out_of_range = int(row[4])
+        agg.out_of_range = big
     agg.raw_n = agg.n
     if agg.n <= CHECK_LIMIT:
         agg.n_bool = int(reader.one(

@@ -275,3 +275,16 @@ def test_fail_if_worse_with_no_data_exits_3_unless_allowed(write_calls, cli):
     allowed = cli("compare", "v1", "v2", "--metric", "q", "--fail-if-worse", "--allow-no-data")
     assert allowed.code == 0
     assert cli("compare", "v1", "v2", "--metric", "q").code == 0  # no gate: just a report
+
+
+def test_every_summing_path_drops_the_same_out_of_range_values(write_calls, cli, monkeypatch):
+    from promptlab.comparison import _query
+
+    write_calls(rows("v1", [1e200] + [i * 0.37 for i in range(59)])
+                + rows("v2", [i * 0.37 + 1 for i in range(60)]))
+    grouped = metric(cli("compare", "v1", "v2", "--metric", "q", "--json").json, "q")
+    monkeypatch.setattr(_query, "DISTINCT_LIMIT", 5)  # many distinct values: SQL aggregates
+    summed = metric(cli("compare", "v1", "v2", "--metric", "q", "--json").json, "q")
+    assert grouped["dropped"]["a"]["out_of_range"] == summed["dropped"]["a"]["out_of_range"] == 1
+    for key in ("n_a", "n_b", "p_value", "diff", "diff_ci"):
+        assert summed[key] == pytest.approx(grouped[key]), key
