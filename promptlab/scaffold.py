@@ -61,6 +61,8 @@ def init_project(directory: str | os.PathLike[str] = ".") -> InitResult:
 
 
 def _init_project(directory: str | os.PathLike[str]) -> InitResult:
+    if not os.fspath(directory).strip():  # `promptlab init "$DIR"` with DIR unset
+        raise UsageError("init: the folder name is empty; give a folder, or '.' for this one")
     root = Path(directory).absolute()
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root} exists and is not a folder; pick another folder for init")
@@ -73,7 +75,14 @@ def _init_project(directory: str | os.PathLike[str]) -> InitResult:
             result.skipped.append((path, "pyproject.toml already has [tool.promptlab]"))
             continue
         if os.path.lexists(path):
-            result.skipped.append((path, "already exists"))
+            regular = path.is_file() and not path.is_symlink()
+            result.skipped.append((path, "already exists" if regular else
+                                   "exists and is not a regular file; move it away and run "
+                                   "init again"))
+            continue
+        outside = _leaves(root, path.parent)
+        if outside:
+            result.skipped.append((path, f"{outside} is a link out of the project"))
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -89,6 +98,19 @@ def _init_project(directory: str | os.PathLike[str]) -> InitResult:
     _add_current_label(root / "prompts" / EXAMPLE_PROMPT, result)
     _ignore_logs(root, result)
     return result
+
+
+def _leaves(root: Path, folder: Path) -> Path | None:
+    """The first folder on the way from `root` to `folder` that resolves outside `root`
+    (a symlink out of the project), else None: init writes only inside the project."""
+    real_root = os.path.realpath(root)
+    here = root
+    for part in folder.relative_to(root).parts:
+        here = here / part
+        real = os.path.realpath(here)
+        if os.path.commonpath([real_root, real]) != real_root:
+            return here
+    return None
 
 
 def ignore_lines(root: Path) -> list[str]:
@@ -138,6 +160,8 @@ def _ignore_logs(root: Path, result: InitResult) -> None:
 
 def _add_current_label(folder: Path, result: InitResult) -> None:
     label = folder / "current"
+    if _leaves(result.root, folder):
+        return  # v1.txt was skipped for the same reason
     if os.path.lexists(label) or os.path.lexists(folder / "current.txt"):
         result.skipped.append((label, "already exists"))
         return

@@ -75,3 +75,33 @@ def test_a_fifo_where_a_version_belongs_does_not_break_every_listing(project: Pa
     check = run("check", "--no-logs")
     assert check.exit_code == 1
     assert "v1.txt is not a regular file, where a version file belongs" in check.output
+
+
+# -- init ---------------------------------------------------------------------------------------
+
+
+def test_init_with_an_empty_folder_name_writes_nothing(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run("init", "")  # `promptlab init "$DIR"` with DIR unset
+    assert result.exit_code == 2 and "the folder name is empty" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # was: a project in the working directory
+
+
+def test_init_never_writes_through_a_link_out_of_the_project(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    root = tmp_path / "proj"
+    (root / "prompts").mkdir(parents=True)
+    os.symlink(outside, root / "prompts" / "sentiment")
+    result = run("init", str(root))
+    assert result.exit_code == 0, result.output
+    assert list(outside.iterdir()) == []  # was: v1.txt and current written in elsewhere/
+    assert "prompts/sentiment is a link out of the project" in result.output
+    assert (root / "experiments" / "sentiment.toml").is_file()
+
+
+def test_init_says_when_a_starter_path_is_not_a_file(tmp_path: Path) -> None:
+    (tmp_path / "promptlab.toml").mkdir()
+    result = run("init", str(tmp_path))
+    assert "promptlab.toml (exists and is not a regular file; move it away" in result.output
