@@ -420,3 +420,17 @@ def test_the_write_failure_warning_is_one_clean_line(tmp_path: Path) -> None:
         "promptlab:0: LogWarning: promptlab: a log entry was not written: cannot create log "
         f"folder {blocker / 'logs'}: Not a directory; set PROMPTLAB_LOG_DIR or log_dir to a "
         "writable folder"]
+
+
+def test_one_python_path_no_compiled_code_of_our_own() -> None:
+    # The C extension is retired (issue 13): no C sources, no build script, no switches.
+    root = Path(__file__).resolve().parents[2]
+    assert not list((root / "promptlab").rglob("*.c"))
+    assert not list((root / "promptlab").rglob("*.so"))
+    assert not (root / "setup.py").exists()
+    import promptlab.logs.entry as entry_module
+    import promptlab.logs.redact as redact_module
+
+    assert not hasattr(entry_module, "speedups") and not hasattr(redact_module, "maybe_secret_py")
+    assert Logger.log.__doc__ and "Write one entry" in Logger.log.__doc__
+    assert "log" not in vars(Logger(prices=False))  # no per-instance fast path over log()
