@@ -175,7 +175,7 @@ RULES: tuple[Rule, ...] = (
           "the credentials of an Authorization header (Basic, Bearer, Token; any case)",
           "gitleaks curl-auth-header", "Authorization: Basic dXNlcjpwYXNzd29yZA=="),
     _rule("url-password",
-          r"[A-Za-z][A-Za-z0-9+.-]{0,20}://[^\s/:@'\"<>]{0,200}:(?P<secret>[^\s/@'\"<>]{1,200})@",
+          r"://[^\s/:@'\"<>]{0,200}:(?P<secret>[^\s/@'\"<>]{1,200})@",
           "passwords in URLs (scheme://user:password@host keeps user and host)",
           "detect-secrets BasicAuthDetector", "https://username:password@yelp.com"),
 )
