@@ -27,14 +27,17 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"{reason}. {HOW}")
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop on this thread while it runs,
+# which would break later tests that call asyncio.run().
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _unavailable("Playwright for Python is not installed")
     path = os.environ.get("PROMPTLAB_CHROMIUM") or shutil.which("chromium") or \
-        shutil.which("chromium-browser")
+        shutil.which("chromium-browser") or \
+        next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if os.path.exists(p)), None)
     if not path:
         _unavailable("no chromium on PATH")
     with sync_playwright() as p:
