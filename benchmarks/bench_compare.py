@@ -2,6 +2,8 @@
 
     python benchmarks/bench_compare.py            # 1,000,000 entries (two versions, 3 scores)
     python benchmarks/bench_compare.py --n 200000 --runs 7
+    python benchmarks/bench_compare.py --units 200000        # 1M calls from 200,000 users
+    python benchmarks/bench_compare.py --before /tmp/old     # an earlier checkout, same run
 
 Generates live-traffic entries (two versions of one prompt, scores `correct` (bool),
 `quality` (1–5) and `relevance` (0–1), latency, tokens, cost, ~2 % errors) as JSONL,
@@ -12,7 +14,8 @@ Baselines measured in the same run:
   * `python -c "import promptlab.cli"` — the floor any promptlab command pays;
   * a naive compare — fetch every value into Python, then run the same tests with
     scipy.stats — the straightforward implementation the SQL push-down replaces.
-Target (issue 7): the compare process ≤ 2 s at 1,000,000 entries.
+  * with `--before DIR`, the same command from an earlier checkout (same-run ratio).
+Target (issues 7 and 15): the compare process ≤ 2 s at 1,000,000 entries, warm.
 """
 
 from __future__ import annotations
