@@ -13,7 +13,10 @@ Corpora, each redacted line by line with promptlab.logs.redact.redact_text:
                 docstrings in random sentences, with hyphenated words, numbers, e-mail
                 addresses, URLs without passwords, file paths and inline code
   code          generated Python-like code: snake_case and CamelCase names, string and
-                hex literals, UUIDs, SHA-1/256 digests, base64 blobs, `# ----` rulers
+                hex literals, UUIDs, SHA-1/256 digests, base64 blobs, `# ----` rulers, and
+                near misses: the rules' prefixes (gh, sk, xox, AKIA, AIza, eyJ, Bearer,
+                secret_access …) in ordinary names and slugs, "Authorization: Basic auth"
+                in comments, URLs with ports
 Every replacement in these corpora is reported: there are no real secrets in them, so a
 replacement is either a false positive or a deliberate example of a credential (a URL with
 `user:password@` in the stdlib's documentation); the listing shows which.
@@ -133,6 +136,14 @@ def generated_code(words: list[str], size: int, rng: random.Random) -> list[str]
             line = f"    {name()} = b64decode(\"{blob}\")"
         elif r < 0.65:
             line = "# " + "-" * rng.randint(10, 90) + f" {name()} " + "-" * rng.randint(3, 20)
+        elif r < 0.7:  # near misses: the rules' prefixes in ordinary names and slugs
+            prefix = rng.choice(["gh", "hf", "sk", "rk", "xox", "AKIA", "AIza", "github",
+                                 "eyJ", "Bearer", "secret_access"])
+            slug = "-".join(rng.choice(words) for _ in range(3))
+            line = (f"    {prefix}_{name()} = \"{prefix}-{slug}\"  # "
+                    f"{rng.choice(['Authorization', 'authorization'])}: "
+                    f"{rng.choice(['Basic', 'bearer', 'token'])} auth, see "
+                    f"https://{rng.choice(words).lower()}.com:{rng.randint(80, 9000)}/")
         elif r < 0.75:
             line = f"    if {name()} is None or {name()} < {rng.randint(0, 9)}: return {name()}"
         elif r < 0.85:

@@ -67,6 +67,11 @@ class Rule:
     example: str = ""
     word_start: bool = False
     anchors: tuple[str, ...] = field(default=())
+    # The secret must hold a digit: a random key of this shape almost always does, while
+    # words that happen to follow the prefix ("sk-associating-sock-claims") do not.
+    digit: bool = False
+    # ... or, for keys of letters only, this many capitals (random case, not CamelCase words)
+    capitals: int = 0
     # For JSON-like values: a dict item whose key `key` finds and whose string value
     # `value` matches in full has its value redacted (the name and the secret are split
     # between key and value, where the text pattern cannot see them together).
@@ -81,11 +86,16 @@ class Rule:
             return m.group(0)
         if "secret" not in self.pattern.groupindex or m.group("secret") is None:
             return REDACTED
+        if self.digit and _DIGIT.search(m.group("secret")) is None:
+            return m.group(0)
+        if self.capitals and sum(c.isupper() for c in m.group("secret")) < self.capitals:
+            return m.group(0)
         start, end = m.span("secret")
         whole, offset = m.group(0), m.start()
         return whole[: start - offset] + REDACTED + whole[end - offset:]
 
 
+_DIGIT = re.compile(r"[0-9]")
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 # The end of a terminal escape sequence: CSI (`\x1b[1;32m`) or OSC (`\x1b]8;;url\x07`).
 _ESCAPE_TAIL = re.compile(r"(?:\x1b\[[0-9;:?<=>]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\))\Z")
@@ -98,9 +108,10 @@ def _word_start(text: str, i: int) -> bool:
 
 
 def _rule(name: str, pattern: str, description: str, source: str, example: str, *,
-          word_start: bool = False, key: str | None = None, value: str | None = None) -> Rule:
+          word_start: bool = False, digit: bool = False, capitals: int = 0,
+          key: str | None = None, value: str | None = None) -> Rule:
     return Rule(name, re.compile(pattern), description, source, example, word_start,
-                key=None if key is None else re.compile(key),
+                digit=digit, capitals=capitals, key=None if key is None else re.compile(key),
                 value=None if value is None else re.compile(value))
 
 
@@ -118,21 +129,21 @@ RULES: tuple[Rule, ...] = (
     _rule("openai-anthropic-api-key", r"sk-(?P<secret>[A-Za-z0-9_-]{20,})",
           "OpenAI (sk-, sk-proj-, sk-svcacct-) and Anthropic (sk-ant-…) API keys",
           "gitleaks openai-api-key, anthropic-api-key; detect-secrets OpenAIDetector",
-          "sk-proj-Xi8tdMjHV6pmbBbwilTeT3BlbkFJ3UDnpdEwNNm6wVBpYM0o", word_start=True),
+          "sk-proj-Xi8tdMjHV6pmbBbwilTeT3BlbkFJ3UDnpdEwNNm6wVBpYM0o", word_start=True, digit=True),
     _rule("github-token", r"gh[pousr]_(?P<secret>[A-Za-z0-9]{30,255})(?![A-Za-z0-9])",
           "GitHub personal (ghp_), OAuth (gho_), app (ghu_, ghs_) and refresh (ghr_) tokens",
           "gitleaks github-pat, github-oauth, github-app-token, github-refresh-token",
-          "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", word_start=True),
+          "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", word_start=True, digit=True),
     _rule("github-fine-grained-pat", r"github_pat_(?P<secret>[A-Za-z0-9_]{22,255})",
           "GitHub fine-grained personal access tokens", "gitleaks github-fine-grained-pat",
-          "github_pat_11ABCDEFG0abcdefghijkl_…", word_start=True),
+          "github_pat_11ABCDEFG0abcdefghijkl_…", word_start=True, digit=True),
     _rule("google-api-key", r"AIza(?P<secret>[A-Za-z0-9_-]{35})(?![A-Za-z0-9_-])",
           "Google Cloud / Gemini API keys", "gitleaks gcp-api-key; detect-secrets GcpkeyDetector",
-          "AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe", word_start=True),
+          "AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe", word_start=True, digit=True),
     _rule("slack-token", r"xox[abeoprs]-(?P<secret>[A-Za-z0-9-]{10,250})",
           "Slack bot, user, app and legacy tokens (xoxb-, xoxp-, xoxa-, xoxe-, xoxr-, xoxs-)",
           "gitleaks slack-bot-token, slack-user-token, slack-legacy-token; detect-secrets "
-          "SlackDetector", "xoxb-34532454-e039d02840a0b9379c", word_start=True),
+          "SlackDetector", "xoxb-34532454-e039d02840a0b9379c", word_start=True, digit=True),
     _rule("slack-webhook",
           r"hooks\.slack\.com/services/(?P<secret>T[A-Za-z0-9_]+/B[A-Za-z0-9_]{4,}/"
           r"[A-Za-z0-9_]{16,})",
@@ -142,10 +153,10 @@ RULES: tuple[Rule, ...] = (
     _rule("stripe-key", r"[sr]k_(?:live|test|prod)_(?P<secret>[A-Za-z0-9]{10,99})",
           "Stripe secret (sk_live_, sk_test_) and restricted (rk_live_, rk_test_) keys",
           "gitleaks stripe-access-token; detect-secrets StripeDetector",
-          "sk_live_ReTllpYQYfIZu2Jnf2lAPFjD", word_start=True),
-    _rule("huggingface-token", r"hf_(?P<secret>[A-Za-z]{34,40})(?![A-Za-z0-9])",
+          "sk_live_ReTllpYQYfIZu2Jnf2lAPFjD", word_start=True, digit=True),
+    _rule("huggingface-token", r"hf_(?P<secret>[A-Za-z]{34})(?![A-Za-z0-9])",
           "Hugging Face access tokens", "gitleaks huggingface-access-token",
-          "hf_AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh", word_start=True),
+          "hf_AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh", word_start=True, capitals=8),
     _rule("aws-access-key-id",
           r"(?:AKIA|ASIA|ABIA)(?P<secret>[A-Z0-9]{16})(?![A-Za-z0-9])",
           "AWS access key ids (long-term AKIA…, temporary ASIA…, ABIA…)",

@@ -149,6 +149,14 @@ def test_keys_after_control_characters_and_colour_codes(text: str, expected: str
     "ghp_ is GitHub's prefix for personal tokens",
     "the github_pat_ prefix",
     "hf_hub_download(repo_id=...)",
+    # words after a rule's prefix (benchmarks/bench_redaction.py's near misses)
+    'sk_logged = "sk-circumstances-weakcontainer-aaabbc"',
+    "sk-associating-sock-claims and sk-independence-Computes-scenario",
+    "hf_DiscoversRetrievedWriteheaderIslink = 1",
+    "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",  # 34 letters, but CamelCase words
+    "AIza_concreteness_fire_ZeroDivisionErr",  # 35 characters, no digit
+    "ghp_ThisIsJustAVeryLongIdentifierNameOk",
+    "# authorization: Basic auth, see https://example.com:8080/",
 ])
 def test_ordinary_text_is_untouched(text: str) -> None:
     assert redact_text(text) == text
