@@ -198,10 +198,11 @@ def _print_result(exp: Any, result: Any, out: Output) -> None:
     failures = sum(result.scorer_errors.values())
     scorer_note = (f", {failures} scorer failure{'s' if failures != 1 else ''}"
                    if failures else "")
-    click.echo(f"\nRun {result.run_id}: {result.done} cells in {result.elapsed_s:.1f}s, "
-               f"{result.errors} errors{scorer_note}{cached}.")
+    click.echo(f"\nRun {result.run_id}: {_n(result.done, 'cell')} in {result.elapsed_s:.1f}s, "
+               f"{_n(result.errors, 'error')}{scorer_note}{cached}.")
     if result.skipped:
-        click.echo(f"{result.skipped} cells were already logged and skipped (--resume).")
+        click.echo(f"{_n(result.skipped, 'cell')} {'was' if result.skipped == 1 else 'were'} "
+                   "already logged and skipped (--resume).")
     if result.errors:
         click.echo(f"First error: {result.first_errors[0]}", err=True)
     for name, count in result.scorer_errors.items():
@@ -357,8 +358,9 @@ def experiment_status(name: str | None, out: Output) -> None:
                        f"{variants}; run: promptlab experiment run {exp.name}")
         return
     failures = sum(last["scorer_errors"].values())
-    scorer_note = f", {failures} scorer failures" if failures else ""
-    click.echo(f"\nLast run {last['run_id']}: {last['cells']} cells, {last['errors']} errors"
+    scorer_note = f", {_n(failures, 'scorer failure')}" if failures else ""
+    click.echo(f"\nLast run {last['run_id']}: {_n(last['cells'], 'cell')}, "
+               f"{_n(last['errors'], 'error')}"
                f"{scorer_note}, {last['started']} → {last['ended']}")
     for name, count in last["scorer_errors"].items():
         warn(f"scorer {name!r} gave no score on {count} of {last['scored']} cells of the last "
@@ -366,3 +368,7 @@ def experiment_status(name: str | None, out: Output) -> None:
     if status["unknown_variants"]:
         warn(f"entries for variants not in {exp.path.name}: "
              f"{', '.join(status['unknown_variants'])}")
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"

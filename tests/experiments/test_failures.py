@@ -201,7 +201,7 @@ def test_out_of_range_usage_is_an_error_cell_and_resume_moves_on(exp_project, to
     assert "input_tokens" not in errors[0]
     result = run("experiment", "run", "ab", "--resume")
     assert result.exit_code == 0, result.output
-    assert "1 cells in" in result.stdout and "11 cells were already logged" in result.stdout
+    assert "1 cell in" in result.stdout and "11 cells were already logged" in result.stdout
 
 
 HUGE_USAGE = ('import json, sys\nsys.stdin.read()\n'

@@ -161,3 +161,11 @@ def test_command_scorer_timeout_kills_its_helpers(tmp_path: Path) -> None:
     while time.monotonic() < deadline and _alive(helper):
         time.sleep(0.05)
     assert not _alive(helper)
+
+
+def test_status_counts_read_in_the_singular(exp_project, toml, rows) -> None:
+    del rows[0]["expected"]
+    exp_project.write("ab", toml(variants="v1 = 100"), rows[:1])
+    run("experiment", "run", "ab", "--no-cache")
+    result = run("experiment", "status", "ab")
+    assert ": 1 cell, 0 errors, 1 scorer failure, " in result.output, result.output
