@@ -20,6 +20,7 @@ from promptlab.experiments._validate import display_path
 
 RESERVED = ("id", "vars", "expected", "unit_id", "metadata")
 FORMATS = (".jsonl", ".ndjson", ".json", ".csv")
+MAX_CSV_FIELD = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -107,11 +108,20 @@ def _csv_rows(text: str, shown: str) -> list[tuple[int, Any]]:
     import csv
     import io
 
-    reader = csv.DictReader(io.StringIO(text))
+    # A field may hold a whole file (code to review): the default 128 KiB limit is too low.
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_CSV_FIELD))
+    # strict: an unbalanced quote is an error, not every later row swallowed into one field.
+    reader = csv.DictReader(io.StringIO(text), strict=True)
     rows = []
     try:
         if not reader.fieldnames:
             raise ExperimentError(f"{shown}: the CSV file has no header row")
+        seen: set[str] = set()
+        for name in reader.fieldnames:
+            if name in seen:
+                raise ExperimentError(f"{shown}:1: column {name!r} appears twice in the header; "
+                                      "one of them would be lost: rename or remove it")
+            seen.add(name)
         for row in reader:
             if None in row:
                 raise ExperimentError(f"{shown}:{reader.line_num}: more cells than header "

@@ -169,3 +169,33 @@ def test_status_counts_read_in_the_singular(exp_project, toml, rows) -> None:
     run("experiment", "run", "ab", "--no-cache")
     result = run("experiment", "status", "ab")
     assert ": 1 cell, 0 errors, 1 scorer failure, " in result.output, result.output
+
+
+# -- CSV datasets ---------------------------------------------------------------------------------
+
+
+def csv_experiment(exp_project, toml, text: str) -> None:
+    exp_project.experiments.mkdir(exist_ok=True)
+    (exp_project.experiments / "data.csv").write_text(text, encoding="utf-8")
+    exp_project.write("ab", toml(dataset='path = "data.csv"'))
+
+
+def test_csv_field_bigger_than_128k_is_read(exp_project, toml) -> None:
+    code = "x = 1\n" * 40_000  # 240 KB: a whole file to review
+    csv_experiment(exp_project, toml, 'id,code,expected\na,"' + code + '",x\n')
+    items = load_experiment("ab").load_items()
+    assert items[0].vars["code"] == code
+
+
+def test_csv_unbalanced_quote_is_an_error_not_rows_swallowed(exp_project, toml) -> None:
+    csv_experiment(exp_project, toml, 'id,code,expected\na,"oops,x\nb,fine,y\nc,fine,z\n')
+    result = run("experiment", "run", "ab", "--dry-run")
+    assert result.exit_code == 2, result.output  # was: 1 item, b and c inside a's code
+    assert "data.csv:2: cannot read the CSV: unexpected end of data" in result.stderr
+
+
+def test_csv_duplicate_column_is_an_error(exp_project, toml) -> None:
+    csv_experiment(exp_project, toml, "id,code,code,expected\na,one,two,x\n")
+    result = run("experiment", "run", "ab", "--dry-run")
+    assert result.exit_code == 2
+    assert "data.csv:1: column 'code' appears twice in the header" in result.stderr
