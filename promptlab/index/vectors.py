@@ -293,21 +293,35 @@ class VectorStore:
             chunk += 1
 
     def _coarse(self, query: Any, want: int, allowed: Any = None) -> list[int]:
-        """The `want` vids nearest by Hamming distance of sign bits (among `allowed`)."""
+        """The `want` vids nearest by Hamming distance of sign bits (among `allowed`).
+        Chunk by chunk, so no copy of all the bits is ever made."""
         import numpy as np
 
-        vids, bits = self._all_bits()
-        if allowed is not None:
-            mask = np.isin(vids, allowed)
-            vids, bits = vids[mask], bits[mask]
+        width = self._bit_width()
+        packed_query = self._pack(query[None, :])[0]
+        use_count = hasattr(np, "bitwise_count")  # numpy >= 2
+        table = None if use_count else np.array([bin(i).count("1") for i in range(256)],
+                                                dtype=np.uint8)
+        vid_parts, distance_parts = [], []
+        for vids_blob, bits_blob in self.conn.execute(
+                "SELECT vids, bits FROM vec_bitchunks ORDER BY chunk"):
+            vids = np.frombuffer(vids_blob, dtype=np.int64)
+            xor = np.frombuffer(bits_blob, dtype=np.uint64).reshape(-1, width) ^ packed_query
+            if use_count:
+                distance = np.bitwise_count(xor).sum(axis=1, dtype=np.uint16)
+            else:
+                distance = table[xor.view(np.uint8)].sum(axis=1, dtype=np.uint16)
+            if allowed is not None:
+                keep = np.isin(vids, allowed)
+                vids, distance = vids[keep], distance[keep]
+            vid_parts.append(vids)
+            distance_parts.append(distance)
+        if not vid_parts:
+            return []
+        vids = np.concatenate(vid_parts)
+        distance = np.concatenate(distance_parts)
         if not len(vids):
             return []
-        xor = bits ^ self._pack(query[None, :])[0]
-        if hasattr(np, "bitwise_count"):  # numpy >= 2
-            distance = np.bitwise_count(xor).sum(axis=1, dtype=np.uint32)
-        else:
-            table = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
-            distance = table[xor.view(np.uint8)].sum(axis=1, dtype=np.uint32)
         top = np.argpartition(distance, want)[:want] if want < len(vids) else slice(None)
         return vids[top].tolist()
 

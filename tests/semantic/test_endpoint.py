@@ -70,7 +70,7 @@ def server(model: Any) -> Iterator[Server]:
 def test_embeds_and_searches_through_the_endpoint(log_dir: Path, server: Server,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EMBED_KEY", "secret-token")
-    secret = "sk-" + "x" * 40
+    secret = "sk-proj-" + "x9Y8z7W6" * 5
     write(log_dir, [*SUPPORT, {"user_message": f"my key is {secret}",
                                "assistant_response": "Please rotate it."}])
     embedder = OpenAIEmbedder("nomic-embed-text", base_url=server.url, api_key_env="EMBED_KEY",
@@ -81,7 +81,7 @@ def test_embeds_and_searches_through_the_endpoint(log_dir: Path, server: Server,
     assert all(r["auth"] == "Bearer secret-token" for r in server.requests)
     assert server.requests[0]["body"]["model"] == "nomic-embed-text"
     sent = json.dumps([r["body"] for r in server.requests])
-    assert "x" * 40 not in sent  # redacted before it left the machine
+    assert "x9Y8z7W6" not in sent  # redacted before it left the machine
     hits = semantic_search("poem about fall", log_dir=log_dir, embedder=embedder, limit=1)
     assert hits.model == "openai:nomic-embed-text"
     assert hits.hits[0].entry["user_message"] == "Write a haiku about autumn leaves"
