@@ -16,10 +16,12 @@ requests are simply asked again.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -56,8 +58,16 @@ class ResponseCache:
         self._last_commit = time.monotonic()
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if not path.exists():
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+            # As the log's day files: never follow a link (responses would be written
+            # wherever it points) and never open anything but a regular file.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+            try:
+                regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            finally:
+                os.close(fd)
+            if not regular:
+                raise ExperimentError(f"response cache {path} is not a regular file; move it "
+                                      "away or run with --no-cache")
             self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
                                          timeout=10.0)
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -74,6 +84,13 @@ class ResponseCache:
             raise ExperimentError(f"response cache {path} cannot be used ({exc}); delete it or "
                                   "run with --no-cache") from exc
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ExperimentError(f"response cache {path} is a symbolic link; promptlab "
+                                      "does not follow it: remove it, or run with --no-cache"
+                                      ) from exc
+            if exc.errno in (errno.EISDIR, errno.ENXIO):  # a folder, a FIFO without reader
+                raise ExperimentError(f"response cache {path} is not a regular file; move it "
+                                      "away or run with --no-cache") from exc
             raise ExperimentError(f"response cache {path}: {exc.strerror}; run with --no-cache"
                                   ) from exc
         self._in_tx = False

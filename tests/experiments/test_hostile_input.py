@@ -199,3 +199,27 @@ def test_csv_duplicate_column_is_an_error(exp_project, toml) -> None:
     result = run("experiment", "run", "ab", "--dry-run")
     assert result.exit_code == 2
     assert "data.csv:1: column 'code' appears twice in the header" in result.stderr
+
+
+# -- the response cache --------------------------------------------------------------------------
+
+
+def test_a_cache_db_link_is_never_followed(tmp_path: Path) -> None:
+    from promptlab.experiments.cache import ResponseCache
+
+    target = tmp_path / "elsewhere.db"
+    (tmp_path / "logs").mkdir()
+    os.symlink(target, tmp_path / "logs" / "cache.db")
+    with pytest.raises(ExperimentError, match="is a symbolic link; promptlab does not follow"):
+        ResponseCache(tmp_path / "logs" / "cache.db")
+    assert not target.exists()  # was: created there, and every response written to it
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_cache_db_that_is_not_a_file(tmp_path: Path, kind: str) -> None:
+    from promptlab.experiments.cache import ResponseCache
+
+    path = tmp_path / "cache.db"
+    os.mkfifo(path) if kind == "fifo" else path.mkdir()
+    with pytest.raises(ExperimentError, match="cache.db is not a regular file; move it away"):
+        ResponseCache(path)
