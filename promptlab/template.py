@@ -142,12 +142,42 @@ def _parse_yaml(yaml_text: str, path: Path | str) -> dict[str, Any]:
         raise TemplateError(f"{path}:{line}: invalid front matter YAML: {problem}") from exc
     except yaml.YAMLError as exc:
         raise TemplateError(f"{path}: invalid front matter YAML: {exc}") from exc
+    except RecursionError:
+        raise TemplateError(f"{path}: the front matter nests too deeply to read; flatten it"
+                            ) from None
     if data is None:
         return {}
+    _check_expanded_size(data, path)
     if not isinstance(data, dict):
         raise TemplateError(f"{path}: front matter must be a mapping of keys "
                             f"(description, model, config, input, tags), got {type(data).__name__}")
     return data
+
+
+MAX_FRONT_MATTER_VALUES = 100_000
+
+
+def _check_expanded_size(data: Any, path: Path | str) -> None:
+    """Refuse front matter that expands beyond MAX_FRONT_MATTER_VALUES values.
+
+    YAML aliases are references: nine lines of `b: &b [*a, *a, …]` load instantly but
+    stand for 10**9 strings, and every later copy or `json.dumps` of `config` (render
+    --json, each logged call) would hang and take the machine's memory.
+    """
+    seen = 0
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        seen += 1
+        if seen > MAX_FRONT_MATTER_VALUES:
+            raise TemplateError(f"{path}: the front matter expands to more than "
+                                f"{MAX_FRONT_MATTER_VALUES:,} values (YAML aliases repeating "
+                                "each other?); write it out plainly")
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple | set):
+            stack.extend(value)
 
 
 def parse_front_matter(data: dict[str, Any], path: Path | str) -> FrontMatter:

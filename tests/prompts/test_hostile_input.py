@@ -105,3 +105,38 @@ def test_init_says_when_a_starter_path_is_not_a_file(tmp_path: Path) -> None:
     (tmp_path / "promptlab.toml").mkdir()
     result = run("init", str(tmp_path))
     assert "promptlab.toml (exists and is not a regular file; move it away" in result.output
+
+
+# -- front matter ---------------------------------------------------------------------------------
+
+LAUGHS = "---\ndescription: bomb\nconfig:\n  a: &a [" + ", ".join(['"x"'] * 10) + "]\n" + "".join(
+    f"  {n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+) + "---\nhello\n"
+
+
+def test_front_matter_alias_bomb_is_refused_not_a_hang(project: Path) -> None:
+    folder = project / "prompts" / "bomb"
+    folder.mkdir()
+    (folder / "v1.txt").write_text(LAUGHS)
+    result = run("render", "bomb", "--json")  # was: hung, expanding 10**9 strings
+    assert result.exit_code == 2
+    assert "front matter expands to more than 100,000 values" in result.stderr
+    check = run("check", "bomb", "--no-logs")
+    assert check.exit_code == 1 and "expands to more than" in check.output
+
+
+def test_front_matter_nested_too_deep(project: Path) -> None:
+    folder = project / "prompts" / "deep"
+    folder.mkdir()
+    (folder / "v1.txt").write_text("---\nconfig: " + "[" * 20_000 + "]" * 20_000 + "\n---\nhi\n")
+    result = run("render", "deep")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "the front matter nests too deeply to read" in result.stderr
+
+
+def test_ordinary_aliases_still_work(project: Path) -> None:
+    folder = project / "prompts" / "alias"
+    folder.mkdir()
+    (folder / "v1.txt").write_text("---\nconfig: &c {temperature: 0}\nextra_cfg: *c\n---\nhi\n")
+    result = run("render", "alias", "--json")
+    assert result.exit_code == 0, result.output
