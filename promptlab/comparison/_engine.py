@@ -326,22 +326,14 @@ class Engine:
             results = self._paired_metrics(scope, a, b, names, config, alpha, sequential)
         else:
             scores: dict[str, tuple[Agg, Agg]] = {}
-            if unit_mode:  # built-ins: one pass per arm; each score: one pass per arm
-                tasks = [lambda arm=arm, st=st: unit_sums(reader, scope, arm, names,
-                                                          st["builtins"])
-                         for arm, st in zip((a, b), entry_stats, strict=True)]
-                tasks += per_arm_tasks(score_metrics, (a, b), lambda arm, n: score_sums(
-                    reader, scope, arm, n, True, fast))
-                done_units = reader.run(tasks)
-                per_arm = done_units[:2]
-                scores = {n: (per_arm[0]["aggs"][n], per_arm[1]["aggs"][n])
-                          for n in names if n in BUILTINS}
-                scores.update(by_name(score_metrics, done_units[2:]))
+            if unit_mode:  # every metric averaged per unit, one pass per arm
+                per_arm = reader.run([
+                    lambda arm=arm, st=st: unit_sums(reader, scope, arm, names, st["builtins"])
+                    for arm, st in zip((a, b), entry_stats, strict=True)])
+                scores = {n: (per_arm[0]["aggs"][n], per_arm[1]["aggs"][n]) for n in names}
                 for st, sums in zip(entry_stats, per_arm, strict=True):
                     st["units"] = sums["units"]
-                lost = [{n: {"on_errors": scores[n][side].on_errors,
-                             "out_of_range": scores[n][side].out_of_range}
-                         for n in score_metrics} for side in (0, 1)]
+                lost = [sums["lost"] for sums in per_arm]
             elif early:
                 scores = by_name(score_metrics, done[2:])
             results, aggs_seen = self._unpaired_metrics(

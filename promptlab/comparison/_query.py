@@ -293,29 +293,47 @@ def likely_units(reader: Reader, scope: Scope, a: Arm, b: Arm) -> bool:
 
 def unit_sums(reader: Reader, scope: Scope, arm: Arm, names: Sequence[str],
               builtins: dict[str, Agg]) -> dict[str, Any]:
-    """The built-in metrics of one arm averaged per unit, in one pass grouped by unit:
-    the units and each metric's sums over its unit means (`builtins`, the per-call sums,
-    lend their counts of out-of-range and non-numeric values). Scores are averaged per
-    unit by `score_sums`."""
+    """Every metric of one arm averaged per unit, in one pass grouped by unit: the units,
+    each metric's sums over its unit means, and each score's values on failed calls and out
+    of range (see `lost_counts`). `builtins` (the per-call sums) lend their counts of
+    out-of-range and non-numeric values."""
     where, params = scope.where(arm)
-    names = [n for n in names if n in BUILTINS]
-    shifts = {n: sample_value(reader, scope, arm, n) if n != "error_rate" else 0.0
-              for n in names}
-    grouped = ", ".join(f"avg({BUILTINS[n].expr}) AS m{i}, count({BUILTINS[n].expr}) AS c{i}"
-                        for i, n in enumerate(names)) or "0"
-    outer = "".join(f", {agg_columns(f'm{i}', shifts[n])}, total(c{i})"
-                    for i, n in enumerate(names))
-    row = reader.one(f"SELECT count(*){outer} FROM (SELECT {grouped} FROM entries e WHERE "
-                     f"{where} GROUP BY {UNIT_KEY})", params)
-    aggs: dict[str, Agg] = {}
+    cols, joins, join_params, shifts = [], [], [], {}
     for i, name in enumerate(names):
-        agg = agg_from(row, 1 + 5 * i, shifts[name])
-        agg.raw_n = int(row[5 + 5 * i])
-        if name in builtins:
-            agg.out_of_range = builtins[name].out_of_range
-            agg.non_numeric = builtins[name].non_numeric
+        shifts[name] = sample_value(reader, scope, arm, name) if name != "error_rate" else 0.0
+        if name in BUILTINS:
+            cols.append(f"{BUILTINS[name].expr} AS x{i}, 0 AS b{i}, 0 AS r{i}, 0 AS o{i}")
+            continue
+        joins.append(f"LEFT JOIN scores s{i} ON s{i}.entry_rowid = e.rowid AND s{i}.name = ?")
+        join_params.append(name)
+        v = f"s{i}.value"
+        cols.append(f"CASE WHEN abs({v}) <= {MAX_ABS!r} THEN {v} END AS x{i}, "
+                    f"s{i}.is_bool AS b{i}, ({v} IS NOT NULL AND e.status = 'error') AS r{i}, "
+                    f"(abs({v}) > {MAX_ABS!r}) AS o{i}")
+    grouped = ", ".join(f"avg(x{i}) AS m{i}, count(x{i}) AS c{i}, total(b{i}) AS nb{i}, "
+                        f"total(r{i}) AS er{i}, total(o{i}) AS oo{i}" for i in range(len(names)))
+    outer = ", ".join(f"{agg_columns(f'm{i}', shifts[n])}, total(c{i}), total(nb{i}), "
+                      f"total(er{i}), total(oo{i})" for i, n in enumerate(names))
+    row = reader.one(
+        f"SELECT count(*), {outer} FROM (SELECT {grouped} FROM (SELECT {UNIT_KEY} AS u, "
+        f"{', '.join(cols)} FROM entries e {' '.join(joins)} WHERE {where}) GROUP BY u)",
+        [*join_params, *params])
+    aggs: dict[str, Agg] = {}
+    lost: dict[str, dict[str, int]] = {}
+    for i, name in enumerate(names):
+        base = 1 + 8 * i
+        agg = agg_from(row, base, shifts[name])
+        agg.raw_n, agg.n_bool = int(row[base + 4]), int(row[base + 5])
+        if name in BUILTINS:
+            agg.n_bool = None
+            if name in builtins:
+                agg.out_of_range = builtins[name].out_of_range
+                agg.non_numeric = builtins[name].non_numeric
+        else:
+            agg.out_of_range = int(row[base + 7])
+            lost[name] = {"on_errors": int(row[base + 6]), "out_of_range": int(row[base + 7])}
         aggs[name] = agg
-    return {"units": int(row[0]), "aggs": aggs}
+    return {"units": int(row[0]), "aggs": aggs, "lost": lost}
 
 
 def score_sums(reader: Reader, scope: Scope, arm: Arm, name: str, unit_mode: bool,
