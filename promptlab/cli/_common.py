@@ -78,7 +78,7 @@ def project_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def warn(message: str) -> None:
     """One warning line on stderr, coloured only on a TTY."""
     prefix = click.style("Warning:", fg="yellow") if sys.stderr.isatty() else "Warning:"
-    click.echo(f"{prefix} {message}", err=True)
+    click.echo(f"{prefix} {printable(message)}", err=True)
 
 
 # -- output -----------------------------------------------------------------------------
@@ -178,6 +178,17 @@ def _check_fmt(ctx: click.Context, param: click.Parameter, value: str) -> str:
                 ctx=ctx, param=param,
             )
     return value
+
+
+# C0 and C1 control characters (and DEL), shown escaped: a file name, author or subject
+# from someone else's commit must not move the cursor, retitle the terminal or split a row.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))}
+_CONTROLS.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
+def printable(text: str) -> str:
+    """`text` with control characters escaped (`\\x1b`, `\\n`), for a terminal or a table."""
+    return text.translate(_CONTROLS)
 
 
 def dumps_json(data: Any, *, indent: bool = False) -> str:

@@ -14,6 +14,7 @@ from promptlab.cli._common import (
     dumps_json,
     get_settings,
     output_options,
+    printable,
     project_options,
     prompts_dir_option,
     warn,
@@ -64,9 +65,9 @@ def prompts_history(prompt_id: str, rev: str, limit: int | None, out: Output) ->
     table = [{
         "commit": r.short,
         "date": r.date[:16].replace("T", " "),
-        "author": r.author,
-        "subject": r.subject if len(r.subject) <= 50 else r.subject[:49] + "…",
-        "changes": ", ".join(r.changes),
+        "author": printable(r.author),
+        "subject": printable(r.subject if len(r.subject) <= 50 else r.subject[:49] + "…"),
+        "changes": printable(", ".join(r.changes)),
     } for r in rows]
     out.table(table, ["commit", "date", "author", "subject", "changes"],
               json_rows=[r.to_dict() for r in rows],
@@ -256,7 +257,7 @@ def prompts_check(prompt_ids: tuple[str, ...], base: str | None, no_logs: bool,
         for warning in report.warnings:
             warn(warning)
         for finding in report.findings:
-            click.echo(finding.format())
+            click.echo(printable(finding.format()))
         logs = (f", {report.log_entries} log {'entry' if report.log_entries == 1 else 'entries'}"
                 if report.log_entries else "")
         scope = (f"{_plural(len(report.prompt_ids), 'prompt')}, "
