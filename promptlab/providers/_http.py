@@ -70,6 +70,15 @@ class HttpProvider(Provider):
             raise ExperimentError(f"{spec.where}: environment variable {env_name} is not set; "
                                   f"export {env_name}=… or point api_key_env at the variable "
                                   "holding your key")
+        key = key.strip()  # a newline or CR from `KEY=$(cat file)` or a .env file is no part
+        bad = next((i for i, c in enumerate(key) if not " " < c < "\x7f"), None)
+        if bad is not None or not key:
+            # Never shown: the value is a secret. An HTTP header cannot carry it, so every
+            # call would fail (with the key in the error message).
+            where = f"at position {bad + 1}" if bad is not None else "(only spaces)"
+            raise ExperimentError(f"{spec.where}: environment variable {env_name} holds a "
+                                  f"character an API key cannot have {where}; check how it "
+                                  "was set (a quote, a space or a non-ASCII letter?)")
         return key
 
     @property

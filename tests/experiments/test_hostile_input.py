@@ -223,3 +223,28 @@ def test_a_cache_db_that_is_not_a_file(tmp_path: Path, kind: str) -> None:
     os.mkfifo(path) if kind == "fifo" else path.mkdir()
     with pytest.raises(ExperimentError, match="cache.db is not a regular file; move it away"):
         ResponseCache(path)
+
+
+@pytest.mark.parametrize(("value", "where"), [("sk-\x01abc", "at position 4"),
+                                               ("sk-é-key", "at position 4"),
+                                               ("   ", "(only spaces)")])
+def test_an_api_key_no_header_can_carry_is_one_line_and_never_shown(
+        exp_project, toml, rows, fake_llm, monkeypatch, value, where) -> None:
+    monkeypatch.setenv("QA_TEST_KEY", value)
+    exp_project.write("ab", toml(f'type = "openai"\nmodel = "gpt-test"\nbase_url = '
+                                 f'"{fake_llm.url}/v1"\napi_key_env = "QA_TEST_KEY"'), rows[:1])
+    result = run("experiment", "run", "ab", "--no-cache")
+    assert result.exit_code == 2, result.output  # was: every cell failed, the key in the error
+    assert f"QA_TEST_KEY holds a character an API key cannot have {where}" in result.stderr
+    assert value.strip() not in result.output or not value.strip()
+    assert fake_llm.requests == [] and exp_project.entries() == []
+
+
+def test_an_api_key_read_with_its_newline_works(exp_project, toml, rows, fake_llm,
+                                                monkeypatch) -> None:
+    monkeypatch.setenv("QA_TEST_KEY", "sk-qa-key-0123\r\n")  # from a .env file
+    exp_project.write("ab", toml(f'type = "openai"\nmodel = "gpt-test"\nbase_url = '
+                                 f'"{fake_llm.url}/v1"\napi_key_env = "QA_TEST_KEY"'), rows[:1])
+    result = run("experiment", "run", "ab", "--no-cache")
+    assert result.exit_code == 0, result.output
+    assert fake_llm.requests[0]["headers"]["Authorization"] == "Bearer sk-qa-key-0123"
