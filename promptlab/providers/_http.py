@@ -45,6 +45,9 @@ class HttpProvider(Provider):
         if base_url is not None and not base_url.startswith(("http://", "https://")):
             raise ExperimentError(f"{spec.where}: base_url {base_url!r} must start with "
                                   "http:// or https://")
+        if base_url is not None and not _valid_url(base_url):
+            raise ExperimentError(f"{spec.where}: base_url {base_url!r} is not a valid URL; "
+                                  "write it like http://localhost:8000/v1")
         headers = spec.option("headers", {})
         if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
             raise ExperimentError(f"{spec.where}: 'headers' must be a table of strings")
@@ -144,6 +147,21 @@ class HttpProvider(Provider):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _valid_url(url: str) -> bool:
+    """A host, a port that is a number in range, and no spaces or control characters:
+    anything else fails every call of a run, each with the same error."""
+    from urllib.parse import urlsplit
+
+    if any(c <= " " or c == "\x7f" for c in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError when out of range or not a number
+    except ValueError:
+        return False
+    return bool(parts.hostname)
 
 
 def _error_detail(response: Any) -> str:

@@ -248,3 +248,15 @@ def test_an_api_key_read_with_its_newline_works(exp_project, toml, rows, fake_ll
     result = run("experiment", "run", "ab", "--no-cache")
     assert result.exit_code == 0, result.output
     assert fake_llm.requests[0]["headers"]["Authorization"] == "Bearer sk-qa-key-0123"
+
+
+@pytest.mark.parametrize("url", ["http://", "http://[::1", "http://exa mple.com/v1",
+                                 "http://127.0.0.1:99999/v1", "http://host:port/v1"])
+def test_a_base_url_that_cannot_work_is_one_line_before_the_run(exp_project, toml, rows,
+                                                                url) -> None:
+    exp_project.write("ab", toml(f'type = "openai"\nmodel = "gpt-test"\nbase_url = "{url}"'),
+                      rows[:1])
+    result = run("experiment", "run", "ab", "--no-cache")
+    assert result.exit_code == 2, result.output  # was: a run where every cell failed
+    assert f"base_url {url!r} is not a valid URL" in result.stderr
+    assert exp_project.entries() == []
