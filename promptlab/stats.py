@@ -8,13 +8,24 @@ No NaN or infinity ever leaves this module: degenerate inputs (n < 2, zero varia
 all-identical values) give `None` where a number cannot be defined, and a finite number
 where the limit is clear (identical arms: difference 0, p = 1).
 
-scipy is imported inside the functions that need it, and only `scipy.special` (a fifth of the
-import time of `scipy.stats`): exact tests, rank tests and root finding are done here, with
-R's algorithms, so results do not move with scipy's defaults.
+Every test scipy implements is scipy's: `scipy.stats` computes the exact binomial test
+(`binomtest`, Clopper–Pearson limits), Fisher's exact test (`fisher_exact`; the conditional
+odds ratio and its interval from `contingency.odds_ratio`), Mann–Whitney U (`mannwhitneyu`),
+Wilcoxon's signed-rank test (`wilcoxon`, Pratt's zeros), Welch's t (`ttest_ind_from_stats`),
+the paired t and McNemar's χ² (their distributions, `t` and `chi2`), the two-proportion
+χ² (`chi2_contingency`), the SRM goodness-of-fit (`chisquare`) and Benjamini–Hochberg
+(`false_discovery_control`). Each call names its method, continuity correction and zero
+handling, so results do not move with scipy's defaults. What stays here is what scipy does
+not have: score intervals (Wilson, Newcombe), Holm's adjustment, power and sample size,
+relative lift, confidence sequences, the Bayesian chance to win, the bootstrap.
+
+`scipy.stats` is imported on first use (`_scipy_stats`), never at import of this module;
+the small helpers use `scipy.special` alone, which loads in a fraction of the time.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +37,16 @@ Interval = tuple[float, float]
 
 
 # -- plumbing ---------------------------------------------------------------------------
+
+
+@functools.cache
+def _scipy_stats() -> Any:
+    """`scipy.stats` (with `scipy.stats.contingency`), imported on first use: it costs
+    several times `scipy.special`'s import, which `promptlab --help` must not pay."""
+    import scipy.stats
+    import scipy.stats.contingency
+
+    return scipy.stats
 
 
 def _finite(value: float | None) -> float | None:
@@ -220,17 +241,16 @@ def binomial_test(successes: int, n: int, p: float = 0.5, alpha: float = 0.05) -
     """Exact binomial test with the Clopper–Pearson interval.
 
     Two-sided p sums the probabilities of outcomes no more likely than the one observed
-    (R's `binom.test`). Reference: Clopper & Pearson (1934) Biometrika 26:404–413.
+    (R's `binom.test`). `scipy.stats.binomtest`, interval by its `proportion_ci(method=
+    "exact")`. Reference: Clopper & Pearson (1934) Biometrika 26:404–413.
     """
     if n <= 0:
         return TestResult("binomial_exact", p, None, None)
-    from scipy.special import betaincinv
-
-    x = int(successes)
-    low = 0.0 if x == 0 else float(betaincinv(x, n - x + 1, alpha / 2))
-    high = 1.0 if x == n else float(betaincinv(x + 1, n - x, 1 - alpha / 2))
-    p_value = 1.0 if x == n * p else _two_sided_exact(_binom_pmf(int(n), p), x)
-    return TestResult("binomial_exact", x / n, (low, high), p_value, statistic=float(x))
+    x, n = int(successes), int(n)
+    res = _scipy_stats().binomtest(x, n, p, alternative="two-sided")
+    ci = res.proportion_ci(confidence_level=1 - alpha, method="exact")
+    return TestResult("binomial_exact", x / n, (float(ci.low), float(ci.high)),
+                      _clip_p(res.pvalue), statistic=float(x))
 
 
 # -- unpaired, binary -------------------------------------------------------------------
