@@ -280,6 +280,7 @@ def two_proportion_z_test(
     """Two-proportion z-test with pooled variance = Pearson χ² on the 2×2 table without
     continuity correction (z² = χ²); interval for p_B − p_A by Newcombe's method 10.
 
+    The χ² and p-value are `scipy.stats.chi2_contingency(correction=False)`.
     Reference: Agresti (2013) Categorical Data Analysis, 3rd ed., §3.2; R's
     `prop.test(x, n, correct = FALSE)` (same p-value).
     """
@@ -293,12 +294,12 @@ def two_proportion_z_test(
     if var <= 0:  # every value identical in both arms
         return TestResult("two_proportion_z", d, ci, 1.0, statistic=0.0, se=0.0,
                           extra={"chi2": 0.0})
-    z = d / math.sqrt(var)
+    chi2, p, _, _ = _scipy_stats().chi2_contingency(
+        [[x_b, n_b - x_b], [x_a, n_a - x_a]], correction=False)
+    z = math.copysign(math.sqrt(chi2), d)  # z² = χ²; the sign is that of p_B − p_A
     se = math.sqrt(pa * (1 - pa) / n_a + pb * (1 - pb) / n_b)
-    return TestResult(
-        "two_proportion_z", d, ci, _clip_p(2 * _norm_sf(abs(z))), statistic=z, se=se,
-        extra={"chi2": z * z},
-    )
+    return TestResult("two_proportion_z", d, ci, _clip_p(p), statistic=z, se=se,
+                      extra={"chi2": float(chi2)})
 
 
 def expected_cells(x_a: int, n_a: int, x_b: int, n_b: int) -> list[float]:
@@ -315,17 +316,15 @@ def fisher_exact_test(x_a: int, n_a: int, x_b: int, n_b: int, alpha: float = 0.0
     """Fisher's exact test on the 2×2 table, two-sided (R's `fisher.test`: sum of tables no
     more likely than the observed); reports the conditional MLE odds ratio (B vs A) with its
     exact interval (R's construction: each tail at α/2), and Newcombe's interval for
-    p_B − p_A.
+    p_B − p_A. `scipy.stats.fisher_exact` and `scipy.stats.contingency.odds_ratio`.
 
     Reference: Fisher (1935) J R Stat Soc 98:39–82; Agresti (2013) §3.5 and §16.6.
     """
     if n_a <= 0 or n_b <= 0:
         return TestResult("fisher_exact", 0.0, None, None)
     a, b, c, d = x_b, n_b - x_b, x_a, n_a - x_a
-    support, logdc = _hypergeometric(a, b, c, d)
-    pmf = np.exp(logdc - logdc.max())
-    pmf /= pmf.sum()
-    p = _two_sided_exact(pmf, int(a - support[0]))
+    _, p = _scipy_stats().fisher_exact([[a, b], [c, d]], alternative="two-sided")
+    p = _clip_p(p)
     estimate, low, high = conditional_odds_ratio(a, b, c, d, alpha)
     return TestResult(
         "fisher_exact", x_b / n_b - x_a / n_a, newcombe_interval(x_a, n_a, x_b, n_b, alpha),
@@ -333,75 +332,21 @@ def fisher_exact_test(x_a: int, n_a: int, x_b: int, n_b: int, alpha: float = 0.0
     )
 
 
-def _hypergeometric(a: int, b: int, c: int, d: int) -> tuple[np.ndarray, np.ndarray]:
-    """Support of the [1,1] cell given the margins of [[a, b], [c, d]] and its log weights
-    (log of the central hypergeometric coefficients, unnormalised)."""
-    from scipy.special import gammaln
-
-    m, n, k = a + b, c + d, a + c
-    support = np.arange(max(0, k - n), min(k, m) + 1)
-    x = support.astype(float)
-    logdc = (gammaln(m + 1) - gammaln(x + 1) - gammaln(m - x + 1)
-             + gammaln(n + 1) - gammaln(k - x + 1) - gammaln(n - k + x + 1))
-    return support, logdc
-
-
 def conditional_odds_ratio(a: int, b: int, c: int, d: int, alpha: float = 0.05
                            ) -> tuple[float | None, float | None, float | None]:
     """Conditional maximum-likelihood odds ratio of the table [[a, b], [c, d]] and its exact
-    interval, from the noncentral hypergeometric distribution of `a` given the margins.
-    An infinite limit or estimate is None. Matches R's `fisher.test` estimate and conf.int.
+    interval (each tail at α/2), from the noncentral hypergeometric distribution of `a`
+    given the margins: `scipy.stats.contingency.odds_ratio(kind="conditional")`, which
+    matches R's `fisher.test` estimate and conf.int. An infinite limit or estimate, or a
+    table with an empty margin, is None.
     Reference: Agresti (2013) §16.6.4; R's `fisher.test` source.
     """
     m, n, k = a + b, c + d, a + c
     if m == 0 or n == 0 or k == 0 or k == m + n:
         return None, None, None
-    support, logdc = _hypergeometric(a, b, c, d)
-    lo, hi = int(support[0]), int(support[-1])
-
-    def dens(ncp: float) -> np.ndarray:
-        logd = logdc + math.log(ncp) * support
-        w = np.exp(logd - logd.max())
-        return w / w.sum()
-
-    def tail(ncp: float, upper: bool) -> float:
-        w = dens(ncp)
-        return float(w[support >= a].sum() if upper else w[support <= a].sum())
-
-    def solve(f: Any) -> float:
-        # On the log scale: the limits span many orders of magnitude.
-        return math.exp(_solve(lambda u: f(math.exp(u)), -690.0, 0.0, tol=1e-13))
-
-    def ncp_upper(q: float) -> float | None:
-        if a == hi:
-            return None
-        p = tail(1.0, False)
-        if p < q:
-            return solve(lambda t: tail(t, False) - q)
-        if p > q:
-            return 1.0 / solve(lambda t: tail(1.0 / t, False) - q)
-        return 1.0
-
-    def ncp_lower(q: float) -> float | None:
-        if a == lo:
-            return 0.0
-        p = tail(1.0, True)
-        if p > q:
-            return solve(lambda t: tail(t, True) - q)
-        if p < q:
-            return 1.0 / solve(lambda t: tail(1.0 / t, True) - q)
-        return 1.0
-
-    if a == lo:
-        mle: float | None = 0.0
-    elif a == hi:
-        mle = None
-    else:
-        def mean_gap(log_t: float) -> float:
-            return float((support * dens(math.exp(log_t))).sum()) - a
-
-        mle = math.exp(_solve(mean_gap, -700.0, 700.0, tol=1e-13))
-    return _finite(mle), _finite(ncp_lower(alpha / 2)), _finite(ncp_upper(alpha / 2))
+    res = _scipy_stats().contingency.odds_ratio([[a, b], [c, d]], kind="conditional")
+    ci = res.confidence_interval(confidence_level=1 - alpha, alternative="two-sided")
+    return _finite(res.statistic), _finite(ci.low), _finite(ci.high)
 
 
 def compare_proportions(
@@ -419,7 +364,8 @@ def compare_proportions(
 
 def welch_t_test(a: Moments, b: Moments, alpha: float = 0.05) -> TestResult:
     """Welch's unequal-variance t-test and interval for mean_B − mean_A, from sufficient
-    statistics; Welch–Satterthwaite degrees of freedom.
+    statistics (`scipy.stats.ttest_ind_from_stats(equal_var=False)`); Welch–Satterthwaite
+    degrees of freedom.
 
     Reference: Welch (1947) Biometrika 34:28–35; R's `t.test(x, y)` (var.equal = FALSE).
     """
@@ -430,13 +376,15 @@ def welch_t_test(a: Moments, b: Moments, alpha: float = 0.05) -> TestResult:
     se2 = va + vb
     if se2 <= 0:
         return _degenerate("welch_t", d)
+    res = _scipy_stats().ttest_ind_from_stats(b.mean, b.sd, b.n, a.mean, a.sd, a.n,
+                                              equal_var=False, alternative="two-sided")
+    # The interval needs the Welch–Satterthwaite df, which the scipy result does not carry.
     df_den = (va * va / (a.n - 1) if va > 0 else 0.0) + (vb * vb / (b.n - 1) if vb > 0 else 0.0)
     df = se2 * se2 / df_den
     se = math.sqrt(se2)
-    t = d / se
     half = _t_quantile(1 - alpha / 2, df) * se
-    return TestResult("welch_t", d, (d - half, d + half), _clip_p(2 * _t_sf(abs(t), df)),
-                      statistic=t, df=df, se=se)
+    return TestResult("welch_t", d, (d - half, d + half), _clip_p(res.pvalue),
+                      statistic=float(res.statistic), df=df, se=se)
 
 
 def _degenerate(test: str, d: float) -> TestResult:
@@ -551,6 +499,8 @@ def _normal_p(centred: float, sigma: float, alternative: str) -> float:
 def paired_t_test(diff: Moments, alpha: float = 0.05) -> TestResult:
     """Paired t-test and interval for the mean of the differences d = B − A per item.
 
+    From the moments of the differences (`scipy.stats.ttest_1samp` would need the values):
+    t = mean/se against `scipy.stats.t` with n − 1 df.
     Reference: Student (1908); R's `t.test(x, y, paired = TRUE)`.
     """
     if diff.n < 2:
@@ -560,9 +510,10 @@ def paired_t_test(diff: Moments, alpha: float = 0.05) -> TestResult:
     df = diff.n - 1
     se = diff.se
     t = diff.mean / se
-    half = _t_quantile(1 - alpha / 2, df) * se
+    dist = _scipy_stats().t(df)
+    half = float(dist.ppf(1 - alpha / 2)) * se
     return TestResult("paired_t", diff.mean, (diff.mean - half, diff.mean + half),
-                      _clip_p(2 * _t_sf(abs(t), df)), statistic=t, df=float(df), se=se)
+                      _clip_p(2 * dist.sf(abs(t))), statistic=t, df=float(df), se=se)
 
 
 def wilcoxon_signed_rank_test(diff: Sequence[float] | np.ndarray,
@@ -618,7 +569,8 @@ def mcnemar_test(a_only: int, b_only: int, exact: bool = True,
 
     `a_only` = pairs where A passed and B failed, `b_only` = B passed and A failed.
     Exact: two-sided binomial test of b_only out of a_only + b_only against ½. Otherwise
-    χ² = (|b − c| − 1)² / (b + c) with continuity correction (R's `mcnemar.test`).
+    χ² = (|b − c| − 1)² / (b + c) with continuity correction (R's `mcnemar.test`; scipy
+    has no McNemar test, so the statistic is formed here and referred to `scipy.stats.chi2`).
     Reference: McNemar (1947) Psychometrika 12:153–157; Fagerland, Lydersen & Laake (2013)
     BMC Med Res Methodol 13:91.
     """
@@ -631,7 +583,8 @@ def mcnemar_test(a_only: int, b_only: int, exact: bool = True,
                           statistic=float(b_only))
     num = abs(b_only - a_only) - (1 if correction else 0)
     chi2 = max(num, 0) ** 2 / disc
-    return TestResult(name, 0.0, None, _clip_p(_chi2_sf(chi2, 1)), statistic=chi2, df=1.0)
+    return TestResult(name, 0.0, None, _clip_p(_scipy_stats().chi2.sf(chi2, 1)),
+                      statistic=chi2, df=1.0)
 
 
 def paired_proportions_interval(both: int, a_only: int, b_only: int, neither: int,
@@ -822,6 +775,7 @@ def srm_test(observed: Sequence[int], weights: Sequence[float], threshold: float
     """χ² goodness-of-fit of units per arm against the configured traffic weights; flags a
     sample ratio mismatch at p < `threshold` (0.001, as GrowthBook and Optimizely do).
     Skipped when any arm has fewer than `min_units` units (the χ² approximation is poor).
+    The test is `scipy.stats.chisquare`.
 
     Reference: Fabijan et al. (2019) "Diagnosing Sample Ratio Mismatch in Online Controlled
     Experiments", KDD; R's `chisq.test(x, p = weights)`.
@@ -838,8 +792,8 @@ def srm_test(observed: Sequence[int], weights: Sequence[float], threshold: float
     if any(e <= 0 for e in expected):
         flagged = any(o > 0 for o, e in zip(obs, expected, strict=True) if e <= 0)
         return SRMResult(0.0 if flagged else 1.0, flagged, obs, expected)
-    chi2 = sum((o - e) ** 2 / e for o, e in zip(obs, expected, strict=True))
-    p = _clip_p(_chi2_sf(chi2, len(obs) - 1))
+    res = _scipy_stats().chisquare(obs, f_exp=expected, ddof=0)
+    p = _clip_p(res.pvalue)
     return SRMResult(p, p < threshold, obs, expected)
 
 
@@ -848,7 +802,8 @@ def srm_test(observed: Sequence[int], weights: Sequence[float], threshold: float
 
 def holm_adjust(p_values: Sequence[float | None]) -> list[float | None]:
     """Holm's step-down adjusted p-values (family-wise error rate); None entries are kept
-    and not counted. Reference: Holm (1979) Scand J Stat 6:65–70; R `p.adjust(, "holm")`."""
+    and not counted. scipy has no Holm adjustment (only `false_discovery_control`).
+    Reference: Holm (1979) Scand J Stat 6:65–70; R `p.adjust(, "holm")`."""
     idx = [i for i, p in enumerate(p_values) if p is not None]
     m = len(idx)
     out: list[float | None] = [None] * len(p_values)
@@ -861,16 +816,16 @@ def holm_adjust(p_values: Sequence[float | None]) -> list[float | None]:
 
 def bh_adjust(p_values: Sequence[float | None]) -> list[float | None]:
     """Benjamini–Hochberg adjusted p-values (false discovery rate); None entries kept.
+    `scipy.stats.false_discovery_control(method="bh")`.
     Reference: Benjamini & Hochberg (1995) J R Stat Soc B 57:289–300; R `p.adjust(, "BH")`."""
     idx = [i for i, p in enumerate(p_values) if p is not None]
-    m = len(idx)
     out: list[float | None] = [None] * len(p_values)
-    running = 1.0
-    order = sorted(idx, key=lambda j: p_values[j])  # type: ignore[arg-type,return-value]
-    for rank in range(m - 1, -1, -1):
-        i = order[rank]
-        running = min(running, m * float(p_values[i]) / (rank + 1))  # type: ignore[arg-type]
-        out[i] = running
+    if not idx:
+        return out
+    raw = np.array([float(p_values[i]) for i in idx])  # type: ignore[arg-type]
+    adjusted = _scipy_stats().false_discovery_control(raw, method="bh")
+    for i, q in zip(idx, np.atleast_1d(adjusted), strict=True):
+        out[i] = _clip_p(q)
     return out
 
 
