@@ -28,17 +28,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_logging import SYSTEM, USER  # the same call as the logging benchmark
+
 from promptlab.logs.logger import Logger
 
-SYSTEM = ("You are a meticulous code reviewer. You read every line before you answer, and you "
-          "name each bug precisely: the line, what goes wrong, and the fix. Keep answers short.")
-USER = ("Review this Python function. Work through this checklist, one item at a time:\n\n"
-        "1. Off-by-one errors in ranges, slices and loop bounds.\n"
-        "2. Wrong comparison or boolean operators (< vs <=, and vs or).\n"
-        "3. Unhandled edge cases: empty input, None, zero, negative numbers.\n\n"
-        "```python\ndef average(xs):\n    total = 0\n    for i in range(1, len(xs)):\n"
-        "        total += xs[i]\n    return total / len(xs)\n```\n"
-        "Then answer with the single most serious bug first, in one line.")
 RESPONSE = ("BUG: the loop starts at index 1, so the first element is never added to the total "
             "and the average is too small. Fix: iterate `for x in xs: total += x`, and guard "
             "against an empty list before dividing (ZeroDivisionError).")

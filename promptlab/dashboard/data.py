@@ -148,13 +148,7 @@ def _stacked(index: Index, period: Period, group: str,
     if prices is None or not hasattr(prices, "cost"):
         prices = load_prices(prices) if prices is not None else load_prices()
     table = "rollup_tags" if group == "tag" else "rollup"
-    where, params = [], []
-    if period.since is not None:
-        where.append("day >= ?")
-        params.append(int(period.since // 86400))
-    if period.until is not None:
-        where.append("day <= ?")
-        params.append(int((period.until - 1e-6) // 86400))
+    where, params = _day_bounds(period)
     sql = (f"SELECT day, {_GROUP_SQL[group]} AS g, model, sum(calls), sum(errors), "
            "sum(input_tokens), sum(output_tokens), sum(cost_usd), sum(cost_calls), "
            "sum(unpriced_calls), sum(unpriced_input_tokens), sum(unpriced_output_tokens), "
@@ -240,15 +234,22 @@ def latency_by_day(index: Index, period: Period, cap: int = LATENCY_SAMPLE) -> d
     return {"points": points, "sampled": sampled, "read": len(rows), "calls": calls}
 
 
-def _calls_in(index: Index, period: Period) -> int:
-    """LLM calls in the period, from the roll-up (whole days; close enough to pick a plan)."""
+def _day_bounds(period: Period) -> tuple[list[str], list[int]]:
+    """WHERE clauses and parameters picking the roll-up's whole UTC days of `period`
+    (`until` is exclusive, so a period ending at midnight stops the day before)."""
     where, params = [], []
     if period.since is not None:
         where.append("day >= ?")
         params.append(int(period.since // 86400))
     if period.until is not None:
         where.append("day <= ?")
-        params.append(int(period.until // 86400))
+        params.append(int((period.until - 1e-6) // 86400))
+    return where, params
+
+
+def _calls_in(index: Index, period: Period) -> int:
+    """LLM calls in the period, from the roll-up (whole days; close enough to pick a plan)."""
+    where, params = _day_bounds(period)
     sql = "SELECT COALESCE(sum(calls), 0) FROM rollup" + (
         " WHERE " + " AND ".join(where) if where else "")
     return int(index.conn.execute(sql, params).fetchone()[0])
