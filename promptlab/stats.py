@@ -71,10 +71,6 @@ def _norm_cdf(x: float) -> float:
     return 0.5 * math.erfc(-x / math.sqrt(2.0))
 
 
-def _norm_sf(x: float) -> float:
-    return 0.5 * math.erfc(x / math.sqrt(2.0))
-
-
 def _t_sf(t: float, df: float) -> float:
     from scipy.special import stdtr
 
@@ -85,12 +81,6 @@ def _t_quantile(q: float, df: float) -> float:
     from scipy.special import stdtrit
 
     return float(stdtrit(df, q))
-
-
-def _chi2_sf(x: float, df: float) -> float:
-    from scipy.special import chdtrc
-
-    return float(chdtrc(df, x))
 
 
 def _solve(f: Any, lo: float, hi: float, tol: float = 1e-12) -> float:
@@ -112,35 +102,12 @@ def _solve(f: Any, lo: float, hi: float, tol: float = 1e-12) -> float:
 
 
 def rank_data(values: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Average ranks (1-based, ties share their mean rank) and the size of each tie group."""
+    """Average ranks (1-based, ties share their mean rank; `scipy.stats.rankdata`) and the
+    size of each tie group."""
     x = np.asarray(values, dtype=float)
-    order = np.argsort(x, kind="mergesort")
-    sorted_x = x[order]
-    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])
-    sizes = np.diff(np.r_[starts, x.size])
-    mean_rank = starts + (sizes + 1) / 2.0
-    ranks = np.empty(x.size)
-    ranks[order] = np.repeat(mean_rank, sizes)
+    ranks = np.asarray(_scipy_stats().rankdata(x, method="average"), dtype=float)
+    _, sizes = np.unique(x, return_counts=True)
     return ranks, sizes
-
-
-def _two_sided_exact(pmf: np.ndarray, observed: int) -> float:
-    """Sum of the probabilities no larger than the observed one (R's rule, relErr 1e-7)."""
-    return _clip_p(float(pmf[pmf <= pmf[observed] * (1 + 1e-7)].sum()))
-
-
-def _binom_pmf(n: int, p: float) -> np.ndarray:
-    from scipy.special import gammaln
-
-    k = np.arange(n + 1, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_pmf = (gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
-                   + k * np.log(p) + (n - k) * np.log1p(-p))
-    if p == 0 or p == 1:
-        out = np.zeros(n + 1)
-        out[0 if p == 0 else n] = 1.0
-        return out
-    return np.exp(log_pmf)
 
 
 # -- sufficient statistics --------------------------------------------------------------
@@ -425,8 +392,9 @@ def mann_whitney_test(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.n
                       alternative: str = "two-sided") -> TestResult:
     """Mann–Whitney U (Wilcoxon rank-sum) test of B against A, as R's `wilcox.test(x, y)`.
 
-    Exact null distribution when both samples are under 50 and there are no ties;
-    otherwise the normal approximation with tie and continuity correction. `statistic`
+    `scipy.stats.mannwhitneyu`, with R's choice of method made here (scipy's "auto" goes
+    exact only below 8): `method="exact"` when both samples are under 50 and there are no
+    ties; otherwise `"asymptotic"` with tie and continuity correction. `statistic`
     is U for B (R's W when x is B); `estimate` is the probability of superiority
     P(B > A) + ½·P(B = A) = U / (n_A·n_B). `alternative`: "two-sided", "greater" (B > A)
     or "less".
@@ -439,58 +407,19 @@ def mann_whitney_test(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.n
     if np.ptp(np.concatenate([xa, xb])) == 0:
         return TestResult("mann_whitney", 0.5, None, 1.0, statistic=m * n / 2,
                           extra={"all_identical": True})
-    ranks, ties = rank_data(np.concatenate([xb, xa]))
-    u = float(ranks[:m].sum() - m * (m + 1) / 2)
-    if m < 50 and n < 50 and np.all(ties == 1):
-        counts = _rank_sum_counts(m, n)
-        total = counts.sum()
-        k = round(u)
-        below, above = counts[:k + 1].sum() / total, counts[k:].sum() / total
-        p = _tail(below, above, alternative)
-    else:
-        tie_term = float((ties ** 3 - ties).sum()) / ((m + n) * (m + n - 1))
-        sigma = math.sqrt(m * n / 12 * ((m + n + 1) - tie_term))
-        p = _normal_p(u - m * n / 2, sigma, alternative)
-    return TestResult("mann_whitney", u / (m * n), None, p, statistic=u)
+    _check_alternative(alternative)
+    no_ties = np.unique(np.concatenate([xa, xb])).size == m + n
+    method = "exact" if m < 50 and n < 50 and no_ties else "asymptotic"
+    res = _scipy_stats().mannwhitneyu(xb, xa, use_continuity=True, alternative=alternative,
+                                      method=method)
+    u = float(res.statistic)
+    return TestResult("mann_whitney", u / (m * n), None, _clip_p(res.pvalue), statistic=u,
+                      extra={"method": method})
 
 
-def _rank_sum_counts(m: int, n: int) -> np.ndarray:
-    """Number of arrangements giving each U = 0..m·n (m from one sample, n from the other),
-    by the recursion f(u; m, n) = f(u − n; m − 1, n) + f(u; m, n − 1)."""
-    # f[j] holds counts for (i, j) as i grows; start with i = 0: U = 0 only.
-    table = [np.ones(1) for _ in range(n + 1)]
-    for i in range(1, m + 1):
-        row = [np.ones(1)]  # j = 0: U = 0 only
-        for j in range(1, n + 1):
-            size = i * j + 1
-            cur = np.zeros(size)
-            prev_i = table[j]  # (i - 1, j): shift by j
-            cur[j:j + prev_i.size] += prev_i
-            prev_j = row[j - 1]  # (i, j - 1)
-            cur[:prev_j.size] += prev_j
-            row.append(cur)
-        table = row
-    return table[n]
-
-
-def _tail(below: float, above: float, alternative: str) -> float:
-    if alternative == "greater":
-        return _clip_p(above)
-    if alternative == "less":
-        return _clip_p(below)
-    return _clip_p(2 * min(below, above))
-
-
-def _normal_p(centred: float, sigma: float, alternative: str) -> float:
-    """p-value of a statistic minus its null mean, with a continuity correction of ½."""
-    if sigma <= 0:
-        return 1.0
-    if alternative == "greater":
-        return _clip_p(_norm_sf((centred - 0.5) / sigma))
-    if alternative == "less":
-        return _clip_p(_norm_cdf((centred + 0.5) / sigma))
-    z = (centred - math.copysign(0.5, centred)) / sigma if centred else 0.0
-    return _clip_p(2 * _norm_sf(abs(z)))
+def _check_alternative(alternative: str) -> None:
+    if alternative not in ("two-sided", "greater", "less"):
+        raise ValueError(f"unknown alternative {alternative!r}; use two-sided, greater or less")
 
 
 # -- paired -----------------------------------------------------------------------------
@@ -521,9 +450,10 @@ def wilcoxon_signed_rank_test(diff: Sequence[float] | np.ndarray,
     """Wilcoxon signed-rank test on paired differences, zero differences handled by Pratt's
     method (zeros are ranked, then dropped), so ties at zero still count toward n.
 
-    Exact null distribution when n < 50 without zeros or ties (R's `wilcox.test(x, y,
-    paired = TRUE)`); otherwise the normal approximation with Pratt's adjusted mean and
-    variance (Cureton 1967), tie correction and continuity correction. `statistic` is V,
+    `scipy.stats.wilcoxon(zero_method="pratt", correction=True)`, with R's choice of
+    method made here: `method="exact"` when n < 50 without zeros or ties (R's
+    `wilcox.test(x, y, paired = TRUE)`); otherwise `"asymptotic"`, with Pratt's adjusted
+    mean and variance (Cureton 1967), tie correction and continuity correction. `statistic` is V,
     the sum of the positive differences' ranks; `estimate` the median difference.
     Reference: Wilcoxon (1945) Biometrics Bull 1:80–83; Pratt (1959) JASA 54:655–667.
     """
@@ -533,34 +463,16 @@ def wilcoxon_signed_rank_test(diff: Sequence[float] | np.ndarray,
     if not np.any(d):
         return TestResult("wilcoxon_pratt", 0.0, None, 1.0, statistic=0.0,
                           extra={"all_zero": True})
+    _check_alternative(alternative)
     ranks, ties = rank_data(np.abs(d))
+    # V (R's statistic) for every alternative; scipy reports min(V+, V−) when two-sided.
     v = float(ranks[d > 0].sum())
-    n = d.size
-    zeros = int((d == 0).sum())
-    if zeros == 0 and n < 50 and np.all(ties == 1):
-        counts = _signed_rank_counts(n)
-        total = counts.sum()
-        k = round(v)
-        p = _tail(counts[:k + 1].sum() / total, counts[k:].sum() / total, alternative)
-    else:
-        mean = n * (n + 1) / 4 - zeros * (zeros + 1) / 4
-        var = (n * (n + 1) * (2 * n + 1) - zeros * (zeros + 1) * (2 * zeros + 1)) / 24
-        if zeros:  # the zeros' own tie group is not corrected for
-            ties = ties[1:]
-        var -= float((ties ** 3 - ties).sum()) / 48
-        p = _normal_p(v - mean, math.sqrt(max(var, 0.0)), alternative)
-    return TestResult("wilcoxon_pratt", float(np.median(d)), None, p, statistic=v)
-
-
-def _signed_rank_counts(n: int) -> np.ndarray:
-    """Number of sign patterns giving each V = 0..n(n+1)/2 (subset sums of 1..n)."""
-    counts = np.zeros(n * (n + 1) // 2 + 1)
-    counts[0] = 1
-    top = 0
-    for r in range(1, n + 1):
-        counts[r:top + r + 1] += counts[:top + 1].copy()
-        top += r
-    return counts
+    exact = d.size < 50 and np.all(d != 0) and np.all(ties == 1)
+    method = "exact" if exact else "asymptotic"
+    res = _scipy_stats().wilcoxon(d, zero_method="pratt", correction=True,
+                                  alternative=alternative, method=method)
+    return TestResult("wilcoxon_pratt", float(np.median(d)), None, _clip_p(res.pvalue),
+                      statistic=v, extra={"method": method})
 
 
 def mcnemar_test(a_only: int, b_only: int, exact: bool = True,
