@@ -8,6 +8,7 @@ used when neither a version nor a label is asked for.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import os
@@ -639,6 +640,14 @@ def _write_new(path: Path, data: bytes) -> None:
     except FileExistsError as exc:
         raise UsageError(f"{path} already exists; promptlab never overwrites a version") from exc
     try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
+        try:
+            view = memoryview(data)
+            while view:  # os.write may write less than asked
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+    except OSError as exc:  # disk full, quota: no half-written version is left behind
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}; nothing was created"
+                         ) from exc

@@ -140,3 +140,25 @@ def test_ordinary_aliases_still_work(project: Path) -> None:
     (folder / "v1.txt").write_text("---\nconfig: &c {temperature: 0}\nextra_cfg: *c\n---\nhi\n")
     result = run("render", "alias", "--json")
     assert result.exit_code == 0, result.output
+
+
+def test_a_disk_full_new_leaves_no_half_written_version(project: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    real_write = os.write
+    calls = []
+
+    def full(fd: int, data: bytes) -> int:  # the first chunk fits, then the disk is full
+        calls.append(fd)
+        if len(calls) == 1:
+            return real_write(fd, bytes(data)[:10])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    registry = Registry(project / "prompts")
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(Exception, match="No space left on device; nothing was created"):
+        registry.new("code-review")
+    monkeypatch.undo()
+    assert not (project / "prompts" / "code-review" / "v3.txt").exists()
+    assert registry.new("code-review").name == "v3.txt"  # the next one is v3, whole
