@@ -22,9 +22,10 @@ from promptlab.experiments.spec import Experiment
 def experiment_status(exp: Experiment, log_dir: Path) -> dict[str, Any]:
     """What the logs hold for `exp` (see the module docstring), as plain data.
 
-    Counted by SQLite from the index when it can be (one pass over the experiment's rows,
-    a few grouped rows back, nothing per call in Python); otherwise from the JSONL files
-    by `summarize_status`. Both give the same answer."""
+    Counted by SQLite from the index when it can be (two passes over the experiment's
+    rows in the covering index `entries_by_experiment_cells`, a few grouped rows back,
+    nothing per call in Python); otherwise from the JSONL files by `summarize_status`.
+    Both give the same answer."""
     if not log_dir.is_dir():
         return summarize_status(exp, [])
     try:
@@ -39,75 +40,85 @@ def experiment_status(exp: Experiment, log_dir: Path) -> dict[str, Any]:
     return summarize_status(exp, logged_cells(log_dir, exp.name))
 
 
-# What `summarize_status` reads of a cell, as SQL over `entries e`: the variant as shown
-# (`variant or "?"`), the unit (`unit_id or item_id`), the run id when there is one, and
-# whether a runner cell logged ok lacks the own score of scorer `?` (`_missing_scores`).
-_KEY = "coalesce(nullif(e.variant, ''), '?')"
+# What `summarize_status` reads of a cell, as SQL over `entries e`: the unit (`unit_id or
+# item_id`), whether the cell is live traffic (no run id), and whether a runner cell logged
+# ok lacks the own score of scorer `:s<i>` (`_missing_scores`).
 _UNIT = "coalesce(nullif(e.unit_id, ''), e.item_id)"
-_RUN = "nullif(e.run_id, '')"
-_MISSING = (f"CASE WHEN e.status = 'ok' AND {_RUN} IS NOT NULL THEN NOT EXISTS ("
-            "SELECT 1 FROM scores s WHERE s.entry_rowid = e.rowid AND s.name = ? "
-            "AND s.source = 'entry') ELSE 0 END")
-_CELLS = "entries e WHERE e.experiment = ? AND e.kind = 'llm'"
+_CELLS = "entries e WHERE e.experiment = :exp AND e.kind = 'llm'"
+_RUNNER_OK = "e.status = 'ok' AND nullif(e.run_id, '') IS NOT NULL"
+_MISSING = (f"CASE WHEN {_RUNNER_OK} THEN NOT EXISTS (SELECT 1 FROM scores s "
+            "WHERE s.entry_rowid = e.rowid AND s.name = :s{i} AND s.source = 'entry') "
+            "ELSE 0 END")
+_OWN_SCORES = ("(SELECT count(DISTINCT s.name) FROM scores s WHERE s.entry_rowid = e.rowid "
+               "AND s.name IN ({names}) AND s.source = 'entry')")
 
 
 def _status_from_index(exp: Experiment, log_dir: Path) -> dict[str, Any]:
     from promptlab.index.core import Index
 
     scorers = [s.name for s in exp.scorers]
-    width = 8 + 2 * len(scorers)
-
-    def part(*columns: str) -> str:
-        return ", ".join([*columns, *["NULL"] * (width - len(columns))])
-
-    missing = "".join(f", {_MISSING} AS m{i}" for i in range(len(scorers)))
-    any_missing = " OR ".join(f"m{i}" for i in range(len(scorers))) or "0"
-    per_scorer = [c for i in range(len(scorers))
-                  for c in (f"sum(m{i})", f"min(CASE WHEN m{i} THEN ts END)")]
+    params: dict[str, Any] = {"exp": exp.name, **{f"s{i}": n for i, n in enumerate(scorers)}}
+    per_scorer = "".join(f", sum({_MISSING.format(i=i)})" for i in range(len(scorers)))
+    if len(scorers) > 1:
+        names = ", ".join(f":s{i}" for i in range(len(scorers)))
+        any_missing = (f", sum(CASE WHEN {_RUNNER_OK} THEN "
+                       f"{_OWN_SCORES.format(names=names)} < {len(set(scorers))} ELSE 0 END)")
+    else:
+        any_missing = ", 0"  # one scorer: its own count; none: nothing can be missing
     # In a paired run only live traffic (no run id) says anything about the split.
-    live = "run IS NULL" if exp.dataset.design == "paired" else "1"
-    # One statement, so the rows are read once (MATERIALIZED); it answers in tagged parts:
-    # 'v' a row per variant, 'p' the versions seen per variant, 'g' a row per (run,
-    # variant) — a few rows however many calls.
-    sql = f"""
-        WITH cells AS MATERIALIZED (
-            SELECT {_KEY} AS k, e.variant AS variant, {_UNIT} AS u, {_RUN} AS run,
-                   e.status AS status, e.prompt_version AS pv, e.timestamp AS ts{missing}
-            FROM {_CELLS})
-        SELECT {part("'v'", "k", "count(*)", "sum(status = 'error')",
-                     "count(DISTINCT u) + max(u IS NULL)",
-                     f"count(DISTINCT CASE WHEN {live} THEN u END)"
-                     f" + max({live} AND u IS NULL)",
-                     "count(DISTINCT run)", f"sum({any_missing})")}
-        FROM cells GROUP BY k
-        UNION ALL SELECT DISTINCT {part("'p'", "k", "pv")} FROM cells WHERE pv <> ''
-        UNION ALL SELECT 'g', run, variant, count(*), sum(status = 'error'),
-               sum(status = 'ok'), min(ts), max(ts){"".join(", " + c for c in per_scorer)}
-        FROM cells WHERE run IS NOT NULL GROUP BY run, variant
-    """
+    live = "nullif(e.run_id, '') IS NULL" if exp.dataset.design == "paired" else "1"
+    # The index is ordered (experiment, variant, run_id, prompt_version, …, timestamp):
+    # this groups without sorting and looks the scores up in about ingest order.
+    group_sql = (f"SELECT e.variant, e.run_id, e.prompt_version, count(*), "
+                 f"sum(e.status = 'error'), sum(e.status = 'ok'), min(e.timestamp), "
+                 f"max(e.timestamp){any_missing}{per_scorer} FROM {_CELLS} "
+                 "GROUP BY e.variant, e.run_id, e.prompt_version")
+    units_sql = (f"SELECT {{key}}, count(DISTINCT {_UNIT}) + max({_UNIT} IS NULL), "
+                 f"count(DISTINCT CASE WHEN {live} THEN {_UNIT} END) "
+                 f"+ max({live} AND {_UNIT} IS NULL) FROM {_CELLS}{{where}}")
     with Index(log_dir) as index:
         index.sync()
-        parts = index.conn.execute(sql, (*scorers, exp.name)).fetchall()
-        counts = {row[1]: row[2:8] for row in parts if row[0] == "v"}
-        versions: dict[str, set[str]] = defaultdict(set)
-        for row in parts:
-            if row[0] == "p":
-                versions[row[1]].add(row[2])
-        groups = [row[1:] for row in parts if row[0] == "g"]
-        last_run = _last_run(index.conn, exp.name, scorers, groups) if groups else None
-    total_units = sum(c[3] for v, c in counts.items() if v in exp.variants)
+        conn = index.conn
+        groups = conn.execute(group_sql, params).fetchall()
+        units = {k: (u, s) for k, u, s in conn.execute(
+            units_sql.format(key="e.variant", where=" GROUP BY e.variant"), params)}
+        blank = [v for v in units if not v or v == "?"]
+        if len(blank) > 1:  # `variant or "?"` joins these: count their units together
+            for v in blank:
+                del units[v]
+            row = conn.execute(units_sql.format(
+                key="'?'", where=" AND coalesce(nullif(e.variant, ''), '?') = '?'"),
+                params).fetchone()
+            units["?"] = row[1:]
+        else:
+            units = {(v or "?"): c for v, c in units.items()}
+        runs = [g for g in groups if g[1]]
+        last_run = _last_run(conn, params, scorers, runs) if runs else None
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # cells, errors, scorer errors
+    versions: dict[str, set[str]] = defaultdict(set)
+    run_ids: dict[str, set[str]] = defaultdict(set)
+    for variant, run_id, version, n, errors, _, _, _, *missing in groups:
+        c = counts[variant or "?"]
+        c[0] += n
+        c[1] += errors
+        c[2] += missing[1] if len(scorers) == 1 else missing[0]
+        if version:
+            versions[variant or "?"].add(version)
+        if run_id:
+            run_ids[variant or "?"].add(run_id)
+    total_units = sum(units[v][1] for v in units if v in exp.variants)
     rows = []
     for variant in exp.variants:
-        n, errors, units, split, runs, scorer_errors = counts.get(variant, (0,) * 6)
+        n, errors, scorer_errors = counts.get(variant, (0, 0, 0))
         rows.append({
             "variant": variant,
             "resolves_to": _resolves_to(exp, variant),
             "versions": sorted(versions.get(variant, ())),
             "configured": exp.shares[variant],
-            "observed": split / total_units if total_units else None,
-            "units": units, "cells": n, "errors": errors,
+            "observed": units.get(variant, (0, 0))[1] / total_units if total_units else None,
+            "units": units.get(variant, (0, 0))[0], "cells": n, "errors": errors,
             "error_rate": errors / n if n else None,
-            "scorer_errors": scorer_errors, "runs": runs,
+            "scorer_errors": scorer_errors, "runs": len(run_ids.get(variant, ())),
         })
     return {"experiment": exp.name, "prompt": exp.prompt, "design": exp.dataset.design,
             "cells": sum(c[0] for c in counts.values()), "variants": rows,
@@ -115,53 +126,64 @@ def _status_from_index(exp: Experiment, log_dir: Path) -> dict[str, Any]:
             "unknown_variants": sorted(v for v in counts if v not in exp.variants)}
 
 
-def _last_run(conn: Any, experiment: str, scorers: list[str],
+def _last_run(conn: Any, params: dict[str, Any], scorers: list[str],
               groups: list[tuple[Any, ...]]) -> dict[str, Any]:
-    """The last run (the one whose last cell is latest; on a tie, the one seen first) from
-    the (run, variant) groups: run, variant, cells, errors, ok, first and last timestamp,
-    then per scorer the failures and the timestamp of the first."""
+    """The last run — the one whose last cell is latest; on a tie, the one seen first —
+    from the (variant, run, version) groups of runner cells: variant, run, version, cells,
+    errors, ok, first and last timestamp, failures of any scorer, failures per scorer."""
 
-    def in_log_order(items: list[tuple[str, Any]], where: str,
-                     params: Callable[[Any], tuple[Any, ...]]) -> list[Any]:
-        # Log order is (timestamp, ingest order). The keys of `items` (first timestamp,
-        # key) come in the order that breaks a tie within one cell; the rowid of a first
-        # cell is looked up only when its timestamp is tied with another's.
+    def in_log_order(items: list[tuple[str, Any]], where: Callable[[Any], str],
+                     args: Callable[[Any], dict[str, Any]]) -> list[Any]:
+        # Log order is (timestamp, ingest order). `items` are (first timestamp, key) in
+        # the order that breaks a tie within one cell; the rowid of a first cell is looked
+        # up only when its timestamp ties with another item's.
         tied = Counter(ts for ts, _ in items)
 
         def rowid(ts: str, key: Any) -> int:
             if tied[ts] < 2:
                 return 0
-            return conn.execute(f"SELECT min(e.rowid) FROM {_CELLS} AND e.timestamp = ? "
-                                f"AND {where}", (experiment, ts, *params(key))).fetchone()[0]
+            return conn.execute(
+                f"SELECT min(e.rowid) FROM {_CELLS} AND e.timestamp = :ts AND {where(key)}",
+                {**params, "ts": ts, **args(key)}).fetchone()[0]
 
         ranked = sorted((ts, rowid(ts, key), n) for n, (ts, key) in enumerate(items))
         return [items[n][1] for _, _, n in ranked]
 
     runs: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for g in groups:
-        runs[g[0]].append(g)
-    ended = max(g[6] for g in groups)
+        runs[g[1]].append(g)
+    ended = max(g[7] for g in groups)
     latest = in_log_order(
-        [(min(g[5] for g in gs), run) for run, gs in runs.items()
-         if max(g[6] for g in gs) == ended],
-        "e.run_id = ?", lambda run: (run,))[0]
+        [(min(g[6] for g in gs), run) for run, gs in runs.items()
+         if max(g[7] for g in gs) == ended],
+        lambda run: "e.run_id = :run", lambda run: {"run": run})[0]
     mine = runs[latest]
-    variants = in_log_order([(g[5], g[1]) for g in mine], "e.run_id = ? AND e.variant IS ?",
-                            lambda variant: (latest, variant))
-    by_variant = {g[1]: g for g in mine}
-    failed = []
-    for i, name in enumerate(scorers):
-        count = sum(g[7 + 2 * i] for g in mine)
-        if count:
-            failed.append((min(g[8 + 2 * i] for g in mine if g[8 + 2 * i] is not None),
-                           (name, count)))
-    failed_ordered = in_log_order(failed, f"e.run_id = ? AND {_MISSING}",
-                                  lambda nc: (latest, nc[0]))
-    return {"run_id": latest, "cells": sum(g[2] for g in mine),
-            "errors": sum(g[3] for g in mine), "scored": sum(g[4] for g in mine),
-            "scorer_errors": dict(failed_ordered),
-            "started": min(g[5] for g in mine), "ended": ended,
-            "per_variant": {v: by_variant[v][2] for v in variants}}
+    per_variant: dict[Any, list[Any]] = {}
+    for g in mine:
+        v = per_variant.setdefault(g[0], [g[6], 0])
+        v[0] = min(v[0], g[6])
+        v[1] += g[3]
+    variants = in_log_order([(first, v) for v, (first, _) in per_variant.items()],
+                            lambda v: "e.run_id = :run AND e.variant IS :variant",
+                            lambda v: {"run": latest, "variant": v})
+    failed = [(name, sum(g[9 + i] for g in mine)) for i, name in enumerate(scorers)]
+    failed = [(name, count) for name, count in failed if count]
+    if len(failed) > 1:  # in the order they first failed (ties: in scorer order)
+        first = []
+        for name, count in failed:
+            i = scorers.index(name)
+            ts = conn.execute(
+                f"SELECT min(e.timestamp) FROM {_CELLS} AND e.run_id = :run "
+                f"AND {_MISSING.format(i=i)}", {**params, "run": latest}).fetchone()[0]
+            first.append((ts, (name, count, i)))
+        failed = [(name, count) for name, count, _ in in_log_order(
+            first, lambda key: f"e.run_id = :run AND {_MISSING.format(i=key[2])}",
+            lambda key: {"run": latest})]
+    return {"run_id": latest, "cells": sum(g[3] for g in mine),
+            "errors": sum(g[4] for g in mine), "scored": sum(g[5] for g in mine),
+            "scorer_errors": dict(failed),
+            "started": min(g[6] for g in mine), "ended": ended,
+            "per_variant": {v: per_variant[v][1] for v in variants}}
 
 
 def summarize_status(exp: Experiment, cells: list[LoggedCell]) -> dict[str, Any]:
