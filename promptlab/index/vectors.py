@@ -66,10 +66,23 @@ class ModelInfo:
     recipe: str
 
 
+def _extension_path() -> str:
+    """sqlite-vec's loadable library, found without importing the sqlite_vec package: its
+    __init__ imports numpy.typing (~110 ms of CPU), which a search that needs no numpy
+    (an exact scan, a cached query) would pay for nothing."""
+    from importlib.util import find_spec
+
+    spec = find_spec("sqlite_vec")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("No module named 'sqlite_vec'", name="sqlite_vec")
+    return os.path.join(next(iter(spec.submodule_search_locations)), "vec0")
+
+
 def _connect(path: Path) -> Any:
     try:
         import apsw
-        import sqlite_vec
+
+        extension = _extension_path()
     except ImportError as exc:
         raise EmbeddingError(
             f"semantic search needs the 'semantic' extra ({exc.name} is missing); install it "
@@ -79,7 +92,7 @@ def _connect(path: Path) -> Any:
         conn = apsw.Connection(str(path))
         conn.set_busy_timeout(BUSY_TIMEOUT_MS)
         conn.enable_load_extension(True)
-        conn.load_extension(sqlite_vec.loadable_path())
+        conn.load_extension(extension)
         conn.enable_load_extension(False)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -307,10 +320,11 @@ class VectorStore:
                 "SELECT vids, bits FROM vec_bitchunks ORDER BY chunk"):
             vids = np.frombuffer(vids_blob, dtype=np.int64)
             xor = np.frombuffer(bits_blob, dtype=np.uint64).reshape(-1, width) ^ packed_query
-            if use_count:
-                distance = np.bitwise_count(xor).sum(axis=1, dtype=np.uint16)
-            else:
-                distance = table[xor.view(np.uint8)].sum(axis=1, dtype=np.uint16)
+            counts = np.bitwise_count(xor) if use_count else table[xor.view(np.uint8)]
+            # Column by column: numpy's sum over a short last axis is ~1.7x slower (measured).
+            distance = counts[:, 0].astype(np.uint16)
+            for column in range(1, counts.shape[1]):
+                distance += counts[:, column]
             if allowed is not None:
                 keep = np.isin(vids, allowed)
                 vids, distance = vids[keep], distance[keep]
