@@ -16,7 +16,8 @@ the paired t and McNemar's χ² (their distributions, `t` and `chi2`), the two-p
 χ² (`chi2_contingency`), the SRM goodness-of-fit (`chisquare`) and Benjamini–Hochberg
 (`false_discovery_control`). Each call names its method, continuity correction and zero
 handling, so results do not move with scipy's defaults. What stays here is what scipy does
-not have: score intervals (Wilson, Newcombe), Holm's adjustment, power and sample size,
+not have: Newcombe's score intervals for differences (built from scipy's Wilson limits),
+Holm's adjustment, power and sample size,
 relative lift, confidence sequences, the Bayesian chance to win, the bootstrap.
 
 `scipy.stats` is imported on first use (`_scipy_stats`), never at import of this module;
@@ -184,16 +185,14 @@ def wilson_interval(successes: int, n: int, alpha: float = 0.05) -> Interval | N
     """Wilson score interval for a binomial proportion (no continuity correction).
 
     Reference: Wilson (1927) JASA 22:209–212; Newcombe (1998) Stat Med 17:857–872, method 3.
-    Equals R's `prop.test(x, n, correct = FALSE)$conf.int`.
+    Equals R's `prop.test(x, n, correct = FALSE)$conf.int`; computed by
+    `scipy.stats.binomtest(x, n).proportion_ci(method="wilson")`.
     """
     if n <= 0:
         return None
-    z = _z(1 - alpha / 2)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    ci = _scipy_stats().binomtest(int(successes), int(n)).proportion_ci(
+        confidence_level=1 - alpha, method="wilson")
+    return (max(0.0, float(ci.low)), min(1.0, float(ci.high)))
 
 
 def mean_interval(m: Moments, alpha: float = 0.05) -> Interval | None:
