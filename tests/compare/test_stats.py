@@ -587,3 +587,25 @@ def test_variance_is_exact_far_from_zero():
     mb = S.Moments.from_sums(30, float((b - shift).sum()), float(((b - shift) ** 2).sum()), shift)
     assert ma.var > 0
     assert close(S.welch_t_test(ma, mb).p_value, ttest_ind(b, a, equal_var=False).pvalue, 3)
+
+
+def test_rank_tests_choose_rs_method_not_scipys_auto():
+    # 12 vs 15 values without ties: R's wilcox.test is exact (both < 50); scipy's "auto"
+    # would go asymptotic (neither sample < 8). The method is named in each call.
+    from scipy.stats import mannwhitneyu, wilcoxon
+
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=12), rng.normal(0.8, 1, size=15)
+    res = S.mann_whitney_test(a, b)
+    assert res.extra["method"] == "exact"
+    assert res.p_value == pytest.approx(mannwhitneyu(b, a, method="exact").pvalue, rel=1e-12)
+    assert res.p_value != pytest.approx(mannwhitneyu(b, a, method="asymptotic").pvalue,
+                                        rel=1e-6)
+    assert S.mann_whitney_test([*a, a[0]], b).extra["method"] == "asymptotic"  # a tie
+    d = rng.normal(0.3, 1, size=30)
+    w = S.wilcoxon_signed_rank_test(d)
+    assert w.extra["method"] == "exact"
+    assert w.p_value == pytest.approx(wilcoxon(d, method="exact").pvalue, rel=1e-12)
+    assert w.statistic == float(sum(r for r, x in zip(np.argsort(np.argsort(np.abs(d))) + 1,
+                                                      d, strict=True) if x > 0))  # V, not min
+    assert S.wilcoxon_signed_rank_test([0.0, *d]).extra["method"] == "asymptotic"  # a zero
