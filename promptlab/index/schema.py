@@ -74,7 +74,9 @@ files        one row per JSONL file: name, dev, inode, size, mtime_ns, offset (b
 meta         key/value: 'next_rowid', 'fts_stale', 'reindex_needed'.
 
 Indexes on entries: id (unique), ts, (prompt_id, prompt_version, ts), (model, ts),
-(experiment, variant), trace_id, target, ts of errors, ts of root spans (partial indexes
+(experiment, variant, run_id, prompt_version, kind, status, timestamp, unit_id, item_id)
+— covering for `experiment status` (migration 006 put it in place of (experiment,
+variant)), trace_id, target, ts of errors, ts of root spans (partial indexes
 where a column is mostly NULL).
 migrations   name, applied_at — one row per applied migration, in order.
 
@@ -148,7 +150,21 @@ _M004_INDEXES: dict[str, str] = {
         " WHERE kind = 'span' AND parent_id IS NULL"
     ),
 }
-ENTRY_INDEXES: dict[str, str] = {**_M001_INDEXES, **_M004_INDEXES}
+# An experiment's cells with every column `experiment status` counts (covering: no table
+# row is read), grouped by variant, run and version in index order and, within a group, in
+# time order (≈ ingest order, so the scores it looks up are near each other). It replaces
+# entries_by_experiment, whose (experiment, variant) prefix it keeps.
+_M006_INDEXES: dict[str, str] = {
+    "entries_by_experiment_cells": (
+        "CREATE INDEX IF NOT EXISTS entries_by_experiment_cells ON entries(experiment, variant,"
+        " run_id, prompt_version, kind, status, timestamp, unit_id, item_id)"
+        " WHERE experiment IS NOT NULL"
+    ),
+}
+ENTRY_INDEXES: dict[str, str] = {
+    **{k: v for k, v in _M001_INDEXES.items() if k != "entries_by_experiment"},
+    **_M004_INDEXES, **_M006_INDEXES,
+}
 
 
 def _execute_script(conn: sqlite3.Connection, script: str) -> None:
@@ -299,6 +315,14 @@ def _m004_trace_roots(conn: sqlite3.Connection) -> None:
         conn.execute(sql)
 
 
+def _m006_experiment_cells(conn: sqlite3.Connection) -> None:
+    """A covering index of experiment cells for `experiment status`, replacing the
+    narrower entries_by_experiment."""
+    conn.execute("DROP INDEX IF EXISTS entries_by_experiment")
+    for sql in _M006_INDEXES.values():
+        conn.execute(sql)
+
+
 @dataclass(frozen=True)
 class Migration:
     name: str
@@ -310,6 +334,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("002_fts", _m002_fts),
     Migration("003_rollup", _m003_rollup),
     Migration("004_trace_roots", _m004_trace_roots),
+    Migration("006_experiment_cells", _m006_experiment_cells),
 )
 
 

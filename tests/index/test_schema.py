@@ -32,7 +32,7 @@ def test_older_schema_is_migrated_and_keeps_its_rows() -> None:
         " 'ok', 'gpt-4o', 100, 20, 0.5, '[\"prod\"]')"
     )
     conn.execute("INSERT INTO entry_tags VALUES ('prod', 1)")
-    assert migrate(conn) == ["002_fts", "003_rollup", "004_trace_roots"]
+    assert migrate(conn) == [m.name for m in MIGRATIONS[1:]]
     # The roll-up was backfilled from the rows already there.
     assert conn.execute("SELECT day, model, calls, input_tokens, cost_usd FROM rollup").fetchall() \
         == [(20455, "gpt-4o", 1, 100, 0.5)]
@@ -41,6 +41,30 @@ def test_older_schema_is_migrated_and_keeps_its_rows() -> None:
     assert conn.execute("SELECT value FROM meta WHERE key = 'reindex_needed'").fetchone() == (1,)
     assert conn.execute(
         "SELECT 1 FROM sqlite_master WHERE name = 'entries_trace_roots'").fetchone() == (1,)
+
+
+def test_experiment_cells_index_replaces_the_experiment_variant_index() -> None:
+    conn = _conn()
+    before = [m.name for m in MIGRATIONS].index("006_experiment_cells")
+    migrate(conn, upto=before)  # an index with only (experiment, variant)
+    conn.execute(
+        "INSERT INTO entries (rowid, id, file_id, offset, length, timestamp, ts, day, kind,"
+        " status, experiment, variant, run_id, item_id)"
+        " VALUES (1, 'A', 1, 0, 10, '2026-01-02T00:00:00.000000Z', 1767312000, 20455, 'llm',"
+        " 'ok', 'ab', 'v1', 'r1', '7')"
+    )
+    assert "006_experiment_cells" in migrate(conn)
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "entries_by_experiment_cells" in indexes and "entries_by_experiment" not in indexes
+    # what `experiment status` groups by is read from the index alone, rows kept
+    plan = " ".join(str(r) for r in conn.execute(
+        "EXPLAIN QUERY PLAN SELECT variant, run_id, prompt_version, count(*), min(timestamp),"
+        " count(DISTINCT coalesce(unit_id, item_id)) FROM entries WHERE experiment = 'ab'"
+        " AND kind = 'llm' GROUP BY variant, run_id, prompt_version"))
+    assert "COVERING INDEX entries_by_experiment_cells" in plan and "TEMP B-TREE FOR GROUP" \
+        not in plan
+    assert conn.execute("SELECT variant, run_id, count(*) FROM entries WHERE experiment = 'ab'"
+                        " GROUP BY 1, 2").fetchall() == [("v1", "r1", 1)]
 
 
 def test_an_old_index_on_disk_is_upgraded_and_refilled_on_first_use(log_dir) -> None:
