@@ -67,9 +67,15 @@ def time_bounds(since: Any, until: Any) -> tuple[float | None, float | None]:
         text = parse_bound(value, end=end)
         if text is None:
             return None
-        from datetime import datetime
+        from datetime import UTC, datetime
 
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        # Years 1..9999 all count: the year may come unpadded ("1-01-01T…" from strftime),
+        # which fromisoformat refuses, so pad it; seconds by datetime arithmetic.
+        year, _, rest = text.partition("-")
+        when = datetime.fromisoformat(f"{int(year):04d}-{rest}".replace("Z", "+00:00"))
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return (when - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()
 
     lo, hi = epoch(since, False), epoch(until, True)
     if lo is not None and hi is not None and hi <= lo:

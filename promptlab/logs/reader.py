@@ -155,7 +155,7 @@ def parse_bound(value: TimeBound, *, end: bool = False, now: float | None = None
             value = value.astimezone(_dt.UTC)
         except OverflowError:
             return EARLIEST if value.year == 1 else LATEST
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+        return f"{value.year:04d}" + value.strftime("-%m-%dT%H:%M:%S.%f") + "Z"  # "%Y" drops the 0s
     if isinstance(value, _dt.date):
         if end:
             if value == _dt.date.max:
