@@ -151,13 +151,25 @@ def semantic_search(text: str, *, log_dir: str | os.PathLike[str] | None = None,
 def query_is_cached(log_dir: str | os.PathLike[str], text: str) -> bool:
     """Whether the index already holds the vector of this search text (then the model
     need not be loaded at all)."""
-    from promptlab.index.vectors import VectorStore
+    import sqlite3
 
     path = Path(log_dir) / "index.db"
-    if not path.exists():  # never let the vector store create index.db (its permissions)
+    if not path.exists():  # never create index.db here (its permissions)
         return False
-    with VectorStore(path) as store:
-        return store.cached_query(text) is not None
+    # The standard sqlite3, read-only: vec_queries is a plain table, so neither apsw nor the
+    # sqlite-vec extension (~10 ms) is needed to look at it. Closed before anything else
+    # opens the file (see promptlab.index.vectors).
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error:
+        return False
+    try:
+        row = conn.execute("SELECT 1 FROM vec_queries WHERE text = ?", (text,)).fetchone()
+    except sqlite3.Error:  # no vectors yet, or the file is busy: load the model anyway
+        return False
+    finally:
+        conn.close()
+    return row is not None
 
 
 def _fts_query(text: str, fts_match: str) -> str:
