@@ -88,6 +88,10 @@ def _connect(path: Path) -> Any:
             f"semantic search needs the 'semantic' extra ({exc.name} is missing); install it "
             "with: pip install 'promptlab[semantic]'"
         ) from exc
+    from promptlab.index.core import refuse_unsafe_database
+
+    refuse_unsafe_database(path, "the log index", "remove it (the index is rebuilt from the "
+                           "JSONL logs) and run the command again")
     try:
         conn = apsw.Connection(str(path))
         conn.set_busy_timeout(BUSY_TIMEOUT_MS)
@@ -414,7 +418,9 @@ class VectorStore:
     def count(self) -> int:
         if not self._has_table("vec_items"):
             return 0
-        return self.conn.execute("SELECT count(*) FROM vec_items").fetchone()[0]
+        # Every vector has exactly one sign-bit row (added and dropped together), and the
+        # chunks count theirs: 61 rows read at a million vectors instead of a million.
+        return self.conn.execute("SELECT coalesce(sum(n), 0) FROM vec_bitchunks").fetchone()[0]
 
     def vector_of(self, entry_rowid: int, entry_id: str) -> Any:
         """The stored vector of an entry (numpy float32), or None."""
