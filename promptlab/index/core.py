@@ -63,6 +63,8 @@ class Index:
         return self._conn
 
     def _open(self) -> sqlite3.Connection:
+        refuse_unsafe_database(self.path, "the log index", "remove it (the index is rebuilt "
+                               "from the JSONL logs) and run the command again")
         if self.path.is_dir():
             raise LogIndexError(
                 f"{self.path} is a folder, not the log index; move or rename it (promptlab "
@@ -71,7 +73,8 @@ class Index:
         try:
             self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             if not self.path.exists():
-                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW
+                                 | os.O_NONBLOCK, 0o600))
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise _disk_full(self.path) from exc
@@ -226,6 +229,29 @@ class Index:
         self.ensure_synced()
         groups = [by] if isinstance(by, str) else list(by)
         return cost_report(self, groups, make_filters(filters, kwargs), prices=prices)
+
+
+def refuse_unsafe_database(path: Path, what: str, remedy: str) -> None:
+    """Refuse a SQLite file (or its -wal/-shm/-journal companion) that is a symbolic link
+    or not a regular file: SQLite follows links, so a planted `index.db -> /elsewhere`
+    would write the log's contents wherever it points (and a FIFO would block)."""
+    import stat
+
+    for name in (f"{path}", f"{path}-wal", f"{path}-shm", f"{path}-journal"):
+        try:
+            mode = os.lstat(name).st_mode
+        except FileNotFoundError:
+            continue
+        except OSError:
+            continue  # unreadable folder: opening says why
+        if stat.S_ISLNK(mode):
+            raise LogIndexError(f"{what} {name} is a symbolic link; promptlab does not follow "
+                                f"it: {remedy}")
+        if stat.S_ISDIR(mode) and name == f"{path}":
+            continue  # the caller's own message for a folder
+        if not stat.S_ISREG(mode):
+            raise LogIndexError(f"{what} {name} is not a regular file; promptlab does not "
+                                f"open it: {remedy}")
 
 
 class DamagedIndexError(LogIndexError):

@@ -142,9 +142,13 @@ class ExportState:
         self._lock_fd = -1
         try:
             log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            from promptlab.index.core import refuse_unsafe_database
+
+            refuse_unsafe_database(path, "the export state", "remove it (promptlab then "
+                                   "forgets what it sent) and run the command again")
             # One export of a log folder at a time: two would read the same offsets.
-            self._lock_fd = os.open(log_dir / (STATE_NAME + ".lock"), os.O_RDWR | os.O_CREAT,
-                                    0o600)
+            self._lock_fd = os.open(log_dir / (STATE_NAME + ".lock"), os.O_RDWR | os.O_CREAT
+                                    | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
             try:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -152,7 +156,8 @@ class ExportState:
                 raise UsageError(f"another `promptlab export otlp` is running on {log_dir}; "
                                  "wait for it to finish") from None
             if not path.exists():
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK,
+                                 0o600))
             self.conn = sqlite3.connect(path, timeout=60, isolation_level=None)
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.executescript(
