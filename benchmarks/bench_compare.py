@@ -4,11 +4,16 @@
     python benchmarks/bench_compare.py --n 200000 --runs 7
     python benchmarks/bench_compare.py --units 200000        # 1M calls from 200,000 users
     python benchmarks/bench_compare.py --before /tmp/old     # an earlier checkout, same run
+    python benchmarks/bench_compare.py --keep /tmp/d --before /tmp/old --before-logs /tmp/d0
+        # an earlier checkout reading its own copy of the logs (an index without newer
+        # migrations, which it would refuse)
 
 Generates live-traffic entries (two versions of one prompt, scores `correct` (bool),
 `quality` (1–5) and `relevance` (0–1), latency, tokens, cost, ~2 % errors) as JSONL,
 ingests them through the index's own sync, then times — separately from the ingest —
-`promptlab compare v1 v2 --json` as a fresh process, several runs, and reports medians.
+`promptlab compare v1 v2 --json` as a fresh process, several runs, and reports medians of
+wall time and of CPU time (user + system of the child: on a loaded machine the CPU time is
+the steadier figure).
 
 Baselines measured in the same run:
   * `python -c "import promptlab.cli"` — the floor any promptlab command pays;
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -140,15 +146,30 @@ print(out)
 """
 
 
+CPU: dict[int, list[float]] = {}  # id(wall-times list) -> CPU seconds of the same runs
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def time_process(cmd: list[str], runs: int, env: dict[str, str]) -> list[float]:
-    times = []
+    """Wall seconds of `runs` fresh processes; their CPU seconds go to CPU[id(result)]."""
+    times, cpu = [], []
     for _ in range(runs):
-        started = time.perf_counter()
+        started, cpu0 = time.perf_counter(), _children_cpu()
         proc = subprocess.run(cmd, capture_output=True, env=env, text=True)
         times.append(time.perf_counter() - started)
+        cpu.append(_children_cpu() - cpu0)
         if proc.returncode not in (0, 1):
             raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")
+    CPU[id(times)] = cpu
     return times
+
+
+def cpu_median(times: list[float]) -> float:
+    return statistics.median(CPU[id(times)])
 
 
 def main() -> None:
@@ -161,6 +182,9 @@ def main() -> None:
     parser.add_argument("--before", type=Path,
                         help="a checkout of an earlier promptlab (e.g. `git worktree add "
                              "/tmp/before <commit>`): its compare is timed in the same run")
+    parser.add_argument("--before-logs", type=Path,
+                        help="the log folder --before reads (default: the same as now); a "
+                             "copy whose index has no migration the earlier checkout lacks")
     args = parser.parse_args()
 
     tmp = None
@@ -187,20 +211,26 @@ def main() -> None:
         table = time_process([*base, "compare", "v1", "v2"], args.runs, env)
         before = None
         if args.before:
+            before_env = {**env, "PYTHONPATH": str(args.before)}
+            if args.before_logs:
+                before_env["PROMPTLAB_LOG_DIR"] = str(args.before_logs)
             before = time_process([sys.executable, "-m", "promptlab", "compare", "v1", "v2",
-                                   "--json"], args.runs, {**env, "PYTHONPATH": str(args.before)})
+                                   "--json"], args.runs, before_env)
         floor = time_process([sys.executable, "-c", "import promptlab.cli"], args.runs, env)
         naive = time_process([sys.executable, "-c", NAIVE, str(log_dir / "index.db")],
                              max(1, args.runs // 2), env)
         med = statistics.median
         print(f"promptlab compare v1 v2 --json : median {med(compare):.3f} s "
-              f"(runs: {', '.join(f'{t:.2f}' for t in compare)})  target <= 2 s")
+              f"(runs: {', '.join(f'{t:.2f}' for t in compare)}), "
+              f"CPU {cpu_median(compare):.3f} s  target <= 2 s")
         print(f"promptlab compare v1 v2 (table): median {med(table):.3f} s")
         if before:
             print(f"before ({args.before}) --json  : median {med(before):.3f} s "
-                  f"(runs: {', '.join(f'{t:.2f}' for t in before)}) -> now "
-                  f"{med(before) / med(compare):.2f}x faster")
-        print(f"baseline: import promptlab.cli : median {med(floor):.3f} s")
+                  f"(runs: {', '.join(f'{t:.2f}' for t in before)}), "
+                  f"CPU {cpu_median(before):.3f} s -> now {med(before) / med(compare):.2f}x "
+                  f"faster (wall), {cpu_median(before) / cpu_median(compare):.2f}x (CPU)")
+        print(f"baseline: import promptlab.cli : median {med(floor):.3f} s, "
+              f"CPU {cpu_median(floor):.3f} s")
         print(f"baseline: naive fetch + scipy  : median {med(naive):.3f} s "
               f"-> compare is {med(naive) / med(compare):.1f}x faster")
         proc = subprocess.run([*base, "compare", "v1", "v2"], capture_output=True, env=env,

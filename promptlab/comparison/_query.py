@@ -299,10 +299,15 @@ def unit_sums(reader: Reader, scope: Scope, arm: Arm, names: Sequence[str],
     out-of-range and non-numeric values."""
     where, params = scope.where(arm)
     cols, joins, join_params, shifts = [], [], [], {}
+    grouped, outer = [], []
     for i, name in enumerate(names):
         shifts[name] = sample_value(reader, scope, arm, name) if name != "error_rate" else 0.0
+        # Per row, a built-in needs its value only, a score its value, boolean, failed-call
+        # and out-of-range flags: every aggregate step counts, 500,000 rows per arm.
         if name in BUILTINS:
-            cols.append(f"{BUILTINS[name].expr} AS x{i}, 0 AS b{i}, 0 AS r{i}, 0 AS o{i}")
+            cols.append(f"{BUILTINS[name].expr} AS x{i}")
+            grouped.append(f"avg(x{i}) AS m{i}, count(x{i}) AS c{i}")
+            outer.append(f"{agg_columns(f'm{i}', shifts[name])}, total(c{i})")
             continue
         joins.append(f"LEFT JOIN scores s{i} ON s{i}.entry_rowid = e.rowid AND s{i}.name = ?")
         join_params.append(name)
@@ -310,28 +315,29 @@ def unit_sums(reader: Reader, scope: Scope, arm: Arm, names: Sequence[str],
         cols.append(f"CASE WHEN abs({v}) <= {MAX_ABS!r} THEN {v} END AS x{i}, "
                     f"s{i}.is_bool AS b{i}, ({v} IS NOT NULL AND e.status = 'error') AS r{i}, "
                     f"(abs({v}) > {MAX_ABS!r}) AS o{i}")
-    grouped = ", ".join(f"avg(x{i}) AS m{i}, count(x{i}) AS c{i}, total(b{i}) AS nb{i}, "
-                        f"total(r{i}) AS er{i}, total(o{i}) AS oo{i}" for i in range(len(names)))
-    outer = ", ".join(f"{agg_columns(f'm{i}', shifts[n])}, total(c{i}), total(nb{i}), "
-                      f"total(er{i}), total(oo{i})" for i, n in enumerate(names))
+        grouped.append(f"avg(x{i}) AS m{i}, count(x{i}) AS c{i}, total(b{i}) AS nb{i}, "
+                       f"total(r{i}) AS er{i}, total(o{i}) AS oo{i}")
+        outer.append(f"{agg_columns(f'm{i}', shifts[name])}, total(c{i}), total(nb{i}), "
+                     f"total(er{i}), total(oo{i})")
     row = reader.one(
-        f"SELECT count(*), {outer} FROM (SELECT {grouped} FROM (SELECT {UNIT_KEY} AS u, "
-        f"{', '.join(cols)} FROM entries e {' '.join(joins)} WHERE {where}) GROUP BY u)",
-        [*join_params, *params])
+        f"SELECT count(*), {', '.join(outer)} FROM (SELECT {', '.join(grouped)} FROM "
+        f"(SELECT {UNIT_KEY} AS u, {', '.join(cols)} FROM entries e {' '.join(joins)} "
+        f"WHERE {where}) GROUP BY u)", [*join_params, *params])
     aggs: dict[str, Agg] = {}
     lost: dict[str, dict[str, int]] = {}
-    for i, name in enumerate(names):
-        base = 1 + 8 * i
+    base = 1
+    for name in names:
         agg = agg_from(row, base, shifts[name])
-        agg.raw_n, agg.n_bool = int(row[base + 4]), int(row[base + 5])
+        agg.raw_n = int(row[base + 4])
         if name in BUILTINS:
-            agg.n_bool = None
             if name in builtins:
                 agg.out_of_range = builtins[name].out_of_range
                 agg.non_numeric = builtins[name].non_numeric
+            base += 5
         else:
-            agg.out_of_range = int(row[base + 7])
+            agg.n_bool, agg.out_of_range = int(row[base + 5]), int(row[base + 7])
             lost[name] = {"on_errors": int(row[base + 6]), "out_of_range": int(row[base + 7])}
+            base += 8
         aggs[name] = agg
     return {"units": int(row[0]), "aggs": aggs, "lost": lost}
 
