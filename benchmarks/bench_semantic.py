@@ -3,6 +3,8 @@
     python benchmarks/bench_semantic.py                       # everything (long: 1M entries)
     python benchmarks/bench_semantic.py --scale 100000        # smaller scale run
     python benchmarks/bench_semantic.py --skip-scale          # quality + throughput only
+    python benchmarks/bench_semantic.py --keep DIR --skip-quality --scale 100000 \\
+        --baseline OLD_TREE                                   # same-run before/after
     python benchmarks/bench_semantic.py --endpoint http://localhost:11434/v1 \\
         --endpoint-model nomic-embed-text                     # also an embedding server
 
@@ -141,7 +143,7 @@ def synth_vectors(real: np.ndarray, n: int, rng: np.random.Generator) -> np.ndar
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
-def scale(n: int, real: np.ndarray, folder: Path) -> None:
+def scale(n: int, real: np.ndarray, folder: Path, baseline: Path | None = None) -> None:
     from promptlab.semantic.embed import RECIPE
     from promptlab.semantic.embedders import DEFAULT_MODEL_ID
 
@@ -209,18 +211,32 @@ def scale(n: int, real: np.ndarray, folder: Path) -> None:
     runs = (("python -c pass", lambda q: [sys.executable, "-c", "pass"]),
             ("logs search WORD (full-text)", lambda q: [exe, "logs", "search", "timeout", "-n", "10"]),
             ("logs search --semantic, new query", lambda q: [exe, "logs", "search", "--semantic",
-                                                             f"{q} ({n})", "-n", "10"]),
+                                                             f"{q} ({n}, run {os.getpid()})", "-n", "10"]),
             ("logs search --semantic, repeated", lambda q: [exe, "logs", "search", "--semantic",
-                                                            f"{q} ({n})", "-n", "10"]))
+                                                            f"{q} ({n}, run {os.getpid()})", "-n", "10"]))
+    # With --baseline, every command also runs from that source tree (PYTHONPATH, the same
+    # venv), alternating with this one, so both see the same load.
+    trees = [("", None)] + ([(" [baseline]", baseline)] if baseline else [])
     for label, make in runs:
-        times, cpus, peak = [], [], 0
+        times: dict[str, list[float]] = {t: [] for t, _ in trees}
+        cpus: dict[str, list[float]] = {t: [] for t, _ in trees}
+        peak = dict.fromkeys(times, 0)
         for q in QUERIES:
-            ms, rss, cpu = _timed(make(q), env)
-            times.append(ms)
-            cpus.append(cpu)
-            peak = max(peak, rss)
-        print(f"  {label:<36} median {statistics.median(times):6.0f} ms wall, "
-              f"{statistics.median(cpus):6.0f} ms CPU   peak RSS {peak / 1024:,.0f} MB")
+            for tag, tree in trees:
+                args = make(f"{q}{tag}")
+                tree_env = env
+                if tree is not None:
+                    tree_env = {**env, "PYTHONPATH": str(tree)}
+                    if args[0] == exe:
+                        args = [sys.executable, "-m", "promptlab", *args[1:]]
+                ms, rss, cpu = _timed(args, tree_env)
+                times[tag].append(ms)
+                cpus[tag].append(cpu)
+                peak[tag] = max(peak[tag], rss)
+        for tag, _ in trees:
+            print(f"  {label + tag:<47} median {statistics.median(times[tag]):6.0f} ms wall, "
+                  f"{statistics.median(cpus[tag]):6.0f} ms CPU   peak RSS "
+                  f"{peak[tag] / 1024:,.0f} MB")
     print(f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
 
@@ -256,6 +272,9 @@ def main() -> None:
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--skip-quality", action="store_true",
                         help="reuse the vectors of an earlier run's quality part (with --keep)")
+    parser.add_argument("--baseline", type=Path,
+                        help="a source tree (holding promptlab/) to time beside this one in the "
+                             "whole-process runs, e.g. from `git archive OLD promptlab | tar -x`")
     parser.add_argument("--endpoint", help="an OpenAI-compatible base URL to time as well")
     parser.add_argument("--endpoint-model", default="nomic-embed-text")
     args = parser.parse_args()
@@ -271,7 +290,7 @@ def main() -> None:
         endpoint_throughput(args.endpoint, args.endpoint_model, folder)
     if not args.skip_scale:
         for n in (int(x) for x in args.scale.split(",") if x):
-            scale(n, real, folder)
+            scale(n, real, folder, args.baseline)
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
 
