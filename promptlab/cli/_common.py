@@ -137,7 +137,10 @@ class Output:
             return
         from tabulate import tabulate
 
-        body = [["" if row.get(c) is None else row.get(c) for c in columns] for row in rows]
+        # Logged text (models, tags, names, snippets) may hold control characters: escaped.
+        body = [["" if (v := row.get(c)) is None else
+                 printable(v) if isinstance(v, str) and not isinstance(v, Styled) else v
+                 for c in columns] for row in rows]
         click.echo(tabulate(body, headers=list(headers or columns), tablefmt=self.fmt,
                             disable_numparse=True))
 
@@ -186,9 +189,17 @@ _CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))}
 _CONTROLS.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
 
 
-def printable(text: str) -> str:
-    """`text` with control characters escaped (`\\x1b`, `\\n`), for a terminal or a table."""
-    return text.translate(_CONTROLS)
+_BLOCK_CONTROLS = {c: v for c, v in _CONTROLS.items() if c not in (ord("\n"), ord("\t"))}
+
+
+def printable(text: str, *, lines: bool = False) -> str:
+    """`text` with control characters escaped (`\\x1b`, `\\n`), for a terminal or a table.
+    With `lines`, newlines and tabs stay (a message or response shown as a block)."""
+    return text.translate(_BLOCK_CONTROLS if lines else _CONTROLS)
+
+
+class Styled(str):
+    """A table cell already made printable, carrying terminal styling of our own (bold)."""
 
 
 def dumps_json(data: Any, *, indent: bool = False) -> str:

@@ -116,13 +116,21 @@ def restyle(snippet: str, mark: tuple[str, str]) -> str:
     return "".join(p if i % 2 == 0 else f"{mark[0]}{p}{mark[1]}" for i, p in enumerate(parts))
 
 
+def _printable(text: str, lines: bool = False) -> str:
+    from promptlab.cli._common import printable
+
+    return printable(text, lines=lines)
+
+
 def render_entry(details: Any) -> str:
+    """One entry in full. Logged text is shown with its control characters escaped (a
+    response must not retitle the terminal); messages keep their newlines and tabs."""
     e = details.entry
     lines: list[str] = []
 
     def field(label: str, value: Any) -> None:
         if value not in (None, "", []):
-            lines.append(f"{label:<11}{value}")
+            lines.append(f"{label:<11}{_printable(str(value))}")
 
     field("id", e.get("id"))
     field("time", (e.get("timestamp") or "").replace("T", " ").replace("Z", " UTC"))
@@ -172,24 +180,24 @@ def render_entry(details: Any) -> str:
     sections += [("response", e.get("assistant_response")), ("error", e.get("error"))]
     for title, text in sections:
         if text:
-            lines += ["", f"── {title} ──", str(text).rstrip()]
+            lines += ["", f"── {_printable(title)} ──", _printable(str(text).rstrip(), True)]
     if details.scores:
         lines += ["", "── scores ──"]
         width = max(len(s["name"]) for s in details.scores)
         for s in details.scores:
             origin = f"feedback {s['feedback_id']}" if s["source"] == "feedback" else "logged"
-            lines.append(f"  {s['name']:<{width}}  {_score(s['value']):<8} ({origin})")
+            lines.append(_printable(f"  {s['name']:<{width}}  {_score(s['value']):<8} ({origin})"))
     if details.feedback:
         lines += ["", "── feedback ──"]
         for fb in details.feedback:
             scores = " ".join(f"{k}={_score(v)}" for k, v in (fb.get("scores") or {}).items())
             comment = (fb.get("metadata") or {}).get("comment") or fb.get("comment")
-            lines.append(f"  {fmt_time(fb.get('timestamp'))}  {fb.get('id')}  {scores}"
-                         + (f"  “{comment}”" if comment else ""))
+            lines.append(_printable(f"  {fmt_time(fb.get('timestamp'))}  {fb.get('id')}  {scores}"
+                                    + (f"  “{comment}”" if comment else "")))
     if e.get("metadata"):
         from promptlab.cli._common import dumps_json
 
-        lines += ["", "── metadata ──", dumps_json(e["metadata"], indent=True)]
+        lines += ["", "── metadata ──", _printable(dumps_json(e["metadata"], indent=True), True)]
     return "\n".join(lines)
 
 
@@ -229,8 +237,9 @@ def render_trace(trace: Any) -> str:
             details.append(" ".join(f"{k}={_score(v)}" for k, v in node.scores.items()))
         if node.status == "error":
             details.append(f"ERROR: {one_line(node.error or 'failed', 60)}")
-        rows.append((prefix + branch + label, fmt_ms(node.duration_ms),
-                     f"+{fmt_ms((node.start - start) * 1000) or '0 ms'}", "  ".join(details)))
+        rows.append((_printable(prefix + branch + label), fmt_ms(node.duration_ms),
+                     f"+{fmt_ms((node.start - start) * 1000) or '0 ms'}",
+                     _printable("  ".join(details))))
         child_prefix = prefix + ("" if top else ("    " if last else "│   "))
         for i, child in enumerate(node.children):
             visit(child, child_prefix, i == len(node.children) - 1, False)
@@ -240,6 +249,6 @@ def render_trace(trace: Any) -> str:
     width = max(len(r[0]) for r in rows) if rows else 0
     dur = max(len(r[1]) for r in rows) if rows else 0
     off = max(len(r[2]) for r in rows) if rows else 0
-    lines = [" · ".join(head), ""]
+    lines = [_printable(" · ".join(head)), ""]
     lines += [f"{r[0]:<{width}}  {r[1]:>{dur}}  {r[2]:>{off}}  {r[3]}".rstrip() for r in rows]
     return "\n".join(lines)

@@ -12,7 +12,14 @@ from typing import Any
 
 import click
 
-from promptlab.cli._common import Output, get_settings, output_options, project_options, warn
+from promptlab.cli._common import (
+    Output,
+    get_settings,
+    output_options,
+    printable,
+    project_options,
+    warn,
+)
 
 CORRECTION_CHOICES = ("holm", "bh", "none")
 
@@ -182,14 +189,14 @@ def _emit(result: Any, out: Output, fail_if_worse: bool, allow_no_data: bool = F
         rows = result.rows()
         out.table(rows, list(rows[0]) if rows else None)
     else:
-        click.echo(result.table(out.fmt))
+        click.echo(printable(result.table(out.fmt), lines=True))  # names come from the log
         for line in all_warnings(result):
             warn(line)
     if not fail_if_worse:
         return
     worse = result.worse()
     for pair, metric in worse:
-        click.echo(_failure_line(pair, metric), err=True)
+        click.echo(printable(_failure_line(pair, metric)), err=True)
     broken = result.untrustworthy()
     for pair in broken:
         click.echo(f"Failed: {pair.b} vs {pair.a} is not trustworthy: sample ratio mismatch "
@@ -200,10 +207,10 @@ def _emit(result: Any, out: Output, fail_if_worse: bool, allow_no_data: bool = F
     undecided = result.undecided()
     for pair, missing in undecided:
         names = ", ".join(m.name for m in missing) or "no metric"
-        click.echo(f"Undecided: not enough data to judge {pair.b} against {pair.a} ({names}: "
-                   "no p-value); the gate cannot pass or fail"
-                   + ("" if allow_no_data else " (exit 3; --allow-no-data passes instead)"),
-                   err=True)
+        click.echo(printable(f"Undecided: not enough data to judge {pair.b} against {pair.a} "
+                             f"({names}: no p-value); the gate cannot pass or fail"
+                             + ("" if allow_no_data else
+                                " (exit 3; --allow-no-data passes instead)")), err=True)
     if undecided and not allow_no_data:
         raise SystemExit(EXIT_UNDECIDED)
 

@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from promptlab.cli._common import Output, get_settings, output_options, project_options, warn
+from promptlab.cli._common import (
+    Output,
+    get_settings,
+    output_options,
+    printable,
+    project_options,
+    warn,
+)
 from promptlab.cli._lazy import LazyGroup
 from promptlab.errors import UsageError
 
@@ -192,7 +199,8 @@ def _print_result(exp: Any, result: Any, out: Output) -> None:
         skipped = f" ({result.skipped} already logged, skipped)" if result.skipped else ""
         click.echo(f"\nDry run: {todo} cells would be called{skipped}; nothing was called.")
         if result.failed:
-            click.echo(f"Error: {result.failed}; first: {result.first_errors[0]}", err=True)
+            click.echo(printable(f"Error: {result.failed}; first: {result.first_errors[0]}"),
+                       err=True)
         return
     cached = f", {result.cache_hits} from the cache" if result.cache_hits else ""
     failures = sum(result.scorer_errors.values())
@@ -204,10 +212,10 @@ def _print_result(exp: Any, result: Any, out: Output) -> None:
         click.echo(f"{_n(result.skipped, 'cell')} {'was' if result.skipped == 1 else 'were'} "
                    "already logged and skipped (--resume).")
     if result.errors:
-        click.echo(f"First error: {result.first_errors[0]}", err=True)
+        click.echo(printable(f"First error: {result.first_errors[0]}"), err=True)
     for name, count in result.scorer_errors.items():
-        click.echo(f"Scorer {name!r} failed on {count} of {result.scored} cells; first: "
-                   f"{result.first_scorer_errors[name]}", err=True)
+        click.echo(printable(f"Scorer {name!r} failed on {count} of {result.scored} cells; "
+                             f"first: {result.first_scorer_errors[name]}"), err=True)
     if result.stopped == "interrupted":
         click.echo(f"Interrupted: {result.remaining} cells not run; continue with: "
                    f"promptlab experiment run {exp.name} --resume", err=True)

@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from promptlab.cli._common import Output, get_settings, output_options, project_options, warn
+from promptlab.cli._common import (
+    Output,
+    Styled,
+    get_settings,
+    output_options,
+    printable,
+    project_options,
+    warn,
+)
 from promptlab.cli._lazy import LazyGroup
 from promptlab.cli._logs_format import (
     ENTRY_COLUMNS,
@@ -222,7 +230,7 @@ def logs_search(query: str, limit: int, sort: str, window: int, field_name: str 
         rows.append({
             "time": fmt_time(hit.entry.get("timestamp")), "id": hit.entry.get("id"),
             "model": hit.entry.get("model") or "", "prompt": fmt_prompt(hit.entry),
-            "snippet": restyle(hit.snippet or "", mark),
+            "snippet": Styled(restyle(printable(hit.snippet or ""), mark)),
         })
     out.table(rows, ["time", "id", "model", "prompt", "snippet"],
               headers=["time (UTC)", "id", "model", "prompt", "match"],
