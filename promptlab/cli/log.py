@@ -69,6 +69,9 @@ def log_wrap(model: str | None, tags: tuple[str, ...], prompt_ref: str | None,
     """
     from promptlab.logs.logger import Logger
 
+    for option, value in [("--model", model), ("--provider", provider),
+                          *(("--tag", t) for t in tags)]:
+        _check_name(option, value)
     if (var_items or vars_file) and prompt_ref is None:
         raise UsageError("--var/--vars need --prompt ID to render; without --prompt, "
                          "stdin is passed to the command as it is")
@@ -104,6 +107,9 @@ def log_wrap(model: str | None, tags: tuple[str, ...], prompt_ref: str | None,
             text = usage.pop("assistant_response")
         if model is not None:
             usage.pop("model", None)
+        elif _has_controls(usage.get("model", "")):
+            warn(f"ignored the model name in the command's output: {usage.pop('model')!r} "
+                 "holds control characters")
     if input_tokens is not None:
         usage["input_tokens"] = input_tokens
     if output_tokens is not None:
@@ -123,6 +129,22 @@ def log_wrap(model: str | None, tags: tuple[str, ...], prompt_ref: str | None,
     if print_id and entry is not None:
         click.echo(f"promptlab: logged {entry['id']}", err=True)
     sys.exit(code)
+
+
+def _has_controls(text: str) -> bool:
+    return any(ord(c) < 0x20 or 0x7f <= ord(c) < 0xa0 for c in text)
+
+
+def _check_name(option: str, value: str | None) -> None:
+    """A model, provider or tag is a name: never empty, never a control character (a
+    newline would split every table row it is shown in)."""
+    if value is None:
+        return
+    if not value.strip():
+        raise UsageError(f"{option} is empty; give a name (or leave the option out)")
+    if _has_controls(value):
+        raise UsageError(f"{option} {value!r} holds a control character (a newline, a tab, "
+                         "an escape); names are one line of printable text")
 
 
 def _signal_name(signum: int) -> str:
