@@ -336,7 +336,8 @@ class OpenAIEmbedder(Embedder):
         if self._client is None:
             import httpx
 
-            self._client = httpx.Client(timeout=self.timeout_s, follow_redirects=True)
+            # Never follow a redirect: it would carry the API key to another host.
+            self._client = httpx.Client(timeout=self.timeout_s, follow_redirects=False)
         return self._client
 
     def _embed(self, texts: list[str]) -> Any:
