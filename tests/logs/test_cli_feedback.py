@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -19,6 +20,7 @@ def run(*args: str):  # type: ignore[no-untyped-def]
 def test_feedback_by_id_prefix_and_last(log_dir: Path) -> None:
     logger = Logger()
     first = logger.log(model="m", user_message="first")
+    time.sleep(0.005)  # another millisecond: ids of one millisecond differ only at the end
     second = logger.log(model="m", user_message="second")
     result = run("feedback", first["id"], "helpful=true", "rating=4", "quality=0.75",
                  "--comment", "good answer", "--tag", "review")
@@ -31,8 +33,8 @@ def test_feedback_by_id_prefix_and_last(log_dir: Path) -> None:
     assert result.stdout == (f"Logged feedback {fb[0]['id']} for {first['id']}: "
                              "helpful=true rating=4 quality=0.75\n")
     assert run("feedback", "last", "correct=no").exit_code == 0
-    # a unique prefix, any case (ids made in the same millisecond differ only at the end)
-    assert run("feedback", second["id"][:25].lower(), "stars=5").exit_code == 0
+    # a unique prefix, any case
+    assert run("feedback", second["id"][:12].lower(), "stars=5").exit_code == 0
     targets = [(e["target"], e["scores"]) for e in read_entries(log_dir)
                if e["kind"] == "feedback"][1:]
     assert targets == [(second["id"], {"correct": False}), (second["id"], {"stars": 5})]
