@@ -300,8 +300,16 @@ def unit_sums(reader: Reader, scope: Scope, arm: Arm, names: Sequence[str],
     where, params = scope.where(arm)
     cols, joins, join_params, shifts = [], [], [], {}
     grouped, outer = [], []
+    # One prompt version, no time window: a score's rows per unit come from the covering
+    # index scores_by_unit alone (no join); the entries pass keeps the built-ins and units.
+    by_index = (not scope.windowed and scope.experiment is None and scope.prompt is not None
+                and arm.column == "prompt_version")
+    indexed: dict[str, tuple[Any, ...]] = {}
     for i, name in enumerate(names):
         shifts[name] = sample_value(reader, scope, arm, name) if name != "error_rate" else 0.0
+        if by_index and name not in BUILTINS:
+            indexed[name] = _unit_score_sums(reader, scope, arm, name, shifts[name])
+            continue
         # Per row, a built-in needs its value only, a score its value, boolean, failed-call
         # and out-of-range flags: every aggregate step counts, 500,000 rows per arm.
         if name in BUILTINS:
@@ -320,13 +328,23 @@ def unit_sums(reader: Reader, scope: Scope, arm: Arm, names: Sequence[str],
         outer.append(f"{agg_columns(f'm{i}', shifts[name])}, total(c{i}), total(nb{i}), "
                      f"total(er{i}), total(oo{i})")
     row = reader.one(
-        f"SELECT count(*), {', '.join(outer)} FROM (SELECT {', '.join(grouped)} FROM "
-        f"(SELECT {UNIT_KEY} AS u, {', '.join(cols)} FROM entries e {' '.join(joins)} "
-        f"WHERE {where}) GROUP BY u)", [*join_params, *params])
+        f"SELECT {', '.join(['count(*)', *outer])} FROM (SELECT {', '.join(['1', *grouped])} "
+        f"FROM (SELECT {', '.join([f'{UNIT_KEY} AS u', *cols])} FROM entries e "
+        f"{' '.join(joins)} WHERE {where}) GROUP BY u)", [*join_params, *params])
+    if indexed:  # values on failed calls: from the arm's failed calls only
+        on_errors = lost_counts(reader, scope, arm, list(indexed))
     aggs: dict[str, Agg] = {}
     lost: dict[str, dict[str, int]] = {}
     base = 1
     for name in names:
+        if name in indexed:
+            sums = indexed[name]
+            agg = agg_from(sums, 0, shifts[name])
+            agg.raw_n, agg.n_bool, agg.out_of_range = int(sums[4]), int(sums[5]), int(sums[6])
+            lost[name] = {"on_errors": on_errors[name]["on_errors"],
+                          "out_of_range": agg.out_of_range}
+            aggs[name] = agg
+            continue
         agg = agg_from(row, base, shifts[name])
         agg.raw_n = int(row[base + 4])
         if name in BUILTINS:
@@ -340,6 +358,19 @@ def unit_sums(reader: Reader, scope: Scope, arm: Arm, names: Sequence[str],
             base += 8
         aggs[name] = agg
     return {"units": int(row[0]), "aggs": aggs, "lost": lost}
+
+
+def _unit_score_sums(reader: Reader, scope: Scope, arm: Arm, name: str, shift: float
+                     ) -> tuple[Any, ...]:
+    """One score of one prompt version averaged per unit along scores_by_unit: the Agg
+    columns over the unit means, then values in range, booleans and values out of range."""
+    value = f"CASE WHEN abs(value) <= {MAX_ABS!r} THEN value END"
+    return reader.one(
+        f"SELECT {agg_columns('m', shift)}, total(c), total(nb), total(oo) FROM (SELECT "
+        f"avg({value}) AS m, count({value}) AS c, total(is_bool) AS nb, "
+        f"total(abs(value) > {MAX_ABS!r}) AS oo FROM scores "
+        f"WHERE prompt_id = ? AND prompt_version = ? AND name = ? GROUP BY unit)",
+        [scope.prompt, arm.name, name])
 
 
 def score_sums(reader: Reader, scope: Scope, arm: Arm, name: str, unit_mode: bool,

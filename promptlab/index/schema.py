@@ -41,13 +41,16 @@ scores       one row per (scored entry, score name). WITHOUT ROWID, key (entry_r
     feedback_id TEXT            id of the feedback entry that set the value (NULL for 'entry')
     prompt_id, prompt_version, experiment, variant TEXT   copied from the scored entry, so
                                 per-version and per-variant aggregates need no join
+    unit TEXT                   the scored entry's randomisation unit,
+                                COALESCE(unit_id, item_id, id) (migration 007)
     Feedback entries are folded onto their target: a feedback score replaces the entry's own
     score of the same name, and among feedback entries the latest (greatest feedback id,
     ULIDs sort by time) wins. Feedback whose target is not indexed yet waits in
     pending_feedback and is folded when the target arrives.
     Indexes: scores_by_prompt (prompt_id, prompt_version, name, value) and
     scores_by_experiment (experiment, variant, name, value) WHERE experiment IS NOT NULL
-    — both covering for count / sum(value) / sum(value*value) per group.
+    and scores_by_unit (prompt_id, prompt_version, name, unit, value, is_bool)
+    — all covering for count / sum(value) / sum(value*value) per group.
 
 pending_feedback  feedback entries whose target is not in the index yet.
 
@@ -161,9 +164,17 @@ _M006_INDEXES: dict[str, str] = {
         " WHERE experiment IS NOT NULL"
     ),
 }
+# A score's rows of one prompt version by randomisation unit, with value and boolean flag
+# (covering): per-unit means for `compare` without joining the entries.
+_M007_INDEXES: dict[str, str] = {
+    "scores_by_unit": (
+        "CREATE INDEX IF NOT EXISTS scores_by_unit"
+        " ON scores(prompt_id, prompt_version, name, unit, value, is_bool)"
+    ),
+}
 ENTRY_INDEXES: dict[str, str] = {
     **{k: v for k, v in _M001_INDEXES.items() if k != "entries_by_experiment"},
-    **_M004_INDEXES, **_M006_INDEXES,
+    **_M004_INDEXES, **_M006_INDEXES, **_M007_INDEXES,
 }
 
 
@@ -323,6 +334,20 @@ def _m006_experiment_cells(conn: sqlite3.Connection) -> None:
         conn.execute(sql)
 
 
+# The randomisation unit of an entry: its unit id, else its item id, else the entry itself
+# (the unit `compare` averages over in unpaired designs).
+UNIT_SQL = "COALESCE({p}unit_id, {p}item_id, {p}id)"
+
+
+def _m007_score_units(conn: sqlite3.Connection) -> None:
+    """Each score row carries its entry's randomisation unit, indexed per prompt version."""
+    conn.execute("ALTER TABLE scores ADD COLUMN unit TEXT")
+    conn.execute(f"UPDATE scores SET unit = (SELECT {UNIT_SQL.format(p='')} FROM entries "
+                 f"WHERE rowid = scores.entry_rowid)")
+    for sql in _M007_INDEXES.values():
+        conn.execute(sql)
+
+
 @dataclass(frozen=True)
 class Migration:
     name: str
@@ -335,6 +360,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("003_rollup", _m003_rollup),
     Migration("004_trace_roots", _m004_trace_roots),
     Migration("006_experiment_cells", _m006_experiment_cells),
+    Migration("007_score_units", _m007_score_units),
 )
 
 

@@ -41,6 +41,7 @@ from promptlab.index.schema import (
     ENTRY_INDEXES,
     ROLLUP_KEYS,
     ROLLUP_MEASURES,
+    UNIT_SQL,
     rollup_select_sql,
 )
 from promptlab.logs.reader import parse_line, stem_of
@@ -54,19 +55,30 @@ _INSERT_ENTRY = (
 )
 _SCORE_COLS = (
     "entry_rowid, entry_id, name, value, is_bool, source, feedback_id, "
-    "prompt_id, prompt_version, experiment, variant"
+    "prompt_id, prompt_version, experiment, variant, unit"
 )
 _INSERT_OWN_SCORE = (
-    f"INSERT INTO scores ({_SCORE_COLS}) VALUES (?, ?, ?, ?, ?, 'entry', NULL, ?, ?, ?, ?) "
+    f"INSERT INTO scores ({_SCORE_COLS}) VALUES (?, ?, ?, ?, ?, 'entry', NULL, ?, ?, ?, ?, ?) "
     "ON CONFLICT (entry_rowid, name) DO NOTHING"
 )
 _FOLD_FEEDBACK = (
-    f"INSERT INTO scores ({_SCORE_COLS}) VALUES (?, ?, ?, ?, ?, 'feedback', ?, ?, ?, ?, ?) "
+    f"INSERT INTO scores ({_SCORE_COLS}) VALUES (?, ?, ?, ?, ?, 'feedback', ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (entry_rowid, name) DO UPDATE SET value = excluded.value, "
     "is_bool = excluded.is_bool, source = 'feedback', feedback_id = excluded.feedback_id "
     "WHERE scores.source = 'entry' OR scores.feedback_id < excluded.feedback_id"
 )
-_TARGET_COLS = "rowid, id, prompt_id, prompt_version, experiment, variant"
+# What a score row copies from its entry: the columns, then the randomisation unit.
+_TARGET_BASE = ("rowid", "id", "prompt_id", "prompt_version", "experiment", "variant")
+_TARGET_COLS = ", ".join(_TARGET_BASE) + ", " + UNIT_SQL.format(p="")
+_UNIT_ID, _ITEM_ID = ENTRY_COLUMNS.index("unit_id"), ENTRY_COLUMNS.index("item_id")
+
+
+def _unit(row: tuple[Any, ...]) -> Any:
+    """An entry row's randomisation unit, as UNIT_SQL computes it."""
+    unit = row[_UNIT_ID]
+    if unit is None:
+        unit = row[_ITEM_ID]
+    return row[1] if unit is None else unit
 
 
 @dataclass
@@ -424,7 +436,8 @@ class Syncer:
             if kept is not None:
                 own = [s for s in own if s[0] in kept]
             if own:
-                conn.executemany(_INSERT_OWN_SCORE, own)
+                units = {r[0]: _unit(r) for r in rows}
+                conn.executemany(_INSERT_OWN_SCORE, [(*s, units[s[0]]) for s in own])
             if batch.feedback:
                 self._fold_batch_feedback(batch.feedback, rows, kept)
             if kept is not None:
@@ -450,7 +463,7 @@ class Syncer:
             if kept is not None and feedback_id not in in_batch:
                 continue  # this feedback line was a duplicate
             r = in_batch.get(target)
-            found = (r[0], r[1], r[11], r[12], r[16], r[17]) if r else self.conn.execute(
+            found = (r[0], r[1], r[11], r[12], r[16], r[17], _unit(r)) if r else self.conn.execute(
                 f"SELECT {_TARGET_COLS} FROM entries WHERE id = ?", (target,)
             ).fetchone()
             if found:
@@ -462,15 +475,15 @@ class Syncer:
                 )
 
     def _fold(self, target: tuple[Any, ...], feedback_id: str, scores: Any) -> None:
-        rowid, entry_id, prompt_id, prompt_version, experiment, variant = target
+        rowid, entry_id, prompt_id, prompt_version, experiment, variant, unit = target
         self.conn.executemany(_FOLD_FEEDBACK, [
             (rowid, entry_id, name, value, is_bool, feedback_id,
-             prompt_id, prompt_version, experiment, variant)
+             prompt_id, prompt_version, experiment, variant, unit)
             for name, value, is_bool in score_rows(scores)
         ])
 
     def _fold_pending(self) -> None:
-        cols = ", ".join("e." + c for c in _TARGET_COLS.split(", "))
+        cols = ", ".join("e." + c for c in _TARGET_BASE) + ", " + UNIT_SQL.format(p="e.")
         ready = self.conn.execute(
             f"SELECT p.feedback_id, p.scores, {cols} FROM pending_feedback p "
             "JOIN entries e ON e.id = p.target"
@@ -531,12 +544,12 @@ class Syncer:
         ).fetchone()
         if row is None:
             return
-        target = row[:6]
+        target = row[:7]
         self.conn.execute("DELETE FROM scores WHERE entry_rowid = ?", (row[0],))
-        own = self.read_entry(*row[6:])
+        own = self.read_entry(*row[7:])
         if own is not None:
             self.conn.executemany(_INSERT_OWN_SCORE, [
-                (row[0], row[1], name, value, is_bool, *row[2:6])
+                (row[0], row[1], name, value, is_bool, *row[2:7])
                 for name, value, is_bool in score_rows(own.get("scores"))
             ])
         for feedback_id, fid, off, length in self.conn.execute(

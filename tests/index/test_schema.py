@@ -67,6 +67,30 @@ def test_experiment_cells_index_replaces_the_experiment_variant_index() -> None:
                         " GROUP BY 1, 2").fetchall() == [("v1", "r1", 1)]
 
 
+def test_score_units_are_backfilled_and_indexed_for_per_unit_means() -> None:
+    conn = _conn()
+    migrate(conn, upto=[m.name for m in MIGRATIONS].index("007_score_units"))
+    for rowid, unit_id, item_id in ((1, "u1", "i1"), (2, None, "i2"), (3, None, None)):
+        conn.execute(
+            "INSERT INTO entries (rowid, id, file_id, offset, length, timestamp, ts, day, kind,"
+            " status, prompt_id, prompt_version, unit_id, item_id) VALUES (?, ?, 1, 0, 10,"
+            " '2026-01-02T00:00:00.000000Z', 1767312000, 20455, 'llm', 'ok', 'qa', 'v1', ?, ?)",
+            (rowid, f"E{rowid}", unit_id, item_id))
+        conn.execute(
+            "INSERT INTO scores (entry_rowid, entry_id, name, value, is_bool, source,"
+            " prompt_id, prompt_version) VALUES (?, ?, 'q', ?, 0, 'entry', 'qa', 'v1')",
+            (rowid, f"E{rowid}", rowid / 2))
+    assert migrate(conn) == ["007_score_units"]
+    assert conn.execute("SELECT entry_rowid, unit FROM scores ORDER BY 1").fetchall() == [
+        (1, "u1"), (2, "i2"), (3, "E3")]
+    # a score's per-unit means come from the covering index alone
+    query = ("SELECT avg(value), total(is_bool) FROM scores WHERE prompt_id = 'qa' AND"
+             " prompt_version = 'v1' AND name = 'q' GROUP BY unit")
+    plan = " ".join(str(r) for r in conn.execute("EXPLAIN QUERY PLAN " + query))
+    assert "COVERING INDEX scores_by_unit" in plan and "TEMP B-TREE" not in plan
+    assert conn.execute(query).fetchall() == [(1.5, 0.0), (1.0, 0.0), (0.5, 0.0)]
+
+
 def test_an_old_index_on_disk_is_upgraded_and_refilled_on_first_use(log_dir) -> None:
     from promptlab.index.core import Index
 
