@@ -38,6 +38,10 @@ INDEX_NAME = "index.db"
 REQUIRED_TABLES = frozenset({"meta", "files", "entries", "entry_tags", "scores",
                              "pending_feedback", "entries_fts", "rollup", "rollup_tags"})
 BUSY_TIMEOUT_S = 60.0
+# Search by meaning lives a layer above the index (promptlab.semantic, an optional extra):
+# the index reaches it by name, as it would a plugin, and never imports it at load time.
+SEARCH_MODES = {"semantic": "promptlab.semantic.search:semantic_search",
+                "hybrid": "promptlab.semantic.search:semantic_search"}
 
 
 class Index:
@@ -194,17 +198,50 @@ class Index:
 
     def search(self, text: str, filters: Filters | None = None, *, limit: int | None = 20,
                sort: str = "rank", window: int | None = 1000, field: str | None = None,
-               raw: bool = False, **kwargs: Any) -> list[SearchHit]:
-        """Full-text search; each hit has `.entry`, `.snippet` and `.rank`.
+               raw: bool = False, mode: str = "fts", embedder: Any = None,
+               **kwargs: Any) -> list[SearchHit]:
+        """Search; each hit has `.entry`, `.snippet` and `.rank`.
 
-        `sort="rank"` ranks the newest `window` matches by bm25 (None: every match);
-        `"recent"` returns the newest first. `field`: "system", "user" or "response".
-        `raw`: `text` is FTS5 syntax. Keyword filters as for `entries`."""
+        `mode="fts"` (full text): `sort="rank"` ranks the newest `window` matches by bm25
+        (None: every match); `"recent"` returns the newest first. `field`: "system", "user"
+        or "response". `raw`: `text` is FTS5 syntax.
+
+        `mode="semantic"` ranks by meaning, `"hybrid"` fuses full-text and vector ranks
+        (the semantic extra; see promptlab.semantic.semantic_search): hits also carry
+        `.score` and `.distance`, and `.rank` is the bm25 rank where full text found them.
+        `embedder`: an Embedder or a `--model` string (default: the project's).
+        Keyword filters as for `entries`."""
         from promptlab.index.query import make_filters, search_entries
 
+        if mode in SEARCH_MODES:
+            return self._search_by_meaning(text, mode, limit, embedder, filters, kwargs)
+        if mode != "fts":
+            from promptlab.errors import UsageError
+
+            raise UsageError(f"search mode {mode!r}: expected fts, semantic or hybrid")
         self.ensure_synced()
         return search_entries(self, text, make_filters(filters, kwargs), limit=limit, sort=sort,
                               window=window, raw=raw, field_name=field)
+
+    def _search_by_meaning(self, text: str, mode: str, limit: int | None, embedder: Any,
+                           filters: Filters | None, kwargs: dict[str, Any]) -> list[SearchHit]:
+        import importlib
+
+        from promptlab.index.query import SearchHit, filter_kwargs
+
+        self.ensure_synced()
+        # The vectors are read through another SQLite library (apsw, see index.vectors),
+        # which must not share the file with this connection: close it (it reopens on use).
+        self.close()
+        module, _, name = SEARCH_MODES[mode].partition(":")
+        search = getattr(importlib.import_module(module), name)
+        values = filter_kwargs(filters)
+        if "tag" in kwargs:
+            values.pop("tags")
+        found = search(text, log_dir=self.log_dir, mode=mode, limit=limit, embedder=embedder,
+                       synced=True, **{**values, **kwargs})
+        return [SearchHit(entry=h.entry, rowid=h.rowid, rank=h.bm25, snippet=h.snippet,
+                          score=h.score, distance=h.distance) for h in found]
 
     def get(self, entry_id: str) -> dict[str, Any]:
         """One entry by id (or a unique prefix of it)."""
@@ -298,14 +335,17 @@ def _operational(exc: sqlite3.Error, path: Path) -> LogIndexError:
 
 
 def query(text: str | None = None, *, log_dir: str | os.PathLike[str] | None = None,
-          limit: int | None = 20, sort: str = "rank", **filters: Any) -> list[dict[str, Any]]:
-    """Entries (dicts) matching the filters, newest first; `text` runs a full-text search
-    (best matches first, or newest with sort="recent").
+          limit: int | None = 20, sort: str = "rank", mode: str = "fts",
+          **filters: Any) -> list[dict[str, Any]]:
+    """Entries (dicts) matching the filters, newest first; `text` runs a search: full text
+    (`mode="fts"`: best matches first, or newest with sort="recent"), by meaning
+    (`mode="semantic"`) or both fused (`mode="hybrid"`; the semantic extra).
 
     Filters: prompt, version, model, tag, experiment, variant, status, kind, since, until,
     trace_id. `since`/`until` take a date, an ISO time, a datetime, or `7d`/`24h`/`30m`.
     """
     with Index(log_dir) as index:
         if text:
-            return [hit.entry for hit in index.search(text, limit=limit, sort=sort, **filters)]
+            return [hit.entry for hit in index.search(text, limit=limit, sort=sort, mode=mode,
+                                                      **filters)]
         return index.entries(limit=limit, **filters)

@@ -191,6 +191,16 @@ def make_filters(base: Filters | None, values: dict[str, Any]) -> Filters:
     )
 
 
+def filter_kwargs(f: Filters | None) -> dict[str, Any]:
+    """The keyword arguments `make_filters` turns back into `f` (for APIs taking keywords)."""
+    if f is None:
+        return {}
+    return {"prompt": f.prompt, "version": f.version, "model": f.model, "tags": f.tags,
+            "experiment": f.experiment, "variant": f.variant, "status": f.status,
+            "kind": "all" if f.kind is None else f.kind, "since": f.since, "until": f.until,
+            "trace_id": f.trace_id}
+
+
 def split_prompt_ref(ref: str) -> tuple[str, str | None]:
     """`code-review@v2` or `code-review/v2` → ("code-review", "v2"); else (ref, None)."""
     for sep in ("@", "/"):
@@ -213,13 +223,16 @@ def _iso(ts: float) -> str:
 
 @dataclass
 class SearchHit:
-    """One result: the logged entry, and for searches a snippet and the bm25 rank."""
+    """One result: the logged entry, and for searches a snippet and the bm25 rank; searches
+    by meaning add `score` (higher is better) and `distance` (cosine, 0 to 2)."""
 
     entry: dict[str, Any]
     rowid: int = 0
     rank: float | None = None
     snippet: str | None = None
     fields: dict[str, Any] = field(default_factory=dict)
+    score: float | None = None
+    distance: float | None = None
 
 
 _HIT_COLUMNS = ("rowid", "id", "file_id", "offset", "length", "timestamp", "kind", "model",

@@ -1,0 +1,67 @@
+"""Search by meaning through the index's own API: `Index.search(mode=…)` and `query(mode=…)`
+give the same ranking as `semantic_search`, with the index's filters, and the index keeps
+working afterwards (its connection is closed while the vectors are read, then reopened)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from promptlab import query
+from promptlab.errors import UsageError
+from promptlab.index.core import Index
+from promptlab.index.query import Filters
+from promptlab.semantic import embed_log, semantic_search
+
+from .conftest import SUPPORT, write
+
+
+def test_index_search_by_meaning_matches_semantic_search(log_dir: Path, model) -> None:
+    write(log_dir, SUPPORT)
+    embed_log(log_dir=log_dir, embedder=model)
+    direct = semantic_search("customer wants a reimbursement", log_dir=log_dir,
+                             embedder=model, limit=3)
+    with Index(log_dir) as index:
+        hits = index.search("customer wants a reimbursement", mode="semantic",
+                            embedder=model, limit=3)
+        assert [h.entry["id"] for h in hits] == [h.entry["id"] for h in direct]
+        assert hits[0].entry["user_message"] == "I'd like a refund for my order"
+        assert hits[0].distance == pytest.approx(direct.hits[0].distance)
+        assert hits[0].score == pytest.approx(1 - hits[0].distance, abs=1e-5)
+        assert hits[0].rank is None  # no full-text rank in semantic mode
+        # the index's own connection works again after the vector search
+        assert len(index.entries(limit=None)) == len(SUPPORT)
+        assert index.search("refund")[0].entry["user_message"] == \
+            "I'd like a refund for my order"
+
+
+def test_filters_apply_in_every_mode(log_dir: Path, model) -> None:
+    write(log_dir, SUPPORT)
+    embed_log(log_dir=log_dir, embedder=model)
+    with Index(log_dir) as index:
+        only_v2 = index.search("money back", mode="semantic", embedder=model,
+                               prompt="support", version="v2")
+        assert [h.entry["user_message"] for h in only_v2] == ["How do I reset my password?"]
+        failed = index.search("parcel", Filters(status="error"), mode="hybrid",
+                              embedder=model)
+        assert [h.entry["user_message"] for h in failed] == ["My parcel never arrived"]
+        assert failed[0].rank is not None  # full text found it too: its bm25 rank
+        tagged = index.search("refund", Filters(tags=("nope",)), mode="semantic",
+                              embedder=model, tag="prod")
+        assert [h.entry["user_message"] for h in tagged] == ["I'd like a refund for my order"]
+
+
+def test_query_takes_a_mode(log_dir: Path, model) -> None:
+    write(log_dir, SUPPORT)
+    embed_log(log_dir=log_dir, embedder=model)
+    entries = query("a poem about fall", log_dir=log_dir, mode="semantic", embedder=model,
+                    limit=1)
+    assert entries[0]["user_message"] == "Write a haiku about autumn leaves"
+    assert query("haiku", log_dir=log_dir)[0]["prompt_id"] == "poet"  # full text by default
+
+
+def test_an_unknown_mode_is_a_usage_error(log_dir: Path) -> None:
+    write(log_dir, SUPPORT[:1])
+    with Index(log_dir) as index, pytest.raises(UsageError, match="search mode 'vector'"):
+        index.search("refund", mode="vector")
