@@ -116,7 +116,10 @@ def main() -> None:
                 t = time.perf_counter()
                 response = app.handle("GET", target, headers)
                 times.append((time.perf_counter() - t) * 1000)
-                assert response.status == 200, (target, response.status, response.body[:300])
+                # 202: the experiment's comparison is still being computed (page: 200 with
+                # "being compared"); what a first visit gets within its time budget.
+                assert response.status in (200, 202), (target, response.status,
+                                                        response.body[:300])
             row += [statistics.median(times), max(times)]
         results[name] = row
         worst = max(worst, row[0], row[2])
@@ -124,6 +127,20 @@ def main() -> None:
         print(f"{name:44} {row[0]:10.1f} ms {row[1]:6.0f} ms {row[2]:9.1f} ms "
               f"{row[3]:5.0f} ms{flag}")
     print(f"\nslowest median: {worst:.1f} ms (target ≤ {TARGET_MS:.0f} ms)")
+    # The first computation of the experiment's comparison, in the background: from the
+    # first request until a request shows the verdict.
+    for worker, _ in list(app._computing.values()):
+        worker.join()
+    app._cache.clear()
+    app._experiments.clear()
+    t = time.perf_counter()
+    polls = 0
+    while b'id="computing"' in app.handle("GET", "/experiments/code-review-ab", headers).body:
+        polls += 1
+        time.sleep(0.05)
+    print(f"experiment comparison computed in the background: shown "
+          f"{(time.perf_counter() - t) * 1000:,.0f} ms after the first request ({polls} "
+          f"requests answered meanwhile with the page saying it is being compared)")
     app.warm().join()  # what `promptlab dashboard` does on start
     warm = []
     for _ in range(args.repeat):

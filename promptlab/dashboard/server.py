@@ -63,6 +63,11 @@ CACHE_SIZE = 128
 CACHE_TTL_S = 30.0
 SYNC_INTERVAL_S = 2.0
 EXPERIMENT_TTL_S = 60.0
+# How long a request waits for an experiment's comparison before answering with the page
+# as it stands ("being compared", or the previous result marked as being recomputed): the
+# comparison reads every call of the experiment, seconds at a million entries.
+EXPERIMENT_WAIT_S = 0.15
+REFRESH_S = 2  # a page waiting for its comparison reloads itself this often
 
 
 @dataclass
@@ -124,6 +129,9 @@ class Dashboard:
         self._cache: OrderedDict[Any, tuple[float, Response]] = OrderedDict()
         self._experiments: dict[str, tuple[Any, float, dict[str, Any]]] = {}
         self._experiment_lock = threading.Lock()
+        self._computing: dict[str, tuple[threading.Thread, str]] = {}  # name -> (worker, since)
+        self._failed: dict[str, PromptlabError] = {}  # name -> why its last computation failed
+        self._generation = 0  # bumped whenever a comparison is stored
         self._experiment_index: Any = None  # the connection experiment() reads on
         self.semantic, self.semantic_modes = semantic_search()
 
@@ -141,9 +149,10 @@ class Dashboard:
             self._last_sync = now
 
     def experiment(self, name: str, index: Any = None) -> dict[str, Any]:
-        """An experiment's page data. `compare` reads every entry of the experiment, which
-        takes seconds at a million entries, so its result is kept: recomputed when the log
-        changed, but at most every EXPERIMENT_TTL_S while calls keep arriving."""
+        """An experiment's page data, computed now if the log changed since the last time.
+        `compare` reads every entry of the experiment, which takes seconds at a million
+        entries, so its result is kept: recomputed when the log changed, but at most every
+        EXPERIMENT_TTL_S while calls keep arriving. Requests use `experiment_view`."""
         with self._experiment_lock:  # one computation at a time; a second caller reuses it
             if index is None:
                 if self._experiment_index is None:
@@ -153,13 +162,81 @@ class Dashboard:
                 index = self._experiment_index
             version = views_data.data_version(index)
             hit = self._experiments.get(name)
-            if hit is not None and (hit[0] == version or
-                                    time.monotonic() - hit[1] < EXPERIMENT_TTL_S):
+            if hit is not None and self._fresh(hit, version):
                 return hit[2]
             d = views_data.experiment_page(self.settings, index, name)
             d["as_of"] = time.strftime("%H:%M:%S")
             self._experiments[name] = (version, time.monotonic(), d)
+            self._generation += 1
             return d
+
+    @staticmethod
+    def _fresh(hit: tuple[Any, float, dict[str, Any]], version: Any) -> bool:
+        return hit[0] == version or time.monotonic() - hit[1] < EXPERIMENT_TTL_S
+
+    def experiment_view(self, name: str) -> dict[str, Any]:
+        """What a request shows of an experiment, in bounded time: the kept comparison when
+        it is current; else the comparison is computed in the background and the request
+        waits at most EXPERIMENT_WAIT_S for it, then shows the previous comparison marked as
+        being recomputed, or — the first time — a page saying it is being compared (which
+        reloads itself). A failed computation raises its error here, as the page would."""
+        with self._lock:
+            version = views_data.data_version(self.index)
+            hit = self._experiments.get(name)
+            if hit is not None and self._fresh(hit, version):
+                return hit[2]
+            if hit is None and not self._logged(name):
+                from promptlab.experiments.spec import experiment_path
+
+                experiment_path(name, self.settings)  # no file either: says so, with hints
+            worker, since = self._computing.get(name, (None, ""))
+            if worker is None or not worker.is_alive():
+                self._failed.pop(name, None)
+                since = time.strftime("%H:%M:%S")
+                worker = threading.Thread(target=self._compute, args=(name,), daemon=True,
+                                          name=f"promptlab-dashboard-compare-{name}")
+                self._computing[name] = (worker, since)
+                worker.start()
+        worker.join(EXPERIMENT_WAIT_S)
+        with self._lock:
+            hit = self._experiments.get(name)
+            if not worker.is_alive():
+                if name in self._failed:  # kept until the next computation starts
+                    raise self._failed[name]
+                if hit is not None:
+                    return hit[2]
+            if hit is not None:
+                return {**hit[2], "recomputing": since}
+        return self._placeholder(name, since)
+
+    def _placeholder(self, name: str, since: str) -> dict[str, Any]:
+        """The page of an experiment being compared for the first time: what its file says."""
+        d = {"name": name, "computing": since, "status": None, "comparison": None,
+             "error": None, "description": None, "prompt": None}
+        try:
+            from promptlab.experiments import load_experiment
+
+            exp = load_experiment(name, self.settings)
+            d.update(description=exp.description, prompt=exp.prompt)
+        except PromptlabError:  # no file (calls logged under the name only), or a bad one
+            pass
+        return d
+
+    def _compute(self, name: str) -> None:
+        try:
+            self.experiment(name)
+        except PromptlabError as exc:
+            self._failed[name] = exc
+        except Exception as exc:  # a bug: shown as an internal error by the request
+            traceback.print_exc(file=sys.stderr)
+            self._failed[name] = PromptlabError(f"internal error while comparing {name!r} "
+                                                f"(details on the dashboard's terminal): "
+                                                f"{type(exc).__name__}")
+
+    def _logged(self, name: str) -> bool:
+        """Whether calls are logged under the experiment (cheap: the cost roll-up)."""
+        return self.index.conn.execute("SELECT 1 FROM rollup WHERE experiment = ? LIMIT 1",
+                                       (name,)).fetchone() is not None
 
     def warm(self) -> threading.Thread:
         """Compute every experiment's comparison in the background (on its own connection,
@@ -217,8 +294,10 @@ class Dashboard:
                 self.sync()
             if len(segments) == 2 and segments[0] == "experiments" and _experiment_name(segments[1]):
                 # Seconds at a million entries the first time: computed on its own
-                # connection, outside the lock, so the other views keep answering.
-                self.experiment(segments[1])
+                # connection and thread, so this and the other views keep answering.
+                d = self.experiment_view(segments[1])
+                with self._lock:
+                    return self._route(segments, params, api, experiment=d)
             with self._lock:
                 return self._cached(segments, params, api)
         except NotFound as exc:
@@ -263,7 +342,7 @@ class Dashboard:
         key = (tuple(segments), tuple(sorted(params.items())), api,
                views_data.data_version(self.index))
         if segments[:1] in (["prompts"], ["experiments"]):
-            key += (views_data.project_mtime(self.settings), len(self._experiments))
+            key += (views_data.project_mtime(self.settings), self._generation)
         hit = self._cache.get(key)
         if hit is not None and time.monotonic() - hit[0] < CACHE_TTL_S:
             self._cache.move_to_end(key)
@@ -274,7 +353,8 @@ class Dashboard:
             self._cache.popitem(last=False)
         return response
 
-    def _route(self, segments: list[str], params: dict[str, str], api: bool) -> Response:
+    def _route(self, segments: list[str], params: dict[str, str], api: bool,
+               experiment: dict[str, Any] | None = None) -> Response:
         s, idx = self.settings, self.index
         head = segments[0] if segments else "overview"
         arg = segments[1] if len(segments) == 2 else None
@@ -320,12 +400,15 @@ class Dashboard:
             assert arg is not None
             if not _experiment_name(arg):
                 raise NotFound(f"no experiment {arg!r}")
-            d = self.experiment(arg)
+            d = experiment if experiment is not None else self.experiment_view(arg)
             view, title = "experiment", f"Experiment {arg}"
+            if d.get("computing"):  # reload until the comparison is there
+                context["refresh"] = REFRESH_S
         if api:
-            return Response(HTTPStatus.OK, orjson.dumps(d, default=str,
-                                                        option=orjson.OPT_NON_STR_KEYS),
-                            "application/json")
+            waiting = view == "experiment" and d.get("computing")
+            return Response(HTTPStatus.ACCEPTED if waiting else HTTPStatus.OK,
+                            orjson.dumps(d, default=str, option=orjson.OPT_NON_STR_KEYS),
+                            "application/json", {"Retry-After": str(REFRESH_S)} if waiting else {})
         api_url = "/api/" + "/".join(quote(x, safe="") for x in segments)
         if params:
             api_url += "?" + urlencode(params)

@@ -289,5 +289,6 @@ def render_page(view: str, title: str, data: dict[str, Any] | None, links: Links
     base = {"view": view, "title": title, "data": data, "links": links, "error": None,
             "semantic_modes": [], "query": {}, "since_text": "", "until_text": "",
             "period_params": {}, "charts": {}, "chart": "", "pairs": [], "plots": [],
-            "words": [], "api_url": "", "project": "", "log_dir": "", "version": ""}
+            "words": [], "api_url": "", "project": "", "log_dir": "", "version": "",
+            "refresh": 0}
     return environment().get_template("page.html").render({**base, **context, **extra})

@@ -162,6 +162,7 @@ def server(dash_project: dict[str, object]) -> Iterator[str]:
     from promptlab.dashboard import Dashboard, make_server
 
     app = Dashboard(dash_project["settings"])  # type: ignore[arg-type]
+    app.warm().join(120)  # as `promptlab dashboard` does on start (then pages show results)
     httpd = make_server(app, "127.0.0.1", 0)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

@@ -215,3 +215,39 @@ def test_report_opens_offline_and_runs_nothing(browser: Any, dash_project: dict,
         assert page.dialogs == [] and page.errors == []
     finally:
         page.close()
+
+
+def test_experiment_page_reloads_itself_until_compared(dash_project: dict, tab: Page,
+                                                       artifacts: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A comparison that takes seconds (as at a million calls): the page answers at once
+    saying so, and reloads itself (a meta refresh: no script) until the verdict is there."""
+    import threading
+    import time
+
+    from promptlab.dashboard import Dashboard, make_server
+    from promptlab.dashboard import data as views_data
+
+    original = views_data.experiment_page
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(2.5)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(views_data, "experiment_page", slow)
+    app = Dashboard(dash_project["settings"])
+    httpd = make_server(app, "127.0.0.1", 0)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        started = time.monotonic()
+        tab.page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/experiments/code-review-ab")
+        assert "Comparing the variants" in tab.page.inner_text("#computing")
+        tab.page.screenshot(path=str(artifacts / "experiment-computing.png"), full_page=True)
+        tab.page.wait_for_selector("#verdict-1", timeout=60_000)
+        assert time.monotonic() - started >= 2.0  # it did wait for the comparison
+        assert "finds_bug: v2 better" in tab.page.inner_text("#verdict-1")
+        assert tab.errors == [] and tab.dialogs == []
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        app.close()

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from promptlab.logs.logger import Logger
+
 
 def request(base: str, path: str, method: str = "GET",
             headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
@@ -301,6 +303,10 @@ def test_per_group_table_matches_costs_by(server: str, dash_project: dict, cli_j
 
 def test_other_views_answer_while_an_experiment_is_compared(
         dash_project: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A comparison that takes long never holds a request: the experiment page answers at
+    once with "being compared" (and reloads itself), the API with 202 and Retry-After, the
+    other views meanwhile; once computed, the page shows the verdict; after new calls, the
+    previous verdict stays on screen, marked as being recomputed."""
     import threading
 
     from promptlab.dashboard import Dashboard
@@ -312,22 +318,65 @@ def test_other_views_answer_while_an_experiment_is_compared(
 
     def slow_experiment_page(*args: Any, **kwargs: Any) -> Any:
         started.set()
-        assert release.wait(60), "the logs view never answered while compare ran"
+        assert release.wait(60), "the test never released the comparison"
         return original(*args, **kwargs)
 
     monkeypatch.setattr(views_data, "experiment_page", slow_experiment_page)
-    app = Dashboard(dash_project["settings"])
-    results: dict[str, int] = {}
-    worker = threading.Thread(target=lambda: results.update(experiment=app.handle(
-        "GET", "/experiments/code-review-ab", {"Host": "127.0.0.1"}).status))
+    app = Dashboard(dash_project["settings"], sync_interval=0)
+    host = {"Host": "127.0.0.1"}
     try:
-        worker.start()
+        first = app.handle("GET", "/experiments/code-review-ab", host)
         assert started.wait(60)
-        assert app.handle("GET", "/logs", {"Host": "127.0.0.1"}).status == 200
-        assert worker.is_alive()  # the comparison is still running: /logs did not wait for it
+        assert first.status == 200 and b'id="computing"' in first.body
+        assert b'http-equiv="refresh"' in first.body
+        api = app.handle("GET", "/api/experiments/code-review-ab", host)
+        assert api.status == 202 and api.headers["Retry-After"] == "2"
+        assert json.loads(api.body)["comparison"] is None
+        assert app.handle("GET", "/logs", host).status == 200
+        assert len(app._computing) == 1  # the second request joined the first computation
         release.set()
-        worker.join(60)
-        assert results["experiment"] == 200
+        deadline = time.monotonic() + 60
+        while b"v2 better" not in (page := app.handle("GET", "/experiments/code-review-ab",
+                                                      host)).body:
+            assert time.monotonic() < deadline, page.body[-2000:]
+            time.sleep(0.05)
+        assert b'http-equiv="refresh"' not in page.body and b"Compared at" in page.body
+        # New calls: the old verdict is shown while the new one is computed.
+        release.clear()
+        started.clear()
+        logger = Logger(log_dir=dash_project["settings"].log_dir)
+        logger.log(model="gpt-4o", prompt_id="code-review", prompt_version="v2",
+                   experiment="code-review-ab", variant="v2", user_message="late call")
+        logger.close()
+        app._experiments["code-review-ab"] = (None, 0.0, app._experiments["code-review-ab"][2])
+        stale = app.handle("GET", "/experiments/code-review-ab", host)
+        assert started.wait(60)
+        assert b"v2 better" in stale.body and b'id="recomputing"' in stale.body
+        release.set()
     finally:
         release.set()
+        app.close()
+
+
+def test_a_failed_comparison_is_shown_not_hidden(dash_project: dict,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from promptlab.dashboard import Dashboard
+    from promptlab.dashboard import data as views_data
+    from promptlab.errors import ExperimentError
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ExperimentError("experiments/code-review-ab.toml: variant weights must be > 0")
+
+    monkeypatch.setattr(views_data, "experiment_page", broken)
+    app = Dashboard(dash_project["settings"])
+    try:
+        deadline = time.monotonic() + 60
+        while b'id="computing"' in (page := app.handle(
+                "GET", "/experiments/code-review-ab", {"Host": "127.0.0.1"})).body:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert page.status == 400 and b"variant weights must be &gt; 0" in page.body
+        missing = app.handle("GET", "/api/experiments/no-such-thing", {"Host": "127.0.0.1"})
+        assert missing.status == 404 and b"no experiment 'no-such-thing'" in missing.body
+    finally:
         app.close()
