@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from promptlab.comparison._analyse import Agg, PairAgg
 from promptlab.comparison._target import BUILTINS, MAX_ABS, Arm, Scope
+from promptlab.index.schema import UNIT_MAX_ABS
 
 if TYPE_CHECKING:
     from promptlab.index.core import Index
@@ -244,14 +245,59 @@ def _status_sums(reader: Reader, scope: Scope, arm: Arm, where: str, params: lis
         f"FROM entries e WHERE {where} GROUP BY e.status", params)
 
 
+def rollup_answers(scope: Scope, arm: Arm) -> bool:
+    """Whether the index's per-unit roll-up (unit_rollup, migration 008) holds this arm: a
+    whole prompt version (no time window, no experiment)."""
+    return (not scope.windowed and scope.experiment is None and scope.prompt is not None
+            and arm.column == "prompt_version" and MAX_ABS == UNIT_MAX_ABS)
+
+
+def _rollup_entry_sums(reader: Reader, scope: Scope, arm: Arm,
+                       numeric: Sequence[tuple[str, Any]], shifts: dict[str, float]
+                       ) -> dict[str, Any] | None:
+    """`entry_sums` from unit_rollup: each unit's count, mean and squared deviations give
+    the per-call sums about the same shift, Σ(x − k) = Σ n(mean − k) and
+    Σ(x − k)² = Σ m2 + n(mean − k)². None when the roll-up does not hold every call of the
+    version (checked against the cost roll-up)."""
+    cols = ""
+    for name, b in numeric:
+        c, k = b.column, shifts[name]
+        d = f"({c}_mean - {k!r})"
+        cols += (f", total({c}_n), total({c}_n * {d}), total({c}_m2 + {c}_n * {d} * {d}), "
+                 f"total({c}_big), total({c}_bad)")
+    key = [scope.prompt, arm.name]
+    row = reader.one(f"SELECT total(calls), total(errors), total(keyed * calls){cols} FROM "
+                     "unit_rollup WHERE prompt_id = ? AND prompt_version = ?", key)
+    calls = reader.one("SELECT total(calls) FROM rollup WHERE prompt_id = ? AND "
+                       "prompt_version = ?", key)[0]
+    if int(row[0]) != int(calls):
+        return None
+    aggs: dict[str, Agg] = {}
+    for i, (name, _) in enumerate(numeric):
+        n, total, total_sq, big, bad = row[3 + 5 * i:8 + 5 * i]
+        aggs[name] = Agg(int(n), float(total), float(total_sq), shift=shifts[name],
+                         out_of_range=int(big), non_numeric=int(bad), raw_n=int(n))
+    return {"entries": int(row[0]), "errors": int(row[1]), "keyed": int(row[2]),
+            "aggs": aggs}
+
+
 def entry_sums(reader: Reader, scope: Scope, arm: Arm, builtins: Sequence[str],
                unit_mode: bool | None = None) -> dict[str, Any]:
     """Calls, errors and the built-in metrics' per-call sums for one arm, and whether its
     calls carry unit or item ids (`unit_mode`: then `unit_sums` averages per unit). Each
-    numeric metric's Agg counts its values out of range and not numbers."""
+    numeric metric's Agg counts its values out of range and not numbers. From the per-unit
+    roll-up when it holds the arm (`rollup` in the result), else summed over the calls."""
     where, params = scope.where(arm)
     numeric = [(n, BUILTINS[n]) for n in builtins if BUILTINS[n].column is not None]
     shifts = {n: sample_value(reader, scope, arm, n) for n, _ in numeric}
+    if rollup_answers(scope, arm):
+        got = _rollup_entry_sums(reader, scope, arm, numeric, shifts)
+        if got is not None:
+            entries, errors, aggs = got["entries"], got["errors"], got["aggs"]
+            aggs["error_rate"] = Agg(entries, float(errors), float(errors), entries)
+            return {"entries": entries, "errors": errors, "units": entries,
+                    "unit_mode": got["keyed"] > 0 if unit_mode is None else unit_mode,
+                    "builtins": aggs, "rollup": True}
     rows = _status_sums(reader, scope, arm, where, params, _builtin_columns(numeric, shifts))
     careful = any(not _in_range(r[6 + 5 * i], r[7 + 5 * i])
                   for r in rows if r[0] != "error" for i in range(len(numeric)))
@@ -279,7 +325,7 @@ def entry_sums(reader: Reader, scope: Scope, arm: Arm, builtins: Sequence[str],
     if unit_mode is None:
         unit_mode = keyed > 0
     return {"entries": entries, "errors": errors, "units": entries, "unit_mode": unit_mode,
-            "builtins": aggs}
+            "builtins": aggs, "rollup": False}
 
 
 def likely_units(reader: Reader, scope: Scope, a: Arm, b: Arm) -> bool:
@@ -291,12 +337,36 @@ def likely_units(reader: Reader, scope: Scope, a: Arm, b: Arm) -> bool:
     return bool(row[0])
 
 
+def _rollup_unit_columns(name: str, shift: float) -> str:
+    """The Agg columns of one built-in over its unit means, then its values, from
+    unit_rollup: a keyed row is one unit (its mean), the unkeyed row (calls without unit or
+    item id) one unit per call — its count, mean and m2 give those calls' sums."""
+    if name == "error_rate":
+        rate = "(CAST(errors AS REAL) / calls)"
+        return (f"total(CASE WHEN keyed THEN 1 ELSE calls END), "
+                f"total(CASE WHEN keyed THEN {rate} ELSE errors END), "
+                f"total(CASE WHEN keyed THEN {rate} * {rate} ELSE errors END), "
+                f"total(CASE WHEN keyed THEN errors = 0 OR errors = calls ELSE calls END), "
+                f"total(calls)")
+    c = BUILTINS[name].column
+    d = f"({c}_mean - {shift!r})"
+    return (f"total(CASE WHEN keyed THEN {c}_n > 0 ELSE {c}_n END), "
+            f"total(CASE WHEN keyed THEN (CASE WHEN {c}_n > 0 THEN {d} END) "
+            f"ELSE {c}_n * {d} END), "
+            f"total(CASE WHEN keyed THEN (CASE WHEN {c}_n > 0 THEN {d} * {d} END) "
+            f"ELSE {c}_m2 + {c}_n * {d} * {d} END), "
+            f"total(CASE WHEN keyed THEN {c}_n > 0 AND {c}_mean IN (0, 1) ELSE {c}_n01 END), "
+            f"total({c}_n)")
+
+
 def unit_sums(reader: Reader, scope: Scope, arm: Arm, names: Sequence[str],
-              builtins: dict[str, Agg]) -> dict[str, Any]:
+              builtins: dict[str, Agg], rollup: bool = False) -> dict[str, Any]:
     """Every metric of one arm averaged per unit, in one pass grouped by unit: the units,
     each metric's sums over its unit means, and each score's values on failed calls and out
     of range (see `lost_counts`). `builtins` (the per-call sums) lend their counts of
-    out-of-range and non-numeric values."""
+    out-of-range and non-numeric values. With `rollup` (entry_sums read the arm from the
+    per-unit roll-up), the units and built-ins come from there and scores from
+    scores_by_unit: no pass over the calls."""
     where, params = scope.where(arm)
     cols, joins, join_params, shifts = [], [], [], {}
     grouped, outer = [], []
@@ -305,6 +375,7 @@ def unit_sums(reader: Reader, scope: Scope, arm: Arm, names: Sequence[str],
     by_index = (not scope.windowed and scope.experiment is None and scope.prompt is not None
                 and arm.column == "prompt_version")
     indexed: dict[str, tuple[Any, ...]] = {}
+    rolled = by_index and rollup and rollup_answers(scope, arm)
     for i, name in enumerate(names):
         shifts[name] = sample_value(reader, scope, arm, name) if name != "error_rate" else 0.0
         if by_index and name not in BUILTINS:
@@ -313,6 +384,9 @@ def unit_sums(reader: Reader, scope: Scope, arm: Arm, names: Sequence[str],
         # Per row, a built-in needs its value only, a score its value, boolean, failed-call
         # and out-of-range flags: every aggregate step counts, 500,000 rows per arm.
         if name in BUILTINS:
+            if rolled:
+                outer.append(_rollup_unit_columns(name, shifts[name]))
+                continue
             cols.append(f"{BUILTINS[name].expr} AS x{i}")
             grouped.append(f"avg(x{i}) AS m{i}, count(x{i}) AS c{i}")
             outer.append(f"{agg_columns(f'm{i}', shifts[name])}, total(c{i})")
@@ -327,10 +401,17 @@ def unit_sums(reader: Reader, scope: Scope, arm: Arm, names: Sequence[str],
                        f"total(r{i}) AS er{i}, total(o{i}) AS oo{i}")
         outer.append(f"{agg_columns(f'm{i}', shifts[name])}, total(c{i}), total(nb{i}), "
                      f"total(er{i}), total(oo{i})")
-    row = reader.one(
-        f"SELECT {', '.join(['count(*)', *outer])} FROM (SELECT {', '.join(['1', *grouped])} "
-        f"FROM (SELECT {', '.join([f'{UNIT_KEY} AS u', *cols])} FROM entries e "
-        f"{' '.join(joins)} WHERE {where}) GROUP BY u)", [*join_params, *params])
+    if rolled:
+        row = reader.one(
+            f"SELECT {', '.join(['total(CASE WHEN keyed THEN 1 ELSE calls END)', *outer])} "
+            "FROM unit_rollup WHERE prompt_id = ? AND prompt_version = ?",
+            [scope.prompt, arm.name])
+    else:
+        row = reader.one(
+            f"SELECT {', '.join(['count(*)', *outer])} FROM (SELECT "
+            f"{', '.join(['1', *grouped])} FROM (SELECT "
+            f"{', '.join([f'{UNIT_KEY} AS u', *cols])} FROM entries e {' '.join(joins)} "
+            f"WHERE {where}) GROUP BY u)", [*join_params, *params])
     if indexed:  # values on failed calls: from the arm's failed calls only
         on_errors = lost_counts(reader, scope, arm, list(indexed))
     aggs: dict[str, Agg] = {}

@@ -70,6 +70,16 @@ rollup       cost roll-up kept at sync time, one row per
     Only kind = 'llm' entries are rolled up. Group-by columns are '' instead of NULL.
 rollup_tags  the same measures per tag as well (tag '' = untagged); an entry with two tags
     counts under both.
+unit_rollup  the built-in metrics per (prompt_id, prompt_version, keyed, unit) of the llm
+    entries with a prompt id and version (migration 008), kept at sync time: unit is the
+    entry's unit id, else item id (keyed = 1); the calls with neither share one row (keyed 0,
+    unit ''). Columns calls, errors and, for each of latency_ms, output_tokens, input_tokens,
+    cost_usd: _n (values with |x| <= 1e150 on calls that did not fail), _mean and _m2 (their
+    mean and sum of squared deviations from it, merged exactly batch by batch), _n01 (those
+    equal to 0 or 1), _big (values out of that range), _bad (values that are not numbers).
+    `compare` reads a prompt version's per-unit means and per-call sums from it instead of
+    grouping its calls. Feedback never changes it; removing a file recomputes the versions
+    it held.
 
 files        one row per JSONL file: name, dev, inode, size, mtime_ns, offset (bytes ingested,
              always at a line end), head (first bytes, to notice a rewritten file), lines,
@@ -348,6 +358,93 @@ def _m007_score_units(conn: sqlite3.Connection) -> None:
         conn.execute(sql)
 
 
+# -- migration 008: per-unit roll-up of the built-in metrics -------------------------------
+
+# The numeric entry fields `compare` tests, and the largest |value| it counts (the same
+# bound as promptlab.comparison's MAX_ABS: larger values are counted apart, never summed).
+UNIT_METRICS: tuple[str, ...] = ("latency_ms", "output_tokens", "input_tokens", "cost_usd")
+UNIT_MAX_ABS = 1e150
+# Per metric: values in range on calls that did not fail (n), their mean and sum of squared
+# deviations from it (m2, Welford/Chan: exact to merge), how many of them are 0 or 1 (n01),
+# and the values left out: out of range (big), not numbers (bad).
+UNIT_MEASURES: tuple[str, ...] = ("n", "mean", "m2", "n01", "big", "bad")
+UNIT_ROLLUP_KEYS: tuple[str, ...] = ("prompt_id", "prompt_version", "keyed", "unit")
+
+
+def _unit_rollup_table_sql() -> str:
+    cols = ", ".join(
+        f"{m}_{k} {'REAL' if k in ('mean', 'm2') else 'INTEGER'} NOT NULL DEFAULT 0"
+        for m in UNIT_METRICS for k in UNIT_MEASURES)
+    return ("CREATE TABLE unit_rollup (prompt_id TEXT NOT NULL, prompt_version TEXT NOT NULL,"
+            " keyed INTEGER NOT NULL, unit TEXT NOT NULL, calls INTEGER NOT NULL DEFAULT 0,"
+            f" errors INTEGER NOT NULL DEFAULT 0, {cols},"
+            f" PRIMARY KEY ({', '.join(UNIT_ROLLUP_KEYS)})) WITHOUT ROWID")
+
+
+def unit_rollup_select_sql(where: str = "1") -> str:
+    """SELECT computing unit_rollup rows from the llm entries matching `where` (columns of
+    `entries`, no alias): one row per (prompt, version, unit) — `keyed` 1 and the unit id
+    (else item id) — plus one row (`keyed` 0, unit '') pooling the calls with neither.
+    Two passes: the group means, then each value's squared deviation from its mean."""
+    number = "typeof({c}) IN ('integer', 'real')"
+    ok = "status != 'error'"
+    per_value, first, second, out = [], [], [], []
+    for i, m in enumerate(UNIT_METRICS):
+        num = number.format(c=m)
+        per_value.append(
+            f"CASE WHEN {ok} AND {num} AND abs({m}) <= {UNIT_MAX_ABS!r} THEN {m} END AS x{i}, "
+            f"({ok} AND {num} AND abs({m}) > {UNIT_MAX_ABS!r}) AS g{i}, "
+            f"({ok} AND {m} IS NOT NULL AND NOT {num}) AS b{i}")
+        first.append(f"count(x{i}) AS n{i}, avg(x{i}) AS a{i}, total(x{i} IN (0, 1)) AS z{i}, "
+                     f"total(g{i}) AS g{i}, total(b{i}) AS b{i}")
+        second.append(f"total((x.x{i} - g.a{i}) * (x.x{i} - g.a{i})) AS m{i}")
+        out.append(f"g.n{i}, COALESCE(g.a{i}, 0.0), m{i}, g.z{i}, g.g{i}, g.b{i}")
+    keys = "p, v, k, u"
+    return (
+        f"WITH x AS MATERIALIZED (SELECT prompt_id AS p, prompt_version AS v, "
+        f"COALESCE(unit_id, item_id) IS NOT NULL AS k, COALESCE(unit_id, item_id, '') AS u, "
+        f"status = 'error' AS err, {', '.join(per_value)} FROM entries WHERE kind = 'llm' "
+        f"AND prompt_id IS NOT NULL AND prompt_version IS NOT NULL AND ({where})), "
+        f"g AS MATERIALIZED (SELECT {keys}, count(*) AS calls, total(err) AS errors, "
+        f"{', '.join(first)} FROM x GROUP BY {keys}) "
+        f"SELECT g.p, g.v, g.k, g.u, g.calls, g.errors, {', '.join(out)} FROM "
+        f"(SELECT {keys}, {', '.join(second)} FROM x JOIN g USING ({keys}) "
+        f"GROUP BY {keys}) AS d JOIN g USING ({keys}) WHERE 1")
+
+
+def unit_rollup_columns() -> list[str]:
+    return [*UNIT_ROLLUP_KEYS, "calls", "errors",
+            *(f"{m}_{k}" for m in UNIT_METRICS for k in UNIT_MEASURES)]
+
+
+def unit_rollup_upsert_sql(where: str) -> str:
+    """Add the roll-up of the entries matching `where` to unit_rollup, merging each
+    metric's mean and m2 with a row already there (Chan et al.'s pairwise update)."""
+    sets = ["calls = calls + excluded.calls", "errors = errors + excluded.errors"]
+    for m in UNIT_METRICS:
+        n, n2, mean, mean2 = f"{m}_n", f"excluded.{m}_n", f"{m}_mean", f"excluded.{m}_mean"
+        total = f"({n} + {n2})"
+        sets += [
+            f"{m}_mean = CASE WHEN {n2} = 0 THEN {mean} WHEN {n} = 0 THEN {mean2} "
+            f"ELSE {mean} + ({mean2} - {mean}) * {n2} / {total} END",
+            f"{m}_m2 = CASE WHEN {n2} = 0 THEN {m}_m2 WHEN {n} = 0 THEN excluded.{m}_m2 "
+            f"ELSE {m}_m2 + excluded.{m}_m2 + ({mean2} - {mean}) * ({mean2} - {mean}) "
+            f"* {n} * {n2} / {total} END",
+            f"{n} = {n} + {n2}",
+            *(f"{m}_{k} = {m}_{k} + excluded.{m}_{k}" for k in ("n01", "big", "bad")),
+        ]
+    return (f"INSERT INTO unit_rollup ({', '.join(unit_rollup_columns())}) "
+            f"{unit_rollup_select_sql(where)} ON CONFLICT DO UPDATE SET {', '.join(sets)}")
+
+
+def _m008_unit_rollup(conn: sqlite3.Connection) -> None:
+    """The built-in metrics rolled up per (prompt, version, randomisation unit), kept by
+    sync: `compare` reads a unit's calls, errors and means without grouping the entries."""
+    conn.execute(_unit_rollup_table_sql())
+    conn.execute(f"INSERT INTO unit_rollup ({', '.join(unit_rollup_columns())}) "
+                 f"{unit_rollup_select_sql()}")
+
+
 @dataclass(frozen=True)
 class Migration:
     name: str
@@ -361,6 +458,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("004_trace_roots", _m004_trace_roots),
     Migration("006_experiment_cells", _m006_experiment_cells),
     Migration("007_score_units", _m007_score_units),
+    Migration("008_unit_rollup", _m008_unit_rollup),
 )
 
 

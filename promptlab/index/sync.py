@@ -43,6 +43,9 @@ from promptlab.index.schema import (
     ROLLUP_MEASURES,
     UNIT_SQL,
     rollup_select_sql,
+    unit_rollup_columns,
+    unit_rollup_select_sql,
+    unit_rollup_upsert_sql,
 )
 from promptlab.logs.reader import parse_line, stem_of
 
@@ -71,6 +74,12 @@ _FOLD_FEEDBACK = (
 _TARGET_BASE = ("rowid", "id", "prompt_id", "prompt_version", "experiment", "variant")
 _TARGET_COLS = ", ".join(_TARGET_BASE) + ", " + UNIT_SQL.format(p="")
 _UNIT_ID, _ITEM_ID = ENTRY_COLUMNS.index("unit_id"), ENTRY_COLUMNS.index("item_id")
+# The per-unit roll-up of a batch of new rows, merged into unit_rollup (migration 008); and
+# of whole prompt versions, to recompute them after rows were removed.
+_UNIT_ROLLUP_ADD = unit_rollup_upsert_sql("rowid BETWEEN ? AND ?")
+_UNIT_ROLLUP_VERSION = (
+    f"INSERT INTO unit_rollup ({', '.join(unit_rollup_columns())}) "
+    + unit_rollup_select_sql("prompt_id = ? AND prompt_version = ?"))
 
 
 def _unit(row: tuple[Any, ...]) -> Any:
@@ -193,7 +202,7 @@ class Syncer:
 
         def run() -> None:
             for table in ("entries", "entry_tags", "scores", "pending_feedback", "rollup",
-                          "rollup_tags", "files", "meta"):
+                          "rollup_tags", "unit_rollup", "files", "meta"):
                 self.conn.execute(f"DELETE FROM {table}")
             self.conn.execute("INSERT INTO entries_fts (entries_fts) VALUES ('delete-all')")
 
@@ -445,6 +454,8 @@ class Syncer:
                 batch.rollup, batch.rollup_tags = rollup_rows(rows, tag_lists)
             conn.executemany(_ROLLUP_ADD["rollup"], batch.rollup)
             conn.executemany(_ROLLUP_ADD["rollup_tags"], batch.rollup_tags)
+            if batch.rollup:  # some llm calls: their units' roll-up (duplicates are not rows)
+                conn.execute(_UNIT_ROLLUP_ADD, (lo, hi))
         if conn.execute("SELECT 1 FROM pending_feedback LIMIT 1").fetchone():
             self._fold_pending()
         start_prefetch()
@@ -530,10 +541,18 @@ class Syncer:
                     "INSERT OR REPLACE INTO pending_feedback VALUES (?, ?, ?)",
                     (feedback_id, target, orjson.dumps(entry.get("scores")).decode()),
                 )
+        versions = conn.execute(
+            "SELECT DISTINCT prompt_id, prompt_version FROM entries WHERE file_id = ? AND "
+            "kind = 'llm' AND prompt_id IS NOT NULL AND prompt_version IS NOT NULL", (file_id,),
+        ).fetchall()
         conn.execute("DELETE FROM entries WHERE file_id = ?", (file_id,))
         for target in sorted(refold):
             self._refold(target)
         self._recompute_rollup(sorted({r[4] for r in rows}))
+        for prompt_id, prompt_version in versions:  # those versions' units, from scratch
+            conn.execute("DELETE FROM unit_rollup WHERE prompt_id = ? AND prompt_version = ?",
+                         (prompt_id, prompt_version))
+            conn.execute(_UNIT_ROLLUP_VERSION, (prompt_id, prompt_version))
         self._set_meta("fts_stale", int(self._meta("fts_stale", 0)) + len(rows))
 
     def _refold(self, target_id: str) -> None:
