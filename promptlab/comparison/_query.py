@@ -142,11 +142,13 @@ def lost_counts(reader: Reader, scope: Scope, arm: Arm, names: Sequence[str]
         return {}
     where, params = scope.where(arm)
     # `+e.col` keeps SQLite off the per-prompt index, so it walks the (few) failed calls
-    # through the partial index on status = 'error' instead of every call of the arm.
+    # through the partial index on status = 'error' instead of every call of the arm; the
+    # CROSS JOIN keeps those calls the outer loop (left to itself, the planner walked every
+    # score of the prompt instead: 1.5 s per arm at a million calls, 0.1 s this way).
     where = where.replace("e.", "+e.")
     marks = ", ".join("?" * len(names))
     rows = reader.all(
-        f"SELECT s.name, count(*) FROM entries e JOIN scores s ON s.entry_rowid = e.rowid "
+        f"SELECT s.name, count(*) FROM entries e CROSS JOIN scores s ON s.entry_rowid = e.rowid "
         f"AND s.name IN ({marks}) WHERE e.status = 'error' AND {where} GROUP BY s.name",
         [*names, *params])
     out = {n: {"on_errors": 0, "out_of_range": 0} for n in names}
