@@ -447,6 +447,17 @@ def _unit_score_sums(reader: Reader, scope: Scope, arm: Arm, name: str, shift: f
                      ) -> tuple[Any, ...]:
     """One score of one prompt version averaged per unit along scores_by_unit: the Agg
     columns over the unit means, then values in range, booleans and values out of range."""
+    key = [scope.prompt, arm.name, name]
+    where = "WHERE prompt_id = ? AND prompt_version = ? AND name = ?"
+    # The smallest and largest value (two seeks along scores_by_prompt): when both are in
+    # range, so is every value, and the per-row work shrinks to avg, count and one total.
+    low, high = reader.one(f"SELECT (SELECT min(value) FROM scores {where}), "
+                           f"(SELECT max(value) FROM scores {where})", [*key, *key])
+    if _in_range(low, high):
+        return (*reader.one(
+            f"SELECT {agg_columns('m', shift)}, total(c), total(nb) FROM (SELECT avg(value) "
+            f"AS m, count(*) AS c, total(is_bool) AS nb FROM scores {where} GROUP BY unit)",
+            key), 0)
     value = f"CASE WHEN abs(value) <= {MAX_ABS!r} THEN value END"
     return reader.one(
         f"SELECT {agg_columns('m', shift)}, total(c), total(nb), total(oo) FROM (SELECT "

@@ -417,9 +417,10 @@ def unit_rollup_columns() -> list[str]:
             *(f"{m}_{k}" for m in UNIT_METRICS for k in UNIT_MEASURES)]
 
 
-def unit_rollup_upsert_sql(where: str) -> str:
-    """Add the roll-up of the entries matching `where` to unit_rollup, merging each
-    metric's mean and m2 with a row already there (Chan et al.'s pairwise update)."""
+def unit_rollup_upsert_sql(where: str | None = None) -> str:
+    """Add the roll-up of the entries matching `where` — without `where`, rows given as
+    parameters (unit_rollup_columns) — to unit_rollup, merging each metric's mean and m2
+    with a row already there (Chan et al.'s pairwise update)."""
     sets = ["calls = calls + excluded.calls", "errors = errors + excluded.errors"]
     for m in UNIT_METRICS:
         n, n2, mean, mean2 = f"{m}_n", f"excluded.{m}_n", f"{m}_mean", f"excluded.{m}_mean"
@@ -433,8 +434,11 @@ def unit_rollup_upsert_sql(where: str) -> str:
             f"{n} = {n} + {n2}",
             *(f"{m}_{k} = {m}_{k} + excluded.{m}_{k}" for k in ("n01", "big", "bad")),
         ]
-    return (f"INSERT INTO unit_rollup ({', '.join(unit_rollup_columns())}) "
-            f"{unit_rollup_select_sql(where)} ON CONFLICT DO UPDATE SET {', '.join(sets)}")
+    columns = unit_rollup_columns()
+    source = (f"VALUES ({', '.join('?' * len(columns))})" if where is None
+              else unit_rollup_select_sql(where))
+    return (f"INSERT INTO unit_rollup ({', '.join(columns)}) {source} "
+            f"ON CONFLICT DO UPDATE SET {', '.join(sets)}")
 
 
 def _m008_unit_rollup(conn: sqlite3.Connection) -> None:

@@ -13,6 +13,7 @@ write lock, so any number of processes may sync at once: each line is ingested o
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 import time
@@ -41,6 +42,8 @@ from promptlab.index.schema import (
     ENTRY_INDEXES,
     ROLLUP_KEYS,
     ROLLUP_MEASURES,
+    UNIT_MAX_ABS,
+    UNIT_METRICS,
     UNIT_SQL,
     rollup_select_sql,
     unit_rollup_columns,
@@ -74,12 +77,81 @@ _FOLD_FEEDBACK = (
 _TARGET_BASE = ("rowid", "id", "prompt_id", "prompt_version", "experiment", "variant")
 _TARGET_COLS = ", ".join(_TARGET_BASE) + ", " + UNIT_SQL.format(p="")
 _UNIT_ID, _ITEM_ID = ENTRY_COLUMNS.index("unit_id"), ENTRY_COLUMNS.index("item_id")
-# The per-unit roll-up of a batch of new rows, merged into unit_rollup (migration 008); and
-# of whole prompt versions, to recompute them after rows were removed.
-_UNIT_ROLLUP_ADD = unit_rollup_upsert_sql("rowid BETWEEN ? AND ?")
+# The per-unit roll-up of a batch of new rows (`unit_rollup_rows`), merged into unit_rollup
+# (migration 008); and of whole prompt versions, to recompute them after rows were removed.
+_UNIT_ROLLUP_ADD = unit_rollup_upsert_sql()
 _UNIT_ROLLUP_VERSION = (
     f"INSERT INTO unit_rollup ({', '.join(unit_rollup_columns())}) "
     + unit_rollup_select_sql("prompt_id = ? AND prompt_version = ?"))
+_KIND, _PROMPT, _VERSION, _STATUS = (ENTRY_COLUMNS.index(c) for c in (
+    "kind", "prompt_id", "prompt_version", "status"))
+_METRIC_COLS = tuple(ENTRY_COLUMNS.index(c) for c in UNIT_METRICS)
+
+
+def unit_rollup_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """unit_rollup rows of a batch of entry rows, as schema.unit_rollup_select_sql computes
+    them from the table (in Python: a third of the time of that SQL's two passes)."""
+    groups: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+    for r in rows:
+        if r[_KIND] != "llm" or r[_PROMPT] is None or r[_VERSION] is None:
+            continue
+        unit = r[_UNIT_ID]
+        if unit is None:
+            unit = r[_ITEM_ID]
+        key = (r[_PROMPT], r[_VERSION], 0, "") if unit is None else (
+            r[_PROMPT], r[_VERSION], 1, unit)
+        found = groups.get(key)
+        if found is None:
+            groups[key] = [r]
+        else:
+            found.append(r)
+    out = []
+    empty = (0, 0.0, 0.0, 0, 0, 0)
+    for key, group in groups.items():
+        if len(group) == 1:  # the common case with many units: one call per unit and batch
+            r = group[0]
+            if r[_STATUS] == "error":
+                out.append((*key, 1, 1, *empty * len(_METRIC_COLS)))
+                continue
+            one: list[Any] = [*key, 1, 0]
+            for col in _METRIC_COLS:
+                x = r[col]
+                if x is None:
+                    one += empty
+                elif not isinstance(x, int | float):
+                    one += (0, 0.0, 0.0, 0, 0, 1)
+                elif -UNIT_MAX_ABS <= x <= UNIT_MAX_ABS:
+                    one += (1, float(x), 0.0, int(x in (0, 1)), 0, 0)
+                else:
+                    one += (0, 0.0, 0.0, 0, 1, 0)
+            out.append(tuple(one))
+            continue
+        ok = [r for r in group if r[_STATUS] != "error"]
+        row: list[Any] = [*key, len(group), len(group) - len(ok)]
+        for col in _METRIC_COLS:
+            xs, big, bad = [], 0, 0
+            for r in ok:
+                x = r[col]
+                if x is None:
+                    continue
+                if isinstance(x, int | float):
+                    if -UNIT_MAX_ABS <= x <= UNIT_MAX_ABS:
+                        xs.append(x)
+                    else:
+                        big += 1
+                else:
+                    bad += 1
+            n = len(xs)
+            if n == 1:
+                row += (1, float(xs[0]), 0.0, int(xs[0] in (0, 1)), big, bad)
+            elif n:
+                mean = math.fsum(xs) / n
+                row += (n, mean, math.fsum((x - mean) * (x - mean) for x in xs),
+                        sum(1 for x in xs if x in (0, 1)), big, bad)
+            else:
+                row += (0, 0.0, 0.0, 0, big, bad)
+        out.append(tuple(row))
+    return out
 
 
 def _unit(row: tuple[Any, ...]) -> Any:
@@ -455,7 +527,7 @@ class Syncer:
             conn.executemany(_ROLLUP_ADD["rollup"], batch.rollup)
             conn.executemany(_ROLLUP_ADD["rollup_tags"], batch.rollup_tags)
             if batch.rollup:  # some llm calls: their units' roll-up (duplicates are not rows)
-                conn.execute(_UNIT_ROLLUP_ADD, (lo, hi))
+                conn.executemany(_UNIT_ROLLUP_ADD, unit_rollup_rows(rows))
         if conn.execute("SELECT 1 FROM pending_feedback LIMIT 1").fetchone():
             self._fold_pending()
         start_prefetch()
