@@ -311,7 +311,11 @@ class VectorStore:
 
     def _coarse(self, query: Any, want: int, allowed: Any = None) -> list[int]:
         """The `want` vids nearest by Hamming distance of sign bits (among `allowed`).
-        Chunk by chunk, so no copy of all the bits is ever made."""
+
+        Chunk by chunk, each read with SQLite's incremental blob I/O into one reused buffer
+        (no bytes object per chunk, no fresh memory to fault in: ~2x faster in a new process
+        than fetching the rows, measured at a million vectors); the vids of a chunk are read
+        only when a filter needs them, and at the end for the winners."""
         import numpy as np
 
         width = self._bit_width()
@@ -319,29 +323,57 @@ class VectorStore:
         use_count = hasattr(np, "bitwise_count")  # numpy >= 2
         table = None if use_count else np.array([bin(i).count("1") for i in range(256)],
                                                 dtype=np.uint8)
-        vid_parts, distance_parts = [], []
-        for vids_blob, bits_blob in self.conn.execute(
-                "SELECT vids, bits FROM vec_bitchunks ORDER BY chunk"):
-            vids = np.frombuffer(vids_blob, dtype=np.int64)
-            xor = np.frombuffer(bits_blob, dtype=np.uint64).reshape(-1, width) ^ packed_query
-            counts = np.bitwise_count(xor) if use_count else table[xor.view(np.uint8)]
+        chunks = self.conn.execute("SELECT chunk, n FROM vec_bitchunks ORDER BY chunk").fetchall()
+        if not chunks:
+            return []
+        largest = max(n for _, n in chunks)
+        bits = np.empty((largest, width), dtype=np.uint64)
+        xor = np.empty_like(bits)
+        counts = np.empty((largest, width), dtype=np.uint8)
+        vid_buffer = np.empty(largest, dtype=np.int64)
+        total = sum(n for _, n in chunks)
+        distance = np.empty(total, dtype=np.uint16)
+        keep = np.ones(total, dtype=bool)
+        starts = []
+        at = 0
+        for chunk, n in chunks:
+            starts.append(at)
+            with self.conn.blob_open("main", "vec_bitchunks", "bits", chunk, False) as blob:
+                blob.read_into(bits[:n])
+            np.bitwise_xor(bits[:n], packed_query, out=xor[:n])
+            if use_count:
+                np.bitwise_count(xor[:n], out=counts[:n])
+            else:
+                counts[:n] = table[xor[:n].view(np.uint8)].reshape(n, width, 8).sum(axis=2)
             # Column by column: numpy's sum over a short last axis is ~1.7x slower (measured).
-            distance = counts[:, 0].astype(np.uint16)
-            for column in range(1, counts.shape[1]):
-                distance += counts[:, column]
+            part = distance[at:at + n]
+            part[:] = counts[:n, 0]
+            for column in range(1, width):
+                part += counts[:n, column]
             if allowed is not None:
-                keep = np.isin(vids, allowed)
-                vids, distance = vids[keep], distance[keep]
-            vid_parts.append(vids)
-            distance_parts.append(distance)
-        if not vid_parts:
+                with self.conn.blob_open("main", "vec_bitchunks", "vids", chunk, False) as blob:
+                    blob.read_into(vid_buffer[:n])
+                keep[at:at + n] = np.isin(vid_buffer[:n], allowed)
+            at += n
+        positions = np.arange(total) if allowed is None else np.flatnonzero(keep)
+        if not len(positions):
             return []
-        vids = np.concatenate(vid_parts)
-        distance = np.concatenate(distance_parts)
-        if not len(vids):
-            return []
-        top = np.argpartition(distance, want)[:want] if want < len(vids) else slice(None)
-        return vids[top].tolist()
+        if allowed is not None:
+            distance = distance[positions]
+        if want < len(positions):
+            best = np.argpartition(distance, want)[:want]
+            positions = positions[best]
+        # position -> vid: the vids of each chunk holding a winner, read whole (a seek into
+        # a blob walks its overflow pages, so 400 small reads cost more than 61 whole ones)
+        chunk_of = np.searchsorted(np.array(starts), positions, side="right") - 1
+        out = np.empty(len(positions), dtype=np.int64)
+        for index in np.unique(chunk_of).tolist():
+            chunk, n = chunks[index]
+            with self.conn.blob_open("main", "vec_bitchunks", "vids", chunk, False) as blob:
+                blob.read_into(vid_buffer[:n])
+            here = chunk_of == index
+            out[here] = vid_buffer[positions[here] - starts[index]]
+        return out.tolist()
 
     def _delete(self, vids: Sequence[int]) -> None:
         for start in range(0, len(vids), 500):
@@ -510,15 +542,19 @@ class VectorStore:
             rows = self.conn.execute(
                 f"SELECT vid, vec_distance_cosine(embedding, ?) AS d FROM vec_exact "
                 f"WHERE vid IN ({marks})", [query, *candidates]).fetchall()
-        # vids -> entry rowids, dropping vectors whose entry left the index
-        by_vid = dict(rows)
-        if not by_vid:
-            return []
-        vids = list(by_vid)
-        marks = ", ".join("?" * len(vids))
-        live = dict(self.conn.execute(
-            f"SELECT vi.vid, vi.entry_rowid FROM vec_items vi {_JOIN} WHERE vi.vid IN ({marks})",
-            vids).fetchall())
-        out = [(live[vid], float(d)) for vid, d in sorted(by_vid.items(), key=lambda r: r[1])
-               if vid in live and live[vid] != exclude]
+        # vids -> entry rowids, nearest first, dropping vectors whose entry left the index:
+        # only as many looked up as the answer needs (each is a random read of two tables)
+        ranked = sorted(rows, key=lambda r: r[1])
+        out: list[tuple[int, float]] = []
+        step = max(2 * want, 32)
+        for start in range(0, len(ranked), step):
+            part = ranked[start:start + step]
+            marks = ", ".join("?" * len(part))
+            live = dict(self.conn.execute(
+                f"SELECT vi.vid, vi.entry_rowid FROM vec_items vi {_JOIN} "
+                f"WHERE vi.vid IN ({marks})", [vid for vid, _ in part]).fetchall())
+            out += [(live[vid], float(d)) for vid, d in part
+                    if vid in live and live[vid] != exclude]
+            if len(out) >= k:
+                break
         return out[:k]

@@ -104,6 +104,7 @@ class LocalEmbedder(Embedder):
         self.optimize = optimize
         self.batch_size = batch_size
         pooling, normalize, seq = "mean", True, None
+        self._default = model is None
         if model is None:
             onnx_path = _default_model_file(verify=verify)
             tokenizer_path = Path(tokenizer) if tokenizer else TOKENIZER
@@ -152,28 +153,48 @@ class LocalEmbedder(Embedder):
                                  f"{self._tokenizer_path}: {exc}") from exc
         tokenizer.no_padding()
         tokenizer.enable_truncation(self.max_tokens)
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if not self.optimize:
-            # Graph optimisation costs ~170 ms of CPU at load and gains ~8 % per entry
-            # (measured): worth it for `logs embed`, not for one query.
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        # Threads that spin while waiting for work are fast on an idle machine and several
-        # times slower on a busy one (measured: 33 vs 71 entries/s on 2 shared cores).
-        options.intra_op_num_threads = os.cpu_count() or 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        try:
-            session = ort.InferenceSession(str(self._onnx_path), options,
-                                           providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise EmbeddingError(f"{self.where}: cannot load the ONNX model {self._onnx_path}: "
-                                 f"{exc}") from exc
+        session = None
+        if self._default:
+            # The same weights in a graph that multiplies in int8 (promptlab.semantic.minilm):
+            # about twice as fast, loads in ~30 ms of CPU with nothing left to optimise.
+            from promptlab.semantic.minilm import fast_model
+
+            fast = fast_model(self._onnx_path, DEFAULT_MODEL_SHA256)
+            if fast is not None:
+                try:
+                    session = self._open_session(ort, fast, optimize=False)
+                except Exception:  # a damaged cache file: the shipped graph still works
+                    session = None
+        if session is None:
+            session = self._open_session(ort, self._onnx_path, optimize=self.optimize)
         self._inputs = {i.name for i in session.get_inputs()}
         if "input_ids" not in self._inputs:
             raise EmbeddingError(f"{self.where}: {self._onnx_path} takes no input_ids; expected "
                                  "a transformer exported for feature extraction")
         self._tokenizer, self._session = tokenizer, session
+
+    def _open_session(self, ort: Any, model: Path | bytes, *, optimize: bool) -> Any:
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if not optimize:
+            # Graph optimisation costs ~170 ms of CPU at load for the shipped graph and gains
+            # ~8 % per entry (measured): worth it for `logs embed`, not for one query.
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        # One thread per run, and as many runs at once as there are cores (`_embed`): every
+        # kernel then runs whole on one core, without waiting for the other (measured on 2
+        # shared cores: 64 against 56 entries/s with two threads per run). Threads that spin
+        # while waiting for work are several times slower on a busy machine.
+        options.intra_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        try:
+            return ort.InferenceSession(model if isinstance(model, bytes) else str(model),
+                                        options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            if model != self._onnx_path:
+                raise
+            raise EmbeddingError(f"{self.where}: cannot load the ONNX model {self._onnx_path}: "
+                                 f"{exc}") from exc
 
     def _embed(self, texts: list[str]) -> Any:
         import numpy as np
@@ -188,9 +209,12 @@ class LocalEmbedder(Embedder):
         encodings = self._tokenizer.encode_batch(texts)
         # Similar lengths together: padding costs as much as text.
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        workers = min(os.cpu_count() or 1, -(-len(order) // 8))
+        size = max(1, min(self.batch_size, -(-len(order) // workers)))
+        chunks = [order[start:start + size] for start in range(0, len(order), size)]
         out: list[Any] = [None] * len(texts)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start:start + self.batch_size]
+
+        def run(chunk: list[int]) -> None:
             width = max(len(encodings[i].ids) for i in chunk)
             ids = np.zeros((len(chunk), width), dtype=np.int64)
             mask = np.zeros_like(ids)
@@ -212,6 +236,14 @@ class LocalEmbedder(Embedder):
                 pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
             for row, i in enumerate(chunk):
                 out[i] = pooled[row]
+
+        if len(chunks) == 1:
+            run(chunks[0])
+        else:  # onnxruntime lets go of the GIL while it runs: one chunk per core at a time
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(workers, len(chunks)), "embed") as pool:
+                list(pool.map(run, chunks))
         return np.stack(out)
 
 

@@ -14,8 +14,20 @@ from promptlab.semantic import LocalEmbedder
 
 
 @pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache folder for the whole session: the built model (promptlab.semantic.minilm)
+    is made once, not once per test's home."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(autouse=True)
+def _model_cache(model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROMPTLAB_CACHE_DIR", str(model_cache))
+
+
+@pytest.fixture(scope="session")
 def model() -> LocalEmbedder:
-    return LocalEmbedder()
+    return LocalEmbedder()  # loads at its first embed, under the cache folder set above
 
 
 @pytest.fixture

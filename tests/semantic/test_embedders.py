@@ -48,8 +48,9 @@ def test_a_sentence_transformers_folder_with_an_onnx_export(tmp_path: Path,
     own = load_embedder(parse_model_option(str(folder)))
     assert own.model_id.startswith("onnx:model.onnx:8199be6f699a")
     assert own.max_tokens == 64
+    # the same weights: the shipped graph here, the integer one (semantic.minilm) built in
     text = ["a short sentence about refunds"]
-    assert np.allclose(own.embed(text), model.embed(text), atol=1e-4)
+    assert float(own.embed(text)[0] @ model.embed(text)[0]) > 0.999
 
 
 def test_own_model_problems_are_explained(tmp_path: Path) -> None:

