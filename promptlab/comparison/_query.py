@@ -259,28 +259,41 @@ def _rollup_entry_sums(reader: Reader, scope: Scope, arm: Arm,
                        ) -> dict[str, Any] | None:
     """`entry_sums` from unit_rollup: each unit's count, mean and squared deviations give
     the per-call sums about the same shift, Σ(x − k) = Σ n(mean − k) and
-    Σ(x − k)² = Σ m2 + n(mean − k)². None when the roll-up does not hold every call of the
-    version (checked against the cost roll-up)."""
+    Σ(x − k)² = Σ m2 + n(mean − k)²; in the same pass, the sums over unit means that
+    `unit_sums` uses when the calls carry unit ids. None when the roll-up does not hold
+    every call of the version (checked against the cost roll-up)."""
     cols = ""
     for name, b in numeric:
         c, k = b.column, shifts[name]
         d = f"({c}_mean - {k!r})"
         cols += (f", total({c}_n), total({c}_n * {d}), total({c}_m2 + {c}_n * {d} * {d}), "
                  f"total({c}_big), total({c}_bad)")
+    per_unit = [(name, shifts.get(name, 0.0)) for name, _ in (*numeric, ("error_rate", None))]
+    cols += "".join(f", {_rollup_unit_columns(name, k)}" for name, k in per_unit)
     key = [scope.prompt, arm.name]
-    row = reader.one(f"SELECT total(calls), total(errors), total(keyed * calls){cols} FROM "
-                     "unit_rollup WHERE prompt_id = ? AND prompt_version = ?", key)
+    row = reader.one(f"SELECT total(calls), total(errors), total(keyed * calls), "
+                     f"total(CASE WHEN keyed THEN 1 ELSE calls END){cols} FROM unit_rollup "
+                     "WHERE prompt_id = ? AND prompt_version = ?", key)
     calls = reader.one("SELECT total(calls) FROM rollup WHERE prompt_id = ? AND "
                        "prompt_version = ?", key)[0]
     if int(row[0]) != int(calls):
         return None
     aggs: dict[str, Agg] = {}
     for i, (name, _) in enumerate(numeric):
-        n, total, total_sq, big, bad = row[3 + 5 * i:8 + 5 * i]
+        n, total, total_sq, big, bad = row[4 + 5 * i:9 + 5 * i]
         aggs[name] = Agg(int(n), float(total), float(total_sq), shift=shifts[name],
                          out_of_range=int(big), non_numeric=int(bad), raw_n=int(n))
+    unit_aggs: dict[str, Agg] = {}
+    base = 4 + 5 * len(numeric)
+    for name, k in per_unit:
+        agg = agg_from(row, base, k)
+        agg.raw_n = int(row[base + 4])
+        if name in aggs:
+            agg.out_of_range, agg.non_numeric = aggs[name].out_of_range, aggs[name].non_numeric
+        unit_aggs[name] = agg
+        base += 5
     return {"entries": int(row[0]), "errors": int(row[1]), "keyed": int(row[2]),
-            "aggs": aggs}
+            "aggs": aggs, "units": {"units": int(row[3]), "aggs": unit_aggs}}
 
 
 def entry_sums(reader: Reader, scope: Scope, arm: Arm, builtins: Sequence[str],
@@ -299,7 +312,7 @@ def entry_sums(reader: Reader, scope: Scope, arm: Arm, builtins: Sequence[str],
             aggs["error_rate"] = Agg(entries, float(errors), float(errors), entries)
             return {"entries": entries, "errors": errors, "units": entries,
                     "unit_mode": got["keyed"] > 0 if unit_mode is None else unit_mode,
-                    "builtins": aggs, "rollup": True}
+                    "builtins": aggs, "rollup": got["units"]}
     rows = _status_sums(reader, scope, arm, where, params, _builtin_columns(numeric, shifts))
     careful = any(not _in_range(r[6 + 5 * i], r[7 + 5 * i])
                   for r in rows if r[0] != "error" for i in range(len(numeric)))
@@ -327,7 +340,7 @@ def entry_sums(reader: Reader, scope: Scope, arm: Arm, builtins: Sequence[str],
     if unit_mode is None:
         unit_mode = keyed > 0
     return {"entries": entries, "errors": errors, "units": entries, "unit_mode": unit_mode,
-            "builtins": aggs, "rollup": False}
+            "builtins": aggs, "rollup": None}
 
 
 def likely_units(reader: Reader, scope: Scope, a: Arm, b: Arm) -> bool:
@@ -362,13 +375,14 @@ def _rollup_unit_columns(name: str, shift: float) -> str:
 
 
 def unit_sums(reader: Reader, scope: Scope, arm: Arm, names: Sequence[str],
-              builtins: dict[str, Agg], rollup: bool = False) -> dict[str, Any]:
+              builtins: dict[str, Agg], rollup: dict[str, Any] | None = None
+              ) -> dict[str, Any]:
     """Every metric of one arm averaged per unit, in one pass grouped by unit: the units,
     each metric's sums over its unit means, and each score's values on failed calls and out
     of range (see `lost_counts`). `builtins` (the per-call sums) lend their counts of
-    out-of-range and non-numeric values. With `rollup` (entry_sums read the arm from the
-    per-unit roll-up), the units and built-ins come from there and scores from
-    scores_by_unit: no pass over the calls."""
+    out-of-range and non-numeric values. With `rollup` (what entry_sums read from the
+    per-unit roll-up: the units and the built-ins' sums over unit means), the built-ins come
+    from there and the scores from scores_by_unit: no pass over the calls."""
     where, params = scope.where(arm)
     cols, joins, join_params, shifts = [], [], [], {}
     grouped, outer = [], []
@@ -377,8 +391,13 @@ def unit_sums(reader: Reader, scope: Scope, arm: Arm, names: Sequence[str],
     by_index = (not scope.windowed and scope.experiment is None and scope.prompt is not None
                 and arm.column == "prompt_version")
     indexed: dict[str, tuple[Any, ...]] = {}
-    rolled = by_index and rollup and rollup_answers(scope, arm)
+    rolled: dict[str, Agg] = {}
+    if (by_index and rollup is not None and rollup_answers(scope, arm)
+            and all(n in rollup["aggs"] for n in names if n in BUILTINS)):
+        rolled = rollup["aggs"]
     for i, name in enumerate(names):
+        if rolled and name in BUILTINS:
+            continue
         shifts[name] = sample_value(reader, scope, arm, name) if name != "error_rate" else 0.0
         if by_index and name not in BUILTINS:
             indexed[name] = _unit_score_sums(reader, scope, arm, name, shifts[name])
@@ -386,9 +405,6 @@ def unit_sums(reader: Reader, scope: Scope, arm: Arm, names: Sequence[str],
         # Per row, a built-in needs its value only, a score its value, boolean, failed-call
         # and out-of-range flags: every aggregate step counts, 500,000 rows per arm.
         if name in BUILTINS:
-            if rolled:
-                outer.append(_rollup_unit_columns(name, shifts[name]))
-                continue
             cols.append(f"{BUILTINS[name].expr} AS x{i}")
             grouped.append(f"avg(x{i}) AS m{i}, count(x{i}) AS c{i}")
             outer.append(f"{agg_columns(f'm{i}', shifts[name])}, total(c{i})")
@@ -403,11 +419,8 @@ def unit_sums(reader: Reader, scope: Scope, arm: Arm, names: Sequence[str],
                        f"total(r{i}) AS er{i}, total(o{i}) AS oo{i}")
         outer.append(f"{agg_columns(f'm{i}', shifts[name])}, total(c{i}), total(nb{i}), "
                      f"total(er{i}), total(oo{i})")
-    if rolled:
-        row = reader.one(
-            f"SELECT {', '.join(['total(CASE WHEN keyed THEN 1 ELSE calls END)', *outer])} "
-            "FROM unit_rollup WHERE prompt_id = ? AND prompt_version = ?",
-            [scope.prompt, arm.name])
+    if rolled and rollup is not None:
+        row: tuple[Any, ...] = (rollup["units"],)
     else:
         row = reader.one(
             f"SELECT {', '.join(['count(*)', *outer])} FROM (SELECT "
@@ -427,6 +440,9 @@ def unit_sums(reader: Reader, scope: Scope, arm: Arm, names: Sequence[str],
             lost[name] = {"on_errors": on_errors[name]["on_errors"],
                           "out_of_range": agg.out_of_range}
             aggs[name] = agg
+            continue
+        if name in rolled:
+            aggs[name] = rolled[name]
             continue
         agg = agg_from(row, base, shifts[name])
         agg.raw_n = int(row[base + 4])
