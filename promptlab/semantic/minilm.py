@@ -34,9 +34,7 @@ shipped file, or to the built bytes in memory.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +57,13 @@ def cached_path(source_sha256: str) -> Path:
     return cache_dir() / f"minilm-{source_sha256[:16]}-{BUILD}.onnx"
 
 
-def fast_model(source: Path, source_sha256: str) -> Path | bytes | None:
+def fast_model(source: Path, source_sha256: str, *,
+               rebuild: bool = False) -> Path | bytes | None:
     """The integer-arithmetic model for `source`: its cached file, else built now (and
     cached when possible: then the path, else the bytes), or None when it cannot be built
-    (no `onnx` package)."""
+    (no `onnx` package). `rebuild`: replace a cached file that failed to load."""
     path = cached_path(source_sha256)
-    if path.is_file():
+    if path.is_file() and not rebuild:
         return path
     if _sha256(source) != source_sha256:  # build only from the file the cache is named for
         return None
@@ -72,6 +71,8 @@ def fast_model(source: Path, source_sha256: str) -> Path | bytes | None:
         data = build(source)
     except ImportError:
         return None
+    import tempfile
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
@@ -89,6 +90,8 @@ def fast_model(source: Path, source_sha256: str) -> Path | bytes | None:
 
 
 def _sha256(path: Path) -> str:
+    import hashlib
+
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -196,7 +196,7 @@ def _open_index(log_dir: Path) -> Any:
 def _knn(path: Path, log_dir: Path, model: Embedder, text: str, flt: Any, depth: int,
          auto_embed: int | None, results: SemanticResults, exclude: int | None = None,
          vector: Any = None) -> list[tuple[int, float]]:
-    from promptlab.index.vectors import VectorStore
+    from promptlab.index.vectors import EXACT_MAX, VectorStore
 
     with VectorStore(path) as store:
         store.check_rowids()
@@ -215,6 +215,9 @@ def _knn(path: Path, log_dir: Path, model: Embedder, text: str, flt: Any, depth:
         if vector is None:
             vector = store.cached_query(text)
             if vector is None:
+                if results.vectors > EXACT_MAX:
+                    # read the sign bits while the model loads (LocalEmbedder.preload)
+                    store.load_bits()
                 vector = model.embed([text])[0]
                 store.cache_query(text, vector)
         if flt.kind == "llm":  # only LLM calls have vectors: no need to filter on it

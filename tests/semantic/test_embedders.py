@@ -94,3 +94,42 @@ def test_settings_are_validated(tmp_path: Path) -> None:
     spec = parse_model_option("openai:nomic", spec_from_config(
         {"type": "openai", "model": "x", "base_url": "http://h:1/v1"}, tmp_path))
     assert spec.options == {"model": "nomic", "base_url": "http://h:1/v1"}
+
+
+def test_preloading_a_query_embeds_it_in_a_helper_process(model: LocalEmbedder) -> None:
+    """`preload([text])` (what `logs search --semantic` does) forks a helper on Linux that
+    loads the model and embeds the text on the other core; `embed([text])` takes its
+    vectors, which are the model's own."""
+    text = "customer wants their money back"
+    embedder = LocalEmbedder(verify=False, optimize=False)
+    embedder.preload([text])
+    forked = embedder._helper is not None  # Linux, one thread
+    vector = embedder.embed([text])
+    if forked:
+        assert embedder._session is None  # the model never loaded in this process
+    assert np.allclose(vector, model.embed([text]), atol=1e-5)
+    # anything else loads the model here
+    other = embedder.embed(["a different text"])
+    assert embedder._session is not None
+    assert np.allclose(other, model.embed(["a different text"]), atol=1e-5)
+
+
+def test_a_preloaded_query_nobody_asks_for_is_reaped(model: LocalEmbedder) -> None:
+    embedder = LocalEmbedder(verify=False, optimize=False)
+    embedder.preload(["never asked for"])
+    helper = embedder._helper
+    embedder.close()
+    assert embedder._helper is None
+    if helper is not None:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(helper[0], os.WNOHANG)
+
+
+def test_a_failing_helper_falls_back_to_loading_here(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     model: LocalEmbedder) -> None:
+    embedder = LocalEmbedder(verify=False, optimize=False)
+    monkeypatch.setattr(embedder, "_tokenizer_path", tmp_path / "missing.json")
+    embedder.preload(["refund"])  # the helper cannot load the tokenizer: exits 1
+    monkeypatch.setattr(embedder, "_tokenizer_path", TOKENIZER)
+    assert np.allclose(embedder.embed(["refund"]), model.embed(["refund"]), atol=1e-5)
