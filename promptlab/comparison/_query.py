@@ -549,9 +549,12 @@ def _fast_score_sums(reader: Reader, scope: Scope, arm: Arm, name: str, fast: st
     elif not agg.binary and agg.n:
         # Counting booleans would read every row; they are stored as 0/1, so a mix can
         # only hide among those values (all-0/1 scores are binary anyway). Look at a
-        # bounded sample of those values.
+        # bounded sample of those values — found along scores_by_prompt, which seeks to
+        # them (left to itself, SQLite walks the covering scores_by_unit through every row
+        # of the version when there are none: 40–70 ms per arm at 500,000 values).
+        hint = " INDEXED BY scores_by_prompt" if fast == "prompt" else ""
         agg.has_bool = bool(reader.one(
-            f"SELECT max(b) FROM (SELECT is_bool AS b FROM scores WHERE {where} AND "
+            f"SELECT max(b) FROM (SELECT is_bool AS b FROM scores{hint} WHERE {where} AND "
             f"name = ? AND value IN (0, 1) LIMIT 2000)", [*params, name])[0])
     return agg
 
