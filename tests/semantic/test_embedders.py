@@ -107,11 +107,13 @@ def test_preloading_a_query_embeds_it_in_a_helper_process(model: LocalEmbedder) 
     vector = embedder.embed([text])
     if forked:
         assert embedder._session is None  # the model never loaded in this process
-    assert np.allclose(vector, model.embed([text]), atol=1e-5)
+    # A search's session skips weight prepacking: other kernels, float sums in another
+    # order, so an activation may round to the next uint8 level; not bit-identical.
+    assert float(vector[0] @ model.embed([text])[0]) > 0.9999
     # anything else loads the model here
     other = embedder.embed(["a different text"])
     assert embedder._session is not None
-    assert np.allclose(other, model.embed(["a different text"]), atol=1e-5)
+    assert float(other[0] @ model.embed(["a different text"])[0]) > 0.9999
 
 
 def test_a_preloaded_query_nobody_asks_for_is_reaped(model: LocalEmbedder) -> None:
@@ -132,4 +134,4 @@ def test_a_failing_helper_falls_back_to_loading_here(tmp_path: Path,
     monkeypatch.setattr(embedder, "_tokenizer_path", tmp_path / "missing.json")
     embedder.preload(["refund"])  # the helper cannot load the tokenizer: exits 1
     monkeypatch.setattr(embedder, "_tokenizer_path", TOKENIZER)
-    assert np.allclose(embedder.embed(["refund"]), model.embed(["refund"]), atol=1e-5)
+    assert float(embedder.embed(["refund"])[0] @ model.embed(["refund"])[0]) > 0.9999
