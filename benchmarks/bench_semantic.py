@@ -21,7 +21,7 @@
    retrieval set, and recall@5/MRR of each and of the two mixed.
 3. Scale: bench_index.py's generator writes N entries; their vectors are made from the real
    embeddings of part 1 (mixtures plus noise: the structure of real vectors, not uniform
-   noise). Then `promptlab logs search --semantic` as a whole process (median of 5, with
+   noise). Then `promptlab logs search --semantic` as a whole process (median of 10, with
    Python start-up, model load and the query's embedding), its peak memory, index bytes per
    entry, the time of each search plan, and the recall@10 the coarse plan costs against an
    exact search.
@@ -274,12 +274,15 @@ def scale(n: int, real: np.ndarray, folder: Path, baseline: Path | None = None) 
                                                             f"{q} ({n}, run {os.getpid()})", "-n", "10"]))
     # With --baseline, every command also runs from that source tree (PYTHONPATH, the same
     # venv), alternating with this one, so both see the same load.
-    trees = [("", None)] + ([(" [baseline]", baseline)] if baseline else [])
+    # Both trees then run as `python -m promptlab` with PYTHONPATH (not the console script,
+    # whose editable-install import hook this tree alone would pay for).
+    trees = [("", ROOT if baseline else None)] + ([(" [baseline]", baseline)] if baseline
+                                                   else [])
     for label, make in runs:
         times: dict[str, list[float]] = {t: [] for t, _ in trees}
         cpus: dict[str, list[float]] = {t: [] for t, _ in trees}
         peak = dict.fromkeys(times, 0)
-        for q in QUERIES:
+        for q in [f"{q}{suffix}" for suffix in ("", " again") for q in QUERIES]:
             for tag, tree in trees:
                 args = make(f"{q}{tag}")
                 tree_env = env
