@@ -79,8 +79,9 @@ def fast_model(source: Path, source_sha256: str, *,
         return None
     try:
         data = build(source)
-    except ImportError:
+    except Exception:  # no `onnx` package, or one that cannot read the file: the shipped graph
         return None
+    import contextlib
     import tempfile
 
     try:
@@ -91,7 +92,7 @@ def fast_model(source: Path, source_sha256: str, *,
                 fh.write(data)
             os.replace(tmp, path)
         except BaseException:
-            with _suppress_os_error():
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
     except OSError:
@@ -107,14 +108,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-class _suppress_os_error:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, value: Any, tb: Any) -> bool:
-        return kind is not None and issubclass(kind, OSError)
 
 
 def build(source: Path) -> bytes:
