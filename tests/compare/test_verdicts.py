@@ -21,7 +21,8 @@ def agg_of(xs: list[float]) -> Agg:
                int(np.isin(arr, (0.0, 1.0)).sum()), n_bool=0)
 
 
-def check(result: MetricResult, b: str = "v2") -> None:
+def check(result: MetricResult, b: str = "v2", nonnegative: bool = False) -> None:
+    """`nonnegative`: every value of both arms is ≥ 0 (then B can never be below −100 %)."""
     adjust([PairComparison("v1", b, "unpaired", [result])], 0.05, "holm")
     data = result.to_dict()
     json.dumps(data, allow_nan=False)
@@ -40,8 +41,8 @@ def check(result: MetricResult, b: str = "v2") -> None:
         assert (data["lift"] > 0) == (data["diff"] > 0)
     if data["lift_ci"] is not None:
         assert data["lift_ci"][0] <= data["lift"] <= data["lift_ci"][1]
-        if data["a"]["mean"] > 0 and data["b"]["mean"] >= 0:
-            assert data["lift_ci"][0] >= -1  # positive data: never below -100 %
+        if nonnegative and data["a"]["mean"] > 0:
+            assert data["lift_ci"][0] >= -1  # non-negative data: never below -100 %
     if data["chance_b_better"] is not None and data["significant"] and data["diff"]:
         better = data["verdict"] == "v2 better"
         assert (data["chance_b_better"] > 0.5) == better
@@ -52,8 +53,9 @@ def check(result: MetricResult, b: str = "v2") -> None:
        sequential=st.booleans())
 def test_unpaired_verdicts_are_always_json_safe(a, b, direction, sequential):
     values_ = (a, b) if len(a) >= 2 and len(b) >= 2 else None
+    # A mean ≥ 0 is not enough: B = [1, 0.5, 0.5, -2] has mean 0 and can be far below A.
     check(unpaired_result("m", direction, agg_of(a), agg_of(b), values_, "v1", "v2", 0.05,
-                          sequential))
+                          sequential), nonnegative=min(a + b, default=0) >= 0)
 
 
 @settings(max_examples=200, deadline=None)
@@ -70,7 +72,7 @@ def test_paired_verdicts_are_always_json_safe(pairs, sequential):
                   int(((va == 1) & (vb == 1)).sum()))
     diffs = list(vb - va) if len(pairs) >= 2 else None
     result = paired_result("m", "higher", agg, diffs, "v1", "v2", 0.05, sequential)
-    check(result)
+    check(result, nonnegative=True)  # every value here is ≥ 0
     if len(pairs) >= 2 and both01.all():
         assert result.test.startswith("mcnemar")
 
