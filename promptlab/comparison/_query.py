@@ -465,6 +465,10 @@ def _unit_score_sums(reader: Reader, scope: Scope, arm: Arm, name: str, shift: f
     columns over the unit means, then values in range, booleans and values out of range."""
     key = [scope.prompt, arm.name, name]
     where = "WHERE prompt_id = ? AND prompt_version = ? AND name = ?"
+    if rollup_answers(scope, arm):
+        rolled = _rolled_score_sums(reader, key, shift)
+        if rolled is not None:
+            return rolled
     # The smallest and largest value (two seeks along scores_by_prompt): when both are in
     # range, so is every value, and the per-row work shrinks to avg, count and one total.
     low, high = reader.one(f"SELECT (SELECT min(value) FROM scores {where}), "
@@ -481,6 +485,29 @@ def _unit_score_sums(reader: Reader, scope: Scope, arm: Arm, name: str, shift: f
         f"total(abs(value) > {MAX_ABS!r}) AS oo FROM scores "
         f"WHERE prompt_id = ? AND prompt_version = ? AND name = ? GROUP BY unit)",
         [scope.prompt, arm.name, name])
+
+
+def _rolled_score_sums(reader: Reader, key: list[Any], shift: float
+                       ) -> tuple[Any, ...] | None:
+    """`_unit_score_sums` from score_unit_rollup (migration 009): each unit's mean of the
+    values in range, as the GROUP BY over scores_by_unit computes it, read in the same unit
+    order — the same sums, one row per unit instead of one per value. None when the
+    roll-up does not hold every row of the score (checked against a count of them)."""
+    where = "WHERE prompt_id = ? AND prompt_version = ? AND name = ?"
+    row = reader.one(
+        f"SELECT {agg_columns('mean', shift)}, total(n), total(n_bool), total(big), "
+        f"total(rows), (SELECT value FROM meta WHERE key = 'score_unit_rollup_stale') "
+        f"FROM score_unit_rollup {where}", key)
+    if row[8] is not None:  # a bulk load has not rebuilt it yet
+        return None
+    try:  # the narrower covering index counts fastest (0.04 s per 500,000 rows)
+        count = reader.one(
+            f"SELECT count(*) FROM scores INDEXED BY scores_by_prompt {where}", key)[0]
+    except sqlite3.OperationalError:  # no such index (a bulk load under way)
+        return None
+    if int(row[7]) != int(count):
+        return None
+    return row[:7]
 
 
 def score_sums(reader: Reader, scope: Scope, arm: Arm, name: str, unit_mode: bool,

@@ -80,11 +80,22 @@ unit_rollup  the built-in metrics per (prompt_id, prompt_version, keyed, unit) o
     `compare` reads a prompt version's per-unit means and per-call sums from it instead of
     grouping its calls. Feedback never changes it; removing a file recomputes the versions
     it held.
+score_unit_rollup  each score per (prompt_id, prompt_version, name, unit) of the score rows
+    with a prompt id and version, for the units of calls with a unit or item id (some row
+    of the unit has unit != entry_id; a call with neither is a unit of its own: rolling it
+    up would copy its row) — migration 009, kept at sync time: rows (the unit's score rows),
+    n (values with |x| <= 1e150), mean (their mean, NULL when none: SQLite's avg over the
+    unit's rows in scores_by_unit order — the same double `compare` would compute),
+    n_bool (booleans), big (values out of range). Every key a sync batch touches (new
+    scores, feedback folded or refolded, removed rows) is recomputed from `scores` in the
+    same transaction — never adjusted by adding or subtracting — so it stays exact. A bulk
+    load of an empty index rebuilds it once its indexes are back (meta
+    'score_unit_rollup_stale' is set meanwhile).
 
 files        one row per JSONL file: name, dev, inode, size, mtime_ns, offset (bytes ingested,
              always at a line end), head (first bytes, to notice a rewritten file), lines,
              malformed.
-meta         key/value: 'next_rowid', 'fts_stale', 'reindex_needed'.
+meta         key/value: 'next_rowid', 'fts_stale', 'reindex_needed', 'score_unit_rollup_stale'.
 
 Indexes on entries: id (unique), ts, (prompt_id, prompt_version, ts), (model, ts),
 (experiment, variant, run_id, prompt_version, kind, status, timestamp, unit_id, item_id)
@@ -449,6 +460,55 @@ def _m008_unit_rollup(conn: sqlite3.Connection) -> None:
                  f"{unit_rollup_select_sql()}")
 
 
+# -- migration 009: per-unit roll-up of the scores -------------------------------------------
+
+SCORE_UNIT_KEYS: tuple[str, ...] = ("prompt_id", "prompt_version", "name", "unit")
+SCORE_UNIT_MEASURES: tuple[str, ...] = ("rows", "n", "mean", "n_bool", "big")
+
+
+def _score_unit_rollup_table_sql() -> str:
+    return ("CREATE TABLE score_unit_rollup (prompt_id TEXT NOT NULL, prompt_version TEXT "
+            "NOT NULL, name TEXT NOT NULL, unit TEXT NOT NULL, rows INTEGER NOT NULL, "
+            "n INTEGER NOT NULL, mean REAL, n_bool INTEGER NOT NULL, big INTEGER NOT NULL, "
+            f"PRIMARY KEY ({', '.join(SCORE_UNIT_KEYS)})) WITHOUT ROWID")
+
+
+def score_unit_rollup_select_sql(touched: str | None = None) -> str:
+    """SELECT computing score_unit_rollup rows (SCORE_UNIT_KEYS, SCORE_UNIT_MEASURES) from
+    `scores` along scores_by_unit — every row of a key in index order, so each mean is the
+    very double `compare`'s GROUP BY unit over that index computes. `touched`: a table of
+    keys (p, v, n, u) to recompute; without it, every key."""
+    value = f"CASE WHEN abs(s.value) <= {UNIT_MAX_ABS!r} THEN s.value END"
+    measures = (f"count(*), count({value}), avg({value}), total(s.is_bool), "
+                f"total(abs(s.value) > {UNIT_MAX_ABS!r})")
+    keys = "s.prompt_id, s.prompt_version, s.name, s.unit"
+    # The units of calls with a unit or item id only (a call with neither is its own unit:
+    # its row would be a copy; `compare` falls back to the index for a version with those):
+    # one look at the table per unit (entry_id is not in the index), not per row.
+    keyed = ("EXISTS (SELECT 1 FROM scores k INDEXED BY scores_by_unit WHERE "
+             "k.prompt_id = {p} AND k.prompt_version = {v} AND k.name = {n} AND k.unit = {u} "
+             "AND k.unit != k.entry_id)")
+    if touched is None:
+        return (f"SELECT {keys}, {measures} FROM scores s INDEXED BY scores_by_unit "
+                "WHERE s.prompt_id IS NOT NULL AND s.prompt_version IS NOT NULL "
+                f"AND s.unit IS NOT NULL GROUP BY {keys} HAVING "
+                + keyed.format(p="s.prompt_id", v="s.prompt_version", n="s.name", u="s.unit"))
+    # One key at a time (the outer loop, in key order): its rows are a range of the index.
+    return (f"SELECT {keys}, {measures} FROM {touched} t CROSS JOIN scores s "
+            "INDEXED BY scores_by_unit ON s.prompt_id = t.p AND s.prompt_version = t.v "
+            "AND s.name = t.n AND s.unit = t.u GROUP BY t.p, t.v, t.n, t.u HAVING "
+            + keyed.format(p="t.p", v="t.v", n="t.n", u="t.u"))
+
+
+def _m009_score_unit_rollup(conn: sqlite3.Connection) -> None:
+    """Each score rolled up per (prompt, version, randomisation unit), kept by sync:
+    `compare` reads a unit's mean of a score without grouping its rows."""
+    for sql in _M007_INDEXES.values():  # (an interrupted bulk load may have dropped it)
+        conn.execute(sql)
+    conn.execute(_score_unit_rollup_table_sql())
+    conn.execute(f"INSERT INTO score_unit_rollup {score_unit_rollup_select_sql()}")
+
+
 @dataclass(frozen=True)
 class Migration:
     name: str
@@ -463,6 +523,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("006_experiment_cells", _m006_experiment_cells),
     Migration("007_score_units", _m007_score_units),
     Migration("008_unit_rollup", _m008_unit_rollup),
+    Migration("009_score_unit_rollup", _m009_score_unit_rollup),
 )
 
 

@@ -46,6 +46,7 @@ from promptlab.index.schema import (
     UNIT_METRICS,
     UNIT_SQL,
     rollup_select_sql,
+    score_unit_rollup_select_sql,
     unit_rollup_columns,
     unit_rollup_select_sql,
     unit_rollup_upsert_sql,
@@ -86,6 +87,34 @@ _UNIT_ROLLUP_VERSION = (
 _KIND, _PROMPT, _VERSION, _STATUS = (ENTRY_COLUMNS.index(c) for c in (
     "kind", "prompt_id", "prompt_version", "status"))
 _METRIC_COLS = tuple(ENTRY_COLUMNS.index(c) for c in UNIT_METRICS)
+# The per-unit score roll-up (migration 009): the keys a batch touched, recomputed from
+# `scores` (never adjusted), in the same transaction as the change.
+_TOUCHED_TABLE = ("CREATE TEMP TABLE IF NOT EXISTS touched_units (p TEXT NOT NULL, "
+                  "v TEXT NOT NULL, n TEXT NOT NULL, u TEXT NOT NULL, "
+                  "PRIMARY KEY (p, v, n, u)) WITHOUT ROWID")
+_TOUCH = "INSERT OR IGNORE INTO temp.touched_units VALUES (?, ?, ?, ?)"
+# A call without unit or item id is a unit of its own and not rolled up — unless its id is
+# some other call's unit id (then it belongs to that unit's row): touched only if that row
+# exists.
+_IN_ROLLUP = ("EXISTS (SELECT 1 FROM score_unit_rollup r WHERE r.prompt_id = {p} AND "
+              "r.prompt_version = {v} AND r.name = {n} AND r.unit = {u})")
+_LONE_TABLE = _TOUCHED_TABLE.replace("touched_units", "lone_units")
+_TOUCH_LONE = "INSERT OR IGNORE INTO temp.lone_units VALUES (?, ?, ?, ?)"
+_LONE_IN_ROLLUP = ("INSERT OR IGNORE INTO temp.touched_units SELECT l.p, l.v, l.n, l.u FROM "
+                   "temp.lone_units l WHERE "
+                   + _IN_ROLLUP.format(p="l.p", v="l.v", n="l.n", u="l.u"))
+_VERSION_ROLLED = ("SELECT 1 FROM score_unit_rollup WHERE prompt_id = ? AND "
+                   "prompt_version = ? LIMIT 1")
+_TOUCH_ROWS = ("INSERT OR IGNORE INTO temp.touched_units SELECT prompt_id, prompt_version, "
+               "name, unit FROM scores s WHERE entry_rowid IN ({rowids}) AND prompt_id IS NOT "
+               "NULL AND prompt_version IS NOT NULL AND (unit != entry_id OR "
+               + _IN_ROLLUP.format(p="s.prompt_id", v="s.prompt_version", n="s.name",
+                                   u="s.unit") + ")")
+_SCORE_UNITS_CLEAR = ("DELETE FROM score_unit_rollup WHERE (prompt_id, prompt_version, name, "
+                      "unit) IN (SELECT p, v, n, u FROM temp.touched_units)")
+_SCORE_UNITS_REDO = ("INSERT INTO score_unit_rollup "
+                     + score_unit_rollup_select_sql("temp.touched_units"))
+_SCORE_UNITS_STALE = "score_unit_rollup_stale"
 
 
 def unit_rollup_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -224,6 +253,10 @@ class Syncer:
         self.conn = conn
         self.log_dir = log_dir
         self._executor: Any = None
+        # score_unit_rollup keys touched since the last flush; None while the roll-up is
+        # rebuilt as a whole at the end of the sync (bulk load: no scores_by_unit meanwhile)
+        self._touched: set[tuple[Any, ...]] | None = set()
+        self._lone: set[tuple[Any, ...]] = set()  # keys of calls without unit or item id
 
     # - public -
 
@@ -248,8 +281,12 @@ class Syncer:
                 todo.append((name, st.st_size))
         gone = sorted(set(known) - set(names))
         if not todo and not gone:
+            if self._meta(_SCORE_UNITS_STALE) and not self._missing_indexes():
+                self._in_transaction(self._rebuild_score_units)  # an interrupted bulk load
             stats.seconds = time.perf_counter() - started
             return stats
+        stale = self._missing_indexes() or bool(self._meta(_SCORE_UNITS_STALE))
+        self._touched = None if stale else set()
         for name in gone:
             self._in_transaction(self._forget_file, name, stats)
         bulk = (
@@ -258,6 +295,7 @@ class Syncer:
         )
         try:
             if bulk:
+                self._touched = None
                 self._in_transaction(self._drop_secondary_indexes)
             self._ingest([name for name, _ in todo], stats)
         finally:
@@ -266,6 +304,9 @@ class Syncer:
                 self._executor = None
             if bulk or self._missing_indexes():
                 self._in_transaction(self._create_indexes)
+            if self._touched is None:
+                self._in_transaction(self._rebuild_score_units)
+            self._touched = set()
         stats.seconds = time.perf_counter() - started
         return stats
 
@@ -274,7 +315,7 @@ class Syncer:
 
         def run() -> None:
             for table in ("entries", "entry_tags", "scores", "pending_feedback", "rollup",
-                          "rollup_tags", "unit_rollup", "files", "meta"):
+                          "rollup_tags", "unit_rollup", "score_unit_rollup", "files", "meta"):
                 self.conn.execute(f"DELETE FROM {table}")
             self.conn.execute("INSERT INTO entries_fts (entries_fts) VALUES ('delete-all')")
 
@@ -318,8 +359,67 @@ class Syncer:
         return not set(ENTRY_INDEXES) <= have
 
     def _drop_secondary_indexes(self) -> None:
+        # Readers must not trust score_unit_rollup until it is rebuilt (sync's end).
+        self._set_meta(_SCORE_UNITS_STALE, 1)
         for name in ENTRY_INDEXES:
             self.conn.execute(f"DROP INDEX IF EXISTS {name}")
+
+    # - the per-unit score roll-up -
+
+    def _touch(self, keys: Iterable[tuple[Any, ...]], keyed: bool = True) -> None:
+        """Remember score_unit_rollup keys (prompt, version, name, unit) to recompute —
+        not `keyed` (a call without unit or item id): only if the key has a row."""
+        if self._touched is not None:
+            (self._touched if keyed else self._lone).update(k for k in keys if None not in k)
+
+    def _touch_rows(self, rowids: str) -> None:
+        """Remember the keys of the score rows of some entries (before they change)."""
+        if self._touched is None:
+            return
+        self._flush_touched_keys()
+        self.conn.execute(_TOUCH_ROWS.format(rowids=rowids))
+
+    def _flush_touched_keys(self) -> None:
+        self.conn.execute(_TOUCHED_TABLE)
+        if self._touched:
+            self.conn.executemany(_TOUCH, sorted(self._touched))
+            self._touched.clear()
+        if self._lone:
+            # Mostly none of them has a row: skip the versions without any row at all.
+            rolled: dict[tuple[Any, ...], bool] = {}
+            for version in {k[:2] for k in self._lone}:
+                rolled[version] = bool(self.conn.execute(_VERSION_ROLLED, version).fetchone())
+            lone = sorted(k for k in self._lone if rolled[k[:2]])
+            self._lone.clear()
+            if lone:
+                self.conn.execute(_LONE_TABLE)
+                self.conn.executemany(_TOUCH_LONE, lone)
+                self.conn.execute(_LONE_IN_ROLLUP)
+                self.conn.execute("DELETE FROM temp.lone_units")
+
+    def _flush_score_units(self) -> None:
+        """Recompute every touched key's score_unit_rollup row from its rows in `scores`."""
+        if self._touched is None:
+            return
+        self._flush_touched_keys()
+        conn = self.conn
+        if conn.execute("SELECT 1 FROM temp.touched_units LIMIT 1").fetchone():
+            conn.execute(_SCORE_UNITS_CLEAR)
+            try:
+                conn.execute(_SCORE_UNITS_REDO)
+            except sqlite3.OperationalError as exc:
+                # Another process's bulk load dropped scores_by_unit meanwhile: rebuild the
+                # roll-up as a whole at the end (readers leave it alone until then).
+                if "index" not in str(exc) and "query solution" not in str(exc):
+                    raise
+                self._set_meta(_SCORE_UNITS_STALE, 1)
+                self._touched = None
+            conn.execute("DELETE FROM temp.touched_units")
+
+    def _rebuild_score_units(self) -> None:
+        self.conn.execute("DELETE FROM score_unit_rollup")
+        self.conn.execute(f"INSERT INTO score_unit_rollup {score_unit_rollup_select_sql()}")
+        self.conn.execute("DELETE FROM meta WHERE key = ?", (_SCORE_UNITS_STALE,))
 
     def _create_indexes(self) -> None:
         for sql in ENTRY_INDEXES.values():
@@ -519,6 +619,10 @@ class Syncer:
             if own:
                 units = {r[0]: _unit(r) for r in rows}
                 conn.executemany(_INSERT_OWN_SCORE, [(*s, units[s[0]]) for s in own])
+                self._touch((s[5], s[6], s[2], units[s[0]]) for s in own
+                            if units[s[0]] != s[1])
+                self._touch(((s[5], s[6], s[2], s[1]) for s in own if units[s[0]] == s[1]),
+                            keyed=False)
             if batch.feedback:
                 self._fold_batch_feedback(batch.feedback, rows, kept)
             if kept is not None:
@@ -530,6 +634,7 @@ class Syncer:
                 conn.executemany(_UNIT_ROLLUP_ADD, unit_rollup_rows(rows))
         if conn.execute("SELECT 1 FROM pending_feedback LIMIT 1").fetchone():
             self._fold_pending()
+        self._flush_score_units()
         start_prefetch()
         if batch.texts:
             texts_json = batch.texts_json
@@ -559,11 +664,14 @@ class Syncer:
 
     def _fold(self, target: tuple[Any, ...], feedback_id: str, scores: Any) -> None:
         rowid, entry_id, prompt_id, prompt_version, experiment, variant, unit = target
+        rows = score_rows(scores)
         self.conn.executemany(_FOLD_FEEDBACK, [
             (rowid, entry_id, name, value, is_bool, feedback_id,
              prompt_id, prompt_version, experiment, variant, unit)
-            for name, value, is_bool in score_rows(scores)
+            for name, value, is_bool in rows
         ])
+        self._touch(((prompt_id, prompt_version, name, unit) for name, _, _ in rows),
+                    keyed=unit != entry_id)
 
     def _fold_pending(self) -> None:
         cols = ", ".join("e." + c for c in _TARGET_BASE) + ", " + UNIT_SQL.format(p="e.")
@@ -598,6 +706,7 @@ class Syncer:
         conn.executemany("INSERT INTO temp.gone VALUES (?, ?)", [(r[0], r[1]) for r in rows])
         removed_ids = {r[1] for r in rows}
         refold = {r[3] for r in rows if r[2] == "feedback" and r[3]} - removed_ids
+        self._touch_rows("SELECT rowid FROM temp.gone")
         conn.execute("DELETE FROM scores WHERE entry_rowid IN (SELECT rowid FROM temp.gone)")
         conn.execute("DELETE FROM entry_tags WHERE entry_rowid IN (SELECT rowid FROM temp.gone)")
         conn.execute("DELETE FROM pending_feedback WHERE feedback_id IN (SELECT id FROM temp.gone)")
@@ -625,6 +734,7 @@ class Syncer:
             conn.execute("DELETE FROM unit_rollup WHERE prompt_id = ? AND prompt_version = ?",
                          (prompt_id, prompt_version))
             conn.execute(_UNIT_ROLLUP_VERSION, (prompt_id, prompt_version))
+        self._flush_score_units()
         self._set_meta("fts_stale", int(self._meta("fts_stale", 0)) + len(rows))
 
     def _refold(self, target_id: str) -> None:
@@ -636,13 +746,16 @@ class Syncer:
         if row is None:
             return
         target = row[:7]
+        self._touch_rows(str(int(row[0])))
         self.conn.execute("DELETE FROM scores WHERE entry_rowid = ?", (row[0],))
         own = self.read_entry(*row[7:])
         if own is not None:
+            mine = score_rows(own.get("scores"))
             self.conn.executemany(_INSERT_OWN_SCORE, [
-                (row[0], row[1], name, value, is_bool, *row[2:7])
-                for name, value, is_bool in score_rows(own.get("scores"))
+                (row[0], row[1], name, value, is_bool, *row[2:7]) for name, value, is_bool in mine
             ])
+            self._touch(((row[2], row[3], name, row[6]) for name, _, _ in mine),
+                        keyed=row[6] != row[1])
         for feedback_id, fid, off, length in self.conn.execute(
             "SELECT id, file_id, offset, length FROM entries WHERE kind = 'feedback' "
             "AND target = ? ORDER BY id", (target_id,),

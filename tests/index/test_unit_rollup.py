@@ -135,7 +135,8 @@ def test_roll_up_values_match_the_entries(log_dir: Path) -> None:
 
 def test_migration_backfills_the_roll_up() -> None:
     conn = sqlite3.connect(":memory:", isolation_level=None)
-    migrate(conn, upto=[m.name for m in MIGRATIONS].index("008_unit_rollup"))
+    upto = [m.name for m in MIGRATIONS].index("008_unit_rollup")
+    migrate(conn, upto=upto)
     # values an older index may hold: a string, a number out of range
     for rowid, unit_id, status, latency in ((1, "u1", "ok", 5.0), (2, "u1", "ok", 7.0),
                                             (3, None, "error", 1.0), (4, None, "ok", "slow"),
@@ -145,7 +146,7 @@ def test_migration_backfills_the_roll_up() -> None:
             " status, prompt_id, prompt_version, unit_id, latency_ms) VALUES (?, ?, 1, 0, 10,"
             " '2026-01-02T00:00:00.000000Z', 1767312000, 20455, 'llm', ?, 'qa', 'v1', ?, ?)",
             (rowid, f"E{rowid}", status, unit_id, latency))
-    assert migrate(conn) == ["008_unit_rollup"]
+    assert migrate(conn, upto=upto + 1) == ["008_unit_rollup"]
     assert conn.execute(
         "SELECT keyed, unit, calls, errors, latency_ms_n, latency_ms_mean, latency_ms_m2,"
         " latency_ms_big, latency_ms_bad FROM unit_rollup ORDER BY keyed").fetchall() == [
