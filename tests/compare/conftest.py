@@ -64,3 +64,26 @@ def cli():
 
 def metric(data: dict[str, Any], name: str) -> dict[str, Any]:
     return next(m for m in data["metrics"] if m["name"] == name)
+
+
+def assert_same(a: Any, b: Any, where: str = "") -> None:
+    """Two `compare --json` objects agree: the same keys and lists, every float to 1e-9
+    relative (the same sums added in another order), everything else exactly."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert a == pytest.approx(b, rel=1e-9, abs=1e-12), where
+    else:
+        assert a == b, where
+
+
+@pytest.fixture
+def same():
+    """`assert_same`, for tests comparing two compare results."""
+    return assert_same

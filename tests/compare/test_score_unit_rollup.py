@@ -39,21 +39,6 @@ def _rows(rng: random.Random, n: int, start: int = 0, lone: bool = False
     return rows
 
 
-def _same(a: Any, b: Any, where: str = "") -> None:
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            _same(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _same(x, y, f"{where}[{i}]")
-    elif isinstance(a, float) and isinstance(b, float):
-        assert a == pytest.approx(b, rel=1e-9, abs=1e-12), where
-    else:
-        assert a == b, where
-
-
 @pytest.fixture
 def used(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Records, per call, whether the roll-up answered."""
@@ -70,7 +55,7 @@ def used(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 
 
 def test_rolled_up_score_means_match_the_index_pass_and_the_joined_pass(
-        write_lines, cli, log_dir, used):
+        write_lines, cli, log_dir, used, same):
     rng = random.Random(4)
     write_lines(_rows(rng, 200), day="2026-11-20")
     assert cli("compare", "v1", "v2", "--json", *METRICS).code in (0, 1)
@@ -88,7 +73,7 @@ def test_rolled_up_score_means_match_the_index_pass_and_the_joined_pass(
     # the joined pass sums each unit's values in another order: the same to rounding
     joined = cli("compare", "v1", "v2", "--json", *METRICS, "--since", "2000-01-01")
     assert rolled.code == joined.code, rolled.err + joined.err
-    _same(rolled.json["metrics"], joined.json["metrics"])
+    same(rolled.json["metrics"], joined.json["metrics"])
     assert rolled.json["design"] == "unpaired"
     # the same sums, value for value, as the GROUP BY over scores_by_unit
     with Index(log_dir) as index:
@@ -140,10 +125,10 @@ def test_a_roll_up_being_rebuilt_is_not_used_and_the_next_sync_rebuilds_it(
             reader.close()
 
 
-def test_a_version_with_calls_without_unit_ids_takes_the_index(write_lines, cli, used):
+def test_a_version_with_calls_without_unit_ids_takes_the_index(write_lines, cli, used, same):
     write_lines(_rows(random.Random(2), 160, lone=True))
     rolled = cli("compare", "v1", "v2", "--json", *METRICS)
     assert used and not any(used)  # those calls are units of their own: not rolled up
     joined = cli("compare", "v1", "v2", "--json", *METRICS, "--since", "2000-01-01")
     assert rolled.code == joined.code, rolled.err + joined.err
-    _same(rolled.json["metrics"], joined.json["metrics"])
+    same(rolled.json["metrics"], joined.json["metrics"])

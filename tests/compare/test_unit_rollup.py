@@ -40,23 +40,9 @@ def _rows(rng: random.Random, n: int, units: bool, start: int = 0) -> list[dict]
     return rows
 
 
-def _same(a: Any, b: Any, where: str = "") -> None:
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            _same(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _same(x, y, f"{where}[{i}]")
-    elif isinstance(a, float) and isinstance(b, float):
-        assert a == pytest.approx(b, rel=1e-9, abs=1e-12), where
-    else:
-        assert a == b, where
-
-
 @pytest.mark.parametrize("units", [True, False])
-def test_rolled_up_built_ins_match_the_pass_over_the_calls(write_lines, cli, log_dir, units):
+def test_rolled_up_built_ins_match_the_pass_over_the_calls(write_lines, cli, log_dir, units,
+                                                           same):
     rng = random.Random(9 if units else 10)
     first = _rows(rng, 150, units)
     write_lines(first, day="2026-11-20")
@@ -70,7 +56,7 @@ def test_rolled_up_built_ins_match_the_pass_over_the_calls(write_lines, cli, log
     joined = cli("compare", "v1", "v2", "--json", *METRICS, "--since", "2000-01-01")
     assert rolled.code == joined.code, rolled.err + joined.err
     a, b = rolled.json, joined.json
-    _same(a, b)
+    same(a, b)
     errors = next(m for m in a["metrics"] if m["name"] == "error_rate")
     n = errors["a"]["n"] + errors["b"]["n"]
     assert n < 250 if units else n == 400  # per unit (calls without ids are units), per call
