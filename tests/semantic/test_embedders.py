@@ -140,3 +140,55 @@ def test_a_failing_helper_falls_back_to_loading_here(tmp_path: Path,
     assert embedder._helper is not None
     monkeypatch.setattr(embedder, "_tokenizer_path", TOKENIZER)
     assert float(embedder.embed(["refund"])[0] @ model.embed(["refund"])[0]) > 0.9999
+
+
+_FORK_SCRIPT = r"""
+import json, os, sys
+from pathlib import Path
+from promptlab.semantic import LocalEmbedder
+from promptlab.semantic.embedders import _can_fork
+
+assert _can_fork(), "a fresh interpreter runs one thread"
+out = {}
+e = LocalEmbedder(verify=False, optimize=False)
+e.preload(["customer wants their money back"])
+assert e._helper is not None, "no helper forked"
+out["query"] = e.embed(["customer wants their money back"])[0].tolist()
+assert e._session is None, "the model loaded in the parent too"
+# A helper that fails (here: no tokenizer) leaves the parent to load the model itself.
+failing = LocalEmbedder(verify=False, optimize=False)
+good = failing._tokenizer_path
+failing._tokenizer_path = Path(sys.argv[1])
+failing.preload(["refund"])
+assert failing._helper is not None
+failing._tokenizer_path = good
+out["fallback"] = failing.embed(["refund"])[0].tolist()
+assert failing._session is not None
+# A preloaded query nobody asks for: close() reaps the child.
+unused = LocalEmbedder(verify=False, optimize=False)
+unused.preload(["never asked for"])
+pid = unused._helper[0]
+unused.close()
+try:
+    os.waitpid(pid, os.WNOHANG)
+    raise SystemExit("the helper was not reaped")
+except ChildProcessError:
+    pass
+print(json.dumps(out))
+"""
+
+
+def test_the_forked_helper_in_a_fresh_process(tmp_path: Path, model: LocalEmbedder) -> None:
+    """The forked helper needs a process with one thread, which a test run is not (servers
+    and pools of earlier tests): run it where `logs search` runs it, in a new interpreter."""
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the forked helper runs on Linux only (a thread elsewhere)")
+    done = subprocess.run([sys.executable, "-c", _FORK_SCRIPT, str(tmp_path / "missing.json")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    for key, text in (("query", "customer wants their money back"), ("fallback", "refund")):
+        assert float(np.array(out[key]) @ model.embed([text])[0]) > 0.9999, key
