@@ -127,21 +127,6 @@ def test_a_preloaded_query_nobody_asks_for_is_reaped(model: LocalEmbedder) -> No
             os.waitpid(helper[0], os.WNOHANG)
 
 
-def test_a_failing_helper_falls_back_to_loading_here(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch,
-                                                     model: LocalEmbedder) -> None:
-    from promptlab.semantic.embedders import _can_fork
-
-    if not _can_fork():  # another test left a thread running, or not Linux: no helper
-        pytest.skip("no forked helper in this process")
-    embedder = LocalEmbedder(verify=False, optimize=False)
-    monkeypatch.setattr(embedder, "_tokenizer_path", tmp_path / "missing.json")
-    embedder.preload(["refund"])  # the helper cannot load the tokenizer: exits 1
-    assert embedder._helper is not None
-    monkeypatch.setattr(embedder, "_tokenizer_path", TOKENIZER)
-    assert float(embedder.embed(["refund"])[0] @ model.embed(["refund"])[0]) > 0.9999
-
-
 _FORK_SCRIPT = r"""
 import json, os, sys
 from pathlib import Path
