@@ -23,7 +23,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,14 @@ def embed_pending(store: Any, embedder: Embedder, log_dir: str | os.PathLike[str
                   since: float | None = None, limit: int | None = None, batch: int = 64,
                   progress: Callable[[int, int], None] | None = None) -> EmbedStats:
     """Embed the LLM entries of the index that have no vector yet, oldest first, one
-    transaction per batch. `progress(done, total)` after each batch."""
+    transaction per batch. `progress(done, total)` after each batch.
+
+    Pipelined: while the model embeds one batch (on its own thread; onnxruntime and HTTP
+    let go of the GIL), this thread reads and redacts the next one and stores the one
+    before, so the cores never wait for Python between batches. Batches are still stored
+    in order, so Ctrl-C loses only what was not yet stored."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from promptlab.index.query import load_entries
 
     started = time.perf_counter()
@@ -80,37 +88,70 @@ def embed_pending(store: Any, embedder: Embedder, log_dir: str | os.PathLike[str
     total = store.count_pending(since)
     if limit is not None:
         total = min(total, limit)
-    after = 0
+    read = 0  # entries taken from the index so far (embedded or skipped, or in flight)
+
+    def next_batch(after: int) -> _Batch | None:
+        nonlocal read
+        if read >= total:
+            return None
+        rows = store.pending(min(batch, total - read), since, after)
+        if not rows:
+            return None
+        job = _Batch(last=rows[-1][0], considered=len(rows))
+        for hit in load_entries(reader, rows):
+            text = entry_text(hit.entry, embedder.max_chars)
+            if text:
+                job.items.append((hit.rowid, hit.entry.get("id") or hit.fields["id"]))
+                job.texts.append(text)
+        read += len(rows)
+        return job
+
+    def store_batch(job: _Batch) -> None:
+        if job.future is not None:
+            vectors = job.future.result()
+            if store.model() is None:
+                store.start(embedder.model_id, int(vectors.shape[1]), RECIPE)
+            store.add(job.items, vectors, considered_upto=job.last,
+                      advance_cursor=since is None)
+            stats.embedded += len(job.texts)
+        elif since is None:
+            store.advance(job.last)
+        stats.skipped += job.considered - len(job.texts)
+        if progress is not None:
+            progress(stats.embedded + stats.skipped, total)
+
+    pool = ThreadPoolExecutor(1, "embed-batch")
+    in_flight: _Batch | None = None
     try:
-        while stats.embedded + stats.skipped < total:
-            want = min(batch, total - stats.embedded - stats.skipped)
-            rows = store.pending(want, since, after)
-            if not rows:
-                break
-            hits = load_entries(reader, rows)
-            items, texts = [], []
-            for hit in hits:
-                text = entry_text(hit.entry, embedder.max_chars)
-                if text:
-                    items.append((hit.rowid, hit.entry.get("id") or hit.fields["id"]))
-                    texts.append(text)
-                else:
-                    stats.skipped += 1
-            last = rows[-1][0]
-            if texts:
-                vectors = embedder.embed(texts)
-                if store.model() is None:
-                    store.start(embedder.model_id, int(vectors.shape[1]), RECIPE)
-                store.add(items, vectors, considered_upto=last, advance_cursor=since is None)
-                stats.embedded += len(texts)
-            elif since is None:
-                store.advance(last)
-            after = last
-            if progress is not None:
-                progress(stats.embedded + stats.skipped, total)
+        upcoming = next_batch(0)
+        while upcoming is not None:
+            if in_flight is not None and in_flight.future is not None:
+                in_flight.future.result()  # the model is free: give it the next batch
+            if upcoming.texts:
+                upcoming.future = pool.submit(embedder.embed, upcoming.texts)
+            done, in_flight = in_flight, upcoming
+            if done is not None:
+                store_batch(done)
+            upcoming = next_batch(in_flight.last)
+        if in_flight is not None:
+            store_batch(in_flight)
     except KeyboardInterrupt:
         stats.interrupted = True
+    finally:
+        # an interrupted batch may still be running: let it finish on its own, unstored
+        pool.shutdown(wait=not stats.interrupted, cancel_futures=True)
     stats.pending = store.count_pending(since)
     stats.vectors = store.count()
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+@dataclass
+class _Batch:
+    """One batch of the pipeline: what to store, and the model's answer when it comes."""
+
+    last: int  # rowid of its last entry: the cursor once it is stored
+    considered: int  # entries it covers (with text or without)
+    items: list[tuple[int, str]] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    future: Future[Any] | None = None

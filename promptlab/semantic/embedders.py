@@ -35,6 +35,10 @@ DEFAULT_MODEL_SIZE = 22_928_619
 DEFAULT_MODEL_ID = "all-MiniLM-L6-v2 (int8 onnx 8199be6f)"
 DEFAULT_MAX_TOKENS = 128  # all-MiniLM-L6-v2 was trained on 128 word pieces
 TOKENIZER = Path(__file__).parent / "data" / "minilm-tokenizer.json"
+# Texts per onnxruntime run of the local model: 12-16 texts of 128 word pieces keep the
+# feed-forward activations (~6 MB) in cache; 32 at a time is ~8 % slower, 64 ~15 %
+# (measured, calls per CPU-second, 2 shared cores).
+LOCAL_BATCH = 16
 CHARS_PER_TOKEN = 4  # budget of text per word piece; the tokenizer cuts at max_tokens anyway
 
 KEYS = {
@@ -98,7 +102,7 @@ class LocalEmbedder(Embedder):
 
     def __init__(self, model: str | os.PathLike[str] | None = None, *,
                  tokenizer: str | os.PathLike[str] | None = None,
-                 max_tokens: int | None = None, batch_size: int = 32, verify: bool = True,
+                 max_tokens: int | None = None, batch_size: int = LOCAL_BATCH, verify: bool = True,
                  optimize: bool = True, where: str = "[embeddings]"):
         self.where = where
         self.optimize = optimize
@@ -613,7 +617,7 @@ def load_embedder(spec: EmbedderSpec, *, verify: bool = True) -> Embedder:
     if spec.type == "local":
         return LocalEmbedder(path("model"), tokenizer=path("tokenizer"),
                              max_tokens=spec.option("max_tokens"),
-                             batch_size=spec.option("batch_size", 32), verify=verify,
+                             batch_size=spec.option("batch_size", LOCAL_BATCH), verify=verify,
                              optimize=verify, where=spec.where)
     if spec.type == "openai":
         return OpenAIEmbedder(spec.option("model", ""), base_url=spec.option("base_url"),

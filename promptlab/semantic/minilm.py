@@ -6,28 +6,28 @@ back into float32 before every matrix product, so all its arithmetic is float32.
 built here from the same weights, once per machine:
 
   - multiplies uint8 by int8 (MatMulIntegerToFloat: the CPU's VNNI/AVX2 integer
-    instructions) in the three products of each layer that take one token at a time
-    (attention output, feed-forward in and out). Each token's activations are quantised
-    with their own range (per token, asymmetric: one QuantizeLinear over the rows of a 2-D
-    view), so one unusual text never coarsens the others of its batch and a text's vector
-    does not depend on its batch;
-  - in the first three layers' feed-forward output, quantises the rounding error of the
-    first pass again (a second uint8 pass: ~16-bit activations where they are most skewed,
-    FINE_FO);
-  - keeps the query/key/value product in float32, inside onnxruntime's fused Attention
-    kernel: quantising it too moves vectors by up to 0.0016 in cosine (past the 0.999
-    agreement promptlab requires), and a second uint8 pass that restores the precision
-    costs what it saves (measured);
+    instructions) in all six products of each layer (query, key, value, attention output,
+    feed-forward in and out). Each token's activations are quantised with their own range
+    (per token, asymmetric: one QuantizeLinear over the rows of a 2-D view), so one unusual
+    text never coarsens the others of its batch and a text's vector does not depend on its
+    batch;
+  - takes the few outlier channels out of that range (OUTLIERS_*: BERT's residual stream has
+    channels 5-15x larger than the rest) and multiplies them in float, inside the one small
+    Gemm per product that also adds the zero-point correction and the bias;
+  - quantises the rounding error a second time (~16-bit activations) where agreement needs
+    it: the attention input of layers 0-2, the GELU output of layer 0 (FINE_*);
+  - attends in float32 in onnxruntime's MultiHeadAttention kernel;
   - looks up embedding rows in int8 (the shipped graph dequantises the whole 30,522-row
     table on every run), and drops the shipped graph's NaN guards after the softmax (no row
     is ever fully masked: every text has at least [CLS] and [SEP]).
 
-Measured on 2 shared cores, same run: ~1.8x the shipped graph's calls per CPU-second, and a
-session that loads in ~25 ms of CPU and answers its first query in ~3 ms (the shipped graph
-needs either ~170 ms of optimisation at load or ~65 ms more on its first run). Vectors agree
-with the shipped graph's to cosine >= 0.999 on every one of the 5,236 texts of the
-retrieval set (lowest 0.99937; tests/semantic/test_minilm.py checks 80 of them), so they
-keep its model id: see docs/search.md.
+Measured on 2 shared cores, same runs: ~1.2x the calls per CPU-second of the previous build
+(v3, which kept the query/key/value product in float32), itself ~1.8x the shipped graph;
+a session that loads in ~25 ms of CPU and answers its first query in ~3 ms (the shipped
+graph needs either ~170 ms of optimisation at load or ~65 ms more on its first run).
+Vectors agree with the shipped graph's to cosine >= 0.999 on every one of the 5,216 texts
+of the retrieval set (lowest 0.99939; tests/semantic/test_minilm.py checks 80 of them), so
+they keep its model id: see docs/search.md.
 
 The built file is cached under `cache_dir()` keyed by the source file's sha256 and BUILD,
 written to a temporary file and renamed into place (concurrent processes each build and the
@@ -40,16 +40,32 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-BUILD = "int8mm-v3"  # change when the graph built below changes: a new cache file
+BUILD = "int8mm-v4"  # change when the graph built below changes: a new cache file
 HEADS = 12
-# Layers whose feed-forward output product gets a second uint8 pass over the rounding error
-# of the first (~16-bit activations): the GELU activations of the early layers are the most
-# skewed. Over the 5,236 retrieval-set texts the lowest agreement with the shipped graph is
-# 0.99886 without it (one text in 5,236 below 0.999), 0.99937 with it, for ~13 % of the
-# speed; the same pass in every layer gives the same 0.9993 at -25 % (measured).
-FINE_FO = frozenset({0, 1, 2})
+# A second uint8 pass over the rounding error of the first (~16-bit activations) where
+# agreement needs it most: the query/key/value input of the first three layers (attention
+# magnifies errors in the query-key products) and the GELU output of layer 0 (the most
+# skewed activations). Measured over the 5,216 retrieval-set texts against the shipped
+# graph: lowest cosine 0.99939 with these passes; 0.99877-0.99924 without the attention
+# ones (one text in 5,216 below 0.999, 10 % faster); 0.99934 with them in every layer
+# (-13 % speed).
+FINE_QKV = frozenset({0, 1, 2})
+FINE_FO = frozenset({0})
+# Outlier channels, per layer: the few channels of the residual stream (and of the GELU
+# output) whose values run 3-15x larger than the rest on every text, a known trait of BERT
+# models. Quantised with the others they would set each token's step; they are multiplied
+# in float instead. Measured once as the largest |value| per channel over 200 generated
+# calls: the input of the query/key/value products (the embedding LayerNorm, then each
+# layer's second), of the feed-forward input (each layer's first LayerNorm) and the GELU
+# output.
+OUTLIERS_QKV = ((62, 99, 63, 249), (99, 157, 62, 63), (99, 62, 157, 63), (99, 62, 157, 63),
+                (99, 157, 62, 338), (99, 338, 157, 62))
+OUTLIERS_FI = ((99, 63, 62, 303, 267, 157, 249, 246), (99, 63, 267, 157, 62, 223, 338, 249),
+               (99, 223, 62, 63, 157, 249, 338, 267), (99, 223, 62, 63, 249, 157, 338, 163),
+               (99, 127, 223, 62, 63, 249, 157, 338), (99, 62, 223, 319, 249, 127, 63, 341))
+OUTLIERS_FO = ((856, 329), (607, 251), (1004, 218), (358, 750), (637, 1097), (1302, 923))
 EPSILON = 1e-12
 
 
@@ -137,12 +153,13 @@ def build(source: Path) -> bytes:
         add = consumers[node.output[0]][0]
         return next(arrays[i] for i in add.input if i in arrays)
 
-    linears = []
+    linears: list[Linear] = []
     embeddings = {}
     for node in graph.node:
         if node.op_type == "MatMul" and node.input[1] in dequantized:
             q, scale = dequantized[node.input[1]]
-            linears.append((q, scale.reshape(-1).astype(np.float32), bias_after(node)))
+            scale = np.broadcast_to(scale.reshape(-1), (q.shape[1],)).astype(np.float32)
+            linears.append(Linear(q, scale, bias_after(node).astype(np.float32)))
         elif node.op_type == "Gather" and node.input[0] in dequantized:
             embeddings[node.input[0]] = dequantized[node.input[0]]
     norms = [(arrays[n.input[1]], arrays[n.input[2]]) for n in graph.node
@@ -151,7 +168,9 @@ def build(source: Path) -> bytes:
     position = embeddings["inner.embeddings.position_embeddings.weight"]
     token_type = arrays["inner.embeddings.token_type_embeddings.weight"]
     layers = len(linears) // 6
-    if len(linears) != 6 * layers or len(norms) != 1 + 2 * layers or not layers:
+    width = int(word[0].shape[1])
+    if (len(linears) != 6 * layers or len(norms) != 1 + 2 * layers or not layers
+            or layers != len(OUTLIERS_QKV) or width != 384):
         raise ValueError(f"{source}: not the BERT graph promptlab rebuilds")
 
     inits: list[Any] = []
@@ -161,10 +180,12 @@ def build(source: Path) -> bytes:
         inits.append(nh.from_array(np.asarray(value), name))
         return name
 
-    def node(op: str, inputs: list[str], output: str, domain: str = "", **attrs: Any) -> str:
-        nodes.append(helper.make_node(op, inputs, [output], name=output, domain=domain,
+    def node(op: str, inputs: list[str], output: str | list[str], domain: str = "",
+             **attrs: Any) -> str:
+        outputs = [output] if isinstance(output, str) else output
+        nodes.append(helper.make_node(op, inputs, outputs, name=outputs[0], domain=domain,
                                       **attrs))
-        return output
+        return outputs[0]
 
     def dequantize_rows(table: tuple[Any, Any], index: str, name: str, gather: str) -> str:
         q, scale = table
@@ -176,59 +197,80 @@ def build(source: Path) -> bytes:
         as_float = node("Cast", [rows], f"{name}.rows_f", to=TensorProto.FLOAT)
         return node("Mul", [as_float, scales], f"{name}.rows")
 
-    def int8_linear(x: str, weights: tuple[Any, Any, Any], name: str,
-                    fine: bool = False) -> str:
-        """x @ (q * scale) + bias, x quantised to uint8 per token (asymmetric, zero point z):
-        x ~ step * (u - z), so x @ (q * scale) = step * (u @ q) * scale - step * z *
-        colsum(q) * scale. The tokens are rows of a 2-D view, so one QuantizeLinear per row
-        does it (per-axis), MatMulIntegerToFloat multiplies and scales by column, and one
-        Gemm adds the zero-point correction and the bias: 5 passes over the data instead of
-        10 for the same arithmetic with elementwise operators."""
-        q, scale, bias = weights
-        width = q.shape[1]
-        cw = (q.astype(np.int64).sum(axis=0) * scale.astype(np.float64)).astype(np.float32)
-        rows = node("Reshape", [x, f"c.rows{q.shape[0]}"], f"{name}.x2")
-        hi = node("ReduceMax", [rows], f"{name}.hi", axes=[1], keepdims=0)
-        lo = node("ReduceMin", [rows], f"{name}.lo", axes=[1], keepdims=0)
-        span = node("Sub", [hi, lo], f"{name}.span")
-        step = node("Max", [node("Mul", [span, "c.inv255"], f"{name}.step0"), "c.tiny"],
-                    f"{name}.step")
+    def quantize(rows: str, columns: int, name: str, outliers: tuple[int, ...] = (),
+                 fine: bool = False) -> Quantized:
+        """Each token (row) of `rows` to uint8 with its own range, asymmetric: x ~ step *
+        (u - z). The `outliers` channels are taken out first (set to 0 for the range, kept
+        in float as `side`), so a few large channels do not coarsen the step of all the
+        others. `fine`: quantise the rounding error again (a second uint8 pass)."""
+        inputs = rows
+        side = None
+        if outliers:
+            keep = np.ones(columns, np.float32)
+            keep[list(outliers)] = 0
+            side = node("Gather", [rows, const(f"{name}.oidx", np.array(outliers, np.int64))],
+                        f"{name}.outliers", axis=1)
+            inputs = node("Mul", [rows, const(f"{name}.keep", keep)], f"{name}.masked")
+        hi = node("ReduceMax", [inputs], f"{name}.hi", axes=[1], keepdims=0)
+        lo = node("ReduceMin", [inputs], f"{name}.lo", axes=[1], keepdims=0)
+        step = node("Max", [node("Mul", [node("Sub", [hi, lo], f"{name}.span"), "c.inv255"],
+                                 f"{name}.step0"), "c.tiny"], f"{name}.step")
         zero = node("Clip", [node("Round", [node("Div", [node("Neg", [lo], f"{name}.neglo"),
                                                           step], f"{name}.z0")],
                                   f"{name}.z1"), "c.f0", "c.f255"], f"{name}.z2")
         zero_u8 = node("Cast", [zero], f"{name}.z", to=TensorProto.UINT8)
-        u = node("QuantizeLinear", [rows, step, zero_u8], f"{name}.u8", axis=0)
-        acc = node("MatMulIntegerToFloat", [u, const(f"{name}.q", q), "c.f1",
-                                            const(f"{name}.scale", scale)],
-                   f"{name}.acc", domain="com.microsoft")
-        step_col = node("Unsqueeze", [step, "c.one"], f"{name}.stepcol")
-        y = node("Mul", [acc, step_col], f"{name}.ys")
+        u = node("QuantizeLinear", [inputs, step, zero_u8], f"{name}.u8", axis=0)
         shift = node("Mul", [step, zero], f"{name}.sz")
+        passes = [(u, node("Unsqueeze", [step, "c.one"], f"{name}.stepcol"))]
         if fine:
             # a second uint8 pass over what the first rounded away (|r| <= step / 2), as
             # step2 * (u2 - 127) with step2 = step / 254: ~16-bit activations
             back = node("DequantizeLinear", [u, step, zero_u8], f"{name}.back", axis=0)
-            rest = node("Sub", [rows, back], f"{name}.rest")
+            rest = node("Sub", [inputs, back], f"{name}.rest")
             step2 = node("Mul", [step, "c.inv254"], f"{name}.step2")
             z127 = node("Expand", ["c.z127", node("Shape", [step], f"{name}.n")],
                         f"{name}.z127")
             u2 = node("QuantizeLinear", [rest, step2, z127], f"{name}.u8b", axis=0)
-            acc2 = node("MatMulIntegerToFloat", [u2, f"{name}.q", "c.f1", f"{name}.scale"],
-                        f"{name}.acc2", domain="com.microsoft")
-            y2 = node("Mul", [acc2, node("Unsqueeze", [step2, "c.one"], f"{name}.step2col")],
-                      f"{name}.ys2")
-            y = node("Add", [y, y2], f"{name}.ysum")
+            passes.append((u2, node("Unsqueeze", [step2, "c.one"], f"{name}.step2col")))
             shift = node("Add", [shift, node("Mul", [step2, "c.f127"], f"{name}.sz2")],
                          f"{name}.szsum")
-        correction = node("Neg", [node("Unsqueeze", [shift, "c.one"], f"{name}.szcol")],
-                          f"{name}.negsz")
-        offset = node("Gemm", [correction, const(f"{name}.cw", cw[None, :]),
-                               const(f"{name}.bias", bias.astype(np.float32))],
-                      f"{name}.offset")
-        y = node("Add", [y, offset], f"{name}.y2")
-        return node("Reshape", [y, f"c.shape{width}"], f"{name}.y")
+        # -(step * z) per token: the column that multiplies colsum(q) * scale in `product`
+        columns = [node("Neg", [node("Unsqueeze", [shift, "c.one"], f"{name}.szcol")],
+                        f"{name}.negsz")]
+        if side is not None:
+            columns.append(side)
+        return Quantized(passes, columns, outliers)
+
+    def product(x: Quantized, w: Linear, name: str, *,
+                extra: tuple[str, Any] | None = None) -> str:
+        """x @ (q * scale) for x quantised by `quantize`: step * (u @ q) * scale for each
+        pass (MatMulIntegerToFloat multiplies uint8 by int8 and scales by column), then one
+        Gemm adds, as a small product, the zero-point correction -step * z * colsum(q) *
+        scale, the outlier channels times their float weights, `extra` (float columns and
+        their weight rows) and the bias (a column of ones times it): one pass over the
+        output for all of them."""
+        tq, ts = const(f"{name}.q", w.q), const(f"{name}.scale", w.scale)
+        scaled = None
+        for i, (u, step_col) in enumerate(x.passes):
+            acc = node("MatMulIntegerToFloat", [u, tq, "c.f1", ts], f"{name}.acc{i}",
+                       domain="com.microsoft")
+            y = node("Mul", [acc, step_col], f"{name}.ys{i}")
+            scaled = y if scaled is None else node("Add", [scaled, y], f"{name}.ysum{i}")
+        cw = (w.q.astype(np.int64).sum(axis=0) * w.scale.astype(np.float64)).astype(np.float32)
+        a_columns, b_rows = list(x.columns), [cw[None, :]]
+        if x.outliers:
+            b_rows.append(w.q[list(x.outliers)].astype(np.float32) * w.scale[None, :])
+        if extra is not None:
+            a_columns.append(extra[0])
+            b_rows.append(extra[1])
+        a_columns.append("ones")
+        b_rows.append(w.bias[None, :])
+        a = node("Concat", a_columns, f"{name}.a", axis=1)
+        b = const(f"{name}.b", np.concatenate(b_rows, axis=0).astype(np.float32))
+        return node("Gemm", [a, b, scaled], f"{name}.y")
 
     def residual_norm(y: str, skip: str, gamma: Any, beta: Any, name: str) -> str:
+        # (onnxruntime's fused SkipLayerNormalization is ~4x slower on rows: measured)
         y = node("Add", [y, skip], f"{name}.sum")
         return node("LayerNormalization", [y, const(f"{name}.g", gamma),
                                            const(f"{name}.b", beta)], name, axis=-1,
@@ -245,6 +287,7 @@ def build(source: Path) -> bytes:
     const("c.zero", np.array([0], dtype=np.int64))
     const("c.one", np.array([1], dtype=np.int64))
     const("c.two", np.array([2], dtype=np.int64))
+    const("c.rows", np.array([-1, width], dtype=np.int64))
 
     # embeddings: word + token type 0 + position, then LayerNorm (as the source adds them)
     words = dequantize_rows(word, "input_ids", "emb.word", "Gather")
@@ -256,32 +299,51 @@ def build(source: Path) -> bytes:
     h = node("LayerNormalization", [h, const("emb.ln.g", norms[0][0]),
                                     const("emb.ln.b", norms[0][1])], "emb.ln",
              axis=-1, epsilon=EPSILON)
+    # From here every token is a row of a 2-D [tokens, 384] view; only attention needs
+    # [batch, sequence, 384].
+    h = node("Reshape", [h, "c.rows"], "emb.rows")
+    tokens = node("Slice", [node("Shape", [h], "rows.shape"), "c.zero", "c.one"], "tokens")
+    node("Expand", [const("c.f1col", np.ones((1, 1), np.float32)),
+                    node("Concat", [tokens, "c.one"], "ones.shape", axis=0)], "ones")
     mask = node("Cast", ["attention_mask"], "mask.i32", to=TensorProto.INT32)
-    for depth in sorted({w[0].shape[0] for w in linears}):
-        const(f"c.rows{depth}", np.array([-1, depth], dtype=np.int64))
     batch_and_length = node("Slice", [shape, "c.zero", "c.two"], "shape.bs")
-    for width in sorted({w[0].shape[1] for w in linears}):
-        node("Concat", [batch_and_length, const(f"c.w{width}", np.array([width], np.int64))],
-             f"c.shape{width}", axis=0)
+    node("Concat", [batch_and_length, const("c.w", np.array([width], np.int64))],
+         "c.shape", axis=0)
 
     for layer in range(layers):
         q, k, v, attn_out, ff_in, ff_out = linears[6 * layer:6 * layer + 6]
         p = f"l{layer}"
-        w_qkv = np.concatenate([w[0].astype(np.float32) * w[1][None, :] for w in (q, k, v)],
-                               axis=1)
-        b_qkv = np.concatenate([w[2] for w in (q, k, v)]).astype(np.float32)
-        context = node("Attention", [h, const(f"{p}.qkv.w", w_qkv),
-                                     const(f"{p}.qkv.b", b_qkv), mask],
-                       f"{p}.attn", domain="com.microsoft", num_heads=HEADS)
-        y = int8_linear(context, attn_out, f"{p}.ao")
         g1, b1 = norms[1 + 2 * layer]
-        h = residual_norm(y, h, g1, b1, f"{p}.ln1")
-        f = int8_linear(h, ff_in, f"{p}.fi")
-        f = node("Gelu", [f], f"{p}.gelu", domain="com.microsoft")
-        y = int8_linear(f, ff_out, f"{p}.fo", fine=layer in FINE_FO)
         g2, b2 = norms[2 + 2 * layer]
-        h = residual_norm(y, h, g2, b2, f"{p}.ln2")
-    nodes.append(helper.make_node("Identity", [h], ["last_hidden_state"]))
+        # attention: one quantisation of h for the three products
+        x = quantize(h, width, f"{p}.qkv", OUTLIERS_QKV[layer], fine=layer in FINE_QKV)
+        heads = [node("Reshape", [product(x, w, f"{p}.{n}"), "c.shape"], f"{p}.{n}3")
+                 for n, w in (("q", q), ("k", k), ("v", v))]
+        context = node("MultiHeadAttention", [*heads, "", mask], f"{p}.attn",
+                       domain="com.microsoft", num_heads=HEADS)
+        context = node("Reshape", [context, "c.rows"], f"{p}.ctx")
+        y = product(quantize(context, width, f"{p}.ao"), attn_out, f"{p}.ao")
+        h1 = residual_norm(y, h, g1, b1, f"{p}.ln1")
+        # feed-forward: the outlier channels of its GELU output are computed in float from
+        # h1 beside the integer product (their columns of the first weights are zeroed, so
+        # the GELU gives exactly 0 there and the second quantisation never sees them)
+        out = list(OUTLIERS_FO[layer])
+        ff_in_int = Linear(ff_in.q.copy(), ff_in.scale, ff_in.bias.copy())
+        extra = None
+        if out:
+            ff_in_int.q[:, out] = 0
+            ff_in_int.bias[out] = 0
+            w_side = ff_in.q[:, out].astype(np.float32) * ff_in.scale[out][None, :]
+            pre = node("MatMul", [h1, const(f"{p}.fi.side.w", w_side)], f"{p}.fi.side0")
+            side = node("BiasGelu", [pre, const(f"{p}.fi.side.b", ff_in.bias[out])],
+                        f"{p}.fi.side", domain="com.microsoft")
+            extra = (side, ff_out.q[out].astype(np.float32) * ff_out.scale[None, :])
+        f = product(quantize(h1, width, f"{p}.fi", OUTLIERS_FI[layer]), ff_in_int, f"{p}.fi")
+        f = node("Gelu", [f], f"{p}.gelu", domain="com.microsoft")
+        y = product(quantize(f, ff_in.q.shape[1], f"{p}.fo", fine=layer in FINE_FO), ff_out,
+                    f"{p}.fo", extra=extra)
+        h = residual_norm(y, h1, g2, b2, f"{p}.ln2")
+    node("Reshape", [h, "c.shape"], "last_hidden_state")
 
     batch_seq = ["batch", "sequence"]
     new = helper.make_graph(
@@ -289,9 +351,27 @@ def build(source: Path) -> bytes:
         [helper.make_tensor_value_info("input_ids", TensorProto.INT64, batch_seq),
          helper.make_tensor_value_info("attention_mask", TensorProto.INT64, batch_seq)],
         [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT,
-                                       [*batch_seq, int(word[0].shape[1])])],
+                                       [*batch_seq, width])],
         inits)
     out = helper.make_model(new, producer_name="promptlab", opset_imports=[
         helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
     out.ir_version = 8
     return out.SerializeToString()
+
+
+class Linear(NamedTuple):
+    """One weight matrix of the source: int8 values, float32 scale per column, bias."""
+
+    q: Any
+    scale: Any
+    bias: Any
+
+
+class Quantized(NamedTuple):
+    """Activations as `quantize` left them: (uint8, step column) per pass, the float
+    columns that `product`'s Gemm multiplies (-step * z, then the outlier channels), and
+    which channels are outliers."""
+
+    passes: list[tuple[str, str]]
+    columns: list[str]
+    outliers: tuple[int, ...]
