@@ -194,6 +194,38 @@ def test_interrupted_run_keeps_finished_batches(log_dir: Path, model) -> None:
     assert (resumed.embedded, resumed.pending) == (4, 0)
 
 
+def test_pipelined_batches_store_each_vector_with_its_entry(log_dir: Path, model) -> None:
+    """The model embeds one batch while the next is read: every vector must still land on
+    its own entry, in order, with entries without text skipped and the cursor past them."""
+    calls = [{"user_message": f"question {i} about {topic}", "assistant_response": "ok"}
+             for i, topic in enumerate(["refunds", "shipping", "passwords", "invoices",
+                                        "haiku", "weather", "taxes"])]
+    empty = {"user_message": "", "assistant_response": ""}
+    write(log_dir, [calls[0], empty, empty, calls[1], calls[2], empty, *calls[3:]])
+    seen: list[list[str]] = []
+
+    def recording(texts: list[str]):
+        seen.append(list(texts))
+        return model.embed(texts)
+
+    stats = embed_log(log_dir=log_dir, embedder=FunctionEmbedder(
+        recording, model_id=model.model_id), batch=2)
+    assert (stats.embedded, stats.skipped, stats.pending) == (7, 3, 0)
+    assert [t for batch in seen for t in batch] == [entry_text(c, 512) for c in calls]
+    with Index(log_dir) as index:
+        rows = index.conn.execute("SELECT rowid, id FROM entries ORDER BY rowid").fetchall()
+        path = index.path
+    with VectorStore(path) as store:
+        stored = [store.vector_of(rowid, entry_id) for rowid, entry_id in rows]
+        assert store.count_pending() == 0
+    vectors = [v for v in stored if v is not None]
+    assert len(vectors) == 7
+    expected = model.embed([entry_text(c, 512) for c in calls])
+    for got, want in zip(vectors, expected):
+        assert float(got @ want) > 0.9999
+    assert embed_log(log_dir=log_dir, embedder=model).embedded == 0
+
+
 def test_embedding_while_a_writer_appends(log_dir: Path, model) -> None:
     import threading
 
