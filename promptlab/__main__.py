@@ -1,3 +1,3 @@
-from promptlab.cli import main
+from promptlab._entry import main
 
-main(prog_name="promptlab")
+main()

@@ -13,7 +13,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "promptlab"
 
 LAYERS: dict[str, int] = {
-    "cli": 4, "dashboard": 4, "__main__": 4,
+    "cli": 4, "dashboard": 4, "__main__": 4, "_entry": 4,
     "comparison": 3, "experiments": 3, "otel": 3, "semantic": 3, "scaffold": 3,
     "index": 2, "history": 2,
     "logs": 1, "providers": 1, "registry": 1, "template": 1, "tracing": 1,

@@ -26,7 +26,13 @@ def model_option(f: Any) -> Any:
 
 def make_embedder(model_spec: str | None, *, verify: bool = False) -> Any:
     """The embedder the project config and --model ask for."""
-    from promptlab.semantic.embedders import load_embedder, parse_model_option, spec_from_config
+    from promptlab.semantic.embedders import load_embedder
+
+    return load_embedder(embedder_spec(model_spec), verify=verify)
+
+
+def embedder_spec(model_spec: str | None) -> Any:
+    from promptlab.semantic.embedders import parse_model_option, spec_from_config
 
     settings = get_settings()
     where = f"{settings.config_file.name if settings.config_file else 'project config'} " \
@@ -34,7 +40,7 @@ def make_embedder(model_spec: str | None, *, verify: bool = False) -> Any:
     spec = spec_from_config(settings.raw.get("embeddings"), settings.root, where)
     if model_spec:
         spec = parse_model_option(model_spec, spec)
-    return load_embedder(spec, verify=verify)
+    return spec
 
 
 def _log_dir_or_none(out: Output | None) -> Any:
@@ -84,10 +90,27 @@ def run_search(query: str, mode: str, limit: int, model_spec: str | None, out: O
         # OpenBLAS starts a thread per core when numpy is imported; a search does no
         # linear algebra worth a thread (measured: ~30 ms of CPU less at start-up).
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from promptlab import _entry
+    from promptlab.semantic.embedders import LocalEmbedder, load_embedder, release_warm
+
+    warm = _entry.take_warm()  # the helper forked at start-up, if any
     filters = {k: v for k, v in filters.items() if k != "kind" or v != "llm"}
-    embedder = make_embedder(model_spec)
-    if not query_is_cached(get_settings().log_dir, query):
-        embedder.preload([query])  # embeds the query while the index syncs
+    spec = embedder_spec(model_spec)
+    embedder = load_embedder(spec, verify=False)
+    if query_is_cached(get_settings().log_dir, query) or not isinstance(embedder, LocalEmbedder):
+        if warm is not None:
+            release_warm(warm)
+    else:
+        if warm is None or not embedder.use_warm(warm, spec, [query]):
+            # numpy first (the search needs it anyway): a helper forked after it does not
+            # import it again, which was the first ~50 ms of its way to the query's vector
+            import numpy  # noqa: F401
+
+            embedder.preload([query])  # embeds the query while the index syncs
+        if not out.structured and not out.csv:
+            # the table's import (~30 ms) while the helper works: this process would
+            # only wait for it
+            import tabulate  # noqa: F401
     index = open_index(out)
     if index is None:
         return

@@ -19,6 +19,7 @@ mixed), a `max_chars` budget for the text of one entry, and `embed(texts)`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -143,6 +144,23 @@ class LocalEmbedder(Embedder):
         # Not a daemon: an interpreter that exits while onnxruntime initialises can crash.
         self._preloader = threading.Thread(target=self._load_once, name="load-model")
         self._preloader.start()
+
+    def use_warm(self, warm: tuple[int, int, int], spec: EmbedderSpec,
+                 texts: Sequence[str]) -> bool:
+        """Have the helper forked at start-up (promptlab._entry) embed `texts` with the
+        model `spec` names (the spec this embedder was loaded from); `embed(texts)` then
+        takes its answer. False (and the helper let go) when that cannot be done."""
+        import pickle
+
+        pid, request, answer = warm
+        try:
+            _write_all(request, pickle.dumps((spec, list(texts))))
+            os.close(request)
+        except OSError:
+            release_warm(warm)
+            return False
+        self._helper = (pid, answer, list(texts))
+        return True
 
     def close(self) -> None:
         if self._helper is not None:  # its texts were never asked for: reap it
@@ -309,19 +327,56 @@ def _fork_embed(embedder: LocalEmbedder, texts: list[str]) -> tuple[int, int, li
         code = 1
         try:
             os.close(read)
-            vectors = embedder._embed(texts)
-            import numpy as np
-
-            vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-            data = np.array(vectors.shape, dtype=np.int64).tobytes() + vectors.tobytes()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(write, view):]
+            _write_vectors(write, embedder._embed(texts))
             code = 0
         finally:
             os._exit(code)  # no atexit handlers, no flushing the parent's buffers
     os.close(write)
     return pid, read, texts
+
+
+def _write_vectors(fd: int, vectors: Any) -> None:
+    """(rows, dim) as two int64, then the float32 values: what `_helper_result` reads."""
+    import numpy as np
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    _write_all(fd, np.array(vectors.shape, dtype=np.int64).tobytes() + vectors.tobytes())
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def serve_warm(request: int, answer: int) -> None:
+    """The helper `promptlab._entry` forks at the start of a semantic search: import what
+    the local model needs while the parent imports and parses its command line, then read
+    (EmbedderSpec, texts) and write their vectors, or exit when the parent closes the
+    request unused."""
+    import contextlib
+    import pickle
+
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the search does (cli.semantic)
+    with contextlib.suppress(ImportError):  # the parent reports a missing extra itself
+        import numpy  # noqa: F401
+        import onnxruntime  # noqa: F401
+    chunks = []
+    while chunk := os.read(request, 1 << 16):
+        chunks.append(chunk)
+    if not chunks:
+        return
+    spec, texts = pickle.loads(b"".join(chunks))
+    embedder = load_embedder(spec, verify=False)
+    if isinstance(embedder, LocalEmbedder):
+        _write_vectors(answer, embedder._embed(texts))
+
+
+def release_warm(warm: tuple[int, int, int]) -> None:
+    """Let an unused start-up helper go: it reads the end of its request and exits."""
+    for fd in warm[1:]:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def _helper_result(pid: int, pipe: int) -> Any:

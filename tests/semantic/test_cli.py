@@ -103,6 +103,43 @@ def test_console_script_end_to_end(log_dir: Path, console_script: str) -> None:
     assert json.loads(done.stdout)["entry"]["prompt_id"] == "poet"
 
 
+def test_console_script_search_through_the_start_up_helper(log_dir: Path,
+                                                           console_script: str,
+                                                           model) -> None:
+    """The console script forks the helper that embeds the query before it imports the
+    command line (promptlab._entry): its answer must be the search's, exactly; and when
+    the query's vector is cached, or the command is something else, the helper is let go
+    and the command still answers."""
+    from promptlab.semantic import semantic_search
+
+    write(log_dir, SUPPORT)
+    subprocess.run([console_script, "logs", "embed"], check=True, capture_output=True)
+    query = "customer wants a reimbursement"
+    for _ in range(2):  # a new query, then the same one (cached: the helper is released)
+        done = subprocess.run([console_script, "logs", "search", "--semantic", query, "-n",
+                               "3", "--json"], check=True, capture_output=True, text=True,
+                              timeout=120)
+        got = [(h["entry"]["id"], h["distance"]) for h in json.loads(done.stdout)]
+        want = [(h.entry["id"], h.distance) for h in semantic_search(
+            query, log_dir=log_dir, embedder=model, limit=3)]
+        assert [i for i, _ in got] == [i for i, _ in want]
+        assert [d for _, d in got] == pytest.approx([d for _, d in want], abs=1e-4)
+    usage = subprocess.run([console_script, "logs", "search", "--semantic"],
+                           capture_output=True, text=True, timeout=120)
+    assert usage.returncode == 2 and "Traceback" not in usage.stderr
+
+
+def test_start_up_helper_guess() -> None:
+    from promptlab._entry import _semantic_search
+
+    assert _semantic_search(["logs", "search", "--semantic", "refund"])
+    assert _semantic_search(["-C", "proj", "logs", "search", "x", "--hybrid", "-n", "3"])
+    assert not _semantic_search(["logs", "search", "refund"])
+    assert not _semantic_search(["search", "--semantic", "x"])
+    assert not _semantic_search(["logs", "search", "--semantic", "x", "--help"])
+    assert not _semantic_search(["logs", "similar", "last"])
+
+
 def test_full_text_options_are_refused_with_semantic(log_dir: Path) -> None:
     write(log_dir, SUPPORT[:1])
     code, _, err = run("logs", "search", "--semantic", "refund", "--fts")

@@ -163,6 +163,57 @@ print(json.dumps(out))
 """
 
 
+_WARM_SCRIPT = r"""
+import json, os, sys
+from promptlab import _entry
+from promptlab.semantic.embedders import EmbedderSpec, load_embedder, release_warm
+
+out = {}
+_entry._fork_warm()  # what the console script does first for a semantic search
+warm = _entry.take_warm()
+assert warm is not None and _entry.take_warm() is None, "one helper, taken once"
+spec = EmbedderSpec()
+embedder = load_embedder(spec, verify=False)
+assert embedder.use_warm(warm, spec, ["customer wants their money back"])
+out["query"] = embedder.embed(["customer wants their money back"])[0].tolist()
+assert embedder._session is None, "the model loaded in the parent too"
+# a helper nobody asks anything of exits by itself, cleanly
+_entry._fork_warm()
+unused = _entry.take_warm()
+release_warm(unused)
+pid, status = os.waitpid(unused[0], 0)
+assert status == 0, status
+# a helper that cannot do what it is asked (no such tokenizer): the parent embeds itself
+_entry._fork_warm()
+bad = EmbedderSpec(options={"tokenizer": sys.argv[1]})
+failing = load_embedder(bad, verify=False)
+assert failing.use_warm(_entry.take_warm(), bad, ["refund"])
+try:
+    failing.embed(["refund"])
+    raise SystemExit("a missing tokenizer went unnoticed")
+except Exception as exc:
+    out["error"] = str(exc)
+print(json.dumps(out))
+"""
+
+
+def test_the_start_up_helper_in_a_fresh_process(tmp_path: Path, model: LocalEmbedder) -> None:
+    """promptlab._entry forks a helper before anything is imported; the search hands it
+    the query (use_warm). Run where the console script runs it: a new interpreter."""
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the start-up helper runs on Linux only")
+    done = subprocess.run([sys.executable, "-c", _WARM_SCRIPT, str(tmp_path / "missing.json")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    vector = np.array(out["query"])
+    assert float(vector @ model.embed(["customer wants their money back"])[0]) > 0.9999
+    assert "missing.json" in out["error"]
+
+
 def test_the_forked_helper_in_a_fresh_process(tmp_path: Path, model: LocalEmbedder) -> None:
     """The forked helper needs a process with one thread, which a test run is not (servers
     and pools of earlier tests): run it where `logs search` runs it, in a new interpreter."""

@@ -104,6 +104,42 @@ def test_coarse_then_exact_agrees_with_exact(log_dir: Path, model) -> None:
     assert len(filtered) == 2
 
 
+def test_coarse_pass_keeps_the_asymmetric_nearest_of_the_hamming_shortlist(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past EXACT_MAX the sign bits pick the candidates: the SHORTLIST nearest by Hamming
+    distance, then the `want` of those with the largest sum of the query's values over
+    their set bits. Checked against the same arithmetic done plainly in numpy."""
+    import numpy as np
+
+    from promptlab.index import vectors
+
+    rng = np.random.default_rng(7)
+    data = rng.normal(size=(3000, 384)).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    query = (data[0] + 0.8 * rng.normal(size=384) / np.sqrt(384)).astype(np.float32)
+    query /= np.linalg.norm(query)
+    with VectorStore(tmp_path / "index.db") as store:
+        store.start("test-model", 384, "test")
+        store.add([(i + 1, f"e{i}") for i in range(len(data))], data)
+        vids = store.conn.execute(
+            "SELECT vid, entry_rowid FROM vec_items ORDER BY vid").fetchall()
+        row_of = {vid: rowid - 1 for vid, rowid in vids}
+        signs = data > 0
+        hamming = (signs != (query > 0)).sum(axis=1)
+        closeness = (signs * query).sum(axis=1)
+        monkeypatch.setattr(vectors, "SHORTLIST", 500)
+        got = sorted(row_of[v] for v in store._coarse(query, 40))
+        shortlist = np.argsort(hamming, kind="stable")[:500]
+        best = shortlist[np.argsort(-closeness[shortlist])[:40]]
+        # ties in Hamming distance at the cut may be broken either way: compare the scores
+        assert sorted(closeness[got]) == pytest.approx(sorted(closeness[best]), abs=1e-4)
+        assert 0 in got  # the vector the query was made from
+        # with the whole store as the shortlist, the asymmetric stage alone decides
+        monkeypatch.setattr(vectors, "SHORTLIST", 10_000)
+        everything = sorted(row_of[v] for v in store._coarse(query, 40))
+        assert everything == sorted(np.argsort(-closeness)[:40].tolist())
+
+
 def test_similar_excludes_the_entry_itself(log_dir: Path, model) -> None:
     write(log_dir, [*SUPPORT, {"user_message": "Please reimburse my purchase",
                                "assistant_response": "Done, refund issued."}])
@@ -221,7 +257,7 @@ def test_pipelined_batches_store_each_vector_with_its_entry(log_dir: Path, model
     vectors = [v for v in stored if v is not None]
     assert len(vectors) == 7
     expected = model.embed([entry_text(c, 512) for c in calls])
-    for got, want in zip(vectors, expected):
+    for got, want in zip(vectors, expected, strict=True):
         assert float(got @ want) > 0.9999
     assert embed_log(log_dir=log_dir, embedder=model).embedded == 0
 
