@@ -200,18 +200,24 @@ print(json.dumps(out))
 """
 
 
-def test_the_start_up_helper_in_a_fresh_process(tmp_path: Path, model: LocalEmbedder) -> None:
-    """promptlab._entry forks a helper before anything is imported; the search hands it
-    the query (use_warm). Run where the console script runs it: a new interpreter."""
+def _fresh_interpreter(script: str, tmp_path: Path) -> dict:
+    """Run `script` in a new interpreter (one thread, as the console script has; Linux
+    only, where the helpers fork) and return the JSON of its last line."""
     import subprocess
     import sys
 
     if not sys.platform.startswith("linux"):
-        pytest.skip("the start-up helper runs on Linux only")
-    done = subprocess.run([sys.executable, "-c", _WARM_SCRIPT, str(tmp_path / "missing.json")],
+        pytest.skip("the helper processes fork on Linux only (a thread elsewhere)")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "missing.json")],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_start_up_helper_in_a_fresh_process(tmp_path: Path, model: LocalEmbedder) -> None:
+    """promptlab._entry forks a helper before anything is imported; the search hands it
+    the query (use_warm). Run where the console script runs it: a new interpreter."""
+    out = _fresh_interpreter(_WARM_SCRIPT, tmp_path)
     vector = np.array(out["query"])
     assert float(vector @ model.embed(["customer wants their money back"])[0]) > 0.9999
     assert "missing.json" in out["error"]
@@ -220,14 +226,6 @@ def test_the_start_up_helper_in_a_fresh_process(tmp_path: Path, model: LocalEmbe
 def test_the_forked_helper_in_a_fresh_process(tmp_path: Path, model: LocalEmbedder) -> None:
     """The forked helper needs a process with one thread, which a test run is not (servers
     and pools of earlier tests): run it where `logs search` runs it, in a new interpreter."""
-    import subprocess
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        pytest.skip("the forked helper runs on Linux only (a thread elsewhere)")
-    done = subprocess.run([sys.executable, "-c", _FORK_SCRIPT, str(tmp_path / "missing.json")],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = _fresh_interpreter(_FORK_SCRIPT, tmp_path)
     for key, text in (("query", "customer wants their money back"), ("fallback", "refund")):
         assert float(np.array(out[key]) @ model.embed([text])[0]) > 0.9999, key
