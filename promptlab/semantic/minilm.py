@@ -21,8 +21,8 @@ built here from the same weights, once per machine:
     table on every run), and drops the shipped graph's NaN guards after the softmax (no row
     is ever fully masked: every text has at least [CLS] and [SEP]).
 
-Measured on 2 shared cores, same runs: ~1.2x the calls per CPU-second of the previous build
-(v3, which kept the query/key/value product in float32), itself ~1.8x the shipped graph;
+Measured on 2 shared cores: 2.06x the shipped graph's calls per CPU-second (same run;
+1.1-1.2x the previous build, v3, which kept the query/key/value product in float32);
 a session that loads in ~25 ms of CPU and answers its first query in ~3 ms (the shipped
 graph needs either ~170 ms of optimisation at load or ~65 ms more on its first run).
 Vectors agree with the shipped graph's to cosine >= 0.999 on every one of the 5,216 texts
