@@ -50,6 +50,17 @@ def entry(day: str = "2026-01-05", seconds: int = 0, **fields: Any) -> dict[str,
     return {k: v for k, v in base.items() if v is not None}
 
 
+def random_unit(rng: Any, fields: dict[str, Any]) -> dict[str, Any]:
+    """Half the calls get a unit id (13 users), a fifth an item id (6 items), the rest
+    neither (each its own randomisation unit): the mix the roll-up tests generate."""
+    kind = rng.random()
+    if kind < 0.5:
+        fields["unit_id"] = f"user-{rng.randint(0, 12)}"
+    elif kind < 0.7:
+        fields["item_id"] = f"item-{rng.randint(0, 5)}"
+    return fields
+
+
 def line(e: dict[str, Any]) -> bytes:
     return orjson.dumps(e) + b"\n"
 

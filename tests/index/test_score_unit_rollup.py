@@ -23,7 +23,7 @@ from promptlab.index.schema import (
     score_unit_rollup_select_sql,
 )
 
-from .helpers import append, entry
+from .helpers import append, entry, random_unit
 
 KEYS = len(SCORE_UNIT_KEYS)
 
@@ -68,11 +68,7 @@ def _calls(rng: random.Random, day: str, n: int, start: int = 0) -> list[dict]:
             scores["note"] = "not a number"
         fields: dict = {"prompt_id": "qa", "prompt_version": rng.choice(["v1", "v2"]),
                         "latency_ms": 10.0, "scores": scores}
-        kind = rng.random()
-        if kind < 0.5:
-            fields["unit_id"] = f"user-{rng.randint(0, 12)}"
-        elif kind < 0.7:
-            fields["item_id"] = f"item-{rng.randint(0, 5)}"
+        random_unit(rng, fields)
         if rng.random() < 0.05:
             del fields["prompt_version"]  # not rolled up
         out.append(entry(day, start + i, **fields))

@@ -19,7 +19,7 @@ from promptlab.index.schema import (
     unit_rollup_select_sql,
 )
 
-from .helpers import append, entry
+from .helpers import append, entry, random_unit
 
 KEYS = 4  # prompt_id, prompt_version, keyed, unit
 
@@ -45,11 +45,7 @@ def _calls(rng: random.Random, day: str, n: int, start: int = 0) -> list[dict]:
                         "latency_ms": round(rng.lognormvariate(6, 0.5), 3),
                         "output_tokens": rng.randint(0, 3), "input_tokens": rng.randint(5, 9),
                         "cost_usd": rng.random() / 1000, "scores": {"q": rng.randint(1, 5)}}
-        kind = rng.random()
-        if kind < 0.5:
-            fields["unit_id"] = f"user-{rng.randint(0, 12)}"
-        elif kind < 0.7:
-            fields["item_id"] = f"item-{rng.randint(0, 5)}"
+        random_unit(rng, fields)
         if rng.random() < 0.1:
             fields.update(status="error", error="timeout", output_tokens=None)
         if rng.random() < 0.05:
