@@ -199,7 +199,8 @@ def synth_vectors(real: np.ndarray, n: int, rng: np.random.Generator) -> np.ndar
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
-def scale(n: int, real: np.ndarray, folder: Path, baseline: Path | None = None) -> None:
+def scale(n: int, real: np.ndarray, folder: Path, baseline: Path | None = None, *,
+          runs: int = 10, plans: bool = True) -> None:
     from promptlab.semantic.embed import RECIPE
     from promptlab.semantic.embedders import DEFAULT_MODEL_ID
 
@@ -240,6 +241,12 @@ def scale(n: int, real: np.ndarray, folder: Path, baseline: Path | None = None) 
           f"{4 * real.shape[1]} bytes + sign bits {real.shape[1] // 8} bytes + row keys)")
 
     # plans: time and recall of coarse-then-exact against exact
+    if plans:
+        _plans(db, real, count)
+    _whole_process(log_dir, n, baseline, runs)
+
+
+def _plans(db: Path, real: np.ndarray, count: int) -> None:
     rng = np.random.default_rng(2)
     qv = synth_vectors(real, 30, rng)
     with VectorStore(db) as store:
@@ -262,7 +269,9 @@ def scale(n: int, real: np.ndarray, folder: Path, baseline: Path | None = None) 
         print(f"  with a filter (--model gpt-4o, ~1/6 of entries): "
               f"{(time.perf_counter() - t) / 10 * 1000:,.0f} ms")
 
-    # whole process
+
+
+def _whole_process(log_dir: Path, n: int, baseline: Path | None, searches: int) -> None:
     env = _env(log_dir)
     exe = str(Path(sys.executable).with_name("promptlab"))
     subprocess.run([exe, "logs", "search", "warm", "-n", "1"], env=env, capture_output=True)
@@ -284,7 +293,9 @@ def scale(n: int, real: np.ndarray, folder: Path, baseline: Path | None = None) 
         times: dict[str, list[float]] = {t: [] for t, _ in trees}
         cpus: dict[str, list[float]] = {t: [] for t, _ in trees}
         peak = dict.fromkeys(times, 0)
-        for i, q in enumerate(f"{q}{suffix}" for suffix in ("", " again") for q in QUERIES):
+        texts = [QUERIES[i % len(QUERIES)] + (f" again {i // len(QUERIES)}" if i >= len(QUERIES)
+                                              else "") for i in range(searches)]
+        for i, q in enumerate(texts):
             # ABBA: whichever runs first after the other reads index.db pages the page
             # cache may have dropped meanwhile; alternate who pays it
             for tag, tree in (trees if i % 2 == 0 else trees[::-1]):
@@ -346,6 +357,10 @@ def main() -> None:
                         help="skip comparing the built integer graph with the shipped one")
     parser.add_argument("--agreement-n", type=int, default=5180,
                         help="calls whose vectors the two graphs are compared on")
+    parser.add_argument("--runs", type=int, default=10,
+                        help="searches per whole-process measurement (medians of these)")
+    parser.add_argument("--skip-plans", action="store_true",
+                        help="skip the in-process plan timings (exact scans read every vector)")
     parser.add_argument("--endpoint", help="an OpenAI-compatible base URL to time as well")
     parser.add_argument("--endpoint-model", default="nomic-embed-text")
     args = parser.parse_args()
@@ -363,7 +378,7 @@ def main() -> None:
         endpoint_throughput(args.endpoint, args.endpoint_model, folder)
     if not args.skip_scale:
         for n in (int(x) for x in args.scale.split(",") if x):
-            scale(n, real, folder, args.baseline)
+            scale(n, real, folder, args.baseline, runs=args.runs, plans=not args.skip_plans)
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
 
