@@ -84,42 +84,46 @@ def run_search(query: str, mode: str, limit: int, model_spec: str | None, out: O
     `open_index` (this module never imports cli.logs: that would be a circle)."""
     import os
 
-    from promptlab.semantic.search import query_is_cached, semantic_search
+    from promptlab import _entry
+    from promptlab.semantic.embedders import LocalEmbedder, load_embedder
+    from promptlab.semantic.search import cached_query, semantic_search
+    from promptlab.semantic.worker import SearchWorker, release
 
     if "numpy" not in sys.modules:
         # OpenBLAS starts a thread per core when numpy is imported; a search does no
         # linear algebra worth a thread (measured: ~30 ms of CPU less at start-up).
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from promptlab import _entry
-    from promptlab.semantic.embedders import LocalEmbedder, load_embedder, release_warm
-
     warm = _entry.take_warm()  # the helper forked at start-up, if any
     filters = {k: v for k, v in filters.items() if k != "kind" or v != "llm"}
     spec = embedder_spec(model_spec)
     embedder = load_embedder(spec, verify=False)
-    if query_is_cached(get_settings().log_dir, query) or not isinstance(embedder, LocalEmbedder):
-        if warm is not None:
-            release_warm(warm)
-    else:
-        if warm is None or not embedder.use_warm(warm, spec, [query]):
-            # numpy first (the search needs it anyway): a helper forked after it does not
-            # import it again, which was the first ~50 ms of its way to the query's vector
-            import numpy  # noqa: F401
-
-            embedder.preload([query])  # embeds the query while the index syncs
+    db = get_settings().log_dir / "index.db"
+    cached = cached_query(db.parent, query)
+    embeds_here = isinstance(embedder, LocalEmbedder) and cached is None
+    worker = None
+    if warm is not None and db.is_file():  # (the helper must never create index.db)
+        # the helper does the vector work from here on (promptlab.semantic.worker)
+        worker = SearchWorker.begin(warm, db, spec=spec if embeds_here else None,
+                                    text=query if embeds_here else None, vector=cached)
+    elif warm is not None:
+        release(warm)
+    if worker is None and embeds_here:
+        embedder.preload([query])  # loads the model while the index syncs
+    try:
         if not out.structured and not out.csv:
             # the table's import (~30 ms) while the helper works: this process would
             # only wait for it
             import tabulate  # noqa: F401
-    index = open_index(out)
-    if index is None:
-        return
-    index.close()
-    try:
+        index = open_index(out)
+        if index is None:
+            return
+        index.close()
         results = semantic_search(query, log_dir=index.log_dir, mode=mode, limit=limit or None,
-                                  embedder=embedder, synced=True, **filters)
+                                  embedder=embedder, synced=True, worker=worker, **filters)
     finally:
         embedder.close()
+        if worker is not None:
+            worker.close()
     _report_missing(results)
     rows, columns = _rows(results, mode, out)
     headers = ["similarity" if mode == "semantic" else "rrf score", "time (UTC)", "id",

@@ -344,6 +344,10 @@ class VectorStore:
             self._bits = (bits, table)
         return self._bits
 
+    def forget_bits(self) -> None:
+        """Read the sign bits again at the next search (another connection changed them)."""
+        self._bits = None
+
     def _chunk_vids(self, chunk: int, n: int, out: Any) -> Any:
         with self.conn.blob_open("main", "vec_bitchunks", "vids", chunk, False) as blob:
             blob.read_into(out[:n])
@@ -508,17 +512,19 @@ class VectorStore:
         return None if row is None else np.frombuffer(row[0], dtype=np.float32)
 
     def cache_query(self, text: str, vector: Any) -> None:
+        """Keep the vector (numpy, or float32 bytes) of a search text."""
         import time
-
-        import numpy as np
 
         if not self._has_table("vec_queries"):
             return
+        if not isinstance(vector, bytes):
+            import numpy as np
+
+            vector = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
 
         def run() -> None:
-            blob = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
             self.conn.execute("INSERT OR REPLACE INTO vec_queries (text, embedding, used) "
-                              "VALUES (?, ?, ?)", (text, blob, time.time()))
+                              "VALUES (?, ?, ?)", (text, vector, time.time()))
             self.conn.execute("DELETE FROM vec_queries WHERE text NOT IN (SELECT text FROM "
                               "vec_queries ORDER BY used DESC LIMIT ?)", (QUERY_CACHE,))
 

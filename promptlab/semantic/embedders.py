@@ -19,7 +19,6 @@ mixed), a `max_chars` budget for the text of one entry, and `embed(texts)`.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import threading
@@ -41,6 +40,9 @@ TOKENIZER = Path(__file__).parent / "data" / "minilm-tokenizer.json"
 # (measured, calls per CPU-second, 2 shared cores).
 LOCAL_BATCH = 16
 CHARS_PER_TOKEN = 4  # budget of text per word piece; the tokenizer cuts at max_tokens anyway
+# Up to this many texts at once (a search's query), the default model runs in numpy
+# (promptlab.semantic.querymodel): no onnxruntime import or session in a search process.
+QUERY_TEXTS = 4
 
 KEYS = {
     "type", "model", "tokenizer", "max_tokens", "max_chars", "batch_size", "base_url",
@@ -88,8 +90,8 @@ class Embedder:
         raise NotImplementedError
 
     def preload(self, texts: Sequence[str] | None = None) -> None:
-        """Start loading the model in the background (the first `embed` waits for it);
-        with `texts`, start embedding them too (a later `embed(texts)` takes the result)."""
+        """Start loading the model in the background (the first `embed` waits for it); with
+        `texts`, what embedding those needs (the numpy model, for a search's query)."""
 
     def close(self) -> None:
         """Release what the embedder holds (an HTTP connection pool)."""
@@ -125,72 +127,71 @@ class LocalEmbedder(Embedder):
         self._onnx_path, self._tokenizer_path = onnx_path, tokenizer_path
         self._session: Any = None
         self._tokenizer: Any = None
+        self._query: Any = None  # the numpy model (QueryModel), False when it cannot load
         self._lock = threading.Lock()
         self._preloader: threading.Thread | None = None
         self._load_error: EmbeddingError | None = None
-        self._helper: tuple[int, int, list[str]] | None = None
 
     def preload(self, texts: Sequence[str] | None = None) -> None:
-        if self._session is not None or self._preloader is not None or self._helper:
+        if self._session is not None or self._query or self._preloader is not None:
             return
-        if texts and _can_fork():
-            # Loading the model is Python imports and onnxruntime set-up that hold the GIL,
-            # so a thread beside the search only takes turns with it. A forked helper
-            # process loads the model and embeds the texts on the other core, and hands the
-            # vectors back through a pipe (a query: 3 KB).
-            self._helper = _fork_embed(self, list(texts))
-            if self._helper is not None:
-                return
         # Not a daemon: an interpreter that exits while onnxruntime initialises can crash.
-        self._preloader = threading.Thread(target=self._load_once, name="load-model")
+        self._preloader = threading.Thread(target=self._load_once, name="load-model",
+                                           args=(self._small(texts or ()),))
         self._preloader.start()
 
-    def use_warm(self, warm: tuple[int, int, int], spec: EmbedderSpec,
-                 texts: Sequence[str]) -> bool:
-        """Have the helper forked at start-up (promptlab._entry) embed `texts` with the
-        model `spec` names (the spec this embedder was loaded from); `embed(texts)` then
-        takes its answer. False (and the helper let go) when that cannot be done."""
-        import pickle
+    def _small(self, texts: Sequence[str]) -> bool:
+        """Whether `texts` go through the numpy model (the default model, a few texts, and
+        no onnxruntime session loaded already)."""
+        return (self._default and 0 < len(texts) <= QUERY_TEXTS and self._session is None
+                and self._query is not False)
 
-        pid, request, answer = warm
-        try:
-            _write_all(request, pickle.dumps((spec, list(texts))))
-            os.close(request)
-        except OSError:
-            release_warm(warm)
-            return False
-        self._helper = (pid, answer, list(texts))
-        return True
-
-    def close(self) -> None:
-        if self._helper is not None:  # its texts were never asked for: reap it
-            pid, pipe, _ = self._helper
-            self._helper = None
-            _helper_result(pid, pipe)
-
-    def _load_once(self) -> None:
+    def _load_once(self, small: bool = False) -> None:
         with self._lock:
-            if self._session is None:
-                try:
+            try:
+                if small and self._load_query():
+                    return
+                if self._session is None:
                     self._load()
-                except EmbeddingError as exc:
-                    self._load_error = exc
+            except EmbeddingError as exc:
+                self._load_error = exc
+
+    def _load_tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            try:
+                from tokenizers import Tokenizer
+            except ImportError as exc:
+                raise EmbeddingError(
+                    f"the local embedding model needs the 'semantic' extra ({exc.name} is "
+                    "missing): pip install 'promptlab[semantic]'") from exc
+            try:
+                tokenizer = Tokenizer.from_file(str(self._tokenizer_path))
+            except Exception as exc:
+                raise EmbeddingError(f"{self.where}: cannot load the tokenizer "
+                                     f"{self._tokenizer_path}: {exc}") from exc
+            tokenizer.no_padding()
+            tokenizer.enable_truncation(self.max_tokens)
+            self._tokenizer = tokenizer
+        return self._tokenizer
+
+    def _load_query(self) -> bool:
+        """Load the numpy model of the default model (under the lock); False when it cannot
+        be had (no `onnx` package to build it from): onnxruntime then does the work."""
+        if self._query is None:
+            from promptlab.semantic.querymodel import query_model
+
+            self._load_tokenizer()
+            self._query = query_model(self._onnx_path, DEFAULT_MODEL_SHA256) or False
+        return self._query is not False
 
     def _load(self) -> None:
         try:
             import onnxruntime as ort
-            from tokenizers import Tokenizer
         except ImportError as exc:
             raise EmbeddingError(
                 f"the local embedding model needs the 'semantic' extra ({exc.name} is missing): "
                 "pip install 'promptlab[semantic]'") from exc
-        try:
-            tokenizer = Tokenizer.from_file(str(self._tokenizer_path))
-        except Exception as exc:
-            raise EmbeddingError(f"{self.where}: cannot load the tokenizer "
-                                 f"{self._tokenizer_path}: {exc}") from exc
-        tokenizer.no_padding()
-        tokenizer.enable_truncation(self.max_tokens)
+        tokenizer = self._load_tokenizer()
         session = None
         if self._default:
             # The same weights in a graph that multiplies in int8 (promptlab.semantic.minilm):
@@ -247,16 +248,16 @@ class LocalEmbedder(Embedder):
     def _embed(self, texts: list[str]) -> Any:
         import numpy as np
 
-        if self._helper is not None and self._helper[2] == texts:
-            pid, pipe, _ = self._helper
-            self._helper = None
-            vectors = _helper_result(pid, pipe)
-            if vectors is not None:
-                return vectors
         if self._preloader is not None:
             self._preloader.join()
             if self._load_error is not None:
                 raise self._load_error
+        if self._small(texts):
+            with self._lock:
+                small = self._small(texts) and self._load_query()
+            if small:  # one text at a time: nothing padded
+                return np.stack([self._query.hidden(encoding.ids).mean(axis=0)
+                                 for encoding in self._tokenizer.encode_batch(texts)])
         with self._lock:
             if self._session is None:
                 self._load()
@@ -299,115 +300,6 @@ class LocalEmbedder(Embedder):
             with ThreadPoolExecutor(min(workers, len(chunks)), "embed") as pool:
                 list(pool.map(run, chunks))
         return np.stack(out)
-
-
-def _can_fork() -> bool:
-    """Linux only (macOS's system libraries are not safe in a forked child), and only while
-    this process runs no other thread (a fork copies one thread, and any lock another held)."""
-    import sys
-
-    return sys.platform.startswith("linux") and threading.active_count() == 1
-
-
-def _fork_embed(embedder: LocalEmbedder, texts: list[str]) -> tuple[int, int, list[str]] | None:
-    """Fork a child that embeds `texts` with `embedder` and writes them to a pipe: (pid,
-    read end, texts), or None when fork fails."""
-    import sys
-
-    for stream in (sys.stdout, sys.stderr):  # nothing buffered may be written twice
-        stream.flush()
-    read, write = os.pipe()
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(read)
-        os.close(write)
-        return None
-    if pid == 0:  # the child: never returns
-        code = 1
-        try:
-            os.close(read)
-            _write_vectors(write, embedder._embed(texts))
-            code = 0
-        finally:
-            os._exit(code)  # no atexit handlers, no flushing the parent's buffers
-    os.close(write)
-    return pid, read, texts
-
-
-def _write_vectors(fd: int, vectors: Any) -> None:
-    """(rows, dim) as two int64, then the float32 values: what `_helper_result` reads."""
-    import numpy as np
-
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    _write_all(fd, np.array(vectors.shape, dtype=np.int64).tobytes() + vectors.tobytes())
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def serve_warm(request: int, answer: int) -> None:
-    """The helper `promptlab._entry` forks at the start of a semantic search: import what
-    the local model needs while the parent imports and parses its command line, then read
-    (EmbedderSpec, texts) and write their vectors, or exit when the parent closes the
-    request unused. (Loading the default model before the request comes, in case, was
-    measured too: slower, as that work then competes with the parent's for the cores.)"""
-    import contextlib
-    import pickle
-
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the search does (cli.semantic)
-    with contextlib.suppress(ImportError):  # the parent reports a missing extra itself
-        import numpy  # noqa: F401
-        import onnxruntime  # noqa: F401
-    chunks = []
-    while chunk := os.read(request, 1 << 16):
-        chunks.append(chunk)
-    if not chunks:
-        return
-    spec, texts = pickle.loads(b"".join(chunks))
-    embedder = load_embedder(spec, verify=False)
-    if isinstance(embedder, LocalEmbedder):
-        _write_vectors(answer, embedder._embed(texts))
-
-
-def release_warm(warm: tuple[int, int, int]) -> None:
-    """Stop an unused start-up helper now: it would go on loading a model on the other
-    core while this process works (measured: ~20-50 ms slower searches of cached queries)."""
-    import signal
-
-    with contextlib.suppress(OSError):
-        os.kill(warm[0], signal.SIGKILL)
-    for fd in warm[1:]:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    with contextlib.suppress(OSError):
-        os.waitpid(warm[0], 0)  # killed: at once
-
-
-def _helper_result(pid: int, pipe: int) -> Any:
-    """The vectors a forked helper wrote, or None when it failed (the caller embeds)."""
-    import numpy as np
-
-    chunks = []
-    try:
-        while True:
-            chunk = os.read(pipe, 1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(pipe)
-        _, status = os.waitpid(pid, 0)
-    data = b"".join(chunks)
-    if status != 0 or len(data) < 16:
-        return None
-    rows, dim = np.frombuffer(data[:16], dtype=np.int64)
-    if len(data) != 16 + 4 * rows * dim:
-        return None
-    return np.frombuffer(data[16:], dtype=np.float32).reshape(rows, dim)
 
 
 def _default_model_file(*, verify: bool) -> Path:

@@ -126,12 +126,11 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def build(source: Path) -> bytes:
-    """The serialized integer-arithmetic graph built from the weights of `source` (the
-    shipped all-MiniLM-L6-v2 int8 file). Raises ImportError without the `onnx` package."""
+def read_source(source: Path) -> Source:
+    """The weights of the shipped all-MiniLM-L6-v2 int8 file, found through its graph.
+    Raises ImportError without the `onnx` package, ValueError for another graph."""
     import numpy as np
     import onnx
-    from onnx import TensorProto, helper
     from onnx import numpy_helper as nh
 
     model = onnx.load(str(source))
@@ -172,6 +171,19 @@ def build(source: Path) -> bytes:
     if (len(linears) != 6 * layers or len(norms) != 1 + 2 * layers or not layers
             or layers != len(OUTLIERS_QKV) or width != 384):
         raise ValueError(f"{source}: not the BERT graph promptlab rebuilds")
+    return Source(word, position, token_type, linears, norms)
+
+
+def build(source: Path) -> bytes:
+    """The serialized integer-arithmetic graph built from the weights of `source` (the
+    shipped all-MiniLM-L6-v2 int8 file). Raises ImportError without the `onnx` package."""
+    import numpy as np
+    from onnx import TensorProto, helper
+    from onnx import numpy_helper as nh
+
+    word, position, token_type, linears, norms = read_source(source)
+    layers = len(linears) // 6
+    width = int(word[0].shape[1])
 
     inits: list[Any] = []
     nodes: list[Any] = []
@@ -357,6 +369,19 @@ def build(source: Path) -> bytes:
         helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
     out.ir_version = 8
     return out.SerializeToString()
+
+
+class Source(NamedTuple):
+    """The weights of the shipped file: word and position embeddings as (int8 rows, float32
+    scale per row), token type embeddings, six Linear per layer (query, key, value,
+    attention output, feed-forward in and out) and the LayerNorms as (gamma, beta): the
+    embeddings' first, then two per layer."""
+
+    word: tuple[Any, Any]
+    position: tuple[Any, Any]
+    token_type: Any
+    linears: list[Linear]
+    norms: list[tuple[Any, Any]]
 
 
 class Linear(NamedTuple):

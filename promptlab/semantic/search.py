@@ -115,12 +115,13 @@ def _synced_index(log_dir: Path) -> Any:
 def semantic_search(text: str, *, log_dir: str | os.PathLike[str] | None = None,
                     mode: str = "semantic", limit: int | None = 20,
                     embedder: Embedder | str | None = None, auto_embed: int | None = None,
-                    synced: bool = False, fts_match: str = "all",
+                    synced: bool = False, fts_match: str = "all", worker: Any = None,
                     **filters: Any) -> SemanticResults:
     """Entries closest in meaning to `text` (mode="semantic"), or fused with full-text
     ranks (mode="hybrid"). Filters as for `query`: prompt, version, model, tag, experiment,
     variant, status, since, until. `embedder`: an Embedder, a `--model` string, or None for
-    the project's [embeddings]."""
+    the project's [embeddings]. `worker`: the command line's helper process
+    (promptlab.semantic.worker.SearchWorker), which then does the vector work."""
     from promptlab.index.query import make_filters, search_entries
 
     if mode not in MODES:
@@ -143,33 +144,35 @@ def semantic_search(text: str, *, log_dir: str | os.PathLike[str] | None = None,
     finally:
         index.close()  # never two SQLite libraries on one file at once (see index.vectors)
     results = SemanticResults(model=model.model_id)
-    vector_ranked = _knn(path, folder, model, text, flt, depth, auto_embed, results)
+    vector_ranked = _knn(path, folder, model, text, flt, depth, auto_embed, results,
+                         worker=worker)
     return _finish(folder, _fts_query(text, fts_match) if mode == "hybrid" else "", mode,
                    fts_ranked, vector_ranked, limit, results)
 
 
-def query_is_cached(log_dir: str | os.PathLike[str], text: str) -> bool:
-    """Whether the index already holds the vector of this search text (then the model
-    need not be loaded at all)."""
+def cached_query(log_dir: str | os.PathLike[str], text: str) -> bytes | None:
+    """The vector (float32 bytes) the index holds for this search text, if any: then the
+    model need not be loaded at all."""
     import sqlite3
 
     path = Path(log_dir) / "index.db"
     if not path.exists():  # never create index.db here (its permissions)
-        return False
+        return None
     # The standard sqlite3, read-only: vec_queries is a plain table, so neither apsw nor the
     # sqlite-vec extension (~10 ms) is needed to look at it. Closed before anything else
     # opens the file (see promptlab.index.vectors).
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
     except sqlite3.Error:
-        return False
+        return None
     try:
-        row = conn.execute("SELECT 1 FROM vec_queries WHERE text = ?", (text,)).fetchone()
+        row = conn.execute("SELECT embedding FROM vec_queries WHERE text = ?",
+                           (text,)).fetchone()
     except sqlite3.Error:  # no vectors yet, or the file is busy: load the model anyway
-        return False
+        return None
     finally:
         conn.close()
-    return row is not None
+    return None if row is None else bytes(row[0])
 
 
 def _fts_query(text: str, fts_match: str) -> str:
@@ -195,15 +198,16 @@ def _open_index(log_dir: Path) -> Any:
 
 def _knn(path: Path, log_dir: Path, model: Embedder, text: str, flt: Any, depth: int,
          auto_embed: int | None, results: SemanticResults, exclude: int | None = None,
-         vector: Any = None) -> list[tuple[int, float]]:
+         vector: Any = None, worker: Any = None) -> list[tuple[int, float]]:
     from promptlab.index.vectors import EXACT_MAX, VectorStore
 
     with VectorStore(path) as store:
-        store.check_rowids()
+        changed = store.check_rowids() > 0  # vectors dropped: the sign bits were rewritten
         info = store.check_model(model.model_id, RECIPE)
         missing = store.count_pending()
         if missing and missing <= (AUTO_EMBED if auto_embed is None else auto_embed):
             results.embedded_now = embed_pending(store, model, log_dir).embedded
+            changed = changed or results.embedded_now > 0
             missing = store.count_pending()
             info = store.model()
         results.missing = missing
@@ -212,6 +216,14 @@ def _knn(path: Path, log_dir: Path, model: Embedder, text: str, flt: Any, depth:
             raise EmbeddingError(
                 f"nothing in {log_dir} is embedded yet ({missing:,} LLM calls): run `promptlab "
                 "logs embed` first (the local model embeds roughly 50-100 calls a second)")
+        if flt.kind == "llm":  # only LLM calls have vectors: no need to filter on it
+            flt = replace(flt, kind=None)
+        where, params = flt.where(conn=store.conn)
+        if worker is not None:
+            ranked = _knn_by_worker(store, worker, model, text, vector, changed, where, params,
+                                    depth, exclude)
+            if ranked is not None:
+                return ranked
         if vector is None:
             vector = store.cached_query(text)
             if vector is None:
@@ -220,10 +232,33 @@ def _knn(path: Path, log_dir: Path, model: Embedder, text: str, flt: Any, depth:
                     store.load_bits()
                 vector = model.embed([text])[0]
                 store.cache_query(text, vector)
-        if flt.kind == "llm":  # only LLM calls have vectors: no need to filter on it
-            flt = replace(flt, kind=None)
-        where, params = flt.where(conn=store.conn)
         return store.knn(vector, depth, where, params, exclude=exclude)
+
+
+def _knn_by_worker(store: Any, worker: Any, model: Embedder, text: str, vector: Any,
+                   changed: bool, where: str, params: list[Any], depth: int,
+                   exclude: int | None) -> list[tuple[int, float]] | None:
+    """`_knn`'s last step done by the helper process (promptlab.semantic.worker): its
+    ranking, or None when it failed (the caller then does the step itself)."""
+    from promptlab.semantic.worker import Job
+
+    new_text = False
+    if vector is None and not worker.embeds:  # a model the helper was not asked to run
+        vector = store.cached_query(text)
+        if vector is None:
+            vector = model.embed([text])[0]
+            new_text = True
+    if vector is not None and not isinstance(vector, bytes):
+        import numpy as np
+
+        vector = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+    answer = worker.knn(Job(where, list(params), depth, exclude, vector, changed))
+    if answer is None:
+        return None
+    ranked, query_vector = answer
+    if text and (new_text or worker.embedded_text):
+        store.cache_query(text, query_vector)
+    return ranked
 
 
 def _finish(log_dir: Path, text: str, mode: str, fts_ranked: list[tuple[int, float]],

@@ -1,0 +1,192 @@
+"""The vector side of `promptlab logs search --semantic/--hybrid`, in a helper process.
+
+A search in a new process has two chains of work: the command line (click, the index's
+sync, the table it prints) and the vectors (numpy, the query's embedding, the sign bits
+of every stored vector read and compared). One after the other they cost ~450 ms of CPU at
+a million vectors on 2 cores; side by side they fit in ~250 ms of wall time. So the
+console script (promptlab._entry) forks this helper before it imports anything, when the
+command line looks like a semantic search, and the helper:
+
+  1. imports numpy and the tokenizer library while the parent imports its command line;
+  2. on `begin` (index.db's path, and the query: a text and the embedder spec to embed it
+     with, or its cached vector), opens the vectors, reads the sign bits on a thread and
+     embeds the text on this one;
+  3. on `knn` (the filters as SQL, how many, and whether the parent changed the vectors
+     meanwhile: remapped them or embedded a few new calls), runs the same
+     `VectorStore.knn` a search runs in-process, and answers the ranking and the query's
+     vector (which the parent caches).
+
+The parent never imports numpy on this path. It does everything that decides what may be
+searched (index sync, model check, the calls embedded on the fly), and the helper only
+what `knn` computes, so the two cannot disagree. Whenever the helper is missing or fails
+(not Linux, a fork refused, an error in it), the parent runs the same steps itself: the
+helper makes a search faster, never different. Messages are pickles with a length
+prefix over two pipes; the helper's stdio is /dev/null, and it exits with os._exit (no
+teardown) once it has answered, or when the parent closes the request pipe unused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_LENGTH = struct.Struct("<Q")
+
+
+def serve(request: int, answer: int) -> None:
+    """The helper's side: import, then serve one `begin` and one `knn` (see the module
+    docstring). Returns when the parent lets it go; raises when anything fails (the parent
+    then sees no answer and searches itself)."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the search does (cli.semantic)
+    with contextlib.suppress(ImportError):  # the parent reports a missing extra itself
+        import numpy  # noqa: F401
+        import tokenizers  # noqa: F401
+    begin = _recv(request)
+    if begin is None:
+        return
+    import threading
+
+    import numpy as np
+
+    from promptlab.index.vectors import EXACT_MAX, VectorStore
+    from promptlab.semantic.embedders import load_embedder
+
+    path, spec, text, vector = begin
+    with VectorStore(path) as store:
+        failed: list[BaseException] = []
+
+        def read_bits() -> None:  # apsw lets go of the GIL while SQLite copies the blobs
+            try:
+                if store.count() > EXACT_MAX:
+                    store.load_bits()
+            except BaseException as exc:
+                failed.append(exc)
+
+        reader = threading.Thread(target=read_bits, name="read-bits")
+        reader.start()
+        try:
+            if text is not None:
+                vector = load_embedder(spec, verify=False).embed([text])[0]
+        finally:
+            reader.join()
+        if failed:
+            raise failed[0]
+        job = _recv(request)
+        if job is None:
+            return
+        if job.vector is not None:
+            vector = job.vector
+        if vector is None:
+            raise ValueError("no query vector")
+        if job.changed:
+            store.forget_bits()
+        vector = np.frombuffer(vector, dtype=np.float32) if isinstance(vector, bytes) else vector
+        ranked = store.knn(vector, job.depth, job.where, job.params, exclude=job.exclude)
+        _send(answer, (ranked, np.ascontiguousarray(vector, dtype=np.float32).tobytes()))
+
+
+@dataclass(frozen=True)
+class Job:
+    """What `knn` asks of the helper: the filters as SQL over `entries e`, how many, the
+    entry to leave out, the query's vector when the helper was not given it, and whether
+    the parent changed the stored vectors after `begin` (the helper then reads the sign
+    bits again)."""
+
+    where: str
+    params: list[Any]
+    depth: int
+    exclude: int | None = None
+    vector: bytes | None = None
+    changed: bool = False
+
+
+class SearchWorker:
+    """The parent's side of the helper forked at start-up: `begin`, then `knn`, once."""
+
+    def __init__(self, warm: tuple[int, int, int], *, text: bool = False, vector: bool = False):
+        self.pid, self._request, self._answer = warm
+        self.embedded_text = text  # the helper embeds the query's text
+        self.embeds = text or vector  # the helper has the query (text or cached vector)
+        self._done = False
+
+    @classmethod
+    def begin(cls, warm: tuple[int, int, int], path: Path, *, spec: Any = None,
+              text: str | None = None, vector: bytes | None = None) -> SearchWorker | None:
+        """Hand the helper index.db's path and the query: `text` to embed with `spec`, or
+        its `vector` (cached), or neither (the parent embeds it, and passes it to `knn`).
+        None (and the helper let go) when it cannot be reached."""
+        worker = cls(warm, text=text is not None, vector=vector is not None)
+        try:
+            _send(worker._request, (str(path), spec, text, vector))
+        except OSError:
+            worker.close()
+            return None
+        return worker
+
+    def knn(self, job: Job) -> tuple[list[tuple[int, float]], bytes] | None:
+        """The helper's ranking for `job` and the query's vector (float32 bytes), or None
+        when it failed (the caller searches itself)."""
+        try:
+            _send(self._request, job)
+            os.close(self._request)
+            answer = _recv(self._answer)
+        except OSError:
+            answer = None
+        self.close()
+        return answer
+
+    def close(self) -> None:
+        """Let the helper go, at once if it is still working, and reap it."""
+        if self._done:
+            return
+        self._done = True
+        import signal
+
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)  # an answered helper has exited already
+        for fd in (self._request, self._answer):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(OSError):
+            os.waitpid(self.pid, 0)
+
+
+def release(warm: tuple[int, int, int]) -> None:
+    """Let an unused helper go: it would go on importing on the other core while this
+    process works (measured: ~20-50 ms slower searches)."""
+    SearchWorker(warm).close()
+
+
+def _send(fd: int, obj: Any) -> None:
+    import pickle
+
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(_LENGTH.pack(len(data)) + data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _recv(fd: int) -> Any:
+    """One message, or None when the other side closed the pipe first."""
+    import pickle
+
+    head = _read(fd, _LENGTH.size)
+    if head is None:
+        return None
+    body = _read(fd, _LENGTH.unpack(head)[0])
+    return None if body is None else pickle.loads(body)
+
+
+def _read(fd: int, size: int) -> bytes | None:
+    chunks, left = [], size
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
