@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from promptlab.errors import LogIndexError
+from promptlab.index.safety import refuse_unsafe_database
 from promptlab.index.schema import migrate
 from promptlab.index.sync import Syncer, SyncStats
 
@@ -266,29 +267,6 @@ class Index:
         self.ensure_synced()
         groups = [by] if isinstance(by, str) else list(by)
         return cost_report(self, groups, make_filters(filters, kwargs), prices=prices)
-
-
-def refuse_unsafe_database(path: Path, what: str, remedy: str) -> None:
-    """Refuse a SQLite file (or its -wal/-shm/-journal companion) that is a symbolic link
-    or not a regular file: SQLite follows links, so a planted `index.db -> /elsewhere`
-    would write the log's contents wherever it points (and a FIFO would block)."""
-    import stat
-
-    for name in (f"{path}", f"{path}-wal", f"{path}-shm", f"{path}-journal"):
-        try:
-            mode = os.lstat(name).st_mode
-        except FileNotFoundError:
-            continue
-        except OSError:
-            continue  # unreadable folder: opening says why
-        if stat.S_ISLNK(mode):
-            raise LogIndexError(f"{what} {name} is a symbolic link; promptlab does not follow "
-                                f"it: {remedy}")
-        if stat.S_ISDIR(mode) and name == f"{path}":
-            continue  # the caller's own message for a folder
-        if not stat.S_ISREG(mode):
-            raise LogIndexError(f"{what} {name} is not a regular file; promptlab does not "
-                                f"open it: {remedy}")
 
 
 class DamagedIndexError(LogIndexError):

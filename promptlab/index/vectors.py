@@ -96,7 +96,7 @@ def _connect(path: Path) -> Any:
             f"semantic search needs the 'semantic' extra ({exc.name} is missing); install it "
             "with: pip install 'promptlab[semantic]'"
         ) from exc
-    from promptlab.index.core import refuse_unsafe_database
+    from promptlab.index.safety import refuse_unsafe_database
 
     refuse_unsafe_database(path, "the log index", "remove it (the index is rebuilt from the "
                            "JSONL logs) and run the command again")
@@ -533,7 +533,7 @@ class VectorStore:
     # -- search -----------------------------------------------------------------------------
 
     def knn(self, vector: Any, k: int, where: str = "1", params: Sequence[Any] = (), *,
-            exclude: int | None = None, exact_max: int = EXACT_MAX,
+            exclude: int | None = None, exact_max: int | None = None,
             rerank: int = RERANK) -> list[tuple[int, float]]:
         """The `k` entries nearest to `vector` among those matching `where` (SQL over
         `entries e`), as (entry_rowid, cosine distance), nearest first. `exclude`: an
@@ -544,6 +544,7 @@ class VectorStore:
             return []
         query = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
         params = list(params)
+        exact_max = EXACT_MAX if exact_max is None else exact_max
         want = k + (1 if exclude is not None else 0)
         # Only whether there are more than exact_max matters: count no further.
         if where == "1":

@@ -142,7 +142,7 @@ class ExportState:
         self._lock_fd = -1
         try:
             log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            from promptlab.index.core import refuse_unsafe_database
+            from promptlab.index.safety import refuse_unsafe_database
 
             refuse_unsafe_database(path, "the export state", "remove it (promptlab then "
                                    "forgets what it sent) and run the command again")

@@ -133,18 +133,19 @@ class LocalEmbedder(Embedder):
         self._load_error: EmbeddingError | None = None
 
     def preload(self, texts: Sequence[str] | None = None) -> None:
-        if self._session is not None or self._query or self._preloader is not None:
+        small = self._small(texts or ())
+        if self._preloader is not None or (self._query if small else self._session):
             return
         # Not a daemon: an interpreter that exits while onnxruntime initialises can crash.
         self._preloader = threading.Thread(target=self._load_once, name="load-model",
-                                           args=(self._small(texts or ()),))
+                                           args=(small,))
         self._preloader.start()
 
     def _small(self, texts: Sequence[str]) -> bool:
-        """Whether `texts` go through the numpy model (the default model, a few texts, and
-        no onnxruntime session loaded already)."""
-        return (self._default and 0 < len(texts) <= QUERY_TEXTS and self._session is None
-                and self._query is not False)
+        """Whether `texts` go through the numpy model: a few texts for the default model
+        (decided by their number alone, so that the same call always gives the same
+        vectors), unless that model cannot be had."""
+        return self._default and 0 < len(texts) <= QUERY_TEXTS and self._query is not False
 
     def _load_once(self, small: bool = False) -> None:
         with self._lock:

@@ -24,7 +24,6 @@ columns: ~1.5x faster than x @ W for a handful of tokens (OpenBLAS, measured).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -51,22 +50,21 @@ def query_model(source: Path, source_sha256: str) -> QueryModel | None:
     its cached folder, else built now (and cached when the folder can be written), or None
     when it cannot be built (no `onnx` package, another graph)."""
     folder = cached_folder(source_sha256)
-    if not (folder / "done").is_file():
+    for _ in range(2):
+        if not (folder / "done").is_file():
+            try:
+                arrays = weights(source)
+            except Exception:  # no `onnx` package, or a file it cannot read: onnxruntime
+                return None
+            try:
+                _publish(folder, arrays)
+            except OSError:  # a read-only cache: use the weights built in memory
+                return QueryModel(arrays)
         try:
-            arrays = weights(source)
-        except Exception:  # no `onnx` package, or a file it cannot read: onnxruntime instead
-            return None
-        try:
-            _publish(folder, arrays)
-        except OSError:  # a read-only cache: use the weights built in memory
-            return QueryModel(arrays)
-    try:
-        return QueryModel.load(folder)
-    except (OSError, ValueError):  # a damaged cache folder: build it again, once
-        shutil.rmtree(folder, ignore_errors=True)
-        with contextlib.suppress(Exception):
-            return QueryModel(weights(source))
-        return None
+            return QueryModel.load(folder)
+        except (OSError, ValueError):  # a damaged cache folder: build it again, once
+            shutil.rmtree(folder, ignore_errors=True)
+    return None
 
 
 def weights(source: Path) -> dict[str, Any]:

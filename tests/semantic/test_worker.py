@@ -1,0 +1,98 @@
+"""The search's helper process (promptlab.semantic.worker), forked the way the console
+script forks it (promptlab._entry), in a new interpreter: its rankings are the in-process
+`VectorStore.knn`'s, whatever it was handed; a helper that fails gives no answer (the
+search then runs in-process), and every helper is reaped."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from promptlab.index.vectors import VectorStore
+from promptlab.semantic import LocalEmbedder, embed_log
+
+from .conftest import SUPPORT, write
+
+_SCRIPT = r"""
+import json, os, sys
+from pathlib import Path
+from promptlab import _entry
+from promptlab.index import vectors
+
+vectors.EXACT_MAX = 0  # before any fork: the helpers take the coarse plan (sign bits)
+
+
+def fork():
+    _entry._fork_warm()  # what the console script does first for a semantic search
+    warm = _entry.take_warm()
+    assert warm is not None and _entry.take_warm() is None, "one helper, taken once"
+    return warm
+
+
+def reaped(pid):
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+from promptlab.semantic.embedders import EmbedderSpec
+from promptlab.semantic.worker import Job, SearchWorker, release
+
+db, missing = Path(sys.argv[1]), sys.argv[2]
+query = "customer wants their money back"
+out = {}
+# the query's text, embedded by the helper
+worker = SearchWorker.begin(fork(), db, spec=EmbedderSpec(), text=query)
+ranked, vector = worker.knn(Job("1", [], 5))
+assert reaped(worker.pid)
+out["text"] = ranked
+out["vector"] = vector.hex()
+# its cached vector, and a filter
+worker = SearchWorker.begin(fork(), db, vector=vector)
+out["filtered"] = worker.knn(Job("e.prompt_id = ?", ["support"], 3))[0]
+# nothing at first (a model this process runs): the vector comes with the job; the
+# vectors changed meanwhile, so the helper reads the sign bits again
+worker = SearchWorker.begin(fork(), db)
+out["late"] = worker.knn(Job("1", [], 5, exclude=ranked[0][0], vector=vector,
+                             changed=True))[0]
+# a helper that fails (no such tokenizer) answers nothing, and is reaped
+worker = SearchWorker.begin(fork(), db, spec=EmbedderSpec(options={"tokenizer": missing}),
+                            text=query)
+out["failed"] = worker.knn(Job("1", [], 5))
+assert reaped(worker.pid)
+# a helper nobody needs is stopped and reaped at once
+warm = fork()
+release(warm)
+assert reaped(warm[0])
+print(json.dumps(out))
+"""
+
+
+def test_the_helper_ranks_as_the_search_does(log_dir: Path, tmp_path: Path,
+                                             model: LocalEmbedder) -> None:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the helper is forked on Linux only")
+    write(log_dir, SUPPORT)
+    embed_log(log_dir=log_dir, embedder=model)
+    db = log_dir / "index.db"
+    done = subprocess.run([sys.executable, "-c", _SCRIPT, str(db), str(tmp_path / "none.json")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    vector = np.frombuffer(bytes.fromhex(out["vector"]), dtype=np.float32)
+    assert np.allclose(vector, model.embed(["customer wants their money back"])[0], atol=1e-6)
+    with VectorStore(db) as store:
+        expect = store.knn(vector, 5, exact_max=0)
+        assert [tuple(r) for r in out["text"]] == expect
+        assert [tuple(r) for r in out["filtered"]] == store.knn(
+            vector, 3, "e.prompt_id = ?", ["support"], exact_max=0)
+        assert [tuple(r) for r in out["late"]] == store.knn(
+            vector, 5, exclude=expect[0][0], exact_max=0)
+    assert len(expect) == 5 and out["failed"] is None
