@@ -140,6 +140,21 @@ def test_coarse_pass_keeps_the_asymmetric_nearest_of_the_hamming_shortlist(
         assert everything == sorted(np.argsort(-closeness)[:40].tolist())
 
 
+def test_the_hamming_shortlist_cut_keeps_ties_in_position_order() -> None:
+    """`_smallest` (a histogram's cut-off instead of argpartition): the same positions as
+    a stable sort, for any count, ties at the cut included."""
+    import numpy as np
+
+    from promptlab.index.vectors import _smallest
+
+    rng = np.random.default_rng(3)
+    distance = rng.integers(0, 60, size=20_000).astype(np.uint16)
+    for count in (1, 777, 5_000, 19_999, 20_000):
+        got = _smallest(distance, count)
+        assert len(got) == count
+        assert sorted(got.tolist()) == sorted(np.argsort(distance, kind="stable")[:count].tolist())
+
+
 def test_similar_excludes_the_entry_itself(log_dir: Path, model) -> None:
     write(log_dir, [*SUPPORT, {"user_message": "Please reimburse my purchase",
                                "assistant_response": "Done, refund issued."}])
