@@ -108,10 +108,9 @@ def _connect(path: Path) -> Any:
         conn.enable_load_extension(False)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        # Map the whole file (virtual address space only; the sign bits of a large index
-        # lie past the first GiB): reading them costs ~35% less than through read() calls
-        # at a million vectors (measured).
-        conn.execute("PRAGMA mmap_size = 17179869184")
+        # Not the whole file: pages read through the map count in the process's RSS (a
+        # search at a million vectors showed 500 MB mapped against 105 MB), for ~10 ms.
+        conn.execute("PRAGMA mmap_size = 1073741824")
         conn.execute("PRAGMA cache_size = -65536")
     except apsw.Error as exc:
         raise LogIndexError(f"cannot open the vectors of the log index {path}: {exc}") from exc
