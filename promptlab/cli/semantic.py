@@ -109,11 +109,17 @@ def run_search(query: str, mode: str, limit: int, model_spec: str | None, out: O
         release(warm)
     if worker is None and embeds_here:
         embedder.preload([query])  # loads the model while the index syncs
-    try:
-        if not out.structured and not out.csv:
-            # the table's import (~30 ms) while the helper works: this process would
-            # only wait for it
+    if not out.structured and not out.csv:
+        # the table's import (~30 ms) while the helper searches (or the model loads):
+        # this process would only wait
+        def import_tabulate() -> None:
             import tabulate  # noqa: F401
+
+        if worker is not None:
+            worker.while_waiting = import_tabulate
+        else:
+            import_tabulate()
+    try:
         index = open_index(out)
         if index is None:
             return

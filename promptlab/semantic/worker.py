@@ -30,16 +30,18 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 _LENGTH = struct.Struct("<Q")
 
 
-def serve(request: int, answer: int) -> None:
+def serve(request: int, answer: int, bits: int = -1) -> None:
     """The helper's side: import, then serve one `begin` and one `knn` (see the module
-    docstring). Returns when the parent lets it go; raises when anything fails (the parent
+    docstring). `bits`: the shared memory (a memfd) the parent may have copied the sign
+    bits into. Returns when the parent lets it go; raises when anything fails (the parent
     then sees no answer and searches itself)."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the search does (cli.semantic)
     with contextlib.suppress(ImportError):  # the parent reports a missing extra itself
@@ -48,33 +50,15 @@ def serve(request: int, answer: int) -> None:
     begin = _recv(request)
     if begin is None:
         return
-    import threading
-
     import numpy as np
 
-    from promptlab.index.vectors import EXACT_MAX, VectorStore
+    from promptlab.index.vectors import VectorStore
     from promptlab.semantic.embedders import load_embedder
 
     path, spec, text, vector = begin
     with VectorStore(path) as store:
-        failed: list[BaseException] = []
-
-        def read_bits() -> None:  # apsw lets go of the GIL while SQLite copies the blobs
-            try:
-                if store.count() > EXACT_MAX:
-                    store.load_bits()
-            except BaseException as exc:
-                failed.append(exc)
-
-        reader = threading.Thread(target=read_bits, name="read-bits")
-        reader.start()
-        try:
-            if text is not None:
-                vector = load_embedder(spec, verify=False).embed([text])[0]
-        finally:
-            reader.join()
-        if failed:
-            raise failed[0]
+        if text is not None:
+            vector = load_embedder(spec, verify=False).embed([text])[0]
         job = _recv(request)
         if job is None:
             return
@@ -82,8 +66,12 @@ def serve(request: int, answer: int) -> None:
             vector = job.vector
         if vector is None:
             raise ValueError("no query vector")
-        if job.changed:
-            store.forget_bits()
+        if job.bits is not None and bits >= 0:
+            import mmap
+
+            rows, width, table = job.bits
+            shared = mmap.mmap(bits, rows * width * 8, prot=mmap.PROT_READ)
+            store.use_bits(np.frombuffer(shared, dtype=np.uint64).reshape(rows, width), table)
         vector = np.frombuffer(vector, dtype=np.float32) if isinstance(vector, bytes) else vector
         ranked = store.knn(vector, job.depth, job.where, job.params, exclude=job.exclude)
         _send(answer, (ranked, np.ascontiguousarray(vector, dtype=np.float32).tobytes()))
@@ -92,29 +80,32 @@ def serve(request: int, answer: int) -> None:
 @dataclass(frozen=True)
 class Job:
     """What `knn` asks of the helper: the filters as SQL over `entries e`, how many, the
-    entry to leave out, the query's vector when the helper was not given it, and whether
-    the parent changed the stored vectors after `begin` (the helper then reads the sign
-    bits again)."""
+    entry to leave out, the query's vector when the helper was not given it, and the sign
+    bits' (rows, words, chunks) when the parent copied them into the shared memory (else
+    the helper reads them itself)."""
 
     where: str
     params: list[Any]
     depth: int
     exclude: int | None = None
     vector: bytes | None = None
-    changed: bool = False
+    bits: tuple[int, int, list[tuple[int, int, int]]] | None = None
 
 
 class SearchWorker:
-    """The parent's side of the helper forked at start-up: `begin`, then `knn`, once."""
+    """The parent's side of the helper forked at start-up: `begin`, then `knn`, once.
+    `while_waiting`: work of the parent's own to do while the helper searches."""
 
-    def __init__(self, warm: tuple[int, int, int], *, text: bool = False, vector: bool = False):
-        self.pid, self._request, self._answer = warm
+    def __init__(self, warm: tuple[int, int, int, int], *, text: bool = False,
+                 vector: bool = False):
+        self.pid, self._request, self._answer, self._bits = warm
         self.embedded_text = text  # the helper embeds the query's text
         self.embeds = text or vector  # the helper has the query (text or cached vector)
+        self.while_waiting: Callable[[], None] | None = None
         self._done = False
 
     @classmethod
-    def begin(cls, warm: tuple[int, int, int], path: Path, *, spec: Any = None,
+    def begin(cls, warm: tuple[int, int, int, int], path: Path, *, spec: Any = None,
               text: str | None = None, vector: bytes | None = None) -> SearchWorker | None:
         """Hand the helper index.db's path and the query: `text` to embed with `spec`, or
         its `vector` (cached), or neither (the parent embeds it, and passes it to `knn`).
@@ -127,17 +118,42 @@ class SearchWorker:
             return None
         return worker
 
-    def knn(self, job: Job) -> tuple[list[tuple[int, float]], bytes] | None:
+    def knn(self, job: Job, store: Any = None) -> tuple[list[tuple[int, float]], bytes] | None:
         """The helper's ranking for `job` and the query's vector (float32 bytes), or None
-        when it failed (the caller searches itself)."""
+        when it failed (the caller searches itself). With `store` (the parent's
+        VectorStore, checked and up to date), its sign bits are copied into the shared
+        memory first, while the helper embeds the query."""
         try:
+            if store is not None:
+                job = replace(job, bits=self._share_bits(store))
             _send(self._request, job)
             os.close(self._request)
+            self._request = -1
+            if self.while_waiting is not None:
+                self.while_waiting()
             answer = _recv(self._answer)
         except OSError:
             answer = None
         self.close()
         return answer
+
+    def _share_bits(self, store: Any) -> tuple[int, int, list[tuple[int, int, int]]] | None:
+        """Copy the store's sign bits into the shared memory (no numpy needed here):
+        their (rows, words, chunks), or None when there is no shared memory or the store
+        is searched exactly."""
+        from promptlab.index.vectors import EXACT_MAX
+
+        if self._bits < 0:
+            return None
+        rows, width = store.bits_shape()
+        if rows <= EXACT_MAX:
+            return None
+        import mmap
+
+        os.ftruncate(self._bits, rows * width * 8)
+        with mmap.mmap(self._bits, rows * width * 8) as shared:
+            table = store.read_bits_into(shared)
+        return rows, width, table
 
     def close(self) -> None:
         """Let the helper go, at once if it is still working, and reap it."""
@@ -148,14 +164,16 @@ class SearchWorker:
 
         with contextlib.suppress(OSError):
             os.kill(self.pid, signal.SIGKILL)  # an answered helper has exited already
-        for fd in (self._request, self._answer):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        for fd in (self._request, self._answer, self._bits):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._request = self._answer = self._bits = -1
         with contextlib.suppress(OSError):
             os.waitpid(self.pid, 0)
 
 
-def release(warm: tuple[int, int, int]) -> None:
+def release(warm: tuple[int, int, int, int]) -> None:
     """Let an unused helper go: it would go on importing on the other core while this
     process works (measured: ~20-50 ms slower searches)."""
     SearchWorker(warm).close()

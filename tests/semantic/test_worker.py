@@ -42,26 +42,40 @@ def reaped(pid):
     return False
 
 
+from promptlab.index.vectors import VectorStore
 from promptlab.semantic.embedders import EmbedderSpec
 from promptlab.semantic.worker import Job, SearchWorker, release
 
 db, missing = Path(sys.argv[1]), sys.argv[2]
 query = "customer wants their money back"
 out = {}
-# the query's text, embedded by the helper
+store = VectorStore(db)  # the parent's, for the sign bits it shares
+# the query's text, embedded by the helper, which reads the sign bits itself
 worker = SearchWorker.begin(fork(), db, spec=EmbedderSpec(), text=query)
 ranked, vector = worker.knn(Job("1", [], 5))
 assert reaped(worker.pid)
 out["text"] = ranked
 out["vector"] = vector.hex()
-# its cached vector, and a filter
+# its cached vector and a filter; the parent copies the sign bits into shared memory
 worker = SearchWorker.begin(fork(), db, vector=vector)
-out["filtered"] = worker.knn(Job("e.prompt_id = ?", ["support"], 3))[0]
-# nothing at first (a model this process runs): the vector comes with the job; the
-# vectors changed meanwhile, so the helper reads the sign bits again
+waited = []
+worker.while_waiting = lambda: waited.append(True)
+out["filtered"] = worker.knn(Job("e.prompt_id = ?", ["support"], 3), store)[0]
+assert waited == [True]
+# nothing at first (a model this process runs): the vector comes with the job
 worker = SearchWorker.begin(fork(), db)
-out["late"] = worker.knn(Job("1", [], 5, exclude=ranked[0][0], vector=vector,
-                             changed=True))[0]
+out["late"] = worker.knn(Job("1", [], 5, exclude=ranked[0][0], vector=vector), store)[0]
+# what the parent shares: every sign bit, row for row
+worker = SearchWorker.begin(fork(), db)
+rows, width, table = worker._share_bits(store)
+import mmap
+import numpy as np
+with mmap.mmap(worker._bits, rows * width * 8, prot=mmap.PROT_READ) as shared:
+    copied = np.frombuffer(shared, dtype=np.uint64).reshape(rows, width).copy()
+bits, chunks = store.load_bits()
+assert np.array_equal(copied, bits) and table == chunks and rows == len(bits) > 0
+worker.close()
+assert reaped(worker.pid)
 # a helper that fails (no such tokenizer) answers nothing, and is reaped
 worker = SearchWorker.begin(fork(), db, spec=EmbedderSpec(options={"tokenizer": missing}),
                             text=query)
@@ -71,6 +85,7 @@ assert reaped(worker.pid)
 warm = fork()
 release(warm)
 assert reaped(warm[0])
+store.close()
 print(json.dumps(out))
 """
 
