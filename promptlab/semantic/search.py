@@ -202,11 +202,12 @@ def _knn(path: Path, log_dir: Path, model: Embedder, text: str, flt: Any, depth:
     from promptlab.index.vectors import EXACT_MAX, VectorStore
 
     with VectorStore(path) as store:
-        store.check_rowids()
+        changed = store.check_rowids() > 0  # vectors dropped: the sign bits were rewritten
         info = store.check_model(model.model_id, RECIPE)
         missing = store.count_pending()
         if missing and missing <= (AUTO_EMBED if auto_embed is None else auto_embed):
             results.embedded_now = embed_pending(store, model, log_dir).embedded
+            changed = changed or results.embedded_now > 0
             missing = store.count_pending()
             info = store.model()
         results.missing = missing
@@ -219,8 +220,8 @@ def _knn(path: Path, log_dir: Path, model: Embedder, text: str, flt: Any, depth:
             flt = replace(flt, kind=None)
         where, params = flt.where(conn=store.conn)
         if worker is not None:
-            ranked = _knn_by_worker(store, worker, model, text, vector, where, params, depth,
-                                    exclude)
+            ranked = _knn_by_worker(store, worker, model, text, vector, changed, where, params,
+                                    depth, exclude)
             if ranked is not None:
                 return ranked
         if vector is None:
@@ -235,7 +236,7 @@ def _knn(path: Path, log_dir: Path, model: Embedder, text: str, flt: Any, depth:
 
 
 def _knn_by_worker(store: Any, worker: Any, model: Embedder, text: str, vector: Any,
-                   where: str, params: list[Any], depth: int,
+                   changed: bool, where: str, params: list[Any], depth: int,
                    exclude: int | None) -> list[tuple[int, float]] | None:
     """`_knn`'s last step done by the helper process (promptlab.semantic.worker): its
     ranking, or None when it failed (the caller then does the step itself)."""
@@ -251,7 +252,7 @@ def _knn_by_worker(store: Any, worker: Any, model: Embedder, text: str, vector: 
         import numpy as np
 
         vector = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
-    answer = worker.knn(Job(where, list(params), depth, exclude, vector), store)
+    answer = worker.knn(Job(where, list(params), depth, exclude, vector, changed), store)
     if answer is None:
         return None
     ranked, query_vector = answer

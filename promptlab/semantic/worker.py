@@ -52,13 +52,15 @@ def serve(request: int, answer: int, bits: int = -1) -> None:
         return
     import numpy as np
 
-    from promptlab.index.vectors import VectorStore
+    from promptlab.index.vectors import EXACT_MAX, VectorStore
     from promptlab.semantic.embedders import load_embedder
 
     path, spec, text, vector = begin
     with VectorStore(path) as store:
-        if text is not None:
+        if text is not None:  # meanwhile the parent copies the sign bits (SearchWorker.knn)
             vector = load_embedder(spec, verify=False).embed([text])[0]
+        elif store.count() > EXACT_MAX:  # nothing else to do: read them here
+            store.load_bits()
         job = _recv(request)
         if job is None:
             return
@@ -72,6 +74,8 @@ def serve(request: int, answer: int, bits: int = -1) -> None:
             rows, width, table = job.bits
             shared = mmap.mmap(bits, rows * width * 8, prot=mmap.PROT_READ)
             store.use_bits(np.frombuffer(shared, dtype=np.uint64).reshape(rows, width), table)
+        elif job.changed:  # the parent changed the vectors after this process read them
+            store.forget_bits()
         vector = np.frombuffer(vector, dtype=np.float32) if isinstance(vector, bytes) else vector
         ranked = store.knn(vector, job.depth, job.where, job.params, exclude=job.exclude)
         _send(answer, (ranked, np.ascontiguousarray(vector, dtype=np.float32).tobytes()))
@@ -80,15 +84,17 @@ def serve(request: int, answer: int, bits: int = -1) -> None:
 @dataclass(frozen=True)
 class Job:
     """What `knn` asks of the helper: the filters as SQL over `entries e`, how many, the
-    entry to leave out, the query's vector when the helper was not given it, and the sign
-    bits' (rows, words, chunks) when the parent copied them into the shared memory (else
-    the helper reads them itself)."""
+    entry to leave out, the query's vector when the helper was not given it, whether the
+    parent changed the stored vectors since `begin` (remapped them, or embedded a few new
+    calls), and the sign bits' (rows, words, chunks) when the parent copied them into the
+    shared memory (else the helper reads them itself)."""
 
     where: str
     params: list[Any]
     depth: int
     exclude: int | None = None
     vector: bytes | None = None
+    changed: bool = False
     bits: tuple[int, int, list[tuple[int, int, int]]] | None = None
 
 
@@ -121,10 +127,11 @@ class SearchWorker:
     def knn(self, job: Job, store: Any = None) -> tuple[list[tuple[int, float]], bytes] | None:
         """The helper's ranking for `job` and the query's vector (float32 bytes), or None
         when it failed (the caller searches itself). With `store` (the parent's
-        VectorStore, checked and up to date), its sign bits are copied into the shared
-        memory first, while the helper embeds the query."""
+        VectorStore, checked and up to date) and a query's text to embed, the sign bits
+        are copied into the shared memory first, while the helper embeds the query (a
+        helper with nothing to embed read them itself)."""
         try:
-            if store is not None:
+            if store is not None and self.embedded_text:
                 job = replace(job, bits=self._share_bits(store))
             _send(self._request, job)
             os.close(self._request)

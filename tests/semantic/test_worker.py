@@ -50,18 +50,22 @@ db, missing = Path(sys.argv[1]), sys.argv[2]
 query = "customer wants their money back"
 out = {}
 store = VectorStore(db)  # the parent's, for the sign bits it shares
-# the query's text, embedded by the helper, which reads the sign bits itself
+# the query's text, embedded by the helper while the parent copies the sign bits into
+# the shared memory and does work of its own
 worker = SearchWorker.begin(fork(), db, spec=EmbedderSpec(), text=query)
-ranked, vector = worker.knn(Job("1", [], 5))
-assert reaped(worker.pid)
-out["text"] = ranked
-out["vector"] = vector.hex()
-# its cached vector and a filter; the parent copies the sign bits into shared memory
-worker = SearchWorker.begin(fork(), db, vector=vector)
 waited = []
 worker.while_waiting = lambda: waited.append(True)
-out["filtered"] = worker.knn(Job("e.prompt_id = ?", ["support"], 3), store)[0]
-assert waited == [True]
+ranked, vector = worker.knn(Job("1", [], 5), store)
+assert reaped(worker.pid) and waited == [True]
+out["text"] = ranked
+out["vector"] = vector.hex()
+# the same text without the parent's store: the helper reads the sign bits itself
+worker = SearchWorker.begin(fork(), db, spec=EmbedderSpec(), text=query)
+assert worker.knn(Job("1", [], 5))[0] == ranked
+# its cached vector (the helper reads the sign bits at once), a filter, and vectors the
+# parent changed meanwhile (the helper reads them again)
+worker = SearchWorker.begin(fork(), db, vector=vector)
+out["filtered"] = worker.knn(Job("e.prompt_id = ?", ["support"], 3, changed=True), store)[0]
 # nothing at first (a model this process runs): the vector comes with the job
 worker = SearchWorker.begin(fork(), db)
 out["late"] = worker.knn(Job("1", [], 5, exclude=ranked[0][0], vector=vector), store)[0]
