@@ -56,6 +56,7 @@ worker = SearchWorker.begin(fork(), db, spec=EmbedderSpec(), text=query)
 waited = []
 worker.while_waiting = lambda: waited.append(True)
 ranked, vector = worker.knn(Job("1", [], 5), store)
+worker.wait()
 assert reaped(worker.pid) and waited == [True]
 out["text"] = ranked
 out["vector"] = vector.hex()
@@ -79,15 +80,17 @@ with mmap.mmap(worker._bits, rows * width * 8, prot=mmap.PROT_READ) as shared:
 bits, chunks = store.load_bits()
 assert np.array_equal(copied, bits) and table == chunks and rows == len(bits) > 0
 worker.close()
+worker.wait()
 assert reaped(worker.pid)
 # a helper that fails (no such tokenizer) answers nothing, and is reaped
 worker = SearchWorker.begin(fork(), db, spec=EmbedderSpec(options={"tokenizer": missing}),
                             text=query)
 out["failed"] = worker.knn(Job("1", [], 5))
+worker.wait()
 assert reaped(worker.pid)
 # a helper nobody needs is stopped and reaped at once
 warm = fork()
-release(warm)
+release(warm).wait()
 assert reaped(warm[0])
 store.close()
 print(json.dumps(out))
