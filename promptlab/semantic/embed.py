@@ -23,12 +23,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promptlab.semantic.embedders import Embedder
+
+if TYPE_CHECKING:  # concurrent.futures costs a search ~8 ms it does not need
+    from concurrent.futures import Future
 
 RECIPE = "user+response/v1"
 
