@@ -15,9 +15,8 @@ from __future__ import annotations
 import os
 import sys
 
-# (pid, request write end, answer read end, shared memory for the sign bits or -1) of the
-# helper, until the search takes it
-_warm: tuple[int, int, int, int] | None = None
+# (pid, request write end, answer read end) of the helper, until the search takes it
+_warm: tuple[int, int, int] | None = None
 
 
 def main() -> None:
@@ -50,7 +49,7 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
-def take_warm() -> tuple[int, int, int, int] | None:
+def take_warm() -> tuple[int, int, int] | None:
     """The helper forked at start-up, once (None when there is none)."""
     global _warm
     warm, _warm = _warm, None
@@ -72,16 +71,11 @@ def _fork_warm() -> None:
         answer_r, answer_w = os.pipe()
     except OSError:
         return
-    try:  # memory both processes see: the sign bits the search reads for the helper
-        bits = os.memfd_create("promptlab-search-bits")
-    except OSError:
-        bits = -1
     try:
         pid = os.fork()
     except OSError:
-        for fd in (request_r, request_w, answer_r, answer_w, bits):
-            if fd >= 0:
-                os.close(fd)
+        for fd in (request_r, request_w, answer_r, answer_w):
+            os.close(fd)
         return
     if pid == 0:  # the helper: never returns
         code = 1
@@ -95,10 +89,10 @@ def _fork_warm() -> None:
                 os.dup2(devnull, fd)
             from promptlab.semantic.worker import serve
 
-            serve(request_r, answer_w, bits)
+            serve(request_r, answer_w)
             code = 0
         finally:
             os._exit(code)
     os.close(request_r)
     os.close(answer_w)
-    _warm = (pid, request_w, answer_r, bits)
+    _warm = (pid, request_w, answer_r)

@@ -252,7 +252,7 @@ def _knn_by_worker(store: Any, worker: Any, model: Embedder, text: str, vector: 
         import numpy as np
 
         vector = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
-    answer = worker.knn(Job(where, list(params), depth, exclude, vector, changed), store)
+    answer = worker.knn(Job(where, list(params), depth, exclude, vector, changed))
     if answer is None:
         return None
     ranked, query_vector = answer

@@ -1,18 +1,19 @@
 """The vector side of `promptlab logs search --semantic/--hybrid`, in a helper process.
 
 A search in a new process has two chains of work: the command line (click, the index's
-sync, the table it prints) and the vectors (numpy, the query's embedding, the sign bits
-of every stored vector read and compared). One after the other they cost ~450 ms of CPU at
-a million vectors on 2 cores; side by side they fit in ~250 ms of wall time. So the
-console script (promptlab._entry) forks this helper before it imports anything, when the
-command line looks like a semantic search, and the helper:
+sync, the table it prints) and the vectors (numpy, the query's embedding, the sign bits of
+every stored vector compared with the query's). One after the other they cost ~450 ms of
+CPU at a million vectors on 2 cores; side by side they take ~250 ms. So the console script
+(promptlab._entry) forks this helper before it imports anything, when the command line
+looks like a semantic search, and the helper:
 
   1. imports numpy and the tokenizer library while the parent imports its command line;
   2. on `begin` (index.db's path, and the query: a text and the embedder spec to embed it
-     with, or its cached vector), opens the vectors, reads the sign bits on a thread and
-     embeds the text on this one;
+     with, or its cached vector), maps the sign bits (VectorStore.load_bits: a snapshot
+     file beside index.db) and embeds the text, while the parent syncs the index and
+     checks the stored vectors;
   3. on `knn` (the filters as SQL, how many, and whether the parent changed the vectors
-     meanwhile: remapped them or embedded a few new calls), runs the same
+     meanwhile: remapped them, or embedded a few new calls), runs the same
      `VectorStore.knn` a search runs in-process, and answers the ranking and the query's
      vector (which the parent caches).
 
@@ -31,17 +32,16 @@ import contextlib
 import os
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 _LENGTH = struct.Struct("<Q")
 
 
-def serve(request: int, answer: int, bits: int = -1) -> None:
+def serve(request: int, answer: int) -> None:
     """The helper's side: import, then serve one `begin` and one `knn` (see the module
-    docstring). `bits`: the shared memory (a memfd) the parent may have copied the sign
-    bits into. Returns when the parent lets it go; raises when anything fails (the parent
+    docstring). Returns when the parent lets it go; raises when anything fails (the parent
     then sees no answer and searches itself)."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the search does (cli.semantic)
     with contextlib.suppress(ImportError):  # the parent reports a missing extra itself
@@ -57,10 +57,10 @@ def serve(request: int, answer: int, bits: int = -1) -> None:
 
     path, spec, text, vector = begin
     with VectorStore(path) as store:
-        if text is not None:  # meanwhile the parent copies the sign bits (SearchWorker.knn)
+        if store.count() > EXACT_MAX:
+            store.load_bits()  # the snapshot, mapped (or read once, and written for next time)
+        if text is not None:
             vector = load_embedder(spec, verify=False).embed([text])[0]
-        elif store.count() > EXACT_MAX:  # nothing else to do: read them here
-            store.load_bits()
         job = _recv(request)
         if job is None:
             return
@@ -68,13 +68,7 @@ def serve(request: int, answer: int, bits: int = -1) -> None:
             vector = job.vector
         if vector is None:
             raise ValueError("no query vector")
-        if job.bits is not None and bits >= 0:
-            import mmap
-
-            rows, width, table = job.bits
-            shared = mmap.mmap(bits, rows * width * 8, prot=mmap.PROT_READ)
-            store.use_bits(np.frombuffer(shared, dtype=np.uint64).reshape(rows, width), table)
-        elif job.changed:  # the parent changed the vectors after this process read them
+        if job.changed:  # the parent changed the vectors after this process mapped them
             store.forget_bits()
         vector = np.frombuffer(vector, dtype=np.float32) if isinstance(vector, bytes) else vector
         ranked = store.knn(vector, job.depth, job.where, job.params, exclude=job.exclude)
@@ -84,10 +78,9 @@ def serve(request: int, answer: int, bits: int = -1) -> None:
 @dataclass(frozen=True)
 class Job:
     """What `knn` asks of the helper: the filters as SQL over `entries e`, how many, the
-    entry to leave out, the query's vector when the helper was not given it, whether the
-    parent changed the stored vectors since `begin` (remapped them, or embedded a few new
-    calls), and the sign bits' (rows, words, chunks) when the parent copied them into the
-    shared memory (else the helper reads them itself)."""
+    entry to leave out, the query's vector when the helper was not given it, and whether
+    the parent changed the stored vectors since `begin` (remapped them, or embedded a few
+    new calls: the helper then reads the sign bits again)."""
 
     where: str
     params: list[Any]
@@ -95,16 +88,15 @@ class Job:
     exclude: int | None = None
     vector: bytes | None = None
     changed: bool = False
-    bits: tuple[int, int, list[tuple[int, int, int]]] | None = None
 
 
 class SearchWorker:
     """The parent's side of the helper forked at start-up: `begin`, then `knn`, once.
     `while_waiting`: work of the parent's own to do while the helper searches."""
 
-    def __init__(self, warm: tuple[int, int, int, int], *, text: bool = False,
+    def __init__(self, warm: tuple[int, int, int], *, text: bool = False,
                  vector: bool = False):
-        self.pid, self._request, self._answer, self._bits = warm
+        self.pid, self._request, self._answer = warm
         self.embedded_text = text  # the helper embeds the query's text
         self.embeds = text or vector  # the helper has the query (text or cached vector)
         self.while_waiting: Callable[[], None] | None = None
@@ -112,7 +104,7 @@ class SearchWorker:
         self._reaper: Any = None
 
     @classmethod
-    def begin(cls, warm: tuple[int, int, int, int], path: Path, *, spec: Any = None,
+    def begin(cls, warm: tuple[int, int, int], path: Path, *, spec: Any = None,
               text: str | None = None, vector: bytes | None = None) -> SearchWorker | None:
         """Hand the helper index.db's path and the query: `text` to embed with `spec`, or
         its `vector` (cached), or neither (the parent embeds it, and passes it to `knn`).
@@ -125,15 +117,10 @@ class SearchWorker:
             return None
         return worker
 
-    def knn(self, job: Job, store: Any = None) -> tuple[list[tuple[int, float]], bytes] | None:
+    def knn(self, job: Job) -> tuple[list[tuple[int, float]], bytes] | None:
         """The helper's ranking for `job` and the query's vector (float32 bytes), or None
-        when it failed (the caller searches itself). With `store` (the parent's
-        VectorStore, checked and up to date) and a query's text to embed, the sign bits
-        are copied into the shared memory first, while the helper embeds the query (a
-        helper with nothing to embed read them itself)."""
+        when it failed (the caller searches itself)."""
         try:
-            if store is not None and self.embedded_text:
-                job = replace(job, bits=self._share_bits(store))
             _send(self._request, job)
             os.close(self._request)
             self._request = -1
@@ -145,24 +132,6 @@ class SearchWorker:
         self.close()
         return answer
 
-    def _share_bits(self, store: Any) -> tuple[int, int, list[tuple[int, int, int]]] | None:
-        """Copy the store's sign bits into the shared memory (no numpy needed here):
-        their (rows, words, chunks), or None when there is no shared memory or the store
-        is searched exactly."""
-        from promptlab.index.vectors import EXACT_MAX
-
-        if self._bits < 0:
-            return None
-        rows, width = store.bits_shape()
-        if rows <= EXACT_MAX:
-            return None
-        import mmap
-
-        os.ftruncate(self._bits, rows * width * 8)
-        with mmap.mmap(self._bits, rows * width * 8) as shared:
-            table = store.read_bits_into(shared)
-        return rows, width, table
-
     def close(self) -> None:
         """Let the helper go, at once if it is still working, and reap it."""
         if self._done:
@@ -172,11 +141,11 @@ class SearchWorker:
 
         with contextlib.suppress(OSError):
             os.kill(self.pid, signal.SIGKILL)  # an answered helper is on its way out anyway
-        for fd in (self._request, self._answer, self._bits):
+        for fd in (self._request, self._answer):
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        self._request = self._answer = self._bits = -1
+        self._request = self._answer = -1
         # Reaped on a thread: the kernel takes ~10-15 ms to tear down a process that
         # mapped numpy and the sign bits (measured), which the search need not wait for.
         import threading
@@ -196,7 +165,7 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, 0)
 
 
-def release(warm: tuple[int, int, int, int]) -> SearchWorker:
+def release(warm: tuple[int, int, int]) -> SearchWorker:
     """Let an unused helper go: it would go on importing on the other core while this
     process works (measured: ~20-50 ms slower searches)."""
     worker = SearchWorker(warm)

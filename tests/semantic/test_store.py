@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -316,3 +317,117 @@ def test_since_embeds_only_recent_calls(log_dir: Path, model) -> None:
     recent = embed_log(log_dir=log_dir, embedder=model, since="30d")
     assert (recent.embedded, recent.pending) == (2, 0)
     assert embed_log(log_dir=log_dir, embedder=model).embedded == 1
+
+
+def _store_with(tmp_path: Path, vectors: Any) -> VectorStore:
+    store = VectorStore(tmp_path / "index.db")
+    store.start("test-model", vectors.shape[1], "test")
+    store.add([(i + 1, f"e{i}") for i in range(len(vectors))], vectors)
+    return store
+
+
+def _unit(rng: Any, n: int) -> Any:
+    import numpy as np
+
+    v = rng.normal(size=(n, 64)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _snapshots(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("index.db-signs-*"))
+
+
+def test_the_sign_bits_snapshot_is_written_once_and_mapped(tmp_path: Path) -> None:
+    """The first search reads the sign bits from SQLite and writes the snapshot beside
+    index.db; the next store maps it (no copy), with the same bits and vids."""
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    with _store_with(tmp_path, _unit(rng, 300)) as store:
+        bits, vids = store.load_bits()
+        assert not isinstance(bits, np.memmap)
+        assert len(_snapshots(tmp_path)) == 2  # the bits and the vids, no temp file
+    with VectorStore(tmp_path / "index.db") as store:
+        mapped, mapped_vids = store.load_bits()
+        assert isinstance(mapped, np.memmap) and isinstance(mapped_vids, np.memmap)
+        assert np.array_equal(mapped, bits) and np.array_equal(mapped_vids, vids)
+        want, _ = store._all_bits()
+        assert np.array_equal(mapped_vids, want)
+
+
+def test_a_snapshot_of_other_sign_bits_is_never_used(tmp_path: Path) -> None:
+    """Any change to the sign bits makes a new generation: new vectors, a rebuild with the
+    same number of vectors (the rows alone would match), index.db deleted and built again,
+    a change made without the generation (a promptlab from before it: the rows tell). Only
+    the current snapshot is kept."""
+    import numpy as np
+
+    rng = np.random.default_rng(12)
+    query = _unit(rng, 1)[0]
+    with _store_with(tmp_path, _unit(rng, 200)) as store:
+        store.load_bits()
+        before = _snapshots(tmp_path)
+        store.add([(1000 + i, f"n{i}") for i in range(5)], _unit(rng, 5))
+        bits, vids = store.load_bits()
+        assert len(bits) == 205 and not isinstance(bits, np.memmap)
+        after = _snapshots(tmp_path)
+        assert len(after) == 2 and not set(after) & set(before)
+        store.clear()  # `logs embed --rebuild`, then the same number of other vectors
+    with _store_with(tmp_path, _unit(rng, 205)) as store:
+        assert not isinstance(store.load_bits()[0], np.memmap)
+    for name in ("index.db", "index.db-wal", "index.db-shm"):  # deleted, built again
+        (tmp_path / name).unlink(missing_ok=True)
+    with _store_with(tmp_path, _unit(rng, 205)) as store:
+        fresh = store._all_bits()
+        got = store.load_bits()
+        assert not isinstance(got[0], np.memmap)
+        assert np.array_equal(got[0], fresh[1]) and np.array_equal(got[1], fresh[0])
+        # a chunk appended behind the generation's back (an older promptlab)
+        last = store.conn.execute("SELECT max(chunk) FROM vec_bitchunks").fetchone()[0]
+        store.conn.execute("INSERT INTO vec_bitchunks (chunk, n, vids, bits) VALUES (?, 1, ?, ?)",
+                           (last + 1, np.array([999], np.int64).tobytes(),
+                            np.zeros(1, np.uint64).tobytes()))
+    with VectorStore(tmp_path / "index.db") as store:
+        bits, vids = store.load_bits()
+        assert len(bits) == 206 and vids[-1] == 999
+        assert store._coarse(query, 5)  # searches the bits it was given
+
+
+def test_a_damaged_or_planted_snapshot_is_ignored(tmp_path: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(13)
+    with _store_with(tmp_path, _unit(rng, 100)) as store:
+        bits, _ = store.load_bits()
+        bits_path, _ = store._snapshot_paths(store._snapshot_key())
+    bits_path.write_bytes(bits_path.read_bytes()[:200])  # truncated
+    with VectorStore(tmp_path / "index.db") as store:
+        got = store.load_bits()
+        assert not isinstance(got[0], np.memmap) and np.array_equal(got[0], bits)
+    # a symbolic link in its place is not followed
+    elsewhere = tmp_path / "elsewhere.npy"
+    np.save(elsewhere, np.zeros_like(bits))
+    bits_path.unlink()
+    bits_path.symlink_to(elsewhere)
+    with VectorStore(tmp_path / "index.db") as store:
+        got = store.load_bits()
+        assert np.array_equal(got[0], bits)
+    assert np.array_equal(np.load(elsewhere), np.zeros_like(bits))  # never written through
+
+
+def test_without_a_writable_folder_the_bits_come_from_sqlite(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    import tempfile
+
+    import numpy as np
+
+    rng = np.random.default_rng(14)
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError("read-only folder")
+
+    with _store_with(tmp_path, _unit(rng, 50)) as store:
+        monkeypatch.setattr(tempfile, "mkstemp", refuse)
+        bits, _ = store.load_bits()
+        assert len(bits) == 50 and _snapshots(tmp_path) == []

@@ -42,46 +42,28 @@ def reaped(pid):
     return False
 
 
-from promptlab.index.vectors import VectorStore
 from promptlab.semantic.embedders import EmbedderSpec
 from promptlab.semantic.worker import Job, SearchWorker, release
 
 db, missing = Path(sys.argv[1]), sys.argv[2]
 query = "customer wants their money back"
 out = {}
-store = VectorStore(db)  # the parent's, for the sign bits it shares
-# the query's text, embedded by the helper while the parent copies the sign bits into
-# the shared memory and does work of its own
+# the query's text, embedded by the helper while the parent does work of its own
 worker = SearchWorker.begin(fork(), db, spec=EmbedderSpec(), text=query)
 waited = []
 worker.while_waiting = lambda: waited.append(True)
-ranked, vector = worker.knn(Job("1", [], 5), store)
+ranked, vector = worker.knn(Job("1", [], 5))
 worker.wait()
 assert reaped(worker.pid) and waited == [True]
 out["text"] = ranked
 out["vector"] = vector.hex()
-# the same text without the parent's store: the helper reads the sign bits itself
-worker = SearchWorker.begin(fork(), db, spec=EmbedderSpec(), text=query)
-assert worker.knn(Job("1", [], 5))[0] == ranked
-# its cached vector (the helper reads the sign bits at once), a filter, and vectors the
-# parent changed meanwhile (the helper reads them again)
+# its cached vector, a filter, and vectors the parent changed meanwhile (the helper
+# reads the sign bits again)
 worker = SearchWorker.begin(fork(), db, vector=vector)
-out["filtered"] = worker.knn(Job("e.prompt_id = ?", ["support"], 3, changed=True), store)[0]
+out["filtered"] = worker.knn(Job("e.prompt_id = ?", ["support"], 3, changed=True))[0]
 # nothing at first (a model this process runs): the vector comes with the job
 worker = SearchWorker.begin(fork(), db)
-out["late"] = worker.knn(Job("1", [], 5, exclude=ranked[0][0], vector=vector), store)[0]
-# what the parent shares: every sign bit, row for row
-worker = SearchWorker.begin(fork(), db)
-rows, width, table = worker._share_bits(store)
-import mmap
-import numpy as np
-with mmap.mmap(worker._bits, rows * width * 8, prot=mmap.PROT_READ) as shared:
-    copied = np.frombuffer(shared, dtype=np.uint64).reshape(rows, width).copy()
-bits, chunks = store.load_bits()
-assert np.array_equal(copied, bits) and table == chunks and rows == len(bits) > 0
-worker.close()
-worker.wait()
-assert reaped(worker.pid)
+out["late"] = worker.knn(Job("1", [], 5, exclude=ranked[0][0], vector=vector))[0]
 # a helper that fails (no such tokenizer) answers nothing, and is reaped
 worker = SearchWorker.begin(fork(), db, spec=EmbedderSpec(options={"tokenizer": missing}),
                             text=query)
@@ -92,7 +74,6 @@ assert reaped(worker.pid)
 warm = fork()
 release(warm).wait()
 assert reaped(warm[0])
-store.close()
 print(json.dumps(out))
 """
 
