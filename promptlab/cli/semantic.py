@@ -102,9 +102,11 @@ def run_search(query: str, mode: str, limit: int, model_spec: str | None, out: O
     embeds_here = isinstance(embedder, LocalEmbedder) and cached is None
     worker = None
     if warm is not None and db.is_file():  # (the helper must never create index.db)
-        # the helper does the vector work from here on (promptlab.semantic.worker)
+        # the helper does the vector work from here on (promptlab.semantic.worker); the
+        # query's word pieces are worked out here, while it still imports numpy
         worker = SearchWorker.begin(warm, db, spec=spec if embeds_here else None,
-                                    text=query if embeds_here else None, vector=cached)
+                                    ids=embedder.encode([query]) if embeds_here else None,
+                                    vector=cached)
     elif warm is not None:
         release(warm)
     if worker is None and embeds_here:

@@ -76,10 +76,16 @@ class Embedder:
 
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        vectors = np.asarray(self._embed(list(texts)), dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[0] != len(texts):
+        return self._checked(self._embed(list(texts)), len(texts))
+
+    def _checked(self, vectors: Any, count: int) -> Any:
+        """`count` vectors as unit-length float32, or EmbeddingError saying what is wrong."""
+        import numpy as np
+
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != count:
             raise EmbeddingError(f"embedding model {self.model_id} returned {vectors.shape} "
-                                 f"for {len(texts)} texts; expected one vector per text")
+                                 f"for {count} texts; expected one vector per text")
         if not np.isfinite(vectors).all():
             raise EmbeddingError(f"embedding model {self.model_id} returned NaN or infinite "
                                  "values")
@@ -150,6 +156,7 @@ class LocalEmbedder(Embedder):
     def _load_once(self, small: bool = False) -> None:
         with self._lock:
             try:
+                self._load_tokenizer()
                 if small and self._load_query():
                     return
                 if self._session is None:
@@ -181,7 +188,6 @@ class LocalEmbedder(Embedder):
         if self._query is None:
             from promptlab.semantic.querymodel import query_model
 
-            self._load_tokenizer()
             self._query = query_model(self._onnx_path, DEFAULT_MODEL_SHA256) or False
         return self._query is not False
 
@@ -246,37 +252,58 @@ class LocalEmbedder(Embedder):
             raise EmbeddingError(f"{self.where}: cannot load the ONNX model {self._onnx_path}: "
                                  f"{exc}") from exc
 
-    def _embed(self, texts: list[str]) -> Any:
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """The word-piece ids of each text, cut at `max_tokens`: what `embed_ids` takes.
+        Needs the tokenizer only (no numpy, no model): a search's parent process encodes
+        the query while its helper imports numpy (promptlab.semantic.worker)."""
+        self._wait_for_preload()
+        with self._lock:
+            tokenizer = self._load_tokenizer()
+        return [encoding.ids for encoding in tokenizer.encode_batch(list(texts))]
+
+    def embed_ids(self, ids: Sequence[Sequence[int]]) -> Any:
+        """`embed` for texts already encoded (`encode`): unit vectors, one per text."""
         import numpy as np
 
+        if not ids:
+            return np.zeros((0, 0), dtype=np.float32)
+        return self._checked(self._embed_ids([list(i) for i in ids]), len(ids))
+
+    def _wait_for_preload(self) -> None:
         if self._preloader is not None:
             self._preloader.join()
             if self._load_error is not None:
                 raise self._load_error
-        if self._small(texts):
+
+    def _embed(self, texts: list[str]) -> Any:
+        return self._embed_ids(self.encode(texts))
+
+    def _embed_ids(self, encodings: list[list[int]]) -> Any:
+        import numpy as np
+
+        self._wait_for_preload()
+        if self._small(encodings):
             with self._lock:
-                small = self._small(texts) and self._load_query()
+                small = self._small(encodings) and self._load_query()
             if small:  # one text at a time: nothing padded
-                return np.stack([self._query.hidden(encoding.ids).mean(axis=0)
-                                 for encoding in self._tokenizer.encode_batch(texts)])
+                return np.stack([self._query.hidden(ids).mean(axis=0) for ids in encodings])
         with self._lock:
             if self._session is None:
                 self._load()
-        encodings = self._tokenizer.encode_batch(texts)
         # Similar lengths together: padding costs as much as text.
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]))
         workers = min(os.cpu_count() or 1, -(-len(order) // 8))
         size = max(1, min(self.batch_size, -(-len(order) // workers)))
         chunks = [order[start:start + size] for start in range(0, len(order), size)]
-        out: list[Any] = [None] * len(texts)
+        out: list[Any] = [None] * len(encodings)
 
         def run(chunk: list[int]) -> None:
-            width = max(len(encodings[i].ids) for i in chunk)
+            width = max(len(encodings[i]) for i in chunk)
             ids = np.zeros((len(chunk), width), dtype=np.int64)
             mask = np.zeros_like(ids)
             for row, i in enumerate(chunk):
-                n = len(encodings[i].ids)
-                ids[row, :n] = encodings[i].ids
+                n = len(encodings[i])
+                ids[row, :n] = encodings[i]
                 mask[row, :n] = 1
             feed = {"input_ids": ids, "attention_mask": mask}
             if "token_type_ids" in self._inputs:

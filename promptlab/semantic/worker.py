@@ -7,11 +7,12 @@ CPU at a million vectors on 2 cores; side by side they take ~250 ms. So the cons
 (promptlab._entry) forks this helper before it imports anything, when the command line
 looks like a semantic search, and the helper:
 
-  1. imports numpy and the tokenizer library while the parent imports its command line;
-  2. on `begin` (index.db's path, and the query: a text and the embedder spec to embed it
-     with, or its cached vector), maps the sign bits (VectorStore.load_bits: a snapshot
-     file beside index.db) and embeds the text, while the parent syncs the index and
-     checks the stored vectors;
+  1. imports numpy while the parent imports its command line and encodes the query
+     (word pieces: the tokenizer needs no numpy);
+  2. on `begin` (index.db's path, and the query: its word pieces and the embedder spec to
+     embed them with, or its cached vector), maps the sign bits (VectorStore.load_bits: a
+     snapshot file beside index.db; its pages are touched on a thread meanwhile) and
+     embeds the query, while the parent syncs the index and checks the stored vectors;
   3. on `knn` (the filters as SQL, how many, and whether the parent changed the vectors
      meanwhile: remapped them, or embedded a few new calls), runs the same
      `VectorStore.knn` a search runs in-process, and answers the ranking and the query's
@@ -46,21 +47,25 @@ def serve(request: int, answer: int) -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the search does (cli.semantic)
     with contextlib.suppress(ImportError):  # the parent reports a missing extra itself
         import numpy  # noqa: F401
-        import tokenizers  # noqa: F401
     begin = _recv(request)
     if begin is None:
         return
+    import threading
+
     import numpy as np
 
     from promptlab.index.vectors import EXACT_MAX, VectorStore
     from promptlab.semantic.embedders import load_embedder
 
-    path, spec, text, vector = begin
+    path, spec, ids, vector = begin
     with VectorStore(path) as store:
         if store.count() > EXACT_MAX:
-            store.load_bits()  # the snapshot, mapped (or read once, and written for next time)
-        if text is not None:
-            vector = load_embedder(spec, verify=False).embed([text])[0]
+            # the snapshot, mapped (or read once, and written for next time); its pages
+            # are mapped in by a thread while the query is embedded: ~10 ms off the pass
+            bits, vids = store.load_bits()
+            threading.Thread(target=_touch, args=(bits, vids), daemon=True).start()
+        if ids is not None:
+            vector = load_embedder(spec, verify=False).embed_ids(ids)[0]
         job = _recv(request)
         if job is None:
             return
@@ -73,6 +78,13 @@ def serve(request: int, answer: int) -> None:
         vector = np.frombuffer(vector, dtype=np.float32) if isinstance(vector, bytes) else vector
         ranked = store.knn(vector, job.depth, job.where, job.params, exclude=job.exclude)
         _send(answer, (ranked, np.ascontiguousarray(vector, dtype=np.float32).tobytes()))
+
+
+def _touch(*arrays: Any) -> None:
+    """Read one value in every page of each array (numpy lets go of the GIL meanwhile)."""
+    for array in arrays:
+        flat = array.reshape(-1)
+        flat[::max(1, 4096 // flat.itemsize)].sum()
 
 
 @dataclass(frozen=True)
@@ -94,24 +106,26 @@ class SearchWorker:
     """The parent's side of the helper forked at start-up: `begin`, then `knn`, once.
     `while_waiting`: work of the parent's own to do while the helper searches."""
 
-    def __init__(self, warm: tuple[int, int, int], *, text: bool = False,
+    def __init__(self, warm: tuple[int, int, int], *, ids: bool = False,
                  vector: bool = False):
         self.pid, self._request, self._answer = warm
-        self.embedded_text = text  # the helper embeds the query's text
-        self.embeds = text or vector  # the helper has the query (text or cached vector)
+        self.embedded_text = ids  # the helper embeds the query (its word pieces)
+        self.embeds = ids or vector  # the helper has the query (encoded, or its vector)
         self.while_waiting: Callable[[], None] | None = None
         self._done = False
         self._reaper: Any = None
 
     @classmethod
     def begin(cls, warm: tuple[int, int, int], path: Path, *, spec: Any = None,
-              text: str | None = None, vector: bytes | None = None) -> SearchWorker | None:
-        """Hand the helper index.db's path and the query: `text` to embed with `spec`, or
-        its `vector` (cached), or neither (the parent embeds it, and passes it to `knn`).
-        None (and the helper let go) when it cannot be reached."""
-        worker = cls(warm, text=text is not None, vector=vector is not None)
+              ids: list[list[int]] | None = None,
+              vector: bytes | None = None) -> SearchWorker | None:
+        """Hand the helper index.db's path and the query: its word pieces `ids`
+        (LocalEmbedder.encode) to embed with the local model `spec`, or its `vector`
+        (cached), or neither (the parent embeds it, and passes it to `knn`). None (and the
+        helper let go) when it cannot be reached."""
+        worker = cls(warm, ids=ids is not None, vector=vector is not None)
         try:
-            _send(worker._request, (str(path), spec, text, vector))
+            _send(worker._request, (str(path), spec, ids, vector))
         except OSError:
             worker.close()
             return None

@@ -42,14 +42,15 @@ def reaped(pid):
     return False
 
 
-from promptlab.semantic.embedders import EmbedderSpec
+from promptlab.semantic.embedders import EmbedderSpec, LocalEmbedder
 from promptlab.semantic.worker import Job, SearchWorker, release
 
 db, missing = Path(sys.argv[1]), sys.argv[2]
 query = "customer wants their money back"
 out = {}
-# the query's text, embedded by the helper while the parent does work of its own
-worker = SearchWorker.begin(fork(), db, spec=EmbedderSpec(), text=query)
+# the query's word pieces, embedded by the helper while the parent does work of its own
+ids = LocalEmbedder(verify=False).encode([query])  # what the parent does
+worker = SearchWorker.begin(fork(), db, spec=EmbedderSpec(), ids=ids)
 waited = []
 worker.while_waiting = lambda: waited.append(True)
 ranked, vector = worker.knn(Job("1", [], 5))
@@ -64,9 +65,9 @@ out["filtered"] = worker.knn(Job("e.prompt_id = ?", ["support"], 3, changed=True
 # nothing at first (a model this process runs): the vector comes with the job
 worker = SearchWorker.begin(fork(), db)
 out["late"] = worker.knn(Job("1", [], 5, exclude=ranked[0][0], vector=vector))[0]
-# a helper that fails (no such tokenizer) answers nothing, and is reaped
-worker = SearchWorker.begin(fork(), db, spec=EmbedderSpec(options={"tokenizer": missing}),
-                            text=query)
+# a helper that fails (no such model) answers nothing, and is reaped
+worker = SearchWorker.begin(fork(), db, spec=EmbedderSpec(options={"model": missing}),
+                            ids=ids)
 out["failed"] = worker.knn(Job("1", [], 5))
 worker.wait()
 assert reaped(worker.pid)
@@ -85,7 +86,7 @@ def test_the_helper_ranks_as_the_search_does(log_dir: Path, tmp_path: Path,
     write(log_dir, SUPPORT)
     embed_log(log_dir=log_dir, embedder=model)
     db = log_dir / "index.db"
-    done = subprocess.run([sys.executable, "-c", _SCRIPT, str(db), str(tmp_path / "none.json")],
+    done = subprocess.run([sys.executable, "-c", _SCRIPT, str(db), str(tmp_path / "none.onnx")],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
