@@ -94,34 +94,34 @@ def run_search(query: str, mode: str, limit: int, model_spec: str | None, out: O
         # linear algebra worth a thread (measured: ~30 ms of CPU less at start-up).
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     warm = _entry.take_warm()  # the helper forked at start-up, if any
-    filters = {k: v for k, v in filters.items() if k != "kind" or v != "llm"}
-    spec = embedder_spec(model_spec)
-    embedder = load_embedder(spec, verify=False)
-    db = get_settings().log_dir / "index.db"
-    cached = cached_query(db.parent, query)
-    embeds_here = isinstance(embedder, LocalEmbedder) and cached is None
-    worker = None
-    if warm is not None and db.is_file():  # (the helper must never create index.db)
-        # the helper does the vector work from here on (promptlab.semantic.worker); the
-        # query's word pieces are worked out here, while it still imports numpy
-        worker = SearchWorker.begin(warm, db, spec=spec if embeds_here else None,
-                                    ids=embedder.encode([query]) if embeds_here else None,
-                                    vector=cached)
-    elif warm is not None:
-        release(warm)
-    if worker is None and embeds_here:
-        embedder.preload([query])  # loads the model while the index syncs
-    if not out.structured and not out.csv:
-        # the table's import (~30 ms) while the helper searches (or the model loads):
-        # this process would only wait
-        def import_tabulate() -> None:
-            import tabulate  # noqa: F401
-
-        if worker is not None:
-            worker.while_waiting = import_tabulate
-        else:
-            import_tabulate()
+    worker = embedder = None
     try:
+        filters = {k: v for k, v in filters.items() if k != "kind" or v != "llm"}
+        spec = embedder_spec(model_spec)
+        embedder = load_embedder(spec, verify=False)
+        db = get_settings().log_dir / "index.db"
+        cached = cached_query(db.parent, query)
+        embeds_here = isinstance(embedder, LocalEmbedder) and cached is None
+        if warm is not None and db.is_file():  # (the helper must never create index.db)
+            # the helper does the vector work from here on (promptlab.semantic.worker);
+            # the query's word pieces are worked out here, while it loads the model
+            worker = SearchWorker.begin(warm, db, spec=spec if embeds_here else None,
+                                        vector=cached)
+            warm = None  # the worker's now (or let go, when it could not be reached)
+            if worker is not None and embeds_here:
+                worker.embed(embedder.encode([query]))
+        if worker is None and embeds_here:
+            embedder.preload([query])  # loads the model while the index syncs
+        if not out.structured and not out.csv:
+            # the table's import (~30 ms) while the helper searches (or the model loads):
+            # this process would only wait
+            def import_tabulate() -> None:
+                import tabulate  # noqa: F401
+
+            if worker is not None:
+                worker.while_waiting = import_tabulate
+            else:
+                import_tabulate()
         index = open_index(out)
         if index is None:
             return
@@ -129,9 +129,12 @@ def run_search(query: str, mode: str, limit: int, model_spec: str | None, out: O
         results = semantic_search(query, log_dir=index.log_dir, mode=mode, limit=limit or None,
                                   embedder=embedder, synced=True, worker=worker, **filters)
     finally:
-        embedder.close()
+        if embedder is not None:
+            embedder.close()
         if worker is not None:
             worker.close()
+        elif warm is not None:
+            release(warm)
     _report_missing(results)
     rows, columns = _rows(results, mode, out)
     headers = ["similarity" if mode == "semantic" else "rrf score", "time (UTC)", "id",

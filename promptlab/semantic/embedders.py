@@ -269,6 +269,17 @@ class LocalEmbedder(Embedder):
             return np.zeros((0, 0), dtype=np.float32)
         return self._checked(self._embed_ids([list(i) for i in ids]), len(ids))
 
+    def prepare(self, count: int) -> None:
+        """Load what embedding `count` encoded texts needs (the numpy model for a query,
+        else the onnxruntime session), without the tokenizer: a search's helper process
+        does it while the parent encodes the query (promptlab.semantic.worker)."""
+        self._wait_for_preload()
+        with self._lock:
+            if self._small(range(count)) and self._load_query():
+                return
+            if self._session is None:
+                self._load()
+
     def _wait_for_preload(self) -> None:
         if self._preloader is not None:
             self._preloader.join()

@@ -7,12 +7,13 @@ CPU at a million vectors on 2 cores; side by side they take ~250 ms. So the cons
 (promptlab._entry) forks this helper before it imports anything, when the command line
 looks like a semantic search, and the helper:
 
-  1. imports numpy while the parent imports its command line and encodes the query
-     (word pieces: the tokenizer needs no numpy);
-  2. on `begin` (index.db's path, and the query: its word pieces and the embedder spec to
-     embed them with, or its cached vector), maps the sign bits (VectorStore.load_bits: a
-     snapshot file beside index.db; its pages are touched on a thread meanwhile) and
-     embeds the query, while the parent syncs the index and checks the stored vectors;
+  1. imports numpy while the parent imports its command line;
+  2. on `begin` (index.db's path, and the query: the embedder spec to embed it with, or
+     its cached vector), maps the sign bits (VectorStore.load_bits: a snapshot file beside
+     index.db; its pages are touched on a thread) and loads the model, while the parent
+     encodes the query (word pieces: the tokenizer needs no numpy); then it embeds the word
+     pieces the parent sends, while the parent syncs the index and checks the stored
+     vectors;
   3. on `knn` (the filters as SQL, how many, and whether the parent changed the vectors
      meanwhile: remapped them, or embedded a few new calls), runs the same
      `VectorStore.knn` a search runs in-process, and answers the ranking and the query's
@@ -57,15 +58,20 @@ def serve(request: int, answer: int) -> None:
     from promptlab.index.vectors import EXACT_MAX, VectorStore
     from promptlab.semantic.embedders import load_embedder
 
-    path, spec, ids, vector = begin
+    path, spec, vector = begin
     with VectorStore(path) as store:
         if store.count() > EXACT_MAX:
             # the snapshot, mapped (or read once, and written for next time); its pages
-            # are mapped in by a thread while the query is embedded: ~10 ms off the pass
+            # are mapped in by a thread while the query is embedded
             bits, vids = store.load_bits()
             threading.Thread(target=_touch, args=(bits, vids), daemon=True).start()
-        if ids is not None:
-            vector = load_embedder(spec, verify=False).embed_ids(ids)[0]
+        if spec is not None:  # the query's word pieces follow
+            embedder = load_embedder(spec, verify=False)
+            embedder.prepare(1)
+            ids = _recv(request)
+            if ids is None:
+                return
+            vector = embedder.embed_ids(ids)[0]
         job = _recv(request)
         if job is None:
             return
@@ -117,19 +123,25 @@ class SearchWorker:
 
     @classmethod
     def begin(cls, warm: tuple[int, int, int], path: Path, *, spec: Any = None,
-              ids: list[list[int]] | None = None,
               vector: bytes | None = None) -> SearchWorker | None:
-        """Hand the helper index.db's path and the query: its word pieces `ids`
-        (LocalEmbedder.encode) to embed with the local model `spec`, or its `vector`
-        (cached), or neither (the parent embeds it, and passes it to `knn`). None (and the
-        helper let go) when it cannot be reached."""
-        worker = cls(warm, ids=ids is not None, vector=vector is not None)
+        """Hand the helper index.db's path and what it will embed the query with: the
+        local model `spec` (the query's word pieces follow: `embed`), or the query's
+        `vector` (cached), or neither (the parent embeds it, and passes it to `knn`). None
+        (and the helper let go) when it cannot be reached."""
+        worker = cls(warm, ids=spec is not None, vector=vector is not None)
         try:
-            _send(worker._request, (str(path), spec, ids, vector))
+            _send(worker._request, (str(path), spec, vector))
         except OSError:
             worker.close()
             return None
         return worker
+
+    def embed(self, ids: list[list[int]]) -> None:
+        """The query's word pieces (LocalEmbedder.encode), after a `begin` with a spec.
+        A helper that cannot be reached gives no answer to `knn` (the caller then embeds
+        and searches itself)."""
+        with contextlib.suppress(OSError):
+            _send(self._request, ids)
 
     def knn(self, job: Job) -> tuple[list[tuple[int, float]], bytes] | None:
         """The helper's ranking for `job` and the query's vector (float32 bytes), or None

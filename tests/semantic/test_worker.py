@@ -50,7 +50,8 @@ query = "customer wants their money back"
 out = {}
 # the query's word pieces, embedded by the helper while the parent does work of its own
 ids = LocalEmbedder(verify=False).encode([query])  # what the parent does
-worker = SearchWorker.begin(fork(), db, spec=EmbedderSpec(), ids=ids)
+worker = SearchWorker.begin(fork(), db, spec=EmbedderSpec())
+worker.embed(ids)
 waited = []
 worker.while_waiting = lambda: waited.append(True)
 ranked, vector = worker.knn(Job("1", [], 5))
@@ -66,8 +67,8 @@ out["filtered"] = worker.knn(Job("e.prompt_id = ?", ["support"], 3, changed=True
 worker = SearchWorker.begin(fork(), db)
 out["late"] = worker.knn(Job("1", [], 5, exclude=ranked[0][0], vector=vector))[0]
 # a helper that fails (no such model) answers nothing, and is reaped
-worker = SearchWorker.begin(fork(), db, spec=EmbedderSpec(options={"model": missing}),
-                            ids=ids)
+worker = SearchWorker.begin(fork(), db, spec=EmbedderSpec(options={"model": missing}))
+worker.embed(ids)
 out["failed"] = worker.knn(Job("1", [], 5))
 worker.wait()
 assert reaped(worker.pid)
