@@ -317,12 +317,25 @@ def _whole_process(log_dir: Path, n: int, baseline: Path | None, searches: int) 
 
 
 def _timed(args: list[str], env: dict[str, str]) -> tuple[float, int]:
-    code = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-            "p = subprocess.run(sys.argv[1:], capture_output=True); "
-            "ms = (time.perf_counter() - t) * 1000; "
-            "sys.stderr.buffer.write(p.stderr); "
-            "r = resource.getrusage(resource.RUSAGE_CHILDREN); "
-            "print(ms, r.ru_maxrss, p.returncode, (r.ru_utime + r.ru_stime) * 1000)")
+    # The wall time ends when the search exits; its CPU time includes the helper process it
+    # forks (promptlab.semantic.worker), which it may leave to finish dying after it has
+    # exited: this process adopts such orphans (a child subreaper, Linux) and reaps them
+    # before it reads the children's CPU time.
+    code = "\n".join((
+        "import ctypes, os, resource, subprocess, sys, time",
+        "if sys.platform.startswith('linux'):",
+        "    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER",
+        "t = time.perf_counter()",
+        "p = subprocess.run(sys.argv[1:], capture_output=True)",
+        "ms = (time.perf_counter() - t) * 1000",
+        "while True:",
+        "    try:",
+        "        os.wait()",
+        "    except ChildProcessError:",
+        "        break",
+        "sys.stderr.buffer.write(p.stderr)",
+        "r = resource.getrusage(resource.RUSAGE_CHILDREN)",
+        "print(ms, r.ru_maxrss, p.returncode, (r.ru_utime + r.ru_stime) * 1000)"))
     # cwd outside the checkout: `python -m promptlab` puts the cwd first on sys.path, which
     # would shadow a --baseline tree given by PYTHONPATH
     out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
