@@ -143,6 +143,7 @@ class VectorStore:
         self.path = Path(path)
         self.conn = _connect(self.path)
         self._bits: tuple[Any, Any] | None = None  # (sign bits, vids), see load_bits
+        self._hamming: tuple[bytes, Any] | None = None  # (query, distances), see hamming
         self.conn.execute(
             "CREATE TABLE IF NOT EXISTS vec_meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID")
         fmt = self._meta("format")
@@ -243,7 +244,7 @@ class VectorStore:
 
     def clear(self) -> None:
         """Forget every vector (`logs embed --rebuild`)."""
-        self._bits = None
+        self.forget_bits()
         self._transaction(self._drop)
 
     # -- keeping up with the entries --------------------------------------------------------
@@ -353,7 +354,7 @@ class VectorStore:
         """Within the transaction that changes vec_bitchunks: a new generation (random, so
         that an index.db deleted and built again never meets its old snapshots), and no
         snapshot of the old sign bits is used again (see load_bits)."""
-        self._bits = None
+        self.forget_bits()
         self._set_meta("bits_generation", os.urandom(8).hex())
 
     def load_bits(self) -> tuple[Any, Any]:
@@ -375,6 +376,43 @@ class VectorStore:
     def forget_bits(self) -> None:
         """Read the sign bits again at the next search (another connection changed them)."""
         self._bits = None
+        self._hamming = None
+
+    def hamming(self, query: Any) -> Any:
+        """The Hamming distance (uint16) of `query`'s sign bits to every stored sign-bit
+        vector, in `load_bits` order: a pass over all of them (a slice of rows at a time
+        into reused buffers), kept for the last query. A search's helper process runs it
+        as soon as it has the query's vector, while the parent still works
+        (promptlab.semantic.worker)."""
+        import numpy as np
+
+        query = np.ascontiguousarray(query, dtype=np.float32)
+        if self._hamming is not None and self._hamming[0] == query.tobytes():
+            return self._hamming[1]
+        bits, _ = self.load_bits()
+        total, width = bits.shape
+        packed_query = self._pack(query[None, :])[0]
+        use_count = hasattr(np, "bitwise_count")  # numpy >= 2
+        table = None if use_count else np.array([bin(i).count("1") for i in range(256)],
+                                                dtype=np.uint8)
+        step = max(1, min(CHUNK, total))
+        xor = np.empty((step, width), dtype=np.uint64)
+        counts = np.empty((step, width), dtype=np.uint8)
+        distance = np.empty(total, dtype=np.uint16)
+        for at in range(0, total, step):
+            n = min(step, total - at)
+            np.bitwise_xor(bits[at:at + n], packed_query, out=xor[:n])
+            if use_count:
+                np.bitwise_count(xor[:n], out=counts[:n])
+            else:
+                counts[:n] = table[xor[:n].view(np.uint8)].reshape(n, width, 8).sum(axis=2)
+            # Column by column: numpy's sum over a short last axis is ~1.7x slower (measured).
+            part = distance[at:at + n]
+            part[:] = counts[:n, 0]
+            for column in range(1, width):
+                part += counts[:n, column]
+        self._hamming = (query.tobytes(), distance)
+        return distance
 
     # The snapshot: `index.db-signs-<key>.npy` (the sign bits) and `...-<key>.vids.npy`,
     # standard .npy files. The key names the state of vec_bitchunks it copies: the
@@ -438,35 +476,15 @@ class VectorStore:
 
     def _coarse(self, query: Any, want: int, allowed: Any = None) -> list[int]:
         """The `want` vids nearest to `query` (among `allowed`) by their sign bits: the
-        SHORTLIST nearest by Hamming distance (a slice of rows at a time into reused
-        buffers), then the `want` of those whose set bits hold the largest sum of the
-        query's values (the asymmetric distance)."""
+        SHORTLIST nearest by Hamming distance (`hamming`), then the `want` of those whose
+        set bits hold the largest sum of the query's values (the asymmetric distance)."""
         import numpy as np
 
         bits, vids = self.load_bits()
-        total, width = bits.shape
+        total = len(bits)
         if not total:
             return []
-        packed_query = self._pack(query[None, :])[0]
-        use_count = hasattr(np, "bitwise_count")  # numpy >= 2
-        table = None if use_count else np.array([bin(i).count("1") for i in range(256)],
-                                                dtype=np.uint8)
-        step = min(CHUNK, total)
-        xor = np.empty((step, width), dtype=np.uint64)
-        counts = np.empty((step, width), dtype=np.uint8)
-        distance = np.empty(total, dtype=np.uint16)
-        for at in range(0, total, step):
-            n = min(step, total - at)
-            np.bitwise_xor(bits[at:at + n], packed_query, out=xor[:n])
-            if use_count:
-                np.bitwise_count(xor[:n], out=counts[:n])
-            else:
-                counts[:n] = table[xor[:n].view(np.uint8)].reshape(n, width, 8).sum(axis=2)
-            # Column by column: numpy's sum over a short last axis is ~1.7x slower (measured).
-            part = distance[at:at + n]
-            part[:] = counts[:n, 0]
-            for column in range(1, width):
-                part += counts[:n, column]
+        distance = self.hamming(query)
         positions = None if allowed is None else np.flatnonzero(np.isin(vids, allowed))
         if positions is not None:
             if not len(positions):

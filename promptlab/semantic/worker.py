@@ -12,7 +12,8 @@ looks like a semantic search, and the helper:
      its cached vector), maps the sign bits (VectorStore.load_bits: a snapshot file beside
      index.db; its pages are touched on a thread) and loads the model, while the parent
      encodes the query (word pieces: the tokenizer needs no numpy); then it embeds the word
-     pieces the parent sends, while the parent syncs the index and checks the stored
+     pieces the parent sends and measures the Hamming distance to every stored vector
+     (VectorStore.hamming), while the parent syncs the index and checks the stored
      vectors;
   3. on `knn` (the filters as SQL, how many, and whether the parent changed the vectors
      meanwhile: remapped them, or embedded a few new calls), runs the same
@@ -60,7 +61,8 @@ def serve(request: int, answer: int) -> None:
 
     path, spec, vector = begin
     with VectorStore(path) as store:
-        if store.count() > EXACT_MAX:
+        coarse = store.count() > EXACT_MAX
+        if coarse:
             # the snapshot, mapped (or read once, and written for next time); its pages
             # are mapped in by a thread while the query is embedded
             bits, vids = store.load_bits()
@@ -72,6 +74,11 @@ def serve(request: int, answer: int) -> None:
             if ids is None:
                 return
             vector = embedder.embed_ids(ids)[0]
+        if coarse and vector is not None:
+            # the pass over every sign bit (the search's `knn` reuses it), while the parent
+            # syncs the index and checks the vectors
+            store.hamming(np.frombuffer(vector, dtype=np.float32)
+                          if isinstance(vector, bytes) else vector)
         job = _recv(request)
         if job is None:
             return

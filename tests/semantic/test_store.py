@@ -431,3 +431,21 @@ def test_without_a_writable_folder_the_bits_come_from_sqlite(tmp_path: Path,
         monkeypatch.setattr(tempfile, "mkstemp", refuse)
         bits, _ = store.load_bits()
         assert len(bits) == 50 and _snapshots(tmp_path) == []
+
+
+def test_the_hamming_pass_is_kept_for_the_last_query_until_the_bits_change(
+        tmp_path: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(15)
+    data = _unit(rng, 300)
+    query = _unit(rng, 1)[0]
+    with _store_with(tmp_path, data) as store:
+        distance = store.hamming(query)
+        assert store.hamming(query.copy()) is distance  # the same query: not computed again
+        _, vids = store.load_bits()
+        plain = ((data > 0) != (query > 0)).sum(axis=1)
+        assert distance.tolist() == plain[vids - vids.min()].tolist()
+        assert store.hamming(-query) is not distance
+        store.add([(1000 + i, f"n{i}") for i in range(5)], _unit(rng, 5))
+        assert store._hamming is None and len(store.hamming(query)) == 305
