@@ -20,6 +20,10 @@ This module knows nothing of models: it stores and searches the vectors it is gi
     vec_queries text, embedding, used: the vectors of the last QUERY_CACHE search texts, so
                 a repeated search does not load the model at all.
 
+Beside index.db, `index.db-signs-<key>.npy` and `.vids.npy`: a snapshot of vec_bitchunks as
+two standard .npy files, which a search maps instead of reading the chunks (see
+`load_bits`); derived, like the index, and rewritten by the first search after a change.
+
 Why apsw: sqlite-vec is a loadable extension, and many Pythons (pyenv and macOS builds,
 this project's own CI) have an `sqlite3` module without `enable_load_extension`. apsw ships
 its own current SQLite with extension loading on every platform, and is released with
@@ -29,12 +33,13 @@ at once (POSIX locks are per process: closing one would drop the other's locks),
 
 Search plan (`knn`): up to EXACT_MAX candidate vectors, an exact cosine scan
 (sqlite-vec's `vec_distance_cosine`, filters joined in SQL). Beyond, a coarse-then-exact
-plan: Hamming distance of the query's sign bits to every packed bit vector (numpy
-popcount over whole chunks) picks the best `rerank` candidates, then exact cosine over
-those only. Not sqlite-vec's vec0 KNN for the coarse pass: its cost grows with k (measured
-at 100k bit vectors: k = 10 in 16 ms, k = 400 in 178 ms, k = 1000 in 578 ms), while the
-popcount pass costs the same for any k. benchmarks/bench_semantic.py measures what
-it costs in recall (docs/search.md has the figures).
+plan: the Hamming distance of the query's sign bits to every packed bit vector (numpy
+popcount, `hamming`) keeps a SHORTLIST, the asymmetric distance keeps the best `rerank` of
+those, then exact cosine orders those only. Not sqlite-vec's vec0 KNN for the coarse
+pass: its cost grows with k (measured at 100k bit vectors: k = 10 in 16 ms, k = 400 in
+178 ms, k = 1000 in 578 ms), while the popcount pass costs the same for any k.
+benchmarks/bench_semantic.py measures what it costs in recall (docs/search.md has the
+figures).
 """
 
 from __future__ import annotations
