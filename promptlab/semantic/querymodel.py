@@ -25,8 +25,6 @@ columns: ~1.5x faster than x @ W for a handful of tokens (OpenBLAS, measured).
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -63,6 +61,8 @@ def query_model(source: Path, source_sha256: str) -> QueryModel | None:
         try:
             return QueryModel.load(folder)
         except (OSError, ValueError):  # a damaged cache folder: build it again, once
+            import shutil
+
             shutil.rmtree(folder, ignore_errors=True)
     return None
 
@@ -105,6 +105,9 @@ def _publish(folder: Path, arrays: dict[str, Any]) -> None:
     """Write the arrays into a temporary folder beside `folder`, then rename it into place
     whole: a reader sees a complete folder or none. When another process got there first,
     its folder stays (the same bytes) and this one is removed."""
+    import shutil
+    import tempfile
+
     import numpy as np
 
     folder.parent.mkdir(parents=True, exist_ok=True)
