@@ -131,6 +131,31 @@ def test_console_script_search_through_the_start_up_helper(log_dir: Path,
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
 
 
+def test_the_search_process_leaves_numpy_and_onnxruntime_to_its_helper(log_dir: Path,
+                                                                       console_script: str
+                                                                       ) -> None:
+    """The point of the helper (promptlab.semantic.worker): the process the user started
+    imports neither numpy nor onnxruntime, for a new query or a cached one (Linux, where
+    the helper is forked; -X importtime lists the parent's imports, the helper's stderr is
+    /dev/null), and still answers."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the helper is forked on Linux only")
+    write(log_dir, SUPPORT)
+    subprocess.run([console_script, "logs", "embed"], check=True, capture_output=True)
+    for _ in range(2):  # a new query, then the same one (its vector cached)
+        done = subprocess.run([sys.executable, "-X", "importtime", "-m", "promptlab", "logs",
+                               "search", "--semantic", "a poem about the autumn", "-n", "1",
+                               "--nl"], check=True, capture_output=True, text=True,
+                              timeout=120)
+        assert json.loads(done.stdout)["entry"]["prompt_id"] == "poet"
+        imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
+                    if line.startswith("import time:")}
+        assert "promptlab.semantic.worker" in imported  # the helper was used
+        assert not {m for m in imported if m.split(".")[0] in ("numpy", "onnxruntime")}
+
+
 def test_start_up_helper_guess() -> None:
     from promptlab._entry import _semantic_search
 
