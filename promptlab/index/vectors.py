@@ -482,6 +482,7 @@ class VectorStore:
         """Best effort: a folder this process cannot write keeps searching from SQLite."""
         import contextlib
         import tempfile
+        import time
 
         import numpy as np
 
@@ -498,10 +499,13 @@ class VectorStore:
                     with contextlib.suppress(OSError):
                         os.unlink(tmp)
                     raise
-            for old in self.path.parent.glob(f"{self.path.name}-signs-*.npy"):
-                if old not in (bits_path, vids_path):
-                    with contextlib.suppress(OSError):
-                        old.unlink()
+        for old in self.path.parent.glob(f"{self.path.name}-signs-*"):
+            # other snapshots, and the temporary files of a writer that was killed (a
+            # search's helper is, when its search stops early), not of one still writing
+            with contextlib.suppress(OSError):
+                if old not in (bits_path, vids_path) and (
+                        old.suffix != ".tmp" or old.stat().st_mtime < time.time() - 600):
+                    old.unlink()
 
     def _coarse(self, query: Any, want: int, allowed: Any = None) -> list[int]:
         """The `want` vids nearest to `query` (among `allowed`) by their sign bits: the

@@ -341,7 +341,7 @@ def embed_log(*, log_dir: str | os.PathLike[str] | None = None,
               progress: Any = None) -> EmbedStats:
     """Embed every LLM entry that has no vector yet (`promptlab logs embed`)."""
     from promptlab.index.query import parse_when
-    from promptlab.index.vectors import VectorStore
+    from promptlab.index.vectors import EXACT_MAX, VectorStore
 
     folder = _log_dir(log_dir)
     model = resolve_embedder(embedder, log_dir=folder, verify=True)
@@ -354,5 +354,10 @@ def embed_log(*, log_dir: str | os.PathLike[str] | None = None,
             store.clear()
         store.check_rowids()
         store.check_model(model.model_id, RECIPE)
-        return embed_pending(store, model, folder, since=since_ts, limit=limit,
-                             batch=batch, progress=progress)
+        stats = embed_pending(store, model, folder, since=since_ts, limit=limit,
+                              batch=batch, progress=progress)
+        if stats.embedded and not stats.interrupted and store.count() > EXACT_MAX:
+            # the sign bits' snapshot for the searches to come (see VectorStore.load_bits):
+            # written here, once, rather than by the next search
+            store.load_bits()
+        return stats

@@ -449,3 +449,41 @@ def test_the_hamming_pass_is_kept_for_the_last_query_until_the_bits_change(
         assert store.hamming(-query) is not distance
         store.add([(1000 + i, f"n{i}") for i in range(5)], _unit(rng, 5))
         assert store._hamming is None and len(store.hamming(query)) == 305
+
+
+def test_a_killed_writers_temporary_files_are_cleared_later(tmp_path: Path) -> None:
+    """A search's helper killed while it writes the snapshot leaves a temporary file: the
+    next snapshot written removes it once it is ten minutes old (never one still being
+    written)."""
+    import time
+
+    import numpy as np
+
+    rng = np.random.default_rng(16)
+    with _store_with(tmp_path, _unit(rng, 40)) as store:
+        old = tmp_path / "index.db-signs-x-40-1-1.npy.abc123.tmp"
+        fresh = tmp_path / "index.db-signs-x-40-1-1.npy.def456.tmp"
+        for path in (old, fresh):
+            path.write_bytes(b"half a file")
+        an_hour_ago = time.time() - 3600
+        os.utime(old, (an_hour_ago, an_hour_ago))
+        store.load_bits()
+        assert not old.exists() and fresh.exists()
+        assert len(_snapshots(tmp_path)) == 3  # the snapshot's two files and the fresh one
+
+
+def test_logs_embed_leaves_the_snapshot_for_the_searches(log_dir: Path, model,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """Past the size searched exactly, `logs embed` writes the sign bits' snapshot when it
+    is done, so that the next search maps it at once."""
+    import numpy as np
+
+    from promptlab.index import vectors
+
+    monkeypatch.setattr(vectors, "EXACT_MAX", 2)
+    write(log_dir, SUPPORT)
+    embed_log(log_dir=log_dir, embedder=model)
+    assert len(_snapshots(log_dir)) == 2
+    with VectorStore(log_dir / "index.db") as store:
+        assert isinstance(store.load_bits()[0], np.memmap)
