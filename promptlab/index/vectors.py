@@ -20,7 +20,7 @@ This module knows nothing of models: it stores and searches the vectors it is gi
     vec_queries text, embedding, used: the vectors of the last QUERY_CACHE search texts, so
                 a repeated search does not load the model at all.
 
-Beside index.db, `index.db-signs-<key>.npy` and `.vids.npy`: a snapshot of vec_bitchunks as
+Beside index.db, `index.db-signs-v1-<key>.npy` and `.vids.npy`: a snapshot of vec_bitchunks as
 two standard .npy files, which a search maps instead of reading the chunks (see
 `load_bits`); derived, like the index, and rewritten by the first search after a change.
 
@@ -67,6 +67,7 @@ QUERY_CACHE = 500  # search texts whose vectors are kept
 SHORTLIST = 2000
 RERANK = 150
 CHUNK = 16_384  # bit vectors per vec_bitchunks row
+SNAPSHOT = "v1"  # the layout of the sign bits' snapshot files (see load_bits)
 BUSY_TIMEOUT_MS = 60_000
 
 _JOIN = "JOIN entries e ON e.rowid = vi.entry_rowid AND e.id = vi.entry_id"
@@ -443,7 +444,7 @@ class VectorStore:
         self._hamming = (query.tobytes(), distance)
         return distance
 
-    # The snapshot: `index.db-signs-<key>.npy` (the sign bits) and `...-<key>.vids.npy`,
+    # The snapshot: `index.db-signs-v1-<key>.npy` (the sign bits) and `...-<key>.vids.npy`,
     # standard .npy files. The key names the state of vec_bitchunks it copies: the
     # generation every change renews, and the rows and chunks (which also catch a change
     # made by a promptlab from before the generation). A stale snapshot is never read;
@@ -457,7 +458,7 @@ class VectorStore:
         return f"{self._meta('bits_generation', '0')}-{rows}-{chunks}-{last}"
 
     def _snapshot_paths(self, key: str) -> tuple[Path, Path]:
-        stem = f"{self.path.name}-signs-{key}"
+        stem = f"{self.path.name}-signs-{SNAPSHOT}-{key}"
         return self.path.with_name(stem + ".npy"), self.path.with_name(stem + ".vids.npy")
 
     def _read_snapshot(self, key: str) -> tuple[Any, Any] | None:
