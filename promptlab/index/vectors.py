@@ -125,12 +125,6 @@ def _connect(path: Path) -> Any:
     return conn
 
 
-def _memmap() -> type:
-    import numpy as np
-
-    return np.memmap
-
-
 def _hamming_rows(bits: Any, packed_query: Any, distance: Any, lo: int, hi: int) -> None:
     """distance[lo:hi] = Hamming distance of bits[lo:hi] to `packed_query`, CHUNK rows at a
     time through reused buffers."""
@@ -398,12 +392,12 @@ class VectorStore:
         if self._bits is None:
             with self.conn:  # one read transaction: the key and the bits of the same state
                 key = self._snapshot_key()
-                self._bits = self._read_snapshot(key)
-                if self._bits is None:
+                snapshot = self._read_snapshot(key)
+                if snapshot is None:
                     vids, bits = self._all_bits()
-                    self._bits = (bits, vids)
-            if not isinstance(self._bits[0], _memmap()):
-                self._write_snapshot(key, *self._bits)
+            if snapshot is None:
+                self._write_snapshot(key, bits, vids)
+            self._bits = snapshot or (bits, vids)
         return self._bits
 
     def forget_bits(self) -> None:

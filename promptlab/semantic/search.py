@@ -256,7 +256,7 @@ def _knn_by_worker(store: Any, worker: Any, model: Embedder, text: str, vector: 
     if answer is None:
         return None
     ranked, query_vector = answer
-    if text and (new_text or worker.embedded_text):
+    if text and (new_text or worker.embeds_query):
         store.cache_query(text, query_vector)
     return ranked
 

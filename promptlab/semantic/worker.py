@@ -122,7 +122,7 @@ class SearchWorker:
     def __init__(self, warm: tuple[int, int, int], *, ids: bool = False,
                  vector: bool = False):
         self.pid, self._request, self._answer = warm
-        self.embedded_text = ids  # the helper embeds the query (its word pieces)
+        self.embeds_query = ids  # the helper embeds the query (its word pieces)
         self.embeds = ids or vector  # the helper has the query (encoded, or its vector)
         self.while_waiting: Callable[[], None] | None = None
         self._done = False
