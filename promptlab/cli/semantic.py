@@ -131,6 +131,7 @@ def run_search(query: str, mode: str, limit: int, model_spec: str | None, out: O
     finally:
         if embedder is not None:
             embedder.close()
+            _entry.keep(embedder)
         if worker is not None:
             worker.close()
         elif warm is not None:

@@ -166,6 +166,21 @@ def test_start_up_helper_guess() -> None:
     assert not _semantic_search(["logs", "search", "--semantic", "x", "--help"])
     assert not _semantic_search(["logs", "similar", "last"])
 
+def test_only_a_process_that_ends_with_os_exit_keeps_its_embedder(
+        log_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`_entry.keep` holds the search's embedder (its teardown is skipped by os._exit) in
+    the console script's semantic search, and nothing when the command runs in-process."""
+    from promptlab import _entry
+    from promptlab.semantic.embedders import Embedder
+
+    write(log_dir, SUPPORT)
+    assert run("logs", "embed")[0] == 0
+    assert run("logs", "search", "--semantic", "money back")[0] == 0
+    assert _entry._kept is None  # in-process (CliRunner): nothing held
+    monkeypatch.setattr(_entry, "_kept", [])  # as main() sets it before such a search
+    assert run("logs", "search", "--semantic", "money back")[0] == 0
+    assert len(_entry._kept) == 1 and isinstance(_entry._kept[0], Embedder)
+
 
 def test_full_text_options_are_refused_with_semantic(log_dir: Path) -> None:
     write(log_dir, SUPPORT[:1])

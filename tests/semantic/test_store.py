@@ -156,6 +156,38 @@ def test_the_hamming_shortlist_cut_keeps_ties_in_position_order() -> None:
         assert sorted(got.tolist()) == sorted(np.argsort(distance, kind="stable")[:count].tolist())
 
 
+@pytest.mark.parametrize("numpy_count", [True, False], ids=["bitwise_count", "table"])
+def test_the_hamming_pass_over_words_counts_every_differing_bit(
+        monkeypatch: pytest.MonkeyPatch, numpy_count: bool) -> None:
+    """`_hamming_words` (sign bits a word per row, word counts added in groups of three):
+    the plain bit count, for widths of one to seven words (a last group of one, two or
+    three), any range, steps shorter than the range, and numpy's bitwise_count or the
+    table numpy < 2 uses."""
+    import numpy as np
+
+    from promptlab.index import vectors
+
+    if not numpy_count:
+        monkeypatch.delattr(np, "bitwise_count", raising=False)
+    monkeypatch.setattr(vectors, "WORD_STEP", 37)
+    rng = np.random.default_rng(4)
+    for width in range(1, 8):
+        words = rng.integers(0, 2**64, size=(width, 500), dtype=np.uint64)
+        words[:, 0] = ~np.uint64(0)  # every bit set: the largest distance (64 per word)
+        query = rng.integers(0, 2**64, size=width, dtype=np.uint64)
+        query[:] = 0 if width % 2 else query
+        bits = np.unpackbits(words.T.copy().view(np.uint8), axis=1)
+        plain = (bits != np.unpackbits(query.view(np.uint8))).sum(axis=1)
+        distance = np.full(500, 9999, dtype=np.uint16)
+        vectors._hamming_words(words, query, distance, 0, 500)
+        assert distance.tolist() == plain.tolist()
+        part = np.full(500, 9999, dtype=np.uint16)
+        vectors._hamming_words(words, query, part, 120, 333)
+        assert part[120:333].tolist() == plain[120:333].tolist()
+        assert set(part[:120].tolist()) == set(part[333:].tolist()) == {9999}
+    assert distance[0] == 64 * 7  # width 7 and a query of zeros: every bit of column 0 differs
+
+
 def test_similar_excludes_the_entry_itself(log_dir: Path, model) -> None:
     write(log_dir, [*SUPPORT, {"user_message": "Please reimburse my purchase",
                                "assistant_response": "Done, refund issued."}])
@@ -369,7 +401,7 @@ def test_a_snapshot_of_other_sign_bits_is_never_used(tmp_path: Path) -> None:
         before = _snapshots(tmp_path)
         store.add([(1000 + i, f"n{i}") for i in range(5)], _unit(rng, 5))
         bits, vids = store.load_bits()
-        assert len(bits) == 205 and not isinstance(bits, np.memmap)
+        assert bits.shape[1] == 205 and not isinstance(bits, np.memmap)
         after = _snapshots(tmp_path)
         assert len(after) == 2 and not set(after) & set(before)
         store.clear()  # `logs embed --rebuild`, then the same number of other vectors
@@ -381,7 +413,7 @@ def test_a_snapshot_of_other_sign_bits_is_never_used(tmp_path: Path) -> None:
         fresh = store._all_bits()
         got = store.load_bits()
         assert not isinstance(got[0], np.memmap)
-        assert np.array_equal(got[0], fresh[1]) and np.array_equal(got[1], fresh[0])
+        assert np.array_equal(got[0], fresh[1].T) and np.array_equal(got[1], fresh[0])
         # a chunk appended behind the generation's back (an older promptlab)
         last = store.conn.execute("SELECT max(chunk) FROM vec_bitchunks").fetchone()[0]
         store.conn.execute("INSERT INTO vec_bitchunks (chunk, n, vids, bits) VALUES (?, 1, ?, ?)",
@@ -389,7 +421,7 @@ def test_a_snapshot_of_other_sign_bits_is_never_used(tmp_path: Path) -> None:
                             np.zeros(1, np.uint64).tobytes()))
     with VectorStore(tmp_path / "index.db") as store:
         bits, vids = store.load_bits()
-        assert len(bits) == 206 and vids[-1] == 999
+        assert bits.shape[1] == 206 and vids[-1] == 999
         assert store._coarse(query, 5)  # searches the bits it was given
 
 
@@ -430,7 +462,7 @@ def test_without_a_writable_folder_the_bits_come_from_sqlite(tmp_path: Path,
     with _store_with(tmp_path, _unit(rng, 50)) as store:
         monkeypatch.setattr(tempfile, "mkstemp", refuse)
         bits, _ = store.load_bits()
-        assert len(bits) == 50 and _snapshots(tmp_path) == []
+        assert bits.shape[1] == 50 and _snapshots(tmp_path) == []
 
 
 def test_the_hamming_pass_is_kept_for_the_last_query_until_the_bits_change(
