@@ -36,6 +36,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -271,24 +272,45 @@ def _plans(db: Path, real: np.ndarray, count: int) -> None:
 
 
 
+def _plain_python(folder: Path) -> str:
+    """An interpreter that sees this venv's packages as a regular install does: a venv of
+    its own (no pip) whose site-packages names this one's in a .pth line. The editable
+    install's import hook (its `__editable__...finder` .pth, ~25 ms at every start-up,
+    measured) is then not loaded: a user's `pip install promptlab` has none. (A path named
+    by a .pth line joins sys.path, but the .pth files in it are not run.)"""
+    venv = folder / "plain-venv"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()"
+                           "['purelib'])"], capture_output=True, text=True, check=True)
+    (Path(site.stdout.strip()) / "promptlab-bench.pth").write_text(
+        sysconfig.get_paths()["purelib"] + "\n")
+    return str(python)
+
+
 def _whole_process(log_dir: Path, n: int, baseline: Path | None, searches: int) -> None:
     env = _env(log_dir)
-    exe = str(Path(sys.executable).with_name("promptlab"))
-    subprocess.run([exe, "logs", "search", "warm", "-n", "1"], env=env, capture_output=True)
-    subprocess.run([exe, "logs", "search", "--semantic", "warm", "-n", "1"], env=env,
-                   capture_output=True)  # builds the model's cache file if missing
-    runs = (("python -c pass", lambda q: [sys.executable, "-c", "pass"]),
-            ("logs search WORD (full-text)", lambda q: [exe, "logs", "search", "timeout", "-n", "10"]),
-            ("logs search --semantic, new query", lambda q: [exe, "logs", "search", "--semantic",
+    python = _plain_python(log_dir.parent)
+    search = [python, "-m", "promptlab", "logs", "search"]
+    subprocess.run([*search, "warm", "-n", "1"], env={**env, "PYTHONPATH": str(ROOT)},
+                   capture_output=True, cwd=tempfile.gettempdir())
+    # builds the model's cache files if missing, and the sign bits' snapshot
+    subprocess.run([*search, "--semantic", "warm", "-n", "1"],
+                   env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                   cwd=tempfile.gettempdir())
+    runs = (("python -c pass", lambda q: [python, "-c", "pass"]),
+            ("python -c pass (editable install's venv)",
+             lambda q: [sys.executable, "-c", "pass"]),
+            ("logs search WORD (full-text)", lambda q: [*search, "timeout", "-n", "10"]),
+            ("logs search --semantic, new query", lambda q: [*search, "--semantic",
                                                              f"{q} ({n}, run {os.getpid()})", "-n", "10"]),
-            ("logs search --semantic, repeated", lambda q: [exe, "logs", "search", "--semantic",
+            ("logs search --semantic, repeated", lambda q: [*search, "--semantic",
                                                             f"{q} ({n}, run {os.getpid()})", "-n", "10"]))
-    # With --baseline, every command also runs from that source tree (PYTHONPATH, the same
-    # venv), alternating with this one, so both see the same load.
-    # Both trees then run as `python -m promptlab` with PYTHONPATH (not the console script,
-    # whose editable-install import hook this tree alone would pay for).
-    trees = [("", ROOT if baseline else None)] + ([(" [baseline]", baseline)] if baseline
-                                                   else [])
+    # Every command runs as `python -m promptlab` in that plain interpreter, with the source
+    # tree on PYTHONPATH: this one, and with --baseline that one too, alternating, so both
+    # see the same load.
+    trees = [("", ROOT)] + ([(" [baseline]", baseline)] if baseline else [])
     for label, make in runs:
         times: dict[str, list[float]] = {t: [] for t, _ in trees}
         cpus: dict[str, list[float]] = {t: [] for t, _ in trees}
@@ -299,18 +321,12 @@ def _whole_process(log_dir: Path, n: int, baseline: Path | None, searches: int) 
             # ABBA: whichever runs first after the other reads index.db pages the page
             # cache may have dropped meanwhile; alternate who pays it
             for tag, tree in (trees if i % 2 == 0 else trees[::-1]):
-                args = make(f"{q}{tag}")
-                tree_env = env
-                if tree is not None:
-                    tree_env = {**env, "PYTHONPATH": str(tree)}
-                    if args[0] == exe:
-                        args = [sys.executable, "-m", "promptlab", *args[1:]]
-                ms, rss, cpu = _timed(args, tree_env)
+                ms, rss, cpu = _timed(make(f"{q}{tag}"), {**env, "PYTHONPATH": str(tree)})
                 times[tag].append(ms)
                 cpus[tag].append(cpu)
                 peak[tag] = max(peak[tag], rss)
         for tag, _ in trees:
-            print(f"  {label + tag:<47} median {statistics.median(times[tag]):6.0f} ms wall, "
+            print(f"  {label + tag:<52} median {statistics.median(times[tag]):6.0f} ms wall, "
                   f"{statistics.median(cpus[tag]):6.0f} ms CPU   peak RSS "
                   f"{peak[tag] / 1024:,.0f} MB")
     print(f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")

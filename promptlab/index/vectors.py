@@ -173,8 +173,10 @@ def _smallest(distance: Any, count: int) -> Any:
     import numpy as np
 
     cut = int(np.searchsorted(np.cumsum(np.bincount(distance)), count))
-    below = np.flatnonzero(distance < cut)
-    return np.concatenate([below, np.flatnonzero(distance == cut)[:count - len(below)]])
+    within = np.flatnonzero(distance <= cut)  # one pass over all; the rest over the few
+    near = distance[within]
+    below = within[near < cut]
+    return np.concatenate([below, within[near == cut][:count - len(below)]])
 
 
 class VectorStore:
