@@ -126,6 +126,7 @@ class SearchWorker:
         self.embeds = ids or vector  # the helper has the query (encoded, or its vector)
         self.while_waiting: Callable[[], None] | None = None
         self._done = False
+        self._answered = False  # then it is exiting by itself (os._exit)
         self._reaper: Any = None
 
     @classmethod
@@ -162,6 +163,7 @@ class SearchWorker:
             answer = _recv(self._answer)
         except OSError:
             answer = None
+        self._answered = answer is not None
         self.close()
         return answer
 
@@ -170,10 +172,11 @@ class SearchWorker:
         if self._done:
             return
         self._done = True
-        import signal
+        if not self._answered:  # still working, or waiting for a request: stopped now
+            import signal
 
-        with contextlib.suppress(OSError):
-            os.kill(self.pid, signal.SIGKILL)  # an answered helper is on its way out anyway
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
         for fd in (self._request, self._answer):
             if fd >= 0:
                 with contextlib.suppress(OSError):
