@@ -272,12 +272,14 @@ def _plans(db: Path, real: np.ndarray, count: int) -> None:
 
 
 
-def _plain_python(folder: Path) -> str:
-    """An interpreter that sees this venv's packages as a regular install does: a venv of
-    its own (no pip) whose site-packages names this one's in a .pth line. The editable
-    install's import hook (its `__editable__...finder` .pth, ~25 ms at every start-up,
-    measured) is then not loaded: a user's `pip install promptlab` has none. (A path named
-    by a .pth line joins sys.path, but the .pth files in it are not run.)"""
+def _plain_install(folder: Path) -> tuple[str, str]:
+    """(python, the `promptlab` console script) of an install as a user's `pip install
+    promptlab` makes it: a venv of its own (no pip) whose site-packages names this one's in
+    a .pth line, and the console script pip writes for the entry point. The editable
+    install's import hook (its `__editable__...finder` .pth, ~30 ms at every start-up,
+    measured) is then not loaded: a regular install has none. (A path named by a .pth line
+    joins sys.path, but the .pth files in it are not run.) Which source tree the script
+    runs is PYTHONPATH's to say."""
     venv = folder / "plain-venv"
     python = venv / "bin" / "python"
     if not python.exists():
@@ -286,19 +288,25 @@ def _plain_python(folder: Path) -> str:
                            "['purelib'])"], capture_output=True, text=True, check=True)
     (Path(site.stdout.strip()) / "promptlab-bench.pth").write_text(
         sysconfig.get_paths()["purelib"] + "\n")
-    return str(python)
+    script = venv / "bin" / "promptlab"
+    script.write_text(  # pip's template for a console script
+        f"#!{python}\n# -*- coding: utf-8 -*-\nimport re\nimport sys\n"
+        "from promptlab._entry import main\nif __name__ == '__main__':\n"
+        "    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
+        "    sys.exit(main())\n")
+    script.chmod(0o755)
+    return str(python), str(script)
 
 
 def _whole_process(log_dir: Path, n: int, baseline: Path | None, searches: int) -> None:
     env = _env(log_dir)
-    python = _plain_python(log_dir.parent)
-    search = [python, "-m", "promptlab", "logs", "search"]
+    python, script = _plain_install(log_dir.parent)
+    search = [script, "logs", "search"]
     subprocess.run([*search, "warm", "-n", "1"], env={**env, "PYTHONPATH": str(ROOT)},
-                   capture_output=True, cwd=tempfile.gettempdir())
+                   capture_output=True, check=True)
     # builds the model's cache files if missing, and the sign bits' snapshot
     subprocess.run([*search, "--semantic", "warm", "-n", "1"],
-                   env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True,
-                   cwd=tempfile.gettempdir())
+                   env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, check=True)
     runs = (("python -c pass", lambda q: [python, "-c", "pass"]),
             ("python -c pass (editable install's venv)",
              lambda q: [sys.executable, "-c", "pass"]),
@@ -307,9 +315,9 @@ def _whole_process(log_dir: Path, n: int, baseline: Path | None, searches: int) 
                                                              f"{q} ({n}, run {os.getpid()})", "-n", "10"]),
             ("logs search --semantic, repeated", lambda q: [*search, "--semantic",
                                                             f"{q} ({n}, run {os.getpid()})", "-n", "10"]))
-    # Every command runs as `python -m promptlab` in that plain interpreter, with the source
-    # tree on PYTHONPATH: this one, and with --baseline that one too, alternating, so both
-    # see the same load.
+    # Every command runs through that install's console script, with the source tree on
+    # PYTHONPATH: this one, and with --baseline that one too, alternating, so both see the
+    # same load.
     trees = [("", ROOT)] + ([(" [baseline]", baseline)] if baseline else [])
     for label, make in runs:
         times: dict[str, list[float]] = {t: [] for t, _ in trees}
