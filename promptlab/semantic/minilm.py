@@ -113,6 +113,10 @@ def fast_model(source: Path, source_sha256: str, *,
             raise
     except OSError:
         return data
+    for old in path.parent.glob(f"minilm-{source_sha256[:16]}-int8mm-*.onnx"):
+        if old != path:  # an earlier build's graph of the same file (23 MB each)
+            with contextlib.suppress(OSError):
+                old.unlink()
     return path
 
 

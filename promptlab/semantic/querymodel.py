@@ -123,6 +123,10 @@ def _publish(folder: Path, arrays: dict[str, Any]) -> None:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    # an earlier build's weights of the same file (not a folder still being written)
+    for old in folder.parent.glob(folder.name.removesuffix(BUILD) + "numpy-*"):
+        if old != folder and old.suffix != ".tmp":
+            shutil.rmtree(old, ignore_errors=True)
 
 
 class QueryModel:

@@ -48,9 +48,20 @@ def test_vectors_agree_with_the_shipped_graph(model: LocalEmbedder) -> None:
 def test_built_once_into_the_cache_and_reused(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROMPTLAB_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir()
+    key = DEFAULT_MODEL_SHA256[:16]
+    earlier = tmp_path / "cache" / f"minilm-{key}-int8mm-v3.onnx"  # an earlier build's graph
+    kept = [tmp_path / "cache" / name for name in (f"minilm-{'0' * 16}-int8mm-v3.onnx",
+                                                  f"minilm-{key}-numpy-v1")]
+    for path in (earlier, *kept):
+        path.write_bytes(b"x")
     built = minilm.fast_model(shipped_model(), DEFAULT_MODEL_SHA256)
     assert built == minilm.cached_path(DEFAULT_MODEL_SHA256) and built.is_file()
     assert built.parent == tmp_path / "cache"
+    assert not earlier.exists()  # replaced; another file's graph and the numpy weights stay
+    for path in kept:
+        assert path.exists()
+        path.unlink()
     assert sorted(p.name for p in built.parent.iterdir()) == [built.name]  # no temp file left
     stamp = built.stat().st_mtime_ns
     assert minilm.fast_model(shipped_model(), DEFAULT_MODEL_SHA256) == built

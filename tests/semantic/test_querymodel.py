@@ -5,6 +5,7 @@ there; and every way it can fail leaves onnxruntime to answer."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -58,9 +59,16 @@ def test_a_search_process_never_imports_onnxruntime(tmp_path: Path) -> None:
 def test_built_once_into_the_cache_and_mapped(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROMPTLAB_CACHE_DIR", str(tmp_path / "cache"))
-    model = querymodel.query_model(shipped_model(), DEFAULT_MODEL_SHA256)
     folder = querymodel.cached_folder(DEFAULT_MODEL_SHA256)
+    earlier = folder.with_name(folder.name.removesuffix(querymodel.BUILD) + "numpy-v0")
+    writing = folder.with_name(folder.name + ".abc123.tmp")  # another process's, unfinished
+    for path in (earlier, writing):
+        path.mkdir(parents=True)
+        (path / "qkv_w.npy").write_bytes(b"x")
+    model = querymodel.query_model(shipped_model(), DEFAULT_MODEL_SHA256)
     assert model is not None and (folder / "done").is_file()
+    assert not earlier.exists() and writing.exists()  # an earlier build's weights removed
+    shutil.rmtree(writing)
     assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no temp folder left
     assert isinstance(model.a["ff_in_w"], np.memmap)  # mapped, not read
     stamp = (folder / "ff_in_w.npy").stat().st_mtime_ns
