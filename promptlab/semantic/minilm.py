@@ -38,6 +38,7 @@ shipped file, or to the built bytes in memory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -97,7 +98,6 @@ def fast_model(source: Path, source_sha256: str, *,
         data = build(source)
     except Exception:  # no `onnx` package, or one that cannot read the file: the shipped graph
         return None
-    import contextlib
     import tempfile
 
     try:
@@ -113,11 +113,24 @@ def fast_model(source: Path, source_sha256: str, *,
             raise
     except OSError:
         return data
-    for old in path.parent.glob(f"minilm-{source_sha256[:16]}-int8mm-*.onnx"):
-        if old != path:  # an earlier build's graph of the same file (23 MB each)
+    drop_earlier_builds(path, source_sha256, "int8mm")  # 23 MB each
+    return path
+
+
+def drop_earlier_builds(current: Path, source_sha256: str, kind: str) -> None:
+    """Remove what earlier builder versions of `kind` (int8mm, numpy) left in the cache for
+    the same source file: files or folders `minilm-<sha>-<kind>-*` other than `current`,
+    never another process's unfinished `.tmp`."""
+    import shutil
+
+    for old in current.parent.glob(f"minilm-{source_sha256[:16]}-{kind}-*"):
+        if old == current or old.suffix == ".tmp":
+            continue
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
             with contextlib.suppress(OSError):
                 old.unlink()
-    return path
 
 
 def _sha256(path: Path) -> str:

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from promptlab.semantic.minilm import EPSILON, HEADS, cache_dir, read_source
+from promptlab.semantic.minilm import EPSILON, HEADS, cache_dir, drop_earlier_builds, read_source
 
 BUILD = "numpy-v1"  # change when the files written below change: a new cache folder
 NAMES = ("word_q", "word_scale", "position", "type0", "norm_g", "norm_b", "qkv_w", "qkv_b",
@@ -58,6 +58,7 @@ def query_model(source: Path, source_sha256: str) -> QueryModel | None:
                 _publish(folder, arrays)
             except OSError:  # a read-only cache: use the weights built in memory
                 return QueryModel(arrays)
+            drop_earlier_builds(folder, source_sha256, "numpy")
         try:
             return QueryModel.load(folder)
         except (OSError, ValueError):  # a damaged cache folder: build it again, once
@@ -123,10 +124,6 @@ def _publish(folder: Path, arrays: dict[str, Any]) -> None:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    # an earlier build's weights of the same file (not a folder still being written)
-    for old in folder.parent.glob(folder.name.removesuffix(BUILD) + "numpy-*"):
-        if old != folder and old.suffix != ".tmp":
-            shutil.rmtree(old, ignore_errors=True)
 
 
 class QueryModel:

@@ -166,6 +166,7 @@ def test_start_up_helper_guess() -> None:
     assert not _semantic_search(["logs", "search", "--semantic", "x", "--help"])
     assert not _semantic_search(["logs", "similar", "last"])
 
+
 def test_only_a_process_that_ends_with_os_exit_keeps_its_embedder(
         log_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`_entry.keep` holds the search's embedder (its teardown is skipped by os._exit) in
