@@ -67,6 +67,7 @@ QUERY_CACHE = 500  # search texts whose vectors are kept
 # (each a page read when the file is not cached: ~0.2 ms).
 SHORTLIST = 2000
 RERANK = 150
+SAMPLE = 16  # every SAMPLE-th Hamming distance guesses the shortlist's cut-off (_smallest)
 CHUNK = 16_384  # bit vectors per vec_bitchunks row
 WORD_STEP = 32_768  # vectors per step of the Hamming pass (buffers of ~400 KB)
 SNAPSHOT = "v2"  # the layout of the sign bits' snapshot files (see load_bits)
@@ -168,13 +169,21 @@ def _hamming_words(words: Any, packed_query: Any, distance: Any, lo: int, hi: in
 
 def _smallest(distance: Any, count: int) -> Any:
     """The positions of the `count` smallest of `distance` (Hamming distances: small
-    non-negative integers), ties taken in position order. A histogram finds the cut-off:
-    ~2x faster than argpartition at a million (measured)."""
+    non-negative integers), ties taken in position order. A histogram finds the cut-off
+    (~2x faster than argpartition at a million): first a histogram of every 16th distance
+    guesses a cut-off with room to spare, one pass keeps the positions within it, and the
+    exact cut-off is found among those few. When the guess keeps too few (a rare sample),
+    the histogram of all of them. ~5x faster than that at a million (1.0-1.6 ms against
+    5-7 ms, measured): no 8-byte copy of every distance (numpy's bincount makes one)."""
     import numpy as np
 
-    cut = int(np.searchsorted(np.cumsum(np.bincount(distance)), count))
-    within = np.flatnonzero(distance <= cut)  # one pass over all; the rest over the few
+    guess = int(np.searchsorted(np.cumsum(np.bincount(distance[::SAMPLE])),
+                                -(-count * 5 // 4) // SAMPLE))
+    within = np.flatnonzero(distance <= guess)
+    if len(within) < count:
+        within = np.arange(len(distance))
     near = distance[within]
+    cut = int(np.searchsorted(np.cumsum(np.bincount(near)), count))
     below = within[near < cut]
     return np.concatenate([below, within[near == cut][:count - len(below)]])
 

@@ -19,7 +19,6 @@ mixed), a `max_chars` budget for the text of one entry, and `embed(texts)`.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -438,6 +437,8 @@ def _model_folder(path: Path, tokenizer: str | os.PathLike[str] | None,
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    import json  # (here: a search's helper process never needs it)
+
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -143,17 +143,23 @@ def test_coarse_pass_keeps_the_asymmetric_nearest_of_the_hamming_shortlist(
 
 def test_the_hamming_shortlist_cut_keeps_ties_in_position_order() -> None:
     """`_smallest` (a histogram's cut-off instead of argpartition): the same positions as
-    a stable sort, for any count, ties at the cut included."""
+    a stable sort, for any count, ties at the cut included; also when the sample that
+    guesses the cut-off (every 16th distance) is unlike the rest, in either direction."""
     import numpy as np
 
-    from promptlab.index.vectors import _smallest
+    from promptlab.index.vectors import SAMPLE, _smallest
 
     rng = np.random.default_rng(3)
-    distance = rng.integers(0, 60, size=20_000).astype(np.uint16)
-    for count in (1, 777, 5_000, 19_999, 20_000):
-        got = _smallest(distance, count)
-        assert len(got) == count
-        assert sorted(got.tolist()) == sorted(np.argsort(distance, kind="stable")[:count].tolist())
+    random = rng.integers(0, 60, size=20_000).astype(np.uint16)
+    sampled = np.arange(20_000) % SAMPLE == 0
+    near_sample = np.where(sampled, 0, 40).astype(np.uint16)  # the guess keeps too few
+    far_sample = np.where(sampled, 90, rng.integers(0, 30, size=20_000)).astype(np.uint16)
+    for distance in (random, near_sample, far_sample):
+        for count in (1, 777, 5_000, 19_999, 20_000):
+            got = _smallest(distance, count)
+            assert len(got) == count
+            want = np.argsort(distance, kind="stable")[:count]
+            assert sorted(got.tolist()) == sorted(want.tolist())
 
 
 @pytest.mark.parametrize("numpy_count", [True, False], ids=["bitwise_count", "table"])
