@@ -252,13 +252,9 @@ def _knn_by_worker(store: Any, worker: Any, model: Embedder, text: str, vector: 
         import numpy as np
 
         vector = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
-    answer = worker.knn(Job(where, list(params), depth, exclude, vector, changed))
-    if answer is None:
-        return None
-    ranked, query_vector = answer
-    if text and (new_text or worker.embeds_query):
-        store.cache_query(text, query_vector)
-    return ranked
+    cache = text if text and (new_text or worker.embeds_query) else None
+    answer = worker.knn(Job(where, list(params), depth, exclude, vector, changed, cache))
+    return None if answer is None else answer[0]  # (the helper caches the query's vector)
 
 
 def _finish(log_dir: Path, text: str, mode: str, fts_ranked: list[tuple[int, float]],

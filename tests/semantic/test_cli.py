@@ -126,9 +126,26 @@ def test_console_script_search_through_the_start_up_helper(log_dir: Path,
             query, log_dir=log_dir, embedder=model, limit=3, **filters)]
         assert len(got) == 3 and [i for i, _ in got] == [i for i, _ in want]
         assert [d for _, d in got] == pytest.approx([d for _, d in want], abs=1e-5)
+        _wait_for_cached(log_dir / "index.db", query)  # kept by the helper, after its answer
     usage = subprocess.run([console_script, "logs", "search", "--semantic"],
                            capture_output=True, text=True, timeout=120)
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
+
+
+def _wait_for_cached(db: Path, query: str) -> None:
+    """Until the search's helper, which may outlive the search by a few milliseconds, has
+    kept the query's vector (at most 30 s)."""
+    import time
+
+    from promptlab.index.vectors import VectorStore
+
+    deadline = time.monotonic() + 30
+    while True:
+        with VectorStore(db) as store:
+            if store.cached_query(query) is not None:
+                return
+        assert time.monotonic() < deadline, f"the vector of {query!r} was never cached"
+        time.sleep(0.05)
 
 
 def test_the_search_process_leaves_numpy_and_onnxruntime_to_its_helper(log_dir: Path,
@@ -154,6 +171,7 @@ def test_the_search_process_leaves_numpy_and_onnxruntime_to_its_helper(log_dir: 
                     if line.startswith("import time:")}
         assert "promptlab.semantic.worker" in imported  # the helper was used
         assert not {m for m in imported if m.split(".")[0] in ("numpy", "onnxruntime")}
+        _wait_for_cached(log_dir / "index.db", "a poem about the autumn")
 
 
 def test_start_up_helper_guess() -> None:

@@ -1,7 +1,8 @@
 """The search's helper process (promptlab.semantic.worker), forked the way the console
 script forks it (promptlab._entry), in a new interpreter: its rankings are the in-process
-`VectorStore.knn`'s, whatever it was handed; a helper that fails gives no answer (the
-search then runs in-process), and every helper is reaped."""
+`VectorStore.knn`'s, whatever it was handed, and it keeps the query's vector once it has
+answered; a helper that fails gives no answer (the search then runs in-process), and every
+helper is reaped."""
 
 from __future__ import annotations
 
@@ -54,9 +55,11 @@ worker = SearchWorker.begin(fork(), db, spec=EmbedderSpec())
 worker.embed(ids)
 waited = []
 worker.while_waiting = lambda: waited.append(True)
-ranked, vector = worker.knn(Job("1", [], 5))
+ranked, vector = worker.knn(Job("1", [], 5, cache=query))
 worker.wait()
 assert reaped(worker.pid) and waited == [True]
+with vectors.VectorStore(db) as store:  # kept by the helper once it had answered
+    assert store.cached_query(query).tobytes() == vector
 out["text"] = ranked
 out["vector"] = vector.hex()
 # its cached vector, a filter, and vectors the parent changed meanwhile (the helper
