@@ -29,6 +29,10 @@ from promptlab.providers.base import Provider, ProviderSpec, Request, Response, 
 from promptlab.providers.python import parse_output
 
 EX_TEMPFAIL = 75
+# What a command may write to stdout (and to stderr) for one call: a response is a few KB; a
+# runaway command (`yes`, a loop) would otherwise fill memory until its timeout.
+MAX_OUTPUT = 16 << 20
+_PIPE_BUF = 4096  # bytes a pipe that selects as writable takes without blocking (POSIX)
 
 
 class CommandProvider(Provider):
@@ -84,6 +88,9 @@ class CommandProvider(Provider):
         except subprocess.TimeoutExpired as exc:
             raise ProviderError(f"command {name!r} timed out after {request.timeout_s:g}s",
                                 retryable=True) from exc
+        except OutputTooLarge as exc:
+            raise ProviderError(f"command {name!r} {exc} and was stopped; a response must be "
+                                "shorter (check what the command prints)") from exc
         latency = elapsed_ms(start)
         if proc.returncode != 0:
             stderr = proc.stderr.decode("utf-8", "replace").strip().splitlines()
@@ -95,23 +102,72 @@ class CommandProvider(Provider):
 
 
 def run_process(argv: list[str], stdin: bytes, timeout_s: float,
-                env: dict[str, str] | None = None,
-                cwd: str | None = None) -> subprocess.CompletedProcess[bytes]:
+                env: dict[str, str] | None = None, cwd: str | None = None, *,
+                limit: int | None = None) -> subprocess.CompletedProcess[bytes]:
     """`subprocess.run`, except that a timeout kills the command's whole process group:
     `sh -c "… & …"` or a tool's helper would otherwise live on after every timed-out call
-    (and, holding stdout open, keep the call from ending)."""
+    (and, holding stdout open, keep the call from ending); and that a command writing more
+    than `limit` bytes (default MAX_OUTPUT) to stdout or to stderr is killed the same way
+    (OutputTooLarge) instead of filling this process's memory until the timeout. The pipes
+    are served as `communicate` serves them: one selector, in this thread."""
+    import selectors
+
+    limit = MAX_OUTPUT if limit is None else limit
+    deadline = time.monotonic() + timeout_s
     with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, env=env, cwd=cwd,
                           start_new_session=True) as proc:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        captured: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
+        sizes = dict.fromkeys(captured, 0)
+        pending = memoryview(stdin)
         try:
-            out, err = proc.communicate(stdin, timeout=timeout_s)
+            with selectors.DefaultSelector() as selector:
+                selector.register(proc.stdout, selectors.EVENT_READ, "stdout")
+                selector.register(proc.stderr, selectors.EVENT_READ, "stderr")
+                if pending:
+                    selector.register(proc.stdin, selectors.EVENT_WRITE)
+                else:
+                    proc.stdin.close()
+                while selector.get_map():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise subprocess.TimeoutExpired(argv, timeout_s)
+                    for key, _ in selector.select(left):
+                        if key.fileobj is proc.stdin:
+                            try:
+                                pending = pending[os.write(key.fd, pending[:_PIPE_BUF]):]
+                            except BrokenPipeError:  # it stopped reading: the rest is moot
+                                pending = pending[:0]
+                            if not pending:
+                                selector.unregister(proc.stdin)
+                                proc.stdin.close()
+                            continue
+                        chunk = os.read(key.fd, 1 << 16)
+                        if not chunk:
+                            selector.unregister(key.fileobj)
+                            continue
+                        sizes[key.data] += len(chunk)
+                        if sizes[key.data] > limit:
+                            raise OutputTooLarge(key.data, limit)
+                        captured[key.data].append(chunk)
+            proc.wait(timeout=max(deadline - time.monotonic(), 0))
         except BaseException:
             with contextlib.suppress(OSError):
                 os.killpg(proc.pid, signal.SIGKILL)  # its own session: pgid == pid
             proc.kill()
             proc.wait()
             raise
-    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+    return subprocess.CompletedProcess(argv, proc.returncode, b"".join(captured["stdout"]),
+                                       b"".join(captured["stderr"]))
+
+
+class OutputTooLarge(Exception):
+    """A command wrote more than its limit to `stream` (stdout or stderr), and was stopped."""
+
+    def __init__(self, stream: str, limit: int):
+        super().__init__(f"wrote more than {limit // (1 << 20)} MB to {stream}")
+        self.stream, self.limit = stream, limit
 
 
 def _maybe_json(out: str) -> Any:

@@ -134,6 +134,57 @@ def test_a_command_timeout_kills_what_the_command_started(exp_project, toml, row
     assert not _alive(helper)  # was left running after every timed-out call
 
 
+_FLOOD = "import sys\nwhile True:\n    sys.{0}.write('y' * 65536)\n"
+
+
+def test_a_command_that_floods_stdout_is_stopped_at_the_limit(exp_project, toml, rows) -> None:
+    """A runaway command (`yes`, a loop) is killed once it has written 16 MB, long before its
+    timeout, instead of filling memory: one error cell, no traceback."""
+    import json
+    import sys
+
+    command = json.dumps([sys.executable, "-c", _FLOOD.format("stdout")])
+    exp_project.write("ab", toml(f'type = "command"\ncommand = {command}\ninput = "text"',
+                                 variants="v1 = 100"), rows[:1])
+    started = time.monotonic()
+    result = run("experiment", "run", "ab", "--no-cache", "--timeout", "120",
+                 "--max-retries", "0")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "wrote more than 16 MB to stdout and was stopped" in result.output, result.output
+    assert time.monotonic() - started < 60
+
+
+def test_a_command_scorer_that_floods_stderr_is_stopped(tmp_path: Path) -> None:
+    import sys
+
+    s = scorer({"name": "c", "type": "command", "timeout_s": 120,
+                "command": [sys.executable, "-c", _FLOOD.format("stderr")]})
+    with pytest.raises(ScorerError, match="wrote more than 16 MB to stderr and was stopped"):
+        s(inp("x", expected="x"))
+
+
+def test_run_process_limits_and_stdin() -> None:
+    """Output up to the limit is kept whole; one byte more stops the command; a command that
+    never reads a large stdin still answers; an empty stdin is closed at once."""
+    import subprocess
+    import sys
+
+    from promptlab.providers.command import OutputTooLarge, run_process
+
+    write = [sys.executable, "-c", "import sys; sys.stdout.write('z' * int(sys.argv[1]))"]
+    assert run_process([*write, "100000"], b"", 30, limit=100_000).stdout == b"z" * 100_000
+    with pytest.raises(OutputTooLarge) as raised:
+        run_process([*write, "100001"], b"", 30, limit=100_000)
+    assert raised.value.stream == "stdout"
+    done = run_process(["sh", "-c", "echo hi"], b"x" * (4 << 20), 30)
+    assert (done.returncode, done.stdout) == (0, b"hi\n")
+    assert run_process(["cat"], b"", 30).stdout == b""
+    echoed = run_process(["cat"], b"abc" * 300_000, 30)  # more than a pipe holds
+    assert echoed.stdout == b"abc" * 300_000
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_process(["sleep", "30"], b"", 0.5)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -10,7 +10,7 @@ from pathlib import Path
 from promptlab.errors import ExperimentError, ScorerError
 from promptlab.experiments.scorers._base import ScoreInput, Scorer, ScorerSpec
 from promptlab.experiments.scorers._verdict import parse_verdict
-from promptlab.providers.command import run_process
+from promptlab.providers.command import OutputTooLarge, run_process
 
 
 class PythonScorer(Scorer):
@@ -88,6 +88,9 @@ class CommandScorer(Scorer):
             raise ScorerError(f"command {argv[0]!r} not found") from exc
         except subprocess.TimeoutExpired as exc:
             raise ScorerError(f"command {argv[0]!r} timed out after {timeout:g}s") from exc
+        except OutputTooLarge as exc:
+            raise ScorerError(f"command {argv[0]!r} {exc} and was stopped; a scorer prints a "
+                              "verdict or a number") from exc
         if proc.returncode != 0:
             lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
             detail = f": {lines[-1]}" if lines else ""
