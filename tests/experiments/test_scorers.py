@@ -73,11 +73,26 @@ def test_regex_and_flags() -> None:
     assert dynamic(inp("v2", expected="v2")) is True
 
 
+def test_a_regex_that_backtracks_forever_is_a_scorer_error_not_a_hang() -> None:
+    """`(a|aa)+b` against 60 a's takes the standard `re` longer than anyone waits (and
+    holds off Ctrl-C); the regex scorer gives up after its time limit, for that cell."""
+    import time
+
+    from promptlab.experiments.scorers._match import Regex
+
+    s = scorer({"name": "r", "type": "regex", "value": "(a|aa)+b"})
+    started = time.monotonic()
+    with pytest.raises(ScorerError, match=r"ran past 1s on this output \(it backtracks"):
+        s(inp("a" * 60))
+    assert time.monotonic() - started < Regex.TIME_LIMIT_S + 10
+    assert s(inp("aaab")) is True  # the same pattern on an output it can decide
+
+
 def test_broken_regex_fails_at_load_time_and_dynamic_one_per_cell() -> None:
     with pytest.raises(ScorerError) as info:
         parse_scorer({"name": "r", "type": "regex", "value": "[a-"}, 2, "exp.toml")
     assert str(info.value) == ("exp.toml: [[scorers]] 'r': invalid regular expression '[a-': "
-                               "unterminated character set at position 0")
+                               "unterminated character set at position 3")
     dynamic = scorer({"name": "r", "type": "regex", "value": "{{ expected }}"})
     with pytest.raises(ScorerError, match="invalid regular expression"):
         dynamic(inp("x", expected="(("))

@@ -154,7 +154,7 @@ def test_load_by_path(exp_project, toml, rows, tmp_path: Path) -> None:
     ('prompt = "code-review"\n[variants]\nv1 = 1\n[[scorers]]\nname = "a"\ntype = "regex"\n'
      'value = "(unclosed"\n',
      "experiments/ab.toml: [[scorers]] 'a': invalid regular expression '(unclosed': "
-     "missing ), unterminated subpattern at position 0"),
+     "missing ) at position 9"),
     ('prompt = "code-review"\n[variants]\nv1 = 1\n[[scorers]]\nname = "a"\ntype = "regex"\n'
      'value = "x"\nflags = "q"\n',
      "experiments/ab.toml: [[scorers]] 'a': 'flags' must be letters from 'imsx', got 'q'"),

@@ -70,13 +70,19 @@ class IContains(Contains):
 
 
 class Regex(Scorer):
-    """True when `value` (a Python regular expression) matches anywhere in the output."""
+    """True when `value` (a Python regular expression) matches anywhere in the output.
+
+    Matched by the `regex` package (its version 0 behaviour is the standard `re`'s), which
+    can stop a match: one that runs past TIME_LIMIT_S on an output (a pattern that
+    backtracks catastrophically, such as `(a|aa)+b`) is that cell's scorer error, where `re`
+    would hang the run beyond the reach of Ctrl-C."""
 
     type = "regex"
     keys = frozenset({"flags"})
     needs_value = True
-    _FLAGS: ClassVar[dict[str, int]] = {"i": re.IGNORECASE, "m": re.MULTILINE,
-                                        "s": re.DOTALL, "x": re.VERBOSE}
+    TIME_LIMIT_S = 1.0
+    _FLAGS: ClassVar[dict[str, str]] = {"i": "IGNORECASE", "m": "MULTILINE", "s": "DOTALL",
+                                        "x": "VERBOSE"}
 
     @classmethod
     def validate(cls, spec: ScorerSpec) -> None:
@@ -87,21 +93,23 @@ class Regex(Scorer):
             cls._compile(spec.value, flags, spec.where)
 
     @classmethod
-    def _flags(cls, spec: ScorerSpec) -> int:
+    def _flags(cls, spec: ScorerSpec) -> str:
         letters = spec.options.get("flags", "")
         if not isinstance(letters, str) or any(c not in cls._FLAGS for c in letters):
             raise ExperimentError(f"{spec.where}: 'flags' must be letters from 'imsx', "
                                   f"got {letters!r}")
-        result = 0
-        for c in letters:
-            result |= cls._FLAGS[c]
-        return result
+        return letters
 
-    @staticmethod
-    def _compile(pattern: Any, flags: int, where: str) -> re.Pattern[str]:
+    @classmethod
+    def _compile(cls, pattern: Any, letters: str, where: str) -> Any:
+        import regex  # (here: ~10 ms that only a regex scorer needs)
+
+        flags = 0
+        for c in letters:
+            flags |= getattr(regex, cls._FLAGS[c])
         try:
-            return re.compile(str(pattern), flags)
-        except re.error as exc:
+            return regex.compile(str(pattern), flags | regex.VERSION0)
+        except regex.error as exc:
             raise ScorerError(f"{where}: invalid regular expression {pattern!r}: {exc}") from exc
 
     def __init__(self, spec: ScorerSpec, runtime: ScorerRuntime | None = None):
@@ -116,7 +124,13 @@ class Regex(Scorer):
 
     def score(self, inp: ScoreInput) -> bool:
         pattern = self.pattern or self._compile(self._dynamic_pattern(inp), self.flags, "regex")
-        return pattern.search(inp.output) is not None
+        try:
+            return pattern.search(inp.output, timeout=self.TIME_LIMIT_S) is not None
+        except TimeoutError as exc:
+            raise ScorerError(
+                f"regular expression {pattern.pattern!r} ran past {self.TIME_LIMIT_S:g}s on this "
+                "output (it backtracks catastrophically: avoid nested repeats such as (a+)+ or "
+                "(a|aa)+)") from exc
 
 
 _FENCE = re.compile(r"^```[A-Za-z0-9_-]*\s*\n(.*?)\n?```\s*$", re.DOTALL)
