@@ -166,7 +166,8 @@ class OutputTooLarge(Exception):
     """A command wrote more than its limit to `stream` (stdout or stderr), and was stopped."""
 
     def __init__(self, stream: str, limit: int):
-        super().__init__(f"wrote more than {limit // (1 << 20)} MB to {stream}")
+        size = f"{limit >> 20} MB" if limit >= 1 << 20 else f"{limit:,} bytes"
+        super().__init__(f"wrote more than {size} to {stream}")
         self.stream, self.limit = stream, limit
 
 
