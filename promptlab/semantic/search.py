@@ -253,8 +253,7 @@ def _knn_by_worker(store: Any, worker: Any, model: Embedder, text: str, vector: 
 
         vector = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
     cache = text if text and (new_text or worker.embeds_query) else None
-    answer = worker.knn(Job(where, list(params), depth, exclude, vector, changed, cache))
-    return None if answer is None else answer[0]  # (the helper caches the query's vector)
+    return worker.knn(Job(where, list(params), depth, exclude, vector, changed, cache))
 
 
 def _finish(log_dir: Path, text: str, mode: str, fts_ranked: list[tuple[int, float]],

@@ -17,9 +17,8 @@ looks like a semantic search, and the helper:
      vectors;
   3. on `knn` (the filters as SQL, how many, and whether the parent changed the vectors
      meanwhile: remapped them, or embedded a few new calls), runs the same
-     `VectorStore.knn` a search runs in-process, answers the ranking and the query's
-     vector, and then keeps that vector for the next search of the same text (while the
-     parent prints).
+     `VectorStore.knn` a search runs in-process, answers the ranking, and then keeps the
+     query's vector for the next search of the same text (while the parent prints).
 
 The parent never imports numpy on this path. It does everything that decides what may be
 searched (index sync, model check, the calls embedded on the fly), and the helper only
@@ -92,7 +91,7 @@ def serve(request: int, answer: int) -> None:
             store.forget_bits()
         vector = np.frombuffer(vector, dtype=np.float32) if isinstance(vector, bytes) else vector
         ranked = store.knn(vector, job.depth, job.where, job.params, exclude=job.exclude)
-        _send(answer, (ranked, np.ascontiguousarray(vector, dtype=np.float32).tobytes()))
+        _send(answer, ranked)
         if job.cache is not None:
             # after the answer, while the parent prints: the search text's vector for the
             # next search of it (best effort: a busy index is not waited for long)
@@ -162,9 +161,9 @@ class SearchWorker:
         with contextlib.suppress(OSError):
             _send(self._request, ids)
 
-    def knn(self, job: Job) -> tuple[list[tuple[int, float]], bytes] | None:
-        """The helper's ranking for `job` and the query's vector (float32 bytes), or None
-        when it failed (the caller searches itself)."""
+    def knn(self, job: Job) -> list[tuple[int, float]] | None:
+        """The helper's ranking for `job`, or None when it failed (the caller searches
+        itself)."""
         try:
             _send(self._request, job)
             os.close(self._request)
