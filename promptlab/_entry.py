@@ -90,6 +90,11 @@ def _fork_warm() -> None:
             os.close(fd)
         return
     if pid == 0:  # the helper: never returns
+        import gc
+
+        # A process that lives for one search and ends with os._exit: the cycle collector
+        # would only run during its imports (numpy's: ~8 % faster without it, measured).
+        gc.disable()
         code = 1
         try:
             os.close(request_w)

@@ -137,3 +137,51 @@ def test_token_counts_outside_the_model_are_refused() -> None:
         model.hidden([])
     with pytest.raises(ValueError, match="word pieces"):
         model.hidden([100] * 513)
+
+
+def test_products_on_two_threads_give_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The helper thread changes where a half is multiplied, never the result: the same
+    bits on one core, on two, and from calls made at once on several threads (one has the
+    helper, the others compute both halves themselves)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = querymodel.query_model(shipped_model(), DEFAULT_MODEL_SHA256)
+    rng = np.random.default_rng(5)
+    texts = [[101, *rng.integers(1000, 20000, n).tolist(), 102] for n in (1, 8, 30, 126)]
+    threaded = [model.hidden(ids) for ids in texts]
+    assert model._helper is not None  # (this machine has more than one core)
+    monkeypatch.setattr(querymodel.os, "cpu_count", lambda: 1)
+    alone = [model.hidden(ids) for ids in texts]
+    monkeypatch.undo()
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(model.hidden, texts * 4))
+    for i, ids in enumerate(texts):
+        assert np.array_equal(threaded[i], alone[i]), len(ids)
+        for j in range(4):
+            assert np.array_equal(together[4 * j + i], threaded[i]), len(ids)
+
+
+@pytest.mark.parametrize("where", ["query-model", "caller"])
+def test_a_failing_half_leaves_the_helper_ready(where: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error in either half (on the helper thread, or the caller's) is raised to the
+    caller, and the next call gets its own answer, not one left over from the failure."""
+    import threading
+
+    model = querymodel.query_model(shipped_model(), DEFAULT_MODEL_SHA256)
+    good = model.hidden([101, 2054, 102])
+    real = np.matmul
+
+    def failing(*args, **kwargs):
+        on_helper = threading.current_thread().name == "query-model"
+        if on_helper == (where == "query-model"):
+            raise FloatingPointError(f"boom on {where}")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(np, "matmul", failing)
+    with pytest.raises(FloatingPointError, match=f"boom on {where}"):
+        model.hidden([101, 2054, 102])
+    monkeypatch.undo()
+    assert np.array_equal(model.hidden([101, 2054, 102]), good)
+    assert np.array_equal(model.hidden([101, 2054, 2003, 102]),
+                          querymodel.QueryModel(model.a).hidden([101, 2054, 2003, 102]))
