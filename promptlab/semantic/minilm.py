@@ -16,7 +16,10 @@ built here from the same weights, once per machine:
     Gemm per product that also adds the zero-point correction and the bias;
   - quantises the rounding error a second time (~16-bit activations) where agreement needs
     it: the attention input of layers 0-2, the GELU output of layer 0 (FINE_*);
-  - attends in float32 in onnxruntime's MultiHeadAttention kernel;
+  - attends in float32 in onnxruntime's MultiHeadAttention kernel, without a mask: the
+    graph takes no attention_mask, and every run holds texts of one length, so nothing is
+    padded (LocalEmbedder groups them; ~10 % faster than masked runs of 4 sorted texts,
+    measured);
   - looks up embedding rows in int8 (the shipped graph dequantises the whole 30,522-row
     table on every run), and drops the shipped graph's NaN guards after the softmax (no row
     is ever fully masked: every text has at least [CLS] and [SEP]).
@@ -43,7 +46,7 @@ import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
-BUILD = "int8mm-v4"  # change when the graph built below changes: a new cache file
+BUILD = "int8mm-v5"  # change when the graph built below changes: a new cache file
 HEADS = 12
 # A second uint8 pass over the rounding error of the first (~16-bit activations) where
 # agreement needs it most: the query/key/value input of the first three layers (attention
@@ -334,7 +337,6 @@ def build(source: Path) -> bytes:
     tokens = node("Slice", [node("Shape", [h], "rows.shape"), "c.zero", "c.one"], "tokens")
     node("Expand", [const("c.f1col", np.ones((1, 1), np.float32)),
                     node("Concat", [tokens, "c.one"], "ones.shape", axis=0)], "ones")
-    mask = node("Cast", ["attention_mask"], "mask.i32", to=TensorProto.INT32)
     batch_and_length = node("Slice", [shape, "c.zero", "c.two"], "shape.bs")
     node("Concat", [batch_and_length, const("c.w", np.array([width], np.int64))],
          "c.shape", axis=0)
@@ -348,7 +350,7 @@ def build(source: Path) -> bytes:
         x = quantize(h, width, f"{p}.qkv", OUTLIERS_QKV[layer], fine=layer in FINE_QKV)
         heads = [node("Reshape", [product(x, w, f"{p}.{n}"), "c.shape"], f"{p}.{n}3")
                  for n, w in (("q", q), ("k", k), ("v", v))]
-        context = node("MultiHeadAttention", [*heads, "", mask], f"{p}.attn",
+        context = node("MultiHeadAttention", heads, f"{p}.attn",
                        domain="com.microsoft", num_heads=HEADS)
         context = node("Reshape", [context, "c.rows"], f"{p}.ctx")
         y = product(quantize(context, width, f"{p}.ao"), attn_out, f"{p}.ao")
@@ -377,8 +379,7 @@ def build(source: Path) -> bytes:
     batch_seq = ["batch", "sequence"]
     new = helper.make_graph(
         nodes, "all-MiniLM-L6-v2-int8mm",
-        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, batch_seq),
-         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, batch_seq)],
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, batch_seq)],
         [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT,
                                        [*batch_seq, width])],
         inits)

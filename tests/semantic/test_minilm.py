@@ -45,6 +45,33 @@ def test_vectors_agree_with_the_shipped_graph(model: LocalEmbedder) -> None:
     assert float(alone @ new[0]) > 0.99999
 
 
+def test_texts_of_one_length_per_run_nothing_padded(model: LocalEmbedder) -> None:
+    """The built graph takes no attention mask: every run holds texts of one length, so
+    no run has padding, and a text's vector is the one it has alone."""
+    texts = ["refund", "where is my parcel", "the invoice was charged twice this month",
+             "cancel", "reset my password please", "refund", "shipping to Canada",
+             "a much longer text about the order that never arrived and the refund " * 3]
+    assert model.embed(texts * 2).shape == (16, 384)  # loads the session
+    assert "attention_mask" not in model._inputs
+    runs: list[np.ndarray] = []
+    session = model._session
+
+    class Spy:
+        def run(self, outputs, feed):  # noqa: ANN001 - onnxruntime's signature
+            runs.append(feed["input_ids"])
+            return session.run(outputs, feed)
+
+    model._session = Spy()
+    try:
+        together = model.embed(texts)
+    finally:
+        model._session = session
+    assert runs and all((ids != 0).all() for ids in runs)  # [PAD] is id 0
+    assert sum(len(ids) for ids in runs) == len(texts)
+    for i, text in enumerate(texts):
+        assert float(_batch(model, text) @ together[i]) > 0.99999, text
+
+
 def test_built_once_into_the_cache_and_reused(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROMPTLAB_CACHE_DIR", str(tmp_path / "cache"))
