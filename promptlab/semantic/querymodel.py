@@ -20,20 +20,11 @@ named for the source file's sha256 and BUILD, built once from the shipped file w
 not read, so a search touches only the rows of the word table its query uses. Matrices are
 stored as (out, in), PyTorch's layout, and multiplied as W @ x.T with the tokens as
 columns: ~1.5x faster than x @ W for a handful of tokens (OpenBLAS, measured).
-
-Each product is computed in two halves by rows; on a machine with more than one core the
-second half runs on a thread of the model's own (numpy lets go of the GIL in the product):
-a few tokens against a 1,536 x 384 matrix are bound by reading the matrix, which two cores
-do faster than one (measured, a 10-word query: 9-10 ms against 12 ms for the whole
-forward pass). The halves are contiguous rows of the mapped matrix, nothing is copied,
-and they are the same halves on any machine, so a text's vector does not depend on the
-cores (OpenBLAS sums a half's rows in another order than the whole matrix's: ~1e-6 apart).
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -145,8 +136,6 @@ class QueryModel:
         self.a = arrays
         self.layers = len(arrays["qkv_w"])
         self.width = int(arrays["type0"].shape[0])
-        self._helper: _Helper | None = None  # the thread of the products' second halves
-        self._split = threading.Lock()  # held by the one `hidden` call that has the helper
 
     @classmethod
     def load(cls, folder: Path) -> QueryModel:
@@ -167,59 +156,22 @@ class QueryModel:
         h = (a["word_q"][ids].astype(np.float32) * a["word_scale"][ids, None]
              + a["type0"] + a["position"][:n]).T
         h = _norm(h, a["norm_g"][0], a["norm_b"][0])
-        # one call at a time has the helper thread (the others compute both halves)
-        threaded = (os.cpu_count() or 1) > 1 and self._split.acquire(blocking=False)
-        try:
-            return self._layers(h, n, threaded)
-        finally:
-            if threaded:
-                self._split.release()
-
-    def _layers(self, h: Any, n: int, threaded: bool) -> Any:
-        import numpy as np
-
-        a, width = self.a, self.width
-
-        def product(w: Any, x: Any) -> Any:
-            return self._product(w, x, threaded)
-
         head = width // HEADS
         scale = np.float32(1 / np.sqrt(head))
         for layer in range(self.layers):
-            qkv = product(a["qkv_w"][layer], h) + a["qkv_b"][layer][:, None]  # (3 width, tokens)
+            qkv = a["qkv_w"][layer] @ h + a["qkv_b"][layer][:, None]  # (3 width, tokens)
             q, k, v = (qkv[i * width:(i + 1) * width].reshape(HEADS, head, n) for i in range(3))
             scores = (q.transpose(0, 2, 1) @ k) * scale  # (heads, tokens, tokens)
             scores = np.exp(scores - scores.max(axis=2, keepdims=True))
             scores /= scores.sum(axis=2, keepdims=True)
             context = (v @ scores.transpose(0, 2, 1)).reshape(width, n)
-            y = product(a["out_w"][layer], context) + a["out_b"][layer][:, None]
+            y = a["out_w"][layer] @ context + a["out_b"][layer][:, None]
             h1 = _norm(y + h, a["norm_g"][1 + 2 * layer], a["norm_b"][1 + 2 * layer])
-            f = product(a["ff_in_w"][layer], h1) + a["ff_in_b"][layer][:, None]
+            f = a["ff_in_w"][layer] @ h1 + a["ff_in_b"][layer][:, None]
             f = _gelu(f)
-            y = product(a["ff_out_w"][layer], f) + a["ff_out_b"][layer][:, None]
+            y = a["ff_out_w"][layer] @ f + a["ff_out_b"][layer][:, None]
             h = _norm(y + h1, a["norm_g"][2 + 2 * layer], a["norm_b"][2 + 2 * layer])
         return np.ascontiguousarray(h.T)
-
-    def _product(self, w: Any, x: Any, threaded: bool) -> Any:
-        """w @ x in two halves of w's rows, the second on the helper thread when
-        `threaded` (see the module docstring)."""
-        import numpy as np
-
-        rows = len(w)
-        out = np.empty((rows, x.shape[1]), dtype=np.result_type(w, x))
-        half = rows // 2
-        if not threaded:
-            np.matmul(w[half:], x, out=out[half:])
-            np.matmul(w[:half], x, out=out[:half])
-            return out
-        if self._helper is None:
-            self._helper = _Helper()
-        done = self._helper.start(np.matmul, w[half:], x, out[half:])
-        try:
-            np.matmul(w[:half], x, out=out[:half])
-        finally:
-            done()  # always: the helper's answer must not be left for the next product
-        return out
 
 
 def _norm(h: Any, gamma: Any, beta: Any) -> Any:
@@ -242,36 +194,3 @@ def _gelu(x: Any) -> Any:
         poly = poly * t + np.float32(coefficient)
     erf = np.float32(1) - poly * t * np.exp(-z * z)
     return np.float32(0.5) * x * (np.float32(1) + np.copysign(erf, x))
-
-
-class _Helper:
-    """One daemon thread that runs a function call handed to it while the caller does
-    other work (concurrent.futures would cost its import, ~8 ms, in a search process)."""
-
-    def __init__(self) -> None:
-        import queue
-
-        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._results: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        threading.Thread(target=self._serve, name="query-model", daemon=True).start()
-
-    def start(self, fn: Any, *args: Any) -> Any:
-        """Run fn(*args) on the thread; returns the function that waits for it (and raises
-        what it raised)."""
-        self._jobs.put((fn, args))
-
-        def wait() -> None:
-            error = self._results.get()
-            if error is not None:
-                raise error
-
-        return wait
-
-    def _serve(self) -> None:
-        while True:
-            fn, args = self._jobs.get()
-            try:
-                fn(*args)
-                self._results.put(None)
-            except BaseException as exc:  # handed to the waiting caller
-                self._results.put(exc)

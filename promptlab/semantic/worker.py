@@ -9,12 +9,12 @@ looks like a semantic search, and the helper:
 
   1. imports numpy while the parent imports its command line;
   2. on `begin` (index.db's path, and the query: the embedder spec to embed it with, or
-     its cached vector), opens the store and maps the sign bits on a thread
-     (VectorStore.load_bits: a snapshot file beside index.db; their pages touched) while
-     it loads the model, and the parent encodes the query (word pieces: the tokenizer
-     needs no numpy); then it embeds the word pieces the parent sends and measures the
-     Hamming distance to every stored vector (VectorStore.hamming), while the parent syncs
-     the index and checks the stored vectors;
+     its cached vector), maps the sign bits (VectorStore.load_bits: a snapshot file beside
+     index.db; its pages are touched on a thread) and loads the model, while the parent
+     encodes the query (word pieces: the tokenizer needs no numpy); then it embeds the word
+     pieces the parent sends and measures the Hamming distance to every stored vector
+     (VectorStore.hamming), while the parent syncs the index and checks the stored
+     vectors;
   3. on `knn` (the filters as SQL, how many, and whether the parent changed the vectors
      meanwhile: remapped them, or embedded a few new calls), runs the same
      `VectorStore.knn` a search runs in-process, answers the ranking, and then keeps the
@@ -53,23 +53,28 @@ def serve(request: int, answer: int) -> None:
     begin = _recv(request)
     if begin is None:
         return
+    import threading
+
     import numpy as np
 
+    from promptlab.index.vectors import EXACT_MAX, VectorStore
     from promptlab.semantic.embedders import load_embedder
 
     path, spec, vector = begin
-    # the store is opened, and its sign bits mapped, on a thread while the model loads
-    # and embeds the query (SQLite, the page faults and numpy let go of the GIL)
-    opening = _Opening(path)
-    if spec is not None:  # the query's word pieces follow
-        embedder = load_embedder(spec, verify=False)
-        embedder.prepare(1)
-        ids = _recv(request)
-        if ids is None:
-            return
-        vector = embedder.embed_ids(ids)[0]
-    store, coarse = opening.result()
-    with store:
+    with VectorStore(path) as store:
+        coarse = store.count() > EXACT_MAX
+        if coarse:
+            # the snapshot, mapped (or read once, and written for next time); its pages
+            # are mapped in by a thread while the query is embedded
+            bits, vids = store.load_bits()
+            threading.Thread(target=_touch, args=(bits, vids), daemon=True).start()
+        if spec is not None:  # the query's word pieces follow
+            embedder = load_embedder(spec, verify=False)
+            embedder.prepare(1)
+            ids = _recv(request)
+            if ids is None:
+                return
+            vector = embedder.embed_ids(ids)[0]
         if coarse and vector is not None:
             # the pass over every sign bit (the search's `knn` reuses it), while the parent
             # syncs the index and checks the vectors
@@ -93,44 +98,6 @@ def serve(request: int, answer: int) -> None:
             with contextlib.suppress(Exception):
                 store.conn.set_busy_timeout(CACHE_WAIT_MS)
                 store.cache_query(job.cache, vector)
-
-
-class _Opening:
-    """VectorStore(path) on a thread, with its sign bits mapped and their pages touched
-    when the search will read them all (`coarse`: past EXACT_MAX); `result` waits for it."""
-
-    def __init__(self, path: str):
-        import threading
-
-        self._path = path
-        self._store: Any = None
-        self._coarse = False
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._open, name="open-store", daemon=True)
-        self._thread.start()
-
-    def _open(self) -> None:
-        from promptlab.index.vectors import EXACT_MAX, VectorStore
-
-        try:
-            store = VectorStore(self._path)
-            try:
-                self._coarse = store.count() > EXACT_MAX
-                if self._coarse:
-                    _touch(*store.load_bits())
-            except BaseException:
-                store.close()
-                raise
-            self._store = store
-        except BaseException as exc:  # raised again in the serving thread
-            self._error = exc
-
-    def result(self) -> tuple[Any, bool]:
-        """(the open VectorStore, whether the search is coarse)."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._store, self._coarse
 
 
 def _touch(*arrays: Any) -> None:
