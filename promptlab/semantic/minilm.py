@@ -24,12 +24,12 @@ built here from the same weights, once per machine:
     table on every run), and drops the shipped graph's NaN guards after the softmax (no row
     is ever fully masked: every text has at least [CLS] and [SEP]).
 
-Measured on 2 shared cores: 2.06x the shipped graph's calls per CPU-second (same run;
-1.1-1.2x the previous build, v3, which kept the query/key/value product in float32);
+Measured on 2 shared cores: 2.54x the shipped graph's calls per CPU-second (same run;
+through embed_log 1.13-1.18x the previous build, v4, which took a mask and padded its runs);
 a session that loads in ~25 ms of CPU and answers its first query in ~3 ms (the shipped
 graph needs either ~170 ms of optimisation at load or ~65 ms more on its first run).
 Vectors agree with the shipped graph's to cosine >= 0.999 on every one of the 5,216 texts
-of the retrieval set (lowest 0.99939; tests/semantic/test_minilm.py checks 80 of them), so
+of the retrieval set (lowest 0.99947; tests/semantic/test_minilm.py checks 80 of them), so
 they keep its model id: see docs/search.md.
 
 The built file is cached under `cache_dir()` keyed by the source file's sha256 and BUILD,
