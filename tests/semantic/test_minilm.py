@@ -57,7 +57,7 @@ def test_texts_of_one_length_per_run_nothing_padded(model: LocalEmbedder) -> Non
     session = model._session
 
     class Spy:
-        def run(self, outputs, feed):  # noqa: ANN001 - onnxruntime's signature
+        def run(self, outputs: object, feed: dict[str, np.ndarray]) -> object:
             runs.append(feed["input_ids"])
             return session.run(outputs, feed)
 
