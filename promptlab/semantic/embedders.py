@@ -19,7 +19,6 @@ mixed), a `max_chars` budget for the text of one entry, and `embed(texts)`.
 
 from __future__ import annotations
 
-import itertools
 import os
 import threading
 import time
@@ -331,13 +330,17 @@ class LocalEmbedder(Embedder):
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]))
         workers = min(os.cpu_count() or 1, -(-len(order) // 8))
         size = max(1, min(self.batch_size, -(-len(order) // workers)))
-        if "attention_mask" in self._inputs:
-            chunks = [order[start:start + size] for start in range(0, len(order), size)]
-        else:  # a graph that attends to every token it is given (the built one): no padding
-            chunks = [group[start:start + size]
-                      for group in (list(g) for _, g in itertools.groupby(
-                          order, key=lambda i: len(encodings[i])))
-                      for start in range(0, len(group), size)]
+        # A graph without a mask (the built one) attends to every token it is given: its
+        # runs hold texts of one length, so nothing is padded.
+        one_length = "attention_mask" not in self._inputs
+        chunks: list[list[int]] = []
+        for i in order:
+            last = chunks[-1] if chunks else None
+            if last is None or len(last) == size or (
+                    one_length and len(encodings[last[0]]) != len(encodings[i])):
+                chunks.append([i])
+            else:
+                last.append(i)
         out: list[Any] = [None] * len(encodings)
 
         def run(chunk: list[int]) -> None:
