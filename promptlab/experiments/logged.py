@@ -57,7 +57,7 @@ def _from_index(log_dir: Path, experiment: str) -> list[LoggedCell]:
         index.sync()
         rows = index.conn.execute(
             f"SELECT {', '.join(_COLUMNS)}, (SELECT group_concat(name, char(31)) FROM scores "
-            "WHERE scores.entry_rowid = entries.rowid AND source = 'entry') FROM entries "
+            "WHERE scores.entry_rowid = entries.rowid AND own = 1) FROM entries "
             "WHERE experiment = ? AND coalesce(kind, 'llm') = 'llm' ORDER BY timestamp, rowid",
             (experiment,)
         ).fetchall()

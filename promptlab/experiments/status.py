@@ -47,10 +47,10 @@ _UNIT = "coalesce(nullif(e.unit_id, ''), e.item_id)"
 _CELLS = "entries e WHERE e.experiment = :exp AND e.kind = 'llm'"
 _RUNNER_OK = "e.status = 'ok' AND nullif(e.run_id, '') IS NOT NULL"
 _MISSING = (f"CASE WHEN {_RUNNER_OK} THEN NOT EXISTS (SELECT 1 FROM scores s "
-            "WHERE s.entry_rowid = e.rowid AND s.name = :s{i} AND s.source = 'entry') "
+            "WHERE s.entry_rowid = e.rowid AND s.name = :s{i} AND s.own = 1) "
             "ELSE 0 END")
 _OWN_SCORES = ("(SELECT count(DISTINCT s.name) FROM scores s WHERE s.entry_rowid = e.rowid "
-               "AND s.name IN ({names}) AND s.source = 'entry')")
+               "AND s.name IN ({names}) AND s.own = 1)")
 
 
 def _status_from_index(exp: Experiment, log_dir: Path) -> dict[str, Any]:

@@ -43,6 +43,9 @@ scores       one row per (scored entry, score name). WITHOUT ROWID, key (entry_r
                                 per-version and per-variant aggregates need no join
     unit TEXT                   the scored entry's randomisation unit,
                                 COALESCE(unit_id, item_id, id) (migration 007)
+    own INTEGER                 1 when the entry's own `scores` hold this name — also after
+                                feedback replaced the value (source 'feedback'); 0 for a
+                                name only feedback gave (migration 010)
     Feedback entries are folded onto their target: a feedback score replaces the entry's own
     score of the same name, and among feedback entries the latest (greatest feedback id,
     ULIDs sort by time) wins. Feedback whose target is not indexed yet waits in
@@ -95,7 +98,9 @@ score_unit_rollup  each score per (prompt_id, prompt_version, name, unit) of the
 files        one row per JSONL file: name, dev, inode, size, mtime_ns, offset (bytes ingested,
              always at a line end), head (first bytes, to notice a rewritten file), lines,
              malformed.
-meta         key/value: 'next_rowid', 'fts_stale', 'reindex_needed', 'score_unit_rollup_stale'.
+meta         key/value: 'next_rowid', 'fts_stale', 'reindex_needed', 'score_unit_rollup_stale',
+             'own_scores_unread' (migration 010 could not tell from the index whether a
+             feedback row replaced an own score: the next sync reads those entries' lines).
 
 Indexes on entries: id (unique), ts, (prompt_id, prompt_version, ts), (model, ts),
 (experiment, variant, run_id, prompt_version, kind, status, timestamp, unit_id, item_id)
@@ -509,6 +514,17 @@ def _m009_score_unit_rollup(conn: sqlite3.Connection) -> None:
     conn.execute(f"INSERT INTO score_unit_rollup {score_unit_rollup_select_sql()}")
 
 
+def _m010_own_scores(conn: sqlite3.Connection) -> None:
+    """Which score names an entry's own line carries, whatever feedback did to the values:
+    `experiment status` counts a runner cell without its own score as a scorer failure."""
+    conn.execute("ALTER TABLE scores ADD COLUMN own INTEGER NOT NULL DEFAULT 0")
+    conn.execute("UPDATE scores SET own = 1 WHERE source = 'entry'")
+    # A 'feedback' row may have replaced an own score: only the entry's line can tell, and
+    # the JSONL files are the sync's business (Syncer reads them while the flag is up).
+    if conn.execute("SELECT 1 FROM scores WHERE source = 'feedback' LIMIT 1").fetchone():
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('own_scores_unread', 1)")
+
+
 @dataclass(frozen=True)
 class Migration:
     name: str
@@ -524,6 +540,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("007_score_units", _m007_score_units),
     Migration("008_unit_rollup", _m008_unit_rollup),
     Migration("009_score_unit_rollup", _m009_score_unit_rollup),
+    Migration("010_own_scores", _m010_own_scores),
 )
 
 

@@ -62,14 +62,15 @@ _INSERT_ENTRY = (
 )
 _SCORE_COLS = (
     "entry_rowid, entry_id, name, value, is_bool, source, feedback_id, "
-    "prompt_id, prompt_version, experiment, variant, unit"
+    "prompt_id, prompt_version, experiment, variant, unit, own"
 )
 _INSERT_OWN_SCORE = (
-    f"INSERT INTO scores ({_SCORE_COLS}) VALUES (?, ?, ?, ?, ?, 'entry', NULL, ?, ?, ?, ?, ?) "
+    f"INSERT INTO scores ({_SCORE_COLS}) VALUES (?, ?, ?, ?, ?, 'entry', NULL, ?, ?, ?, ?, ?, 1) "
     "ON CONFLICT (entry_rowid, name) DO NOTHING"
 )
+# Feedback replaces a value and keeps `own`: the entry's line still carries its own score.
 _FOLD_FEEDBACK = (
-    f"INSERT INTO scores ({_SCORE_COLS}) VALUES (?, ?, ?, ?, ?, 'feedback', ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO scores ({_SCORE_COLS}) VALUES (?, ?, ?, ?, ?, 'feedback', ?, ?, ?, ?, ?, ?, 0) "
     "ON CONFLICT (entry_rowid, name) DO UPDATE SET value = excluded.value, "
     "is_bool = excluded.is_bool, source = 'feedback', feedback_id = excluded.feedback_id "
     "WHERE scores.source = 'entry' OR scores.feedback_id < excluded.feedback_id"
@@ -115,6 +116,7 @@ _SCORE_UNITS_CLEAR = ("DELETE FROM score_unit_rollup WHERE (prompt_id, prompt_ve
 _SCORE_UNITS_REDO = ("INSERT INTO score_unit_rollup "
                      + score_unit_rollup_select_sql("temp.touched_units"))
 _SCORE_UNITS_STALE = "score_unit_rollup_stale"
+_OWN_SCORES_UNREAD = "own_scores_unread"
 
 
 def unit_rollup_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -266,6 +268,8 @@ class Syncer:
         stats = SyncStats()
         if self._meta("reindex_needed"):
             self.clear()
+        if self._meta(_OWN_SCORES_UNREAD):
+            self._in_transaction(self._read_own_scores)
         names = list_log_files(self.log_dir)
         known = {
             row[0]: row[1:]
@@ -763,6 +767,21 @@ class Syncer:
             entry = self.read_entry(fid, off, length)
             if entry is not None:
                 self._fold(target, feedback_id, entry.get("scores"))
+
+    def _read_own_scores(self) -> None:
+        """Set `own` on the feedback rows that replaced an entry's own score, from the
+        entries' lines (migration 010 left them at 0 and put the flag up)."""
+        if not self._meta(_OWN_SCORES_UNREAD):
+            return  # another process did it meanwhile
+        for rowid, file_id, offset, length in self.conn.execute(
+            "SELECT e.rowid, e.file_id, e.offset, e.length FROM entries e WHERE e.rowid IN "
+            "(SELECT DISTINCT entry_rowid FROM scores WHERE source = 'feedback')"
+        ).fetchall():
+            entry = self.read_entry(file_id, offset, length)
+            names = [name for name, _, _ in score_rows(entry.get("scores"))] if entry else []
+            self.conn.executemany("UPDATE scores SET own = 1 WHERE entry_rowid = ? AND name = ?",
+                                  [(rowid, name) for name in names])
+        self.conn.execute("DELETE FROM meta WHERE key = ?", (_OWN_SCORES_UNREAD,))
 
     def _recompute_rollup(self, days: Iterable[int]) -> None:
         day_list = ", ".join(str(int(d)) for d in days)

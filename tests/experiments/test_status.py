@@ -94,10 +94,11 @@ def test_index_counts_match_the_reference(exp_project, toml, rows, design) -> No
     assert list(last["scorer_errors"].items()) == [("b", 2), ("a", 1)]
     v1, v2 = status["variants"]
     assert (v1["cells"], v1["errors"], v1["runs"], v1["versions"]) == (5, 1, 2, ["v1"])
-    # The feedback on entry 3 replaced its own score of a, and the index keeps only the
-    # replacement, so it counts as a failure too (the JSONL fallback, which sees the
-    # entry's own scores, does not count it: as before).
-    assert (v2["cells"], v2["units"], v2["scorer_errors"]) == (4, 4, 2)
+    # The feedback on entry 3 replaced the value of its own score a: the scorer did not
+    # fail there, so only entry 2 (b missing) counts — as in the JSONL files.
+    assert (v2["cells"], v2["units"], v2["scorer_errors"]) == (4, 4, 1)
+    assert json.dumps(status) == json.dumps(
+        summarize_status(exp, _from_files(exp_project.log_dir, "ab")))
     if design == "paired":  # only live traffic counts for the split: user-1 | user-2, None
         assert (v1["observed"], v2["observed"]) == (1 / 3, 2 / 3)
     else:  # every cell counts: u1, 2, 3, user-1 | 1, 2, user-2, None
@@ -126,3 +127,46 @@ def test_unusable_index_falls_back_to_the_files(exp_project, toml, rows) -> None
     assert json.dumps(status) == json.dumps(
         summarize_status(exp, _from_files(exp_project.log_dir, "ab")))
     assert status["cells"] == 12
+
+
+def test_an_index_older_than_own_scores_reads_them_from_the_lines(exp_project, toml,
+                                                                   rows) -> None:
+    """An index built before migration 010 cannot tell a feedback row that replaced an own
+    score from one that added a name: the next sync reads the scored entries' lines."""
+    import sqlite3
+
+    from promptlab.index.core import Index
+
+    exp_project.write("ab", toml(scorers=SCORERS), rows)
+    hostile_log(exp_project.log_dir)
+    # feedback that adds a name the entry never had: not an own score
+    with (exp_project.log_dir / "2026-11-27.jsonl").open("a") as fh:
+        fh.write(json.dumps({"v": 1, "id": _ULID.format(17), "timestamp": t(51),
+                             "kind": "feedback", "target": _ULID.format(2),
+                             "scores": {"b": 1}}) + "\n")
+    exp = load_experiment("ab")
+    expected = experiment_status(exp, exp_project.log_dir)
+    assert expected["variants"][1]["scorer_errors"] == 1  # entry 2's b came by feedback
+    with Index(exp_project.log_dir) as index:
+        index.sync()
+        own = index.conn.execute("SELECT entry_id, name, source, own FROM scores "
+                                 "WHERE source = 'feedback' ORDER BY entry_id").fetchall()
+    assert own == [(_ULID.format(2), "b", "feedback", 0), (_ULID.format(3), "a", "feedback", 1)]
+    # make it the index an older promptlab left: no `own` column, nine migrations
+    conn = sqlite3.connect(exp_project.log_dir / "index.db", isolation_level=None)
+    conn.execute("ALTER TABLE scores DROP COLUMN own")
+    conn.execute("DELETE FROM migrations WHERE name = '010_own_scores'")
+    conn.execute("PRAGMA user_version = 9")
+    conn.close()
+    with Index(exp_project.log_dir) as index:  # migrates: the flag is up until a sync
+        assert index.conn.execute(
+            "SELECT value FROM meta WHERE key = 'own_scores_unread'").fetchone() == (1,)
+        assert index.conn.execute(
+            "SELECT count(*) FROM scores WHERE source = 'feedback' AND own = 1"
+        ).fetchone() == (0,)
+    assert json.dumps(experiment_status(exp, exp_project.log_dir)) == json.dumps(expected)
+    with Index(exp_project.log_dir) as index:
+        assert index.conn.execute("SELECT entry_id, name, source, own FROM scores WHERE "
+                                  "source = 'feedback' ORDER BY entry_id").fetchall() == own
+        assert index.conn.execute(
+            "SELECT 1 FROM meta WHERE key = 'own_scores_unread'").fetchone() is None
