@@ -177,6 +177,7 @@ def test_overall_is_the_weighted_mean() -> None:
              parse_scorer({"name": "c", "type": "json_valid", "weight": 0}, 3, "f")]
     assert overall({"a": True, "b": False, "c": True}, specs) == 0.75
     assert overall({"a": True, "c": True}, specs) is None  # b failed to score
+    assert overall({"a": True, "b": False}, specs) == 0.75  # c (weight 0) failing: no matter
 
 
 # -- through the runner ----------------------------------------------------------------------

@@ -3,8 +3,9 @@
 Built in: `equals`, `contains`, `icontains`, `regex`, `json_valid`, `max_latency_ms`,
 `python`, `command`, `llm_judge`. Every scorer takes `name`, `not_` (negate: a bool is
 inverted, a number in [0, 1] becomes 1 - x), `weight` (its share of `overall`, the weighted
-mean written when there are several scorers) and `direction` ("higher" or "lower": which
-way is better, for `compare`). `value` may use Jinja and sees the dataset item:
+mean written when there are several scorers; 0 leaves the scorer out of it — its own score
+is still written and compared, and its failure does not void `overall`) and `direction`
+("higher" or "lower": which way is better, for `compare`). `value` may use Jinja and sees the dataset item:
 `{{ expected }}`, `{{ vars.code }}` or a variable directly (`{{ code }}`); a value that is
 exactly one `{{ expression }}` keeps its type, so a list in `expected` stays a list.
 
