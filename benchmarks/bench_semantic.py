@@ -5,6 +5,9 @@
     python benchmarks/bench_semantic.py --skip-scale          # quality + throughput only
     python benchmarks/bench_semantic.py --keep DIR --skip-quality --scale 100000 \\
         --baseline OLD_TREE                                   # same-run before/after
+        [--baseline-keep DIR]      # DIR/scale-N: its own copies (hard-linked JSONL, a copy
+                                   # of index.db*) when OLD_TREE cannot open this tree's
+                                   # index (an older schema: "built by a newer promptlab")
     python benchmarks/bench_semantic.py --endpoint http://localhost:11434/v1 \\
         --endpoint-model nomic-embed-text                     # also an embedding server
 
@@ -201,7 +204,7 @@ def synth_vectors(real: np.ndarray, n: int, rng: np.random.Generator) -> np.ndar
 
 
 def scale(n: int, real: np.ndarray, folder: Path, baseline: Path | None = None, *,
-          runs: int = 10, plans: bool = True) -> None:
+          runs: int = 10, plans: bool = True, baseline_log_dir: Path | None = None) -> None:
     from promptlab.semantic.embed import RECIPE
     from promptlab.semantic.embedders import DEFAULT_MODEL_ID
 
@@ -244,7 +247,7 @@ def scale(n: int, real: np.ndarray, folder: Path, baseline: Path | None = None, 
     # plans: time and recall of coarse-then-exact against exact
     if plans:
         _plans(db, real, count)
-    _whole_process(log_dir, n, baseline, runs)
+    _whole_process(log_dir, n, baseline, runs, baseline_log_dir)
 
 
 def _plans(db: Path, real: np.ndarray, count: int) -> None:
@@ -298,7 +301,8 @@ def _plain_install(folder: Path) -> tuple[str, str]:
     return str(python), str(script)
 
 
-def _whole_process(log_dir: Path, n: int, baseline: Path | None, searches: int) -> None:
+def _whole_process(log_dir: Path, n: int, baseline: Path | None, searches: int,
+                   baseline_log_dir: Path | None = None) -> None:
     env = _env(log_dir)
     python, script = _plain_install(log_dir.parent)
     search = [script, "logs", "search"]
@@ -318,22 +322,26 @@ def _whole_process(log_dir: Path, n: int, baseline: Path | None, searches: int) 
     # Every command runs through that install's console script, with the source tree on
     # PYTHONPATH: this one, and with --baseline that one too, alternating, so both see the
     # same load.
-    trees = [("", ROOT)] + ([(" [baseline]", baseline)] if baseline else [])
+    # (tag, tree, log folder): a baseline with an older index schema cannot open the index
+    # this tree migrated, and searches a copy of its own (--baseline-log-dir)
+    trees = [("", ROOT, log_dir)] + ([(" [baseline]", baseline, baseline_log_dir or log_dir)]
+                                     if baseline else [])
     for label, make in runs:
-        times: dict[str, list[float]] = {t: [] for t, _ in trees}
-        cpus: dict[str, list[float]] = {t: [] for t, _ in trees}
+        times: dict[str, list[float]] = {t: [] for t, _, _ in trees}
+        cpus: dict[str, list[float]] = {t: [] for t, _, _ in trees}
         peak = dict.fromkeys(times, 0)
         texts = [QUERIES[i % len(QUERIES)] + (f" again {i // len(QUERIES)}" if i >= len(QUERIES)
                                               else "") for i in range(searches)]
         for i, q in enumerate(texts):
             # ABBA: whichever runs first after the other reads index.db pages the page
             # cache may have dropped meanwhile; alternate who pays it
-            for tag, tree in (trees if i % 2 == 0 else trees[::-1]):
-                ms, rss, cpu = _timed(make(f"{q}{tag}"), {**env, "PYTHONPATH": str(tree)})
+            for tag, tree, logs in (trees if i % 2 == 0 else trees[::-1]):
+                ms, rss, cpu = _timed(make(f"{q}{tag}"), {**env, "PYTHONPATH": str(tree),
+                                                          "PROMPTLAB_LOG_DIR": str(logs)})
                 times[tag].append(ms)
                 cpus[tag].append(cpu)
                 peak[tag] = max(peak[tag], rss)
-        for tag, _ in trees:
+        for tag, _, _ in trees:
             print(f"  {label + tag:<52} median {statistics.median(times[tag]):6.0f} ms wall, "
                   f"{statistics.median(cpus[tag]):6.0f} ms CPU   peak RSS "
                   f"{peak[tag] / 1024:,.0f} MB")
@@ -390,6 +398,10 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path,
                         help="a source tree (holding promptlab/) to time beside this one in the "
                              "whole-process runs, e.g. from `git archive OLD promptlab | tar -x`")
+    parser.add_argument("--baseline-keep", type=Path,
+                        help="a folder holding the baseline's own scale-N copies (default: the "
+                             "baseline searches the same folders), for a baseline that cannot "
+                             "open an index this tree migrated")
     parser.add_argument("--skip-graphs", action="store_true",
                         help="skip comparing the built integer graph with the shipped one")
     parser.add_argument("--agreement-n", type=int, default=5180,
@@ -415,7 +427,8 @@ def main() -> None:
         endpoint_throughput(args.endpoint, args.endpoint_model, folder)
     if not args.skip_scale:
         for n in (int(x) for x in args.scale.split(",") if x):
-            scale(n, real, folder, args.baseline, runs=args.runs, plans=not args.skip_plans)
+            scale(n, real, folder, args.baseline, runs=args.runs, plans=not args.skip_plans,
+                  baseline_log_dir=args.baseline_keep and args.baseline_keep / f"scale-{n}")
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
 
