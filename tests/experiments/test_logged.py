@@ -14,7 +14,7 @@ def write_log(folder: Path) -> None:
     lines = [
         {"v": 1, "id": "01M8D49P7P0EZS3T3MR0V3E6ZB", "timestamp": "2026-11-26T23:50:49.308679Z",
          "experiment": "ab", "variant": "v1", "item_id": 3, "repeat": 0, "status": "ok",
-         "run_id": "r1", "prompt_version": "v1", "unit_id": "u3"},
+         "run_id": "r1", "prompt_version": "v1", "unit_id": "u3", "scores": {"a": 1}},
         {"v": 1, "id": "01M8D49P7P0EZS3T3MR0V3E6ZC", "timestamp": "2026-11-26T23:50:50.308679Z",
          "experiment": "ab", "variant": "v2", "item_id": "x", "error": "boom", "run_id": "r2",
          "prompt_version": "v2"},
@@ -22,7 +22,7 @@ def write_log(folder: Path) -> None:
          "experiment": "other", "variant": "v1", "item_id": "x"},
         {"v": 1, "id": "01M8D49P7P0EZS3T3MR0V3E6ZE", "timestamp": "2026-11-26T23:50:52.308679Z",
          "kind": "feedback", "experiment": "ab", "target": "01M8D49P7P0EZS3T3MR0V3E6ZB",
-         "scores": {"good": True}},
+         "scores": {"good": True, "a": 0}},  # replaces the entry's own `a`, adds `good`
     ]
     text = "\n".join(json.dumps(line) for line in lines[:2]) + "\n{torn line\n"
     text += "\n".join(json.dumps(line) for line in lines[2:]) + "\n"
@@ -35,6 +35,8 @@ def test_index_and_files_agree(tmp_path: Path) -> None:
     assert from_files == _from_index(tmp_path / "logs", "ab")
     assert [(c.variant, c.item_id, c.status, c.run_id) for c in from_files] == [
         ("v1", "3", "ok", "r1"), ("v2", "x", "error", "r2")]
+    # the entry's own score names, whatever feedback did to their values
+    assert [c.scores for c in from_files] == [frozenset({"a"}), frozenset()]
     assert logged_cells(tmp_path / "logs", "ab") == from_files
     assert logged_cells(tmp_path / "missing", "ab") == []
 
