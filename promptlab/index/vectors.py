@@ -57,6 +57,11 @@ from promptlab.errors import EmbeddingError, LogIndexError
 
 FORMAT = 1
 EXACT_MAX = 10_000  # candidate vectors searched exactly; beyond: bits first, then exact
+# Host parameters per statement when vids are listed (SQLite refuses more than 999 before
+# 3.32, 32,766 since, by default), and the largest `k` a search takes (more than any index
+# holds; keeps the SQL integers in range).
+VARS_PER_STATEMENT = 900
+MAX_K = 1 << 32
 QUERY_CACHE = 500  # search texts whose vectors are kept
 # The coarse plan, past EXACT_MAX: the Hamming distance of sign bits to every vector keeps
 # the SHORTLIST nearest (at least 100 x k); the query's float values summed over each of
@@ -694,6 +699,7 @@ class VectorStore:
 
         if not self._has_table("vec_items") or k <= 0:
             return []
+        k = min(k, MAX_K)
         query = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
         params = list(params)
         exact_max = EXACT_MAX if exact_max is None else exact_max
@@ -728,16 +734,17 @@ class VectorStore:
                 allowed_vids = np.array(listed.split(",") if listed else [], dtype=np.int64)
             coarse = self._coarse(np.frombuffer(query, dtype=np.float32),
                                   max(rerank, 15 * want), allowed_vids)
-            candidates = coarse
-            marks = ", ".join("?" * len(candidates))
-            rows = self.conn.execute(
-                f"SELECT vid, vec_distance_cosine(embedding, ?) AS d FROM vec_exact "
-                f"WHERE vid IN ({marks})", [query, *candidates]).fetchall()
+            rows = []
+            for start in range(0, len(coarse), VARS_PER_STATEMENT):
+                part = coarse[start:start + VARS_PER_STATEMENT]
+                rows += self.conn.execute(
+                    "SELECT vid, vec_distance_cosine(embedding, ?) AS d FROM vec_exact "
+                    f"WHERE vid IN ({', '.join('?' * len(part))})", [query, *part]).fetchall()
         # vids -> entry rowids, nearest first, dropping vectors whose entry left the index:
         # only as many looked up as the answer needs (each is a random read of two tables)
         ranked = sorted(rows, key=lambda r: r[1])
         out: list[tuple[int, float]] = []
-        step = max(2 * want, 32)
+        step = min(max(2 * want, 32), VARS_PER_STATEMENT)
         for start in range(0, len(ranked), step):
             part = ranked[start:start + step]
             marks = ", ".join("?" * len(part))

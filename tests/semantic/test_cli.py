@@ -48,6 +48,13 @@ def test_embed_then_semantic_and_hybrid_search(log_dir: Path) -> None:
     assert data[0]["bm25"] is not None and data[0]["distance"] is not None
     assert data[1]["bm25"] is None  # found by meaning only
 
+    # a limit beyond any index: every match, no overflow
+    for mode in ("--semantic", "--hybrid"):
+        code, out, err = run("logs", "search", mode, "refund", "--json",
+                             "-n", "99999999999999999999")
+        assert code == 0, err
+        assert len(json.loads(out)) == 5
+
 
 def test_similar(log_dir: Path) -> None:
     write(log_dir, [*SUPPORT, {"user_message": "Reimburse me please",
@@ -56,6 +63,9 @@ def test_similar(log_dir: Path) -> None:
     code, out, err = run("logs", "similar", "last", "-n", "1", "--json")
     assert code == 0, err
     assert json.loads(out)[0]["entry"]["user_message"] == "I'd like a refund for my order"
+    code, out, err = run("logs", "similar", "last", "-n", "99999999999999999999", "--json")
+    assert code == 0, err
+    assert len(json.loads(out)) == 5  # every other embedded call
 
 
 def test_backlog_warning_and_errors(log_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

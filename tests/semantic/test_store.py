@@ -525,3 +525,43 @@ def test_logs_embed_leaves_the_snapshot_for_the_searches(log_dir: Path, model,
     assert len(_snapshots(log_dir)) == 2
     with VectorStore(log_dir / "index.db") as store:
         assert isinstance(store.load_bits()[0], np.memmap)
+
+
+def test_long_answers_stay_within_sqlites_parameter_limit(
+        tmp_path: Path, log_dir: Path, model, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`-n 3000` past EXACT_MAX listed 45,000 candidates in one statement ("too many SQL
+    variables"): they go in chunks, under the 999 host parameters of SQLite before 3.32.
+    And a `k` beyond any index (`-n 99999999999999999999`) is no overflow."""
+    import apsw
+    import numpy as np
+
+    from promptlab.index import vectors
+
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(1200, 384)).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    many = tmp_path / "many"
+    write(many, [{"user_message": f"question {i}"} for i in range(len(data))])
+    with Index(many) as index:
+        index.sync()
+        rows = index.conn.execute("SELECT rowid, id FROM entries ORDER BY rowid").fetchall()
+    with VectorStore(many / "index.db") as store:
+        store.conn.limit(apsw.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+        store.start("test-model", 384, "test")
+        store.add(rows, data)
+        exact = store.knn(data[0], 1100)
+        coarse = store.knn(data[0], 1100, exact_max=0)
+        everything = store.knn(data[0], 10**20, exact_max=0)
+    assert len(exact) == len(coarse) == 1100 and len(everything) == 1200
+    assert [d for _, d in coarse] == pytest.approx([d for _, d in exact], abs=1e-5)
+    assert sorted(r for r, _ in everything) == [r for r, _ in rows]
+
+    # the hits' rows are read in chunks too: the same answer with chunks of 2
+    write(log_dir, SUPPORT * 4)
+    embed_log(log_dir=log_dir, embedder=model)
+    whole = semantic_search("refund", log_dir=log_dir, embedder=model, limit=10**20)
+    monkeypatch.setattr(vectors, "VARS_PER_STATEMENT", 2)
+    chunked = semantic_search("refund", log_dir=log_dir, embedder=model, limit=10**20)
+    assert len(whole) == 20
+    assert [h.entry["id"] for h in chunked] == [h.entry["id"] for h in whole]
+    assert [h.score for h in chunked] == [h.score for h in whole]
