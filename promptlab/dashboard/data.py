@@ -28,6 +28,7 @@ DEFAULT_PERIOD = "30d"
 MAX_SERIES = 8  # stacked groups shown; the rest are summed as "other"
 LATENCY_SAMPLE = 10_000  # calls read for the percentiles (all of them when fewer)
 PAGE_SIZE = 50
+MAX_PAGE = 1_000_000  # a page number past it (a hand-edited link) reads as the last one allowed
 SEARCH_WINDOW = 1000
 LIST_FILTERS = ("prompt", "version", "model", "tag", "experiment", "variant", "status", "kind")
 
@@ -309,7 +310,7 @@ def logs_page(index: Index, params: dict[str, str], *, semantic: Any = None,
                            "period": {"since": period.since_text, "until": period.until_text},
                            "next": None, "prev_page": None}
     if text:
-        page = max(1, _int(params.get("page"), 1))
+        page = min(max(1, _int(params.get("page"), 1)), MAX_PAGE)
         start = (page - 1) * page_size
         if mode != "text":
             if semantic is None:
@@ -340,6 +341,8 @@ def logs_page(index: Index, params: dict[str, str], *, semantic: Any = None,
         ts_text, _, rowid_text = before.partition(":")
         try:
             ts_value, rowid = float(ts_text), int(rowid_text)
+            if not (math.isfinite(ts_value) and 0 <= rowid < 1 << 63):
+                raise ValueError(before)
         except ValueError:
             raise UsageError(f"before {before!r}: expected <ts>:<rowid> from a 'older' link") \
                 from None

@@ -103,6 +103,13 @@ def test_filters_and_search(server: str) -> None:
     assert len(rows) == 3  # the three traced calls ask about "the invoice"
     status, _, body = request(server, "/logs?q=%22unbalanced&status=bogus")
     assert status == 400 and "--status" in body
+    # a hand-edited 'older' link: out of SQLite's range or not a time is a 400, not a 500
+    for before in ("1:99999999999999999999", "nan:1", "inf:1", "x:1", "1:-1"):
+        status, _, body = request(server, f"/api/logs?before={before}")
+        assert status == 400 and "expected <ts>:<rowid>" in body, before
+    status, _, body = request(server, "/api/logs?q=invoice&page=99999999999999999999")
+    assert status == 200, body
+    assert json.loads(body)["rows"] == []
 
 
 def test_entry_page_shows_chat_scores_feedback_and_trace(server: str, dash_project: dict) -> None:
