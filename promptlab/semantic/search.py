@@ -126,8 +126,11 @@ def semantic_search(text: str, *, log_dir: str | os.PathLike[str] | None = None,
 
     if mode not in MODES:
         raise UsageError(f"mode {mode!r}: expected semantic or hybrid")
+    if text is not None and not isinstance(text, str):
+        raise UsageError(f"the search text must be a string, not {type(text).__name__}")
     if not text or not text.strip():
         raise UsageError("nothing to search for: give a sentence or a few words")
+    limit = _checked_limit(limit)
     flt = make_filters(None, filters)
     folder = _log_dir(log_dir)
     model = resolve_embedder(embedder, log_dir=folder)
@@ -148,6 +151,17 @@ def semantic_search(text: str, *, log_dir: str | os.PathLike[str] | None = None,
                          worker=worker)
     return _finish(folder, _fts_query(text, fts_match) if mode == "hybrid" else "", mode,
                    fts_ranked, vector_ranked, limit, results)
+
+
+def _checked_limit(limit: Any) -> int | None:
+    """`limit` as given (None: the default depth), or UsageError for a value that is not a
+    whole number of 0 or more."""
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise UsageError(f"limit {limit!r}: expected a whole number, 0 or more (None: the "
+                         "default)")
+    return limit
 
 
 def cached_query(log_dir: str | os.PathLike[str], text: str) -> bytes | None:
@@ -306,6 +320,7 @@ def similar(entry_ref: str, *, log_dir: str | os.PathLike[str] | None = None,
     """The entries nearest in meaning to one entry (by id, unique prefix, or `last`)."""
     from promptlab.index.query import find_entry_row, load_entries, make_filters
 
+    limit = _checked_limit(limit)
     flt = make_filters(None, filters)
     folder = _log_dir(log_dir)
     model = resolve_embedder(embedder, log_dir=folder)
@@ -341,6 +356,10 @@ def embed_log(*, log_dir: str | os.PathLike[str] | None = None,
     """Embed every LLM entry that has no vector yet (`promptlab logs embed`)."""
     from promptlab.index.query import parse_when
     from promptlab.index.vectors import EXACT_MAX, VectorStore
+
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise UsageError(f"batch {batch!r}: expected a whole number of calls, 1 or more")
+    limit = _checked_limit(limit)
 
     folder = _log_dir(log_dir)
     model = resolve_embedder(embedder, log_dir=folder, verify=True)

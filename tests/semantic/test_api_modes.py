@@ -65,3 +65,24 @@ def test_an_unknown_mode_is_a_usage_error(log_dir: Path) -> None:
     write(log_dir, SUPPORT[:1])
     with Index(log_dir) as index, pytest.raises(UsageError, match="search mode 'vector'"):
         index.search("refund", mode="vector")
+
+
+def test_api_mistakes_are_usage_errors_before_any_work(log_dir: Path, model) -> None:
+    """A limit that is not a whole number of 0 or more, a search text that is not a
+    string, a batch below 1: one UsageError naming the value (a float limit reached
+    SQLite as "datatype mismatch", a negative one gave nothing, batch=0 embedded nothing
+    without a word and batch=-1 everything in one batch)."""
+    from promptlab.semantic import similar
+
+    write(log_dir, SUPPORT)
+    for limit in (-1, 2.5, "3", True):
+        with pytest.raises(UsageError, match=f"limit {limit!r}: expected a whole number"):
+            semantic_search("refund", log_dir=log_dir, embedder=model, limit=limit)
+        with pytest.raises(UsageError, match=f"limit {limit!r}: expected a whole number"):
+            similar("last", log_dir=log_dir, embedder=model, limit=limit)
+    with pytest.raises(UsageError, match="must be a string, not int"):
+        semantic_search(5, log_dir=log_dir, embedder=model)  # type: ignore[arg-type]
+    for batch in (0, -1, 1.5):
+        with pytest.raises(UsageError, match=f"batch {batch!r}: expected a whole number"):
+            embed_log(log_dir=log_dir, embedder=model, batch=batch)  # type: ignore[arg-type]
+    assert embed_log(log_dir=log_dir, embedder=model, batch=2).embedded == 5
