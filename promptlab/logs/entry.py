@@ -676,8 +676,11 @@ def encode_entry(entry: Mapping[str, Any]) -> tuple[bytes, bool]:
         option = _OPT | orjson.OPT_NON_STR_KEYS
         try:
             return dumps(_scrub_surrogates(entry), default=_fallback, option=option), False
-        except TypeError:
-            raise EntryError(f"log entry cannot be written as JSON: {exc}") from exc
+        except (TypeError, RecursionError) as again:  # (a value that contains itself)
+            if isinstance(again, RecursionError) or "Recursion" in str(again):
+                raise EntryError("log entry cannot be written as JSON: a value that contains "
+                                 "itself, or nested more than 254 levels deep") from exc
+            raise EntryError(f"log entry cannot be written as JSON: {again}") from exc
     if _approximated.get():
         _approximated.set(False)
         return line, False

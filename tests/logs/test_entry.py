@@ -202,6 +202,22 @@ def test_lone_surrogates_do_not_break_the_call(tmp_path: Path) -> None:
     assert list(read_entries(tmp_path)) == [entry]
 
 
+def test_metadata_that_contains_itself_is_an_entry_error(tmp_path: Path) -> None:
+    from promptlab.logs.entry import EntryError
+
+    loop: list[object] = []
+    loop.append(loop)
+    cycle: dict[str, object] = {}
+    cycle["self"] = cycle
+    logger = Logger(tmp_path)
+    for metadata in ({"a": loop}, cycle):  # with a lone surrogate too: the slow path
+        for text in ("fine", "bad \ud800"):
+            with pytest.raises(EntryError, match="a value that contains itself"):
+                logger.log(model="m", user_message=text, metadata=metadata)
+    logger.log(model="m")  # nothing half-written: the next call logs
+    assert [e["model"] for e in read_entries(tmp_path)] == ["m"]
+
+
 def test_non_json_metadata_values_are_written_as_text(tmp_path: Path) -> None:
     entry = Logger(tmp_path).log(model="m", metadata={"path": Path("/x"), "when": {1, 2},
                                                       "obj": object.__new__(object)})
