@@ -85,7 +85,12 @@ class Embedder:
         """`count` vectors as unit-length float32, or EmbeddingError saying what is wrong."""
         import numpy as np
 
-        vectors = np.asarray(vectors, dtype=np.float32)
+        try:
+            with np.errstate(over="ignore"):  # a value beyond float32: inf, refused below
+                vectors = np.asarray(vectors, dtype=np.float32)
+        except (ValueError, TypeError):  # ragged rows, strings, objects
+            raise EmbeddingError(f"embedding model {self.model_id} returned something other "
+                                 "than one list of numbers of one length per text") from None
         if vectors.ndim != 2 or vectors.shape[0] != count:
             raise EmbeddingError(f"embedding model {self.model_id} returned {vectors.shape} "
                                  f"for {count} texts; expected one vector per text")
@@ -93,7 +98,11 @@ class Embedder:
             raise EmbeddingError(f"embedding model {self.model_id} returned NaN or infinite "
                                  "values")
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return vectors / np.where(norms == 0, 1, norms)
+        if not norms.all():  # no direction: no cosine distance to anything
+            raise EmbeddingError(f"embedding model {self.model_id} returned a vector of zeros "
+                                 f"(text {int(np.flatnonzero(norms == 0)[0]) + 1} of {count}); "
+                                 "it cannot be compared by meaning")
+        return vectors / norms
 
     def _embed(self, texts: list[str]) -> Any:
         raise NotImplementedError
@@ -537,11 +546,21 @@ class OpenAIEmbedder(Embedder):
                                      f"{': ' + detail if detail else ''}")
             try:
                 data = response.json()["data"]
-                data = sorted(data, key=lambda d: d.get("index", 0))
+                if not isinstance(data, list):
+                    raise TypeError(type(data).__name__)
                 vectors = [d["embedding"] for d in data]
+                indexes = [d.get("index") for d in data]
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise EmbeddingError(f"embedding endpoint {url} answered without a `data` list "
                                      "of embeddings; is it OpenAI-compatible?") from exc
+            if indexes != [None] * len(data):  # in the order of their `index`, 0 … n - 1
+                order = sorted(range(len(data)), key=lambda i: _index_key(indexes[i]))
+                if [_index_key(indexes[i]) for i in order] != list(range(len(data))):
+                    raise EmbeddingError(
+                        f"embedding endpoint {url} numbered its {len(data)} vectors "
+                        f"{indexes[:8]}{'…' if len(data) > 8 else ''}; expected each index "
+                        f"from 0 to {len(data) - 1} once")
+                vectors = [vectors[i] for i in order]
             if len(vectors) != len(texts):
                 raise EmbeddingError(f"embedding endpoint {url} returned {len(vectors)} vectors "
                                      f"for {len(texts)} texts")
@@ -552,6 +571,17 @@ class OpenAIEmbedder(Embedder):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _index_key(value: Any) -> int:
+    """An `index` of an embeddings answer as a whole number (-1: not one)."""
+    if isinstance(value, bool):
+        return -1
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return -1
 
 
 def _retry_after(value: str | None) -> float | None:

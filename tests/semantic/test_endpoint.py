@@ -111,3 +111,38 @@ def test_unreachable_endpoint_is_one_clear_error() -> None:
     embedder = OpenAIEmbedder("m", base_url="http://127.0.0.1:9/v1", retries=0)
     with pytest.raises(EmbeddingError, match=r"127.0.0.1:9/v1/embeddings.*is the server running"):
         embedder.embed(["a"])
+
+
+@pytest.mark.parametrize(("answer", "message"), [
+    ({"data": [{"index": 0, "embedding": [1.0, 0.0]}, {"index": 1, "embedding": [1.0]}]},
+     "one list of numbers of one length per text"),
+    ({"data": [{"index": 0, "embedding": ["a", "b"]}, {"index": 1, "embedding": ["c", "d"]}]},
+     "one list of numbers of one length per text"),
+    ({"data": [{"index": 0, "embedding": [1.0, 0.0]}, {"index": 0, "embedding": [0.0, 1.0]}]},
+     r"numbered its 2 vectors \[0, 0\]; expected each index from 0 to 1 once"),
+    ({"data": [{"index": 5, "embedding": [1.0, 0.0]}, {"index": 6, "embedding": [0.0, 1.0]}]},
+     r"numbered its 2 vectors \[5, 6\]"),
+    ({"data": [{"embedding": [1.0, 0.0]}, {"index": 1, "embedding": [0.0, 1.0]}]},
+     r"numbered its 2 vectors \[None, 1\]"),
+    ({"data": [{"index": 0, "embedding": [0.0, 0.0]}, {"index": 1, "embedding": [0.0, 1.0]}]},
+     r"a vector of zeros \(text 1 of 2\)"),
+    ({"data": [{"index": 0, "embedding": [1e300, 0.0]}, {"index": 1, "embedding": [0.0, 1.0]}]},
+     "NaN or infinite values"),
+    ({"data": {"0": [1.0, 0.0]}}, "without a `data` list"),
+])
+def test_a_malformed_answer_is_one_clear_error(server: Server, answer: Any, message: str,
+                                               recwarn: pytest.WarningsRecorder) -> None:
+    """Vectors that are not numbers of one length, numbered wrongly (which text is which?),
+    without a direction, or out of float32's range: an EmbeddingError, never a traceback or
+    a vector filed under the wrong text."""
+    server.body = json.dumps(answer).encode()
+    with pytest.raises(EmbeddingError, match=message):
+        OpenAIEmbedder("m", base_url=server.url, retries=0).embed(["a", "b"])
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_vectors_are_put_back_in_the_order_of_their_index(server: Server) -> None:
+    server.body = json.dumps({"data": [{"index": "1", "embedding": [0.0, 2.0]},
+                                       {"index": 0, "embedding": [3.0, 0.0]}]}).encode()
+    vectors = OpenAIEmbedder("m", base_url=server.url, retries=0).embed(["a", "b"])
+    assert vectors.tolist() == [[1.0, 0.0], [0.0, 1.0]]
