@@ -10,7 +10,6 @@ opentelemetry-proto's, the HTTP server the standard library's.
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import threading
 import zlib
@@ -69,11 +68,13 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         encoding = (self.headers.get("Content-Encoding") or "").lower()
         try:
-            if encoding == "gzip":
-                body = gzip.decompress(body)
-            elif encoding == "deflate":
-                body = zlib.decompress(body)
-        except (OSError, zlib.error):
+            if encoding in ("gzip", "deflate"):
+                inflated = _inflate(body, gzip=encoding == "gzip")
+                if inflated is None:
+                    return self._error(413, f"request larger than {MAX_BODY} bytes once "
+                                            f"decompressed ({encoding})")
+                body = inflated
+        except (OSError, zlib.error, EOFError):
             return self._error(400, f"body is not valid {encoding}")
         content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         request = ExportTraceServiceRequest()
@@ -120,6 +121,27 @@ def _hex_ids_to_base64(data: Any) -> Any:
                         if isinstance(value, str) and value:
                             item[key] = base64.b64encode(bytes.fromhex(value)).decode()
     return data
+
+
+def _inflate(body: bytes, *, gzip: bool) -> bytes | None:
+    """A gzip (every member) or zlib body decompressed, or None when that would take more
+    than MAX_BODY bytes: never more than that in memory, whatever a small body expands to.
+    Raises zlib.error or EOFError for a damaged or truncated one."""
+    out: list[bytes] = []
+    size = 0
+    rest = body
+    while True:
+        stream = zlib.decompressobj(16 + zlib.MAX_WBITS if gzip else zlib.MAX_WBITS)
+        part = stream.decompress(rest, MAX_BODY + 1 - size)
+        size += len(part)
+        if size > MAX_BODY or stream.unconsumed_tail:
+            return None
+        if not stream.eof:
+            raise EOFError("compressed body ends early")
+        out.append(part)
+        rest = stream.unused_data
+        if not gzip or not rest.strip(b"\0"):  # (gzip members may follow; padding may not)
+            return b"".join(out)
 
 
 def make_server(logger: Any, host: str = "127.0.0.1", port: int = 4318, *,

@@ -294,27 +294,41 @@ def test_serve_rejects_what_is_not_otlp(tmp_path: Path) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        for path, body, ctype, code in [
-            ("/v1/logs", b"", "application/x-protobuf", 404),
-            ("/v1/traces", b"\xff\xff\xff", "application/x-protobuf", 400),
-            ("/v1/traces", b"<xml/>", "text/xml", 415),
+        import gzip
+        import zlib
+
+        from promptlab.otel.serve import MAX_BODY
+
+        bomb = gzip.compress(b" " * (MAX_BODY + 1))  # ~65 KB that inflate past the limit
+        for path, body, ctype, code, encoding in [
+            ("/v1/logs", b"", "application/x-protobuf", 404, None),
+            ("/v1/traces", b"\xff\xff\xff", "application/x-protobuf", 400, None),
+            ("/v1/traces", b"<xml/>", "text/xml", 415, None),
+            ("/v1/traces", bomb, "application/json", 413, "gzip"),
+            ("/v1/traces", zlib.compress(b" " * (MAX_BODY + 1)), "application/json", 413,
+             "deflate"),
+            ("/v1/traces", gzip.compress(b"{}")[:-4], "application/json", 400, "gzip"),
+            ("/v1/traces", b"not gzip", "application/json", 400, "gzip"),
         ]:
-            request = urllib.request.Request(base + path, data=body,
-                                             headers={"Content-Type": ctype})
+            headers = {"Content-Type": ctype, **({"Content-Encoding": encoding} if encoding
+                                                 else {})}
+            request = urllib.request.Request(base + path, data=body, headers=headers)
             with pytest.raises(urllib.error.HTTPError) as err:
                 urllib.request.urlopen(request, timeout=5)
             assert err.value.code == code
-        ok = urllib.request.Request(
-            base + "/v1/traces", headers={"Content-Type": "application/json"},
-            data=json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{
-                "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
-                "name": "chat llama3", "startTimeUnixNano": "1764669600000000000",
-                "endTimeUnixNano": "1764669600500000000",
-                "attributes": [
-                    {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
-                    {"key": "gen_ai.request.model", "value": {"stringValue": "llama3"}},
-                    {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "7"}}]}]}]}]}
-            ).encode())
+        payload = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{
+            "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+            "name": "chat llama3", "startTimeUnixNano": "1764669600000000000",
+            "endTimeUnixNano": "1764669600500000000",
+            "attributes": [
+                {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                {"key": "gen_ai.request.model", "value": {"stringValue": "llama3"}},
+                {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "7"}}]}]}]}]}
+        ).encode()
+        ok = urllib.request.Request(  # gzip in two members, as `cat a.gz b.gz` makes
+            base + "/v1/traces", headers={"Content-Type": "application/json",
+                                          "Content-Encoding": "gzip"},
+            data=gzip.compress(payload[:10]) + gzip.compress(payload[10:]))
         with urllib.request.urlopen(ok, timeout=5) as response:
             assert response.status == 200
     finally:
