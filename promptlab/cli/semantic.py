@@ -195,6 +195,8 @@ def logs_embed(since: str | None, limit: int | None, rebuild: bool, batch: int,
                f"{stats.seconds:.1f} s ({rate:,.0f}/s) with {embedder.model_id}.")
     if stats.skipped:
         message += f" {stats.skipped:,} had no text to embed."
+    if stats.already:
+        message += f" {stats.already:,} were embedded meanwhile by a search."
     click.echo(message)
     if stats.interrupted:
         warn(f"interrupted; the finished batches are kept and {stats.pending:,} calls are left: "

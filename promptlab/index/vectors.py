@@ -604,9 +604,11 @@ class VectorStore:
             "ORDER BY e.rowid LIMIT ?", [*params, after, limit]).fetchall()
 
     def add(self, items: Sequence[tuple[int, str]], vectors: Any, *,
-            considered_upto: int | None = None, advance_cursor: bool = True) -> None:
-        """Store one vector per (entry_rowid, entry_id), in one transaction. The cursor moves
-        to `considered_upto` (entries up to it that got no vector had no text)."""
+            considered_upto: int | None = None, advance_cursor: bool = True) -> int:
+        """Store one vector per (entry_rowid, entry_id), in one transaction, and return how
+        many were stored: an entry that has a vector already (another process embedding the
+        same calls got there first) keeps it. The cursor moves to `considered_upto`
+        (entries up to it that got no vector had no text)."""
         import numpy as np
 
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -615,21 +617,42 @@ class VectorStore:
             raise EmbeddingError(f"cannot store vectors of shape {vectors.shape} in an index of "
                                  f"{info.dim if info else 'no'}-dimensional vectors ({self.path})")
 
-        def run() -> None:
+        def run() -> int:
+            nonlocal items, vectors
+            have: set[tuple[int, str]] = set()
+            for first in range(0, len(items), VARS_PER_STATEMENT):
+                part = [rowid for rowid, _ in items[first:first + VARS_PER_STATEMENT]]
+                have.update(self.conn.execute(
+                    "SELECT entry_rowid, entry_id FROM vec_items WHERE entry_rowid IN "
+                    f"({', '.join('?' * len(part))})", part).fetchall())
+            keep = []
+            for i, (rowid, entry_id) in enumerate(items):
+                if (rowid, entry_id) not in have:  # (nor twice in `items`)
+                    have.add((rowid, entry_id))
+                    keep.append(i)
+            if len(keep) < len(items):
+                items, vectors = [items[i] for i in keep], vectors[keep]
             start = (self.conn.execute("SELECT max(vid) FROM vec_items").fetchone()[0] or 0) + 1
             rows = [(start + i, rowid, entry_id) for i, (rowid, entry_id) in enumerate(items)]
-            self.conn.executemany(
-                "INSERT INTO vec_items (vid, entry_rowid, entry_id) VALUES (?, ?, ?)", rows)
-            blobs = [(vid, vector.tobytes()) for (vid, _, _), vector in zip(rows, vectors,
-                                                                             strict=True)]
-            self.conn.executemany("INSERT INTO vec_exact (vid, embedding) VALUES (?, ?)", blobs)
-            self._append_bits(np.array([r[0] for r in rows], dtype=np.int64),
-                              self._pack(vectors))
+            if rows:
+                self._store(rows, vectors)
             if advance_cursor and considered_upto is not None:
                 cursor = int(self._meta("cursor", 0) or 0)
                 self._set_meta("cursor", max(cursor, considered_upto))
+            return len(rows)
 
-        self._transaction(run)
+        return int(self._transaction(run))
+
+    def _store(self, rows: list[tuple[int, int, str]], vectors: Any) -> None:
+        """Insert (vid, entry_rowid, entry_id) rows, their vectors and their sign bits."""
+        import numpy as np
+
+        self.conn.executemany(
+            "INSERT INTO vec_items (vid, entry_rowid, entry_id) VALUES (?, ?, ?)", rows)
+        blobs = [(vid, vector.tobytes()) for (vid, _, _), vector in zip(rows, vectors,
+                                                                         strict=True)]
+        self.conn.executemany("INSERT INTO vec_exact (vid, embedding) VALUES (?, ?)", blobs)
+        self._append_bits(np.array([r[0] for r in rows], dtype=np.int64), self._pack(vectors))
 
     def advance(self, considered_upto: int) -> None:
         """Move the cursor past entries that had nothing to embed."""

@@ -57,6 +57,7 @@ def entry_text(entry: dict[str, Any], max_chars: int) -> str:
 class EmbedStats:
     embedded: int = 0
     skipped: int = 0  # entries without text
+    already: int = 0  # embedded meanwhile by another process (theirs are kept)
     pending: int = 0  # still to embed when the run stopped (limit reached or interrupted)
     vectors: int = 0  # entries with a vector after the run
     seconds: float = 0.0
@@ -113,14 +114,15 @@ def embed_pending(store: Any, embedder: Embedder, log_dir: str | os.PathLike[str
             vectors = job.future.result()
             if store.model() is None:
                 store.start(embedder.model_id, int(vectors.shape[1]), RECIPE)
-            store.add(job.items, vectors, considered_upto=job.last,
-                      advance_cursor=since is None)
-            stats.embedded += len(job.texts)
+            stored = store.add(job.items, vectors, considered_upto=job.last,
+                               advance_cursor=since is None)
+            stats.embedded += stored
+            stats.already += len(job.texts) - stored
         elif since is None:
             store.advance(job.last)
         stats.skipped += job.considered - len(job.texts)
         if progress is not None:
-            progress(stats.embedded + stats.skipped, total)
+            progress(stats.embedded + stats.skipped + stats.already, total)
 
     pool = ThreadPoolExecutor(1, "embed-batch")
     in_flight: _Batch | None = None

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -151,6 +153,30 @@ def semantic_search(text: str, *, log_dir: str | os.PathLike[str] | None = None,
                          worker=worker)
     return _finish(folder, _fts_query(text, fts_match) if mode == "hybrid" else "", mode,
                    fts_ranked, vector_ranked, limit, results)
+
+
+@contextmanager
+def _one_embedding_run(db: Path) -> Iterator[None]:
+    """Hold `<index.db>-embed.lock` (flock) while one `logs embed` runs: a second one on
+    the same log would embed the very calls the first is embedding (VectorStore.add keeps
+    the first vector of each; the work would be done twice). Where there is no flock
+    (Windows) or the lock file cannot be made, the runs are not kept apart."""
+    try:
+        import fcntl
+
+        fd = os.open(f"{db}-embed.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(f"another `promptlab logs embed` is running on {db.parent}; wait "
+                             "for it to finish (it embeds the calls this one would)") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def _checked_limit(limit: Any) -> int | None:
@@ -367,7 +393,7 @@ def embed_log(*, log_dir: str | os.PathLike[str] | None = None,
     index = _synced_index(folder)
     path = index.path
     index.close()
-    with VectorStore(path) as store:
+    with _one_embedding_run(path), VectorStore(path) as store:
         if rebuild:
             store.clear()
         store.check_rowids()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from promptlab.errors import EmbeddingError
+from promptlab.errors import EmbeddingError, UsageError
 from promptlab.index.core import Index
 from promptlab.index.vectors import VectorStore
 from promptlab.semantic import FunctionEmbedder, embed_log, entry_text, semantic_search, similar
@@ -565,3 +565,42 @@ def test_long_answers_stay_within_sqlites_parameter_limit(
     assert len(whole) == 20
     assert [h.entry["id"] for h in chunked] == [h.entry["id"] for h in whole]
     assert [h.score for h in chunked] == [h.score for h in whole]
+
+
+def test_two_embedding_runs_never_store_two_vectors_for_one_call(log_dir: Path, model) -> None:
+    """Three `logs embed` started together stored 1,800 vectors for 600 calls (and a search
+    found each call three times). A second run on the same log is refused while one runs,
+    and a vector for a call that has one (a search's on-the-fly embedding racing a run) is
+    not stored again."""
+    import fcntl
+
+    import numpy as np
+
+    write(log_dir, SUPPORT)
+    with Index(log_dir) as index:
+        index.sync()
+        path = index.path
+    lock = os.open(f"{path}-embed.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running `logs embed` holds it
+        with pytest.raises(UsageError, match="another `promptlab logs embed` is running on"):
+            embed_log(log_dir=log_dir, embedder=model)
+    finally:
+        os.close(lock)
+    first = embed_log(log_dir=log_dir, embedder=model, limit=2)
+    assert (first.embedded, first.already) == (2, 0)
+
+    with VectorStore(path) as store:
+        rows = store.conn.execute(
+            "SELECT rowid, id FROM entries WHERE kind = 'llm' ORDER BY rowid").fetchall()
+        vectors = model.embed([entry_text(r, model.max_chars) for r in
+                               (Index(log_dir).get(i) for _, i in rows)])
+        # all five, twice over in one batch: the two stored already and the repeats are not
+        stored = store.add([*rows, *rows], np.concatenate([vectors, vectors]),
+                           advance_cursor=False)
+        assert stored == 3 and store.count() == 5
+        assert store.add(rows, vectors) == 0
+        assert store.conn.execute(
+            "SELECT count(*), count(DISTINCT entry_rowid) FROM vec_items").fetchone() == (5, 5)
+    hits = semantic_search("refund", log_dir=log_dir, embedder=model, limit=None)
+    assert len(hits) == len({h.entry["id"] for h in hits}) == 5
