@@ -289,7 +289,7 @@ class VectorStore:
             self.conn.execute("CREATE TABLE vec_queries (text TEXT PRIMARY KEY, embedding BLOB "
                               "NOT NULL, used REAL NOT NULL)")
             for key, value in (("model", model), ("dim", dim), ("recipe", recipe),
-                               ("cursor", 0), ("format", FORMAT)):
+                               ("cursor", 0), ("format", FORMAT), ("one_per_entry", 1)):
                 self._set_meta(key, value)
 
         self._transaction(run)
@@ -309,9 +309,12 @@ class VectorStore:
 
     def check_rowids(self) -> int:
         """Remap vectors after `logs reindex` renumbered the entries, and drop the vectors of
-        entries that left the index (their log file was deleted). Returns vectors dropped."""
+        entries that left the index (their log file was deleted) and, once, the second
+        vectors of entries that concurrent runs of an older promptlab embedded twice.
+        Returns vectors dropped."""
         if not self._has_table("vec_items"):
             return 0
+        twice = self._meta("one_per_entry") is None
         stale = self.conn.execute("SELECT value FROM meta WHERE key = 'fts_stale'").fetchone()
         stale_mark = stale[0] if stale else None
         probe = self.conn.execute(
@@ -319,7 +322,7 @@ class VectorStore:
             "ON e.rowid = vi.entry_rowid WHERE vi.vid IN ((SELECT max(vid) FROM vec_items), "
             "(SELECT min(vid) FROM vec_items))").fetchall()
         renumbered = any(found != wanted for _, wanted, found in probe)
-        if not renumbered and stale_mark == self._meta("stale_mark"):
+        if not renumbered and stale_mark == self._meta("stale_mark") and not twice:
             return 0
 
         def run() -> int:
@@ -331,6 +334,13 @@ class VectorStore:
             gone = [r[0] for r in self.conn.execute(
                 "SELECT vid FROM vec_items vi WHERE NOT EXISTS (SELECT 1 FROM entries e "
                 "WHERE e.rowid = vi.entry_rowid AND e.id = vi.entry_id)")]
+            if twice:  # the first vector of each entry stays
+                gone += [r[0] for r in self.conn.execute(
+                    "SELECT vi.vid FROM (SELECT entry_rowid, entry_id, min(vid) AS first FROM "
+                    "vec_items GROUP BY entry_rowid, entry_id HAVING count(*) > 1) d JOIN "
+                    "vec_items vi ON vi.entry_rowid = d.entry_rowid AND vi.entry_id = "
+                    "d.entry_id AND vi.vid != d.first")]
+                self._set_meta("one_per_entry", 1)
             self._delete(gone)
             if gone:
                 self._rewrite_bits()
@@ -767,6 +777,7 @@ class VectorStore:
         # only as many looked up as the answer needs (each is a random read of two tables)
         ranked = sorted(rows, key=lambda r: r[1])
         out: list[tuple[int, float]] = []
+        seen: set[int] = set()  # (an index embedded twice by an older promptlab: once each)
         step = min(max(2 * want, 32), VARS_PER_STATEMENT)
         for start in range(0, len(ranked), step):
             part = ranked[start:start + step]
@@ -774,8 +785,11 @@ class VectorStore:
             live = dict(self.conn.execute(
                 f"SELECT vi.vid, vi.entry_rowid FROM vec_items vi {_JOIN} "
                 f"WHERE vi.vid IN ({marks})", [vid for vid, _ in part]).fetchall())
-            out += [(live[vid], float(d)) for vid, d in part
-                    if vid in live and live[vid] != exclude]
+            for vid, d in part:
+                rowid = live.get(vid)
+                if rowid is not None and rowid != exclude and rowid not in seen:
+                    seen.add(rowid)
+                    out.append((rowid, float(d)))
             if len(out) >= k:
                 break
         return out[:k]

@@ -590,11 +590,12 @@ def test_two_embedding_runs_never_store_two_vectors_for_one_call(log_dir: Path, 
     first = embed_log(log_dir=log_dir, embedder=model, limit=2)
     assert (first.embedded, first.already) == (2, 0)
 
-    with VectorStore(path) as store:
-        rows = store.conn.execute(
+    with Index(log_dir) as index:  # (never open beside a VectorStore: see index.vectors)
+        rows = index.conn.execute(
             "SELECT rowid, id FROM entries WHERE kind = 'llm' ORDER BY rowid").fetchall()
-        vectors = model.embed([entry_text(r, model.max_chars) for r in
-                               (Index(log_dir).get(i) for _, i in rows)])
+        texts = [entry_text(index.get(entry_id), model.max_chars) for _, entry_id in rows]
+    vectors = model.embed(texts)
+    with VectorStore(path) as store:
         # all five, twice over in one batch: the two stored already and the repeats are not
         stored = store.add([*rows, *rows], np.concatenate([vectors, vectors]),
                            advance_cursor=False)
@@ -604,3 +605,17 @@ def test_two_embedding_runs_never_store_two_vectors_for_one_call(log_dir: Path, 
             "SELECT count(*), count(DISTINCT entry_rowid) FROM vec_items").fetchone() == (5, 5)
     hits = semantic_search("refund", log_dir=log_dir, embedder=model, limit=None)
     assert len(hits) == len({h.entry["id"] for h in hits}) == 5
+    # an index an older promptlab embedded twice: each call is found once, nearest first
+    with VectorStore(path) as store:
+        twice = [(vid + 100, rowid, entry_id) for vid, (rowid, entry_id) in enumerate(rows)]
+        store._transaction(store._store, twice, vectors)
+        assert store.count() == 10
+    again = semantic_search("refund", log_dir=log_dir, embedder=model, limit=None)
+    assert [h.entry["id"] for h in again] == [h.entry["id"] for h in hits]
+    with VectorStore(path) as store:  # and the next check drops the second ones, once
+        store.conn.execute("DELETE FROM vec_meta WHERE key = 'one_per_entry'")
+        first = store.conn.execute("SELECT vid FROM vec_items WHERE vid < 100").fetchall()
+        assert store.check_rowids() == 5 and store.count() == 5
+        assert store.conn.execute("SELECT vid FROM vec_items").fetchall() == first
+        assert store.check_rowids() == 0
+        assert len(store.knn(vectors[0], 10, exact_max=0)) == 5
