@@ -23,6 +23,7 @@ _kept: list[object] | None = None
 
 def main() -> None:
     global _kept
+    _open_standard_fds()
     search = _semantic_search(sys.argv[1:])
     if search:
         _kept = []
@@ -40,6 +41,25 @@ def main() -> None:
         if isinstance(exc.code, str):
             print(exc.code, file=sys.stderr)
     _exit_now(code)
+
+
+def _open_standard_fds() -> None:
+    """Put /dev/null on a standard stream the process was started without (`>&-`, some
+    daemons): Python leaves sys.stdout None there, and the next file opened (a log file,
+    index.db) would get descriptor 1, where a command run by `promptlab log` or a scorer
+    would then write. What would have been printed goes nowhere, as the caller asked."""
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))  # noqa: SIM115
 
 
 def _exit_now(code: int) -> None:

@@ -4,8 +4,10 @@ similar; one run through the installed console script."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -111,6 +113,19 @@ def test_console_script_end_to_end(log_dir: Path, console_script: str) -> None:
     done = subprocess.run([console_script, "logs", "search", "--semantic", "a poem", "-n", "1",
                            "--nl"], check=True, capture_output=True, text=True)
     assert json.loads(done.stdout)["entry"]["prompt_id"] == "poet"
+
+    # started with stdout (or stdin and stdout) closed, as `>&-` does: no traceback
+    # (sys.stdout was None: promptlab._entry puts /dev/null there)
+    def closed(*fds: int) -> Any:
+        return lambda: [os.close(fd) for fd in fds]
+
+    for fds in ((1,), (0, 1)):
+        for args in (["logs", "search", "--semantic", "a poem"], ["logs", "search", "poem"],
+                     ["logs", "similar", "last"], ["logs", "embed"]):
+            done = subprocess.run([console_script, *args], stderr=subprocess.PIPE,
+                                  preexec_fn=closed(*fds), text=True)
+            assert done.returncode == 0 and "Traceback" not in done.stderr, (fds, args,
+                                                                              done.stderr)
 
 
 def test_console_script_search_through_the_start_up_helper(log_dir: Path,
