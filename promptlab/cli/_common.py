@@ -207,3 +207,12 @@ def dumps_json(data: Any, *, indent: bool = False) -> str:
     import json
 
     return json.dumps(data, ensure_ascii=False, indent=2 if indent else None, default=str)
+
+
+def refuse_file_as_log_dir(log_dir: Any) -> None:
+    """UsageError when the log folder is a file (a mistyped --log-dir)."""
+    if log_dir.exists() and not log_dir.is_dir():
+        from promptlab.errors import UsageError
+
+        raise UsageError(f"log folder {log_dir} is a file, not a folder; point --log-dir "
+                         "(or PROMPTLAB_LOG_DIR) at the folder holding the .jsonl files")

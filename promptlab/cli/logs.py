@@ -19,6 +19,7 @@ from promptlab.cli._common import (
     output_options,
     printable,
     project_options,
+    refuse_file_as_log_dir,
     warn,
 )
 from promptlab.cli._lazy import LazyGroup
@@ -85,7 +86,7 @@ def open_index(out: Output | None = None, *, empty: Any = None) -> Index | None:
     from promptlab.index.core import Index
 
     log_dir = get_settings().log_dir
-    _refuse_file(log_dir)
+    refuse_file_as_log_dir(log_dir)
     if not log_dir.is_dir():
         if out is not None and out.structured:
             out.emit_json([] if empty is None else empty)
@@ -95,14 +96,6 @@ def open_index(out: Output | None = None, *, empty: Any = None) -> Index | None:
     index = Index(log_dir)
     report_sync(index, index.sync())
     return index
-
-
-def _refuse_file(log_dir: Any) -> None:
-    if log_dir.exists() and not log_dir.is_dir():
-        from promptlab.errors import UsageError
-
-        raise UsageError(f"log folder {log_dir} is a file, not a folder; point --log-dir "
-                         "(or PROMPTLAB_LOG_DIR) at the folder holding the .jsonl files")
 
 
 def report_sync(index: Index, stats: Any) -> None:
@@ -304,7 +297,7 @@ def logs_reindex() -> None:
     from promptlab.index.core import Index
 
     log_dir = get_settings().log_dir
-    _refuse_file(log_dir)
+    refuse_file_as_log_dir(log_dir)
     if not log_dir.is_dir():
         click.echo(f"No log entries yet: {log_dir} does not exist.", err=True)
         return

@@ -9,7 +9,13 @@ from typing import Any
 
 import click
 
-from promptlab.cli._common import Output, get_settings, project_options, warn
+from promptlab.cli._common import (
+    Output,
+    get_settings,
+    project_options,
+    refuse_file_as_log_dir,
+    warn,
+)
 from promptlab.cli._logs_format import fmt_prompt, fmt_time, restyle
 
 EMBED_RATE_HINT = 60  # entries/s, to say roughly how long `logs embed` will take
@@ -45,6 +51,7 @@ def embedder_spec(model_spec: str | None) -> Any:
 
 def _log_dir_or_none(out: Output | None) -> Any:
     log_dir = get_settings().log_dir
+    refuse_file_as_log_dir(log_dir)
     if not log_dir.is_dir():
         if out is not None and out.structured:
             out.emit_json([])

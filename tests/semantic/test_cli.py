@@ -70,6 +70,16 @@ def test_similar(log_dir: Path) -> None:
     assert len(json.loads(out)) == 5  # every other embedded call
 
 
+def test_a_log_folder_that_is_a_file_is_named(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "notes.txt").write_text("not a folder")
+    monkeypatch.setenv("PROMPTLAB_LOG_DIR", str(tmp_path / "notes.txt"))
+    for args in (["logs", "embed"], ["logs", "similar", "last"],
+                 ["logs", "search", "--semantic", "refund"]):
+        code, _, err = run(*args)
+        assert code == 2 and "notes.txt is a file, not a folder" in err, (args, err)
+
+
 def test_backlog_warning_and_errors(log_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write(log_dir, SUPPORT)
     monkeypatch.setattr("promptlab.semantic.search.AUTO_EMBED", 2)
