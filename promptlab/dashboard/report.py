@@ -130,16 +130,35 @@ def build_report(settings: Settings, *, since: str | None = None, until: str | N
 
 def write_report(settings: Settings, path: str | os.PathLike[str], **options: Any) -> Path:
     """Build the report and write it to `path` atomically (a temporary file, then rename),
-    so a failure never leaves half a report behind."""
-    target = Path(path)
+    so a failure never leaves half a report behind. A symbolic link is followed (the file
+    it names is replaced, the link stays), and a path that is not a regular file (a device
+    such as /dev/stdout, a pipe) is written to, never replaced."""
+    import stat
+
+    given = Path(path)
+    try:
+        mode: int | None = os.stat(given).st_mode  # (through any link)
+    except OSError:
+        mode = None  # not there yet: a new file
+    special = mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+    target = Path(os.path.realpath(given)) if given.is_symlink() and not special else given
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
-        raise UsageError(f"--html {target}: folder {folder} does not exist; create it or "
+        raise UsageError(f"--html {given}: folder {folder} does not exist; create it or "
                          "write the report elsewhere")
     if target.is_dir():
-        raise UsageError(f"--html {target} is a folder; give a file name such as "
-                         f"{target / 'report.html'}")
+        raise UsageError(f"--html {given} is a folder; give a file name such as "
+                         f"{given / 'report.html'}")
     html = build_report(settings, **options)
+    if special:  # a device or a pipe (/dev/stdout, a FIFO): written to, never replaced
+        try:
+            with open(given, "w", encoding="utf-8") as f:
+                f.write(html)
+        except BrokenPipeError:  # the reader stopped reading (`| head`): no failure of ours
+            pass
+        except OSError as exc:
+            raise UsageError(f"cannot write the report to {given}: {exc.strerror}") from None
+        return given
     try:
         fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=folder)
     except OSError as exc:

@@ -261,6 +261,36 @@ def test_cli_report_writes_one_file(dash_project: dict, tmp_path: Path, run_cli:
     assert not (tmp_path / "x.html").exists()
 
 
+def test_report_into_a_pipe_or_through_a_link_replaces_neither(
+        dash_project: dict, tmp_path: Path, run_cli: Any) -> None:
+    """The report is written atomically (a temporary file renamed into place), which
+    replaced whatever the path was: `--html /dev/full` as root turned the device into a
+    regular file. A pipe or a device is written to (`--html /dev/stdout` works); a link's
+    file is replaced and the link stays."""
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    result = run_cli(dash_project, "report", "--html", str(fifo))
+    reader.join(timeout=30)
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert got and got[0].startswith(b"<!doctype html>")
+
+    real = tmp_path / "real.html"
+    real.write_text("old")
+    link = tmp_path / "link.html"
+    link.symlink_to(real)
+    result = run_cli(dash_project, "report", "--html", str(link))
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and real.read_text().startswith("<!doctype html>")
+
+
 def test_cli_mistakes_are_one_line_and_exit_2(dash_project: dict, tmp_path: Path,
                                               run_cli: Any, server: str) -> None:
     cases = [
