@@ -33,6 +33,7 @@ DEFAULT_MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab0
 DEFAULT_MODEL_SIZE = 22_928_619
 DEFAULT_MODEL_ID = "all-MiniLM-L6-v2 (int8 onnx 8199be6f)"
 DEFAULT_MAX_TOKENS = 128  # all-MiniLM-L6-v2 was trained on 128 word pieces
+BUILTIN_POSITIONS = 512  # its position table: no text may be longer
 TOKENIZER = Path(__file__).parent / "data" / "minilm-tokenizer.json"
 # Texts per onnxruntime run of the local model. Small runs keep every activation of a run
 # in the core's own cache (the 1,536-wide feed-forward activations of 4 texts of 128 word
@@ -140,6 +141,10 @@ class LocalEmbedder(Embedder):
                 path, tokenizer, where)
             self.model_id = f"onnx:{onnx_path.name}:{_file_digest(onnx_path)[:12]}"
         self.max_tokens = int(max_tokens or min(seq or DEFAULT_MAX_TOKENS, 512))
+        if self._default and self.max_tokens > BUILTIN_POSITIONS:
+            raise EmbeddingError(f"{where}: max_tokens {self.max_tokens}: the built-in model "
+                                 f"reads at most {BUILTIN_POSITIONS} word pieces (it was "
+                                 f"trained on {DEFAULT_MAX_TOKENS}, the default)")
         self.max_chars = self.max_tokens * CHARS_PER_TOKEN
         self.pooling, self.normalize = pooling, normalize
         self._onnx_path, self._tokenizer_path = onnx_path, tokenizer_path
@@ -364,7 +369,14 @@ class LocalEmbedder(Embedder):
             if "token_type_ids" in self._inputs:
                 feed["token_type_ids"] = np.zeros_like(ids)
             feed = {k: v for k, v in feed.items() if k in self._inputs}
-            hidden = self._session.run(None, feed)[0]
+            try:
+                hidden = self._session.run(None, feed)[0]
+            except Exception as exc:  # onnxruntime's errors (a text longer than the model's
+                # position table, an input of the wrong type) are not ours to show whole
+                raise EmbeddingError(
+                    f"{self.where}: the model failed on {len(chunk)} text(s) of {width} word "
+                    f"pieces: {str(exc).splitlines()[0][:200]}; if it reads fewer, set "
+                    "max_tokens lower") from exc
             if hidden.ndim == 2:  # the export pools already
                 pooled = hidden
             elif self.pooling == "cls":
@@ -660,6 +672,19 @@ def spec_from_config(table: Any, base_dir: Path, where: str = "[embeddings]") ->
         if key in table and (not isinstance(table[key], int) or isinstance(table[key], bool)
                              or table[key] < 1):
             raise EmbeddingError(f"{where}: {key} must be a positive integer, got {table[key]!r}")
+    for key in ("model", "tokenizer", "base_url", "api_key_env", "function"):
+        if key in table and not isinstance(table[key], str):
+            raise EmbeddingError(f"{where}: {key} must be a string, got {table[key]!r}")
+    timeout = table.get("timeout_s", 60.0)
+    if (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+            or not 0 < timeout <= 3600):
+        raise EmbeddingError(f"{where}: timeout_s must be a number of seconds above 0 (at "
+                             f"most 3600), got {timeout!r}")
+    headers = table.get("headers", {})
+    if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+        raise EmbeddingError(f"{where}: headers must be a table of strings, e.g. headers = "
+                             f"{{ \"X-Team\" = \"search\" }}, got {headers!r}")
     options = {k: v for k, v in table.items() if k != "type"}
     return EmbedderSpec(kind, options, base_dir, where)
 

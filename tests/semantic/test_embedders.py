@@ -95,6 +95,43 @@ def test_settings_are_validated(tmp_path: Path) -> None:
     spec = parse_model_option("openai:nomic", spec_from_config(
         {"type": "openai", "model": "x", "base_url": "http://h:1/v1"}, tmp_path))
     assert spec.options == {"model": "nomic", "base_url": "http://h:1/v1"}
+    # values of the wrong kind: one line naming the setting (were httpx's ValueError,
+    # a TypeError from the headers, an AttributeError from a number as base_url)
+    for table, message in (({"timeout_s": -1}, "timeout_s must be a number of seconds"),
+                           ({"timeout_s": "abc"}, "timeout_s must be a number of seconds"),
+                           ({"timeout_s": float("nan")}, "timeout_s must be a number"),
+                           ({"headers": "nope"}, "headers must be a table of strings"),
+                           ({"headers": {"a": 1}}, "headers must be a table of strings"),
+                           ({"base_url": 5}, "base_url must be a string, got 5"),
+                           ({"api_key_env": 5}, "api_key_env must be a string"),
+                           ({"model": 5}, "model must be a string")):
+        with pytest.raises(EmbeddingError, match=message):
+            spec_from_config({"type": "openai", "model": "x", **table}, tmp_path)
+    assert spec_from_config({"type": "openai", "model": "x", "timeout_s": 0.5,
+                             "headers": {"X-Team": "a"}}, tmp_path).option("timeout_s") == 0.5
+
+
+def test_the_built_in_model_reads_at_most_512_word_pieces(model: LocalEmbedder,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond its position table the built-in model cannot go (a 1,500-word text with
+    max_tokens = 2000 was a ValueError traceback); an error of onnxruntime on a user's
+    model is one EmbeddingError saying what to change."""
+    with pytest.raises(EmbeddingError, match="max_tokens 2000: the built-in model reads at "
+                                             "most 512 word pieces"):
+        LocalEmbedder(max_tokens=2000)
+    longest = LocalEmbedder(max_tokens=512)
+    assert longest.embed(["word " * 1500] * 5).shape == (5, 384)
+
+    class Failing:
+        def run(self, *args: object) -> None:
+            raise RuntimeError("Non-zero status code returned while running Gather node.\n…")
+
+    model.embed(["load the session"] * 8)
+    monkeypatch.setattr(model, "_session", Failing())
+    with pytest.raises(EmbeddingError, match=r"the model failed on \d+ text\(s\) of \d+ word "
+                                             r"pieces: Non-zero status code .*set max_tokens "
+                                             "lower"):
+        model.embed(["a text of a few words"] * 8)
 
 
 def test_a_query_runs_in_numpy_and_a_batch_in_onnxruntime(model: LocalEmbedder) -> None:
