@@ -126,6 +126,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
                 t.__name__ for t in expected
             )
             raise ConfigError(f"{where}: setting {key!r} must be a {name}, got {value!r}")
+    for key in ("prompts_dir", "experiments_dir", "log_dir", "prices"):
+        if key in data and not data[key].strip():
+            raise ConfigError(f"{where}: setting {key!r} is empty; give a path, or remove the "
+                              "line for the default")
     for key in ("render_timeout_s", "render_max_chars"):
         value = data.get(key)
         if value is not None and (isinstance(value, bool) or not 0 < value < float("inf")):
@@ -139,6 +143,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
         if not isinstance(value, expected):
             raise ConfigError(f"{where}: setting otel.{key} must be a {expected.__name__}, "
                               f"got {value!r}")
+    headers = data.get("otel", {}).get("headers", {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+        raise ConfigError(f"{where}: setting otel.headers must be a table of strings, e.g. "
+                          f"headers = {{ \"x-api-key\" = \"…\" }}, got {headers!r}")
     return data
 
 

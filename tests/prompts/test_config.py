@@ -67,6 +67,14 @@ def test_unknown_or_mistyped_setting(tmp_path: Path) -> None:
     (tmp_path / "promptlab.toml").write_text("redact = 'no'\n")
     with pytest.raises(ConfigError, match="setting 'redact' must be a bool"):
         load_settings(tmp_path, env={})
+    # an empty path was the project folder itself (calls were logged into it)
+    for key in ("log_dir", "prompts_dir", "experiments_dir", "prices"):
+        (tmp_path / "promptlab.toml").write_text(f'{key} = " "\n')
+        with pytest.raises(ConfigError, match=f"setting '{key}' is empty; give a path"):
+            load_settings(tmp_path, env={})
+    (tmp_path / "promptlab.toml").write_text('[otel]\nheaders = { a = 1 }\n')
+    with pytest.raises(ConfigError, match="otel.headers must be a table of strings"):
+        load_settings(tmp_path, env={})
 
 
 def test_invalid_toml_is_one_clear_cli_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
