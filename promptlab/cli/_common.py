@@ -41,6 +41,8 @@ def get_settings(ctx: click.Context | None = None) -> Settings:
 
 def _remember(attr: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
     def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is not None and not str(value).strip():  # Path("") would be the cwd
+            raise click.BadParameter("empty; give a folder", ctx=ctx, param=param)
         if value is not None:
             state = _state(ctx)
             setattr(state, attr, value)

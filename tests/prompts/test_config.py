@@ -77,6 +77,17 @@ def test_unknown_or_mistyped_setting(tmp_path: Path) -> None:
         load_settings(tmp_path, env={})
 
 
+def test_an_empty_folder_option_is_refused(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--log-dir ""` was the current folder: an index.db appeared in it."""
+    monkeypatch.chdir(tmp_path)
+    for args in (["logs", "--log-dir", "", "-n", "1"], ["--log-dir", " ", "logs"],
+                 ["render", "x", "--prompts-dir", ""]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2 and "empty; give a folder" in result.output, args
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_invalid_toml_is_one_clear_cli_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "promptlab.toml").write_text("log_dir = \n")
     monkeypatch.chdir(tmp_path)
