@@ -133,7 +133,7 @@ def otlp_serve(host: str, port: int, content: bool) -> None:
         server = make_server(logger, host, port, content=content)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}; "
-                                   "choose another with --port") from exc
+                                   "choose another with --port (or --host)") from exc
     bound = server.server_address
     click.echo(f"listening on http://{bound[0]}:{bound[1]}/v1/traces, writing to "
                f"{settings.log_dir} (Ctrl-C stops)", err=True)

@@ -59,8 +59,12 @@ class OtlpTarget:
 
 
 def _traces_url(url: str, option: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
         raise UsageError(f"{option} {url!r}: expected an http(s) URL such as "
                          "http://localhost:4318 (the OTLP/HTTP port)")
     if parts.path in ("", "/"):

@@ -502,6 +502,17 @@ class OpenAIEmbedder(Embedder):
         if not self.base_url.startswith(("http://", "https://")):
             raise EmbeddingError(f"{where}: base_url {self.base_url!r} must start with http:// "
                                  "or https://")
+        from urllib.parse import urlsplit
+
+        try:
+            valid = bool(urlsplit(self.base_url).hostname)
+            urlsplit(self.base_url).port  # noqa: B018 - ValueError when not a port number
+        except ValueError:  # an unclosed IPv6 bracket, a port out of range
+            valid = False
+        if not valid:
+            raise EmbeddingError(f"{where}: base_url {self.base_url!r} is not a valid URL (a "
+                                 "host, and a port from 0 to 65535 if any), e.g. "
+                                 "http://localhost:11434/v1")
         self.where = where
         self.max_chars, self.batch_size, self.timeout_s = max_chars, batch_size, timeout_s
         self.dimensions, self.retries = dimensions, retries
@@ -542,7 +553,7 @@ class OpenAIEmbedder(Embedder):
         for attempt in range(self.retries + 1):
             try:
                 response = self._http().post(url, json=body, headers=self.headers)
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 if attempt < self.retries:
                     time.sleep(min(8.0, 0.5 * 2 ** attempt))
                     continue

@@ -305,6 +305,8 @@ def test_project_otel_settings(log_dir: Path, receiver: Any, tmp_path: Path,
 @pytest.mark.parametrize(("args", "message"), [
     ([], "Error: no OTLP endpoint: pass --endpoint URL"),
     (["--endpoint", "localhost:4318"], "Error: --endpoint 'localhost:4318': expected an http(s) URL"),
+    (["--endpoint", "http://[::1"], "Error: --endpoint 'http://[::1': expected an http(s) URL"),
+    (["--endpoint", "http://h:99999"], "Error: --endpoint 'http://h:99999': expected an http(s)"),
     (["--endpoint", "http://x", "--header", "novalue"], "Error: --header 'novalue': expected KEY=VALUE"),
     (["--endpoint", "http://x", "--since", "yesteryear"], "Error: time 'yesteryear' is not a date"),
 ])

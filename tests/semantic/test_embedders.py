@@ -92,6 +92,9 @@ def test_settings_are_validated(tmp_path: Path) -> None:
         load_embedder(EmbedderSpec("openai", {"base_url": "http://localhost:1/v1"}))
     with pytest.raises(EmbeddingError, match="must start with http"):
         load_embedder(EmbedderSpec("openai", {"model": "m", "base_url": "localhost:1"}))
+    for url in ("http://[::1", "http://h:99999", "http://h:abc"):  # were httpx's InvalidURL
+        with pytest.raises(EmbeddingError, match=r"is not a valid URL \(a host, and a port"):
+            load_embedder(EmbedderSpec("openai", {"model": "m", "base_url": url}))
     spec = parse_model_option("openai:nomic", spec_from_config(
         {"type": "openai", "model": "x", "base_url": "http://h:1/v1"}, tmp_path))
     assert spec.options == {"model": "nomic", "base_url": "http://h:1/v1"}
