@@ -59,11 +59,10 @@ class OtlpTarget:
 
 
 def _traces_url(url: str, option: str) -> str:
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
-        parts = None
+    from promptlab.providers._http import valid_url
+
+    # (valid_url: a host, a port in range; not an unclosed IPv6 bracket, no spaces)
+    parts = urlsplit(url) if valid_url(url) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
         raise UsageError(f"{option} {url!r}: expected an http(s) URL such as "
                          "http://localhost:4318 (the OTLP/HTTP port)")

@@ -45,7 +45,7 @@ class HttpProvider(Provider):
         if base_url is not None and not base_url.startswith(("http://", "https://")):
             raise ExperimentError(f"{spec.where}: base_url {base_url!r} must start with "
                                   "http:// or https://")
-        if base_url is not None and not _valid_url(base_url):
+        if base_url is not None and not valid_url(base_url):
             raise ExperimentError(f"{spec.where}: base_url {base_url!r} is not a valid URL; "
                                   "write it like http://localhost:8000/v1")
         headers = spec.option("headers", {})
@@ -149,7 +149,7 @@ class HttpProvider(Provider):
             self._client = None
 
 
-def _valid_url(url: str) -> bool:
+def valid_url(url: str) -> bool:
     """A host, a port that is a number in range, and no spaces or control characters:
     anything else fails every call of a run, each with the same error."""
     from urllib.parse import urlsplit

@@ -502,14 +502,9 @@ class OpenAIEmbedder(Embedder):
         if not self.base_url.startswith(("http://", "https://")):
             raise EmbeddingError(f"{where}: base_url {self.base_url!r} must start with http:// "
                                  "or https://")
-        from urllib.parse import urlsplit
+        from promptlab.providers._http import valid_url
 
-        try:
-            valid = bool(urlsplit(self.base_url).hostname)
-            urlsplit(self.base_url).port  # noqa: B018 - ValueError when not a port number
-        except ValueError:  # an unclosed IPv6 bracket, a port out of range
-            valid = False
-        if not valid:
+        if not valid_url(self.base_url):  # (an unclosed IPv6 bracket, a port out of range)
             raise EmbeddingError(f"{where}: base_url {self.base_url!r} is not a valid URL (a "
                                  "host, and a port from 0 to 65535 if any), e.g. "
                                  "http://localhost:11434/v1")
