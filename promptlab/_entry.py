@@ -28,7 +28,11 @@ def main() -> None:
     if search:
         _kept = []
         _fork_warm()
-    from promptlab.cli import main as cli
+    try:
+        from promptlab.cli import main as cli
+    except KeyboardInterrupt:  # Ctrl-C while starting up: no traceback of the imports
+        print("Aborted!", file=sys.stderr)
+        _exit_now(130)
 
     if not search:
         cli(prog_name="promptlab")

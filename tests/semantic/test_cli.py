@@ -220,6 +220,29 @@ def test_start_up_helper_guess() -> None:
     assert not _semantic_search(["logs", "similar", "last"])
 
 
+def test_ctrl_c_while_the_command_line_loads_is_no_traceback(log_dir: Path) -> None:
+    """Ctrl-C in the first ~150 ms (while the command line is imported, before click can
+    catch it) printed a KeyboardInterrupt traceback of the imports."""
+    import sys
+
+    code = "\n".join((
+        "import builtins, sys",
+        "real = builtins.__import__",
+        "def interrupted(name, *args, **kwargs):",
+        "    if name == 'promptlab.cli':",
+        "        raise KeyboardInterrupt",
+        "    return real(name, *args, **kwargs)",
+        "builtins.__import__ = interrupted",
+        "sys.argv = ['promptlab'] + sys.argv[1:]",
+        "from promptlab._entry import main",
+        "main()"))
+    for args in (["logs", "search", "--semantic", "refund"], ["logs"]):
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 130, done.stderr
+        assert done.stderr.strip() == "Aborted!"
+
+
 def test_only_a_process_that_ends_with_os_exit_keeps_its_embedder(
         log_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`_entry.keep` holds the search's embedder (its teardown is skipped by os._exit) in
