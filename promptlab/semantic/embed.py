@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from promptlab.errors import PromptlabError
 from promptlab.semantic.embedders import Embedder
 
 if TYPE_CHECKING:  # concurrent.futures costs a search ~8 ms it does not need
@@ -141,6 +142,14 @@ def embed_pending(store: Any, embedder: Embedder, log_dir: str | os.PathLike[str
             store_batch(in_flight)
     except KeyboardInterrupt:
         stats.interrupted = True
+    except PromptlabError as exc:  # the model or endpoint failed: say what is kept
+        pool.shutdown(wait=True, cancel_futures=True)
+        left = store.count_pending(since)
+        kept = (f"the {stats.embedded:,} call{'s' if stats.embedded != 1 else ''} embedded "
+                "before it are kept" if stats.embedded else "nothing was embedded")
+        exc.args = (f"{exc}; {kept}, {left:,} still to embed: run `promptlab logs embed` "
+                    "again to carry on", *exc.args[1:])
+        raise
     finally:
         # an interrupted batch may still be running: let it finish on its own, unstored
         pool.shutdown(wait=not stats.interrupted, cancel_futures=True)

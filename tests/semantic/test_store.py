@@ -619,3 +619,25 @@ def test_two_embedding_runs_never_store_two_vectors_for_one_call(log_dir: Path, 
         assert store.conn.execute("SELECT vid FROM vec_items").fetchall() == first
         assert store.check_rowids() == 0
         assert len(store.knn(vectors[0], 10, exact_max=0)) == 5
+
+
+def test_a_model_that_fails_midway_keeps_the_batches_before_and_says_so(
+        log_dir: Path, model) -> None:
+    """An endpoint that stops answering after two batches: the run fails with its error,
+    and the message says how many calls were kept and what is left to embed."""
+    calls = {"n": 0}
+
+    def flaky(texts: list[str]) -> Any:
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise RuntimeError("model unloaded")
+        return model.embed(texts)
+
+    write(log_dir, SUPPORT * 2)
+    embedder = FunctionEmbedder(flaky, model_id="flaky")
+    with pytest.raises(EmbeddingError, match=r"RuntimeError: model unloaded; the 4 calls "
+                                             r"embedded before it are kept, 6 still to embed: "
+                                             r"run `promptlab logs embed` again"):
+        embed_log(log_dir=log_dir, embedder=embedder, batch=2)
+    calls["n"] = -100
+    assert embed_log(log_dir=log_dir, embedder=embedder, batch=2).embedded == 6
