@@ -96,12 +96,15 @@ MAX_TS = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 MAX_ROWS = 2**62  # a larger --limit or --window means "all" (SQLite's integers are 64-bit)
 
 
-def row_limit(value: int | None) -> int | None:
+def row_limit(value: int | None, what: str = "limit") -> int | None:
     """A LIMIT SQLite can take: None (no limit) for None or anything beyond MAX_ROWS."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise UsageError(f"{what} {value!r}: expected a whole number, 0 or more (None: no "
+                         "limit)")
     if value is None or value > MAX_ROWS:
         return None
     if value < 0:
-        raise UsageError(f"a limit must be 0 or more, got {value}")
+        raise UsageError(f"a {what} must be 0 or more, got {value}")
     return int(value)
 
 
@@ -327,7 +330,7 @@ def search_entries(index: Index, text: str, filters: Filters, *, limit: int | No
     else:
         sql = (f"SELECT f.rowid, {rank} FROM entries_fts f JOIN entries e ON e.rowid = f.rowid "
                f"WHERE entries_fts MATCH ? AND {where} ORDER BY f.rowid DESC")
-    limit, window = row_limit(limit), row_limit(window)
+    limit, window = row_limit(limit), row_limit(window, "window")
     cap = limit if sort == "recent" else window
     if cap is not None:
         sql += f" LIMIT {int(cap)}"

@@ -130,6 +130,8 @@ def semantic_search(text: str, *, log_dir: str | os.PathLike[str] | None = None,
         raise UsageError(f"mode {mode!r}: expected semantic or hybrid")
     if text is not None and not isinstance(text, str):
         raise UsageError(f"the search text must be a string, not {type(text).__name__}")
+    if fts_match not in ("all", "any"):
+        raise UsageError(f"fts_match {fts_match!r}: expected 'all' (every word) or 'any'")
     if not text or not text.strip():
         raise UsageError("nothing to search for: give a sentence or a few words")
     limit = _checked_limit(limit)

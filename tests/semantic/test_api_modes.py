@@ -86,3 +86,16 @@ def test_api_mistakes_are_usage_errors_before_any_work(log_dir: Path, model) -> 
         with pytest.raises(UsageError, match=f"batch {batch!r}: expected a whole number"):
             embed_log(log_dir=log_dir, embedder=model, batch=batch)  # type: ignore[arg-type]
     assert embed_log(log_dir=log_dir, embedder=model, batch=2).embedded == 5
+
+
+def test_a_limit_or_window_of_the_wrong_kind_is_named(log_dir: Path, model) -> None:
+    """`Index.search(limit="5")` was a TypeError from a comparison, an unknown `fts_match`
+    was taken as "any" without a word."""
+    write(log_dir, SUPPORT)
+    with Index(log_dir) as index, pytest.raises(UsageError, match="limit '5': expected"):
+        index.search("refund", limit="5")  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="window 2.5: expected a whole number"):
+        query("refund", log_dir=log_dir, window=2.5)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="fts_match 'some': expected 'all'"):
+        semantic_search("refund", log_dir=log_dir, embedder=model, mode="hybrid",
+                        fts_match="some")
