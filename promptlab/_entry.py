@@ -53,17 +53,22 @@ def _open_standard_fds() -> None:
     index.db) would get descriptor 1, where a command run by `promptlab log` or a scorer
     would then write. What would have been printed goes nowhere, as the caller asked."""
     for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
-        try:
-            os.fstat(fd)
+        if _is_open(fd):
             continue
-        except OSError:
-            pass
         null = os.open(os.devnull, os.O_RDWR)
         if null != fd:
             os.dup2(null, fd)
             os.close(null)
         if getattr(sys, name) is None:
             setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))  # noqa: SIM115
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
 
 
 def _exit_now(code: int) -> None:

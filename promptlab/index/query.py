@@ -97,14 +97,14 @@ MAX_ROWS = 2**62  # a larger --limit or --window means "all" (SQLite's integers 
 
 
 def row_limit(value: int | None, what: str = "limit") -> int | None:
-    """A LIMIT SQLite can take: None (no limit) for None or anything beyond MAX_ROWS."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+    """A LIMIT SQLite can take: None (no limit) for None or anything beyond MAX_ROWS;
+    UsageError for anything but a whole number of 0 or more."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                              or value < 0):
         raise UsageError(f"{what} {value!r}: expected a whole number, 0 or more (None: no "
                          "limit)")
     if value is None or value > MAX_ROWS:
         return None
-    if value < 0:
-        raise UsageError(f"a {what} must be 0 or more, got {value}")
     return int(value)
 
 

@@ -124,7 +124,7 @@ def semantic_search(text: str, *, log_dir: str | os.PathLike[str] | None = None,
     variant, status, since, until. `embedder`: an Embedder, a `--model` string, or None for
     the project's [embeddings]. `worker`: the command line's helper process
     (promptlab.semantic.worker.SearchWorker), which then does the vector work."""
-    from promptlab.index.query import make_filters, search_entries
+    from promptlab.index.query import make_filters, row_limit, search_entries
 
     if mode not in MODES:
         raise UsageError(f"mode {mode!r}: expected semantic or hybrid")
@@ -134,7 +134,7 @@ def semantic_search(text: str, *, log_dir: str | os.PathLike[str] | None = None,
         raise UsageError(f"fts_match {fts_match!r}: expected 'all' (every word) or 'any'")
     if not text or not text.strip():
         raise UsageError("nothing to search for: give a sentence or a few words")
-    limit = _checked_limit(limit)
+    row_limit(limit)  # a whole number of 0 or more (the value stays: knn bounds it)
     flt = make_filters(None, filters)
     folder = _log_dir(log_dir)
     model = resolve_embedder(embedder, log_dir=folder)
@@ -179,17 +179,6 @@ def _one_embedding_run(db: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def _checked_limit(limit: Any) -> int | None:
-    """`limit` as given (None: the default depth), or UsageError for a value that is not a
-    whole number of 0 or more."""
-    if limit is None:
-        return None
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise UsageError(f"limit {limit!r}: expected a whole number, 0 or more (None: the "
-                         "default)")
-    return limit
 
 
 def cached_query(log_dir: str | os.PathLike[str], text: str) -> bytes | None:
@@ -346,9 +335,9 @@ def similar(entry_ref: str, *, log_dir: str | os.PathLike[str] | None = None,
             auto_embed: int | None = None, synced: bool = False,
             **filters: Any) -> SemanticResults:
     """The entries nearest in meaning to one entry (by id, unique prefix, or `last`)."""
-    from promptlab.index.query import find_entry_row, load_entries, make_filters
+    from promptlab.index.query import find_entry_row, load_entries, make_filters, row_limit
 
-    limit = _checked_limit(limit)
+    row_limit(limit)  # a whole number of 0 or more (the value stays: knn bounds it)
     flt = make_filters(None, filters)
     folder = _log_dir(log_dir)
     model = resolve_embedder(embedder, log_dir=folder)
@@ -382,12 +371,12 @@ def embed_log(*, log_dir: str | os.PathLike[str] | None = None,
               limit: int | None = None, rebuild: bool = False, batch: int = 64,
               progress: Any = None) -> EmbedStats:
     """Embed every LLM entry that has no vector yet (`promptlab logs embed`)."""
-    from promptlab.index.query import parse_when
+    from promptlab.index.query import parse_when, row_limit
     from promptlab.index.vectors import EXACT_MAX, VectorStore
 
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise UsageError(f"batch {batch!r}: expected a whole number of calls, 1 or more")
-    limit = _checked_limit(limit)
+    row_limit(limit)  # a whole number of 0 or more
 
     folder = _log_dir(log_dir)
     model = resolve_embedder(embedder, log_dir=folder, verify=True)
