@@ -62,6 +62,18 @@ EXACT_MAX = 10_000  # candidate vectors searched exactly; beyond: bits first, th
 # holds; keeps the SQL integers in range).
 VARS_PER_STATEMENT = 900
 MAX_K = 1 << 32
+
+
+def select_in(conn: Any, sql: str, ids: Sequence[Any], before: Sequence[Any] = ()) -> list[Any]:
+    """The rows of `sql` — a statement whose `{marks}` is an IN list, after the parameters
+    `before` — for every id of `ids`, listed VARS_PER_STATEMENT at a time (an apsw or a
+    sqlite3 connection)."""
+    rows: list[Any] = []
+    for start in range(0, len(ids), VARS_PER_STATEMENT):
+        part = list(ids[start:start + VARS_PER_STATEMENT])
+        rows += conn.execute(sql.replace("{marks}", ", ".join("?" * len(part))),
+                             [*before, *part]).fetchall()
+    return rows
 QUERY_CACHE = 500  # search texts whose vectors are kept
 # The coarse plan, past EXACT_MAX: the Hamming distance of sign bits to every vector keeps
 # the SHORTLIST nearest (at least 100 x k); the query's float values summed over each of
@@ -629,12 +641,9 @@ class VectorStore:
 
         def run() -> int:
             nonlocal items, vectors
-            have: set[tuple[int, str]] = set()
-            for first in range(0, len(items), VARS_PER_STATEMENT):
-                part = [rowid for rowid, _ in items[first:first + VARS_PER_STATEMENT]]
-                have.update(self.conn.execute(
-                    "SELECT entry_rowid, entry_id FROM vec_items WHERE entry_rowid IN "
-                    f"({', '.join('?' * len(part))})", part).fetchall())
+            have: set[tuple[int, str]] = set(select_in(
+                self.conn, "SELECT entry_rowid, entry_id FROM vec_items WHERE entry_rowid IN "
+                "({marks})", [rowid for rowid, _ in items]))
             keep = []
             for i, (rowid, entry_id) in enumerate(items):
                 if (rowid, entry_id) not in have:  # (nor twice in `items`)
@@ -767,12 +776,8 @@ class VectorStore:
                 allowed_vids = np.array(listed.split(",") if listed else [], dtype=np.int64)
             coarse = self._coarse(np.frombuffer(query, dtype=np.float32),
                                   max(rerank, 15 * want), allowed_vids)
-            rows = []
-            for start in range(0, len(coarse), VARS_PER_STATEMENT):
-                part = coarse[start:start + VARS_PER_STATEMENT]
-                rows += self.conn.execute(
-                    "SELECT vid, vec_distance_cosine(embedding, ?) AS d FROM vec_exact "
-                    f"WHERE vid IN ({', '.join('?' * len(part))})", [query, *part]).fetchall()
+            rows = select_in(self.conn, "SELECT vid, vec_distance_cosine(embedding, ?) AS d "
+                             "FROM vec_exact WHERE vid IN ({marks})", coarse, [query])
         # vids -> entry rowids, nearest first, dropping vectors whose entry left the index:
         # only as many looked up as the answer needs (each is a random read of two tables)
         ranked = sorted(rows, key=lambda r: r[1])

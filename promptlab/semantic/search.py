@@ -293,7 +293,7 @@ def _finish(log_dir: Path, text: str, mode: str, fts_ranked: list[tuple[int, flo
     from promptlab.index.core import Index
     from promptlab.index.fts import parse_search, snippet
     from promptlab.index.query import _select_hits, load_entries
-    from promptlab.index.vectors import VARS_PER_STATEMENT
+    from promptlab.index.vectors import select_in
 
     distance = dict(vector_ranked)
     bm25 = dict(fts_ranked)
@@ -313,12 +313,8 @@ def _finish(log_dir: Path, text: str, mode: str, fts_ranked: list[tuple[int, flo
         return results
     terms = parse_search(text).highlight_terms() if text else []
     with Index(log_dir) as index:
-        rows = {}
-        for start in range(0, len(order), VARS_PER_STATEMENT):
-            part = order[start:start + VARS_PER_STATEMENT]
-            rows.update((r[0], r) for r in index.conn.execute(
-                f"SELECT {_select_hits()} FROM entries e WHERE e.rowid IN "
-                f"({', '.join('?' * len(part))})", part))
+        sql = "SELECT " + _select_hits() + " FROM entries e WHERE e.rowid IN ({marks})"
+        rows = {r[0]: r for r in select_in(index.conn, sql, order)}
         found = [rows[r] for r in order if r in rows]
         hits = load_entries(index, found)
     for hit in hits:
