@@ -130,7 +130,8 @@ def otlp_serve(host: str, port: int, content: bool) -> None:
     settings = get_settings()
     logger = without_live_export(Logger(settings.log_dir))
     try:
-        server = make_server(logger, host, port, content=content)
+        server = make_server(logger, host, port, content=content,
+                             warn=lambda line: click.echo(f"Warning: {line}", err=True))
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}; "
                                    "choose another with --port (or --host)") from exc
@@ -144,4 +145,5 @@ def otlp_serve(host: str, port: int, content: bool) -> None:
     finally:
         server.server_close()
         logger.close()
-        click.echo(f"received {server.received} span(s)", err=True)
+        rejected = f", rejected {server.rejected}" if server.rejected else ""
+        click.echo(f"received {server.received} span(s){rejected}", err=True)

@@ -55,6 +55,7 @@ class SpanData:
     status_message: str | None = None
     resource: dict[str, Any] = field(default_factory=dict)
     scope: str | None = None
+    invalid: str | None = None  # why the span cannot be logged (its ids), when it cannot
 
 
 # -- the attribute table (first match wins; see docs/otel.md) -------------------------------
@@ -508,6 +509,19 @@ def _attributes(pairs: Iterable[Any]) -> dict[str, Any]:
     return {kv.key: _any_value(kv.value) for kv in pairs}
 
 
+def _invalid_ids(span: Any) -> str | None:
+    """What makes an OTLP span's ids invalid (the OpenTelemetry spec: a trace id is 16 bytes,
+    a span id 8, neither all zero), or None. Such a span would share its "trace" with every
+    other broken sender's, so it is rejected, not logged."""
+    for what, value, size in (("trace id", span.trace_id, 16), ("span id", span.span_id, 8)):
+        if len(value) != size or not any(value):
+            shown = value.hex() or "empty"
+            return f"invalid {what} {shown[:40]}: it must be {size} bytes, not all zero"
+    if span.parent_span_id and len(span.parent_span_id) != 8:
+        return f"invalid parent span id {span.parent_span_id.hex()[:40]}: it must be 8 bytes"
+    return None
+
+
 def spans_from_proto(request: Any) -> Iterator[SpanData]:
     """SpanData for every span of an OTLP `ExportTraceServiceRequest` (protobuf message)."""
     for resource_spans in request.resource_spans:
@@ -517,15 +531,18 @@ def spans_from_proto(request: Any) -> Iterator[SpanData]:
             for span in scope_spans.spans:
                 parent = int.from_bytes(span.parent_span_id, "big") if span.parent_span_id \
                     else None
+                span_id = int.from_bytes(span.span_id, "big")
+                if parent == 0 or parent == span_id:  # no parent, or a loop: a root span
+                    parent = None
                 yield SpanData(
                     name=span.name, trace_id=int.from_bytes(span.trace_id, "big"),
-                    span_id=int.from_bytes(span.span_id, "big"), parent_id=parent,
+                    span_id=span_id, parent_id=parent,
                     start_ns=span.start_time_unix_nano, end_ns=span.end_time_unix_nano,
                     attributes=_attributes(span.attributes),
                     events=[(e.name, _attributes(e.attributes)) for e in span.events],
                     error=span.status.code == 2, ok=span.status.code == 1,
                     status_message=span.status.message or None,
-                    resource=resource, scope=scope,
+                    resource=resource, scope=scope, invalid=_invalid_ids(span),
                 )
 
 

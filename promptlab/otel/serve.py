@@ -13,6 +13,7 @@ import base64
 import json
 import threading
 import zlib
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -26,10 +27,12 @@ MAX_BODY = 64 << 20
 class OtlpServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], logger: Any, content: bool):
+    def __init__(self, address: tuple[str, int], logger: Any, content: bool,
+                 warn: Callable[[str], None] | None = None):
         super().__init__(address, _Handler)
         self.logger = logger
         self.content = content
+        self.warn = warn  # told, one line a request, when spans are rejected
         self.received = 0
         self.rejected = 0
         self.lock = threading.Lock()
@@ -89,25 +92,40 @@ class _Handler(BaseHTTPRequestHandler):
                                         "application/x-protobuf or application/json")
         except Exception as exc:  # protobuf's DecodeError / json_format.ParseError
             return self._error(400, f"not an ExportTraceServiceRequest: {exc}")
-        rejected = 0
+        reasons: dict[str, int] = {}  # why spans were rejected: how many each time
         written = 0
         for span in spans_from_proto(request):
             try:
+                if span.invalid:
+                    raise ValueError(span.invalid)
                 self.server.logger.log(**span_to_entry(span, content=self.server.content))
                 written += 1
-            except Exception:  # one bad span must not lose the others
-                rejected += 1
+            except Exception as exc:  # one bad span must not lose the others
+                reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+                reasons[reason] = reasons.get(reason, 0) + 1
+        rejected = sum(reasons.values())
         with self.server.lock:
             self.server.received += written
             self.server.rejected += rejected
         response = ExportTraceServiceResponse()
         if rejected:
             response.partial_success.rejected_spans = rejected
-            response.partial_success.error_message = "spans promptlab could not log"
+            response.partial_success.error_message = _rejections(reasons)
+            if self.server.warn is not None:
+                self.server.warn(f"{self.client_address[0]} sent {rejected} span"
+                                 f"{'s' if rejected > 1 else ''} that were {_rejections(reasons)}")
         if content_type == "application/json":
             self._reply(200, json_format.MessageToJson(response).encode(), "application/json")
         else:
             self._reply(200, response.SerializeToString(), "application/x-protobuf")
+
+
+def _rejections(reasons: dict[str, int]) -> str:
+    """`partial_success.error_message`: why spans were not logged, the first few reasons."""
+    shown = [f"{count} span{'s' if count > 1 else ''}: {reason}"
+             for reason, count in list(reasons.items())[:5]]
+    more = f"; and {len(reasons) - 5} other reasons" if len(reasons) > 5 else ""
+    return "not logged: " + "; ".join(shown) + more
 
 
 def _hex_ids_to_base64(data: Any) -> Any:
@@ -145,6 +163,8 @@ def _inflate(body: bytes, *, gzip: bool) -> bytes | None:
 
 
 def make_server(logger: Any, host: str = "127.0.0.1", port: int = 4318, *,
-                content: bool = True) -> OtlpServer:
-    """A receiver bound to (host, port), not yet serving (call `serve_forever()`)."""
-    return OtlpServer((host, port), logger, content)
+                content: bool = True, warn: Callable[[str], None] | None = None) -> OtlpServer:
+    """A receiver bound to (host, port), not yet serving (call `serve_forever()`). `warn`
+    gets one line for each request that had spans rejected (the sender gets them in the
+    response's `partial_success`, which few SDKs show)."""
+    return OtlpServer((host, port), logger, content, warn)

@@ -396,3 +396,50 @@ def test_round_trip_of_a_conversation_with_tool_calls(tmp_path: Path) -> None:
     assert summary.sent == 1
     (back,) = read_entries(copy)
     assert back == entry
+
+
+def test_serve_rejects_spans_with_invalid_ids_and_says_why(tmp_path: Path) -> None:
+    """The OpenTelemetry spec: a trace id is 16 bytes and a span id 8, neither all zero.
+    Spans that break it are rejected (partial_success, and a warning at the receiver), the
+    others in the same request are logged; a span naming itself as parent is a root."""
+    import urllib.request
+
+    warnings: list[str] = []
+    server = make_server(Logger(tmp_path), "127.0.0.1", 0, warn=warnings.append)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def span(name: str, trace: str, span_id: str, parent: str = "") -> dict[str, Any]:
+        return {"traceId": trace, "spanId": span_id, "parentSpanId": parent, "name": name,
+                "startTimeUnixNano": "1764669600000000000",
+                "endTimeUnixNano": "1764669600500000000"}
+
+    trace = "5b8efff798038103d269b633813fc60c"
+    spans = [span("good", trace, "eee19b7ec3c1b174"),
+             span("zero trace", "0" * 32, "eee19b7ec3c1b175"),
+             span("no trace", "", "eee19b7ec3c1b176"),
+             span("zero span", trace, "0" * 16),
+             span("short span", trace, "eee1"),
+             span("long parent", trace, "eee19b7ec3c1b177", "ab" * 9),
+             span("own parent", trace, "eee19b7ec3c1b178", "eee19b7ec3c1b178"),
+             span("zero parent", trace, "eee19b7ec3c1b179", "0" * 16)]
+    body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{server.server_address[1]}/v1/traces",
+                                     data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            answer = json.loads(response.read())
+    finally:
+        server.shutdown()
+        server.server_close()
+    partial = answer["partialSuccess"]
+    assert int(partial["rejectedSpans"]) == 5 and server.rejected == 5
+    message = partial["errorMessage"]
+    assert message.startswith("not logged: 1 span: invalid trace id 0000000000000000000000")
+    assert "invalid trace id empty: it must be 16 bytes, not all zero" in message
+    assert "invalid span id 0000000000000000" in message and "invalid span id eee1:" in message
+    assert "invalid parent span id ababababababababab: it must be 8 bytes" in message
+    (warning,) = warnings
+    assert warning.startswith("127.0.0.1 sent 5 spans that were not logged: ")
+    logged = {entry["name"]: entry for entry in read_entries(tmp_path)}
+    assert set(logged) == {"good", "own parent", "zero parent"}
+    assert "parent_id" not in logged["own parent"] and "parent_id" not in logged["zero parent"]
