@@ -169,7 +169,14 @@ class Experiment:
 
     def assign(self, unit: object) -> str:
         """The variant for `unit` (a user id, session id, …): sticky, stateless, and the
-        same in every process — `promptlab experiment assign NAME UNIT` agrees."""
+        same in every process — `promptlab experiment assign NAME UNIT` agrees.
+
+        An empty unit (None, or a string of only spaces) is refused: every such request
+        would land in one variant, which is an unset variable, not a user."""
+        if unit is None or (isinstance(unit, str) and not unit.strip()):
+            raise ExperimentError(f"experiment {self.name!r}: the unit to assign is empty "
+                                  f"({unit!r}); give a user id, session id or other id that "
+                                  "stays the same for one user")
         return self._splitter.assign(unit)
 
     def render(self, unit: object, variables: dict[str, Any] | None = None, /,

@@ -15,7 +15,9 @@ from promptlab.history.repo import (
     Blobs,
     Change,
     Commit,
+    NotARepositoryError,
     VersionTracker,
+    has_commits,
     is_label,
     label_of,
     label_target,
@@ -59,8 +61,16 @@ def prompt_history(registry: Registry, prompt_id: str, rev: str = "HEAD") -> His
     """Every commit reachable from `rev` that touched `prompts/<id>/`, newest first."""
     validate_id(prompt_id)
     folder = registry.prompt_dir(prompt_id)
-    with open_repo(folder, purpose="history") as repo:
+    try:
+        repo = open_repo(folder, purpose="history")
+    except NotARepositoryError:
+        if not folder.is_dir():  # nothing to show either way: name the typo, not git
+            registry.versions(prompt_id)  # raises "unknown prompt … known prompts: …"
+        raise
+    with repo:
         folder_rel = repo_path(repo, folder)
+        if not folder.is_dir() and not has_commits(repo):
+            registry.versions(prompt_id)
         commit = resolve_commit(repo, rev, purpose="history")
         commits = read_log(repo, folder_rel, commit, reverse=True)
         if not commits and not folder.is_dir():

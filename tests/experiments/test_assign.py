@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections import Counter
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -149,3 +150,23 @@ def test_cli_assign_unknown_experiment_is_one_line(exp_project, toml, rows) -> N
     assert result.exit_code == 2
     assert result.stderr == ("Error: no experiment 'code-review-a' in experiments/; "
                              "did you mean 'code-review-ab'?\n")
+
+
+def test_an_empty_unit_is_refused(exp_project, toml, rows) -> None:
+    """An unset variable (`assign ab "$USER_ID"`, `render(None)`) would send every such
+    request to one variant; it is refused, in the API and on the command line."""
+    from promptlab.errors import ExperimentError
+
+    exp_project.write("ab", toml(), rows)
+    exp = load_experiment("ab")
+    for unit in (None, "", "   "):
+        with pytest.raises(ExperimentError, match="the unit to assign is empty"):
+            exp.assign(unit)
+        with pytest.raises(ExperimentError, match="the unit to assign is empty"):
+            exp.render(unit, code="x")
+    assert exp.assign(0) == reference("0", {"v1": 50, "v2": 50}, "ab")  # a falsy id is an id
+    for args in (["ab", ""], ["ab", "u1", " "]):
+        result = CliRunner().invoke(main, ["experiment", "assign", *args])
+        assert result.exit_code == 2
+        assert result.stderr.startswith("Error: experiment 'ab': the unit to assign is empty")
+        assert result.stdout == ""

@@ -184,6 +184,20 @@ def test_no_commits_yet(gitproject):
                              "commits yet; commit your prompts first\n")
 
 
+def test_unknown_prompt_outside_git_or_before_commits_names_the_prompt(project, tmp_path):
+    """A typo is the first thing to say: git's state is beside the point for a prompt that
+    does not exist in the folder (outside git, or before the first commit)."""
+    result = run("history", "code-reveiw")
+    assert result.exit_code == 2
+    assert "unknown prompt 'code-reveiw'" in result.stderr, result.stderr
+    assert "git" not in result.stderr
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    result = run("history", "code-reveiw")
+    assert result.exit_code == 2
+    assert "unknown prompt 'code-reveiw'" in result.stderr, result.stderr
+    assert "commits" not in result.stderr
+
+
 def test_unknown_revision(story):
     result = run("history", "code-review", "--rev", "nope")
     assert result.exit_code == 2
