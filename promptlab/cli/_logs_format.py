@@ -218,15 +218,29 @@ def render_trace(trace: Any) -> str:
     start = trace.start
     rows: list[tuple[str, str, str, str]] = []
 
-    def visit(node: Any, prefix: str, last: bool, top: bool) -> None:
-        branch = "" if top else ("└── " if last else "├── ")
+    from promptlab.index.trace import MAX_NESTING
+
+    # Depth first without recursion (a recursive agent's trace can be thousands of spans
+    # deep); the tree nests MAX_NESTING levels, deeper nodes are listed under their ancestor
+    # there, marked with their depth.
+    stack = [(root, 0, True) for root in reversed(trace.roots)]
+    pipes: list[str] = []  # what each open level draws in front of its descendants
+    while stack:
+        node, depth, last = stack.pop()
+        shown = min(depth, MAX_NESTING)
+        del pipes[max(shown - 1, 0):]
+        branch = "" if depth == 0 else ("└── " if last else "├── ")
         if node.kind == "llm":
             label = " ".join(x for x in ("llm", node.model or "", node.prompt or "") if x)
             if node.name:
                 label = f"{node.name}: {label}"
         else:
             label = node.name or node.kind
-        if node.orphan:
+        if depth > MAX_NESTING:
+            label = f"[depth {depth}] {label}"
+        if node.loop:
+            label += "  (its parents lead back to it)"
+        elif node.orphan:
             label += "  (parent not in the log)"
         details = []
         if node.kind == "llm" and (node.input_tokens is not None or node.output_tokens is not None):
@@ -237,15 +251,15 @@ def render_trace(trace: Any) -> str:
             details.append(" ".join(f"{k}={_score(v)}" for k, v in node.scores.items()))
         if node.status == "error":
             details.append(f"ERROR: {one_line(node.error or 'failed', 60)}")
-        rows.append((_printable(prefix + branch + label), fmt_ms(node.duration_ms),
+        rows.append((_printable("".join(pipes) + branch + label), fmt_ms(node.duration_ms),
                      f"+{fmt_ms((node.start - start) * 1000) or '0 ms'}",
                      _printable("  ".join(details))))
-        child_prefix = prefix + ("" if top else ("    " if last else "│   "))
-        for i, child in enumerate(node.children):
-            visit(child, child_prefix, i == len(node.children) - 1, False)
+        if depth and depth < MAX_NESTING:
+            pipes.append("    " if last else "│   ")
+        children = node.children
+        stack.extend((child, depth + 1, i == len(children) - 1)
+                     for i, child in reversed(list(enumerate(children))))
 
-    for root in trace.roots:
-        visit(root, "", True, True)
     width = max(len(r[0]) for r in rows) if rows else 0
     dur = max(len(r[1]) for r in rows) if rows else 0
     off = max(len(r[2]) for r in rows) if rows else 0

@@ -344,7 +344,8 @@ def logs_trace(trace_id: str | None, limit: int, since: str | None, until: str |
         if trace_id is None:
             traces = list_traces(index, flt, limit or None)
             rows = [{
-                "time": fmt_time(t["timestamp"]), "trace": t["trace_id"], "name": t["name"] or "",
+                "time": fmt_time(t["timestamp"]), "trace": t["trace_id"],
+                "name": t["name"] or ("" if t["root"] else "(no root span)"),
                 "duration": fmt_ms(t["duration_ms"]), "spans": t["spans"],
                 "calls": t["llm_calls"],
                 "tokens": f"{t['input_tokens']:,}→{t['output_tokens']:,}",

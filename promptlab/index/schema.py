@@ -198,9 +198,18 @@ _M007_INDEXES: dict[str, str] = {
         " ON scores(prompt_id, prompt_version, name, unit, value, is_bool)"
     ),
 }
+# Every entry of a trace by start time, with its trace (covering): `promptlab trace` lists
+# the traces that started last, whether or not their root span was ever written (a crashed
+# request's spans are written, its root never is). Replaces entries_trace_roots.
+_M011_INDEXES: dict[str, str] = {
+    "entries_traced": (
+        "CREATE INDEX IF NOT EXISTS entries_traced ON entries(ts, trace_id)"
+        " WHERE trace_id IS NOT NULL AND kind != 'feedback'"
+    ),
+}
 ENTRY_INDEXES: dict[str, str] = {
     **{k: v for k, v in _M001_INDEXES.items() if k != "entries_by_experiment"},
-    **_M004_INDEXES, **_M006_INDEXES, **_M007_INDEXES,
+    **_M006_INDEXES, **_M007_INDEXES, **_M011_INDEXES,
 }
 
 
@@ -525,6 +534,13 @@ def _m010_own_scores(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('own_scores_unread', 1)")
 
 
+def _m011_traced_entries(conn: sqlite3.Connection) -> None:
+    """Traces listed by their first entry, root span or not (see _M011_INDEXES)."""
+    conn.execute("DROP INDEX IF EXISTS entries_trace_roots")
+    for sql in _M011_INDEXES.values():
+        conn.execute(sql)
+
+
 @dataclass(frozen=True)
 class Migration:
     name: str
@@ -541,6 +557,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("008_unit_rollup", _m008_unit_rollup),
     Migration("009_score_unit_rollup", _m009_score_unit_rollup),
     Migration("010_own_scores", _m010_own_scores),
+    Migration("011_traced_entries", _m011_traced_entries),
 )
 
 

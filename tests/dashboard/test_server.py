@@ -417,3 +417,49 @@ def test_a_failed_comparison_is_shown_not_hidden(dash_project: dict,
         assert missing.status == 404 and b"no experiment 'no-such-thing'" in missing.body
     finally:
         app.close()
+
+
+def test_deep_looping_and_rootless_traces_are_shown(dash_project: dict, tmp_path: Path) -> None:
+    """A trace 1,200 spans deep, a loop of parents and a trace whose root span was never
+    written: the trace list, the waterfall and the entry page answer 200 with every span."""
+    import threading
+
+    from promptlab.config import load_settings
+    from promptlab.dashboard import Dashboard, make_server
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 60))
+
+    def span(trace: str, span_id: str, parent: str | None, name: str) -> str:
+        return json.dumps({"v": 1, "id": span_id, "kind": "span", "timestamp": stamp + "Z",
+                           "name": name, "trace_id": trace, "span_id": span_id,
+                           "latency_ms": 5.0, **({"parent_id": parent} if parent else {})})
+
+    lines = [span("DEEP", f"D{i:05d}", f"D{i - 1:05d}" if i else None, f"level{i}")
+             for i in range(1200)]
+    lines += [span("LOOP", "LA", "LB", "loop-a"), span("LOOP", "LB", "LA", "loop-b"),
+              span("HALF", "HSTEP", "HROOT", "half-step")]
+    (logs / time.strftime("%Y-%m-%d.jsonl", time.gmtime())).write_text("\n".join(lines) + "\n")
+    app = Dashboard(load_settings(dash_project["root"], log_dir=logs, env={}), sync_interval=0)
+    httpd = make_server(app, "127.0.0.1", 0)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        status, _, body = request(base, "/traces")
+        assert status == 200 and body.count("no root span") == 2  # LOOP and HALF
+        rows = json.loads(request(base, "/api/traces")[2])["rows"]
+        assert sorted((r["trace_id"], r["spans"]) for r in rows) == [
+            ("DEEP", 1200), ("HALF", 1), ("LOOP", 2)]
+        status, _, body = request(base, "/traces/DEEP")
+        assert status == 200 and "level1199" in body
+        deep = json.loads(request(base, "/api/traces/DEEP")[2])
+        assert deep["spans"] == 1200 and deep["rows"][-1]["depth"] == 1199
+        loop = json.loads(request(base, "/api/traces/LOOP")[2])
+        assert [(r["name"], r["depth"]) for r in loop["rows"]] == [("loop-a", 0), ("loop-b", 1)]
+        for entry in ("D01199", "LB", "HSTEP"):
+            assert request(base, f"/logs/{entry}")[0] == 200
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        app.close()

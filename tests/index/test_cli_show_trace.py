@@ -169,3 +169,110 @@ def test_show_last_with_no_calls(log_dir: Path) -> None:
     result = run("logs", "show", "last", ok=False)
     assert result.exit_code == 2
     assert "no LLM calls in the log index" in result.stderr
+
+
+def _span_line(trace: str, span: str, parent: str | None, ts: str, name: str) -> str:
+    entry = {"v": 1, "id": span, "kind": "span", "timestamp": ts, "name": name,
+             "trace_id": trace, "span_id": span, "latency_ms": 10.0}
+    if parent:
+        entry["parent_id"] = parent
+    return json.dumps(entry)
+
+
+def test_a_trace_thousands_of_spans_deep(log_dir: Path) -> None:
+    """A recursive agent: 1,500 nested spans and a call at the bottom. Nothing recurses:
+    the tree, its JSON and `logs show` work; the views nest 100 levels and list the deeper
+    spans under level 100 with their depth (and, in JSON, their parent)."""
+    from promptlab.index.trace import MAX_NESTING
+
+    log_dir.mkdir(parents=True)
+    trace = "01TRACE0000000000000000000"
+    lines = [_span_line(trace, f"S{i:05d}", f"S{i - 1:05d}" if i else None,
+                        f"2026-01-05T00:00:{i // 100:02d}.{i % 100:02d}0000Z", f"step{i}")
+             for i in range(1500)]
+    call = {"v": 1, "id": "01CALL00000000000000000000", "timestamp": "2026-01-05T00:01:00Z",
+            "model": "gpt-4o", "input_tokens": 3, "output_tokens": 1, "trace_id": trace,
+            "span_id": "01CALL00000000000000000000", "parent_id": "S01499"}
+    (log_dir / "2026-01-05.jsonl").write_text("\n".join([*lines, json.dumps(call)]) + "\n")
+    out = run("trace", trace).stdout.splitlines()
+    assert out[0].startswith(f"trace {trace} · step0 · ") and "1,500 spans · 1 LLM call" in out[0]
+    assert len(out) == 2 + 1501
+    assert out[2].startswith("step0 ") and out[3].startswith("└── step1 ")
+    assert out[2 + MAX_NESTING].startswith("    " * (MAX_NESTING - 1) + "└── step100 ")
+    assert out[2 + MAX_NESTING + 1].startswith(
+        "    " * (MAX_NESTING - 1) + "└── [depth 101] step101 ")
+    assert "[depth 1500] llm gpt-4o" in out[-1]
+    data = json.loads(run("trace", trace, "--json").stdout)
+    node, depth = data["tree"][0], 0
+    while depth < MAX_NESTING:
+        (node,) = node["children"]
+        depth += 1
+    assert node["name"] == "step100" and "depth" not in node
+    flat = node["children"]
+    assert [n["depth"] for n in flat] == list(range(101, 1501))
+    assert flat[0]["parent_id"] == "S00100" and flat[-1]["parent_id"] == "S01499"
+    assert all(n["children"] == [] for n in flat)
+    shown = json.loads(run("logs", "show", call["id"], "--json").stdout)["trace"]
+    assert shown["depth"] == 1500 and shown["path"][:2] == ["step0", "step1"]
+    assert shown["path"][-1] == "gpt-4o" and shown["trace_spans"] == 1500
+
+
+def test_a_loop_of_parents_is_shown_once_at_the_top(log_dir: Path) -> None:
+    """Spans from elsewhere can name any parent: A ← B ← A, and C its own parent. Each is
+    shown once, the earliest of a loop at the top level, marked; the trace is listed."""
+    log_dir.mkdir(parents=True)
+    trace = "01LOOP00000000000000000000"
+    lines = [_span_line(trace, "A", "B", "2026-01-05T00:00:01Z", "a"),
+             _span_line(trace, "B", "A", "2026-01-05T00:00:02Z", "b"),
+             _span_line(trace, "K", "B", "2026-01-05T00:00:03Z", "under-b"),
+             _span_line(trace, "C", "C", "2026-01-05T00:00:04Z", "c")]
+    (log_dir / "2026-01-05.jsonl").write_text("\n".join(lines) + "\n")
+    out = run("trace", trace).stdout.splitlines()
+    labels = [re.match(r"^(.*?)\s{2,}[\d+]", line).group(1) for line in out[2:]]
+    assert labels == ["a  (its parents lead back to it)", "└── b", "    └── under-b",
+                      "c  (its parents lead back to it)"]
+    data = json.loads(run("trace", trace, "--json").stdout)
+    assert [(n["name"], n.get("loop")) for n in data["tree"]] == [("a", True), ("c", True)]
+    assert data["spans"] == 4
+    assert json.loads(run("logs", "show", "K", "--json").stdout)["trace"]["path"] == [
+        "a", "b", "under-b"]
+    (listed,) = json.loads(run("trace", "--json").stdout)
+    assert (listed["trace_id"], listed["root"], listed["name"], listed["spans"]) == (
+        trace, False, None, 4)
+
+
+def test_traces_without_a_root_span_are_listed_by_their_start(log_dir: Path) -> None:
+    """A crashed request writes its inner spans, never its root: its trace is listed (by
+    its first entry, marked as having no root span) among complete ones, newest first,
+    and --since/--until/-n select by start."""
+    from promptlab.logs.logger import Logger
+
+    log_dir.mkdir(parents=True)
+    lines = []
+    for day, (trace, complete) in enumerate([("T1", True), ("T2", False), ("T3", True),
+                                             ("T4", False)], start=1):
+        ts = f"2026-01-0{day}T10:00:00Z"
+        if complete:
+            lines.append(_span_line(trace, f"{trace}root", None, ts, f"request-{trace}"))
+        lines.append(_span_line(trace, f"{trace}step", f"{trace}root",
+                                f"2026-01-0{day}T10:00:01Z", "step"))
+    (log_dir / "2026-01-01.jsonl").write_text("\n".join(lines) + "\n")
+    listed = json.loads(run("trace", "--json").stdout)
+    assert [(t["trace_id"], t["root"], t["name"], t["spans"]) for t in listed] == [
+        ("T4", False, None, 1), ("T3", True, "request-T3", 2), ("T2", False, None, 1),
+        ("T1", True, "request-T1", 2)]
+    assert listed[0]["timestamp"] == "2026-01-04T10:00:01Z"
+    out = run("trace").stdout.splitlines()
+    assert "(no root span)" in out[2] and "T4" in out[2] and "request-T3" in out[3]
+    pick = json.loads(run("trace", "-n", "2", "--since", "2026-01-02", "--until", "2026-01-03",
+                          "--json").stdout)
+    assert [t["trace_id"] for t in pick] == ["T3", "T2"]
+    assert [t["trace_id"] for t in json.loads(run("trace", "-n", "1", "--json").stdout)] == ["T4"]
+    assert [t["trace_id"] for t in json.loads(run("trace", "-n", "0", "--json").stdout)] == [
+        "T4", "T3", "T2", "T1"]
+    # Spans written by the logger of a process that died inside its trace.
+    logger = Logger(log_dir)
+    with logger.trace("finished"):
+        pass
+    logger.close()
+    assert json.loads(run("trace", "-n", "1", "--json").stdout)[0]["name"] == "finished"

@@ -177,7 +177,7 @@ def test_roll_up_values() -> None:
             "INSERT INTO scores (entry_rowid, entry_id, name, value, is_bool, source, "
             "prompt_id, prompt_version, unit) VALUES (?, ?, ?, ?, ?, 'entry', 'qa', ?, ?)",
             (rowid, f"E{rowid}", name, value, is_bool, version, unit))
-    assert migrate(conn) == ["009_score_unit_rollup", "010_own_scores"]
+    assert migrate(conn) == ["009_score_unit_rollup", "010_own_scores", "011_traced_entries"]
     assert conn.execute(
         "SELECT name, unit, rows, n, mean, n_bool, big FROM score_unit_rollup "
         "ORDER BY name, unit").fetchall() == [
