@@ -377,14 +377,15 @@ def logs_trace(trace_id: str | None, limit: int, since: str | None, until: str |
 @click.option("prompt", "--prompt", metavar="ID", help="Only this prompt (ID@v2: one version).")
 @click.option("version", "--version", metavar="vN", help="Only this prompt version.")
 @click.option("model", "-m", "--model", metavar="MODEL", help="Only this model (* ? match).")
-@click.option("tag", "-t", "--tag", metavar="TAG", help="Only calls with this tag.")
+@click.option("tag", "-t", "--tag", metavar="TAG", multiple=True,
+              help="Only calls with this tag (one: a call with several counts under each).")
 @click.option("experiment", "-e", "--experiment", metavar="NAME", help="Only this experiment.")
 @click.option("prices", "--prices", type=click.Path(dir_okay=False), metavar="FILE",
               help="Prices file overriding the shipped table (default: project setting).")
 @output_options
 @project_options
 def logs_costs(by: tuple[str, ...], since: str | None, until: str | None, prompt: str | None,
-               version: str | None, model: str | None, tag: str | None,
+               version: str | None, model: str | None, tag: tuple[str, ...],
                experiment: str | None, prices: str | None, out: Output) -> None:
     """Tokens and cost (USD) of the logged calls per group, with a total row.
 

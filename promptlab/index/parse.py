@@ -283,8 +283,10 @@ def _measures(r: tuple[Any, ...]) -> tuple[Any, ...]:
     if priced:
         return (1, r[22] == "error", inp, out, cached, _num(r[27]), _num(r[28]), cost, 1, 0,
                 0, 0, 0)
+    # Priced at read time from these sums: the cached tokens are capped at the input tokens
+    # here, call by call, as Price.cost caps them, so that a total is the sum of its groups.
     return (1, r[22] == "error", inp, out, cached, _num(r[27]), _num(r[28]), 0, 0, 1,
-            inp, out, cached)
+            inp, out, min(cached, inp))
 
 
 def rollup_rows(

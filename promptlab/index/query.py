@@ -93,6 +93,7 @@ def _is_common_tag(conn: Any, tag: str, threshold: int = 5000) -> bool:
 # Times outside years 1..9999 are clamped to them: "--since 99999999d" means "from the start".
 MIN_TS = datetime(1, 1, 1, tzinfo=UTC).timestamp()
 MAX_TS = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+MAX_TAGS = 64  # tags one filter may require (each is a clause: SQLite's depth is bounded)
 MAX_ROWS = 2**62  # a larger --limit or --window means "all" (SQLite's integers are 64-bit)
 
 
@@ -173,6 +174,10 @@ def make_filters(base: Filters | None, values: dict[str, Any]) -> Filters:
     tags = values.get("tags", values.get("tag", f.tags))
     if isinstance(tags, str):
         tags = (tags,)
+    tags = tuple(dict.fromkeys(str(t) for t in tags))  # a tag given twice is one filter
+    if len(tags) > MAX_TAGS:
+        raise UsageError(f"{len(tags):,} --tag filters: at most {MAX_TAGS} (an entry must "
+                         "carry every one)")
     kind = values.get("kind", f.kind)
     if kind == "all":
         kind = None
@@ -188,7 +193,7 @@ def make_filters(base: Filters | None, values: dict[str, Any]) -> Filters:
         raise UsageError(f"--since ({_iso(since)}) is not before --until ({_iso(until)})")
     return replace(
         f, prompt=prompt, version=version, model=values.get("model", f.model),
-        tags=tuple(str(t) for t in tags), experiment=values.get("experiment", f.experiment),
+        tags=tags, experiment=values.get("experiment", f.experiment),
         variant=values.get("variant", f.variant), status=status, kind=kind, since=since,
         until=until, trace_id=values.get("trace_id", f.trace_id),
     )

@@ -336,7 +336,9 @@ def rollup_select_sql(*, per_tag: bool, where: str = "1") -> str:
         f"COALESCE(sum({nocost}), 0)",
         f"COALESCE(sum(CASE WHEN {nocost} THEN e.input_tokens END), 0)",
         f"COALESCE(sum(CASE WHEN {nocost} THEN e.output_tokens END), 0)",
-        f"COALESCE(sum(CASE WHEN {nocost} THEN e.cached_tokens END), 0)",
+        # capped per call, as Price.cost caps them (parse._measures does the same)
+        f"COALESCE(sum(CASE WHEN {nocost} THEN min(e.cached_tokens, COALESCE(e.input_tokens, 0))"
+        " END), 0)",
     ]
     group = ", ".join(str(i + 1) for i in range(len(keys)))
     names = [*ROLLUP_KEYS, *(("tag",) if per_tag else ()), *ROLLUP_MEASURES]
@@ -541,6 +543,16 @@ def _m011_traced_entries(conn: sqlite3.Connection) -> None:
         conn.execute(sql)
 
 
+def _m012_capped_cached_rollup(conn: sqlite3.Connection) -> None:
+    """The cost roll-ups again where a call priced at read time has more cached tokens
+    than input tokens: they are now capped call by call (before, on the group's sums)."""
+    if conn.execute("SELECT 1 FROM entries WHERE kind = 'llm' AND cost_usd IS NULL AND "
+                    "cached_tokens > COALESCE(input_tokens, 0) LIMIT 1").fetchone():
+        for table, per_tag in (("rollup", False), ("rollup_tags", True)):
+            conn.execute(f"DELETE FROM {table}")
+            conn.execute(f"INSERT INTO {table} {rollup_select_sql(per_tag=per_tag)}")
+
+
 @dataclass(frozen=True)
 class Migration:
     name: str
@@ -558,6 +570,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("009_score_unit_rollup", _m009_score_unit_rollup),
     Migration("010_own_scores", _m010_own_scores),
     Migration("011_traced_entries", _m011_traced_entries),
+    Migration("012_capped_cached_rollup", _m012_capped_cached_rollup),
 )
 
 

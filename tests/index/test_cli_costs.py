@@ -149,3 +149,47 @@ def test_roll_up_follows_new_lines(sample: Sample) -> None:
     after = json.loads(run("costs", "--json", "--prices", str(sample.prices)).stdout)
     assert after["total"]["calls"] == before["total"]["calls"] + 1
     assert round(after["total"]["cost_usd"] - before["total"]["cost_usd"], 6) == 1.0
+
+
+def test_cached_tokens_beyond_the_input_are_capped_call_by_call(log_dir: Path,
+                                                                tmp_path: Path) -> None:
+    """Priced at read time, a call's cached tokens count up to its input tokens (Anthropic's
+    usage reports cache reads outside the input). The cap is per call, so the total is the
+    sum of its groups whatever the grouping — and an index built before the cap is rolled
+    up again (migration 012)."""
+    prices = tmp_path / "prices.toml"
+    prices.write_text('[models."acme-llm"]\ninput = 1000\ncached_input = 100\noutput = 1000\n')
+    append(log_dir, entry(model="acme-llm", input_tokens=100, cached_tokens=500,
+                          output_tokens=0, tags=["t1"], cost_usd=None),
+           entry(seconds=1, model="acme-llm", input_tokens=1000, cached_tokens=0,
+                 output_tokens=0, tags=["t2"], cost_usd=None))
+
+    def totals(*by: str) -> tuple[float, list[float]]:
+        report = json.loads(run("costs", "--json", "--prices", str(prices),
+                                *(f"--by={b}" for b in by)).stdout)
+        return report["total"]["cost_usd"], [g["cost_usd"] for g in report["groups"]]
+
+    for by in ("tag", "model", "day"):
+        total, groups = totals(by)
+        assert total == pytest.approx(1.01) and sum(groups) == pytest.approx(1.01), by
+    # An index rolled up before: its sums of cached tokens were not capped.
+    import sqlite3
+
+    conn = sqlite3.connect(log_dir / "index.db")
+    conn.execute("UPDATE rollup SET unpriced_cached_tokens = 500")
+    conn.execute("DELETE FROM migrations WHERE name = '012_capped_cached_rollup'")
+    conn.commit()
+    conn.close()
+    assert totals("model")[0] == pytest.approx(1.01)
+
+
+def test_costs_refuses_two_tags_rather_than_using_the_last(sample: Sample) -> None:
+    result = run("costs", "-t", "prod", "-t", "beta", ok=False)
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: costs takes one --tag (a call with several tags counts "
+                             "under each)\n")
+    result = run("logs", *(arg for i in range(65) for arg in ("-t", f"tag{i}")), ok=False)
+    assert result.exit_code == 2
+    assert result.stderr == "Error: 65 --tag filters: at most 64 (an entry must carry every one)\n"
+    assert run("logs", "-t", "prod", "-t", "prod", "--json").stdout == run(
+        "logs", "-t", "prod", "--json").stdout

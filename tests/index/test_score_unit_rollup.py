@@ -177,7 +177,8 @@ def test_roll_up_values() -> None:
             "INSERT INTO scores (entry_rowid, entry_id, name, value, is_bool, source, "
             "prompt_id, prompt_version, unit) VALUES (?, ?, ?, ?, ?, 'entry', 'qa', ?, ?)",
             (rowid, f"E{rowid}", name, value, is_bool, version, unit))
-    assert migrate(conn) == ["009_score_unit_rollup", "010_own_scores", "011_traced_entries"]
+    assert migrate(conn) == ["009_score_unit_rollup", "010_own_scores", "011_traced_entries",
+                            "012_capped_cached_rollup"]
     assert conn.execute(
         "SELECT name, unit, rows, n, mean, n_bool, big FROM score_unit_rollup "
         "ORDER BY name, unit").fetchall() == [
