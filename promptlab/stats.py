@@ -844,9 +844,11 @@ def mde_t(n: float, sd: float, power: float = 0.8, alpha: float = 0.05,
         return power_t(n, delta, sd, alpha, paired) - power
 
     hi = sd
-    while gap(hi) < 0:
+    for _ in range(64):  # 4**64 standard deviations: beyond, nothing is detectable
+        if gap(hi) >= 0:
+            return _solve(gap, 0.0, hi, tol=1e-13) if gap(0.0) < 0 else 0.0
         hi *= 4
-    return _solve(gap, 0.0, hi, tol=1e-13) if gap(0.0) < 0 else 0.0
+    return None
 
 
 def n_mcnemar(p_discordant: float, delta: float, power: float = 0.8,

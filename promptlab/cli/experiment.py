@@ -314,7 +314,8 @@ def experiment_list(out: Output) -> None:
         rows.append({"name": name, "prompt": exp.prompt,
                      "variants": " ".join(f"{k}:{w:g}" for k, w in exp.variants.items()),
                      "design": exp.dataset.design, "items": items, "provider": provider,
-                     "primary": exp.metrics.primary or "–",
+                     "primary": exp.metrics.primary or ("(all)" if not exp.metrics.guardrails
+                                                          else "–"),
                      "description": exp.description or ""})
         json_rows.append({**exp.to_dict(), "items": items if isinstance(items, int) else None})
     folder = display_path(settings.experiments_dir)

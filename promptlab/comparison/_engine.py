@@ -148,11 +148,17 @@ def compare(
             index.close()
 
 
+# Below this, 1 − α/2 rounds to 1 in double precision (from ~1e-16) and critical values
+# and power stop meaning anything; no study asks for more than 5 sigma (≈ 6e-7).
+MIN_ALPHA = 1e-10
+
+
 def _check_arguments(versions: Sequence[str | None], experiment: str | None, alpha: float,
                      correction: str) -> list[str]:
     """The version names, stripped; a CompareError for what cannot be compared."""
-    if not 0 < alpha < 1:
-        raise CompareError(f"--alpha must be between 0 and 1 (exclusive), got {alpha}")
+    if not MIN_ALPHA <= alpha < 1:  # (NaN fails too)
+        raise CompareError(f"--alpha must be at least {MIN_ALPHA:g} and below 1, got {alpha}; "
+                           "0.05 is usual, 0.001 strict")
     if correction not in CORRECTIONS:
         raise CompareError(f"--correction must be one of {', '.join(CORRECTIONS)}, "
                            f"got {correction!r}")
@@ -288,6 +294,7 @@ class Engine:
             versions=[a.name for a in target.arms], alpha=alpha, correction=correction,
             sequential=sequential, pairs=pairs, warnings=target.warnings,
             primary=config.primary, guardrails=config.guardrails,
+            watch=tuple(dict.fromkeys(metrics)) if metrics else None,
         )
 
     def _compare_pair(self, scope: Scope, target: Target, a: Arm, b: Arm,

@@ -144,6 +144,7 @@ class Comparison:
     warnings: list[str] = field(default_factory=list)
     primary: str | None = None
     guardrails: tuple[str, ...] = ()
+    watch: tuple[str, ...] | None = None  # the metrics asked for with --metric, if any
 
     @property
     def a(self) -> str:
@@ -159,8 +160,11 @@ class Comparison:
         return self.pairs[0].metrics if self.pairs else []
 
     def guarded(self, metric: MetricResult) -> bool:
-        """Whether `--fail-if-worse` watches this metric: the primary metric and the
-        guardrails when configured, otherwise every metric compared."""
+        """Whether `--fail-if-worse` watches this metric: the metrics asked for with
+        `--metric`; else the primary metric and the guardrails when configured; otherwise
+        every metric compared."""
+        if self.watch is not None:
+            return metric.name in self.watch
         if self.primary is None and not self.guardrails:
             return True
         return metric.name == self.primary or metric.name in self.guardrails

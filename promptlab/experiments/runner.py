@@ -94,9 +94,10 @@ def run_experiment(experiment: Experiment, options: RunOptions | None = None, *,
     log_dir = experiment.settings.log_dir
     run_id = options.run_id
     todo = cells
+    # The run's summary shows the primary metric, else the first scorer.
+    shown = experiment.metrics.primary or next((s.name for s in experiment.scorers), None)
     result = RunResult(experiment=experiment.name, run_id="", design=experiment.dataset.design,
-                       primary=experiment.metrics.primary, planned=len(cells),
-                       dry_run=options.dry_run)
+                       primary=shown, planned=len(cells), dry_run=options.dry_run)
     for variant in experiment.active_variants:
         result.variants[variant] = VariantSummary(variant, versions[variant])
     for cell in cells:

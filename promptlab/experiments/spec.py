@@ -404,7 +404,7 @@ def _metrics(table: dict[str, Any], scorers: list[ScorerSpec], where: str) -> Me
     if len(scorers) > 1:
         known.append(OVERALL)
     primary = get_str(table, "primary", where)
-    if primary is None and scorers:
+    if primary is None and scorers and table:  # no table at all: every metric is compared
         primary = scorers[0].name
     guardrails = get_str_list(table, "guardrails", where)
     # Without scorers the metrics may be feedback scores logged by an app: anything goes.

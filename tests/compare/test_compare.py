@@ -400,7 +400,10 @@ def test_usage_mistakes_exit_2_with_one_line(log_dir, write_calls, cli):
         (["v1"], "Error: compare needs two or more versions: promptlab compare v1 v2"),
         (["v1", "v1"], "Error: version 'v1' is given twice; compare distinct versions"),
         (["v1", "v2", "--alpha", "1.5"],
-         "Error: --alpha must be between 0 and 1 (exclusive), got 1.5"),
+         "Error: --alpha must be at least 1e-10 and below 1, got 1.5"),
+        (["v1", "v2", "--alpha", "1e-17"],  # once an endless loop in the power line
+         "Error: --alpha must be at least 1e-10 and below 1, got 1e-17"),
+        (["v1", "v2", "--alpha", "nan"], "Error: --alpha must be at least 1e-10"),
         (["v1", "v2", "--since", "yesterday-ish"], "Error: time 'yesterday-ish' is not a date"),
         (["v1", "v2", "--metric", "nope", "--prompt", "qa"],
          "Error: no entries for v2 of prompt 'qa'"),

@@ -609,3 +609,10 @@ def test_rank_tests_choose_rs_method_not_scipys_auto():
     assert w.statistic == float(sum(r for r, x in zip(np.argsort(np.argsort(np.abs(d))) + 1,
                                                       d, strict=True) if x > 0))  # V, not min
     assert S.wilcoxon_signed_rank_test([0.0, *d]).extra["method"] == "asymptotic"  # a zero
+
+
+def test_mde_t_ends_when_nothing_is_detectable():
+    """With 1 − α/2 rounding to 1 the critical value is infinite: no difference reaches the
+    power, and the search for an upper bound gives up instead of looping for ever."""
+    assert S.mde_t(10, 1.0, alpha=1e-17) is None
+    assert S.mde_t(10, 1.0, alpha=0.05) == pytest.approx(1.3249, abs=1e-3)

@@ -188,7 +188,7 @@ tolerance = {latency_ms = 0.3}
 
 @pytest.fixture
 def guarded(project: Path, write_calls) -> None:
-    (project / "experiments").mkdir()
+    (project / "experiments").mkdir(exist_ok=True)
     (project / "experiments" / "split.toml").write_text(SPLIT_TOML)
     for version, base in (("v1", 100.0), ("v2", 120.0)):
         write_calls([{"prompt_id": "qa", "prompt_version": version, "model": "m",
@@ -235,3 +235,65 @@ def test_the_shipped_example_passes_its_gate(project, cli):
     lat = metric(run.json, "latency_ms")
     assert lat["tolerance"] == 0.5 and lat["lift_ci"][0] <= 0.5
     assert metric(run.json, "finds_bug")["verdict"] == "v2 better"
+
+
+UNCONFIGURED_TOML = """
+prompt = "qa"
+[variants]
+v1 = 50
+v2 = 50
+[[scorers]]
+name = "correct"
+type = "equals"
+value = "yes"
+[[scorers]]
+name = "polite"
+type = "equals"
+value = "please"
+"""
+
+
+@pytest.fixture
+def unconfigured(project: Path, write_calls) -> None:
+    """Two scorers, no [metrics] table: v2 is as correct as v1 but much less polite."""
+    (project / "experiments").mkdir(exist_ok=True)
+    (project / "experiments" / "two.toml").write_text(UNCONFIGURED_TOML)
+    for version in ("v1", "v2"):
+        write_calls([{"prompt_id": "qa", "prompt_version": version, "model": "m",
+                      "experiment": "two", "variant": version, "unit_id": f"{version}-{i}",
+                      "latency_ms": 100.0 + i % 3,
+                      "scores": {"correct": i % 2 == 0,
+                                 "polite": i % 10 != 0 if version == "v1" else i % 10 == 0}}
+                     for i in range(60)])
+
+
+def test_without_a_metrics_table_every_metric_is_compared_and_watched(unconfigured, cli):
+    """docs/compare.md: only a [metrics] table narrows what is compared; without one every
+    score and the built-in metrics are, and --fail-if-worse watches them all (the first
+    scorer used to be taken as the only primary metric, hiding 'polite')."""
+    for args in (["compare", "v1", "v2"], ["experiment", "report", "two"]):
+        run = cli(*args, "--fail-if-worse", "--json")
+        assert run.code == 1, (args, run.err)
+        names = [m["name"] for m in run.json["metrics"]]
+        assert {"correct", "polite", "latency_ms", "error_rate"} <= set(names), names
+        assert metric(run.json, "polite")["verdict"] == "v2 worse"
+        assert metric(run.json, "correct")["role"] is None
+        assert "on polite" in run.err
+
+
+def test_the_gate_watches_the_metrics_asked_for(unconfigured, guarded, cli):
+    """With --metric, --fail-if-worse judges exactly those metrics: a worse one fails the
+    gate (it said "not enough data", exit 3, when the metric was not a configured one)."""
+    run = cli("compare", "v1", "v2", "--experiment", "two", "--metric", "polite",
+              "--fail-if-worse")
+    assert run.code == 1 and "on polite" in run.err, run.err
+    run = cli("compare", "v1", "v2", "--experiment", "two", "--metric", "correct",
+              "--fail-if-worse")
+    assert run.code == 0, run.err
+    # A configured experiment (primary 'ok', guardrail latency_ms): a metric outside them.
+    run = cli("compare", "v1", "v2", "--experiment", "split", "--metric", "error_rate",
+              "--fail-if-worse")
+    assert run.code == 0, run.err
+    run = cli("compare", "v1", "v2", "--experiment", "split", "--metric", "latency_ms",
+              "--fail-if-worse", "--tolerance", "latency_ms=0.05")
+    assert run.code == 1 and "on latency_ms (guardrail)" in run.err, run.err

@@ -325,8 +325,8 @@ def test_list_and_status(exp_project, toml, rows) -> None:
     assert result.stdout.splitlines()[0].split() == [
         "name", "prompt", "variants", "design", "items", "provider", "primary", "description"]
     assert result.stdout.splitlines()[2].split() == [
-        "ab", "code-review", "v1:30", "v2:70", "paired", "6", "echo", "mentions", "two",
-        "versions"]
+        "ab", "code-review", "v1:30", "v2:70", "paired", "6", "echo", "(all)", "two",
+        "versions"]  # no [metrics] table: compare judges every metric
     assert "broken" in result.stdout.splitlines()[3]
     assert result.stderr == ("Warning: experiments/broken.toml: invalid TOML: Invalid value "
                              "(at end of document)\n")

@@ -100,7 +100,7 @@ def test_defaults(exp_project, toml, rows) -> None:
     exp_project.write("ab", toml(), rows)
     exp = load_experiment("ab")
     assert exp.dataset.design == "paired" and exp.dataset.repeat == 1
-    assert exp.metrics.primary == "mentions"  # the first scorer
+    assert exp.metrics.primary is None  # no [metrics] table: compare judges every metric
     assert exp.metrics.guardrails == ()
     assert exp.run.concurrency == 4 and exp.run.max_retries == 3 and exp.run.cache is True
 
