@@ -31,6 +31,7 @@ from promptlab.comparison._query import (
     per_arm_tasks,
     score_names,
     score_sums,
+    shared_units,
     unit_sums,
 )
 from promptlab.comparison._target import (
@@ -382,9 +383,19 @@ class Engine:
                                   f"value under both versions; the other {items - m.a.n} "
                                   "are left out")
         units = (entry_stats[0]["units"], entry_stats[1]["units"])
+        shared = shared_units(reader, scope, a, b) if unit_mode else None
+        if shared:
+            share = shared / max(min(units), 1)
+            warnings.append(
+                f"{shared:,} unit{'s' if shared > 1 else ''} ({share:.0%} of the smaller arm) "
+                f"had calls under both {a.name} and {b.name}, and count in both arms, which "
+                "the unpaired tests assume independent: the weights changed during the "
+                "experiment (a unit near a moved boundary changes variant), or units were not "
+                "assigned with experiment.assign; compare the traffic since the change "
+                "(--since WHEN), or give the experiment a new salt when you change weights")
         return PairComparison(a.name, b.name, "paired" if paired else "unpaired", results,
                               warnings=warnings, units=units, unit=unit, design_reason=reason,
-                              items=items)
+                              items=items, shared_units=shared)
 
     def _no_entries(self, scope: Scope, target: Target, arm: Arm) -> None:
         parts = [f"no entries for {arm.name}"]

@@ -119,6 +119,7 @@ class PairComparison:
     design_reason: str = ""  # why this design was used
     items: int | None = None  # items logged under both versions (paired)
     srm_status: str = "not checked"  # "ok", "mismatch", "skipped: …", "not checked: …"
+    shared_units: int | None = None  # unpaired by unit: units with calls under both versions
 
     def worse(self, guarded: Callable[[MetricResult], bool] | None = None) -> list[MetricResult]:
         """Metrics on which B is significantly worse — beyond the tolerance, for a metric
@@ -195,6 +196,7 @@ class Comparison:
             "prompt": self.prompt, "a": pair.a, "b": pair.b, "experiment": self.experiment,
             "design": pair.design, "unit": pair.unit, "design_reason": pair.design_reason,
             "alpha": self.alpha, "srm": pair.srm, "srm_status": pair.srm_status,
+            "shared_units": pair.shared_units,
             "power": power_summary(pair),
             "metrics": [m.to_dict() for m in pair.metrics],
             "correction": self.correction, "sequential": self.sequential,

@@ -643,6 +643,21 @@ def item_overlap(reader: Reader, scope: Scope, a: Arm, b: Arm,
     return int(row[0]), int(row[1]), int(row[2])
 
 
+def shared_units(reader: Reader, scope: Scope, a: Arm, b: Arm) -> int:
+    """Units (unit ids, else item ids) with calls under both arms: in an unpaired design
+    they are counted in both. One prompt's versions over all time come from the per-unit
+    roll-up (an index lookup per unit); otherwise one pass grouped by unit."""
+    if (not scope.windowed and scope.experiment is None and scope.prompt is not None
+            and a.column == b.column == "prompt_version"):
+        row = reader.one(
+            "SELECT count(*) FROM unit_rollup x JOIN unit_rollup y ON y.prompt_id = x.prompt_id"
+            " AND y.prompt_version = ? AND y.keyed = 1 AND y.unit = x.unit"
+            " WHERE x.prompt_id = ? AND x.prompt_version = ? AND x.keyed = 1",
+            [b.name, scope.prompt, a.name])
+        return int(row[0])
+    return item_overlap(reader, scope, a, b, key="COALESCE(e.unit_id, e.item_id)")[0]
+
+
 def _per_item(scope: Scope, a: Arm, b: Arm, name: str) -> tuple[str, list[Any]]:
     where, params = scope.where(a, b)
     expr, source, extra = metric_source(name, where)

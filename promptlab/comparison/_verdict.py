@@ -47,11 +47,15 @@ def check_srm(target: Target, pairs: list[PairComparison]) -> None:
         pair.srm_status = ("mismatch" if res.flag else f"skipped: {res.reason}" if res.reason
                            else "ok")
     if res.flag:
+        moved = any(p.shared_units for p in pairs)
+        why = ("; units with calls under two versions suggest the weights changed during the "
+               "experiment: the check takes today's weights for all of the traffic, so "
+               "compare the traffic since the change (--since WHEN)" if moved else "")
         target.warnings.append(
             f"sample ratio mismatch: {' / '.join(map(str, res.observed))} units against "
             f"{' / '.join(f'{e:.0f}' for e in res.expected)} expected from the weights "
             f"(p = {fmt_p(res.p_value)}); the split is broken, do not trust these results "
-            "until you find why")
+            f"until you find why{why}")
 
 
 NOT_TRUSTWORTHY = "not trustworthy: sample ratio mismatch"

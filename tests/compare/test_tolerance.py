@@ -297,3 +297,37 @@ def test_the_gate_watches_the_metrics_asked_for(unconfigured, guarded, cli):
     run = cli("compare", "v1", "v2", "--experiment", "split", "--metric", "latency_ms",
               "--fail-if-worse", "--tolerance", "latency_ms=0.05")
     assert run.code == 1 and "on latency_ms (guardrail)" in run.err, run.err
+
+
+def test_weights_changed_mid_experiment_are_named_and_since_is_the_remedy(project, write_lines,
+                                                                          cli):
+    """Ramping v2 from 10 % to 50 % moves the boundary: units between the old and the new
+    one change variant and count in both arms, and the sample-ratio check against today's
+    weights fails. Both are said, with the remedy; after the change all is well."""
+    from promptlab.experiments import load_experiment
+
+    (project / "experiments").mkdir(exist_ok=True)
+    path = project / "experiments" / "ramp.toml"
+    text = 'prompt = "qa"\n[variants]\nv1 = 90\nv2 = 10\n[metrics]\nprimary = "ok"\n'
+
+    def phase(day: str) -> None:
+        exp = load_experiment("ramp")
+        write_lines([{"kind": "llm", "model": "m", "prompt_id": "qa", "experiment": "ramp",
+                      "prompt_version": (v := exp.assign(f"user-{i}")), "variant": v,
+                      "unit_id": f"user-{i}", "scores": {"ok": i % 2 == 0},
+                      "id": f"01JRAMP{day[-2:]}{i:019d}", "timestamp": f"{day}T12:00:00Z"}
+                     for i in range(400)], day=day)
+
+    path.write_text(text)
+    phase("2026-11-01")
+    path.write_text(text.replace("v1 = 90", "v1 = 50").replace("v2 = 10", "v2 = 50"))
+    phase("2026-11-02")
+    run = cli("compare", "v1", "v2", "--json")
+    assert 100 < run.json["shared_units"] < 200  # those with a bucket in [0.5, 0.9)
+    assert run.json["srm_status"] == "mismatch"
+    warnings = " ".join(run.json["warnings"])
+    assert "had calls under both v1 and v2, and count in both arms" in warnings
+    assert "suggest the weights changed during the experiment" in warnings
+    after = cli("compare", "v1", "v2", "--since", "2026-11-02", "--json").json
+    assert after["shared_units"] is None or after["shared_units"] == 0
+    assert after["srm_status"] == "ok"
