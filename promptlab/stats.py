@@ -338,6 +338,15 @@ def welch_t_test(a: Moments, b: Moments, alpha: float = 0.05) -> TestResult:
     d = b.mean - a.mean
     if a.n < 2 or b.n < 2:
         return TestResult("welch_t", d, None, None)
+    big = max(abs(a.mean), abs(b.mean), a.sd, b.sd)
+    if big > 2.0**100:  # the df squares the variances (1e80² overflows): test a scaled copy
+        scale = 2.0 ** math.frexp(big)[1]  # a power of two: exact
+        small = welch_t_test(Moments(a.n, a.mean / scale, a.var / scale / scale),
+                             Moments(b.n, b.mean / scale, b.var / scale / scale), alpha)
+        ci = (small.ci[0] * scale, small.ci[1] * scale) if small.ci else None
+        return TestResult("welch_t", d, ci, small.p_value, statistic=small.statistic,
+                          df=small.df, se=None if small.se is None else small.se * scale,
+                          extra=small.extra)
     va, vb = a.var / a.n, b.var / b.n
     se2 = va + vb
     if se2 <= 0:

@@ -112,6 +112,10 @@ def compare(
     tolerance`: such a metric is judged worse only when its whole lift interval lies beyond
     the margin. Raises CompareError (exit 2) for a comparison that cannot be made as asked.
     """
+    for what, values in (("version", versions), ("--prompt", [prompt]),
+                         ("--experiment", [experiment]), ("--metric", metrics or ())):
+        for value in values:
+            _check_text(value, what)
     versions_list = _check_arguments(versions, experiment, alpha, correction)
     margins = _check_tolerance(tolerance or {})
     _warm_scipy()
@@ -152,6 +156,16 @@ def compare(
 # Below this, 1 − α/2 rounds to 1 in double precision (from ~1e-16) and critical values
 # and power stop meaning anything; no study asks for more than 5 sigma (≈ 6e-7).
 MIN_ALPHA = 1e-10
+
+
+def _check_text(value: Any, what: str) -> None:
+    """A name from the command line must be text SQLite can take: bytes that are not UTF-8
+    arrive as lone surrogates (`printf 'v\\xff'`)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise CompareError(f"{what} {value!r} is not valid UTF-8 text") from None
 
 
 def _check_arguments(versions: Sequence[str | None], experiment: str | None, alpha: float,

@@ -29,6 +29,8 @@ def fmt_num(x: float | None) -> str:
     if x == 0:
         return "0"
     magnitude = abs(x)
+    if magnitude >= 1e15:  # beyond, digits are noise: scientific
+        return f"{x:.4g}"
     if magnitude >= 1000:
         return f"{x:,.0f}"
     if magnitude >= 1:
@@ -353,7 +355,7 @@ def _shared_format(values: Sequence[float]) -> Callable[[float], str]:
     if top == 0:
         return lambda v: f"{v:+.0f}"
     exponent = math.floor(math.log10(top))
-    if exponent < -3:
+    if exponent < -3 or exponent >= 15:
         return lambda v: f"{v:+.2e}"
     decimals = max(0, 2 - exponent)
     return lambda v: f"{v:+,.{decimals}f}"

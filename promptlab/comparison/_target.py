@@ -386,7 +386,11 @@ class Resolver:
         except PromptlabError as exc:
             if explicit:
                 raise
-            return None, [f"ignoring {path.name}: {exc}"]
+            # Found through the logs, it still decides the design, metrics, tolerances and
+            # the sample-ratio check: judging without it would change what a gate checks.
+            raise CompareError(f"{exc} (the experiment file of the calls compared; fix it, "
+                               "or move it out of the experiments folder to compare "
+                               "without it)") from None
 
 
 def _matching(select: str, column: str, names: list[str], prompt_column: str = "",

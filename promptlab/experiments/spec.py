@@ -177,6 +177,11 @@ class Experiment:
             raise ExperimentError(f"experiment {self.name!r}: the unit to assign is empty "
                                   f"({unit!r}); give a user id, session id or other id that "
                                   "stays the same for one user")
+        try:
+            str(unit).encode("utf-8")
+        except UnicodeEncodeError:  # bytes that are not UTF-8, read as lone surrogates
+            raise ExperimentError(f"experiment {self.name!r}: the unit {unit!r} is not valid "
+                                  "UTF-8 text") from None
         return self._splitter.assign(unit)
 
     def render(self, unit: object, variables: dict[str, Any] | None = None, /,
@@ -388,6 +393,10 @@ def _scorers(data: dict[str, Any], file: str) -> list[ScorerSpec]:
     specs: list[ScorerSpec] = []
     for index, table in enumerate(tables, start=1):
         spec = parse_scorer(table, index, file)
+        if spec.name in BUILTIN_METRICS:  # compare could never tell the two apart
+            raise ExperimentError(f"{file}: the scorer name {spec.name!r} is a built-in metric "
+                                  f"({', '.join(BUILTIN_METRICS)}); give the scorer another "
+                                  "name")
         if any(s.name == spec.name for s in specs):
             raise ExperimentError(f"{file}: two scorers are named {spec.name!r}; give each a "
                                   "distinct name")

@@ -404,6 +404,10 @@ def test_usage_mistakes_exit_2_with_one_line(log_dir, write_calls, cli):
         (["v1", "v2", "--alpha", "1e-17"],  # once an endless loop in the power line
          "Error: --alpha must be at least 1e-10 and below 1, got 1e-17"),
         (["v1", "v2", "--alpha", "nan"], "Error: --alpha must be at least 1e-10"),
+        # bytes that are not UTF-8 (`printf 'v\xff'`) reach Python as lone surrogates
+        (["v\udcff", "v2"], "Error: version 'v\\udcff' is not valid UTF-8 text"),
+        (["v1", "v2", "--prompt", "x\udcff"], "Error: --prompt 'x\\udcff' is not valid UTF-8"),
+        (["v1", "v2", "--metric", "\udcff"], "Error: --metric '\\udcff' is not valid UTF-8"),
         (["v1", "v2", "--since", "yesterday-ish"], "Error: time 'yesterday-ish' is not a date"),
         (["v1", "v2", "--metric", "nope", "--prompt", "qa"],
          "Error: no entries for v2 of prompt 'qa'"),
@@ -613,14 +617,16 @@ def test_mixed_experiment_and_live_entries_are_flagged(write_calls, cli):
     assert metric(data, "ok")["a"]["n"] + metric(data, "ok")["b"]["n"] == 12  # units
 
 
-def test_a_broken_experiment_file_is_ignored_only_when_inferred(project, write_calls, cli):
+def test_a_broken_experiment_file_is_an_error_even_when_inferred(project, write_calls, cli):
+    """The file found through the logs decides the design, the metrics, the tolerances and
+    the sample-ratio check: a typo in it must not quietly change what a gate judges."""
     (project / "experiments").mkdir()
     (project / "experiments" / "sleep-ab.toml").write_text("prompt = [unclosed\n")
     write_calls(sleep_rows())
-    data = cli("compare", "v1", "v2", "--json").json
-    assert data["design"] == "paired" and data["experiment"] == "sleep-ab"
-    assert any(w.startswith("ignoring sleep-ab.toml: ") and "invalid TOML" in w
-               for w in data["warnings"])
+    run = cli("compare", "v1", "v2", "--fail-if-worse")
+    assert run.code == 2 and run.out == "" and "invalid TOML" in run.err
+    assert "(the experiment file of the calls compared; fix it, or move it out" in run.err
+    assert len(run.err.strip().splitlines()) == 1
     run = cli("compare", "v1", "v2", "--experiment", "sleep-ab")
     assert run.code == 2 and "invalid TOML" in run.err
     assert len(run.err.strip().splitlines()) == 1

@@ -616,3 +616,20 @@ def test_mde_t_ends_when_nothing_is_detectable():
     power, and the search for an upper bound gives up instead of looping for ever."""
     assert S.mde_t(10, 1.0, alpha=1e-17) is None
     assert S.mde_t(10, 1.0, alpha=0.05) == pytest.approx(1.3249, abs=1e-3)
+
+
+def test_welch_is_exact_for_values_near_the_top_of_the_range():
+    """Values of 1e80: the Welch–Satterthwaite df squares variances of 1e160, which overflow;
+    the test runs on a copy scaled by a power of two (t, df and p do not change with scale)."""
+    import scipy.stats
+
+    a = [1e80, -1e80, 1e80, -1e80]
+    b = [1e80, 1e80, 1e80, 1.5e80]
+    got = S.welch_t_test(S.Moments.of(a), S.Moments.of(b))
+    ref = scipy.stats.ttest_ind([x / 1e80 for x in b], [x / 1e80 for x in a], equal_var=False)
+    assert got.p_value == pytest.approx(ref.pvalue, rel=1e-9)
+    assert got.statistic == pytest.approx(ref.statistic, rel=1e-9)
+    small = S.welch_t_test(S.Moments.of([x / 1e80 for x in a]), S.Moments.of([x / 1e80 for x in b]))
+    assert got.ci[0] == pytest.approx(small.ci[0] * 1e80, rel=1e-9)
+    assert got.ci[1] == pytest.approx(small.ci[1] * 1e80, rel=1e-9)
+    assert got.se == pytest.approx(small.se * 1e80, rel=1e-9)

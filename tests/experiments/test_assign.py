@@ -165,6 +165,8 @@ def test_an_empty_unit_is_refused(exp_project, toml, rows) -> None:
         with pytest.raises(ExperimentError, match="the unit to assign is empty"):
             exp.render(unit, code="x")
     assert exp.assign(0) == reference("0", {"v1": 50, "v2": 50}, "ab")  # a falsy id is an id
+    with pytest.raises(ExperimentError, match="the unit 'caf\\\\udce9' is not valid UTF-8"):
+        exp.assign("caf\udce9")  # `printf 'caf\xe9'` read from stdin or argv
     for args in (["ab", ""], ["ab", "u1", " "]):
         result = CliRunner().invoke(main, ["experiment", "assign", *args])
         assert result.exit_code == 2

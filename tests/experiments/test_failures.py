@@ -183,6 +183,20 @@ def test_a_scorer_failing_on_some_cells_is_counted_but_the_run_passes(exp_projec
     assert "Next: promptlab compare" in result.stdout
 
 
+def test_a_score_beyond_64_bits_is_kept_as_a_float(exp_project, toml, rows) -> None:
+    """A log line holds 64-bit integers: a scorer returning 2**64 made every cell a
+    provider error ("unusable response: … Integer exceeds 64-bit range")."""
+    exp_project.experiments.mkdir(exist_ok=True)
+    (exp_project.experiments / "big.py").write_text("def score(output):\n    return 2**64\n")
+    exp_project.write("ab", toml(scorers='[[scorers]]\nname = "big"\ntype = "python"\n'
+                                         'function = "big.py:score"\n'), rows[:2])
+    result = run("experiment", "run", "ab")
+    assert result.exit_code == 0, result.output
+    entries = exp_project.entries()
+    assert len(entries) == 4 and all(e["status"] == "ok" for e in entries)
+    assert {e["scores"]["big"] for e in entries} == {float(2**64)}
+
+
 # -- one bad response must not kill a run ------------------------------------------------------
 
 

@@ -110,8 +110,10 @@ def test_max_latency() -> None:
     s = scorer({"type": "max_latency_ms", "value": 100})
     assert s(inp("x", latency_ms=99.5)) is True
     assert s(inp("x", latency_ms=150)) is False
-    with pytest.raises(ExperimentError, match="'value' must be a number of milliseconds"):
-        parse_scorer({"type": "max_latency_ms", "value": "fast"}, 1, "exp.toml")
+    for bad in ("fast", float("nan"), float("inf"), -5, True):  # nan scored 0, inf 1, -5 0
+        with pytest.raises(ExperimentError,
+                           match="'value' must be a finite number of milliseconds ≥ 0"):
+            parse_scorer({"type": "max_latency_ms", "value": bad}, 1, "exp.toml")
 
 
 def test_python_scorer(tmp_path: Path) -> None:

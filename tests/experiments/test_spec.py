@@ -175,6 +175,10 @@ def test_load_by_path(exp_project, toml, rows, tmp_path: Path) -> None:
     ('prompt = "code-review"\n[variants]\nv1 = 1\n[[scorers]]\nname = "a"\ntype = "json_valid"\n'
      '[[scorers]]\nname = "a"\ntype = "json_valid"\n',
      "experiments/ab.toml: two scorers are named 'a'"),
+    ('prompt = "code-review"\n[variants]\nv1 = 1\n[[scorers]]\nname = "latency_ms"\n'
+     'type = "json_valid"\n',
+     "experiments/ab.toml: the scorer name 'latency_ms' is a built-in metric (latency_ms, "
+     "cost_usd, input_tokens, output_tokens, error_rate); give the scorer another name"),
     ('prompt = "code-review"\n[variants]\nv1 = 1\n[[scorers]]\nname = "a"\ntype = "python"\n',
      "experiments/ab.toml: [[scorers]] 'a': type 'python' needs function ="),
     ('prompt = "code-review"\n[variants]\nv1 = 1\n[[scorers]]\nname = "j"\ntype = "llm_judge"\n',

@@ -174,6 +174,8 @@ def check_result(result: Any, name: str) -> bool | float:
     if isinstance(result, int | float):
         if isinstance(result, float) and not math.isfinite(result):
             raise ScorerError(f"scorer {name!r} returned {result}")
+        if isinstance(result, int) and not -2**63 <= result < 2**63:
+            return float(result)  # a log line holds 64-bit integers; beyond, a float
         return result
     raise ScorerError(f"scorer {name!r} returned {type(result).__name__} {result!r}; "
                       "expected a bool or a number")

@@ -4,6 +4,7 @@ max_latency_ms."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any, ClassVar
 
@@ -162,9 +163,11 @@ class MaxLatency(Scorer):
     @classmethod
     def validate(cls, spec: ScorerSpec) -> None:
         super().validate(spec)
-        if isinstance(spec.value, bool) or not isinstance(spec.value, int | float):
-            raise ExperimentError(f"{spec.where}: 'value' must be a number of milliseconds, "
-                                  f"got {spec.value!r}")
+        value = spec.value
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or not math.isfinite(value) or value < 0):
+            raise ExperimentError(f"{spec.where}: 'value' must be a finite number of "
+                                  f"milliseconds ≥ 0, got {value!r}")
 
     def score(self, inp: ScoreInput) -> bool:
         if inp.latency_ms is None:
