@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from promptlab.comparison._model import ArmSummary, MetricResult, fmt_num, fmt_p, pair_list
+from promptlab.comparison._model import ArmSummary, MetricResult, fmt_num, fmt_p, p_text, pair_list
 
 if TYPE_CHECKING:
     from promptlab.stats import Moments, TestResult
@@ -257,7 +257,7 @@ def _check_interval_agrees(result: MetricResult, alpha: float) -> None:
         test = (result.test or "").replace("_", " ")
         result.warnings.append(
             f"the {method} interval {'excludes' if excludes else 'includes'} 0 while the "
-            f"{test} test gives p = {fmt_p(p)}: two methods that disagree at the margin; "
+            f"{test} test gives {p_text(p)}: two methods that disagree at the margin; "
             "the verdict follows the test")
 
 
@@ -309,7 +309,7 @@ def _disagree(result: MetricResult, test: TestResult, p_robust: float | None, al
         return
     if (test.p_value < alpha) != (p_robust < alpha):
         result.warnings.append(
-            f"{main} (p = {fmt_p(test.p_value)}) and {robust} (p = {fmt_p(p_robust)}) "
+            f"{main} ({p_text(test.p_value)}) and {robust} ({p_text(p_robust)}) "
             "disagree: outliers or skew drive the difference; look at the distributions")
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from promptlab.comparison import _query
 from promptlab.comparison._analyse import paired_result, unpaired_result
-from promptlab.comparison._model import Comparison, MetricResult, PairComparison, fmt_p
+from promptlab.comparison._model import Comparison, MetricResult, PairComparison, p_text
 from promptlab.comparison._query import (
     Reader,
     arm_values,
@@ -254,7 +254,7 @@ def account_drops(m: MetricResult, arms: tuple[Arm, Arm], entry_stats: list[dict
             share = {arms[0].name: lost_a / calls_a, arms[1].name: lost_b / calls_b}
             m.warnings.append(
                 f"{more.name} lost more `{m.name}` values ({share[more.name]:.0%}) than "
-                f"{less.name} ({share[less.name]:.0%}), p = {fmt_p(test.p_value)}: the calls "
+                f"{less.name} ({share[less.name]:.0%}), {p_text(test.p_value)}: the calls "
                 "left are not comparable, so the verdict can mislead")
 
 

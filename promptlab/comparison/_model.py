@@ -370,6 +370,12 @@ def _lift_text(lift: float | None, ci: tuple[float, float] | None) -> str:
     return text
 
 
+def p_text(p: float) -> str:
+    """`p = 2.1e-05`, or `p < 0.0001` where fmt_p gives a bound (never `p = <0.0001`)."""
+    text = fmt_p(p)
+    return f"p < {text[1:]}" if text.startswith("<") else f"p = {text}"
+
+
 def _srm_text(srm: dict[str, Any]) -> str:
     observed = " / ".join(f"{o:,}" for o in srm["observed"])
     expected = " / ".join(f"{e:,.0f}" for e in srm["expected"])
@@ -377,10 +383,10 @@ def _srm_text(srm: dict[str, Any]) -> str:
         return f"SRM check: {srm.get('skipped', 'skipped')} (units {observed})."
     if srm["flag"]:
         return (f"SAMPLE RATIO MISMATCH: units {observed} vs {expected} expected, "
-                f"p = {fmt_p(srm['p_value'])} < 0.001 — the traffic split is broken, so no "
+                f"{p_text(srm['p_value'])} (below 0.001) — the traffic split is broken, so no "
                 "verdict is trustworthy.")
     return (f"SRM check: units {observed} vs {expected} expected, "
-            f"p = {fmt_p(srm['p_value'])} (ok).")
+            f"{p_text(srm['p_value'])} (ok).")
 
 
 def power_summary(pair: PairComparison) -> dict[str, Any] | None:
@@ -429,7 +435,7 @@ def _tolerance_text(pair: PairComparison) -> str | None:
 
 def format_tolerance(tolerance: float, direction: str) -> str:
     """The margin as the lift it allows: +25% for lower-is-better, -25% for higher."""
-    return f"{'+' if direction == 'lower' else '-'}{tolerance * 100:.3g}%"
+    return f"{'+' if direction == 'lower' else '-'}{abs(tolerance) * 100:.3g}%"  # (-0 too)
 
 
 def all_warnings(cmp: Comparison) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from promptlab.comparison._model import fmt_p, format_tolerance
+from promptlab.comparison._model import format_tolerance, p_text
 
 if TYPE_CHECKING:
     from promptlab.comparison._model import MetricResult, PairComparison
@@ -54,7 +54,7 @@ def check_srm(target: Target, pairs: list[PairComparison]) -> None:
         target.warnings.append(
             f"sample ratio mismatch: {' / '.join(map(str, res.observed))} units against "
             f"{' / '.join(f'{e:.0f}' for e in res.expected)} expected from the weights "
-            f"(p = {fmt_p(res.p_value)}); the split is broken, do not trust these results "
+            f"({p_text(res.p_value)}); the split is broken, do not trust these results "
             f"until you find why{why}")
 
 

@@ -633,3 +633,10 @@ def test_welch_is_exact_for_values_near_the_top_of_the_range():
     assert got.ci[0] == pytest.approx(small.ci[0] * 1e80, rel=1e-9)
     assert got.ci[1] == pytest.approx(small.ci[1] * 1e80, rel=1e-9)
     assert got.se == pytest.approx(small.se * 1e80, rel=1e-9)
+
+
+def test_p_text_never_writes_p_equals_a_bound():
+    from promptlab.comparison._model import format_tolerance, p_text
+
+    assert p_text(0.03) == "p = 0.03" and p_text(1e-7) == "p < 0.0001"
+    assert format_tolerance(-0.0, "lower") == "+0%"
