@@ -10,9 +10,10 @@ from typing import Any
 
 
 def fmt_time(timestamp: str | None) -> str:
-    if not timestamp:
-        return ""
-    return timestamp[:19].replace("T", " ")
+    """The time column of a listing: UTC, to the second."""
+    from promptlab.logs.reader import utc_time
+
+    return utc_time(timestamp)
 
 
 def fmt_tokens(entry: dict[str, Any]) -> str:

@@ -93,8 +93,8 @@ def log_wrap(model: str | None, tags: tuple[str, ...], prompt_ref: str | None,
         # The front matter names the model the prompt was written for; CMD may run any.
         meta["prompt_model"] = call.fields.pop("model")
     try:
-        code, output = _run(command, stdin_data)
-    except KeyboardInterrupt:
+        code, output, interrupted = _run(command, stdin_data)
+    except KeyboardInterrupt:  # before the command started: nothing was printed
         _log_quietly(call.fail, "interrupted (Ctrl-C)", metadata=meta)
         sys.exit(130)
     text = output.decode("utf-8", "replace")
@@ -122,13 +122,15 @@ def log_wrap(model: str | None, tags: tuple[str, ...], prompt_ref: str | None,
     else:
         error = f"exit status {code}"
     meta["exit_code"] = code
-    if code == 0:
+    if interrupted:
+        error = "interrupted (Ctrl-C)"
+    if code == 0 and not interrupted:
         entry = _log_quietly(call.finish, response=text, metadata=meta, **usage)
     else:
         entry = _log_quietly(call.fail, error, assistant_response=text, metadata=meta, **usage)
     if print_id and entry is not None:
         click.echo(f"promptlab: logged {entry['id']}", err=True)
-    sys.exit(code)
+    sys.exit(130 if interrupted else code)
 
 
 def _has_controls(text: str) -> bool:
@@ -262,8 +264,9 @@ def _read_stdin() -> bytes | None:
     return buffer.read() if buffer is not None else stream.read().encode("utf-8")
 
 
-def _run(command: tuple[str, ...], stdin_data: bytes | None) -> tuple[int, bytes]:
-    """Run `command`, feeding `stdin_data`; echo its stdout as it comes and return it all."""
+def _run(command: tuple[str, ...], stdin_data: bytes | None) -> tuple[int, bytes, bool]:
+    """Run `command`, feeding `stdin_data`; echo its stdout as it comes and return its exit
+    status, all of its stdout, and whether Ctrl-C interrupted it."""
     import subprocess
 
     try:
@@ -283,23 +286,77 @@ def _run(command: tuple[str, ...], stdin_data: bytes | None) -> tuple[int, bytes
     if stdin_data is not None:
         feeder = threading.Thread(target=_feed, args=(proc.stdin, stdin_data), daemon=True)
         feeder.start()
-    out = _stdout_bytes()
-    chunks = []
-    fd = proc.stdout.fileno()  # type: ignore[union-attr]
+    chunks: list[bytes] = []
+    interrupted = False
     try:
-        while True:
-            chunk = os.read(fd, _CHUNK)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            out.write(chunk)
-            out.flush()
+        _copy_output(proc, chunks)
+    except KeyboardInterrupt:
+        interrupted = True
+        _interrupt(proc, chunks)
     finally:
         proc.stdout.close()  # type: ignore[union-attr]
+    try:
         code = proc.wait()
-        if feeder is not None:
-            feeder.join(timeout=1)
-    return code, b"".join(chunks)
+    except KeyboardInterrupt:
+        interrupted = True
+        proc.kill()
+        code = proc.wait()
+    if feeder is not None:
+        feeder.join(timeout=1)
+    return code, b"".join(chunks), interrupted
+
+
+def _copy_output(proc: Any, chunks: list[bytes], until_exit: bool = False) -> None:
+    """Echo and keep the command's stdout until its end (or, with `until_exit`, until the
+    command has exited and nothing more is waiting: a child it left behind may hold the
+    pipe open)."""
+    import select
+
+    out = _stdout_bytes()
+    fd = proc.stdout.fileno()
+    while True:
+        if until_exit and not select.select([fd], [], [], 0.05)[0]:
+            if proc.poll() is None:
+                continue
+            if not select.select([fd], [], [], 0)[0]:  # what it wrote just before exiting
+                return
+        chunk = os.read(fd, _CHUNK)
+        if not chunk:
+            return
+        chunks.append(chunk)
+        out.write(chunk)
+        out.flush()
+
+
+def _interrupt(proc: Any, chunks: list[bytes]) -> None:
+    """After Ctrl-C: keep what the command prints until it stops; a second Ctrl-C kills it.
+
+    A terminal's Ctrl-C reaches the command as well (it runs in promptlab's process group);
+    a SIGINT sent to promptlab alone (`kill -INT`, no terminal) is passed on to it."""
+    import signal
+
+    if proc.poll() is None and not _in_terminal_foreground():
+        with contextlib.suppress(OSError):
+            proc.send_signal(signal.SIGINT)
+    try:
+        _copy_output(proc, chunks, until_exit=True)
+    except KeyboardInterrupt:
+        proc.kill()
+
+
+def _in_terminal_foreground() -> bool:
+    """Whether this process group is its terminal's foreground group (so a Ctrl-C typed
+    there was sent to the command too)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
+    except OSError:
+        return False
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _feed(pipe: Any, data: bytes) -> None:

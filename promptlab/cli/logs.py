@@ -257,9 +257,10 @@ def logs_similar(entry_id: str, limit: int, model_spec: str | None, out: Output,
 
 @logs.command(name="show")
 @click.argument("entry_id", metavar="ID")
-@output_options
+@click.option("as_json", "--json", is_flag=True,
+              help='Output JSON: {"entry", "scores", "feedback", "trace"}.')
 @project_options
-def logs_show(entry_id: str, out: Output) -> None:
+def logs_show(entry_id: str, as_json: bool) -> None:
     """Show one entry whole: texts, tokens, cost, scores, feedback and trace position.
 
     ID may be any unique prefix of at least 4 characters (like a git short hash; an
@@ -273,12 +274,13 @@ def logs_show(entry_id: str, out: Output) -> None:
     """
     from promptlab.index.query import entry_details
 
+    out = Output(json=as_json)  # one entry is no table: no --csv, --nl or --fmt
     index = open_index(out, empty={})
     if index is None:
         raise click.exceptions.Exit(1)
     with index:
         details = entry_details(index, entry_id)
-    if out.structured or out.csv:
+    if as_json:
         out.emit_json({"entry": details.entry, "scores": details.scores,
                        "feedback": details.feedback, "trace": details.trace})
         return
@@ -332,8 +334,12 @@ def logs_trace(trace_id: str | None, limit: int, since: str | None, until: str |
       promptlab trace 01KE80AX
       promptlab trace 01KE80AX --json
     """
+    from promptlab.errors import UsageError
     from promptlab.index.trace import build_trace, list_traces
 
+    if trace_id is not None and (out.csv or out.fmt != "simple"):
+        raise UsageError("--csv and --fmt format the list of traces (no TRACE_ID); one trace "
+                         "is shown as a tree, or as JSON with --json")
     flt = _filters(since=since, until=until)
     index = open_index(out, empty=[] if trace_id is None else {})
     if index is None:

@@ -32,8 +32,7 @@ def logs_check(files: tuple[str, ...], since: str | None, until: str | None, out
     from promptlab.logs.reader import check_files
 
     for name in files:
-        if not Path(name).is_file():
-            raise UsageError(f"log file {name} not found")
+        _check_regular(name)
     log_dir = get_settings().log_dir
     reports = check_files(log_dir, files=files or None, since=since, until=until)
     if not reports:
@@ -65,3 +64,23 @@ def logs_check(files: tuple[str, ...], since: str | None, until: str | None, out
         click.echo(summary if bad else f"{summary}: all good", err=True)
     if bad:
         raise SystemExit(1)
+
+
+def _check_regular(name: str) -> None:
+    """A FILE argument must be a regular file: a FIFO would block the check and a device
+    (/dev/null, /dev/zero) is no log."""
+    import stat
+
+    try:
+        mode = Path(name).stat().st_mode
+    except FileNotFoundError:
+        raise UsageError(f"log file {name} not found") from None
+    except OSError as exc:
+        raise UsageError(f"log file {name}: {exc.strerror}") from None
+    if stat.S_ISREG(mode):
+        return
+    kind = ("a named pipe" if stat.S_ISFIFO(mode) else
+            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+            "a socket" if stat.S_ISSOCK(mode) else "not a file")
+    raise UsageError(f"log file {name} is not a regular file ({kind}); give the .jsonl "
+                     "files of the log folder, such as 2026-11-26.jsonl")

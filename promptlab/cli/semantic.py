@@ -106,8 +106,11 @@ def run_search(query: str, mode: str, limit: int, model_spec: str | None, out: O
         filters = {k: v for k, v in filters.items() if k != "kind" or v != "llm"}
         spec = embedder_spec(model_spec)
         embedder = load_embedder(spec, verify=False)
-        db = get_settings().log_dir / "index.db"
-        cached = cached_query(db.parent, query)
+        from promptlab.index.core import index_path
+
+        log_dir = get_settings().log_dir
+        db = index_path(log_dir)  # (in the cache, for a read-only log folder)
+        cached = cached_query(log_dir, query)
         embeds_here = isinstance(embedder, LocalEmbedder) and cached is None
         if warm is not None and db.is_file():  # (the helper must never create index.db)
             # the helper does the vector work from here on (promptlab.semantic.worker);

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,23 @@ PAGE_SIZE = 50
 MAX_PAGE = 1_000_000  # a page number past it (a hand-edited link) reads as the last one allowed
 SEARCH_WINDOW = 1000
 LIST_FILTERS = ("prompt", "version", "model", "tag", "experiment", "variant", "status", "kind")
+
+
+def json_bytes(value: Any, option: int = 0) -> bytes:
+    """`orjson.dumps(value, default=str, option=option)`; a value holding an integer beyond
+    64 bits (entries keep them exact: logs show them as logged) goes through the standard
+    library, which writes it exactly, where orjson refuses it."""
+    try:
+        return orjson.dumps(value, default=str, option=option)
+    except TypeError as exc:
+        if "64-bit" not in str(exc):
+            raise
+    import json
+
+    indent = 2 if option & orjson.OPT_INDENT_2 else None
+    return json.dumps(value, default=str, ensure_ascii=False, indent=indent,
+                      separators=None if indent else (",", ":"),
+                      sort_keys=bool(option & orjson.OPT_SORT_KEYS)).encode()
 
 
 @dataclass(frozen=True)
@@ -84,49 +102,131 @@ def _iso_day(text: str) -> int:
 
 def overview(index: Index, period: Period, group: str = "model",
              prices: Any = None) -> dict[str, Any]:
-    """Calls, cost and tokens per day stacked by `group`, latency p50/p95 per day, error
-    rate per day, and the totals `promptlab costs` prints for the same period."""
+    """Calls, cost and tokens per day (per week, month or year over a long period) stacked
+    by `group`, latency p50/p95 and the error rate per bar, and the totals `promptlab
+    costs` prints for the same period."""
     if group not in GROUP_BY:
         raise UsageError(f"group {group!r}: expected one of {', '.join(GROUP_BY)}")
     index.ensure_synced()
     # The totals are exactly what `promptlab costs` prints (partial days included).
     by_day = index.costs(["day"], since=period.since, until=period.until, prices=prices)
-    days = [row.group["day"] for row in by_day.rows]
-    if days:  # every day of the range, empty ones too, so the x axis is honest
-        first, last = _iso_day(days[0]), _iso_day(days[-1])
-        if period.since is not None:
-            first = min(first, int(period.since // 86400))
-        last = max(last, int(((period.until or time.time()) - 1e-6) // 86400))
-        if last - first > 400:  # a long "all": keep the chart readable
-            first = last - 400
-        days = [_day(d) for d in range(first, last + 1)]
+    axis = chart_axis([_iso_day(row.group["day"]) for row in by_day.rows], period)
+    later = [row.calls for row in by_day.rows if _iso_day(row.group["day"]) > axis.end]
     series_rows = _stacked(index, period, group, prices)
     by_group = _by_group(series_rows, group)
     shown = [g[group] for g in by_group[:MAX_SERIES]]
     other = "other" if len(by_group) > MAX_SERIES else None
     series: dict[str, dict[str, dict[str, float]]] = {}
+    label = axis.labeller()
     for day, name, m in series_rows:
         name = name if name in shown else str(other)
-        cell = series.setdefault(name, {}).setdefault(day, {
+        cell = series.setdefault(name, {}).setdefault(label(day), {
             "calls": 0, "cost_usd": 0.0, "tokens": 0})
         cell["calls"] += m["calls"]
         cell["cost_usd"] += m["cost_usd"] or 0.0
         cell["tokens"] += m["input_tokens"] + m["output_tokens"]
-    errors = {row.group["day"]: (row.errors, row.calls) for row in by_day.rows}
+    errors: dict[str, list[int]] = {}
+    for row in by_day.rows:
+        counts = errors.setdefault(label(row.group["day"]), [0, 0])
+        counts[0] += row.errors
+        counts[1] += row.calls
     return {
         "period": {"label": period.label, "since": period.since, "until": period.until},
         "group": group,
-        "days": days,
+        "bucket": axis.bucket,
+        "days": axis.labels,
+        "not_charted": {"calls": sum(later), "after": _day(axis.end),
+                        "since": _day(axis.end + 1)} if later else None,
         "groups": shown + ([other] if other else []),
         "series": series,
         "error_rate": [
             {"day": d, "errors": errors[d][0], "calls": errors[d][1],
              "rate": errors[d][0] / errors[d][1] if errors[d][1] else None}
-            for d in days if d in errors],
-        "latency": latency_by_day(index, period),
+            for d in axis.labels if d in errors],
+        "latency": latency_by_day(index, period, bucket=label),
         "totals": by_day.to_dict(),
         "by_group": by_group,
     }
+
+
+MAX_BARS = 400  # bars a chart draws; a longer period gets wider bars (week, month, year)
+
+
+@dataclass(frozen=True)
+class Axis:
+    """The x axis of the overview's charts: one bar per `bucket` (day, week, month or
+    year) from day `first` to day `end` (days since 1970-01-01 UTC), and their labels."""
+
+    bucket: str
+    first: int
+    end: int
+    labels: list[str]
+
+    def labeller(self) -> Callable[[str], str]:
+        """`YYYY-MM-DD` day → the label of its bar."""
+        if self.bucket == "day":
+            return str
+        cache: dict[str, str] = {}
+
+        def label(day: str) -> str:
+            text = cache.get(day)
+            if text is None:
+                text = cache[day] = _bucket_label(self.bucket, _iso_day(day))
+            return text
+
+        return label
+
+
+def chart_axis(data_days: list[int], period: Period, now: float | None = None) -> Axis:
+    """Every bar from the period's start (or the oldest call) to its end (or today), empty
+    ones too, so the axis is honest; nothing older is ever cut off, the bars widen instead.
+
+    Calls dated after tomorrow in a period that does not reach them explicitly (a wrong
+    clock; a test entry in 2099) would squeeze every real call into one bar: they are
+    left off the charts, and the page says how many (the totals count them)."""
+    today = int((time.time() if now is None else now) // 86400)
+    if period.until is not None:
+        end = int((period.until - 1e-6) // 86400)
+        horizon = end
+    else:
+        end, horizon = today, today + 1
+    charted = [d for d in data_days if d <= horizon]
+    if not charted:
+        return Axis("day", end, end, [])
+    first = charted[0] if period.since is None else min(charted[0], int(period.since // 86400))
+    end = max(end, charted[-1])
+    for bucket in ("day", "week", "month", "year"):
+        starts = _bucket_starts(bucket, first, end)
+        if len(starts) <= MAX_BARS:
+            break
+    return Axis(bucket, first, end, [_bucket_label(bucket, d) for d in starts])
+
+
+def _bucket_starts(bucket: str, first: int, last: int) -> range | list[int]:
+    """A day inside each bar from `first` to `last`, in order."""
+    if bucket == "day":
+        return range(first, last + 1)
+    if bucket == "week":
+        return range(_monday(first), last + 1, 7)
+    a, b = datetime.fromtimestamp(first * 86400, UTC), datetime.fromtimestamp(last * 86400, UTC)
+    if bucket == "month":
+        months = range(a.year * 12 + a.month - 1, b.year * 12 + b.month)
+        return [int(datetime(m // 12, m % 12 + 1, 1, tzinfo=UTC).timestamp() // 86400)
+                for m in months]
+    return [int(datetime(y, 1, 1, tzinfo=UTC).timestamp() // 86400)
+            for y in range(a.year, b.year + 1)]
+
+
+def _monday(day: int) -> int:
+    return day - (day + 3) % 7  # 1970-01-01 was a Thursday
+
+
+def _bucket_label(bucket: str, day: int) -> str:
+    """`2026-11-30` (a day; a week, by its Monday), `2026-11` (a month), `2026` (a year)."""
+    if bucket == "week":
+        day = _monday(day)
+    text = _day(day)
+    return text if bucket in ("day", "week") else text[:7] if bucket == "month" else text[:4]
 
 
 _GROUP_SQL = {"model": "model", "provider": "provider", "prompt": "prompt_id",
@@ -193,10 +293,11 @@ def _by_group(rows: list[tuple[str, str, dict[str, Any]]], group: str) -> list[d
                                                   -t["calls"], t[group]))
 
 
-def latency_by_day(index: Index, period: Period, cap: int = LATENCY_SAMPLE) -> dict[str, Any]:
-    """p50 and p95 of LLM call latency per day. When the period holds more than `cap`
-    calls, an evenly spaced sample of `cap` of them (by ingest order) is read instead, so
-    the cost is bounded; `sampled` says so."""
+def latency_by_day(index: Index, period: Period, cap: int = LATENCY_SAMPLE,
+                   bucket: Callable[[str], str] = str) -> dict[str, Any]:
+    """p50 and p95 of LLM call latency per day (or per bar: `bucket` maps a day to its
+    label). When the period holds more than `cap` calls, an evenly spaced sample of `cap`
+    of them (by ingest order) is read instead, so the cost is bounded; `sampled` says so."""
     conn = index.conn
     since = period.since if period.since is not None else float("-inf")
     until = period.until if period.until is not None else float("inf")
@@ -227,10 +328,13 @@ def latency_by_day(index: Index, period: Period, cap: int = LATENCY_SAMPLE) -> d
     per_day: dict[int, list[float]] = {}
     for day, value in rows:
         per_day.setdefault(day, []).append(value)
-    points = []
+    per_bar: dict[str, list[float]] = {}
     for day in sorted(per_day):
-        values = sorted(per_day[day])
-        points.append({"day": _day(day), "n": len(values), "p50": _quantile(values, 0.5),
+        per_bar.setdefault(bucket(_day(day)), []).extend(per_day[day])
+    points = []
+    for label, values in per_bar.items():
+        values.sort()
+        points.append({"day": label, "n": len(values), "p50": _quantile(values, 0.5),
                        "p95": _quantile(values, 0.95)})
     return {"points": points, "sampled": sampled, "read": len(rows), "calls": calls}
 
@@ -433,7 +537,7 @@ def _text(value: Any) -> str:
         return value
     if isinstance(value, list):  # content parts
         return "\n".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in value)
-    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() if value is not None else ""
+    return json_bytes(value, orjson.OPT_INDENT_2).decode() if value is not None else ""
 
 
 # -- traces -----------------------------------------------------------------------------

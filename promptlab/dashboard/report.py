@@ -49,7 +49,7 @@ def redact(value: Any) -> Any:
 def script_json(value: Any) -> Markup:
     """JSON safe inside a <script type="application/json"> element: `</script>`, `<!--`
     and the like cannot end it, because <, > and & are written as \\u escapes."""
-    text = orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    text = views_data.json_bytes(value, orjson.OPT_NON_STR_KEYS).decode()
     for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
                     ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(ch, esc)

@@ -407,7 +407,7 @@ class Dashboard:
         if api:
             waiting = view == "experiment" and d.get("computing")
             return Response(HTTPStatus.ACCEPTED if waiting else HTTPStatus.OK,
-                            orjson.dumps(d, default=str, option=orjson.OPT_NON_STR_KEYS),
+                            views_data.json_bytes(d, orjson.OPT_NON_STR_KEYS),
                             "application/json", {"Retry-After": str(REFRESH_S)} if waiting else {})
         api_url = "/api/" + "/".join(quote(x, safe="") for x in segments)
         if params:

@@ -12,7 +12,8 @@ from urllib.parse import quote, urlencode
 from markupsafe import Markup
 
 from promptlab.dashboard import svg
-from promptlab.dashboard.data import GROUP_BY, PERIODS, pairs_of
+from promptlab.dashboard.data import GROUP_BY, PERIODS, json_bytes, pairs_of
+from promptlab.logs.reader import utc_time
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -29,6 +30,7 @@ def environment() -> Any:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
                       undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["json"] = _json_text
+    env.filters["utc_time"] = utc_time
     env.globals.update(fmt=svg.fmt_number, arm=_arm, ci=_ci, pval=_pval, dict=dict,
                        periods=list(PERIODS), group_by=list(GROUP_BY), nav=NAV)
     return env
@@ -38,7 +40,7 @@ def _json_text(value: Any) -> str:
     """JSON for reading on the page (escaped by autoescape like any other text)."""
     import orjson
 
-    return orjson.dumps(value, default=str, option=orjson.OPT_SORT_KEYS).decode()
+    return json_bytes(value, orjson.OPT_SORT_KEYS).decode()
 
 
 # -- links ---------------------------------------------------------------------------------
@@ -131,6 +133,7 @@ def overview_charts(d: dict[str, Any]) -> dict[str, Markup]:
         return lambda g, day: series.get(g, {}).get(day, {}).get(name, 0)
 
     by = d["group"]
+    per = d["bucket"]  # day, week (labelled by its Monday), month or year
     latency = d["latency"]
     lat_series = {
         "p50": {p["day"]: p["p50"] for p in latency["points"]},
@@ -142,16 +145,16 @@ def overview_charts(d: dict[str, Any]) -> dict[str, Markup]:
     unpriced = (f"not shown: {unknown:,} calls of unknown cost (no price for their model)"
                 if unknown else "")
     return {
-        "calls": svg.stacked_bars(days, groups, measure("calls"), f"Calls per day by {by}"),
-        "cost": svg.stacked_bars(days, groups, measure("cost_usd"), f"Cost per day by {by}",
+        "calls": svg.stacked_bars(days, groups, measure("calls"), f"Calls per {per} by {by}"),
+        "cost": svg.stacked_bars(days, groups, measure("cost_usd"), f"Cost per {per} by {by}",
                                  unit="$", note=unpriced),
         "tokens": svg.stacked_bars(days, groups, measure("tokens"),
-                                   f"Tokens (input + output) per day by {by}"),
-        "latency": svg.lines(days, lat_series, "Latency per day (p50, p95)", unit="ms",
+                                   f"Tokens (input + output) per {per} by {by}"),
+        "latency": svg.lines(days, lat_series, f"Latency per {per} (p50, p95)", unit="ms",
                              note=note),
         "errors": svg.lines(days, {"error rate": {e["day"]: e["rate"]
                                                   for e in d["error_rate"]}},
-                            "Error rate per day", unit="%"),
+                            f"Error rate per {per}", unit="%"),
     }
 
 

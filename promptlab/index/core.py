@@ -18,6 +18,7 @@ sync and read at once.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import sqlite3
 from pathlib import Path
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from promptlab.index.query import Filters, SearchHit
     from promptlab.index.trace import TraceNode
 
-__all__ = ["Index", "SyncStats", "query"]
+__all__ = ["Index", "SyncStats", "index_path", "query"]
 
 INDEX_NAME = "index.db"
 REQUIRED_TABLES = frozenset({"meta", "files", "entries", "entry_tags", "scores",
@@ -54,7 +55,7 @@ class Index:
 
             log_dir = default_log_dir()
         self.log_dir = Path(log_dir).expanduser()
-        self.path = Path(path) if path else self.log_dir / INDEX_NAME
+        self.path = Path(path) if path else index_path(self.log_dir)
         self._conn: sqlite3.Connection | None = None
         self._synced = False
 
@@ -77,15 +78,23 @@ class Index:
             )
         try:
             self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             if not self.path.exists():
                 os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW
                                  | os.O_NONBLOCK, 0o600))
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise _disk_full(self.path) from exc
+            if self.path.parent != self.log_dir:  # the index of a read-only log folder
+                raise LogIndexError(
+                    f"cannot create the log index {self.path}: {exc.strerror}; the log folder "
+                    f"{self.log_dir} cannot be written, so its index is kept in the cache "
+                    "folder: set PROMPTLAB_CACHE_DIR to a folder you can write"
+                ) from exc
             raise LogIndexError(
-                f"cannot create the log index {self.path}: {exc.strerror}; "
-                "check the folder's permissions or choose another with --log-dir"
+                f"cannot create the log index {self.path}: {exc.strerror}; give yourself "
+                "write access to the log folder (promptlab keeps index.db and its -wal and "
+                "-shm files there)"
             ) from exc
         try:
             conn = sqlite3.connect(
@@ -269,6 +278,33 @@ class Index:
         return cost_report(self, groups, make_filters(filters, kwargs), prices=prices)
 
 
+def index_path(log_dir: Path) -> Path:
+    """Where the index of `log_dir` is kept: `<log_dir>/index.db`, or, when the folder
+    exists but cannot be written (a read-only mount, someone else's logs), a file of the
+    user's cache folder named after the folder's real path.
+
+    SQLite needs to write beside an index in WAL mode (its -wal and -shm files), and the
+    index must be synced before each answer, so a read-only folder's own index.db (if
+    any) is not used: the first command builds the one in the cache, later ones add what
+    was appended."""
+    own = log_dir / INDEX_NAME
+    if not log_dir.is_dir() or os.access(log_dir, os.W_OK | os.X_OK):
+        return own
+    real = os.path.realpath(log_dir)
+    key = hashlib.sha256(os.fsencode(real)).hexdigest()[:16]
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(real).name)[:40]
+    return cache_dir() / "indexes" / f"{name}-{key}" / INDEX_NAME
+
+
+def cache_dir() -> Path:
+    """$PROMPTLAB_CACHE_DIR, else $XDG_CACHE_HOME/promptlab, else ~/.cache/promptlab."""
+    explicit = os.environ.get("PROMPTLAB_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "promptlab"
+
+
 class DamagedIndexError(LogIndexError):
     """index.db is not a usable log index (`reindex` replaces it)."""
 
@@ -305,6 +341,12 @@ def _operational(exc: sqlite3.Error, path: Path) -> LogIndexError:
         return LogIndexError(
             f"the log index {path} stayed locked for {BUSY_TIMEOUT_S:.0f} s by another process; "
             "try again when it finishes"
+        )
+    if "unable to open" in text:
+        return LogIndexError(
+            f"cannot open the log index {path} ({text}): SQLite must read it and create its "
+            f"-wal and -shm files beside it; give yourself read access to it and write "
+            f"access to {path.parent}, or remove it (it is rebuilt from the JSONL logs)"
         )
     if isinstance(exc, sqlite3.OperationalError) and _transient(exc):
         return LogIndexError(f"log index {path}: {text}")

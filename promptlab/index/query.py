@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from promptlab.errors import LogIndexError, UsageError
 from promptlab.index.fts import FtsQuery, SearchQueryError, check_size, parse_search, snippet
 from promptlab.index.ids import EntryNotFoundError, resolve_id
-from promptlab.logs.reader import parse_line, stem_of
+from promptlab.logs.reader import parse_exact, stem_of
 
 if TYPE_CHECKING:
     from promptlab.index.core import Index
@@ -277,8 +277,9 @@ def load_entries(index: Index, rows: Iterable[tuple[Any, ...]]) -> list[SearchHi
                     raw = os.pread(fd, length, offset)
                 except OSError:
                     continue
-                # The reader's own parser: the same derived id and timestamp, the same checks.
-                value = parse_line(raw, stem, 0, derived_id=entry_id)[0]
+                # The reader's own parser: the same derived id and timestamp, the same checks
+                # (and integers beyond 64 bits exact: the entry is shown as logged).
+                value = parse_exact(raw, stem, 0, derived_id=entry_id)[0]
                 if value is not None and value["id"] == entry_id:
                     entries[i] = value
         finally:

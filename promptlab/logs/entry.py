@@ -626,6 +626,48 @@ def order_entry(entry: dict[str, Any]) -> dict[str, Any]:
     return ordered
 
 
+def check_finite(entry: Mapping[str, Any]) -> None:
+    """Raise EntryError for a NaN or an infinity nested in a field (metadata, config,
+    messages): JSON has no such numbers, and orjson would silently write them as null.
+
+    Top-level numbers are range-checked by the builders; callers run this only when the
+    encoded line holds a `null` (a NaN's trace), so clean entries pay nothing."""
+    for name, value in entry.items():
+        if type(value) is dict or type(value) is list:
+            where = _non_finite(value)
+            if where is not None:
+                bad, keys = where[0], where[:0:-1]
+                place = "".join(f"[{k!r}]" for k in keys)
+                raise EntryError(f"log field {name!r}: {name}{place} must be a finite number, "
+                                 f"got {bad!r} (JSON has no NaN or Infinity; log None or a "
+                                 "string instead)")
+
+
+def _non_finite(value: Any) -> list[Any] | None:
+    """[the value, innermost key, …, outermost key] of the first non-finite number in
+    `value`, or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else [value]
+    if isinstance(value, str | int) or value is None:
+        return None
+    if isinstance(value, Mapping):
+        items: Any = value.items()
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = enumerate(value)
+    elif hasattr(value, "is_finite"):  # decimal.Decimal
+        return None if value.is_finite() else [value]
+    elif hasattr(value, "tolist"):  # numpy scalars and arrays
+        return _non_finite(value.tolist())
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item)
+        if found is not None:
+            found.append(key)
+            return found
+    return None
+
+
 # -- encoding ---------------------------------------------------------------------------------
 
 

@@ -36,6 +36,7 @@ from promptlab.logs.entry import (
     EntryError,
     _builders,
     build_entry,
+    check_finite,
     complete,
     encode_entry,
     entry_builder,
@@ -298,8 +299,13 @@ class Logger:
             line = _dumps(entry, option=_OPT)
         except TypeError:  # not plain JSON: convert what can be, then re-read what was written
             line, exact = encode_entry(entry)
+            if b"null" in line:
+                check_finite(entry)
             if not exact:
                 entry = _decode(line)
+        else:
+            if b"null" in line:  # orjson writes NaN and Infinity as null: refuse them
+                check_finite(entry)
         # Rarely true: most lines hold no secret. The head (v, ULID, timestamp: 81 bytes,
         # fixed by validation) holds none and is skipped.
         if self._redact and _maybe_secret(line, 81):

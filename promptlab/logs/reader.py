@@ -257,6 +257,32 @@ def parse_line(raw: bytes, stem: str, line: int, *, derived_id: str | None = Non
     return value, start, None, False
 
 
+_LONG_DIGITS = re.compile(rb"[0-9]{20}")
+
+
+def parse_exact(raw: bytes, stem: str, line: int, *, derived_id: str | None = None,
+                ) -> tuple[dict[str, Any] | None, int, str | None, bool]:
+    """`parse_line`, with integers beyond 64 bits kept exact, for showing entries as logged.
+
+    orjson reads an integer outside -2**63..2**64-1 as a float (123456789012345678901234567890
+    becomes 1.2345678901234568e+29). Such a line, found by its run of 20 digits, is decoded
+    again with the standard library, whose integers are exact; parse_line still decides
+    whether it is an entry. Other lines cost one regular-expression scan."""
+    result = parse_line(raw, stem, line, derived_id=derived_id)
+    entry, start = result[0], result[1]
+    if entry is None or _LONG_DIGITS.search(raw, start) is None:
+        return result
+    import json
+
+    try:
+        exact = json.loads(raw[start:])  # strict JSON already (orjson accepted it)
+    except ValueError:  # an integer of more than 4,300 digits: keep orjson's reading
+        return result
+    if type(exact) is not dict or check_entry(exact, stem, line, derived_id) is not None:
+        return result
+    return exact, start, result[2], result[3]
+
+
 def _loads(data: bytes) -> Any:
     import orjson
 
@@ -372,6 +398,24 @@ def _parse_time(text: str) -> _dt.datetime | None:
         except OverflowError:
             return None
     return moment
+
+
+def utc_time(timestamp: str | None) -> str:
+    """A logged timestamp as `YYYY-MM-DD HH:MM:SS` in UTC, for tables that say "(UTC)".
+
+    promptlab writes `…Z` timestamps, which are cut, not parsed; any other form (an offset
+    such as `+05:00`, no zone: UTC) is converted. Text that is not a time is shown cut."""
+    if not timestamp:
+        return ""
+    if timestamp[-1] == "Z" and len(timestamp) >= 20 and timestamp[10] == "T" \
+            and timestamp[19] in ".Z":
+        return timestamp[:10] + " " + timestamp[11:19]
+    moment = _parse_time(timestamp)
+    if moment is None:
+        return timestamp[:19].replace("T", " ")
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(_dt.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _derived_time(entry_id: str, stem: str) -> str | None:

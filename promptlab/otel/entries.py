@@ -20,6 +20,7 @@ OTLP protobuf `ResourceSpans` (what `promptlab otlp serve` receives).
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -258,7 +259,7 @@ def entry_id_for(span: SpanData) -> str:
 
 def span_to_entry(span: SpanData, *, content: bool = True) -> dict[str, Any]:
     """The log-entry fields for one span (for `Logger.log`)."""
-    attrs = span.attributes
+    attrs = {k: _finite(v) for k, v in span.attributes.items()}
     used: set[str] = set()
 
     def take(names: Sequence[str]) -> Any:
@@ -413,6 +414,17 @@ def span_to_entry(span: SpanData, *, content: bool = True) -> dict[str, Any]:
     if metadata:
         entry["metadata"] = metadata
     return entry
+
+
+def _finite(value: Any) -> Any:
+    """An attribute value JSON can hold: a NaN or an infinity (which OpenTelemetry allows and
+    a log line cannot) becomes its name as text, so the span is logged, not refused."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, tuple | list) and any(
+            isinstance(v, float) and not math.isfinite(v) for v in value):
+        return [str(v) if isinstance(v, float) and not math.isfinite(v) else v for v in value]
+    return value
 
 
 def _json_or_text(value: Any) -> Any:

@@ -186,7 +186,9 @@ def cached_query(log_dir: str | os.PathLike[str], text: str) -> bytes | None:
     model need not be loaded at all."""
     import sqlite3
 
-    path = Path(log_dir) / "index.db"
+    from promptlab.index.core import index_path
+
+    path = index_path(Path(log_dir))  # (in the cache, for a read-only log folder)
     if not path.exists():  # never create index.db here (its permissions)
         return None
     # The standard sqlite3, read-only: vec_queries is a plain table, so neither apsw nor the

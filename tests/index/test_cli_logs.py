@@ -214,3 +214,38 @@ def test_every_command_without_a_log_folder(tmp_path: Path, args: list[str], cod
     if not stdout:
         assert result.stderr == f"No log entries yet: {missing} does not exist.\n"
     assert not missing.exists()
+
+
+def test_times_with_an_offset_are_shown_in_utc(log_dir: Path) -> None:
+    # 02:00 at +05:00 is 21:00 UTC the day before: the "time (UTC)" column says so, as
+    # costs and --since/--until count it.
+    east = entry("2026-12-01", 0, id="01M8TZ00000000000000000001",
+                 timestamp="2026-12-02T02:00:00+05:00", assistant_response="from the east")
+    naive = entry("2026-12-01", 0, timestamp="2026-12-01T20:00:00", assistant_response="naive")
+    append(log_dir, east, naive, day="2026-12-01")
+    rows = run("logs").stdout.splitlines()[2:]
+    assert rows[0].startswith("2026-12-01 21:00:00  01M8TZ00000000000000000001")
+    assert rows[1].startswith("2026-12-01 20:00:00")
+    assert "2026-12-01 21:00:00" in run("logs", "search", "east").stdout
+    assert listed_ids("--since", "2026-12-01T20:30", "--until", "2026-12-01T21:30") == [
+        east["id"]]
+    assert json.loads(run("logs", "--json", "-n", "1").stdout)[0]["timestamp"] == \
+        "2026-12-02T02:00:00+05:00"  # --json keeps the entry as logged
+
+
+def test_json_keeps_integers_beyond_64_bits_exact(log_dir: Path) -> None:
+    # orjson reads them as floats (1.2345678901234568e+29): shown entries are read exactly.
+    metadata = {"big": 123456789012345678901234567890, "neg": -99999999999999999999,
+                "u64": 18446744073709551615, "pi": 3.141592653589793,
+                "text": "12345678901234567890 in a string"}
+    logged = entry("2026-12-01", 0, metadata=metadata)
+    plain = entry("2026-12-01", 60, metadata={"n": 1})
+    lines = "".join(json.dumps(e, ensure_ascii=False, separators=(",", ":")) + "\n"
+                    for e in (logged, plain))
+    append(log_dir, day="2026-12-01", raw=lines.encode())  # orjson cannot write them
+    listed = json.loads(run("logs", "--json").stdout)
+    assert listed == [plain, logged] and listed[1]["metadata"]["big"] == metadata["big"]
+    assert json.loads(run("logs", "--nl").stdout.splitlines()[1]) == logged
+    assert "123456789012345678901234567890" in run("logs", "--json").stdout
+    shown = json.loads(run("logs", "show", logged["id"], "--json").stdout)["entry"]
+    assert shown == logged

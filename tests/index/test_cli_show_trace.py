@@ -276,3 +276,22 @@ def test_traces_without_a_root_span_are_listed_by_their_start(log_dir: Path) -> 
         pass
     logger.close()
     assert json.loads(run("trace", "-n", "1", "--json").stdout)[0]["name"] == "finished"
+
+
+def test_show_offers_only_json_and_trace_refuses_table_options(sample: Sample) -> None:
+    entry_id = sample.e["review_v1"]["id"]
+    help_text = run("logs", "show", "--help").stdout
+    assert "--json" in help_text
+    assert not any(opt in help_text for opt in ("--csv", "--fmt", "--nl"))
+    for option in (["--csv"], ["--fmt", "html"], ["--nl"]):
+        result = run("logs", "show", entry_id, *option, ok=False)
+        assert result.exit_code == 2 and f"No such option '{option[0]}'" in result.stderr
+        assert result.stdout == ""
+    trace_id = sample.e["span_root"]["id"]
+    for option in (["--csv"], ["--fmt", "html"]):
+        result = run("trace", trace_id, *option, ok=False)
+        assert result.exit_code == 2 and result.stdout == ""
+        assert result.stderr == ("Error: --csv and --fmt format the list of traces (no "
+                                 "TRACE_ID); one trace is shown as a tree, or as JSON with "
+                                 "--json\n")
+    assert run("trace", "--csv").stdout.startswith("time (UTC),trace,")  # the list: a table

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,75 @@ def test_repeated_ids_are_indexed_once_and_said_so(log_dir: Path) -> None:
     result = run("logs", "--json")
     assert [r["id"] for r in json.loads(result.stdout)] == [e["id"]]
     assert "1 log line repeats an id already indexed" in result.stderr
+
+
+def _read_only_run(folder: Path, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`promptlab ARGS --log-dir FOLDER` with FOLDER read-only for real: a read-only bind
+    mount for root (whom file modes do not stop), the folder's mode otherwise."""
+    import os
+    import shlex
+    import shutil
+    import sys
+
+    exe = str(Path(sys.executable).parent / "promptlab")
+    command = [exe, *args, "--log-dir", str(folder)]
+    if os.geteuid() != 0:
+        folder.chmod(0o500)
+        try:
+            return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+        finally:
+            folder.chmod(0o700)
+    if shutil.which("unshare") is None:
+        pytest.skip("root without unshare: cannot make a folder read-only")
+    quoted = shlex.quote(str(folder))
+    script = (f"mount --bind {quoted} {quoted} && mount -o remount,bind,ro {quoted} && "
+              f"{shlex.join(command)}")
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True,
+                          text=True, env=env, timeout=60)
+    if "mount" in proc.stderr and proc.returncode != 0 and "Error:" not in proc.stderr:
+        pytest.skip(f"cannot mount here: {proc.stderr.strip()}")
+    return proc
+
+
+def test_a_read_only_log_folder_is_indexed_in_the_cache(tmp_path: Path) -> None:
+    import os
+
+    logs = tmp_path / "ro-logs"
+    first = entry("2026-01-05", 60, assistant_response="read only please")
+    append(logs, first)
+    run("logs", "--log-dir", str(logs))  # an index.db already there: not usable read-only
+    assert (logs / "index.db").exists()
+    append(logs, entry("2026-01-05", 120, assistant_response="appended since"))
+    before = sorted(p.name for p in logs.iterdir())
+    cache = tmp_path / "cache"
+    env = {**os.environ, "PROMPTLAB_CACHE_DIR": str(cache)}
+    env.pop("PROMPTLAB_LOG_DIR", None)
+    for args, shown in ((["logs"], "appended since"), (["costs"], "total"),
+                        (["logs", "search", "read"], "only please"),
+                        (["trace"], ""), (["logs", "show", first["id"]], "read only please")):
+        proc = _read_only_run(logs, args, env)
+        assert proc.returncode == 0, (args, proc.stderr)
+        assert shown in proc.stdout and "Traceback" not in proc.stderr
+    (index,) = cache.glob("indexes/ro-logs-*/index.db")  # named after the folder
+    assert sorted(p.name for p in logs.iterdir()) == before
+    # No writable cache either: one line naming both folders and the way out.
+    env["PROMPTLAB_CACHE_DIR"] = str(logs / "2026-01-05.jsonl" / "cache")  # under a file
+    proc = _read_only_run(logs, ["logs"], env)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        f"Error: cannot create the log index {logs / '2026-01-05.jsonl' / 'cache'}/indexes/"
+        f"{index.parent.name}/index.db: Not a directory; the log folder {logs} cannot be "
+        "written, so its index is kept in the cache folder: set PROMPTLAB_CACHE_DIR to a "
+        "folder you can write"]
+
+
+def test_an_index_sqlite_cannot_open_says_what_it_needs() -> None:
+    from promptlab.index.core import _operational
+
+    message = str(_operational(sqlite3.OperationalError("unable to open database file"),
+                               Path("/srv/logs/index.db")))
+    assert message == (
+        "cannot open the log index /srv/logs/index.db (unable to open database file): SQLite "
+        "must read it and create its -wal and -shm files beside it; give yourself read "
+        "access to it and write access to /srv/logs, or remove it (it is rebuilt from the "
+        "JSONL logs)")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -215,3 +217,31 @@ def test_a_child_killed_by_a_signal_exits_128_plus_n(console_script: str, log_di
     assert entry["metadata"]["exit_code"] == code and entry["metadata"]["signal"] == name
     result = run(["log", "--", *killer], "")  # in-process too
     assert result.exit_code == code
+
+
+@pytest.mark.parametrize("to_group", [True, False], ids=["terminal-ctrl-c", "kill-int-promptlab"])
+def test_ctrl_c_keeps_what_the_command_printed(console_script: str, log_dir: Path,
+                                               to_group: bool) -> None:
+    # A terminal's Ctrl-C signals the whole process group; `kill -INT` only promptlab,
+    # which passes it on. Either way the output printed so far is the logged response.
+    slow = ["sh", "-c", "cat; echo partial; exec sleep 30"]
+    proc = subprocess.Popen([console_script, "log", "-m", "gpt-4o", "--", *slow],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        proc.stdin.write(b"my question\n")  # type: ignore[union-attr]
+        proc.stdin.close()  # type: ignore[union-attr]
+        printed = proc.stdout.readline() + proc.stdout.readline()  # type: ignore[union-attr]
+        assert printed == b"my question\npartial\n"
+        (os.killpg if to_group else os.kill)(proc.pid, signal.SIGINT)
+        rest, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
+        assert proc.wait(timeout=20) == 130, err
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert rest == b"" and err == b""
+    (entry,) = read_entries(log_dir)
+    assert entry["status"] == "error" and entry["error"] == "interrupted (Ctrl-C)"
+    assert entry["user_message"] == "my question\n"
+    assert entry["assistant_response"] == "my question\npartial\n"
+    assert entry["metadata"]["exit_code"] == 130 and entry["metadata"]["signal"] == "SIGINT"

@@ -406,6 +406,29 @@ def test_absurd_latencies_are_an_entry_error_naming_the_field(tmp_path: Path,
     assert not list(tmp_path.glob("*.jsonl"))  # nothing half-written
 
 
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"metadata": {"f": float("nan")}}, "log field 'metadata': metadata['f'] must be a finite "
+     "number, got nan (JSON has no NaN or Infinity; log None or a string instead)"),
+    ({"metadata": {"a": {"b": [1, float("-inf")]}}}, "metadata['a']['b'][1] must be a finite"),
+    ({"config": {"temperature": float("inf")}}, "config['temperature'] must be a finite"),
+    ({"messages": [{"role": "user", "content": "hi", "w": float("nan")}]},
+     "messages[0]['w'] must be a finite"),
+    ({"metadata": {"t": (1.0, float("nan"))}}, "metadata['t'][1] must be a finite"),  # tuple
+    ({"kind": "span", "name": "s", "metadata": {"f": float("nan")}}, "metadata['f']"),
+])
+def test_nan_or_infinity_inside_a_field_is_an_entry_error(tmp_path: Path, fields: dict,
+                                                          message: str) -> None:
+    # orjson writes NaN as null: the entry would silently differ from what was logged.
+    logger = Logger(tmp_path, strict=False)
+    with pytest.raises(EntryError) as info:
+        logger.log(model="m", **fields)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert not list(tmp_path.glob("*.jsonl"))  # nothing written
+    entry = logger.log(model="m", metadata={"none": None, "x": 1.5},
+                       assistant_response="a null pointer")  # null, but no NaN: written
+    assert read_lines(tmp_path) == [entry]
+
+
 def test_the_write_failure_warning_is_one_clean_line(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -129,6 +131,25 @@ def test_logs_check_clean_logs_exit_0(log_dir: Path) -> None:
     assert "1 file(s), 2 entries, 0 unreadable line(s): all good" in result.stderr
 
 
+@pytest.mark.parametrize(("make", "kind"), [
+    (lambda p: Path("/dev/null"), "a device"),
+    (lambda p: (os.mkfifo(p / "some.fifo"), p / "some.fifo")[1], "a named pipe"),
+    (lambda p: (os.symlink("/dev/null", p / "link.jsonl"), p / "link.jsonl")[1], "a device"),
+], ids=["dev-null", "fifo", "link-to-a-device"])
+def test_logs_check_names_a_file_that_is_not_a_regular_file(tmp_path: Path, make: Any,
+                                                            kind: str) -> None:
+    from promptlab.cli import main
+
+    path = make(tmp_path)
+    result = CliRunner().invoke(main, ["logs", "check", str(path)])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == (f"Error: log file {path} is not a regular file ({kind}); give "
+                             "the .jsonl files of the log folder, such as 2026-11-26.jsonl\n")
+    missing = CliRunner().invoke(main, ["logs", "check", str(tmp_path / "nope.jsonl")])
+    assert missing.exit_code == 2
+    assert missing.stderr == f"Error: log file {tmp_path / 'nope.jsonl'} not found\n"
+
+
 def test_logs_check_json(damaged: Path) -> None:
     result = CliRunner().invoke(logs_check, ["--log-dir", str(damaged), "--json"])
     assert result.exit_code == 1
@@ -244,3 +265,20 @@ def test_logs_check_with_extreme_bounds(damaged: Path) -> None:
         result = CliRunner().invoke(logs_check, ["--log-dir", str(damaged), option, value])
         assert result.exit_code == 1 and "Traceback" not in result.output
         assert "1 file(s), 4 entries" in result.stderr
+
+
+@pytest.mark.parametrize(("stamp", "shown"), [
+    ("2026-11-26T23:33:13.123456Z", "2026-11-26 23:33:13"),
+    ("2026-11-26T23:33:13Z", "2026-11-26 23:33:13"),
+    ("2026-12-02T02:00:00+05:00", "2026-12-01 21:00:00"),
+    ("2026-12-01T22:30:00.5-03:30", "2026-12-02 02:00:00"),
+    ("2026-12-01T20:00:00", "2026-12-01 20:00:00"),  # no zone: UTC
+    ("2026-12-01", "2026-12-01 00:00:00"),
+    ("0001-01-01T01:00:00+05:00", "0001-01-01 01:00:00"),  # before year 1 in UTC: as written
+    ("", ""),
+    (None, ""),
+])
+def test_utc_time_shows_the_utc_time_of_any_timestamp(stamp: str | None, shown: str) -> None:
+    from promptlab.logs.reader import utc_time
+
+    assert utc_time(stamp) == shown

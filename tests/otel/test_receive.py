@@ -443,3 +443,18 @@ def test_serve_rejects_spans_with_invalid_ids_and_says_why(tmp_path: Path) -> No
     logged = {entry["name"]: entry for entry in read_entries(tmp_path)}
     assert set(logged) == {"good", "own parent", "zero parent"}
     assert "parent_id" not in logged["own parent"] and "parent_id" not in logged["zero parent"]
+
+
+def test_a_span_with_nan_or_infinite_attributes_is_logged(tmp_path: Path) -> None:
+    """OpenTelemetry allows NaN and infinite attribute values; a log line cannot hold them
+    (the logger refuses them), so they are kept as text rather than the span refused."""
+    provider, tracer = _exporter_spans(tmp_path)
+    with tracer.start_as_current_span("chat m") as span:
+        span.set_attributes({"gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
+                             "gen_ai.request.temperature": float("inf"),
+                             "quality": float("nan"), "bounds": [1.0, float("-inf")]})
+    provider.shutdown()
+    (entry,) = read_entries(tmp_path)
+    assert entry["model"] == "m" and entry["config"] == {"temperature": "inf"}
+    assert entry["metadata"]["quality"] == "nan"
+    assert entry["metadata"]["bounds"] == [1.0, "-inf"]
