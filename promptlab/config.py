@@ -199,6 +199,17 @@ def load_settings(
     )
 
 
+def cache_dir() -> Path:
+    """Where promptlab keeps what it can rebuild (the built model, the index of a read-only
+    log folder): $PROMPTLAB_CACHE_DIR, else $XDG_CACHE_HOME/promptlab, else
+    ~/.cache/promptlab."""
+    explicit = os.environ.get("PROMPTLAB_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "promptlab"
+
+
 def default_log_dir(env: dict[str, str] | None = None) -> Path:
     """The log folder for library use without a CLI: env var, project config, ~/llm-logs."""
     return load_settings(env=env).log_dir

@@ -24,6 +24,7 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from promptlab.config import cache_dir
 from promptlab.errors import LogIndexError
 from promptlab.index.safety import refuse_unsafe_database
 from promptlab.index.schema import migrate
@@ -294,15 +295,6 @@ def index_path(log_dir: Path) -> Path:
     key = hashlib.sha256(os.fsencode(real)).hexdigest()[:16]
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(real).name)[:40]
     return cache_dir() / "indexes" / f"{name}-{key}" / INDEX_NAME
-
-
-def cache_dir() -> Path:
-    """$PROMPTLAB_CACHE_DIR, else $XDG_CACHE_HOME/promptlab, else ~/.cache/promptlab."""
-    explicit = os.environ.get("PROMPTLAB_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "promptlab"
 
 
 class DamagedIndexError(LogIndexError):

@@ -46,6 +46,8 @@ import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from promptlab.config import cache_dir
+
 BUILD = "int8mm-v5"  # change when the graph built below changes: a new cache file
 HEADS = 12
 # A second uint8 pass over the rounding error of the first (~16-bit activations) where
@@ -71,16 +73,6 @@ OUTLIERS_FI = ((99, 63, 62, 303, 267, 157, 249, 246), (99, 63, 267, 157, 62, 223
                (99, 127, 223, 62, 63, 249, 157, 338), (99, 62, 223, 319, 249, 127, 63, 341))
 OUTLIERS_FO = ((856, 329), (607, 251), (1004, 218), (358, 750), (637, 1097), (1302, 923))
 EPSILON = 1e-12
-
-
-def cache_dir() -> Path:
-    """$PROMPTLAB_CACHE_DIR, else $XDG_CACHE_HOME/promptlab, else ~/.cache/promptlab."""
-    explicit = os.environ.get("PROMPTLAB_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "promptlab"
 
 
 def cached_path(source_sha256: str) -> Path:
