@@ -439,8 +439,9 @@ class Engine:
                        if not (aggs[n][0].binary and aggs[n][1].binary)
                        and min(aggs[n][0].n, aggs[n][1].n) >= 2
                        and units <= _query.VALUES_LIMIT]
-        values = reader.run_per_arm(want_values, (a, b), lambda arm, n: arm_values(
-            reader, scope, arm, n, unit_mode))
+        per_arm = reader.run([lambda arm=arm: arm_values(reader, scope, arm, want_values,
+                                                         unit_mode) for arm in (a, b)])
+        values = {n: (per_arm[0][n], per_arm[1][n]) for n in want_values}
         skipped = _query.VALUES_LIMIT if units > _query.VALUES_LIMIT else None
         return [
             unpaired_result(n, config.directions.get(n, "higher"), aggs[n][0], aggs[n][1],

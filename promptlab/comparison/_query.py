@@ -586,16 +586,35 @@ def _fast_score_sums(reader: Reader, scope: Scope, arm: Arm, name: str, fast: st
     return agg
 
 
-def arm_values(reader: Reader, scope: Scope, arm: Arm, name: str,
-               unit_mode: bool) -> list[float]:
-    """Per-unit (or per-entry) values of one metric for the robustness tests."""
+def arm_values(reader: Reader, scope: Scope, arm: Arm, names: Sequence[str],
+               unit_mode: bool) -> dict[str, list[float]]:
+    """Per-unit (or per-call) values of each metric of one arm for the robustness tests,
+    in one pass over the arm's calls (a score joined by name: one row per call and score),
+    sorted, so the seeded bootstrap never depends on the order SQLite returns rows in."""
+    if not names:
+        return {}
     where, params = scope.where(arm)
-    expr, source, extra = metric_source(name, where)
+    cols, joins, join_params = [], [], []
+    for i, name in enumerate(names):
+        if name in BUILTINS:
+            cols.append(f"{BUILTINS[name].expr} AS x{i}")
+            continue
+        joins.append(f"LEFT JOIN scores s{i} ON s{i}.entry_rowid = e.rowid AND s{i}.name = ?")
+        join_params.append(name)
+        cols.append(f"CASE WHEN abs(s{i}.value) <= {MAX_ABS!r} THEN s{i}.value END AS x{i}")
+    rows = f"SELECT {', '.join(cols)}{', ' + UNIT_KEY + ' AS u' if unit_mode else ''} " \
+           f"FROM entries e {' '.join(joins)} WHERE {where}"
     if unit_mode:
-        sql = f"SELECT avg({expr}) AS v {source} GROUP BY {UNIT_KEY} HAVING v IS NOT NULL"
+        means = ", ".join(f"avg(x{i})" for i in range(len(names)))
+        sql = f"SELECT {means} FROM ({rows}) GROUP BY u"
     else:
-        sql = f"SELECT {expr} AS v {source} AND v IS NOT NULL"
-    return [r[0] for r in reader.all(sql, [*params, *extra])]
+        sql = rows
+    columns: list[list[float]] = [[] for _ in names]
+    for row in reader.all(sql, [*join_params, *params]):
+        for i, value in enumerate(row[:len(names)]):
+            if value is not None:
+                columns[i].append(value)
+    return {name: sorted(column) for name, column in zip(names, columns, strict=True)}
 
 
 def non_numeric(reader: Reader, index: Index, scope: Scope, arms: tuple[Arm, Arm],
