@@ -400,6 +400,15 @@ def _parse_time(text: str) -> _dt.datetime | None:
     return moment
 
 
+def _utc_bound(timestamp: str) -> str:
+    """A timestamp written with an offset (or none) in the canonical UTC form the bounds of
+    `read_entries` are compared with; unchanged when it is not a time."""
+    moment = _parse_time(timestamp)
+    if moment is None:
+        return timestamp
+    return parse_bound(moment) or timestamp
+
+
 def utc_time(timestamp: str | None) -> str:
     """A logged timestamp as `YYYY-MM-DD HH:MM:SS` in UTC, for tables that say "(UTC)".
 
@@ -504,6 +513,8 @@ def read_entries(log_dir: str | Path | None = None, since: TimeBound = None,
         for entry in read_file(path, stats):
             if edge:
                 ts = entry.get("timestamp")
+                if isinstance(ts, str) and ts[-1:] != "Z":  # an offset, or no zone: as UTC
+                    ts = _utc_bound(ts)
                 if isinstance(ts, str) and ((lo is not None and ts < lo)
                                             or (hi is not None and ts >= hi)):
                     if stats is not None:

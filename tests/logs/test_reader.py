@@ -81,6 +81,16 @@ def test_date_range_selects_files_and_entries(tmp_path: Path) -> None:
         "2026-11-25.jsonl"]
 
 
+def test_date_range_reads_a_timestamp_with_an_offset_as_its_utc_time(tmp_path: Path) -> None:
+    """02:00+05:00 on the 2nd is 21:00 UTC on the 1st: compared as text it fell on the
+    wrong side of a bound at the day's edge."""
+    (tmp_path / "2026-12-01.jsonl").write_text(
+        '{"id": "east", "timestamp": "2026-12-02T02:00:00+05:00", "model": "m"}\n'
+        '{"id": "naive", "timestamp": "2026-12-01T23:00:00", "model": "m"}\n')
+    assert [e["id"] for e in read_entries(tmp_path, until="2026-12-01T22:00:00Z")] == ["east"]
+    assert [e["id"] for e in read_entries(tmp_path, since="2026-12-01T22:00:00Z")] == ["naive"]
+
+
 def test_relative_and_bad_bounds() -> None:
     now = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC).timestamp()
     assert parse_bound("7d", now=now) == "2026-11-19T12:00:00.000000Z"
