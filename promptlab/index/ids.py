@@ -58,7 +58,9 @@ def resolve_id(conn: sqlite3.Connection, ref: str, *, column: str = "id", what: 
     if found:
         listed = sorted(found.items())[:SHOWN]
         more = " and more" if len(found) > SHOWN else ""
-        candidates = "; ".join(f"{value} ({str(stamp)[:19].replace('T', ' ')})"
+        from promptlab.logs.reader import utc_time
+
+        candidates = "; ".join(f"{value} ({utc_time(str(stamp)) if stamp else '?'})"
                                for value, stamp in listed)
         raise EntryNotFoundError(f"{what} id prefix {ref!r} is ambiguous: it matches "
                                  f"{candidates}{more}; give more characters")
