@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
 import json
 import os
 import re
@@ -283,6 +284,11 @@ class Registry:
     # -- locating ------------------------------------------------------------------------
 
     def _require_root(self) -> Path:
+        if self.path.exists() and not self.path.is_dir():
+            raise PromptNotFoundError(
+                f"prompts folder {self.path} is a file, not a folder; point --prompts-dir "
+                "(env PROMPTLAB_PROMPTS_DIR) at the folder holding the prompts"
+            )
         if not self.path.is_dir():
             raise PromptNotFoundError(
                 f"prompts folder {self.path} does not exist; run 'promptlab init' or pass "
@@ -393,10 +399,14 @@ class Registry:
         return Version(int(name[1:]), matches[0])
 
     def labels(self, prompt_id: str) -> list[Label]:
-        """Every label in the prompt folder, resolved or with the reason it does not resolve."""
+        """Every label in the prompt folder, resolved or with the reason it does not resolve.
+
+        A label defined twice (`current` and `current.txt`) is listed once, as the file
+        `get` reads (`current` before `current.txt`, …); `problems` reports the other.
+        """
         folder = self._require_prompt(prompt_id)
-        labels = []
-        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        labels: dict[str, Label] = {}
+        for entry in sorted(os.scandir(folder), key=lambda e: _label_precedence(e.name)):
             if _VERSION_FILE.fullmatch(entry.name) and not entry.is_symlink():
                 continue
             if entry.is_symlink():
@@ -409,15 +419,21 @@ class Registry:
                 name = entry.name
             else:
                 continue
-            if name is None:
+            if name is None or name in labels:
                 continue
-            labels.append(self._resolve_label(folder, name, Path(entry.path), target))
-        return labels
+            labels[name] = self._resolve_label(folder, name, Path(entry.path), target)
+        return sorted(labels.values(), key=lambda lab: lab.name)
 
     def _resolve_label(self, folder: Path, name: str, path: Path, target: str) -> Label:
         where = f"label {name!r} of {folder.name}"
         if os.path.isabs(target) or "/" in target.replace(os.sep, "/"):
-            resolved = (folder / target).resolve()
+            try:
+                resolved = (folder / target).resolve()
+            except (OSError, RuntimeError) as exc:  # a loop is a RuntimeError before 3.13
+                looped = isinstance(exc, RuntimeError) or exc.errno == errno.ELOOP
+                why = "loops back on itself" if looped else f"cannot be followed ({exc})"
+                return Label(name, path, target, None, f"{where} points at {target}, which "
+                             f"{why} (dangling label)")
             if resolved.parent != folder.resolve():
                 return Label(name, path, target, None,
                              f"{where} points at {target}, outside the prompt folder")
@@ -465,6 +481,10 @@ class Registry:
         label is used, or the newest version when the prompt has no `current` label.
         """
         prompt_id, ref_version, ref_label = parse_ref(ref)
+        for what, value, example in (("version", version, "v1"), ("label", label, "current")):
+            if value is not None and not value.strip():
+                raise UsageError(f"the {what} asked for of {prompt_id!r} is empty; name one "
+                                 f"(e.g. {example})")
         if ref_version and version and ref_version != version:
             raise UsageError(f"{ref!r} names {ref_version} but --version says {version}")
         if ref_label and label and ref_label != label:
@@ -508,16 +528,7 @@ class Registry:
             if from_version:
                 raise PromptNotFoundError(f"prompt {prompt_id!r} does not exist, so there is no "
                                           f"{from_version} to copy; omit --from to start it")
-            folder = self.prompt_dir(prompt_id)
-            if self.path.exists() and not self.path.is_dir():
-                raise UsageError(f"{self.path} is not a folder")
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / "v1.txt"
-            text = NEW_TEMPLATE.format(
-                description=_yaml_string(description or f"{prompt_id} prompt"))
-            _write_new(path, text.encode("utf-8"))
-            self.promote(prompt_id, "v1", DEFAULT_LABEL)
-            return path
+            return self._start(prompt_id, description)
         if from_version:
             source = self.version(prompt_id, from_version)
         else:
@@ -529,6 +540,38 @@ class Registry:
         _write_new(path, source.path.read_bytes())
         return path
 
+    def _start(self, prompt_id: str, description: str | None) -> Path:
+        """A new prompt: v1 from the starter template and a `current` label. Everything
+        that could refuse it is checked first; a failure after that removes what was made."""
+        text = NEW_TEMPLATE.format(description=_yaml_string(description or f"{prompt_id} prompt"))
+        folder = self.prompt_dir(prompt_id)
+        missing = _missing_folders(self.path, folder, prompt_id)
+        path = folder / "v1.txt"
+        if not missing:
+            self._label_slot(folder, DEFAULT_LABEL)
+            if os.path.lexists(path):
+                raise UsageError(f"{path} exists and is not a version file; move it away, "
+                                 "then run 'promptlab new' again")
+        try:
+            for made in missing:
+                made.mkdir()
+        except OSError as exc:
+            _remove_folders(missing)
+            raise UsageError(f"cannot create {exc.filename or folder}: "
+                             f"{exc.strerror or exc}; nothing was created") from exc
+        try:
+            _write_new(path, text.encode("utf-8"))
+            try:
+                self.promote(prompt_id, "v1", DEFAULT_LABEL)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                raise
+        except BaseException:
+            _remove_folders(missing)
+            raise
+        return path
+
     def promote(self, prompt_id: str, version: str, label: str = DEFAULT_LABEL) -> tuple[str | None, str]:
         """Point `label` at `version` atomically; return (previous version or None, version).
 
@@ -538,12 +581,8 @@ class Registry:
         validate_label(label)
         target = self.version(prompt_id, version)
         folder = self.prompt_dir(prompt_id)
-        existing = self._label_in(folder, label)
+        existing, link = self._label_slot(folder, label)
         previous = existing.version if existing else None
-        link = existing.path if existing else folder / label
-        if existing is None and os.path.lexists(link):
-            raise LabelError(f"{link} exists and is not a label; promptlab never replaces it: "
-                             "move it away or pick another label name")
         tmp = folder / f".{label}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         plain = existing is not None and not existing.path.is_symlink()
         try:
@@ -559,6 +598,16 @@ class Registry:
             if os.path.lexists(tmp):
                 os.unlink(tmp)
         return previous, target.name
+
+    def _label_slot(self, folder: Path, label: str) -> tuple[Label | None, Path]:
+        """The label `label` in `folder` (None when there is none) and the file a promote
+        writes; LabelError when that name is taken by something that is not a label."""
+        existing = self._label_in(folder, label)
+        link = existing.path if existing else folder / label
+        if existing is None and os.path.lexists(link):
+            raise LabelError(f"{link} exists and is not a label; promptlab never replaces it: "
+                             "move it away or pick another label name")
+        return existing, link
 
     def problems(self, prompt_id: str) -> list[tuple[Path, str]]:
         """Files in the prompt folder that are not what their name says: a symlink (or
@@ -603,6 +652,31 @@ class Registry:
         return found
 
 
+def _missing_folders(root: Path, folder: Path, prompt_id: str) -> list[Path]:
+    """The folders from `root` down to `folder` that do not exist yet, outermost first;
+    UsageError naming the first part of the way that exists but is not a folder."""
+    missing = []
+    here = root
+    for part in folder.relative_to(root).parts:
+        here = here / part
+        if missing or not os.path.lexists(here):
+            missing.append(here)
+        elif not here.is_dir():
+            parent = here.parent.relative_to(root).as_posix()
+            hint = (f" (to add a version of {parent!r}, run 'promptlab new {parent}')"
+                    if parent != "." and _has_versions(here.parent) else "")
+            raise UsageError(f"{here} exists and is not a folder, so it cannot hold prompt "
+                             f"{prompt_id!r}; pick another id{hint}")
+    return missing
+
+
+def _remove_folders(folders: list[Path]) -> None:
+    """Remove the folders `_start` made (innermost first), if they are still empty."""
+    for made in reversed(folders):
+        with contextlib.suppress(OSError):
+            made.rmdir()
+
+
 def _has_versions(folder: Path) -> bool:
     """A version-file name that is not a folder: what `ids()` lists as a prompt (os.walk's
     filenames), so a FIFO or a link where v1.txt belongs makes a prompt `check` reports on,
@@ -612,6 +686,13 @@ def _has_versions(folder: Path) -> bool:
             return any(_VERSION_FILE.fullmatch(e.name) and not e.is_dir() for e in entries)
     except OSError:
         return False
+
+
+def _label_precedence(filename: str) -> tuple[str, int]:
+    """Sort key putting, for one label name, the file `_label_in` reads first: the bare
+    name, then `name.txt`, `.j2`, `.jinja`, `.md`."""
+    stem, ext = _split_ext(filename)
+    return stem, VERSION_EXTS.index(ext) + 1 if ext else 0
 
 
 def label_of(filename: str) -> str | None:

@@ -196,6 +196,7 @@ def parse_front_matter(data: dict[str, Any], path: Path | str) -> FrontMatter:
     if model is not None:
         expect("model", model, str, "a string")
     config = expect("config", data.pop("config", None) or {}, dict, "a mapping")
+    _check_finite(config, "config", path)
     tags = data.pop("tags", None) or []
     if isinstance(tags, str):
         tags = [tags]
@@ -213,18 +214,29 @@ def parse_front_matter(data: dict[str, Any], path: Path | str) -> FrontMatter:
                        defaults=defaults, tags=tuple(tags), extra=data)
 
 
+def _check_finite(value: Any, key: str, path: Path | str) -> None:
+    """Refuse NaN and infinity (YAML `.nan`, `.inf`): no model takes them, and JSON has
+    no way to write them (`render --json` and the log would print invalid JSON)."""
+    import math
+
+    stack = [(key, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise TemplateError(f"{path}: front matter {where} is {item}; use a finite number")
+        if isinstance(item, dict):
+            stack.extend(reversed([(f"{where}.{k}", v) for k, v in item.items()]))
+        elif isinstance(item, list):
+            stack.extend(reversed([(f"{where}[{i}]", v) for i, v in enumerate(item)]))
+
+
 def parse_schema(schema: Any, path: Path | str) -> dict[str, Field]:
     """Picoschema (`{code: string, language?: string}`) or a JSON-schema object."""
     if not isinstance(schema, dict):
         raise TemplateError(f"{path}: input.schema must be a mapping of variable names, "
                             f"got {schema!r}")
     if schema.get("type") == "object" and isinstance(schema.get("properties"), dict):
-        required = set(schema.get("required") or [])
-        return {
-            name: Field(name, _json_schema_type(spec), name in required,
-                        spec.get("description") if isinstance(spec, dict) else None)
-            for name, spec in schema["properties"].items()
-        }
+        return _parse_json_schema(schema, path)
     fields: dict[str, Field] = {}
     for key, spec in schema.items():
         m = _SCHEMA_KEY.match(str(key).strip())
@@ -249,6 +261,31 @@ def parse_schema(schema: Any, path: Path | str) -> dict[str, Field]:
             raise TemplateError(f"{path}: input.schema {key!r}: unknown type {type_!r}; "
                                 f"use one of {', '.join(SCHEMA_TYPES)}")
         fields[name] = Field(name, type_, not optional, description)
+    return fields
+
+
+def _parse_json_schema(schema: dict[str, Any], path: Path | str) -> dict[str, Field]:
+    """A JSON-schema object (`type: object`, `properties`, `required`) as fields."""
+    required = schema.get("required")
+    if required is None:
+        required = []
+    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+        raise TemplateError(f"{path}: input.schema 'required' must be a list of property "
+                            f"names, got {required!r}")
+    fields = {}
+    for name, spec in schema["properties"].items():
+        if not isinstance(name, str) or not name:
+            raise TemplateError(f"{path}: input.schema property {name!r} is not a variable "
+                                "name; property names are strings")
+        description = spec.get("description") if isinstance(spec, dict) else None
+        if description is not None and not isinstance(description, str):
+            raise TemplateError(f"{path}: input.schema property {name!r}: 'description' must "
+                                f"be a string, got {description!r}")
+        fields[name] = Field(name, _json_schema_type(spec), name in required, description)
+    unknown = [r for r in required if r not in fields]
+    if unknown:
+        raise TemplateError(f"{path}: input.schema 'required' names {', '.join(map(repr, unknown))}"
+                            ", which is not in 'properties'; add it there or remove it")
     return fields
 
 
@@ -361,6 +398,68 @@ def _check_numbers(args: Any) -> None:
             _check_size(arg, "a width or repeat count")
 
 
+_SEQUENCE = (str, bytes, bytearray, list, tuple)
+
+
+def _text_size(value: Any, limit: int) -> int:
+    """A lower bound on `len(str(value))`, counted only until it passes `limit`.
+
+    A list holding the same million-item list a thousand times is small in memory but
+    billions of characters as text: output, `~`, `join`, `tojson` measure it this way
+    before building the text.
+    """
+    if isinstance(value, str | bytes | bytearray):
+        return len(value)
+    if not isinstance(value, list | tuple | dict | set | frozenset):
+        return 1
+    size = 0
+    stack = [value]
+    while stack and size <= limit:
+        item = stack.pop()
+        if isinstance(item, str | bytes | bytearray):
+            size += len(item) + 2  # quotes of its repr
+        elif isinstance(item, dict):
+            size += 4 * len(item) + 2  # "{k: v, …}"
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            size += 2 * len(item) + 2  # "[x, …]"
+            stack.extend(item)
+        else:
+            size += 1
+    return size
+
+
+def _check_text(value: Any, what: str = "the output") -> None:
+    """Refuse a value whose text (`str(value)`) would pass the output limit."""
+    if _budget.deadline is not None and not isinstance(value, str):
+        _check_size(_text_size(value, _budget.limits.max_chars), what)
+
+
+def _check_join(separator: Any, items: list[Any]) -> None:
+    """Refuse `separator.join(items)` whose result would pass the output limit."""
+    limit = _budget.limits.max_chars
+    size = _text_size(separator, limit) * max(len(items) - 1, 0)
+    for item in items:
+        if size > limit:
+            break
+        size += _text_size(item, limit)
+    _check_size(size, "a joined text")
+
+
+def _check_replace(text: Any, old: Any, new: Any, count: Any = -1) -> None:
+    """Refuse `text.replace(old, new)` whose result would pass the output limit."""
+    kinds = (str, bytes, bytearray)
+    if not (isinstance(text, kinds) and isinstance(old, kinds) and isinstance(new, kinds)):
+        return  # str.replace raises its own TypeError
+    if len(new) <= len(old):
+        return
+    n = text.count(old) if old else len(text) + 1
+    if isinstance(count, int) and count >= 0:
+        n = min(n, count)
+    _check_size(len(text) + n * (len(new) - len(old)), "a replaced text")
+
+
 def _guard_iter(iterable: Any) -> Any:
     """Every loop's iterable: checks the clock on each item."""
     for item in iterable:
@@ -379,11 +478,37 @@ def _guard_range(*args: int) -> Any:
     return _guard_iter(rng)
 
 
+# The longest word Jinja's lorem ipsum uses is 12 letters; with its comma or full stop and
+# a space, 14 characters a word, and a paragraph's HTML tags at most 10 more.
+_LIPSUM_WORD = 14
+
+
+def _guard_lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:
+    """`lipsum()` in templates (Jinja's names for its arguments), its longest possible
+    text checked before any of it is made."""
+    from jinja2.utils import generate_lorem_ipsum
+
+    _tick()
+    _check_numbers((n, min, max))
+    if n > 0 and max > 0:
+        _check_size(n * (max * _LIPSUM_WORD + 10), "lipsum's text")
+    return generate_lorem_ipsum(n, html, min, max)
+
+
 def _guarded_concat(parts: Any) -> str:
     """`a ~ b`: repeated doubling must hit the size limit, not the machine's memory."""
+    limit = _budget.limits.max_chars
+    _check_size(sum(_text_size(part, limit) for part in parts))
     text = "".join(map(str, parts))
     _check_size(len(text))
     return text
+
+
+def _finalize(value: Any) -> Any:
+    """Every `{{ … }}`: a container's text is measured before `str()` builds it."""
+    if value.__class__ is not str:  # the common case first: this runs on every output
+        _check_text(value)
+    return value
 
 
 def _limited_filter(fn: Any, *, widths: bool = False) -> Any:
@@ -400,11 +525,87 @@ def _limited_filter(fn: Any, *, widths: bool = False) -> Any:
     return wrapper
 
 
+def _limited_filters(env: Any) -> None:
+    """Replace the built-in filters that can build text or lists past the size limit
+    with versions that check the size first."""
+    from jinja2 import pass_environment, pass_eval_context
+    from jinja2.filters import do_indent, do_replace, do_wordwrap, make_attrgetter, sync_do_join
+
+    filters = env.filters
+
+    @pass_environment
+    def sum_(environment: Any, iterable: Any, attribute: Any = None, start: Any = 0) -> Any:
+        if isinstance(start, str | bytes | bytearray):
+            raise TypeError("sum() can't sum strings [use ''.join(seq) instead]")
+        if attribute is not None:
+            iterable = map(make_attrgetter(environment, attribute), iterable)
+        total = start
+        for item in iterable:
+            _tick()
+            if isinstance(total, _SEQUENCE) and isinstance(item, _SEQUENCE):
+                _check_size(len(total) + len(item), "a sum of lists")
+            total = total + item
+        return total
+
+    @pass_eval_context
+    def join(eval_ctx: Any, value: Any, d: Any = "", attribute: Any = None) -> str:
+        if attribute is not None:
+            value = map(make_attrgetter(eval_ctx.environment, attribute), value)
+        items = list(_guard_iter(value))
+        _check_join(d, items)
+        return sync_do_join(eval_ctx, items, d)
+
+    @pass_eval_context
+    def replace(eval_ctx: Any, s: Any, old: Any, new: Any, count: Any = None) -> str:
+        _check_text(s)
+        _check_replace(str(s), str(old), str(new), -1 if count is None else count)
+        return do_replace(eval_ctx, s, old, new, count)
+
+    def indent(s: Any, width: Any = 4, first: bool = False, blank: bool = False) -> str:
+        _check_text(s)
+        text = str(s)
+        step = len(width) if isinstance(width, str) else width
+        if isinstance(step, int):
+            _check_size(len(text) + step * (text.count("\n") + 2), "an indented text")
+        return do_indent(s, width, first, blank)
+
+    @pass_environment
+    def wordwrap(environment: Any, s: Any, width: int = 79, break_long_words: bool = True,
+                 wrapstring: Any = None, break_on_hyphens: bool = True) -> str:
+        _check_text(s)
+        text = str(s)
+        if isinstance(wrapstring, str) and isinstance(width, int) and width > 0:
+            breaks = (text.count(" ") + text.count("\t") + text.count("\n")
+                      + len(text) // width + 1)
+            _check_size(len(text) + breaks * len(wrapstring), "a wrapped text")
+        return do_wordwrap(environment, s, width, break_long_words, wrapstring,
+                           break_on_hyphens)
+
+    def measured(fn: Any) -> Any:
+        import functools
+
+        @functools.wraps(fn)
+        def wrapper(value: Any, *args: Any, **kwargs: Any) -> Any:
+            _check_text(value)
+            return fn(value, *args, **kwargs)
+
+        return wrapper
+
+    filters.update(sum=sum_, join=join, replace=replace, indent=indent, wordwrap=wordwrap)
+    for name in ("center", "truncate", "batch", "slice"):
+        filters[name] = _limited_filter(filters[name])
+    filters["format"] = _limited_filter(filters["format"], widths=True)
+    filters["pprint"] = measured(filters["pprint"])  # tojson: see sandbox()
+
+
 def _limited_environment(**options: Any) -> Any:
     """Jinja's immutable sandbox with time and size limits on every render."""
+    from functools import update_wrapper
+
     from jinja2 import nodes
     from jinja2.compiler import CodeGenerator
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter
+    from markupsafe import EscapeFormatter, Markup
 
     class LimitedCodeGenerator(CodeGenerator):
         def visit_Template(self, node: Any, frame: Any = None) -> None:
@@ -423,41 +624,87 @@ def _limited_environment(**options: Any) -> Any:
                 self.write(", ")
             self.write("))")
 
+    class LimitedFormatter(SandboxedFormatter):
+        """`str.format` in templates: each field's width, as finally given (literally or
+        by another argument, `"{:{}}".format(x, "999999999")`), is checked first."""
+
+        def format_field(self, value: Any, format_spec: str) -> Any:
+            _tick()
+            _check_widths(format_spec)
+            _check_text(value, "a formatted field")
+            return super().format_field(value, format_spec)
+
+    class LimitedEscapeFormatter(LimitedFormatter, EscapeFormatter):
+        pass
+
     class LimitedSandbox(ImmutableSandboxedEnvironment):
         code_generator_class = LimitedCodeGenerator
-        intercepted_binops = frozenset(["*", "**", "%"])
+        intercepted_binops = frozenset(["*", "**", "%", "+"])
         promptlab_concat = staticmethod(_guarded_concat)
 
         def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
             _tick()
-            if operator == "*":
+            if operator == "+":
+                if isinstance(left, _SEQUENCE) and isinstance(right, _SEQUENCE):
+                    _check_size(len(left) + len(right))
+            elif operator == "*":
                 for seq, n in ((left, right), (right, left)):
-                    if isinstance(seq, str | list | tuple) and isinstance(n, int):
+                    if isinstance(seq, _SEQUENCE) and isinstance(n, int):
                         _check_size(len(seq) * n)
             elif operator == "**" and isinstance(left, int) and isinstance(right, int):
                 if right > 0 and abs(left) > 1:
                     _check_size(abs(left).bit_length() * right // 3, "a number's digits")
             elif operator == "%" and isinstance(left, str):
                 _check_widths(left)
-                _check_numbers(right if isinstance(right, tuple) else (right,))
+                args = right if isinstance(right, tuple) else (right,)
+                _check_numbers(args)
+                for arg in args:
+                    _check_text(arg, "a formatted field")
             return super().call_binop(context, operator, left, right)
+
+        def wrap_str_format(self, value: Any) -> Any:
+            # Jinja's own, with a formatter that checks each field before formatting it.
+            if super().wrap_str_format(value) is None:
+                return None
+            f_self = value.__self__
+            formatter = (LimitedEscapeFormatter(self, escape=f_self.escape)
+                         if isinstance(f_self, Markup) else LimitedFormatter(self))
+            is_format_map = value.__name__ == "format_map"
+
+            def wrapper(*args: Any, **kwargs: Any) -> str:
+                if is_format_map:
+                    if kwargs or len(args) != 1:
+                        raise TypeError("format_map() takes exactly one mapping argument")
+                    args, kwargs = (), args[0]
+                return type(f_self)(formatter.vformat(f_self, args, kwargs))
+
+            return update_wrapper(wrapper, value)
 
         def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
             _tick()
             method = getattr(__obj, "__wrapped__", __obj)
             bound = getattr(method, "__self__", None)
-            if isinstance(bound, str):  # "a".ljust(N), "{:>N}".format(x), …
-                if getattr(method, "__name__", "") in ("format", "format_map"):
-                    _check_widths(bound)
-                _check_numbers((*args, *kwargs.values()))
+            if isinstance(bound, str | bytes | bytearray):  # "a".ljust(N), "x".join(…), …
+                name = getattr(method, "__name__", "")
+                if name == "join" and len(args) == 1 and not kwargs:
+                    args = (list(_guard_iter(args[0])),)
+                    _check_join(bound, args[0])
+                elif name == "replace" and len(args) >= 2:
+                    _check_replace(bound, args[0], args[1], args[2] if len(args) > 2
+                                   else kwargs.get("count", -1))
+                elif name == "expandtabs":
+                    tabsize = args[0] if args else kwargs.get("tabsize", 8)
+                    if isinstance(tabsize, int):
+                        _check_size(len(bound) + bound.count("\t") * tabsize, "an expanded text")
+                if name not in ("format", "format_map"):  # their widths: LimitedFormatter
+                    _check_numbers((*args, *kwargs.values()))
             return super().call(__context, __obj, *args, **kwargs)
 
-    env = LimitedSandbox(**options)
+    env = LimitedSandbox(finalize=_finalize, **options)
     env.globals["range"] = _guard_range
+    env.globals["lipsum"] = _guard_lipsum
     env.filters["_promptlab_iter"] = _guard_iter
-    for name in ("center", "indent", "truncate"):
-        env.filters[name] = _limited_filter(env.filters[name])
-    env.filters["format"] = _limited_filter(env.filters["format"], widths=True)
+    _limited_filters(env)
     return env
 
 
@@ -520,9 +767,11 @@ def sandbox() -> Any:
                     undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
                 )
                 # Jinja's own tojson escapes <, > and & for HTML; prompts want plain JSON.
-                env.filters["tojson"] = lambda v, indent=None: json.dumps(
-                    v, ensure_ascii=False, indent=indent, default=str
-                )
+                def tojson(value: Any, indent: int | None = None) -> str:
+                    _check_text(value, "a JSON text")
+                    return json.dumps(value, ensure_ascii=False, indent=indent, default=str)
+
+                env.filters["tojson"] = tojson
                 _env = env
     return _env
 
@@ -574,12 +823,7 @@ class Template:
         jinja_source = "\n" * front_lines + _MARKER_LINE.sub(
             lambda m: _TOKEN.format(role=m.group(1)), body
         )
-        from jinja2 import TemplateSyntaxError
-
-        try:
-            compiled = sandbox().from_string(jinja_source)
-        except TemplateSyntaxError as exc:
-            raise TemplateError(f"{path}:{exc.lineno}: Jinja syntax error: {exc.message}") from exc
+        compiled = _compile(jinja_source, path)
         return cls(path=path, source=text, sha256=hashlib.sha256(data).hexdigest(), front=front,
                    body=body, has_roles=has_roles, _compiled=compiled)
 
@@ -631,7 +875,8 @@ class Template:
             raise RenderError(f"{self.path}: {message}") from exc
         except JinjaTemplateError as exc:
             raise RenderError(f"{self.path}: {exc}") from exc
-        except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError,
+                NotImplementedError) as exc:
             raise RenderError(f"{self.path}: rendering failed: {type(exc).__name__}: {exc}") from exc
         return self._split(output)
 
@@ -649,6 +894,38 @@ class Template:
             if content:
                 messages.append({"role": role, "content": content})
         return messages
+
+
+# Each version file stands alone: its sha256 in the stamp covers all of its text, which a
+# template loaded from elsewhere would escape.
+_LOADING = {"Include": "include", "Extends": "extends", "Import": "import",
+            "FromImport": "from … import"}
+
+
+def _compile(source: str, path: Path) -> Any:
+    """Parse and compile a template in the sandbox; every way that can fail is a one-line
+    TemplateError naming the file."""
+    from jinja2 import TemplateSyntaxError, nodes
+
+    env = sandbox()
+    try:
+        tree = env.parse(source)
+        for node in tree.find_all((nodes.Include, nodes.Extends, nodes.Import,
+                                   nodes.FromImport)):
+            tag = _LOADING[type(node).__name__]
+            raise TemplateError(
+                f"{path}:{node.lineno}: {{% {tag} %}} is not supported in prompt templates: a "
+                "version file stands alone, so its sha256 covers all of its text; define a "
+                "macro in this file, or copy the text in")
+        return env.from_string(tree)
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"{path}:{exc.lineno}: Jinja syntax error: {exc.message}") from exc
+    except (RecursionError, SyntaxError, MemoryError) as exc:
+        # Python's compiler caps nesting: 20 blocks (`for`), 100 indentation levels (`if`),
+        # and the parser recurses once per bracket.
+        reason = exc.msg if isinstance(exc, SyntaxError) else "recursion too deep"
+        raise TemplateError(f"{path}: the template nests too deeply to compile ({reason}); "
+                            "flatten its nested blocks or brackets, e.g. with a macro") from None
 
 
 def _tidy(content: str) -> str:

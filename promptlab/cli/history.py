@@ -104,6 +104,10 @@ def prompts_diff(prompt_id: str, a: str, b: str | None, rev: str | None, rendere
       promptlab diff code-review v1 v2 --rendered --vars item.json
       promptlab diff code-review v2 --rev main       # v2 now vs v2 at main
     """
+    _diff_id(prompt_id, a, b, rev)
+    if not a.strip() or (b is not None and not b.strip()):
+        raise UsageError("diff: a version or label is empty; give two, e.g. "
+                         f"'promptlab diff {prompt_id} v1 v2'")
     if (vars_file is not None or var_items) and not rendered:
         raise UsageError("--vars/--var only apply with --rendered")
     if rev is not None and b is not None:
@@ -138,6 +142,23 @@ def prompts_diff(prompt_id: str, a: str, b: str | None, rev: str | None, rendere
     colour = color == "always" or (color == "auto" and sys.stdout.isatty())
     for line in lines:
         click.echo(_colour(line) if colour else line, color=colour)
+
+
+def _diff_id(prompt_id: str, a: str, b: str | None, rev: str | None) -> None:
+    """Refuse `diff code-review/v1 v2` (a version or label in the id), suggesting the
+    command meant: `promptlab diff code-review v1 v2`."""
+    from promptlab.registry import parse_ref
+
+    pid, version, label = parse_ref(prompt_id)
+    named = version or label
+    if not named:
+        return
+    if b is None and rev is None:
+        meant = f"{pid} {named} {a}"
+    else:
+        meant = f"{pid} {a}" + (f" {b}" if b is not None else "") + (
+            f" --rev {rev}" if rev is not None else "")
+    raise UsageError(f"diff takes a prompt id, not {prompt_id!r}; try 'promptlab diff {meant}'")
 
 
 @dataclass(frozen=True)

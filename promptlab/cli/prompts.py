@@ -172,6 +172,10 @@ def prompts_render(ref: str, version: str | None, label: str | None, var_items: 
       promptlab render code-review@production --vars item.json --json
       promptlab render summarization/v1 --var text="..."
     """
+    for option, value, example in (("--version", version, "v1"), ("--label", label, "current")):
+        if value is not None and not value.strip():
+            raise UsageError(f"{option} is empty; give one (e.g. {option} {example}), or leave "
+                             "the option out")
     prompt = get_registry().get(ref, version=version, label=label)
     values = parse_vars(var_items, vars_file)
     values = coerce_cli_vars(prompt.template, values, {i.partition("=")[0].strip() for i in var_items})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shlex
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -292,8 +293,8 @@ def check_immutable(repo: Repo, registry: Registry, prompt_id: str,
     if base is None:
         tracker.follow(read_log(repo, folder_rel, "HEAD", reverse=True))
     else:
-        for version, blob in _versions_at(repo, base, folder_rel).items():
-            tracker.see(version, blob, base, None)
+        for version, (blob, name) in _versions_at(repo, base, folder_rel).items():
+            tracker.see(version, blob, base, None, name)
         tracker.follow(read_log(repo, folder_rel, f"{base}..HEAD", reverse=True),
                        only=set(tracker.first))
     released = tracker.first  # version -> (blob, commit it was released in)
@@ -310,30 +311,48 @@ def check_immutable(repo: Repo, registry: Registry, prompt_id: str,
         original, first_commit = released[version.name]
         if sha == original:
             continue
+        released_rel = f"{folder_rel}/{tracker.names.get(version.name, version.path.name)}"
+        restore = _restore_command(repo, first_commit[:7], released_rel, rel)
         in_head = head_blob.get(rel)
         if in_head is not None and in_head != original and sha == in_head:
             message = (f"{version.name} was edited after it was committed (committed in "
                        f"{first_commit[:7]}, changed in {diverged.get(version.name, 'HEAD')[:7]});"
-                       f" restore it (git checkout {first_commit[:7]} -- {rel}) and put the new "
-                       f"text in {upcoming}")
+                       f" restore it ({restore}) and put the new text in {upcoming}")
         else:
             message = (f"{version.name} was edited after it was committed (in "
                        f"{first_commit[:7]}); create {upcoming} "
                        f"('promptlab new {prompt_id} --from {version.name}') and restore "
-                       f"{version.name} (git checkout {first_commit[:7]} -- {rel})")
+                       f"{version.name} ({restore})")
         findings.append(Finding(version.path, prompt_id, "immutable", message,
                                 version=version.name))
     return findings
 
 
-def _versions_at(repo: Repo, commit: str, folder_rel: str) -> dict[str, str]:
-    """Version name -> blob id, for the version files `folder_rel` holds at `commit`."""
+def _restore_command(repo: Repo, commit: str, released_rel: str, rel: str) -> str:
+    """A git command that puts back, in the file `rel`, the text it had as `released_rel`
+    in `commit` (paths relative to the repository root), working as printed from the
+    current folder: paths relative to it, or `git -C ROOT` from outside the repository."""
+    root = Path(str(repo.working_tree_dir)).resolve()
+    here = Path.cwd().resolve()
+    inside = here == root or root in here.parents
+    git = "git" if inside else f"git -C {shlex.quote(str(root))}"
+    if released_rel == rel:  # the same file: git checks it out with its filters
+        shown = os.path.relpath(root / rel, here) if inside else rel
+        return f"{git} checkout {commit} -- {shlex.quote(shown)}"
+    # Renamed since (v2.txt -> v2.md): the released text into the file's present name.
+    return (f"{git} show {shlex.quote(f'{commit}:{released_rel}')} > "
+            f"{shlex.quote(os.path.relpath(root / rel, here))}")
+
+
+def _versions_at(repo: Repo, commit: str, folder_rel: str) -> dict[str, tuple[str, str]]:
+    """Version name -> (blob id, file name), for the version files `folder_rel` holds at
+    `commit`."""
     tree = repo.commit(commit).tree
     try:
         subtree = tree / folder_rel
     except KeyError:
         return {}
-    return {v: blob.hexsha for blob in subtree.blobs
+    return {v: (blob.hexsha, blob.name) for blob in subtree.blobs
             if (v := version_of(blob.name)) and blob.mode != 0o120000}
 
 

@@ -238,14 +238,16 @@ class VersionTracker:
 
     def __init__(self) -> None:
         self.first: dict[str, tuple[str, str]] = {}  # version -> (blob, commit it appeared in)
+        self.names: dict[str, str] = {}  # version -> its file's name in that commit
         self.current: dict[str, str | None] = {}  # version -> blob at the last commit seen
         self.diverged: dict[str, str] = {}  # version -> commit that moved it off its first text
 
-    def see(self, version: str, blob: str | None, commit: str, parent: str | None) -> str:
+    def see(self, version: str, blob: str | None, commit: str, parent: str | None,
+            name: str | None = None) -> str:
         """Record `version` holding `blob` (None = removed) after `commit`, whose parent held
         `parent`; return how that reads: added, restored, unchanged, edited, re-added
         (removed earlier, back with other text) or parallel (added on another branch with
-        other text)."""
+        other text). `name` is the version's file name (`v2.txt`) at `commit`."""
         linear = self.current.get(version)
         self.current[version] = blob
         if blob is None:
@@ -253,6 +255,8 @@ class VersionTracker:
             return "removed"
         if version not in self.first:
             self.first[version] = (blob, commit)
+            if name is not None:
+                self.names[version] = name
             return "added"
         original = self.first[version][0]
         if blob == original:
@@ -269,9 +273,10 @@ class VersionTracker:
     def see_changes(self, version: str, changes: list[Change], commit: str) -> str:
         """`see` for one commit's changes to the files of `version`: its blob once the commit
         is applied (None: gone) against its blob in the first parent (None: did not exist)."""
-        after = next((ch.new_blob for ch in changes if ch.new_blob is not None), None)
+        added = next((ch for ch in changes if ch.new_blob is not None), None)
         before = next((ch.old_blob for ch in changes if ch.old_blob is not None), None)
-        return self.see(version, after, commit, before)
+        return self.see(version, added.new_blob if added else None, commit, before,
+                        added.name if added else None)
 
     def follow(self, commits: Iterable[Commit], only: Container[str] | None = None) -> None:
         """`see` every version change in `commits` (oldest first), or only those in `only`."""

@@ -7,6 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from promptlab.cli import main
@@ -324,3 +325,82 @@ def test_console_script_exit_codes(console_script: str, story, gitproject):
     assert done.returncode == 1
     assert done.stdout.startswith("prompts/code-review/v1.txt: v1 was edited after it was "
                                   "committed")
+
+
+# -- the suggested restore command works as printed (issue 15, item 8) ------------------------
+
+
+V1 = "user:\nFind the bug:\n{{ code }}\n"
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, text=True,
+                          capture_output=True).stdout.strip()
+
+
+def _restore_command(stdout: str) -> str:
+    import re
+
+    commands = re.findall(r"\((git [^()]*)\)", stdout)
+    assert len(commands) == 1, stdout
+    return commands[0]
+
+
+def _monorepo(tmp_path: Path, name: str = "v1.txt") -> tuple[Path, Path]:
+    """`mono/` is the repository holding one commit; the project is `mono/app`."""
+    root = tmp_path / "mono"
+    folder = root / "app" / "prompts" / "code-review"
+    folder.mkdir(parents=True)
+    (folder / name).write_text(V1, encoding="utf-8")
+    _git(root, "init", "-q")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-qm", "add v1")
+    return root, folder
+
+
+@pytest.mark.parametrize("where", ["app", "app/prompts/code-review"])
+def test_restore_advice_works_from_a_subfolder_of_the_repository(tmp_path, monkeypatch, where):
+    root, folder = _monorepo(tmp_path)
+    (folder / "v1.txt").write_text("edited\n", encoding="utf-8")
+    _git(root, "commit", "-qam", "edit v1")
+    monkeypatch.chdir(root / where)
+    args = ["check", "--no-logs"] + (["--prompts-dir", "../.."] if where != "app" else [])
+    result = run(*args)
+    assert result.exit_code == 1
+    command = _restore_command(result.stdout)
+    shown = "prompts/code-review/v1.txt" if where == "app" else "v1.txt"
+    assert command.endswith(f" -- {shown}"), command
+    subprocess.run(command, shell=True, check=True, cwd=root / where)
+    assert run(*args).exit_code == 0
+
+
+def test_restore_advice_from_outside_the_repository_names_it(tmp_path, monkeypatch):
+    root, folder = _monorepo(tmp_path)
+    (folder / "v1.txt").write_text("edited\n", encoding="utf-8")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    args = ["check", "--no-logs", "--prompts-dir", str(root / "app" / "prompts")]
+    result = run(*args)
+    assert result.exit_code == 1
+    command = _restore_command(result.stdout)
+    assert command.startswith(f"git -C {root.resolve()} checkout "), command
+    subprocess.run(command, shell=True, check=True, cwd=outside)
+    assert run(*args).exit_code == 0
+
+
+def test_restore_advice_after_a_rename_uses_the_name_in_that_commit(tmp_path, monkeypatch):
+    root, folder = _monorepo(tmp_path)
+    _git(root, "mv", "app/prompts/code-review/v1.txt", "app/prompts/code-review/v1.md")
+    (folder / "v1.md").write_text(V1 + "edited\n", encoding="utf-8")
+    _git(root, "commit", "-qam", "rename and edit v1")
+    monkeypatch.chdir(root / "app")
+    result = run("check", "--no-logs")
+    assert result.exit_code == 1
+    command = _restore_command(result.stdout)
+    first = _git(root, "rev-list", "--max-parents=0", "--abbrev-commit", "HEAD")
+    assert command == (f"git show {first}:app/prompts/code-review/v1.txt > "
+                       "prompts/code-review/v1.md")
+    subprocess.run(command, shell=True, check=True, cwd=root / "app")
+    assert not (folder / "v1.txt").exists()
+    assert run("check", "--no-logs").exit_code == 0

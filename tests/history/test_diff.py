@@ -212,7 +212,14 @@ def test_argument_mistakes(tmp_path, monkeypatch):
         ("diff", "p", "v1", "v2", "--vars", "x.json"): "--vars/--var only apply with --rendered",
         ("diff", "p", "v1", "v9"): "prompt 'p' has no version v9; versions: v1, v2",
         ("diff", "p", "v1", "nope"): "prompt 'p' has no label 'nope'; labels: current",
-        ("diff", "p/v1", "v1", "v2"): "diff takes a prompt id, not 'p/v1'; try 'promptlab diff p'",
+        ("diff", "p/v1", "v1", "v2"): "diff takes a prompt id, not 'p/v1'; try 'promptlab diff "
+                                      "p v1 v2'",
+        # The version written into the id is the first side: what the user meant.
+        ("diff", "p/v1", "v2"): "diff takes a prompt id, not 'p/v1'; try 'promptlab diff p v1 v2'",
+        ("diff", "p@current", "v2"): "diff takes a prompt id, not 'p@current'; try 'promptlab "
+                                     "diff p current v2'",
+        ("diff", "p", "v1", ""): "diff: a version or label is empty; give two, e.g. 'promptlab "
+                                 "diff p v1 v2'",
     }
     for args, message in cases.items():
         result = run(*args)

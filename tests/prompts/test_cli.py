@@ -218,3 +218,82 @@ def test_console_script_and_module(console_script: str, project: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "promptlab", "--version"],
                           capture_output=True, text=True, check=False)
     assert done.stdout.strip() == "promptlab, version 0.1.0"
+
+
+# -- `new` leaves nothing behind when it fails (issue 15, items 6 and 7) ----------------------
+
+
+def one_line_error(result, *needles: str) -> str:  # type: ignore[no-untyped-def]
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def test_new_prompt_refused_by_its_label_writes_nothing(project: Path) -> None:
+    folder = project / "prompts" / "fresh"
+    (folder / "current").mkdir(parents=True)
+    one_line_error(run("new", "fresh"), f"{folder / 'current'} exists and is not a label")
+    assert sorted(p.name for p in folder.iterdir()) == ["current"]
+    (folder / "current").rmdir()
+    made = run("new", "fresh")
+    assert made.exit_code == 0, made.output
+    assert made.stdout.strip() == str(folder / "v1.txt")
+    assert os.readlink(folder / "current") == "v1.txt"
+
+
+def test_new_prompt_rolls_back_when_the_label_cannot_be_written(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from promptlab.errors import LabelError
+    from promptlab.registry import Registry
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise LabelError("no label today")
+
+    monkeypatch.setattr(Registry, "promote", refuse)
+    one_line_error(run("new", "deep/fresh"), "no label today")
+    assert not (project / "prompts" / "deep").exists()
+
+
+@pytest.mark.parametrize(("prompt_id", "blocker", "hint"), [
+    ("code-review/v1.txt", "code-review/v1.txt", "run 'promptlab new code-review'"),
+    ("code-review/current", "code-review/current", "run 'promptlab new code-review'"),
+    ("notes/x", "notes", ""),
+])
+def test_new_where_a_file_is_in_the_way_is_one_line(project: Path, prompt_id: str,
+                                                     blocker: str, hint: str) -> None:
+    (project / "prompts" / "notes").write_text("hi\n", encoding="utf-8")
+    before = sorted(str(p) for p in (project / "prompts").rglob("*"))
+    line = one_line_error(run("new", prompt_id),
+                          f"{project / 'prompts' / blocker} exists and is not a folder",
+                          f"prompt {prompt_id!r}", hint)
+    assert "Traceback" not in line
+    assert sorted(str(p) for p in (project / "prompts").rglob("*")) == before
+
+
+@pytest.mark.parametrize("option", ["--version", "--label"])
+@pytest.mark.parametrize("value", ["", " "])
+def test_render_refuses_an_empty_version_or_label(project: Path, option: str, value: str) -> None:
+    one_line_error(run("render", "code-review", option, value, "--var", "code=x"),
+                   f"{option} is empty")
+
+
+def test_registry_refuses_an_empty_version_or_label(project: Path) -> None:
+    from promptlab.errors import UsageError
+    from promptlab.registry import Registry
+
+    registry = Registry(project / "prompts")
+    with pytest.raises(UsageError, match="the version asked for of 'code-review' is empty"):
+        registry.get("code-review", version="")
+    with pytest.raises(UsageError, match="the label asked for of 'code-review' is empty"):
+        registry.get("code-review", label="")
+
+
+def test_prompts_dir_that_is_a_file_says_so(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (project / "notes.txt").write_text("hi\n", encoding="utf-8")
+    monkeypatch.setenv("PROMPTLAB_PROMPTS_DIR", str(project / "notes.txt"))
+    one_line_error(run("prompts"), f"prompts folder {project / 'notes.txt'} is a file, not a "
+                   "folder", "PROMPTLAB_PROMPTS_DIR")

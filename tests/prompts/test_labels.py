@@ -243,3 +243,49 @@ def test_accepted_ids_and_labels_are_plain_names(text: str) -> None:
 def test_no_label_can_name_a_version_file(n: int, ext: str, more: str) -> None:
     with pytest.raises(LabelError):
         validate_label(f"v{n}{ext}{more}")
+
+
+# -- a label through a symlink loop (issue 15, item 1) ----------------------------------------
+
+
+@pytest.mark.parametrize("loop", ["self", "via-link"])
+def test_label_through_a_symlink_loop_is_a_dangling_label(project: Path, loop: str) -> None:
+    folder = project / "prompts" / "code-review"
+    (folder / "current").unlink()
+    if loop == "self":
+        os.symlink("current/v1.txt", folder / "current")
+    else:
+        os.symlink("loop", folder / "loop")
+        os.symlink("loop/v1.txt", folder / "current")
+    one_line_error(run("render", "code-review", "--var", "code=x"), "label 'current' of "
+                   "code-review points at", "loops back on itself", "promptlab promote")
+    listed = run("prompts")
+    assert listed.exit_code == 0, listed.output
+    assert "current -> DANGLING" in listed.output
+    assert "summarization" in listed.output and "current -> v1" in listed.output
+    checked = run("check", "--no-logs", "code-review")
+    assert checked.exit_code == 1
+    assert "prompts/code-review/current: label 'current' of code-review points at" in checked.stdout
+    promoted = run("promote", "code-review", "v2")
+    assert promoted.exit_code == 0, promoted.output
+    assert os.readlink(folder / "current") == "v2.txt"
+    assert run("render", "code-review", "--var", "code=x").exit_code == 0
+
+
+# -- a label defined twice (issue 15, item 9) --------------------------------------------------
+
+
+def test_label_defined_twice_is_listed_as_render_reads_it(project: Path) -> None:
+    import json
+
+    folder = project / "prompts" / "code-review"
+    assert os.readlink(folder / "current") == "v2.txt"
+    os.symlink("v1.txt", folder / "current.txt")
+    rendered = run("render", "code-review", "--var", "code=x", "--json")
+    assert json.loads(rendered.stdout)["stamp"]["prompt_version"] == "v2"
+    listed = json.loads(run("prompts", "--json").stdout)
+    assert listed[0]["labels"] == {"current": "v2"}
+    row = next(line for line in run("prompts").stdout.splitlines()
+               if line.startswith("code-review"))
+    assert "current -> v2" in row and "current -> v1" not in row
+    assert [lab.name for lab in Registry(project / "prompts").labels("code-review")] == ["current"]

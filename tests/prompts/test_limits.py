@@ -33,6 +33,30 @@ RUNAWAY = {
     "power": "{{ 10 ** 100000000 }}",
     "big-range": "{{ range(10000000)|list|length }}",
     "much-output": "{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}",
+    # Issue 15, item 2: each built text or list past the limit before it was checked.
+    "sum-of-lists": "{{ ([[1]*1000000]*40)|sum(start=[])|length }}",
+    "sum-of-many-lists": "{{ ([[1]*100000]*2000)|sum(start=[])|length }}",
+    "lipsum": "{{ lipsum(100000) }}",
+    "lipsum-more": "{{ lipsum(1000000) }}",
+    "join-separator": '{{ range(1000)|join("x"*1000000) }}',
+    "join-items": '{{ (["a"*1000000]*1000)|join }}',
+    "join-method": '{{ "x".join(["a"*1000000]*1000) }}',
+    "replace-method": '{{ ("a"*1000000).replace("a","b"*1000) }}',
+    "replace-filter": '{{ ("a"*1000000)|replace("a","b"*1000) }}',
+    "format-width-argument": '{{ "{:{}}".format("a","999999999") }}',
+    "format-map-width": '{{ "{a:>{w}}".format_map({"a": 1, "w": 999999999}) }}',
+    "expandtabs": '{{ ("\t"*100000).expandtabs(100000) }}',
+    "indent-lines": '{{ ("a\n"*1000000)|indent(1000) }}',
+    "indent-string": '{{ ("a\n"*100000)|indent("x"*100000) }}',
+    "wordwrap": '{{ ("a "*1000000)|wordwrap(1, wrapstring="x"*1000) }}',
+    "plus-doubling": "{% set ns = namespace(x='a') %}{% for i in range(64) %}"
+                     "{% set ns.x = ns.x + ns.x %}{% endfor %}{{ ns.x }}",
+    "plus-lists": "{% set a = [1]*1500000 %}{{ (a + a)|length }}",
+    "nested-list-output": "{{ [[1]*1000000]*1000 }}",
+    "nested-list-tojson": "{{ ([[1]*1000000]*1000)|tojson }}",
+    "nested-list-concat": "{{ 'a' ~ ([[1]*1000000]*1000) }}",
+    "nested-list-percent": '{{ "%s" % ([[1]*1000000]*1000,) }}',
+    "bytes-repeat": '{{ "a".encode() * 3000000000 }}',
 }
 FAST = RenderLimits(timeout_s=0.3, max_chars=1_000_000)
 
@@ -50,6 +74,32 @@ def test_runaway_templates_are_one_line_errors_naming_the_file(name: str) -> Non
     message = str(caught.value)
     assert message.startswith(f"prompts/x/{name}.txt: ")
     assert "\n" not in message
+
+
+CHECKED_FIRST = ["sum-of-lists", "sum-of-many-lists", "lipsum", "lipsum-more", "join-separator",
+                 "join-items", "join-method", "replace-method", "replace-filter",
+                 "format-width-argument", "format-map-width", "expandtabs", "indent-lines",
+                 "indent-string", "wordwrap", "plus-doubling", "plus-lists", "bytes-repeat",
+                 "nested-list-output",
+                 "nested-list-tojson", "nested-list-concat", "nested-list-percent"]
+
+
+@pytest.mark.parametrize("name", CHECKED_FIRST)
+def test_sizes_are_checked_before_the_text_is_built(name: str) -> None:
+    # Refused by the size check, not the clock, with little memory taken: the text or
+    # list was measured before it was built (each of these used to take seconds to
+    # minutes, or hundreds of MB to GBs, first).
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(TemplateError, match=r"characters, more than render_max_chars "
+                                                r"\(2,000,000\)"):
+            render(RUNAWAY[name], RenderLimits(timeout_s=60, max_chars=2_000_000))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20, f"{peak / 2**20:.0f} MiB"
 
 
 def test_time_limit_message_names_the_setting() -> None:
@@ -82,6 +132,30 @@ def test_ordinary_templates_are_untouched() -> None:
     )
     assert render(source)[0]["content"] == (
         "<0>3<1>3<2>3 a=1 empty ababab     3    7   x  | 1024 ab1[2]")
+
+
+def test_ordinary_uses_of_the_checked_filters_and_methods() -> None:
+    source = (
+        "{{ [[1], [2]]|sum(start=[]) }} {{ [1, 2]|sum }} {{ [{'n': 2}]|sum(attribute='n') }}"
+        " {{ ['a', 'b']|join(',') }} {{ [{'n': 'x'}]|join(attribute='n') }}"
+        " {{ 'aXb'.replace('X', '--') }} {{ 'aXbX'|replace('X', '-', 1) }}"
+        " {{ '{:>4}'.format(7) }} {{ '{:{}}'.format('a', 3) }}| {{ '{}'.format(10000000) }}"
+        " {{ '{a}'.format_map({'a': 1}) }} {{ 'a\nb'|indent(2) }} {{ 'a\nb'|indent('> ') }}"
+        " {{ [1, 2] + [3] }} {{ 'a' + 'b' }} {{ 1 + 2 }} {{ 'x-'.join('ab') }}"
+        " {{ lipsum(1, False, 5, 6)|length > 0 }} {{ {'a': [1]}|tojson }}"
+        " {{ 'a b c'|wordwrap(3) }} {{ '%s-%d' % ('a', 3) }} {{ 'a\tb'.expandtabs(4) }}"
+        " {{ [1, [2, 'x']] }}"
+    )
+    assert render(source)[0]["content"] == (
+        "[1, 2] 3 2 a,b x a--b a-bX    7 a  | 10000000 1 a\n  b a\n> b [1, 2, 3] ab 3 a"
+        "x-b True {\"a\": [1]} a b\nc a-3 a   b [1, [2, 'x']]")
+
+
+def test_sum_of_strings_is_refused_as_python_does() -> None:
+    from promptlab.errors import RenderError
+
+    with pytest.raises(RenderError, match="can't sum strings"):
+        render("{{ ['a', 'b']|sum(start='') }}")
 
 
 def test_limits_come_from_the_project_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

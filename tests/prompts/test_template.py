@@ -208,3 +208,119 @@ def test_non_utf8_file(tmp_path: Path) -> None:
     path.write_bytes(b"caf\xe9")
     with pytest.raises(TemplateError, match="not UTF-8"):
         Template.load(path)
+
+
+# -- files that cannot become a template are one line naming the file (issue 15) -----------
+
+
+TOO_DEEP = {
+    "nested-for": "{% for i in [1] %}" * 21 + "x" + "{% endfor %}" * 21,
+    "nested-if": "{% if true %}" * 100 + "x" + "{% endif %}" * 100,
+    "nested-brackets": "{{ " + "(" * 1000 + "1" + ")" * 1000 + " }}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(TOO_DEEP))
+def test_templates_python_cannot_compile_are_template_errors(tmp_path: Path, name: str) -> None:
+    with pytest.raises(TemplateError) as caught:
+        tpl(tmp_path, TOO_DEEP[name])
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'v1.txt'}: the template nests too deeply to compile")
+    assert "\n" not in message
+
+
+def test_a_template_too_deep_is_a_finding_and_others_still_list(project: Path) -> None:
+    from click.testing import CliRunner
+
+    from promptlab.cli import main
+
+    folder = project / "prompts" / "deep"
+    folder.mkdir()
+    (folder / "v1.txt").write_text(TOO_DEEP["nested-for"], encoding="utf-8")
+    runner = CliRunner()
+    rendered = runner.invoke(main, ["render", "deep"])
+    assert rendered.exit_code == 2
+    assert rendered.exception is None or isinstance(rendered.exception, SystemExit)
+    assert rendered.stderr.startswith(f"Error: {folder / 'v1.txt'}: the template nests too deeply")
+    listed = runner.invoke(main, ["prompts"])
+    assert listed.exit_code == 0, listed.output
+    assert "code-review" in listed.stdout and "summarization" in listed.stdout
+    assert "(error: " in listed.stdout
+    checked = runner.invoke(main, ["check", "--no-logs"])
+    assert checked.exit_code == 1
+    assert checked.stdout == ("prompts/deep/v1.txt: the template nests too deeply to compile "
+                              "(too many statically nested blocks); flatten its nested blocks "
+                              "or brackets, e.g. with a macro\n")
+
+
+@pytest.mark.parametrize(("schema", "message"), [
+    ("{type: object, properties: {a: {type: integer}}, required: 5}",
+     "input.schema 'required' must be a list of property names, got 5"),
+    ("{type: object, properties: {a: {type: integer}}, required: [a, 3]}",
+     "input.schema 'required' must be a list of property names, got ['a', 3]"),
+    ("{type: object, properties: {a: {type: integer}}, required: [b]}",
+     "input.schema 'required' names 'b', which is not in 'properties'"),
+    ("{type: object, properties: {1: {type: integer}}}",
+     "input.schema property 1 is not a variable name"),
+    ("{type: object, properties: {a: {description: [x]}}}",
+     "input.schema property 'a': 'description' must be a string"),
+])
+def test_malformed_json_schema_is_one_line(tmp_path: Path, schema: str, message: str) -> None:
+    with pytest.raises(TemplateError) as caught:
+        tpl(tmp_path, f"---\ninput: {{schema: {schema}}}\n---\n{{{{a}}}}\n")
+    assert str(caught.value).startswith(f"{tmp_path / 'v1.txt'}: {message}")
+
+
+def test_attribute_error_while_rendering_is_a_render_error(tmp_path: Path) -> None:
+    with pytest.raises(RenderError, match=r"v1.txt: rendering failed: AttributeError: 'int' "
+                                          r"object has no attribute 'items'"):
+        tpl(tmp_path, "{{ 3|dictsort }}\n").render_messages({})
+
+
+@pytest.mark.parametrize(("config", "where", "value"), [
+    ("{temperature: .nan, max_tokens: .inf}", "config.temperature", "nan"),
+    ("{max_tokens: -.inf}", "config.max_tokens", "-inf"),
+    ("{stop: [a, .nan]}", "config.stop[1]", "nan"),
+    ("{extra: {deep: .inf}}", "config.extra.deep", "inf"),
+])
+def test_non_finite_numbers_in_config_are_refused(tmp_path: Path, config: str, where: str,
+                                                  value: str) -> None:
+    with pytest.raises(TemplateError) as caught:
+        tpl(tmp_path, f"---\nconfig: {config}\n---\nhi\n")
+    assert str(caught.value) == (f"{tmp_path / 'v1.txt'}: front matter {where} is {value}; use "
+                                 "a finite number")
+
+
+def test_render_json_is_always_valid_json(project: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from promptlab.cli import main
+
+    folder = project / "prompts" / "nan"
+    folder.mkdir()
+    (folder / "v1.txt").write_text("---\nconfig: {temperature: .nan}\n---\nhi\n",
+                                   encoding="utf-8")
+    result = CliRunner().invoke(main, ["render", "nan", "--json"])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "front matter config.temperature is nan" in result.stderr
+    (folder / "v1.txt").write_text("---\nconfig: {temperature: 0.5}\n---\nhi\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["render", "nan", "--json"])
+    assert json.loads(result.stdout)["config"] == {"temperature": 0.5}
+
+
+@pytest.mark.parametrize(("source", "tag", "line"), [
+    ('a\n{% include "other.txt" %}\n', "include", 2),
+    ('{% extends "base.txt" %}\n', "extends", 1),
+    ('{% import "macros.txt" as m %}\n', "import", 1),
+    ('{% from "macros.txt" import m %}\n', "from … import", 1),
+])
+def test_loading_other_templates_is_refused_with_what_to_do(tmp_path: Path, source: str,
+                                                            tag: str, line: int) -> None:
+    with pytest.raises(TemplateError) as caught:
+        tpl(tmp_path, source)
+    assert str(caught.value) == (
+        f"{tmp_path / 'v1.txt'}:{line}: {{% {tag} %}} is not supported in prompt templates: a "
+        "version file stands alone, so its sha256 covers all of its text; define a macro in "
+        "this file, or copy the text in")
