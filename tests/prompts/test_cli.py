@@ -14,6 +14,8 @@ from click.testing import CliRunner
 
 from promptlab.cli import main
 
+from .helpers import one_line_error
+
 
 def run(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
     return CliRunner().invoke(main, list(args), input=input)
@@ -221,16 +223,6 @@ def test_console_script_and_module(console_script: str, project: Path) -> None:
 
 
 # -- `new` leaves nothing behind when it fails (issue 15, items 6 and 7) ----------------------
-
-
-def one_line_error(result, *needles: str) -> str:  # type: ignore[no-untyped-def]
-    assert result.exit_code == 2, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 def test_new_prompt_refused_by_its_label_writes_nothing(project: Path) -> None:

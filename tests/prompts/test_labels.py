@@ -15,19 +15,11 @@ from promptlab.cli import main
 from promptlab.errors import InvalidPromptIdError, LabelError
 from promptlab.registry import Registry, validate_id, validate_label
 
+from .helpers import one_line_error
+
 
 def run(*args: str):  # type: ignore[no-untyped-def]
     return CliRunner().invoke(main, list(args))
-
-
-def one_line_error(result, *needles: str) -> str:  # type: ignore[no-untyped-def]
-    assert result.exit_code == 2, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 # -- a label never takes a version's place -----------------------------------------------
