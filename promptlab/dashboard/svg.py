@@ -89,12 +89,16 @@ def _legend_height(names: Sequence[str], width: int) -> int:
 
 
 def _x_labels(days: Sequence[str], x0: float, step: float, y: float) -> list[str]:
+    """About ten labels under the bars: `11-27` for days (or weeks) of one year; the whole
+    date across years; months (`2026-03`) and years as they are."""
     every = max(1, math.ceil(len(days) / 10))
+    one_year = len({day[:4] for day in days}) <= 1
     out = []
     for i, day in enumerate(days):
         if i % every == 0 or (i == len(days) - 1 and len(days) < 10):
+            text = day[5:] if len(day) == 10 and one_year else day
             out.append(f'<text x="{x0 + step * (i + 0.5):.1f}" y="{y}" text-anchor="middle">'
-                       f'{escape(day[5:])}</text>')
+                       f'{escape(text)}</text>')
     return out
 
 

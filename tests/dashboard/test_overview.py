@@ -104,3 +104,19 @@ def test_an_integer_beyond_64_bits_is_shown_exactly(dash: Any) -> None:
     assert json.loads(body)["entry"]["metadata"]["big"] == 123456789012345678901234567890
     status, page = dash("/logs/01M8TZ00000000000000000002", huge)
     assert status == 200 and "123456789012345678901234567890" in page
+
+
+def test_axis_labels_keep_the_year_when_it_changes_and_show_months_and_years() -> None:
+    """Cut to `MM-DD` only within one year: across years a week's `03-18` is ambiguous, and
+    a month (`2026-03`) or a year cut the same way read as `03` or nothing."""
+    import re
+
+    from promptlab.dashboard.svg import _x_labels
+
+    def texts(days: list[str]) -> list[str]:
+        return re.findall(r">([^<]*)</text>", "".join(_x_labels(days, 0, 10, 100)))
+
+    assert texts(["2026-03-01", "2026-03-02"]) == ["03-01", "03-02"]
+    assert texts(["2025-12-29", "2026-01-05"]) == ["2025-12-29", "2026-01-05"]
+    assert texts(["2025-12", "2026-01"]) == ["2025-12", "2026-01"]
+    assert texts(["2024", "2025"]) == ["2024", "2025"]
