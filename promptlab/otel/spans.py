@@ -243,6 +243,12 @@ def content_attributes(entry: Mapping[str, Any], redact: Callable[[str], str]) -
     return out
 
 
+def _redact_value(value: Any) -> Any:
+    from promptlab.logs.redact import redact_value
+
+    return redact_value(value)
+
+
 class SpanMaker:
     """Builds `ReadableSpan`s from log entries for one resource (service).
 
@@ -299,7 +305,10 @@ class SpanMaker:
                 span_kind = SpanKind.CLIENT
                 if entry.get("name"):
                     attributes["promptlab.name"] = entry["name"]
-                for key, value in (entry.get("config") or {}).items():
+                config = entry.get("config") or {}
+                if isinstance(config, Mapping):  # keyed secrets (api_key = …) too
+                    config = _redact_value(config)
+                for key, value in config.items():
                     if value is None:
                         continue
                     attr = CONFIG_ATTRIBUTES.get(key)
@@ -332,7 +341,14 @@ class SpanMaker:
             attributes["promptlab.tags"] = list(tags)
         metadata = entry.get("metadata")
         if metadata:
-            attributes["promptlab.metadata"] = orjson.dumps(metadata).decode()
+            attributes["promptlab.metadata"] = orjson.dumps(_redact_value(metadata)).decode()
+        # Every text attribute through `redact` (names, ids, tags, config and metadata as
+        # sent): the log may have been written with redaction off.
+        for attr, value in attributes.items():
+            if isinstance(value, str):
+                attributes[attr] = self.redact(value)
+            elif isinstance(value, list) and any(isinstance(v, str) for v in value):
+                attributes[attr] = [self.redact(v) if isinstance(v, str) else v for v in value]
         if entry.get("status") == "error" or (entry.get("error") and entry.get("status") != "ok"):
             error = entry.get("error")
             attributes["error.type"] = error_type(error)

@@ -192,6 +192,22 @@ def test_content_is_redacted_even_when_the_log_was_not(log_dir: Path, receiver: 
     assert "sk-[REDACTED]" in text and "abcdefghij" not in text
 
 
+def test_metadata_config_and_names_are_redacted_even_without_content(log_dir: Path,
+                                                                     receiver: Any) -> None:
+    """Only the texts are opt-in: metadata, config, names and tags always go out, so they
+    are redacted too (a key in them was sent in full)."""
+    key = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789ABCD"
+    logger = Logger(log_dir, redact=False)
+    logger.log(model="m", user_message="x", latency_ms=1.0, name=f"call {key}",
+               metadata={"k": key, "nested": [{"note": f"key {key}"}]},
+               config={"api_key": key, "note": key}, tags=["release", key])
+    logger.close()
+    assert run("export", "otlp", "--endpoint", receiver.url).exit_code == 0
+    sent = repr(receiver.spans[0].attributes)
+    assert "abcdefghijklmnopqrstuvwxyz" not in sent, sent
+    assert sent.count("sk-[REDACTED]") >= 6, sent
+
+
 def test_second_run_sends_only_new_entries_and_all_resends(log_dir: Path, receiver: Any) -> None:
     write_log(log_dir)
     assert run("export", "otlp", "--endpoint", receiver.url).exit_code == 0
