@@ -73,7 +73,7 @@ def call_with_retries(provider: Provider, request: Request, policy: RetryPolicy,
             error.attempts = attempt + 1  # type: ignore[attr-defined]
             raise error
         if error.retry_after is not None and error.retry_after > policy.max_retry_after_s:
-            final = ProviderError(f"{error} (the server asked to wait {error.retry_after:.0f}s, "
+            final = ProviderError(f"{error} (the server asked to wait {error.retry_after:.4g}s, "
                                   f"more than [run] max_retry_after_s = "
                                   f"{policy.max_retry_after_s:g})")
             final.attempts = attempt + 1  # type: ignore[attr-defined]

@@ -45,8 +45,11 @@ def parse_chat_completion(data: Any, url: str, latency_ms: float, model: str | N
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise shape_error(url, "no 'choices'")
-    message = choices[0].get("message") or {}
-    content = message.get("content") if isinstance(message, dict) else None
+    message = choices[0].get("message")
+    if not isinstance(message, dict):  # (a completions-style `text`, or a bare string)
+        raise shape_error(url, "choices[0].message is not an object (expected a chat "
+                               "completion: {'message': {'role': …, 'content': …}})")
+    content = message.get("content")
     if isinstance(content, list):  # content parts
         content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
     if content is not None and not isinstance(content, str):

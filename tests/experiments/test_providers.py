@@ -104,6 +104,11 @@ def test_malformed_json_is_a_clear_error(fake_llm: FakeLLM) -> None:
     fake_llm.then(Reply(200, {"object": "list"}))
     with pytest.raises(ProviderError, match="unexpected response from .*: no 'choices'"):
         openai(fake_llm).complete(request())
+    # Completions-style or bare-string choices were logged as successful empty answers.
+    for choice in ({"text": "positive"}, {"message": "positive"}):
+        fake_llm.then(Reply(200, {"choices": [choice]}))
+        with pytest.raises(ProviderError, match="choices\\[0\\].message is not an object"):
+            openai(fake_llm).complete(request())
 
 
 def test_slow_server_times_out(fake_llm: FakeLLM) -> None:

@@ -80,6 +80,9 @@ def test_retry_after_above_the_cap_fails_the_call() -> None:
         call_with_retries(provider, REQUEST, RetryPolicy(max_retry_after_s=120), RecordingStop())
     assert str(info.value) == ("HTTP 429 (the server asked to wait 3600s, more than [run] "
                                "max_retry_after_s = 120)")
+    provider = Flaky([ProviderError("HTTP 429", retryable=True, retry_after=1e308)])
+    with pytest.raises(ProviderError, match=r"asked to wait 1e\+308s, more than"):  # not 309 digits
+        call_with_retries(provider, REQUEST, RetryPolicy(max_retry_after_s=120), RecordingStop())
 
 
 def test_a_provider_bug_becomes_an_error_on_the_cell() -> None:

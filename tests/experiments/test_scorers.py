@@ -138,6 +138,25 @@ def test_python_scorer(tmp_path: Path) -> None:
         broken(inp("x"))
 
 
+def test_a_scorer_that_exits_or_returns_an_endless_number_fails_its_cell(tmp_path: Path) -> None:
+    """sys.exit() in a scorer ended the whole run silently (exit 3, nothing logged), and
+    10**400 was an OverflowError traceback: each is now that cell's scorer failure."""
+    (tmp_path / "checks.py").write_text(textwrap.dedent("""
+        def leave(output):
+            raise SystemExit(3)
+
+        def endless(output):
+            return 10**5000
+    """))
+    runtime = ScorerRuntime(base_dir=tmp_path)
+    leave = scorer({"name": "l", "type": "python", "function": "checks.py:leave"}, runtime)
+    with pytest.raises(ScorerError, match="SystemExit: 3"):
+        leave(inp("x"))
+    endless = scorer({"name": "e", "type": "python", "function": "checks.py:endless"}, runtime)
+    with pytest.raises(ScorerError, match="scorer 'e' returned an integer of 5001 digits"):
+        endless(inp("x"))
+
+
 def test_command_scorer(tmp_path: Path) -> None:
     path = tmp_path / "judge.py"
     path.write_text(textwrap.dedent("""

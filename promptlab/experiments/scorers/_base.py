@@ -162,7 +162,7 @@ class Scorer:
             result = self.score(inp)
         except PromptlabError:
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a scorer's sys.exit() must not end the run
             raise ScorerError(f"{type(exc).__name__}: {exc}") from exc
         result = check_result(result, self.spec.name)
         return negate(result) if self.spec.not_ else result
@@ -175,7 +175,12 @@ def check_result(result: Any, name: str) -> bool | float:
         if isinstance(result, float) and not math.isfinite(result):
             raise ScorerError(f"scorer {name!r} returned {result}")
         if isinstance(result, int) and not -2**63 <= result < 2**63:
-            return float(result)  # a log line holds 64-bit integers; beyond, a float
+            try:
+                return float(result)  # a log line holds 64-bit integers; beyond, a float
+            except OverflowError:  # beyond 1.8e308
+                raise ScorerError(f"scorer {name!r} returned an integer of "
+                                  f"{int(math.log10(abs(result))) + 1} digits, beyond any "
+                                  "float") from None
         return result
     raise ScorerError(f"scorer {name!r} returned {type(result).__name__} {result!r}; "
                       "expected a bool or a number")
