@@ -100,3 +100,5 @@ def suggest(word: str, choices: Iterable[str]) -> str:
 class EmbeddingError(PromptlabError):
     """Semantic search cannot run as asked: no or a mismatched embedding model, a model
     file that fails its check, an embedding endpoint that refuses (see promptlab.semantic)."""
+
+    retry_helps = True  # whether running `logs embed` again can carry on after it

@@ -635,7 +635,15 @@ class VectorStore:
 
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         info = self.model()
-        if info is None or vectors.ndim != 2 or vectors.shape[1] != info.dim:
+        if info is not None and vectors.ndim == 2 and vectors.shape[1] != info.dim:
+            error = EmbeddingError(
+                f"model {info.model} now returns {vectors.shape[1]}-dimensional vectors, but "
+                f"the index holds {info.dim}-dimensional ones made with it ({self.path}): the "
+                "model changed under the same name; run `promptlab logs embed --rebuild` to "
+                "re-embed everything with it")
+            error.retry_helps = False
+            raise error
+        if info is None or vectors.ndim != 2:
             raise EmbeddingError(f"cannot store vectors of shape {vectors.shape} in an index of "
                                  f"{info.dim if info else 'no'}-dimensional vectors ({self.path})")
 

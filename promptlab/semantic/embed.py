@@ -144,6 +144,8 @@ def embed_pending(store: Any, embedder: Embedder, log_dir: str | os.PathLike[str
         stats.interrupted = True
     except PromptlabError as exc:  # the model or endpoint failed: say what is kept
         pool.shutdown(wait=True, cancel_futures=True)
+        if not getattr(exc, "retry_helps", True):
+            raise
         left = store.count_pending(since)
         kept = (f"the {stats.embedded:,} call{'s' if stats.embedded != 1 else ''} embedded "
                 "before it are kept" if stats.embedded else "nothing was embedded")

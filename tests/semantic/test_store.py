@@ -641,3 +641,21 @@ def test_a_model_that_fails_midway_keeps_the_batches_before_and_says_so(
         embed_log(log_dir=log_dir, embedder=embedder, batch=2)
     calls["n"] = -100
     assert embed_log(log_dir=log_dir, embedder=embedder, batch=2).embedded == 6
+
+
+def test_a_model_whose_dimension_changed_says_to_rebuild(log_dir: Path, model) -> None:
+    """A server that now answers with longer vectors under the same model name: running
+    `logs embed` again (what the error used to advise) can never help; --rebuild does."""
+    import numpy as np
+
+    write(log_dir, SUPPORT)
+    embed_log(log_dir=log_dir, embedder=FunctionEmbedder(model.embed, model_id="server"))
+    write(log_dir, SUPPORT[:2])
+    longer = FunctionEmbedder(lambda texts: np.hstack([model.embed(texts)] * 2),
+                              model_id="server")
+    with pytest.raises(EmbeddingError) as info:
+        embed_log(log_dir=log_dir, embedder=longer)
+    message = str(info.value)
+    assert "model server now returns 768-dimensional vectors, but the index holds 384" in message
+    assert "run `promptlab logs embed --rebuild`" in message and "again to carry on" not in message
+    assert embed_log(log_dir=log_dir, embedder=longer, rebuild=True).embedded == len(SUPPORT) + 2
