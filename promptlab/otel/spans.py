@@ -127,15 +127,24 @@ def span_id_of(value: str) -> int:
     return _hashed(value, 64)
 
 
+def _valid(value: Any) -> Any:
+    """`value`, or None for an id of only zeros (`0000…`, as hex or as a ULID)."""
+    if isinstance(value, str) and value and not value.strip("0"):
+        return None
+    return value
+
+
 def entry_span_ids(entry: Mapping[str, Any]) -> tuple[int, int, int | None]:
     """(trace id, span id, parent span id or None) of an entry's span.
 
     A call logged outside a trace is a one-span trace named after its own id.
     """
     entry_id = entry["id"]
-    trace = entry.get("trace_id")
-    span = entry.get("span_id") or entry_id
-    parent = entry.get("parent_id")
+    # An all-zero id is OpenTelemetry's "invalid": such entries would share one trace (and
+    # one span id) with every other, so they count as having none.
+    trace = _valid(entry.get("trace_id"))
+    span = _valid(entry.get("span_id")) or entry_id
+    parent = _valid(entry.get("parent_id"))
     if not trace:
         return trace_id_of(entry_id), span_id_of(entry_id), None
     return trace_id_of(trace), span_id_of(span), (span_id_of(parent) if parent else None)

@@ -418,3 +418,18 @@ def test_feedback_on_an_entry_sent_in_an_earlier_run_finds_its_trace(log_dir: Pa
     feedback = receiver.by_name("feedback")
     assert feedback.trace_id == ulid_hex(root.entry["id"])  # looked up in the index
     assert feedback.parent_id == ulid_hex(call.entry["id"])[16:]
+
+
+def test_all_zero_ids_are_not_sent_as_one_shared_trace(log_dir: Path, receiver: Any) -> None:
+    """Entries taken in with all-zero ids went out as trace 000…1 and span 000…1, one trace
+    for every such entry; each now goes out as a trace of its own, named by its id."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"v": 1, "id": f"01JD3Z6X0M00000000000000{i:02d}", "kind": "span",
+                         "timestamp": "2026-12-03T10:00:00Z", "name": f"s{i}",
+                         "trace_id": "0" * 32, "span_id": "0" * 16, "parent_id": "0" * 16})
+             for i in range(2)]
+    (log_dir / "2026-12-03.jsonl").write_text("\n".join(lines) + "\n")
+    assert run("export", "otlp", "--endpoint", receiver.url).exit_code == 0
+    first, second = receiver.spans
+    assert first.trace_id != second.trace_id and first.span_id != second.span_id
+    assert first.trace_id == ulid_hex("01JD3Z6X0M0000000000000000") and first.parent_id is None
