@@ -433,3 +433,23 @@ def test_all_zero_ids_are_not_sent_as_one_shared_trace(log_dir: Path, receiver: 
     first, second = receiver.spans
     assert first.trace_id != second.trace_id and first.span_id != second.span_id
     assert first.trace_id == ulid_hex("01JD3Z6X0M0000000000000000") and first.parent_id is None
+
+
+def test_export_takes_the_lines_the_readers_take(log_dir: Path, receiver: Any) -> None:
+    """The export decides lines with the reader's parser: an entry with a wrong field type
+    (skipped by `logs check` and the index) is not sent, one without a timestamp but with a
+    ULID id is (its time is the id's), and one without an id is counted, not sent."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    lines = [
+        {"v": 1, "id": "01JD3Z6X0M0000000000000001", "timestamp": "2026-12-03T10:00:00Z",
+         "model": "m", "metadata": "not an object"},
+        {"v": 1, "id": "01JD3Z6X0M0000000000000002", "model": "m"},
+        {"v": 1, "timestamp": "2026-12-03T10:00:02Z", "model": "m"},
+    ]
+    (log_dir / "2026-12-03.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    result = run("export", "otlp", "--endpoint", receiver.url, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["sent"] == 1 and summary["malformed"] == 2
+    (span,) = receiver.spans
+    assert span.trace_id == ulid_hex("01JD3Z6X0M0000000000000002")
