@@ -66,7 +66,8 @@ class LiveExporter:
         self._parents = parents
         self._maker = SpanMaker(make_resource(None, target.service_name), content=target.content,
                                 parent_of=self._recent.get)
-        self.processor = BatchSpanProcessor(exporter or target.exporter(),
+        self._exporter = exporter or target.exporter()
+        self.processor = BatchSpanProcessor(self._exporter,
                                             max_queue_size=max(max_queue, 512),
                                             max_export_batch_size=512,
                                             schedule_delay_millis=schedule_delay_ms)
@@ -128,7 +129,15 @@ class LiveExporter:
                     return False
                 time.sleep(0.002)
         left = max(deadline - time.monotonic(), 0.0)
-        return self.processor.force_flush(int(left * 1000))
+        # The SDK's force_flush waits for an export in progress whatever its timeout says
+        # (a hanging backend: the exporter's own 10 s), so it waits on a thread of its own.
+        outcome: list[bool] = []
+        waiter = threading.Thread(
+            target=lambda: outcome.append(self.processor.force_flush(int(left * 1000))),
+            name="promptlab-otel-flush", daemon=True)
+        waiter.start()
+        waiter.join(left + 0.05)
+        return bool(outcome and outcome[0])
 
     def close(self) -> None:
         """What `Logger.close()` calls: send what is queued. The exporter itself is shared by
@@ -140,12 +149,19 @@ class LiveExporter:
         """Send what is queued (waiting at most `timeout` s), then stop the threads."""
         if self._stop:
             return
-        self.flush(timeout)
+        sent = self.flush(timeout)
         self._stop = True
         self._wake.set()
         if self._thread is not None:
             self._thread.join(5)
-        self.processor.shutdown()
+        if not sent:
+            # The backend did not take the spans in time (down, or hanging): the processor's
+            # shutdown would wait for its worker, stuck in a request until the exporter's
+            # timeout (10 s more at the end of every short script). Its thread is a daemon:
+            # stop the exporter and leave it.
+            self._exporter.shutdown()
+        else:
+            self.processor.shutdown()
         _live.discard(self)
 
     def _after_fork(self) -> None:

@@ -127,6 +127,37 @@ def test_sink_only_enqueues_and_drops_when_full(receiver: Any) -> None:
     live.processor.shutdown()
 
 
+def test_a_hanging_backend_delays_shutdown_only_by_the_flush_timeout(receiver: Any) -> None:
+    """The SDK's force_flush waits for an export in progress whatever its timeout (a backend
+    that hangs: the exporter's own 10 s); flush and shutdown give up at their timeout, and
+    the stuck export is left to its daemon thread."""
+    target = resolve_target(receiver.url)
+    gate = threading.Event()
+    stopped = threading.Event()
+
+    class HangingExporter:
+        def export(self, spans: Any) -> Any:
+            from opentelemetry.sdk.trace.export import SpanExportResult
+
+            gate.wait(30)
+            return SpanExportResult.FAILURE
+
+        def shutdown(self) -> None:
+            stopped.set()
+
+        def force_flush(self, timeout_millis: int = 0) -> bool:
+            return True
+
+    live = LiveExporter(target, exporter=HangingExporter(), schedule_delay_ms=10)
+    live({"v": 1, "id": "01KB0000000000000000000000", "timestamp": "2026-12-02T10:00:00.000000Z",
+          "kind": "llm", "model": "m"})
+    assert live.flush(0.3) is False
+    assert not gate.is_set()  # returned while the export still hangs
+    live.shutdown(0.3)
+    assert stopped.is_set() and not gate.is_set()
+    gate.set()
+
+
 def test_entries_written_by_threads_all_arrive(log_dir: Path, receiver: Any,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", receiver.url + "/v1/traces")
