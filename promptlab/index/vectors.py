@@ -649,12 +649,20 @@ class VectorStore:
 
         def run() -> int:
             nonlocal items, vectors
+            rowids = [rowid for rowid, _ in items]
             have: set[tuple[int, str]] = set(select_in(
                 self.conn, "SELECT entry_rowid, entry_id FROM vec_items WHERE entry_rowid IN "
-                "({marks})", [rowid for rowid, _ in items]))
+                "({marks})", rowids))
+            # Only entries as they are now: a sync meanwhile (a log file replaced while this
+            # batch was embedded) renumbers them, and a vector stored under the old number
+            # would be a second one once the entry is embedded under its new number.
+            current: set[tuple[int, str]] | None = set(select_in(
+                self.conn, "SELECT rowid, id FROM entries WHERE rowid IN ({marks})", rowids)
+            ) if self._has_table("entries") else None  # (a store used on its own)
             keep = []
             for i, (rowid, entry_id) in enumerate(items):
-                if (rowid, entry_id) not in have:  # (nor twice in `items`)
+                if (current is None or (rowid, entry_id) in current) \
+                        and (rowid, entry_id) not in have:  # (nor twice in `items`)
                     have.add((rowid, entry_id))
                     keep.append(i)
             if len(keep) < len(items):

@@ -659,3 +659,33 @@ def test_a_model_whose_dimension_changed_says_to_rebuild(log_dir: Path, model) -
     assert "model server now returns 768-dimensional vectors, but the index holds 384" in message
     assert "run `promptlab logs embed --rebuild`" in message and "again to carry on" not in message
     assert embed_log(log_dir=log_dir, embedder=longer, rebuild=True).embedded == len(SUPPORT) + 2
+
+
+def test_a_vector_for_an_entry_renumbered_meanwhile_is_not_stored(log_dir: Path, model) -> None:
+    """`logs embed` embeds a batch while another command syncs a log file that was replaced:
+    the entries get new numbers, and the batch's vectors under the old ones became second
+    vectors once the entries were embedded again (64 calls with two vectors). A vector is
+    now stored only for an entry as it is at that moment."""
+    embedder = FunctionEmbedder(model.embed, model_id="m")
+    write(log_dir, SUPPORT)
+    embed_log(log_dir=log_dir, embedder=embedder, limit=1)
+    with Index(log_dir) as index:
+        stale = index.conn.execute(
+            "SELECT rowid, id FROM entries WHERE kind = 'llm' ORDER BY rowid LIMIT 1 OFFSET 2"
+        ).fetchone()
+        path = index.path
+    (day,) = log_dir.glob("*.jsonl")
+    kept = day.read_bytes().splitlines(keepends=True)[1:]  # the file, rewritten without its first line
+    day.with_suffix(".tmp").write_bytes(b"".join(kept))
+    os.replace(day.with_suffix(".tmp"), day)
+    with Index(log_dir) as index:
+        index.sync()
+        assert index.conn.execute("SELECT rowid FROM entries WHERE id = ?",
+                                  (stale[1],)).fetchone()[0] != stale[0]  # renumbered
+    with VectorStore(path) as store:
+        assert store.add([tuple(stale)], model.embed(["late batch"])) == 0
+    embed_log(log_dir=log_dir, embedder=embedder)
+    with VectorStore(path) as store:
+        twice = store.conn.execute("SELECT entry_id FROM vec_items GROUP BY entry_id "
+                                   "HAVING count(*) > 1").fetchall()
+        assert twice == [] and store.count() == len(SUPPORT) - 1
