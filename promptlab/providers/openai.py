@@ -61,12 +61,19 @@ def parse_chat_completion(data: Any, url: str, latency_ms: float, model: str | N
     def count(table: Any, key: str, path: str) -> int | None:
         return token_count(table.get(key), path, url) if isinstance(table, dict) else None
 
+    input_tokens = count(usage, "prompt_tokens", "usage.prompt_tokens")
+    cached_tokens = count(prompt_details, "cached_tokens",
+                          "usage.prompt_tokens_details.cached_tokens")
+    if input_tokens is not None and cached_tokens is not None and cached_tokens > input_tokens:
+        # OpenAI's prompt_tokens include the cached ones: these counts contradict each other
+        raise shape_error(url, f"usage.prompt_tokens_details.cached_tokens = {cached_tokens} "
+                               f"is more than usage.prompt_tokens = {input_tokens}, which "
+                               "includes them")
     return Response(
         text=content or "",
-        input_tokens=count(usage, "prompt_tokens", "usage.prompt_tokens"),
+        input_tokens=input_tokens,
         output_tokens=count(usage, "completion_tokens", "usage.completion_tokens"),
-        cached_tokens=count(prompt_details, "cached_tokens",
-                            "usage.prompt_tokens_details.cached_tokens"),
+        cached_tokens=cached_tokens,
         reasoning_tokens=count(completion_details, "reasoning_tokens",
                                "usage.completion_tokens_details.reasoning_tokens"),
         latency_ms=latency_ms,

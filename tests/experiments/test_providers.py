@@ -104,6 +104,10 @@ def test_malformed_json_is_a_clear_error(fake_llm: FakeLLM) -> None:
     fake_llm.then(Reply(200, {"object": "list"}))
     with pytest.raises(ProviderError, match="unexpected response from .*: no 'choices'"):
         openai(fake_llm).complete(request())
+    fake_llm.then(Reply(200, {"choices": [{"message": {"content": "ok"}}], "usage": {
+        "prompt_tokens": 10, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 500}}}))
+    with pytest.raises(ProviderError, match="cached_tokens = 500 is more than usage.prompt_tokens"):
+        openai(fake_llm).complete(request())
     # Completions-style or bare-string choices were logged as successful empty answers.
     for choice in ({"text": "positive"}, {"message": "positive"}):
         fake_llm.then(Reply(200, {"choices": [choice]}))
