@@ -97,24 +97,31 @@ def test_unreachable_or_bad_endpoint_never_breaks_logging(log_dir: Path,
     assert (log_dir / f"{entry['timestamp'][:10]}.jsonl").read_text().count("\n") == 2
 
 
+class GatedExporter:
+    """A span exporter whose export waits for `gate` (at most 30 s); `stopped` is set when
+    it is shut down."""
+
+    def __init__(self, gate: threading.Event, stopped: threading.Event | None = None):
+        self.gate, self.stopped = gate, stopped or threading.Event()
+
+    def export(self, spans: Any) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        self.gate.wait(30)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        self.stopped.set()
+
+    def force_flush(self, timeout_millis: int = 0) -> bool:
+        return True
+
+
 def test_sink_only_enqueues_and_drops_when_full(receiver: Any) -> None:
     target = resolve_target(receiver.url)
     gate = threading.Event()
 
-    class SlowExporter:
-        def export(self, spans: Any) -> Any:
-            from opentelemetry.sdk.trace.export import SpanExportResult
-
-            gate.wait(10)
-            return SpanExportResult.SUCCESS
-
-        def shutdown(self) -> None:
-            pass
-
-        def force_flush(self, timeout_millis: int = 0) -> bool:
-            return True
-
-    live = LiveExporter(target, exporter=SlowExporter(), max_queue=3)
+    live = LiveExporter(target, exporter=GatedExporter(gate), max_queue=3)
     entry = {"v": 1, "id": "01KB0000000000000000000000", "timestamp": "2026-12-02T10:00:00.000000Z",
              "kind": "llm", "model": "m"}
     live._thread = threading.current_thread()  # keep the drain thread from starting: queue only
@@ -135,20 +142,7 @@ def test_a_hanging_backend_delays_shutdown_only_by_the_flush_timeout(receiver: A
     gate = threading.Event()
     stopped = threading.Event()
 
-    class HangingExporter:
-        def export(self, spans: Any) -> Any:
-            from opentelemetry.sdk.trace.export import SpanExportResult
-
-            gate.wait(30)
-            return SpanExportResult.FAILURE
-
-        def shutdown(self) -> None:
-            stopped.set()
-
-        def force_flush(self, timeout_millis: int = 0) -> bool:
-            return True
-
-    live = LiveExporter(target, exporter=HangingExporter(), schedule_delay_ms=10)
+    live = LiveExporter(target, exporter=GatedExporter(gate, stopped), schedule_delay_ms=10)
     live({"v": 1, "id": "01KB0000000000000000000000", "timestamp": "2026-12-02T10:00:00.000000Z",
           "kind": "llm", "model": "m"})
     assert live.flush(0.3) is False
