@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from .conftest import Sample, run
@@ -270,12 +272,23 @@ def test_traces_without_a_root_span_are_listed_by_their_start(log_dir: Path) -> 
     assert [t["trace_id"] for t in json.loads(run("trace", "-n", "1", "--json").stdout)] == ["T4"]
     assert [t["trace_id"] for t in json.loads(run("trace", "-n", "0", "--json").stdout)] == [
         "T4", "T3", "T2", "T1"]
-    # Spans written by the logger of a process that died inside its trace.
+    # The logger's own spans: a trace that finished, then a process that died inside one
+    # (its inner span and call are written when they end, its root never is).
     logger = Logger(log_dir)
     with logger.trace("finished"):
         pass
     logger.close()
     assert json.loads(run("trace", "-n", "1", "--json").stdout)[0]["name"] == "finished"
+    script = ("import os, sys\nfrom promptlab import Logger\nlogger = Logger(sys.argv[1])\n"
+              "with logger.trace('crashes'):\n    with logger.span('step1'):\n"
+              "        logger.log(model='gpt-4o', input_tokens=100, output_tokens=100)\n"
+              "    os._exit(1)\n")
+    done = subprocess.run([sys.executable, "-c", script, str(log_dir)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    (crashed,) = json.loads(run("trace", "-n", "1", "--json").stdout)
+    assert (crashed["root"], crashed["name"], crashed["spans"], crashed["llm_calls"]) == (
+        False, None, 1, 1)
 
 
 def test_show_offers_only_json_and_trace_refuses_table_options(sample: Sample) -> None:
