@@ -31,7 +31,7 @@ def _batch(embedder: LocalEmbedder, text: str) -> np.ndarray:
 def test_vectors_agree_with_the_shipped_graph(model: LocalEmbedder) -> None:
     """The gate for sharing the shipped graph's model id (docs/search.md): cosine >= 0.999
     for every text, on calls as embedded and on the paraphrase queries. Measured over the
-    bench's 5,236 texts: minimum 0.99937."""
+    bench's 5,236 texts: minimum 0.99923 (graph v7)."""
     entries, queries = build_log(60, n_needles=20, seed=5)
     texts = [entry_text(e, model.max_chars) for e in entries] + [q for q, _ in queries]
     shipped = LocalEmbedder(shipped_model(), tokenizer=TOKENIZER)  # the graph as shipped
