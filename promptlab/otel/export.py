@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -57,6 +58,8 @@ class OtlpTarget:
 
 
 _NO_ID = "\x00no id"  # what parse_line names an entry that has no id of its own
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # a daily file's name
+
 
 def _traces_url(url: str, option: str) -> str:
     from promptlab.providers._http import valid_url
@@ -366,10 +369,14 @@ def export_otlp(log_dir: str | os.PathLike[str] | None = None, *, endpoint: str 
     seen: dict[str, tuple[int, int]] = {}  # entry id -> (trace id, span id), for feedback
     index_lookup: list[Any] = []
 
-    def parent_of(target_id: str) -> tuple[int, int] | None:
+    def parent_of(target_id: str) -> tuple[int, int | None] | None:
         known = seen.get(target_id)
         if known is not None:
             return known
+        if _is_derived_id(log_dir, target_id):
+            # an entry written without an id is not sent: feedback on it is a trace of
+            # its own rather than a child of a span no backend will ever see
+            return trace_id_of(target_id), None
         return _indexed_ids(log_dir, target_id, index_lookup)
 
     maker = SpanMaker(make_resource(service_name, target.service_name),
@@ -396,6 +403,14 @@ def export_otlp(log_dir: str | os.PathLike[str] | None = None, *, endpoint: str 
             index.close()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _is_derived_id(log_dir: Path, entry_id: str) -> bool:
+    """Whether `entry_id` is the id a reader gives an entry written without one
+    (`<day>:<line>`, promptlab.logs.reader), naming a daily file of `log_dir`."""
+    day, colon, line = entry_id.rpartition(":")
+    return bool(colon and line.isdigit() and line.isascii() and _DAY.fullmatch(day)
+                and (log_dir / f"{day}.jsonl").is_file())
 
 
 def _indexed_ids(log_dir: Path, entry_id: str, holder: list[Any]) -> tuple[int, int] | None:

@@ -264,12 +264,13 @@ class SpanMaker:
     `content`: also send the texts (system prompt, messages, response) — off by default,
     as the conventions ask, and always through `redact`.
     `parent_of`: for a feedback entry, the (trace id, span id) of the entry it scores, when
-    known (by default the scored entry is taken to be a call logged outside any trace).
+    known (by default the scored entry is taken to be a call logged outside any trace);
+    (trace id, None) makes the feedback a root span of that trace.
     """
 
     def __init__(self, resource: Resource, *, content: bool = False,
                  redact: Callable[[str], str] | None = None,
-                 parent_of: Callable[[str], tuple[int, int] | None] | None = None):
+                 parent_of: Callable[[str], tuple[int, int | None] | None] | None = None):
         self.resource = resource
         self.content = content
         if redact is None:
@@ -376,7 +377,8 @@ class SpanMaker:
         )
 
     def _feedback_ids(self, entry: Mapping[str, Any]) -> tuple[int, int, int | None]:
-        """A feedback entry is a zero-length child span of the entry it scores."""
+        """A feedback entry is a zero-length child span of the entry it scores (a root span
+        when `parent_of` answers a trace without a span: an entry that is never sent)."""
         target = entry.get("target") or entry["id"]
         known = self.parent_of(target) if self.parent_of is not None else None
         if known is not None:

@@ -420,6 +420,33 @@ def test_feedback_on_an_entry_sent_in_an_earlier_run_finds_its_trace(log_dir: Pa
     assert feedback.parent_id == ulid_hex(call.entry["id"])[16:]
 
 
+def test_feedback_on_an_entry_without_an_id_is_a_trace_of_its_own(log_dir: Path,
+                                                                  receiver: Any) -> None:
+    """An entry written without an id is not sent; feedback on it (by its derived id
+    `<day>:<line>`) went out as the child of that never-sent span. It is now a root span,
+    and feedback on an entry that was sent still finds it."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    lines = [
+        {"v": 1, "timestamp": "2026-12-03T10:00:00Z", "model": "m"},
+        {"v": 1, "id": "01JD3Z6X0M0000000000000002", "timestamp": "2026-12-03T10:00:01Z",
+         "model": "m", "trace_id": "ab" * 16, "span_id": "cd" * 8},
+        {"v": 1, "id": "01JD3Z6X0M0000000000000003", "timestamp": "2026-12-03T10:00:02Z",
+         "kind": "feedback", "target": "2026-12-03:1", "scores": {"helpful": 1}},
+        {"v": 1, "id": "01JD3Z6X0M0000000000000004", "timestamp": "2026-12-03T10:00:03Z",
+         "kind": "feedback", "target": "01JD3Z6X0M0000000000000002", "scores": {"helpful": 0}},
+    ]
+    (log_dir / "2026-12-03.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    result = run("export", "otlp", "--endpoint", receiver.url, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["sent"] == 3
+    by_id = {s.attributes["promptlab.id"]: s for s in receiver.spans}
+    orphan = by_id["01JD3Z6X0M0000000000000003"]
+    assert orphan.parent_id is None
+    assert orphan.attributes["promptlab.target"] == "2026-12-03:1"
+    child = by_id["01JD3Z6X0M0000000000000004"]
+    assert child.trace_id == "ab" * 16 and child.parent_id == "cd" * 8
+
+
 def test_all_zero_ids_are_not_sent_as_one_shared_trace(log_dir: Path, receiver: Any) -> None:
     """Entries taken in with all-zero ids went out as trace 000…1 and span 000…1, one trace
     for every such entry; each now goes out as a trace of its own, named by its id."""
