@@ -102,3 +102,13 @@ class EmbeddingError(PromptlabError):
     file that fails its check, an embedding endpoint that refuses (see promptlab.semantic)."""
 
     retry_helps = True  # whether running `logs embed` again can carry on after it
+
+
+def not_utf8(text: str) -> bool:
+    """Whether `text` holds bytes that were not UTF-8: Python reads them from the command
+    line as lone surrogates (`printf 'v\\xff'`), which SQLite and hashing cannot take."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False

@@ -50,7 +50,7 @@ from promptlab.comparison._target import (
     time_bounds,
 )
 from promptlab.comparison._verdict import adjust, check_srm
-from promptlab.errors import CompareError
+from promptlab.errors import CompareError, not_utf8
 
 if TYPE_CHECKING:
     from promptlab.comparison._query import Agg
@@ -161,11 +161,8 @@ MIN_ALPHA = 1e-10
 def _check_text(value: Any, what: str) -> None:
     """A name from the command line must be text SQLite can take: bytes that are not UTF-8
     arrive as lone surrogates (`printf 'v\\xff'`)."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise CompareError(f"{what} {value!r} is not valid UTF-8 text") from None
+    if isinstance(value, str) and not_utf8(value):
+        raise CompareError(f"{what} {value!r} is not valid UTF-8 text")
 
 
 def _check_arguments(versions: Sequence[str | None], experiment: str | None, alpha: float,

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from promptlab.config import Settings, load_settings
-from promptlab.errors import ExperimentError, PromptlabError
+from promptlab.errors import ExperimentError, PromptlabError, not_utf8
 from promptlab.experiments._validate import (
     check_keys,
     display_path,
@@ -177,11 +177,9 @@ class Experiment:
             raise ExperimentError(f"experiment {self.name!r}: the unit to assign is empty "
                                   f"({unit!r}); give a user id, session id or other id that "
                                   "stays the same for one user")
-        try:
-            str(unit).encode("utf-8")
-        except UnicodeEncodeError:  # bytes that are not UTF-8, read as lone surrogates
+        if not_utf8(str(unit)):
             raise ExperimentError(f"experiment {self.name!r}: the unit {unit!r} is not valid "
-                                  "UTF-8 text") from None
+                                  "UTF-8 text")
         return self._splitter.assign(unit)
 
     def render(self, unit: object, variables: dict[str, Any] | None = None, /,
