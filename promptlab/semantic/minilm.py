@@ -24,7 +24,7 @@ built here from the same weights, once per machine:
     table on every run), and drops the shipped graph's NaN guards after the softmax (no row
     is ever fully masked: every text has at least [CLS] and [SEP]).
 
-Measured on 2 shared cores: 2.78x the shipped graph's calls per CPU-second (same run;
+Measured on 2 shared cores: 2.3-2.8x the shipped graph's calls per CPU-second (same runs;
 v5, with the attention fine passes and a Mul per product for the token's step, 2.41-2.54x;
 through embed_log, alternating, v7 1.13x v5's calls/s);
 a session that loads in ~25 ms of CPU and answers its first query in ~3 ms (the shipped
