@@ -32,11 +32,13 @@ def dashboard_serve(port: int, host: str, open_browser: bool, token: str | None)
       promptlab dashboard --host 0.0.0.0          # prints a URL with a generated token
     """
     from promptlab.dashboard.server import Dashboard, is_loopback, make_server, new_token
+    from promptlab.errors import UsageError
 
     settings = get_settings()
+    if not host.strip("[] "):  # "" would bind every interface
+        raise UsageError(f"--host {host!r}: give an address (127.0.0.1: this machine only; "
+                         "0.0.0.0: every interface, with a token)")
     if token is not None and len(token) < 8:
-        from promptlab.errors import UsageError
-
         raise UsageError("--token: use at least 8 characters (or leave it out to have one "
                          "generated)")
     if not is_loopback(host) and token is None:
@@ -48,11 +50,10 @@ def dashboard_serve(port: int, host: str, open_browser: bool, token: str | None)
         server = make_server(app, host, port)
     except OSError as exc:
         app.close()
-        from promptlab.errors import UsageError
-
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another "
                          "with --port (or --host)") from None
-    shown = f"[{host}]" if ":" in host else host
+    bare = host.strip("[]")
+    shown = f"[{bare}]" if ":" in bare else bare
     url = f"http://{shown}:{server.server_address[1]}/"
     if token is not None:
         url += f"?token={token}"

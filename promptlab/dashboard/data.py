@@ -90,7 +90,8 @@ def _iso(ts: float | None) -> str | None:
 
 
 def _day(day: int) -> str:
-    return datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%d")
+    d = datetime.fromtimestamp(day * 86400, UTC)
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}"  # strftime drops the zeros of year 1-999
 
 
 def _iso_day(text: str) -> int:
@@ -554,7 +555,10 @@ def traces_page(index: Index, params: dict[str, str], page_size: int = PAGE_SIZE
     before = params.get("before", "")
     if before:
         try:
-            until = float(before) if until is None else min(until, float(before))
+            value = float(before)
+            if not math.isfinite(value):
+                raise ValueError(before)
+            until = value if until is None else min(until, value)
         except ValueError:
             raise UsageError(f"before {before!r}: expected a time from an 'older' link") from None
     rows = list_traces(index, Filters(since=period.since, until=until), limit=page_size + 1)

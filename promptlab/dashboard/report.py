@@ -143,6 +143,8 @@ def write_report(settings: Settings, path: str | os.PathLike[str], **options: An
     special = mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
     target = Path(os.path.realpath(given)) if given.is_symlink() and not special else given
     folder = target.parent if str(target.parent) else Path(".")
+    if str(path).endswith(("/", os.sep)) and not target.is_dir():  # Path() drops the slash
+        folder = target
     if not folder.is_dir():
         raise UsageError(f"--html {given}: folder {folder} does not exist; create it or "
                          "write the report elsewhere")

@@ -68,6 +68,7 @@ EXPERIMENT_TTL_S = 60.0
 # comparison reads every call of the experiment, seconds at a million entries.
 EXPERIMENT_WAIT_S = 0.15
 REFRESH_S = 2  # a page waiting for its comparison reloads itself this often
+REQUEST_TIMEOUT_S = 30.0  # a connection silent this long while sending a request is closed
 
 
 @dataclass
@@ -83,7 +84,7 @@ class NotFound(PromptlabError):
 
 
 def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
@@ -272,8 +273,10 @@ class Dashboard:
             given = params.pop("token", None)
             if given is not None and _same(given, self.token):
                 query = urlencode(params)
+                # One leading "/": browsers read "//host" and "/\\host" as another site.
+                path = "/" + url.path.lstrip("/\\")
                 return Response(HTTPStatus.SEE_OTHER, b"", "text/plain", {
-                    "Location": (url.path or "/") + ("?" + query if query else ""),
+                    "Location": path + ("?" + query if query else ""),
                     "Set-Cookie": f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/"})
             if not self._authorised(headers):
                 return _text(HTTPStatus.UNAUTHORIZED, "this dashboard needs its token: open the "
@@ -439,7 +442,7 @@ def _same(a: str, b: str) -> bool:
 
 def _host_ok(host: str) -> bool:
     name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    return is_loopback(name.strip("[]")) or host == ""
+    return host == "" or is_loopback(name.strip("[]"))
 
 
 def _segments(path: str) -> list[str]:
@@ -472,6 +475,9 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "promptlab-dashboard"
     sys_version = ""
     disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms stall
+    # A client that opens a connection and never finishes its request (an unfinished
+    # request line or headers) is dropped after this long instead of holding a thread.
+    timeout = REQUEST_TIMEOUT_S
     app: Dashboard  # set on the subclass made by serve()
 
     def do_GET(self) -> None:
