@@ -102,13 +102,13 @@ def quality(n: int, folder: Path) -> np.ndarray:
     model.embed(["warm up"])
     with Index(log_dir) as index:
         index.sync()
-    cpu0 = _cpu_children_self()
+    cpu0, ticks = _cpu_children_self(), _cpu_ticks()
     stats = embed_log(log_dir=log_dir, embedder=model)
     cpu = _cpu_children_self() - cpu0
     print(f"embedding (local all-MiniLM-L6-v2 int8, {model.max_tokens} word pieces): "
           f"{stats.embedded:,} entries in {stats.seconds:.1f} s = "
           f"{stats.embedded / stats.seconds:,.1f} entries/s  (CPU {cpu:.0f} s, load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores{_steal_since(ticks)})")
 
     def pos(hits) -> list[int]:
         return [h.entry["metadata"]["n"] for h in hits]
@@ -385,6 +385,24 @@ def _db_size(log_dir: Path) -> int:
 def _cpu_children_self() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+
+
+def _cpu_ticks() -> tuple[int, int]:
+    """(steal, total) clock ticks of the whole machine so far, from /proc/stat (Linux), or
+    (0, 0). Steal is the time a virtual machine's cores were ready to run but the host ran
+    something else: on a shared VM it moves throughput by tens of per cent from one run to
+    the next, so the throughput line says how much there was."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+def _steal_since(before: tuple[int, int]) -> str:
+    steal, total = (now - then for now, then in zip(_cpu_ticks(), before, strict=True))
+    return f", {steal / total:.0%} stolen by the host" if total > 0 else ""
 
 
 def main() -> None:

@@ -19,6 +19,8 @@ from promptlab.cli._common import (
 from promptlab.cli._logs_format import fmt_prompt, fmt_time, restyle
 
 EMBED_RATE_HINT = 60  # entries/s, to say roughly how long `logs embed` will take
+# promptlab.semantic.embed.EMBED_BATCH, not imported here: the CLI starts without it
+EMBED_BATCH = 256
 
 
 def model_option(f: Any) -> Any:
@@ -162,7 +164,7 @@ def run_search(query: str, mode: str, limit: int, model_spec: str | None, out: O
 @click.option("rebuild", "--rebuild", is_flag=True,
               help="Forget every stored vector and embed everything again (after changing the "
                    "model).")
-@click.option("batch", "--batch", type=click.IntRange(min=1, max=4096), default=64,
+@click.option("batch", "--batch", type=click.IntRange(min=1, max=4096), default=EMBED_BATCH,
               show_default=True, help="Calls per batch (one transaction each).")
 @model_option
 @project_options

@@ -34,6 +34,12 @@ if TYPE_CHECKING:  # concurrent.futures costs a search ~8 ms it does not need
     from concurrent.futures import Future
 
 RECIPE = "user+response/v1"
+# Calls per batch of `logs embed` (one transaction each). The built graph runs texts of one
+# length together, and a batch ends with a wait for its last run: 256 calls give runs of
+# full size and 4x fewer waits than 64. Measured through embed_log, same run, alternating,
+# 4 x 1,024 calls: median 103.8 against 93.5 calls/s (1.11x), both cores busy 97 % of the
+# time against 87 %.
+EMBED_BATCH = 256
 
 
 def entry_text(entry: dict[str, Any], max_chars: int) -> str:
@@ -73,7 +79,7 @@ class _EntryReader:
 
 
 def embed_pending(store: Any, embedder: Embedder, log_dir: str | os.PathLike[str], *,
-                  since: float | None = None, limit: int | None = None, batch: int = 64,
+                  since: float | None = None, limit: int | None = None, batch: int = EMBED_BATCH,
                   progress: Callable[[int, int], None] | None = None) -> EmbedStats:
     """Embed the LLM entries of the index that have no vector yet, oldest first, one
     transaction per batch. `progress(done, total)` after each batch.

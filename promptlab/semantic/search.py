@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from promptlab.errors import EmbeddingError, UsageError
-from promptlab.semantic.embed import RECIPE, EmbedStats, embed_pending, entry_text
+from promptlab.semantic.embed import EMBED_BATCH, RECIPE, EmbedStats, embed_pending, entry_text
 from promptlab.semantic.embedders import Embedder
 
 AUTO_EMBED = 256
@@ -366,7 +366,7 @@ def similar(entry_ref: str, *, log_dir: str | os.PathLike[str] | None = None,
 
 def embed_log(*, log_dir: str | os.PathLike[str] | None = None,
               embedder: Embedder | str | None = None, since: Any = None,
-              limit: int | None = None, rebuild: bool = False, batch: int = 64,
+              limit: int | None = None, rebuild: bool = False, batch: int = EMBED_BATCH,
               progress: Any = None) -> EmbedStats:
     """Embed every LLM entry that has no vector yet (`promptlab logs embed`)."""
     from promptlab.index.query import parse_when, row_limit

@@ -99,3 +99,16 @@ def test_a_limit_or_window_of_the_wrong_kind_is_named(log_dir: Path, model) -> N
     with pytest.raises(UsageError, match="fts_match 'some': expected 'all'"):
         semantic_search("refund", log_dir=log_dir, embedder=model, mode="hybrid",
                         fts_match="some")
+
+
+def test_the_cli_and_the_api_embed_in_batches_of_the_same_size() -> None:
+    """The CLI keeps its own copy of the default batch (it starts without importing the
+    embedding code): the two must not drift apart."""
+    import inspect
+
+    from promptlab.cli import semantic as cli
+    from promptlab.semantic.embed import EMBED_BATCH, embed_pending
+
+    assert cli.EMBED_BATCH == EMBED_BATCH
+    assert inspect.signature(embed_log).parameters["batch"].default == EMBED_BATCH
+    assert inspect.signature(embed_pending).parameters["batch"].default == EMBED_BATCH
