@@ -210,6 +210,20 @@ def cache_dir() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "promptlab"
 
 
+def require_log_dir(log_dir: Path, doing: str) -> None:
+    """UsageError unless `log_dir` is an existing folder: a command that only reads the
+    logs (`report`, `dashboard`, `export`) never creates one, so that a mistyped --log-dir
+    is not answered with an empty report. `doing` ends the message: "nothing to export"."""
+    from promptlab.errors import UsageError
+
+    if log_dir.is_dir():
+        return
+    what = "is not a folder" if log_dir.exists() else "does not exist"
+    raise UsageError(f"log folder {log_dir} {what}: {doing}; point --log-dir (or "
+                     "PROMPTLAB_LOG_DIR, or log_dir in the project config) at the folder "
+                     "holding the .jsonl files")
+
+
 def default_log_dir(env: dict[str, str] | None = None) -> Path:
     """The log folder for library use without a CLI: env var, project config, ~/llm-logs."""
     return load_settings(env=env).log_dir

@@ -62,6 +62,10 @@ class LogIndexError(PromptlabError):
     """The SQLite index cannot be used (locked, corrupt, bad query)."""
 
 
+class MissingLogDirError(LogIndexError):
+    """The log folder to read does not exist (a mistyped log_dir, or nothing logged yet)."""
+
+
 class ExperimentError(PromptlabError):
     """An invalid experiment file, dataset or run option."""
 

@@ -31,6 +31,7 @@ def dashboard_serve(port: int, host: str, open_browser: bool, token: str | None)
       promptlab dashboard --port 9000 --open
       promptlab dashboard --host 0.0.0.0          # prints a URL with a generated token
     """
+    from promptlab.config import require_log_dir
     from promptlab.dashboard.server import Dashboard, is_loopback, make_server, new_token
     from promptlab.errors import UsageError
 
@@ -41,6 +42,7 @@ def dashboard_serve(port: int, host: str, open_browser: bool, token: str | None)
     if token is not None and len(token) < 8:
         raise UsageError("--token: use at least 8 characters (or leave it out to have one "
                          "generated)")
+    require_log_dir(settings.log_dir, "nothing to show")
     if not is_loopback(host) and token is None:
         token = new_token()
     app = Dashboard(settings, token=token)

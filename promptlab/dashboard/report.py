@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from markupsafe import Markup
 
+from promptlab.config import require_log_dir
 from promptlab.dashboard import data as views_data
 from promptlab.dashboard import svg
 from promptlab.dashboard.views import (
@@ -151,6 +152,7 @@ def write_report(settings: Settings, path: str | os.PathLike[str], **options: An
     if target.is_dir():
         raise UsageError(f"--html {given} is a folder; give a file name such as "
                          f"{given / 'report.html'}")
+    require_log_dir(settings.log_dir, "nothing to report")
     html = build_report(settings, **options)
     if special:  # a device or a pipe (/dev/stdout, a FIFO): written to, never replaced
         try:

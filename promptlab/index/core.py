@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from promptlab.config import cache_dir
-from promptlab.errors import LogIndexError
+from promptlab.errors import LogIndexError, MissingLogDirError
 from promptlab.index.safety import refuse_unsafe_database
 from promptlab.index.schema import migrate
 from promptlab.index.sync import Syncer, SyncStats
@@ -77,8 +77,13 @@ class Index:
                 f"{self.path} is a folder, not the log index; move or rename it (promptlab "
                 "never deletes a folder) and run the command again"
             )
+        if not self.log_dir.is_dir():  # the index never creates the folder it indexes
+            raise MissingLogDirError(
+                f"log folder {self.log_dir} "
+                f"{'is not a folder' if self.log_dir.exists() else 'does not exist'}: "
+                "nothing has been logged there; point log_dir (--log-dir, PROMPTLAB_LOG_DIR) "
+                "at the folder holding the .jsonl files")
         try:
-            self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             if not self.path.exists():
                 os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW

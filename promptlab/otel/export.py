@@ -342,6 +342,7 @@ def export_otlp(log_dir: str | os.PathLike[str] | None = None, *, endpoint: str 
     was sent before stays recorded, so running again resumes). `progress(done, total)` is
     called with bytes read. `exporter` replaces the OTLP exporter (any SDK SpanExporter).
     """
+    from promptlab.config import require_log_dir
     from promptlab.logs.reader import log_files
     from promptlab.otel.spans import SpanMaker, make_resource, span_id_of, trace_id_of
 
@@ -358,9 +359,7 @@ def export_otlp(log_dir: str | os.PathLike[str] | None = None, *, endpoint: str 
     if target is None:
         target = resolve_target(endpoint, headers, otel=settings_otel, content=content)
     selection = make_selection(since, until, prompt, experiment)
-    if not log_dir.is_dir():
-        raise UsageError(f"log folder {log_dir} does not exist; nothing to export "
-                         "(choose another with --log-dir)")
+    require_log_dir(log_dir, "nothing to export")
     files = log_files(log_dir, since=selection.since and selection.since[:10],
                       until=selection.until and selection.until[:10])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import subprocess
 import sys
 import time
@@ -231,9 +232,10 @@ def test_picks_up_new_entries_while_running(dash_project: dict, tmp_path: Path,
 
 def test_cli_dashboard_generates_a_token_off_loopback(dash_project: dict) -> None:
     script = Path(sys.executable).parent / "promptlab"
+    env = {k: v for k, v in os.environ.items() if k != "PROMPTLAB_LOG_DIR"}  # the project's
     proc = subprocess.Popen([str(script), "dashboard", "--host", "0.0.0.0", "--port", "0"],
                             cwd=dash_project["root"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=env)
     try:
         url = proc.stdout.readline().strip()
         assert "?token=" in url, url

@@ -42,3 +42,21 @@ def test_index_object(sample: Sample) -> None:
 def test_unknown_filter_is_refused(sample: Sample) -> None:
     with pytest.raises(UsageError, match="unknown filter 'colour'"):
         promptlab.query(colour="red", log_dir=sample.log_dir)
+
+
+def test_a_missing_log_folder_is_refused_not_created(tmp_path) -> None:
+    """`query(log_dir=...)` with a mistyped folder used to create it (and an empty index)
+    and answer []: now it names the folder, and nothing is created."""
+    from promptlab.errors import LogIndexError, MissingLogDirError
+    from promptlab.index import Index
+
+    typo = tmp_path / "llm-lgos"
+    with pytest.raises(MissingLogDirError, match=f"log folder {typo} does not exist"):
+        promptlab.query("refund", log_dir=typo)
+    with pytest.raises(LogIndexError), Index(typo) as index:
+        index.sync()
+    assert not typo.exists()
+    afile = tmp_path / "calls.jsonl"
+    afile.write_text("")
+    with pytest.raises(MissingLogDirError, match="is not a folder"):
+        promptlab.query(log_dir=afile)
