@@ -62,6 +62,13 @@ class LogIndexError(PromptlabError):
     """The SQLite index cannot be used (locked, corrupt, bad query)."""
 
 
+class LogsUnavailableError(LogIndexError):
+    """The logs or their index cannot be read or written as they stand: permissions, a full
+    disk, a lock held too long, a file where a folder should be, an index that is damaged,
+    newer, or was removed meanwhile. Nothing in what was asked is wrong (the dashboard
+    answers 503, not 400); the command line says it in one line like any error."""
+
+
 class ExperimentError(PromptlabError):
     """An invalid experiment file, dataset or run option."""
 

@@ -37,7 +37,7 @@ import orjson
 from promptlab.dashboard import data as views_data
 from promptlab.dashboard.report import redact
 from promptlab.dashboard.views import STATIC, Links, headline, render_page
-from promptlab.errors import PromptlabError, UsageError
+from promptlab.errors import LogsUnavailableError, PromptlabError, UsageError
 
 if TYPE_CHECKING:
     from promptlab.config import Settings
@@ -421,11 +421,15 @@ class Dashboard:
 
 
 def _status_of(exc: PromptlabError) -> int:
-    """404 for something that is not there (an entry, trace, prompt, experiment), 400 for
-    a request that asks the wrong way (a bad filter, period or search)."""
+    """404 for something that is not there (an entry, trace, prompt, experiment), 503 for
+    logs the server cannot read as they stand (not the client's fault: permissions, a full
+    disk, an index removed meanwhile), 400 for a request that asks the wrong way (a bad
+    filter, period or search)."""
     from promptlab.errors import ExperimentError, PromptNotFoundError
     from promptlab.index.query import EntryNotFoundError
 
+    if isinstance(exc, LogsUnavailableError):
+        return HTTPStatus.SERVICE_UNAVAILABLE
     missing = isinstance(exc, PromptNotFoundError | EntryNotFoundError) or (
         isinstance(exc, ExperimentError) and str(exc).startswith("no experiment"))
     return HTTPStatus.NOT_FOUND if missing else HTTPStatus.BAD_REQUEST

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from promptlab.errors import EmbeddingError, LogIndexError
+from promptlab.errors import EmbeddingError, LogsUnavailableError
 
 FORMAT = 1
 EXACT_MAX = 10_000  # candidate vectors searched exactly; beyond: bits first, then exact
@@ -141,7 +141,8 @@ def _connect(path: Path) -> Any:
         conn.execute("PRAGMA mmap_size = 1073741824")
         conn.execute("PRAGMA cache_size = -65536")
     except apsw.Error as exc:
-        raise LogIndexError(f"cannot open the vectors of the log index {path}: {exc}") from exc
+        raise LogsUnavailableError(
+            f"cannot open the vectors of the log index {path}: {exc}") from exc
     return conn
 
 
@@ -218,9 +219,9 @@ class VectorStore:
             "CREATE TABLE IF NOT EXISTS vec_meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID")
         fmt = self._meta("format")
         if fmt is not None and int(fmt) > FORMAT:
-            raise LogIndexError(f"{self.path}: its vectors were written by a newer promptlab "
-                                f"(format {fmt}); upgrade promptlab or run "
-                                "`promptlab logs embed --rebuild`")
+            raise LogsUnavailableError(f"{self.path}: its vectors were written by a newer "
+                                       f"promptlab (format {fmt}); upgrade promptlab or run "
+                                       "`promptlab logs embed --rebuild`")
 
     # -- plumbing -----------------------------------------------------------------------
 
