@@ -320,6 +320,15 @@ class VectorStore:
 
     # -- keeping up with the entries --------------------------------------------------------
 
+    def check_entries(self) -> None:
+        """Refuse a file that holds no log index: the log folder was removed or rebuilt after
+        the caller synced it (SQLite then opens a new, empty index.db), and every read of the
+        entries would fail with "no such table"."""
+        if not self._has_table("entries"):
+            raise LogsUnavailableError(
+                f"the log index {self.path} was removed or replaced while it was being read "
+                "(the log folder deleted or rebuilt?); try again")
+
     def check_rowids(self) -> int:
         """Remap vectors after `logs reindex` renumbered the entries, and drop the vectors of
         entries that left the index (their log file was deleted) and, once, the second

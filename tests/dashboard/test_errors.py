@@ -84,3 +84,36 @@ def test_a_log_folder_that_is_a_file_is_a_503(project: Path) -> None:
     assert api.status == 503, api.body
     message = json.loads(api.body)["error"]
     assert str(logs) in message and "not a folder" in message, message
+
+
+def test_an_index_removed_under_a_semantic_search_is_not_a_500(
+        project: Path, monkeypatch: pytest.MonkeyPatch, embedder_source: str) -> None:
+    """The log folder deleted and made again while the dashboard serves: the vector store
+    then opens an index.db without the entries (SQLite creates an empty one). A clear 503
+    to try again, never "no such table: entries" as a 500; the next try answers from the
+    new, empty log."""
+    pytest.importorskip("promptlab.semantic")
+    from promptlab.semantic import embed_log
+
+    (project / "embedder.py").write_text(embedder_source)
+    (project / "promptlab.toml").write_text(
+        'log_dir = "logs"\n[embeddings]\ntype = "python"\nfunction = "embedder.py:embed"\n')
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("PROMPTLAB_LOG_DIR", raising=False)
+    logs = project / "logs"
+    embed_log(log_dir=logs)
+    app = dashboard(project, sync_interval=3600)  # the index stays as last synced
+    try:
+        assert app.handle("GET", "/api/logs", HOST).status == 200
+        shutil.rmtree(logs)
+        logs.mkdir()
+        response = app.handle("GET", "/api/logs?q=refund&mode=semantic", HOST)
+        assert response.status == 503, response.body
+        message = json.loads(response.body)["error"]
+        assert f"the log index {logs / 'index.db'} was removed or replaced" in message
+        assert "try again" in message
+        again = app.handle("GET", "/api/logs?q=refund&mode=hybrid", HOST)
+        assert again.status == 400 and b"embedded yet" in again.body, again.body
+        assert app.handle("GET", "/api/logs", HOST).status == 200
+    finally:
+        app.close()
