@@ -7,7 +7,7 @@ names the file, value or option and says what to do next.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 
 class PromptlabError(Exception):
@@ -22,6 +22,17 @@ class ConfigError(PromptlabError):
 
 class UsageError(PromptlabError):
     """A command-line value that cannot be used as given (`--var` without `=`, …)."""
+
+
+class OptionError(UsageError):
+    """A value of a named option that cannot be used. The command line calls the option
+    `--since`, the dashboard's form and query `since`: `say(prefix)` writes the message
+    with either prefix ("--" or ""); `str()` is the command line's, `field_message` the
+    form's."""
+
+    def __init__(self, say: Callable[[str], str]):
+        super().__init__(say("--"))
+        self.field_message = say("")
 
 
 class PromptNotFoundError(PromptlabError):

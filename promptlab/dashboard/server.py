@@ -37,7 +37,7 @@ import orjson
 from promptlab.dashboard import data as views_data
 from promptlab.dashboard.report import redact
 from promptlab.dashboard.views import STATIC, Links, headline, render_page
-from promptlab.errors import LogsUnavailableError, PromptlabError, UsageError
+from promptlab.errors import LogsUnavailableError, OptionError, PromptlabError, UsageError
 
 if TYPE_CHECKING:
     from promptlab.config import Settings
@@ -306,7 +306,9 @@ class Dashboard:
         except NotFound as exc:
             return self._error(HTTPStatus.NOT_FOUND, str(exc), api)
         except PromptlabError as exc:
-            return self._error(_status_of(exc), str(exc), api)
+            # The form's words: `since 'x': …`, where the command line says `--since 'x': …`.
+            message = exc.field_message if isinstance(exc, OptionError) else str(exc)
+            return self._error(_status_of(exc), message, api)
         except Exception:  # a bug: say so without leaking the details to the page
             traceback.print_exc(file=sys.stderr)
             return self._error(HTTPStatus.INTERNAL_SERVER_ERROR,

@@ -379,7 +379,7 @@ def embed_log(*, log_dir: str | os.PathLike[str] | None = None,
 
     folder = _log_dir(log_dir)
     model = resolve_embedder(embedder, log_dir=folder, verify=True)
-    since_ts = parse_when(since, option="--since")
+    since_ts = parse_when(since, option="since")
     index = _synced_index(folder)
     path = index.path
     index.close()

@@ -7,15 +7,30 @@ own refusals included)."""
 from __future__ import annotations
 
 import html
+import http.client
 import json
 import shutil
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 HOST = {"Host": "127.0.0.1"}
+
+
+def request(base: str, path: str) -> tuple[int, dict[str, str], str]:
+    """A GET with the path sent exactly as given."""
+    url = urlsplit(base)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        body = resp.read().decode("utf-8", "replace")
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
+    finally:
+        conn.close()
 
 
 def shown_error(page: str) -> str:
@@ -117,3 +132,35 @@ def test_an_index_removed_under_a_semantic_search_is_not_a_500(
         assert app.handle("GET", "/api/logs", HOST).status == 200
     finally:
         app.close()
+
+
+# -- the web UI's words ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query, field", [
+    ("status=bogus", "status"), ("kind=bogus", "kind"), ("q=invoice&sort=bogus", "sort"),
+    ("since=bogus", "since"), ("until=bogus", "until"),
+    ("since=2026-02-01&until=2026-01-01", "since"),
+])
+def test_filter_errors_name_the_form_field(server: str, query: str, field: str) -> None:
+    status, _, body = request(server, f"/api/logs?{query}")
+    assert status == 400, body
+    message = json.loads(body)["error"]
+    assert message.startswith(f"{field} ") and "--" not in message, message
+    status, _, page = request(server, f"/logs?{query}")
+    assert status == 400
+    assert shown_error(page) == message
+
+
+def test_library_and_cli_keep_naming_options() -> None:
+    from promptlab.errors import UsageError
+    from promptlab.index.query import make_filters
+
+    for values, message in (({"status": "bogus"}, "--status 'bogus': expected ok or error"),
+                            ({"kind": "bogus"}, "--kind 'bogus': expected one of"),
+                            ({"until": "bogus"}, "--until 'bogus': expected a date"),
+                            ({"since": "2026-02-01", "until": "2026-01-01"},
+                             "--since (2026-02-01 00:00:00 UTC) is not before --until")):
+        with pytest.raises(UsageError) as caught:
+            make_filters(None, values)
+        assert str(caught.value).startswith(message), caught.value
