@@ -284,7 +284,7 @@ class Dashboard:
         try:
             segments = _segments(url.path)
         except NotFound as exc:
-            return _text(HTTPStatus.NOT_FOUND, str(exc))
+            return self._error(HTTPStatus.NOT_FOUND, str(exc), _under_api(url.path))
         if segments[:1] == ["static"]:
             return self._static(segments)
         if segments == ["favicon.ico"]:
@@ -451,6 +451,12 @@ def _host_ok(host: str) -> bool:
     return host == "" or is_loopback(name.strip("[]"))
 
 
+def _under_api(path: str) -> bool:
+    """Whether a path is under /api — judged on its first segment alone, for an error
+    about decoding the rest."""
+    return unquote(path.lstrip("/").split("/", 1)[0]) == "api"
+
+
 def _segments(path: str) -> list[str]:
     """Path segments, each percent-decoded once, after the split — so an encoded `/` or
     `..` stays inside one segment. Dot segments and control characters are refused."""
@@ -498,7 +504,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             response = self.app.handle(method, self.path, dict(self.headers.items()))
         except UnicodeDecodeError:
-            response = _text(HTTPStatus.NOT_FOUND, "no such page")
+            response = self.app._error(HTTPStatus.NOT_FOUND, "no such page",
+                                       _under_api(urlsplit(self.path).path))
         self.send_response(response.status)
         for name, value in {**SECURITY_HEADERS, **response.headers}.items():
             self.send_header(name, value)

@@ -164,3 +164,23 @@ def test_library_and_cli_keep_naming_options() -> None:
         with pytest.raises(UsageError) as caught:
             make_filters(None, values)
         assert str(caught.value).startswith(message), caught.value
+
+
+# -- the form of an error ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/api/logs/%ff", "/api/%2e%2e/logs", "/%61pi/x/%2e%2e"])
+def test_an_undecodable_api_path_is_a_json_404(server: str, path: str) -> None:
+    status, headers, body = request(server, path)
+    assert status == 404
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body) == {"error": "no such page"}
+
+
+@pytest.mark.parametrize("path", ["/logs/%ff", "/%2e%2e/pyproject.toml", "/static/%ff%fe"])
+def test_an_undecodable_page_path_is_a_404_page(server: str, path: str) -> None:
+    status, headers, body = request(server, path)
+    assert status == 404
+    assert headers["content-type"].startswith("text/html")
+    assert shown_error(body) == "no such page"
+    assert headers["content-security-policy"].startswith("default-src 'none'")
