@@ -491,6 +491,7 @@ class _Handler(BaseHTTPRequestHandler):
     # request line or headers) is dropped after this long instead of holding a thread.
     timeout = REQUEST_TIMEOUT_S
     app: Dashboard  # set on the subclass made by serve()
+    _refusing = False  # in send_error: end_headers adds SECURITY_HEADERS
 
     def do_GET(self) -> None:
         self._respond(self.command)
@@ -514,6 +515,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if method != "HEAD":
             self.wfile.write(response.body)
+
+    def send_error(self, code: int, message: str | None = None,
+                   explain: str | None = None) -> None:
+        """http.server's own refusals (a request line or headers too long, a malformed
+        request), with the security headers of every other answer."""
+        self._refusing = True
+        try:
+            super().send_error(code, message, explain)
+        finally:
+            self._refusing = False
+
+    def end_headers(self) -> None:
+        if self._refusing:
+            for name, value in SECURITY_HEADERS.items():
+                self.send_header(name, value)
+        super().end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: a local UI; failures are printed by Dashboard.handle

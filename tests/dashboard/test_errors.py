@@ -10,6 +10,7 @@ import html
 import http.client
 import json
 import shutil
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -184,3 +185,30 @@ def test_an_undecodable_page_path_is_a_404_page(server: str, path: str) -> None:
     assert headers["content-type"].startswith("text/html")
     assert shown_error(body) == "no such page"
     assert headers["content-security-policy"].startswith("default-src 'none'")
+
+
+LONG = 65_536  # http.server's limit on the request line and on each header line
+
+
+@pytest.mark.parametrize("raw, status", [
+    # Each request ends where the server stops reading, so it closes without a reset.
+    (b"GET /" + b"a" * LONG, 414),
+    (b"GET / HTTP/1.1\r\nX-Long: " + b"a" * (LONG - 7), 431),
+    (b"GET / HTTP/1.1\r\n" + b"X-Many: 1\r\n" * 101, 431),
+    (b"GET / one-word-too-many HTTP/1.1\r\n", 400),
+], ids=["uri-too-long", "header-too-long", "too-many-headers", "bad-request-line"])
+def test_the_servers_own_refusals_carry_the_security_headers(server: str, raw: bytes,
+                                                             status: int) -> None:
+    from promptlab.dashboard.server import SECURITY_HEADERS
+
+    url = urlsplit(server)
+    with socket.create_connection((url.hostname, url.port), timeout=30) as s:
+        s.sendall(raw)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    assert head[0].split()[1] == str(status), head[0]
+    headers = dict(line.split(": ", 1) for line in head[1:])
+    for name, value in SECURITY_HEADERS.items():
+        assert headers.get(name) == value, (name, head)
