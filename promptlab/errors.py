@@ -7,7 +7,7 @@ names the file, value or option and says what to do next.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 
 class PromptlabError(Exception):
@@ -22,6 +22,17 @@ class ConfigError(PromptlabError):
 
 class UsageError(PromptlabError):
     """A command-line value that cannot be used as given (`--var` without `=`, …)."""
+
+
+class OptionError(UsageError):
+    """A value of a named option that cannot be used. The command line calls the option
+    `--since`, the dashboard's form and query `since`: `say(prefix)` writes the message
+    with either prefix ("--" or ""); `str()` is the command line's, `field_message` the
+    form's."""
+
+    def __init__(self, say: Callable[[str], str]):
+        super().__init__(say("--"))
+        self.field_message = say("")
 
 
 class PromptNotFoundError(PromptlabError):
@@ -62,8 +73,16 @@ class LogIndexError(PromptlabError):
     """The SQLite index cannot be used (locked, corrupt, bad query)."""
 
 
-class MissingLogDirError(LogIndexError):
-    """The log folder to read does not exist (a mistyped log_dir, or nothing logged yet)."""
+class LogsUnavailableError(LogIndexError):
+    """The logs or their index cannot be read or written as they stand: permissions, a full
+    disk, a lock held too long, a file where a folder should be, an index that is damaged,
+    newer, or was removed meanwhile. Nothing in what was asked is wrong (the dashboard
+    answers 503, not 400); the command line says it in one line like any error."""
+
+
+class MissingLogDirError(LogsUnavailableError):
+    """The log folder to read does not exist: a mistyped log_dir, nothing logged yet, or
+    (to a running dashboard: a 503) a folder removed meanwhile."""
 
 
 class ExperimentError(PromptlabError):

@@ -142,10 +142,10 @@ def compare(
                 sequential=sequential, tolerance=margins,
             )
         except sqlite3.Error as exc:
-            from promptlab.errors import LogIndexError
+            from promptlab.errors import LogsUnavailableError
 
-            raise LogIndexError(f"reading the log index {index.path} failed: {exc}; "
-                                "`promptlab logs reindex` rebuilds it") from exc
+            raise LogsUnavailableError(f"reading the log index {index.path} failed: {exc}; "
+                                       "`promptlab logs reindex` rebuilds it") from exc
         finally:
             reader.close()
     finally:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from promptlab.errors import PromptlabError, UsageError
+from promptlab.errors import OptionError, PromptlabError, UsageError
 
 if TYPE_CHECKING:
     from promptlab.config import Settings
@@ -62,20 +62,19 @@ class Period:
     until_text: str = ""
 
 
-def parse_period(params: dict[str, str], default: str | None = DEFAULT_PERIOD,
-                 prefix: str = "") -> Period:
-    """`period=7d` (a preset) or `since=…&until=…` (dates, times, ages) from a query
-    (`prefix="--"` names them as command-line options in errors)."""
+def parse_period(params: dict[str, str], default: str | None = DEFAULT_PERIOD) -> Period:
+    """`period=7d` (a preset) or `since=…&until=…` (dates, times, ages) from a query (or
+    the report's --since and --until: an OptionError names either as its user typed it)."""
     from promptlab.index.query import parse_when
 
     since_text = params.get("since", "").strip()
     until_text = params.get("until", "").strip()
     if since_text or until_text:
-        since = parse_when(since_text or None, option=f"{prefix}since")
-        until = parse_when(until_text or None, option=f"{prefix}until", end=True)
+        since = parse_when(since_text or None, option="since")
+        until = parse_when(until_text or None, option="until", end=True)
         if since is not None and until is not None and since >= until:
-            raise UsageError(f"{prefix}since ({since_text}) is not before {prefix}until "
-                             f"({until_text})")
+            raise OptionError(lambda p: f"{p}since ({since_text}) is not before {p}until "
+                              f"({until_text})")
         label = f"{since_text or '…'} – {until_text or 'now'}"
         return Period(since, until, label, since_text, until_text)
     name = params.get("period", default or "all") or "all"

@@ -65,7 +65,7 @@ def build_report(settings: Settings, *, since: str | None = None, until: str | N
     from promptlab.index import Index
 
     params = {"since": since or "", "until": until or ""}
-    period = views_data.parse_period(params, default="30d", prefix="--")
+    period = views_data.parse_period(params, default="30d")
     with Index(settings.log_dir) as index:
         index.sync()
         overview = views_data.overview(index, period, "model", prices=settings.prices)

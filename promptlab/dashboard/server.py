@@ -37,7 +37,7 @@ import orjson
 from promptlab.dashboard import data as views_data
 from promptlab.dashboard.report import redact
 from promptlab.dashboard.views import STATIC, Links, headline, render_page
-from promptlab.errors import PromptlabError, UsageError
+from promptlab.errors import LogsUnavailableError, OptionError, PromptlabError, UsageError
 
 if TYPE_CHECKING:
     from promptlab.config import Settings
@@ -284,7 +284,7 @@ class Dashboard:
         try:
             segments = _segments(url.path)
         except NotFound as exc:
-            return _text(HTTPStatus.NOT_FOUND, str(exc))
+            return self._error(HTTPStatus.NOT_FOUND, str(exc), _under_api(url.path))
         if segments[:1] == ["static"]:
             return self._static(segments)
         if segments == ["favicon.ico"]:
@@ -306,7 +306,9 @@ class Dashboard:
         except NotFound as exc:
             return self._error(HTTPStatus.NOT_FOUND, str(exc), api)
         except PromptlabError as exc:
-            return self._error(_status_of(exc), str(exc), api)
+            # The form's words: `since 'x': …`, where the command line says `--since 'x': …`.
+            message = exc.field_message if isinstance(exc, OptionError) else str(exc)
+            return self._error(_status_of(exc), message, api)
         except Exception:  # a bug: say so without leaking the details to the page
             traceback.print_exc(file=sys.stderr)
             return self._error(HTTPStatus.INTERNAL_SERVER_ERROR,
@@ -421,11 +423,15 @@ class Dashboard:
 
 
 def _status_of(exc: PromptlabError) -> int:
-    """404 for something that is not there (an entry, trace, prompt, experiment), 400 for
-    a request that asks the wrong way (a bad filter, period or search)."""
+    """404 for something that is not there (an entry, trace, prompt, experiment), 503 for
+    logs the server cannot read as they stand (not the client's fault: permissions, a full
+    disk, an index removed meanwhile), 400 for a request that asks the wrong way (a bad
+    filter, period or search)."""
     from promptlab.errors import ExperimentError, PromptNotFoundError
     from promptlab.index.query import EntryNotFoundError
 
+    if isinstance(exc, LogsUnavailableError):
+        return HTTPStatus.SERVICE_UNAVAILABLE
     missing = isinstance(exc, PromptNotFoundError | EntryNotFoundError) or (
         isinstance(exc, ExperimentError) and str(exc).startswith("no experiment"))
     return HTTPStatus.NOT_FOUND if missing else HTTPStatus.BAD_REQUEST
@@ -443,6 +449,12 @@ def _same(a: str, b: str) -> bool:
 def _host_ok(host: str) -> bool:
     name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     return host == "" or is_loopback(name.strip("[]"))
+
+
+def _under_api(path: str) -> bool:
+    """Whether a path is under /api — judged on its first segment alone, for an error
+    about decoding the rest."""
+    return unquote(path.lstrip("/").split("/", 1)[0]) == "api"
 
 
 def _segments(path: str) -> list[str]:
@@ -479,6 +491,7 @@ class _Handler(BaseHTTPRequestHandler):
     # request line or headers) is dropped after this long instead of holding a thread.
     timeout = REQUEST_TIMEOUT_S
     app: Dashboard  # set on the subclass made by serve()
+    _refusing = False  # in send_error: end_headers adds SECURITY_HEADERS
 
     def do_GET(self) -> None:
         self._respond(self.command)
@@ -492,7 +505,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             response = self.app.handle(method, self.path, dict(self.headers.items()))
         except UnicodeDecodeError:
-            response = _text(HTTPStatus.NOT_FOUND, "no such page")
+            response = self.app._error(HTTPStatus.NOT_FOUND, "no such page",
+                                       _under_api(urlsplit(self.path).path))
         self.send_response(response.status)
         for name, value in {**SECURITY_HEADERS, **response.headers}.items():
             self.send_header(name, value)
@@ -501,6 +515,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if method != "HEAD":
             self.wfile.write(response.body)
+
+    def send_error(self, code: int, message: str | None = None,
+                   explain: str | None = None) -> None:
+        """http.server's own refusals (a request line or headers too long, a malformed
+        request), with the security headers of every other answer."""
+        self._refusing = True
+        try:
+            super().send_error(code, message, explain)
+        finally:
+            self._refusing = False
+
+    def end_headers(self) -> None:
+        if self._refusing:
+            for name, value in SECURITY_HEADERS.items():
+                self.send_header(name, value)
+        super().end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: a local UI; failures are printed by Dashboard.handle

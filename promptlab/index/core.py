@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from promptlab.config import cache_dir
-from promptlab.errors import LogIndexError, MissingLogDirError
+from promptlab.errors import LogsUnavailableError, MissingLogDirError
 from promptlab.index.safety import refuse_unsafe_database
 from promptlab.index.schema import migrate
 from promptlab.index.sync import Syncer, SyncStats
@@ -73,7 +73,7 @@ class Index:
         refuse_unsafe_database(self.path, "the log index", "remove it (the index is rebuilt "
                                "from the JSONL logs) and run the command again")
         if self.path.is_dir():
-            raise LogIndexError(
+            raise LogsUnavailableError(
                 f"{self.path} is a folder, not the log index; move or rename it (promptlab "
                 "never deletes a folder) and run the command again"
             )
@@ -92,12 +92,18 @@ class Index:
             if exc.errno == errno.ENOSPC:
                 raise _disk_full(self.path) from exc
             if self.path.parent != self.log_dir:  # the index of a read-only log folder
-                raise LogIndexError(
+                raise LogsUnavailableError(
                     f"cannot create the log index {self.path}: {exc.strerror}; the log folder "
                     f"{self.log_dir} cannot be written, so its index is kept in the cache "
                     "folder: set PROMPTLAB_CACHE_DIR to a folder you can write"
                 ) from exc
-            raise LogIndexError(
+            if isinstance(exc, FileExistsError | NotADirectoryError):
+                raise LogsUnavailableError(
+                    f"cannot create the log index {self.path}: the log folder {self.log_dir} "
+                    "is not a folder (a file or a broken link is in its place); move it away, "
+                    "or set log_dir to a folder, and run the command again"
+                ) from exc
+            raise LogsUnavailableError(
                 f"cannot create the log index {self.path}: {exc.strerror}; give yourself "
                 "write access to the log folder (promptlab keeps index.db and its -wal and "
                 "-shm files there)"
@@ -107,7 +113,7 @@ class Index:
                 self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error as exc:
-            raise LogIndexError(f"cannot open the log index {self.path}: {exc}") from exc
+            raise LogsUnavailableError(f"cannot open the log index {self.path}: {exc}") from exc
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             for pragma in (
@@ -158,8 +164,12 @@ class Index:
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise _disk_full(self.path) from exc
-            raise LogIndexError(f"cannot read the logs in {self.log_dir}: "
-                                f"{exc.strerror or exc}") from exc
+            why = exc.strerror or str(exc)
+            if exc.filename is not None and Path(exc.filename) != self.log_dir:
+                why += f" ({exc.filename})"
+            raise LogsUnavailableError(
+                f"cannot read the logs in {self.log_dir}: {why}; make sure the folder and its "
+                ".jsonl files are readable by this user, then try again") from exc
         self._synced = True
         return stats
 
@@ -174,7 +184,7 @@ class Index:
             Syncer(self.conn, self.log_dir).clear()
         except DamagedIndexError:
             self._remove_files()
-            self.conn  # noqa: B018 - creates the new index (a LogIndexError says why not)
+            self.conn  # noqa: B018 - creates the new index (a LogsUnavailableError says why not)
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError) and _transient(exc):
                 raise _operational(exc, self.path) from exc
@@ -194,7 +204,7 @@ class Index:
             except FileNotFoundError:
                 pass
             except OSError as exc:
-                raise LogIndexError(
+                raise LogsUnavailableError(
                     f"cannot replace the damaged log index {self.path}{suffix}: "
                     f"{exc.strerror}; remove it yourself (the JSONL logs are kept)") from exc
 
@@ -302,7 +312,7 @@ def index_path(log_dir: Path) -> Path:
     return cache_dir() / "indexes" / f"{name}-{key}" / INDEX_NAME
 
 
-class DamagedIndexError(LogIndexError):
+class DamagedIndexError(LogsUnavailableError):
     """index.db is not a usable log index (`reindex` replaces it)."""
 
 
@@ -317,36 +327,36 @@ def _is_full(exc: BaseException) -> bool:
     return "full" in str(exc) or getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL"
 
 
-def _disk_full(path: Path) -> LogIndexError:
-    return LogIndexError(
+def _disk_full(path: Path) -> LogsUnavailableError:
+    return LogsUnavailableError(
         f"no space left on the disk holding {path}: free some space and run the command "
         "again (nothing is lost: the JSONL logs are intact and the index resumes where it "
         "stopped)"
     )
 
 
-def _operational(exc: sqlite3.Error, path: Path) -> LogIndexError:
+def _operational(exc: sqlite3.Error, path: Path) -> LogsUnavailableError:
     text = str(exc)
     if _is_full(exc):
         return _disk_full(path)
     if "readonly" in text or "read-only" in text:
-        return LogIndexError(
+        return LogsUnavailableError(
             f"cannot update the log index {path}: it is read-only; give yourself write access "
             "to it and its folder, or use --log-dir on a copy of the logs"
         )
     if "locked" in text or "busy" in text:
-        return LogIndexError(
+        return LogsUnavailableError(
             f"the log index {path} stayed locked for {BUSY_TIMEOUT_S:.0f} s by another process; "
             "try again when it finishes"
         )
     if "unable to open" in text:
-        return LogIndexError(
+        return LogsUnavailableError(
             f"cannot open the log index {path} ({text}): SQLite must read it and create its "
             f"-wal and -shm files beside it; give yourself read access to it and write "
             f"access to {path.parent}, or remove it (it is rebuilt from the JSONL logs)"
         )
     if isinstance(exc, sqlite3.OperationalError) and _transient(exc):
-        return LogIndexError(f"log index {path}: {text}")
+        return LogsUnavailableError(f"log index {path}: {text}")
     return DamagedIndexError(f"log index {path}: {text}; rebuild it with "
                              "`promptlab logs reindex`")
 

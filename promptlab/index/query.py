@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from promptlab.errors import LogIndexError, UsageError
+from promptlab.errors import LogIndexError, OptionError, UsageError
 from promptlab.index.fts import FtsQuery, SearchQueryError, check_size, parse_search, snippet
 from promptlab.index.ids import EntryNotFoundError, resolve_id
 from promptlab.logs.reader import parse_exact, stem_of
@@ -113,15 +113,16 @@ _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d|day|days|w|wk|week
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def parse_when(value: Any, *, option: str = "--since", end: bool = False,
+def parse_when(value: Any, *, option: str = "since", end: bool = False,
                now: float | None = None) -> float | None:
     """Epoch seconds for a user's time: a date (UTC), an ISO time, `7d`/`24h`/`30m`/`2w`,
-    `today`, `yesterday`, or a datetime. With `end`, a bare date means the end of that day."""
+    `today`, `yesterday`, or a datetime. With `end`, a bare date means the end of that day.
+    A bad value raises an OptionError naming `option`."""
     if value is None or value == "":
         return None
     when = _when(value, option, end, now)
     if when != when:  # NaN
-        raise UsageError(f"{option} {value!r} is not a time")
+        raise OptionError(lambda p: f"{p}{option} {value!r} is not a time")
     return min(max(when, MIN_TS), MAX_TS)
 
 
@@ -149,9 +150,9 @@ def _when(value: Any, option: str, end: bool, now: float | None) -> float:
     except ValueError:
         dt = None
     if dt is None:
-        raise UsageError(
-            f"{option} {text!r}: expected a date (2026-01-31), a time (2026-01-31T14:00), "
-            "an age (30m, 24h, 7d, 2w), today or yesterday"
+        raise OptionError(
+            lambda p: f"{p}{option} {text!r}: expected a date (2026-01-31), a time "
+            "(2026-01-31T14:00), an age (30m, 24h, 7d, 2w), today or yesterday"
         )
     return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
 
@@ -176,21 +177,23 @@ def make_filters(base: Filters | None, values: dict[str, Any]) -> Filters:
         tags = (tags,)
     tags = tuple(dict.fromkeys(str(t) for t in tags))  # a tag given twice is one filter
     if len(tags) > MAX_TAGS:
-        raise UsageError(f"{len(tags):,} --tag filters: at most {MAX_TAGS} (an entry must "
-                         "carry every one)")
+        raise OptionError(lambda p: f"{len(tags):,} {p}tag filters: at most {MAX_TAGS} (an "
+                          "entry must carry every one)")
     kind = values.get("kind", f.kind)
     if kind == "all":
         kind = None
     if kind is not None and kind not in KINDS:
-        raise UsageError(f"--kind {kind!r}: expected one of {', '.join(KINDS)} or all")
+        raise OptionError(lambda p: f"{p}kind {kind!r}: expected one of {', '.join(KINDS)} "
+                          "or all")
     status = values.get("status", f.status)
     if status is not None and status not in STATUSES:
-        raise UsageError(f"--status {status!r}: expected ok or error")
-    since = parse_when(values["since"], option="--since") if "since" in values else f.since
-    until = (parse_when(values["until"], option="--until", end=True)
+        raise OptionError(lambda p: f"{p}status {status!r}: expected ok or error")
+    since = parse_when(values["since"], option="since") if "since" in values else f.since
+    until = (parse_when(values["until"], option="until", end=True)
              if "until" in values else f.until)
     if since is not None and until is not None and since >= until:
-        raise UsageError(f"--since ({_iso(since)}) is not before --until ({_iso(until)})")
+        raise OptionError(lambda p: f"{p}since ({_iso(since)}) is not before {p}until "
+                          f"({_iso(until)})")
     return replace(
         f, prompt=prompt, version=version, model=values.get("model", f.model),
         tags=tags, experiment=values.get("experiment", f.experiment),
@@ -319,7 +322,7 @@ def search_entries(index: Index, text: str, filters: Filters, *, limit: int | No
     """Full-text search. `sort="rank"` ranks (bm25) the newest `window` matches (None: all
     of them); `sort="recent"` returns the newest matches. Query syntax: see index_fts."""
     if sort not in ("rank", "recent"):
-        raise UsageError(f"--sort {sort!r}: expected rank or recent")
+        raise OptionError(lambda p: f"{p}sort {sort!r}: expected rank or recent")
     if raw:
         check_size(text)
     query = FtsQuery(text, raw=True) if raw else parse_search(text)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from promptlab.errors import LogIndexError
+from promptlab.errors import LogsUnavailableError
 
 
 def refuse_unsafe_database(path: Path, what: str, remedy: str) -> None:
@@ -23,10 +23,10 @@ def refuse_unsafe_database(path: Path, what: str, remedy: str) -> None:
         except OSError:
             continue  # unreadable folder: opening says why
         if stat.S_ISLNK(mode):
-            raise LogIndexError(f"{what} {name} is a symbolic link; promptlab does not follow "
-                                f"it: {remedy}")
+            raise LogsUnavailableError(f"{what} {name} is a symbolic link; promptlab does not "
+                                       f"follow it: {remedy}")
         if stat.S_ISDIR(mode) and name == f"{path}":
             continue  # the caller's own message for a folder
         if not stat.S_ISREG(mode):
-            raise LogIndexError(f"{what} {name} is not a regular file; promptlab does not "
-                                f"open it: {remedy}")
+            raise LogsUnavailableError(f"{what} {name} is not a regular file; promptlab does "
+                                       f"not open it: {remedy}")

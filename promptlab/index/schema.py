@@ -119,7 +119,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from promptlab.errors import LogIndexError
+from promptlab.errors import LogsUnavailableError
 
 ENTRY_COLUMNS: tuple[str, ...] = (
     "rowid", "id", "file_id", "offset", "length", "timestamp", "ts", "day", "kind",
@@ -603,7 +603,7 @@ def migrate(conn: sqlite3.Connection, *, upto: int | None = None, where: str = "
             done = applied_migrations(conn)
             unknown = [name for name in done if name not in known]
             if unknown:
-                raise LogIndexError(
+                raise LogsUnavailableError(
                     f"{where or 'the log index'} was built by a newer promptlab (migration "
                     f"{unknown[0]!r} is unknown here); upgrade promptlab, or delete the index "
                     "file to rebuild it from the JSONL logs"

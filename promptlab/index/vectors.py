@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from promptlab.errors import EmbeddingError, LogIndexError
+from promptlab.errors import EmbeddingError, LogsUnavailableError
 
 FORMAT = 1
 EXACT_MAX = 10_000  # candidate vectors searched exactly; beyond: bits first, then exact
@@ -141,7 +141,8 @@ def _connect(path: Path) -> Any:
         conn.execute("PRAGMA mmap_size = 1073741824")
         conn.execute("PRAGMA cache_size = -65536")
     except apsw.Error as exc:
-        raise LogIndexError(f"cannot open the vectors of the log index {path}: {exc}") from exc
+        raise LogsUnavailableError(
+            f"cannot open the vectors of the log index {path}: {exc}") from exc
     return conn
 
 
@@ -218,9 +219,9 @@ class VectorStore:
             "CREATE TABLE IF NOT EXISTS vec_meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID")
         fmt = self._meta("format")
         if fmt is not None and int(fmt) > FORMAT:
-            raise LogIndexError(f"{self.path}: its vectors were written by a newer promptlab "
-                                f"(format {fmt}); upgrade promptlab or run "
-                                "`promptlab logs embed --rebuild`")
+            raise LogsUnavailableError(f"{self.path}: its vectors were written by a newer "
+                                       f"promptlab (format {fmt}); upgrade promptlab or run "
+                                       "`promptlab logs embed --rebuild`")
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -318,6 +319,15 @@ class VectorStore:
         self._transaction(self._drop)
 
     # -- keeping up with the entries --------------------------------------------------------
+
+    def check_entries(self) -> None:
+        """Refuse a file that holds no log index: the log folder was removed or rebuilt after
+        the caller synced it (SQLite then opens a new, empty index.db), and every read of the
+        entries would fail with "no such table"."""
+        if not self._has_table("entries"):
+            raise LogsUnavailableError(
+                f"the log index {self.path} was removed or replaced while it was being read "
+                "(the log folder deleted or rebuilt?); try again")
 
     def check_rowids(self) -> int:
         """Remap vectors after `logs reindex` renumbered the entries, and drop the vectors of

@@ -235,6 +235,7 @@ def _knn(path: Path, log_dir: Path, model: Embedder, text: str, flt: Any, depth:
     from promptlab.index.vectors import EXACT_MAX, VectorStore
 
     with VectorStore(path) as store:
+        store.check_entries()
         changed = store.check_rowids() > 0  # vectors dropped: the sign bits were rewritten
         info = store.check_model(model.model_id, RECIPE)
         missing = store.count_pending()
@@ -378,11 +379,12 @@ def embed_log(*, log_dir: str | os.PathLike[str] | None = None,
 
     folder = _log_dir(log_dir)
     model = resolve_embedder(embedder, log_dir=folder, verify=True)
-    since_ts = parse_when(since, option="--since")
+    since_ts = parse_when(since, option="since")
     index = _synced_index(folder)
     path = index.path
     index.close()
     with _one_embedding_run(path), VectorStore(path) as store:
+        store.check_entries()
         if rebuild:
             store.clear()
         store.check_rowids()

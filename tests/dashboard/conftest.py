@@ -29,6 +29,22 @@ PAYLOADS = [
     '{"x": "</script><script>alert(4)</script>"}',
     "<svg onload=alert(5)><b>bold?</b>",
 ]
+
+# A small deterministic embedding function: a project's [embeddings] type = "python".
+EMBEDDER = '''
+import hashlib, math, re
+
+def embed(texts):
+    out = []
+    for text in texts:
+        v = [0.0] * 64
+        for word in re.findall(r"[a-z]+", text.lower()):
+            v[int(hashlib.sha256(word.encode()).hexdigest(), 16) % 64] += 1.0
+        n = math.sqrt(sum(x * x for x in v)) or 1.0
+        out.append([x / n for x in v])
+    return out
+'''
+
 SECRET = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789ABCD"
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -221,3 +237,8 @@ def payloads() -> list[str]:
 @pytest.fixture
 def secret() -> str:
     return SECRET
+
+
+@pytest.fixture
+def embedder_source() -> str:
+    return EMBEDDER

@@ -1,5 +1,6 @@
 """The search box's semantic and hybrid modes, through promptlab.semantic, with a small
-deterministic embedding function (the project's [embeddings] type = "python")."""
+deterministic embedding function (the project's [embeddings] type = "python", see
+conftest.EMBEDDER)."""
 
 from __future__ import annotations
 
@@ -11,30 +12,16 @@ import pytest
 
 pytest.importorskip("promptlab.semantic")
 
-EMBEDDER = '''
-import hashlib, math, re
-
-def embed(texts):
-    out = []
-    for text in texts:
-        v = [0.0] * 64
-        for word in re.findall(r"[a-z]+", text.lower()):
-            v[int(hashlib.sha256(word.encode()).hexdigest(), 16) % 64] += 1.0
-        n = math.sqrt(sum(x * x for x in v)) or 1.0
-        out.append([x / n for x in v])
-    return out
-'''
-
 
 def test_semantic_and_hybrid_modes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                   log_builder: type) -> None:
+                                   log_builder: type, embedder_source: str) -> None:
     from promptlab.config import load_settings
     from promptlab.dashboard import Dashboard
     from promptlab.semantic import embed_log
 
     root = tmp_path / "project"
     (root / "prompts").mkdir(parents=True)
-    (root / "embedder.py").write_text(EMBEDDER)
+    (root / "embedder.py").write_text(embedder_source)
     (root / "promptlab.toml").write_text(
         'log_dir = "logs"\n[embeddings]\ntype = "python"\nfunction = "embedder.py:embed"\n')
     monkeypatch.chdir(root)
