@@ -30,9 +30,14 @@ class OptionError(UsageError):
     with either prefix ("--" or ""); `str()` is the command line's, `field_message` the
     form's."""
 
-    def __init__(self, say: Callable[[str], str]):
-        super().__init__(say("--"))
-        self.field_message = say("")
+    def __init__(self, say: Callable[[str], str] | str, field_message: str = ""):
+        if callable(say):  # (the two strings: what pickling passes back)
+            say, field_message = say("--"), say("")
+        super().__init__(say, field_message)
+        self.field_message = field_message
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class PromptNotFoundError(PromptlabError):

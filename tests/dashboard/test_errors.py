@@ -167,6 +167,17 @@ def test_library_and_cli_keep_naming_options() -> None:
         assert str(caught.value).startswith(message), caught.value
 
 
+def test_an_option_error_survives_pickling() -> None:
+    """Errors cross process boundaries pickled (a search's helper process): both wordings
+    must come back."""
+    import pickle
+
+    from promptlab.errors import OptionError
+
+    error = pickle.loads(pickle.dumps(OptionError(lambda p: f"{p}since 'x': not a time")))
+    assert (str(error), error.field_message) == ("--since 'x': not a time", "since 'x': not a time")
+
+
 # -- the form of an error ---------------------------------------------------------------------
 
 
