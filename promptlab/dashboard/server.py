@@ -83,6 +83,10 @@ class NotFound(PromptlabError):
     """No such page."""
 
 
+class InternalError(PromptlabError):
+    """A bug met on a background thread, told to the request that waits for it (a 500)."""
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -230,7 +234,7 @@ class Dashboard:
             self._failed[name] = exc
         except Exception as exc:  # a bug: shown as an internal error by the request
             traceback.print_exc(file=sys.stderr)
-            self._failed[name] = PromptlabError(f"internal error while comparing {name!r} "
+            self._failed[name] = InternalError(f"internal error while comparing {name!r} "
                                                 f"(details on the dashboard's terminal): "
                                                 f"{type(exc).__name__}")
 
@@ -423,15 +427,18 @@ class Dashboard:
 
 
 def _status_of(exc: PromptlabError) -> int:
-    """404 for something that is not there (an entry, trace, prompt, experiment), 503 for
-    logs the server cannot read as they stand (not the client's fault: permissions, a full
-    disk, an index removed meanwhile), 400 for a request that asks the wrong way (a bad
-    filter, period or search)."""
+    """500 for a bug met in the background (a comparison that crashed), 404 for something
+    that is not there (an entry, trace, prompt, experiment), 503 for logs the server cannot
+    read as they stand (not the client's fault: permissions, a full disk, an index removed
+    meanwhile), 400 for a request that asks the wrong way (a bad filter, period or
+    search)."""
     from promptlab.errors import ExperimentError, PromptNotFoundError
     from promptlab.index.query import EntryNotFoundError
 
     if isinstance(exc, LogsUnavailableError):
         return HTTPStatus.SERVICE_UNAVAILABLE
+    if isinstance(exc, InternalError):
+        return HTTPStatus.INTERNAL_SERVER_ERROR
     missing = isinstance(exc, PromptNotFoundError | EntryNotFoundError) or (
         isinstance(exc, ExperimentError) and str(exc).startswith("no experiment"))
     return HTTPStatus.NOT_FOUND if missing else HTTPStatus.BAD_REQUEST

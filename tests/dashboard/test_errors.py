@@ -178,6 +178,33 @@ def test_an_option_error_survives_pickling() -> None:
     assert (str(error), error.field_message) == ("--since 'x': not a time", "since 'x': not a time")
 
 
+def test_a_comparison_that_crashes_is_a_500(project: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug while comparing in the background is the server's (500, details on its
+    terminal), not a request that asked the wrong way (it answered 400)."""
+    from promptlab.dashboard import data as views_data
+
+    (project / "experiments").mkdir()
+    (project / "experiments" / "ab.toml").write_text(
+        'prompt = "p"\n[variants]\nv1 = 50\nv2 = 50\n')
+
+    def crash(*args: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(views_data, "experiment_page", crash)
+    app = dashboard(project)
+    try:
+        for _ in range(50):  # the first requests may only find it being compared
+            api = app.handle("GET", "/api/experiments/ab", HOST)
+            if api.status != 200:
+                break
+            time.sleep(0.1)
+    finally:
+        app.close()
+    assert api.status == 500, api.body
+    assert "internal error while comparing 'ab'" in json.loads(api.body)["error"]
+
+
 # -- the form of an error ---------------------------------------------------------------------
 
 
