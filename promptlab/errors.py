@@ -82,7 +82,9 @@ class LogsUnavailableError(LogIndexError):
     """The logs or their index cannot be read or written as they stand: permissions, a full
     disk, a lock held too long, a file where a folder should be, an index that is damaged,
     newer, or was removed meanwhile. Nothing in what was asked is wrong (the dashboard
-    answers 503, not 400); the command line says it in one line like any error."""
+    answers 503, not 400); the command line says it in one line like any error. It exits
+    2, not 1, although it is seldom the user's mistake: `compare --fail-if-worse` exits 1
+    for "worse", and a log it cannot read must never pass for a verdict."""
 
 
 class MissingLogDirError(LogsUnavailableError):
