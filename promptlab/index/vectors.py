@@ -114,7 +114,7 @@ def _extension_path() -> str:
     return os.path.join(next(iter(spec.submodule_search_locations)), "vec0")
 
 
-def _connect(path: Path) -> Any:
+def _connect(path: Path, *, create: bool = False) -> Any:
     try:
         import apsw
 
@@ -129,7 +129,10 @@ def _connect(path: Path) -> Any:
     refuse_unsafe_database(path, "the log index", "remove it (the index is rebuilt from the "
                            "JSONL logs) and run the command again")
     try:
-        conn = apsw.Connection(str(path))
+        # Not created here: the index (promptlab.index.core) creates its file, with its
+        # permissions (0600); one missing now was removed meanwhile.
+        flags = apsw.SQLITE_OPEN_READWRITE | (apsw.SQLITE_OPEN_CREATE if create else 0)
+        conn = apsw.Connection(str(path), flags=flags)
         conn.set_busy_timeout(BUSY_TIMEOUT_MS)
         conn.enable_load_extension(True)
         conn.load_extension(extension)
@@ -140,10 +143,21 @@ def _connect(path: Path) -> Any:
         # search at a million vectors showed 500 MB mapped against 105 MB), for ~10 ms.
         conn.execute("PRAGMA mmap_size = 1073741824")
         conn.execute("PRAGMA cache_size = -65536")
+    except apsw.CantOpenError as exc:
+        if path.exists():
+            raise LogsUnavailableError(
+                f"cannot open the vectors of the log index {path}: {exc}") from exc
+        raise _removed(path) from exc
     except apsw.Error as exc:
         raise LogsUnavailableError(
             f"cannot open the vectors of the log index {path}: {exc}") from exc
     return conn
+
+
+def _removed(path: Path) -> LogsUnavailableError:
+    return LogsUnavailableError(
+        f"the log index {path} was removed or replaced while it was being read (the log "
+        "folder deleted or rebuilt?); try again")
 
 
 def _hamming_words(words: Any, packed_query: Any, distance: Any, lo: int, hi: int) -> None:
@@ -210,9 +224,11 @@ class VectorStore:
     """The vectors of one index.db. Use as a context manager; never alongside an open
     `Index` connection in the same process (see the module docstring)."""
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = False):
+        """`create`: make the file when it is missing (a store of its own, in tests and
+        benchmarks); an index's store is opened after the index made its file."""
         self.path = Path(path)
-        self.conn = _connect(self.path)
+        self.conn = _connect(self.path, create=create)
         self._bits: tuple[Any, Any] | None = None  # (sign bits, vids), see load_bits
         self._hamming: tuple[bytes, Any] | None = None  # (query, distances), see hamming
         self.conn.execute(
@@ -325,9 +341,7 @@ class VectorStore:
         the caller synced it (SQLite then opens a new, empty index.db), and every read of the
         entries would fail with "no such table"."""
         if not self._has_table("entries"):
-            raise LogsUnavailableError(
-                f"the log index {self.path} was removed or replaced while it was being read "
-                "(the log folder deleted or rebuilt?); try again")
+            raise _removed(self.path)
 
     def check_rowids(self) -> int:
         """Remap vectors after `logs reindex` renumbered the entries, and drop the vectors of

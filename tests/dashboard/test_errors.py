@@ -128,6 +128,7 @@ def test_an_index_removed_under_a_semantic_search_is_not_a_500(
         message = json.loads(response.body)["error"]
         assert f"the log index {logs / 'index.db'} was removed or replaced" in message
         assert "try again" in message
+        assert not (logs / "index.db").exists()  # (apsw made an empty one, mode 0644)
         again = app.handle("GET", "/api/logs?q=refund&mode=hybrid", HOST)
         assert again.status == 400 and b"embedded yet" in again.body, again.body
         assert app.handle("GET", "/api/logs", HOST).status == 200

@@ -119,7 +119,7 @@ def test_coarse_pass_keeps_the_asymmetric_nearest_of_the_hamming_shortlist(
     data /= np.linalg.norm(data, axis=1, keepdims=True)
     query = (data[0] + 0.8 * rng.normal(size=384) / np.sqrt(384)).astype(np.float32)
     query /= np.linalg.norm(query)
-    with VectorStore(tmp_path / "index.db") as store:
+    with VectorStore(tmp_path / "index.db", create=True) as store:
         store.start("test-model", 384, "test")
         store.add([(i + 1, f"e{i}") for i in range(len(data))], data)
         vids = store.conn.execute(
@@ -358,7 +358,7 @@ def test_since_embeds_only_recent_calls(log_dir: Path, model) -> None:
 
 
 def _store_with(tmp_path: Path, vectors: Any) -> VectorStore:
-    store = VectorStore(tmp_path / "index.db")
+    store = VectorStore(tmp_path / "index.db", create=True)
     store.start("test-model", vectors.shape[1], "test")
     store.add([(i + 1, f"e{i}") for i in range(len(vectors))], vectors)
     return store
@@ -385,7 +385,7 @@ def test_the_sign_bits_snapshot_is_written_once_and_mapped(tmp_path: Path) -> No
         bits, vids = store.load_bits()
         assert not isinstance(bits, np.memmap)
         assert len(_snapshots(tmp_path)) == 2  # the bits and the vids, no temp file
-    with VectorStore(tmp_path / "index.db") as store:
+    with VectorStore(tmp_path / "index.db", create=True) as store:
         mapped, mapped_vids = store.load_bits()
         assert isinstance(mapped, np.memmap) and isinstance(mapped_vids, np.memmap)
         assert np.array_equal(mapped, bits) and np.array_equal(mapped_vids, vids)
@@ -425,7 +425,7 @@ def test_a_snapshot_of_other_sign_bits_is_never_used(tmp_path: Path) -> None:
         store.conn.execute("INSERT INTO vec_bitchunks (chunk, n, vids, bits) VALUES (?, 1, ?, ?)",
                            (last + 1, np.array([999], np.int64).tobytes(),
                             np.zeros(1, np.uint64).tobytes()))
-    with VectorStore(tmp_path / "index.db") as store:
+    with VectorStore(tmp_path / "index.db", create=True) as store:
         bits, vids = store.load_bits()
         assert bits.shape[1] == 206 and vids[-1] == 999
         assert store._coarse(query, 5)  # searches the bits it was given
@@ -439,7 +439,7 @@ def test_a_damaged_or_planted_snapshot_is_ignored(tmp_path: Path) -> None:
         bits, _ = store.load_bits()
         bits_path, _ = store._snapshot_paths(store._snapshot_key())
     bits_path.write_bytes(bits_path.read_bytes()[:200])  # truncated
-    with VectorStore(tmp_path / "index.db") as store:
+    with VectorStore(tmp_path / "index.db", create=True) as store:
         got = store.load_bits()
         assert not isinstance(got[0], np.memmap) and np.array_equal(got[0], bits)
     # a symbolic link in its place is not followed
@@ -447,7 +447,7 @@ def test_a_damaged_or_planted_snapshot_is_ignored(tmp_path: Path) -> None:
     np.save(elsewhere, np.zeros_like(bits))
     bits_path.unlink()
     bits_path.symlink_to(elsewhere)
-    with VectorStore(tmp_path / "index.db") as store:
+    with VectorStore(tmp_path / "index.db", create=True) as store:
         got = store.load_bits()
         assert np.array_equal(got[0], bits)
     assert np.array_equal(np.load(elsewhere), np.zeros_like(bits))  # never written through
