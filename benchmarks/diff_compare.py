@@ -6,7 +6,8 @@
 
 Generates a few logs with `bench_compare.generate` — per-unit (unit ids, values fetched
 for the rank tests and the bootstrap), per-call (no unit ids), some calls without unit ids,
-an experiment's variants, a time window, a metric subset — then runs `promptlab compare
+values out of range or not numbers, a time window, a metric subset, an experiment's
+variants, a paired experiment — then runs `promptlab compare
 ... --json` from the earlier checkout (`PYTHONPATH`) and from this tree on each, and
 compares the two documents value by value: every float must be the same double. Prints
 each case and the first differences; exits 1 when any case differs. Both processes read
@@ -57,6 +58,22 @@ def _experiment(i: int, entry: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
+def _odd_values(i: int, entry: dict[str, Any]) -> dict[str, Any]:
+    """Values the index keeps but compare must drop or count: out of range (|x| > 1e150),
+    not numbers, huge integers."""
+    if i % 97 == 0:
+        entry["latency_ms"] = 1e200
+    if i % 89 == 0:
+        entry["cost_usd"] = "n/a"
+    if i % 83 == 0:
+        entry["latency_ms"] = -1e151
+    if i % 79 == 0 and "scores" in entry:
+        entry["scores"]["quality"] = 1e300
+    if i % 73 == 0:
+        entry["output_tokens"] = 2**63 - 1
+    return entry
+
+
 def _paired_items(i: int, entry: dict[str, Any]) -> dict[str, Any]:
     """Items under both versions (the versions were drawn per call): a paired design."""
     entry["item_id"] = f"item-{i % 1_500}"
@@ -70,6 +87,8 @@ CASES: dict[str, tuple[int, int, Any, list[str]]] = {
     "per-call (no unit ids)": (30_000, 0, None, ["v1", "v2"]),
     "per-unit, every 7th call without unit id": (20_000, 4_000, _no_units_every_7th,
                                                  ["v1", "v2"]),
+    "per-unit, odd values (out of range, not numbers)": (20_000, 4_000, _odd_values,
+                                                          ["v1", "v2"]),
     "per-unit, time window": (20_000, 4_000, None,
                               ["v1", "v2", "--since", "2026-01-01T00:00:00.5Z",
                                "--until", "2026-01-08"]),
