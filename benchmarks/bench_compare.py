@@ -13,13 +13,16 @@ Generates live-traffic entries (two versions of one prompt, scores `correct` (bo
 ingests them through the index's own sync, then times — separately from the ingest —
 `promptlab compare v1 v2 --json` as a fresh process, several runs, and reports medians of
 wall time and of CPU time (user + system of the child: on a loaded machine the CPU time is
-the steadier figure).
+the steadier figure). The commands run in alternating rounds (one run of each per round), so
+a change in the machine's load hits them alike; the load and the share of CPU time the host
+stole while they ran are printed with the figures.
 
 Baselines measured in the same run:
   * `python -c "import promptlab.cli"` — the floor any promptlab command pays;
   * a naive compare — fetch every value into Python, then run the same tests with
     scipy.stats — the straightforward implementation the SQL push-down replaces.
-  * with `--before DIR`, the same command from an earlier checkout (same-run ratio).
+  * with `--before DIR`, the same command from an earlier checkout (same-run ratio: of the
+    medians, and the median of each round's ratio).
 Target (issues 7 and 15): the compare process ≤ 2 s at 1,000,000 entries, warm.
 """
 
@@ -154,20 +157,37 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def time_process(cmd: list[str], runs: int, env: dict[str, str]) -> list[float]:
-    """Wall seconds of `runs` fresh processes, after one untimed run (warm: the page cache
-    holds the index, and a copied log folder has been synced once); their CPU seconds go
-    to CPU[id(result)]."""
-    times, cpu = [], []
-    subprocess.run(cmd, capture_output=True, env=env)
+def _cpu_ticks() -> tuple[int, int]:
+    """(steal, total) clock ticks of the whole machine so far, from /proc/stat (Linux), or
+    (0, 0): the share a shared VM's host took is the main source of spread between runs."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+def time_processes(cmds: dict[str, tuple[list[str], dict[str, str]]], runs: int
+                   ) -> dict[str, list[float]]:
+    """Wall seconds of `runs` fresh processes of each command, in alternating rounds (one
+    of each per round, so a change in the machine's load hits all of them alike), after
+    one untimed run of each (warm: the page cache holds the index, and a copied log folder
+    has been synced once); their CPU seconds go to CPU[id(result)]."""
+    for cmd, env in cmds.values():
+        subprocess.run(cmd, capture_output=True, env=env)
+    times: dict[str, list[float]] = {label: [] for label in cmds}
+    cpu: dict[str, list[float]] = {label: [] for label in cmds}
     for _ in range(runs):
-        started, cpu0 = time.perf_counter(), _children_cpu()
-        proc = subprocess.run(cmd, capture_output=True, env=env, text=True)
-        times.append(time.perf_counter() - started)
-        cpu.append(_children_cpu() - cpu0)
-        if proc.returncode not in (0, 1):
-            raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")
-    CPU[id(times)] = cpu
+        for label, (cmd, env) in cmds.items():
+            started, cpu0 = time.perf_counter(), _children_cpu()
+            proc = subprocess.run(cmd, capture_output=True, env=env, text=True)
+            times[label].append(time.perf_counter() - started)
+            cpu[label].append(_children_cpu() - cpu0)
+            if proc.returncode not in (0, 1):
+                raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")
+    for label in cmds:
+        CPU[id(times[label])] = cpu[label]
     return times
 
 
@@ -210,28 +230,38 @@ def main() -> None:
         promptlab = shutil.which("promptlab") or sys.executable
         base = [promptlab] if promptlab.endswith("promptlab") else [sys.executable, "-m",
                                                                      "promptlab"]
-        compare = time_process([*base, "compare", "v1", "v2", "--json"], args.runs, env)
-        table = time_process([*base, "compare", "v1", "v2"], args.runs, env)
-        before = None
+        cmds = {"compare": ([*base, "compare", "v1", "v2", "--json"], env),
+                "table": ([*base, "compare", "v1", "v2"], env)}
         if args.before:
             before_env = {**env, "PYTHONPATH": str(args.before)}
             if args.before_logs:
                 before_env["PROMPTLAB_LOG_DIR"] = str(args.before_logs)
-            before = time_process([sys.executable, "-m", "promptlab", "compare", "v1", "v2",
-                                   "--json"], args.runs, before_env)
-        floor = time_process([sys.executable, "-c", "import promptlab.cli"], args.runs, env)
-        naive = time_process([sys.executable, "-c", NAIVE, str(log_dir / "index.db")],
-                             max(1, args.runs // 2), env)
+            cmds["before"] = ([sys.executable, "-m", "promptlab", "compare", "v1", "v2",
+                               "--json"], before_env)
+        cmds["floor"] = ([sys.executable, "-c", "import promptlab.cli"], env)
+        ticks, load = _cpu_ticks(), os.getloadavg()[0]
+        timed = time_processes(cmds, args.runs)
+        steal, total = (now - then for now, then in zip(_cpu_ticks(), ticks, strict=True))
+        compare, table, floor = timed["compare"], timed["table"], timed["floor"]
+        before = timed.get("before")
+        naive = time_processes({"naive": ([sys.executable, "-c", NAIVE,
+                                           str(log_dir / "index.db")], env)},
+                               max(1, args.runs // 2))["naive"]
+        print(f"machine: load {load:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} "
+              f"cores" + (f", {steal / total:.0%} of CPU time stolen by the host while timed"
+                          if total > 0 else ""))
         med = statistics.median
         print(f"promptlab compare v1 v2 --json : median {med(compare):.3f} s "
               f"(runs: {', '.join(f'{t:.2f}' for t in compare)}), "
               f"CPU {cpu_median(compare):.3f} s  target <= 2 s")
         print(f"promptlab compare v1 v2 (table): median {med(table):.3f} s")
         if before:
+            rounds = [b / c for b, c in zip(before, compare, strict=True)]
             print(f"before ({args.before}) --json  : median {med(before):.3f} s "
                   f"(runs: {', '.join(f'{t:.2f}' for t in before)}), "
                   f"CPU {cpu_median(before):.3f} s -> now {med(before) / med(compare):.2f}x "
-                  f"faster (wall), {cpu_median(before) / cpu_median(compare):.2f}x (CPU)")
+                  f"faster (wall), {cpu_median(before) / cpu_median(compare):.2f}x (CPU); "
+                  f"per round {med(rounds):.2f}x (median of {', '.join(f'{r:.2f}' for r in rounds)})")
         print(f"baseline: import promptlab.cli : median {med(floor):.3f} s, "
               f"CPU {cpu_median(floor):.3f} s -> compare is {med(compare) / med(floor):.1f}x "
               f"the floor (wall), {cpu_median(compare) / cpu_median(floor):.1f}x (CPU)")

@@ -1,11 +1,13 @@
 """The statistics of one metric, pure: sufficient statistics (and values for the rank
 tests) in, a `MetricResult` out — the test, interval, lift, power, the Bayesian column,
-the rank tests run alongside a t-test, and the warnings about the data behind it."""
+the rank tests run alongside a t-test, and the warnings about the data behind it. The
+bootstrap intervals of heavy-tailed values are drawn afterwards for all metrics at once
+(`add_bootstrap_intervals`)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -77,7 +79,8 @@ def unpaired_result(name: str, direction: str, agg_a: Agg, agg_b: Agg,
                     alpha: float, sequential: bool, skipped_values: int | None = None
                     ) -> MetricResult:
     """Two independent samples: two-proportion z / Fisher, or Welch t with Mann–Whitney;
-    an exact permutation test when neither side varies (the t statistic is undefined)."""
+    an exact permutation test when neither side varies (the t statistic is undefined). A
+    skewed metric's bootstrap interval is left to `add_bootstrap_intervals`."""
     from promptlab import stats as S
 
     binary = (agg_a.n + agg_b.n > 0 and (agg_a.binary or agg_a.n == 0)
@@ -133,7 +136,8 @@ def paired_result(name: str, direction: str, agg: PairAgg, diffs: list[float] | 
                   a: str, b: str, alpha: float, sequential: bool,
                   skipped_values: int | None = None) -> MetricResult:
     """Matched items: exact McNemar with Newcombe's interval, or paired t with Wilcoxon;
-    an exact sign-flip test when every difference is the same."""
+    an exact sign-flip test when every difference is the same. A skewed metric's bootstrap
+    interval is left to `add_bootstrap_intervals`."""
     from promptlab import stats as S
 
     n = agg.n
@@ -278,7 +282,7 @@ def robust_unpaired(values: tuple[list[float], list[float]] | None, alpha: float
     out: dict[str, Any] = {"test": "mann_whitney", "p_value": mw.p_value,
                            "u": mw.statistic, "prob_superiority": mw.estimate}
     if _heavy_tailed(va) or _heavy_tailed(vb):
-        out["bootstrap_ci"] = pair_list(S.bootstrap_interval(va, vb, alpha=alpha))
+        out["bootstrap_ci"] = None  # to be filled in by add_bootstrap_intervals
     _disagree(result, test, mw.p_value, alpha, "Welch t", "Mann–Whitney")
     return out
 
@@ -293,9 +297,25 @@ def robust_paired(diffs: list[float] | None, alpha: float, test: TestResult, ski
     out: dict[str, Any] = {"test": "wilcoxon_pratt", "p_value": w.p_value, "v": w.statistic,
                            "median_diff": w.estimate}
     if _heavy_tailed(diffs):
-        out["bootstrap_ci"] = pair_list(S.bootstrap_interval(diffs, alpha=alpha))
+        out["bootstrap_ci"] = None  # to be filled in by add_bootstrap_intervals
     _disagree(result, test, w.p_value, alpha, "the paired t-test", "Wilcoxon signed-rank")
     return out
+
+
+def add_bootstrap_intervals(results: Sequence[MetricResult],
+                            samples: Mapping[str, tuple[list[float], list[float] | None]],
+                            alpha: float) -> None:
+    """Fill in the percentile bootstrap interval that the rank tests asked for (heavy-tailed
+    values: `samples` maps the metric to its values under A and B, or to its paired
+    differences and None), for all metrics in one call: metrics of the same units, such as
+    latency and cost, then share their resamples (`stats.bootstrap_intervals`)."""
+    from promptlab import stats as S
+
+    todo = [(m.name, m.robust) for m in results
+            if m.robust is not None and "bootstrap_ci" in m.robust]
+    intervals = S.bootstrap_intervals([samples[name] for name, _ in todo], alpha=alpha)
+    for (_, robust), interval in zip(todo, intervals, strict=True):
+        robust["bootstrap_ci"] = pair_list(interval)
 
 
 def _not_run(test: str, unit: str, skipped: int | None) -> dict[str, Any]:

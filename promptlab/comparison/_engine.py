@@ -14,7 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from promptlab.comparison import _query
-from promptlab.comparison._analyse import paired_result, unpaired_result
+from promptlab.comparison._analyse import (
+    add_bootstrap_intervals,
+    paired_result,
+    unpaired_result,
+)
 from promptlab.comparison._model import Comparison, MetricResult, PairComparison, p_text
 from promptlab.comparison._query import (
     Reader,
@@ -440,12 +444,14 @@ class Engine:
                                                          unit_mode) for arm in (a, b)])
         values = {n: (per_arm[0][n], per_arm[1][n]) for n in want_values}
         skipped = _query.VALUES_LIMIT if units > _query.VALUES_LIMIT else None
-        return [
+        results = [
             unpaired_result(n, config.directions.get(n, "higher"), aggs[n][0], aggs[n][1],
                             values.get(n), a.name, b.name, alpha, sequential,
                             skipped_values=skipped)
             for n in names
-        ], aggs
+        ]
+        add_bootstrap_intervals(results, values, alpha)
+        return results, aggs
 
     def _paired_metrics(self, scope: Scope, a: Arm, b: Arm, names: list[str],
                         config: MetricConfig, alpha: float, sequential: bool
@@ -456,10 +462,12 @@ class Engine:
                 if agg.n >= 2 and agg.n01 < agg.n and agg.n <= _query.VALUES_LIMIT]
         fetched = reader.run([lambda n=n: paired_diffs(reader, scope, a, b, n) for n in want])
         diffs = dict(zip(want, fetched, strict=True))
-        return [
+        results = [
             paired_result(n, config.directions.get(n, "higher"), agg, diffs.get(n), a.name,
                           b.name, alpha, sequential,
                           skipped_values=(_query.VALUES_LIMIT if agg.n > _query.VALUES_LIMIT
                                           else None))
             for n, agg in zip(names, aggs, strict=True)
         ]
+        add_bootstrap_intervals(results, {n: (d, None) for n, d in diffs.items()}, alpha)
+        return results

@@ -32,10 +32,11 @@ DISTINCT_LIMIT = 5_000  # a score with more distinct values is summed by SQL agg
 
 T = TypeVar("T")
 
-
-T = TypeVar("T")
-_PRAGMAS = ("query_only = ON", "mmap_size = 1073741824", "cache_size = -65536",
-            "temp_store = MEMORY")
+# No `temp_store = MEMORY`: with it SQLite's sorter allocates every row of a GROUP BY on its
+# own, and the allocator's process-wide lock (kept for memory statistics in the usual
+# builds) then makes the two reader threads take turns. With the default, rows go into one
+# growing buffer, spilled to a temporary file only past cache_size (64 MB).
+_PRAGMAS = ("query_only = ON", "mmap_size = 1073741824", "cache_size = -65536")
 
 
 class Reader:
