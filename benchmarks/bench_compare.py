@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+from _machine import cpu_ticks, stolen_since
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -157,17 +158,6 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _cpu_ticks() -> tuple[int, int]:
-    """(steal, total) clock ticks of the whole machine so far, from /proc/stat (Linux), or
-    (0, 0): the share a shared VM's host took is the main source of spread between runs."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return 0, 0
-    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
-
-
 def time_processes(cmds: dict[str, tuple[list[str], dict[str, str]]], runs: int
                    ) -> dict[str, list[float]]:
     """Wall seconds of `runs` fresh processes of each command, in alternating rounds (one
@@ -239,17 +229,17 @@ def main() -> None:
             cmds["before"] = ([sys.executable, "-m", "promptlab", "compare", "v1", "v2",
                                "--json"], before_env)
         cmds["floor"] = ([sys.executable, "-c", "import promptlab.cli"], env)
-        ticks, load = _cpu_ticks(), os.getloadavg()[0]
+        ticks, load = cpu_ticks(), os.getloadavg()[0]
         timed = time_processes(cmds, args.runs)
-        steal, total = (now - then for now, then in zip(_cpu_ticks(), ticks, strict=True))
+        stolen = stolen_since(ticks)
         compare, table, floor = timed["compare"], timed["table"], timed["floor"]
         before = timed.get("before")
         naive = time_processes({"naive": ([sys.executable, "-c", NAIVE,
                                            str(log_dir / "index.db")], env)},
                                max(1, args.runs // 2))["naive"]
         print(f"machine: load {load:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} "
-              f"cores" + (f", {steal / total:.0%} of CPU time stolen by the host while timed"
-                          if total > 0 else ""))
+              f"cores" + (f", {stolen:.0%} of CPU time stolen by the host while timed"
+                          if stolen is not None else ""))
         med = statistics.median
         print(f"promptlab compare v1 v2 --json : median {med(compare):.3f} s "
               f"(runs: {', '.join(f'{t:.2f}' for t in compare)}), "

@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _machine import cpu_ticks, stolen_since  # noqa: E402
 from bench_index import _env, generate  # noqa: E402
 
 from promptlab.index.core import Index  # noqa: E402
@@ -102,7 +103,7 @@ def quality(n: int, folder: Path) -> np.ndarray:
     model.embed(["warm up"])
     with Index(log_dir) as index:
         index.sync()
-    cpu0, ticks = _cpu_children_self(), _cpu_ticks()
+    cpu0, ticks = _cpu_children_self(), cpu_ticks()
     stats = embed_log(log_dir=log_dir, embedder=model)
     cpu = _cpu_children_self() - cpu0
     print(f"embedding (local all-MiniLM-L6-v2 int8, {model.max_tokens} word pieces): "
@@ -387,22 +388,9 @@ def _cpu_children_self() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _cpu_ticks() -> tuple[int, int]:
-    """(steal, total) clock ticks of the whole machine so far, from /proc/stat (Linux), or
-    (0, 0). Steal is the time a virtual machine's cores were ready to run but the host ran
-    something else: on a shared VM it moves throughput by tens of per cent from one run to
-    the next, so the throughput line says how much there was."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return 0, 0
-    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
-
-
 def _steal_since(before: tuple[int, int]) -> str:
-    steal, total = (now - then for now, then in zip(_cpu_ticks(), before, strict=True))
-    return f", {steal / total:.0%} stolen by the host" if total > 0 else ""
+    stolen = stolen_since(before)
+    return "" if stolen is None else f", {stolen:.0%} stolen by the host"
 
 
 def main() -> None:
